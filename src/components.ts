@@ -1,0 +1,240 @@
+// All contracts in one small file (the shape of IPFS Cluster's ipfscluster.go). Each component folder under
+// src/ implements one of these; src/peer.ts wires them together. JSON field names are IPFS Cluster's.
+import type { CID } from 'multiformats/cid'
+
+export interface AbortOptions { signal?: AbortSignal }
+
+export interface Startable {
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Data model (wire-compatible with IPFS Cluster 1.x, see ../shared/reference/ipfs-cluster.md)
+
+export type PinType = 'pin' | 'meta-pin' | 'clusterdag-pin' | 'shard-pin'
+export type PinMode = 'recursive' | 'direct'
+
+/** The zero time: IPFS Cluster's encoding of "never" for expire_at. */
+export const ZERO_TIME = '0001-01-01T00:00:00Z'
+
+export interface Pin {
+  cid: string
+  type: PinType
+  name: string
+  mode: PinMode
+  replication_factor_min: number
+  replication_factor_max: number
+  /** [] when pinned everywhere (replication -1). */
+  allocations: string[]
+  shard_size: number
+  max_depth: number
+  reference: string | null
+  expire_at: string
+  metadata: Record<string, string> | null
+  origins: string[]
+  pin_update: string | null
+  user_allocations: string[] | null
+  timestamp: string
+}
+
+/** The options a user may set on a pin (query parameters of POST /pins/{cid}, or CLI flags). */
+export interface PinOptions {
+  name?: string
+  mode?: PinMode
+  replication_factor_min?: number
+  replication_factor_max?: number
+  shard_size?: number
+  user_allocations?: string[]
+  expire_at?: string
+  metadata?: Record<string, string>
+  origins?: string[]
+  pin_update?: string
+}
+
+export type TrackerStatus =
+  | 'pin_queued' | 'pinning' | 'pinned' | 'pin_error'
+  | 'unpin_queued' | 'unpinning' | 'unpinned' | 'unpin_error'
+  | 'remote' | 'sharded' | 'unexpectedly_unpinned' | 'cluster_error' | 'undefined'
+
+export const TRACKER_STATUSES: readonly TrackerStatus[] = [
+  'pin_queued', 'pinning', 'pinned', 'pin_error', 'unpin_queued', 'unpinning', 'unpinned', 'unpin_error',
+  'remote', 'sharded', 'unexpectedly_unpinned', 'cluster_error', 'undefined'
+]
+
+export interface PinInfoShort {
+  peername: string
+  ipfs_peer_id?: string
+  ipfs_peer_addresses?: string[]
+  status: TrackerStatus
+  timestamp: string
+  error: string
+  attempt_count: number
+  priority_pin: boolean
+}
+
+/** One peer's view of one CID. */
+export interface PinInfo extends PinInfoShort {
+  cid: string
+  name: string
+  peer: string
+  allocations: string[]
+  origins: string[]
+  created: string
+  metadata: Record<string, string> | null
+}
+
+export interface GlobalPinInfo {
+  cid: string
+  name: string
+  allocations: string[]
+  origins: string[]
+  created: string
+  metadata: Record<string, string> | null
+  peer_map: Record<string, PinInfoShort>
+}
+
+export interface IPFSID {
+  id: string
+  addresses: string[]
+  error: string
+}
+
+/** GET /id and each line of GET /peers. */
+export interface IDInfo {
+  id: string
+  addresses: string[]
+  cluster_peers: string[]
+  cluster_peers_addresses: string[]
+  version: string
+  commit: string
+  rpc_protocol_version: string
+  error: string
+  ipfs: IPFSID
+  peername: string
+  /** cairn extension: whether this peer is in trusted_peers. */
+  trusted?: boolean
+}
+
+/** One line of POST /add output. */
+export interface AddedOutput {
+  name: string
+  cid: string
+  bytes?: number
+  size?: number
+  allocations?: string[]
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Components
+
+/** Embedded IPFS (Helia over the peer's libp2p host). CIDs are multiformats CIDs here. */
+export interface IpfsConnector extends Startable {
+  /** Pin locally, fetching missing blocks over bitswap. depth -1 = recursive, 0 = direct. */
+  pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void }): Promise<void>
+  unpin(cid: CID, options?: AbortOptions): Promise<void>
+  isPinned(cid: CID, options?: AbortOptions): Promise<boolean>
+  /** Every CID pinned locally (roots only). */
+  pinLs(options?: AbortOptions): AsyncIterable<CID>
+  hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
+  /** Bytes held by the blockstore. */
+  repoSize(options?: AbortOptions): Promise<number>
+}
+
+export interface PinsetChange {
+  /** Pins added or whose options changed. */
+  added: Pin[]
+  /** CIDs removed from the pinset. */
+  removed: string[]
+  /** true when the change was written by this peer. */
+  local: boolean
+}
+
+export interface PinsetStats {
+  pins: number
+  envelopes: number
+  envelopes_rejected: number
+  /** Rejections by reason: signature, untrusted, malformed, replay, cluster. */
+  rejected_by_reason: Record<string, number>
+}
+
+/** The shared pinset (Yjs over gossipsub + catch-up streams). */
+export interface Pinset extends Startable {
+  get(cid: string): Pin | undefined
+  has(cid: string): boolean
+  size(): number
+  list(): IterableIterator<Pin>
+  /** Adds or replaces pins. Durable (fsynced) and broadcast before it resolves. */
+  put(pins: Pin[], options?: AbortOptions): Promise<void>
+  /** Removes pins. Durable and broadcast before it resolves. */
+  remove(cids: string[], options?: AbortOptions): Promise<void>
+  /** Called after every change, local or remote. Returns an unsubscribe function. */
+  onChange(listener: (change: PinsetChange) => void): () => void
+  /** author -> highest contiguous seq applied. */
+  versionVector(): Record<string, number>
+  /** Pull what a peer has and we lack. Resolves with the number of envelopes applied. */
+  syncWith(peerId: string, options?: AbortOptions): Promise<number>
+  stats(): PinsetStats
+}
+
+export interface StatusFilter {
+  statuses?: Set<TrackerStatus>
+}
+
+/** Reconciles the pinset with what the local IPFS holds. */
+export interface PinTracker extends Startable {
+  /** This peer's status of one CID. */
+  status(cid: string, options?: AbortOptions): Promise<PinInfo>
+  /** This peer's status of every CID in the pinset (and of in-flight unpins). */
+  statusAll(options?: AbortOptions): AsyncIterable<PinInfo>
+  /** Re-queue a CID in an error state. */
+  recover(cid: string, options?: AbortOptions): Promise<PinInfo>
+  /** Re-queue every CID in an error state; yields those re-queued. */
+  recoverAll(options?: AbortOptions): AsyncIterable<PinInfo>
+  queueLength(): number
+}
+
+/** A file or directory entry of an add request, as parsed from Kubo-style multipart. */
+export interface AddEntry {
+  /** Relative path, '/'-separated, as given in the multipart filename. */
+  path: string
+  /** undefined for a directory. */
+  content?: AsyncIterable<Uint8Array>
+}
+
+export interface AddParams extends PinOptions {
+  format?: 'unixfs' | 'car'
+  cid_version?: 0 | 1
+  raw_leaves?: boolean
+  wrap_with_directory?: boolean
+  /** Chunk size in bytes (from chunker=size-N). */
+  chunk_size?: number
+  /** Do not pin the root after adding. */
+  no_pin?: boolean
+  /** Report progress lines ({name, bytes}). */
+  progress?: boolean
+}
+
+/** What the REST API needs from the cluster: the orchestrator in src/cluster.ts implements it. */
+export interface ClusterAPI {
+  id(options?: AbortOptions): Promise<IDInfo>
+  peers(options?: AbortOptions): AsyncIterable<IDInfo>
+  /** Validates options, writes the pin into the pinset (durable), returns it as committed. */
+  pin(cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin>
+  /** Removes from the pinset; NotInPinsetError if absent. Returns the pin as it was. */
+  unpin(cid: string, opts?: AbortOptions): Promise<Pin>
+  /** The pinset (GET /allocations), optionally filtered by type. */
+  allocations(types?: Set<PinType>): Iterable<Pin>
+  /** NotInPinsetError if absent. */
+  allocation(cid: string): Pin
+  status(cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo>
+  statusAll(options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] }): AsyncIterable<GlobalPinInfo>
+  recover(cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo>
+  recoverAll(options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo>
+  /** Imports entries (or one CAR), pins the root unless no_pin; yields AddedOutput lines. */
+  add(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>
+  /** Names of the metrics known (GET /monitor/metrics). */
+  metricNames(): string[]
+  /** Whether this peer may write the pinset (false on followers). */
+  readonly writable: boolean
+}

@@ -1,0 +1,235 @@
+// The base shared by the REST API and the Pinning Service API: CID parsing, JSON responses, the strict-slash
+// redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse) and the listener.
+import { createServer } from 'node:http'
+import { bases } from 'multiformats/basics'
+import { CID } from 'multiformats/cid'
+import { InvalidCIDError } from '../errors.js'
+import { restErrorBody, toHttpError } from './errors.js'
+import type { AbortOptions } from '../components.js'
+import type { Logger } from '@libp2p/logger'
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express'
+import type { RequestListener } from 'node:http'
+import type { Socket } from 'node:net'
+
+const DECODER_BY_PREFIX = new Map(Object.values(bases).map(b => [b.prefix as string, b.decoder]))
+
+export interface ParsedCid {
+  cid: CID
+  /** The pinset key: CIDv1 in base32, whatever form the user gave. */
+  key: string
+}
+
+/** Parses a CID in any multibase (or a bare CIDv0); throws InvalidCIDError naming the input. */
+export function parseCid (str: string): ParsedCid {
+  let cid: CID
+  try {
+    if (str === '') throw new Error('empty string')
+    cid = CID.parse(str, DECODER_BY_PREFIX.get(str[0]))
+  } catch (err) {
+    const shown = str.length > 100 ? `${str.slice(0, 100)}...` : str
+    throw new InvalidCIDError(`invalid CID "${shown}": ${(err as Error).message}`)
+  }
+  return { cid, key: cid.toV1().toString() }
+}
+
+/** The request's query as Go's url.Values sees it, independent of express's query parser setting. */
+export function queryOf (req: Request): URLSearchParams {
+  const i = req.originalUrl.indexOf('?')
+  return new URLSearchParams(i < 0 ? '' : req.originalUrl.slice(i + 1))
+}
+
+/** Sends one JSON document the way Go's json.Encoder does (trailing newline), keeping the exact content type. */
+export function sendJson (res: Response, status: number, body: unknown): void {
+  res.status(status).setHeader('Content-Type', 'application/json')
+  res.end(JSON.stringify(body) + '\n')
+}
+
+/** Every response is JSON, including errors and empty ones (IPFS Cluster's SetHeaders). */
+export const jsonContentType: RequestHandler = (_req, res, next) => {
+  res.setHeader('Content-Type', 'application/json')
+  next()
+}
+
+/** 307 to the same path without its trailing slash: 301 would turn POST into GET in most clients. */
+export const strictSlash: RequestHandler = (req, res, next) => {
+  const [path, query] = splitUrl(req.originalUrl)
+  if (path.length <= 1 || !path.endsWith('/')) { next(); return }
+  // collapse leading slashes so "//host/" cannot become a protocol-relative redirect elsewhere
+  const target = path.slice(0, -1).replace(/^\/+/, '/')
+  res.status(307).setHeader('Location', target + query)
+  res.end()
+}
+
+function splitUrl (url: string): [string, string] {
+  const i = url.indexOf('?')
+  return i < 0 ? [url, ''] : [url.slice(0, i), url.slice(i)]
+}
+
+/** The 404 for unknown routes. */
+export function notFound (body: (status: number, message: string) => unknown): RequestHandler {
+  return (_req, res) => { sendJson(res, 404, body(404, 'not found')) }
+}
+
+/** The one error middleware: error names -> status via ./errors.ts, body in the API's own shape. */
+export function errorHandler (body: (status: number, message: string) => unknown, log?: Logger): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    const { status, message } = toHttpError(err, log)
+    // a streaming response already sent its status: cutting the connection is the only signal left
+    if (res.headersSent) { res.destroy(); return }
+    try {
+      sendJson(res, status, body(status, message))
+    } catch (sendErr) {
+      log?.error('could not send the error response: %e', sendErr)
+      res.destroy()
+    }
+  }
+}
+
+/** Aborts when the client goes away before the response is complete, or when `stop` aborts. */
+export function requestSignal (res: Response, stop?: AbortSignal): AbortSignal {
+  const gone = new AbortController()
+  res.once('close', () => { if (!res.writableFinished) gone.abort(new Error('client disconnected')) })
+  return stop == null ? gone.signal : AbortSignal.any([gone.signal, stop])
+}
+
+export interface StreamOptions {
+  signal?: AbortSignal
+  log?: Logger
+}
+
+/**
+ * IPFS Cluster's StreamResponse: NDJSON, one item per line, flushed as written. The first item decides 200;
+ * no item and no error is a 204; an error before the first item is an error status with a JSON body; an
+ * error after it goes in the X-Stream-Error trailer, which is always sent (empty on success). Node forbids
+ * trailers without a body, so a 204 carries no Trailer declaration.
+ */
+export async function sendNdjson<T> (res: Response, items: AsyncIterable<T>, options: StreamOptions = {}): Promise<void> {
+  const { signal, log } = options
+  const it = items[Symbol.asyncIterator]()
+  // Node throws on a Trailer declaration without a chunked body (HEAD, HTTP/1.0 without TE)
+  const trailers = res.useChunkedEncodingByDefault && res.req.method !== 'HEAD'
+  const end = (message: string): void => {
+    if (trailers) res.addTrailers({ 'X-Stream-Error': trailerValue(message) })
+    res.end()
+  }
+  let started = false
+  const start = (): void => {
+    if (started) return
+    started = true
+    res.status(200)
+    if (trailers) res.setHeader('Trailer', 'X-Stream-Error')
+  }
+
+  let failure: unknown
+  let finished = false
+  try {
+    while (!res.destroyed) {
+      const next = await abortable(it.next(), signal)
+      if (next.done === true) { finished = true; break }
+      start()
+      if (!res.write(JSON.stringify(next.value) + '\n')) await drained(res, signal)
+    }
+  } catch (err) {
+    failure = err
+  }
+  // stop the producer when we leave early; not awaited, since it may be blocked on its own pending step
+  if (!finished) it.return?.().catch(() => {})
+  if (res.destroyed) return
+
+  if (!started) {
+    if (failure === undefined) { res.status(204).end(); return }
+    const { status, message } = toHttpError(failure, log)
+    res.status(status)
+    if (trailers) res.setHeader('Trailer', 'X-Stream-Error')
+    res.write(JSON.stringify(restErrorBody(status, message)) + '\n')
+    end(message)
+    return
+  }
+  end(failure === undefined ? '' : toHttpError(failure, log).message)
+}
+
+/** Header values are latin1 on the wire: pass UTF-8 bytes through as Go does, and drop control characters. */
+function trailerValue (message: string): string {
+  return Buffer.from(message, 'utf8').toString('latin1').replace(/[^\t\x20-\x7e\x80-\xff]/g, ' ')
+}
+
+async function abortable<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal == null) return await p
+  signal.throwIfAborted()
+  let onAbort!: () => void
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([p, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+async function drained (res: Response, signal?: AbortSignal): Promise<void> {
+  await abortable(new Promise<void>(resolve => {
+    const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+    res.on('drain', done)
+    res.on('close', done)
+  }), signal)
+}
+
+export interface Listener {
+  address: { host: string, port: number }
+  /** Stops accepting, closes idle keep-alive sockets, and resolves once in-flight requests have finished. */
+  close(): Promise<void>
+}
+
+/** Listens on host:port (0 = any free port). `signal` closes the server, as Node's listen option does. */
+export async function listen (app: RequestListener, host: string, port: number, options: AbortOptions = {}): Promise<Listener> {
+  // no deadline for a whole request: a large add over a slow link may take longer than Node's default 5 min
+  const server = createServer({ requestTimeout: 0 }, app)
+  const inFlight = new Map<Socket, number>()
+  let closing = false
+  server.on('connection', socket => {
+    inFlight.set(socket, 0)
+    socket.once('close', () => inFlight.delete(socket))
+  })
+  server.on('request', (req, res) => {
+    const socket = req.socket
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
+    res.once('close', () => {
+      const n = (inFlight.get(socket) ?? 1) - 1
+      inFlight.set(socket, n)
+      // a keep-alive socket going idle while we close would otherwise hold close() until its timeout
+      if (closing && n === 0) socket.destroy()
+    })
+  })
+
+  options.signal?.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: unknown): void => { server.off('listening', ok); reject(err) }
+    const aborted = (): void => { fail(options.signal?.reason) }
+    const ok = (): void => { server.off('error', fail); server.off('close', aborted); resolve() }
+    server.once('error', fail)
+    server.once('close', aborted)
+    server.once('listening', ok)
+    server.listen({ host, port, signal: options.signal })
+  })
+  const bound = server.address()
+  if (bound == null || typeof bound === 'string') throw new Error(`unexpected listen address ${String(bound)}`)
+
+  let closed: Promise<void> | undefined
+  return {
+    address: { host: bound.address, port: bound.port },
+    async close () {
+      closed ??= new Promise<void>((resolve, reject) => {
+        closing = true
+        server.close(err => {
+          // ERR_SERVER_NOT_RUNNING: already closed by the signal, which is fine
+          if (err != null && (err as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING') reject(err)
+          else resolve()
+        })
+        for (const [socket, n] of inFlight) if (n === 0) socket.destroy()
+      })
+      await closed
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// The one place that turns error names into HTTP statuses. REST (`{code, message}`) and the pinning service
+// API (`{error: {reason, details}}`) share the status map and differ only in the body they build from it.
+import type { Logger } from '@libp2p/logger'
+
+/** HTTP status for each error class name of src/errors.ts. Anything else is a 500. */
+export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.freeze({
+  InvalidCIDError: 400,
+  InvalidParameterError: 400,
+  InvalidBodyError: 400,
+  UnknownPeerError: 400,
+  UnauthorizedError: 401,
+  FollowerModeError: 403,
+  NotInPinsetError: 404,
+  NotFoundError: 404,
+  QueueFullError: 429,
+  // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
+  NotEnoughPeersError: 500,
+  ShuttingDownError: 503
+})
+
+export interface HttpError {
+  status: number
+  message: string
+}
+
+/** Maps any thrown value to a status and message. Unmapped errors are logged: they are ours, not the caller's. */
+export function toHttpError (err: unknown, log?: Logger): HttpError {
+  const e = (err instanceof Error ? err : new Error(String(err))) as Error & { status?: unknown, type?: unknown }
+  let status = HTTP_STATUS_BY_NAME[e.name]
+  let message = e.message
+  // express's body parsers and router tag client errors (bad JSON 400, too large 413, bad %-escape 400)
+  if (status === undefined && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    status = e.status
+    if (e.type === 'entity.parse.failed') message = `malformed JSON body: ${e.message}`
+  }
+  if (status === undefined) {
+    status = 500
+    log?.error('unexpected %s answered with 500: %e', e.name, e)
+  }
+  return { status, message }
+}
+
+/** IPFS Cluster's REST error body (`api.Error`). */
+export interface RestErrorBody {
+  code: number
+  message: string
+}
+
+export function restErrorBody (status: number, message: string): RestErrorBody {
+  return { code: status, message }
+}

@@ -1,0 +1,172 @@
+// The IPFS-Cluster-compatible REST API: IPFS Cluster's route table (api/rest/restapi.go) over express 5.
+// Paths, JSON field names, status codes and streaming rules are IPFS Cluster's; see the shared reference §1.
+import express from 'express'
+import { ConfigError, InvalidParameterError, NotStartedError, ShuttingDownError } from '../../errors.js'
+import { VERSION } from '../../version.js'
+import { authenticate, tokenHandler } from '../auth.js'
+import {
+  errorHandler, jsonContentType, listen, notFound, parseCid, queryOf, requestSignal, sendJson, sendNdjson,
+  strictSlash
+} from '../common.js'
+import { restErrorBody } from '../errors.js'
+import { parseStatusFilter, parseTypeFilter } from './filters.js'
+import { parseMultipart, singleFile } from './multipart.js'
+import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
+import type { ClusterAPI, Startable } from '../../components.js'
+import type { Credentials } from '../auth.js'
+import type { Listener } from '../common.js'
+import type { ComponentLogger, Logger } from '@libp2p/logger'
+import type { Express, Request, Response } from 'express'
+
+export interface RestApiInit {
+  /** host:port to listen on, e.g. 127.0.0.1:9094 or [::1]:0. */
+  listen: string
+  cluster: ClusterAPI
+  logger?: ComponentLogger
+  /** user -> password; when set, every route but GET /health and OPTIONS needs Basic or Bearer auth. */
+  basicAuth?: Credentials | null
+}
+
+export interface RestApi extends Startable {
+  /** The bound address (the real port when listening on port 0). */
+  address(): { host: string, port: number }
+}
+
+export interface RestAppOptions {
+  log?: Logger
+  basicAuth?: Credentials | null
+  /** Aborted when the API stops: ends in-flight streams so that the server can close. */
+  signal?: AbortSignal
+}
+
+/** Splits "host:port" or "[v6]:port"; ConfigError names the bad value. */
+export function parseListen (value: string): { host: string, port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value)
+  const port = m === null ? NaN : Number(m[3])
+  if (m === null || port > 65535) throw new ConfigError(`REST API listen address "${value}" is not host:port`)
+  return { host: m[1] ?? m[2], port }
+}
+
+/** The express app alone (tests and embedding); createRestApi adds the listener. */
+export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}): Express {
+  const { log, basicAuth, signal: stop } = options
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('case sensitive routing', true)
+  app.use(jsonContentType, strictSlash, authenticate(basicAuth))
+
+  const signalOf = (res: Response): AbortSignal => requestSignal(res, stop)
+  const cidOf = (req: Request): string => parseCid(String(req.params.cid)).key
+  const localOf = (req: Request): boolean => parseBool(queryOf(req), 'local') ?? false
+
+  app.get('/health', (_req, res) => { res.status(204).end() })
+  app.post('/token', tokenHandler(basicAuth))
+  app.get('/id', async (_req, res) => { sendJson(res, 200, await cluster.id({ signal: signalOf(res) })) })
+  app.get('/version', (_req, res) => { sendJson(res, 200, { version: VERSION }) })
+  app.get('/peers', async (_req, res) => {
+    const signal = signalOf(res)
+    await sendNdjson(res, cluster.peers({ signal }), { signal, log })
+  })
+  app.get('/monitor/metrics', (_req, res) => { sendJson(res, 200, cluster.metricNames()) })
+
+  app.get('/allocations', async (req, res) => {
+    const types = parseTypeFilter(queryOf(req).get('filter'))
+    await sendNdjson(res, toAsync(cluster.allocations(types)), { signal: signalOf(res), log })
+  })
+  app.get('/allocations/:cid', (req, res) => { sendJson(res, 200, cluster.allocation(cidOf(req))) })
+
+  app.get('/pins', async (req, res) => {
+    const q = queryOf(req)
+    const local = localOf(req)
+    const cidsParam = q.get('cids') ?? ''
+    // as IPFS Cluster: an explicit CID list ignores the status filter
+    const cids = cidsParam === '' ? undefined : cidsParam.split(',').filter(c => c !== '').map(c => parseCid(c).key)
+    const filter = cids === undefined ? parseStatusFilter(q.get('filter')) : undefined
+    const signal = signalOf(res)
+    await sendNdjson(res, cluster.statusAll({ signal, local, filter, cids }), { signal, log })
+  })
+  // registered before /pins/:cid so that "recover" is never read as a CID
+  app.post('/pins/recover', async (req, res) => {
+    const signal = signalOf(res)
+    await sendNdjson(res, cluster.recoverAll({ signal, local: localOf(req) }), { signal, log })
+  })
+  app.get('/pins/:cid', async (req, res) => {
+    sendJson(res, 200, await cluster.status(cidOf(req), { signal: signalOf(res), local: localOf(req) }))
+  })
+  app.post('/pins/:cid/recover', async (req, res) => {
+    sendJson(res, 200, await cluster.recover(cidOf(req), { signal: signalOf(res), local: localOf(req) }))
+  })
+
+  const pin = async (req: Request, res: Response): Promise<void> => {
+    const cid = cidOf(req)
+    sendJson(res, 200, await cluster.pin(cid, parsePinOptions(queryOf(req)), { signal: signalOf(res) }))
+  }
+  const unpin = async (req: Request, res: Response): Promise<void> => {
+    sendJson(res, 200, await cluster.unpin(cidOf(req), { signal: signalOf(res) }))
+  }
+  app.post('/pins/:cid', pin)
+  app.delete('/pins/:cid', unpin)
+  for (const ns of ['ipfs', 'ipld']) {
+    app.post(`/pins/${ns}/:cid`, pin)
+    app.delete(`/pins/${ns}/:cid`, unpin)
+    app.all(`/pins/${ns}/:cid/*rest`, (req) => {
+      const path = `/${ns}/${String(req.params.cid)}/${(req.params.rest as unknown as string[]).join('/')}`
+      throw new InvalidParameterError(`paths are not supported, pin the CID: "${path}"`)
+    })
+  }
+  app.all('/pins/ipns/*name', () => { throw new InvalidParameterError('IPNS paths are not supported, pin the CID') })
+
+  app.post('/add', async (req, res) => {
+    const { params, streamChannels } = parseAddQuery(queryOf(req))
+    const signal = signalOf(res)
+    const parsed = parseMultipart(req, { signal })
+    const entries = params.format === 'car' ? singleFile(parsed) : parsed
+    // IPFS Cluster's add headers: keep-alive breaks clients when the body is not fully read
+    res.setHeader('Cache-Control', 'no-cache')
+    res.setHeader('Connection', 'close')
+    if (!streamChannels) {
+      const out = []
+      for await (const line of cluster.add(entries, params, { signal })) out.push(line)
+      sendJson(res, 200, out)
+      return
+    }
+    res.setHeader('X-Chunked-Output', '1')
+    // unlike IPFS Cluster, the 200 waits for the first output line, so a bad body is still a 400
+    await sendNdjson(res, cluster.add(entries, params, { signal }), { signal, log })
+  })
+
+  app.use(notFound(restErrorBody))
+  app.use(errorHandler(restErrorBody, log))
+  return app
+}
+
+async function * toAsync<T> (items: Iterable<T>): AsyncGenerator<T> {
+  yield * items
+}
+
+/** The REST API as a Startable component: createRestApp behind a listener on `init.listen`. */
+export function createRestApi (init: RestApiInit): RestApi {
+  const { host, port } = parseListen(init.listen)
+  const log = init.logger?.forComponent('cairn:api:rest')
+  let listener: Listener | undefined
+  let stopping: AbortController | undefined
+
+  return {
+    async start () {
+      if (listener !== undefined) return
+      stopping = new AbortController()
+      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal })
+      listener = await listen(app, host, port)
+      log?.('listening on %s:%d', listener.address.host, listener.address.port)
+    },
+    async stop () {
+      stopping?.abort(new ShuttingDownError())
+      await listener?.close()
+      listener = undefined
+    },
+    address () {
+      if (listener === undefined) throw new NotStartedError('the REST API is not listening')
+      return { ...listener.address }
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// Text output in ipfs-cluster-ctl's formats (cmd/ipfs-cluster-ctl/formatters.go), so its users can read it
+// and existing scripts that scrape it keep working.
+import { ZERO_TIME, type AddedOutput, type GlobalPinInfo, type IDInfo, type Pin } from '../components.js'
+
+/** `<cid> | <name>:` then one `    > <peer> : <STATUS>[: error] | <timestamp> | Attempts: n | Priority: b` line per peer. */
+export function formatStatus (g: GlobalPinInfo): string {
+  const lines = [`${g.cid}${g.name ? ` | ${g.name}` : ''}:`]
+  for (const id of Object.keys(g.peer_map ?? {}).sort()) {
+    const p = g.peer_map[id]
+    const error = p.error ? `: ${p.error}` : ''
+    lines.push(`    > ${(p.peername || id).padEnd(20)} : ${p.status.toUpperCase()}${error} | ${p.timestamp} | Attempts: ${p.attempt_count ?? 0} | Priority: ${p.priority_pin === true}`)
+  }
+  return lines.join('\n')
+}
+
+/** One line: cid | name | TYPE | replication | allocations | depth | metadata | expiry | added. */
+export function formatPin (p: Pin): string {
+  const type = p.type.toUpperCase() + (p.mode === 'direct' ? '-DIRECT' : '')
+  const repl = p.replication_factor_min === -1 && p.replication_factor_max === -1
+    ? 'Repl. Factor: -1 | Allocations: [everywhere]'
+    : `Repl. Factor: ${p.replication_factor_min}--${p.replication_factor_max} | Allocations: [${[...(p.allocations ?? [])].sort().join(' ')}]`
+  const depth = p.max_depth === 0 ? 'Direct' : p.max_depth === -1 ? 'Recursive' : `Recursive-${p.max_depth}`
+  const meta = Object.keys(p.metadata ?? {}).length > 0 ? 'yes' : 'no'
+  return `${p.cid} | ${p.name} | ${type} | ${repl} | ${depth} | Metadata: ${meta} | Exp: ${goTime(p.expire_at) ?? '∞'} | Added: ${goTime(p.timestamp) ?? 'unknown'}`
+}
+
+/** `<id> | <peername> | Sees N other peers`, then its addresses and its IPFS identity. */
+export function formatId (id: IDInfo): string {
+  if (id.error) return `${id.id} | ERROR: ${id.error}`
+  const lines = [`${id.id} | ${id.peername} | Sees ${Math.max(0, (id.cluster_peers?.length ?? 0) - 1)} other peers`, '  > Addresses:']
+  for (const a of [...(id.addresses ?? [])].sort()) lines.push(`    - ${a}`)
+  if (id.ipfs?.error) {
+    lines.push(`  > IPFS ERROR: ${id.ipfs.error}`)
+  } else if (id.ipfs?.id) {
+    lines.push(`  > IPFS: ${id.ipfs.id}`)
+    for (const a of [...(id.ipfs.addresses ?? [])].sort()) lines.push(`    - ${a}`)
+  }
+  return lines.join('\n')
+}
+
+export function formatAdded (a: AddedOutput): string {
+  return `added ${a.cid} ${a.name}`
+}
+
+/** 'YYYY-MM-DD HH:MM:SS' in the timestamp's own offset, as Go's Format does; undefined for the zero time. */
+function goTime (t: string | undefined): string | undefined {
+  if (t == null || t === '' || t === ZERO_TIME) return undefined
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(t)
+  return m != null ? `${m[1]} ${m[2]}` : t
+}

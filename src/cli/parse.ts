@@ -1,0 +1,44 @@
+// Option parsers: a bad value is a usage error (exit 2) that names what was expected.
+import { InvalidArgumentError } from 'commander'
+
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+export function parseInteger (value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`"${value}" is not an integer.`)
+  return Number(value)
+}
+
+/** A Go duration ('90s', '1h30m', '500ms') in milliseconds. */
+export function parseDuration (value: string): number {
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a duration such as 90s, 30m or 24h.`)
+  let ms = 0
+  for (const [, n, , unit] of value.matchAll(/(\d+(\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(n) * UNIT_MS[unit]
+  return ms
+}
+
+/** Seconds as a plain number, or a Go duration; in milliseconds. */
+export function parseSeconds (value: string): number {
+  return /^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : parseDuration(value)
+}
+
+export function parseList (value: string): string[] {
+  return value.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+/** Collects repeated `--metadata key=value`. */
+export function parseMetadata (value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = value.indexOf('=')
+  if (i <= 0) throw new InvalidArgumentError(`"${value}" is not key=value.`)
+  return { ...previous, [value.slice(0, i)]: value.slice(i + 1) }
+}
+
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`
+}
+
+export function formatDuration (ms: number): string {
+  return ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`
+}

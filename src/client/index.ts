@@ -1,0 +1,85 @@
+// Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
+import { RestClient } from './client.js'
+import type { AbortOptions, AddedOutput, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType, TrackerStatus } from '../components.js'
+
+export { ClientError } from './http.js'
+export { apiUrl } from './address.js'
+
+export interface ClientInit {
+  /** 'http://127.0.0.1:9094', '127.0.0.1:9094' or '/ip4/127.0.0.1/tcp/9094' (default '127.0.0.1:9094'). */
+  api?: string
+  /** 'user:password' for HTTP basic auth. */
+  basicAuth?: string
+  /** A JWT from POST /token, sent as a bearer token (wins over basicAuth). */
+  token?: string
+  /** Deadline of each call, streaming included (default: none). */
+  timeoutMs?: number
+  /** Called with one line per HTTP exchange (the CLI's --debug). */
+  log?: (line: string) => void
+}
+
+export interface ClientPinOptions extends PinOptions {
+  /** Go duration (e.g. '24h'); the server turns it into expire_at. */
+  expire_in?: string
+}
+
+export interface LocalOptions extends AbortOptions {
+  /** Only this peer's view (one entry in peer_map). */
+  local?: boolean
+}
+
+export interface StatusAllOptions extends LocalOptions {
+  /** Statuses to keep, plus the groups 'error' and 'queued'. Ignored by the server when cids is given. */
+  filter?: Array<TrackerStatus | 'error' | 'queued'>
+  cids?: string[]
+}
+
+export interface AddOptions extends ClientPinOptions, AbortOptions {
+  recursive?: boolean
+  /** Include dot-files below the given directories. */
+  hidden?: boolean
+  wrapWithDirectory?: boolean
+  cidVersion?: 0 | 1
+  rawLeaves?: boolean
+  format?: 'unixfs' | 'car'
+  /** e.g. 'size-262144'. */
+  chunker?: string
+  /** Put the blocks on the receiving peer only, then pin normally. */
+  local?: boolean
+  noPin?: boolean
+  /** File bytes sent so far, out of the total found by walking the paths first (the walk runs only when this is set). */
+  onProgress?: (bytesSent: number, totalBytes: number) => void
+}
+
+export interface Client {
+  /** Origin of the API, e.g. 'http://127.0.0.1:9094'. */
+  readonly url: string
+  id(options?: AbortOptions): Promise<IDInfo>
+  version(options?: AbortOptions): Promise<{ version: string }>
+  peers(options?: AbortOptions): Promise<IDInfo[]>
+  peersStream(options?: AbortOptions): AsyncIterable<IDInfo>
+  /** POST /pins/ipfs/{cid}; cid may also be a path such as /ipfs/<cid>/dir or /ipns/<name>. Resolves with the pin as committed. */
+  pin(cid: string, options?: ClientPinOptions & AbortOptions): Promise<Pin>
+  /** Resolves with the pin as it was before removal. */
+  unpin(cid: string, options?: AbortOptions): Promise<Pin>
+  /** Pins `to` with the allocations and options of `from` (which stays pinned). */
+  pinUpdate(from: string, to: string, options?: ClientPinOptions & AbortOptions): Promise<Pin>
+  /** The pinset (pin ls). */
+  allocations(options?: AbortOptions & { filter?: Array<PinType | 'all'> }): AsyncIterable<Pin>
+  allocation(cid: string, options?: AbortOptions): Promise<Pin>
+  status(cid: string, options?: LocalOptions): Promise<GlobalPinInfo>
+  statusAll(options?: StatusAllOptions): AsyncIterable<GlobalPinInfo>
+  recover(cid: string, options?: LocalOptions): Promise<GlobalPinInfo>
+  /** Yields the items actually re-queued. */
+  recoverAll(options?: LocalOptions): AsyncIterable<GlobalPinInfo>
+  /** Uploads files and directories (streamed from disk) and yields the AddedOutput lines, the root last. */
+  add(paths: string[], options?: AddOptions): AsyncIterable<AddedOutput>
+  /** Names of the metrics known to the peer. */
+  metrics(options?: AbortOptions): Promise<string[]>
+  /** Resolves when GET /health answers 204. */
+  health(options?: AbortOptions): Promise<void>
+}
+
+export function createClient (init: ClientInit = {}): Client {
+  return new RestClient(init)
+}

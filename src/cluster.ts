@@ -1,0 +1,433 @@
+// The orchestrator: pin/unpin/add flows over the pinset, global status across peers over RPC.
+// request -> validate -> allocate -> pinset (durable, gossiped) -> every peer's tracker -> ipfs.
+import { CID } from 'multiformats/cid'
+import { allocate } from './allocator/index.js'
+import {
+  FollowerModeError, InvalidCIDError, InvalidParameterError, NotInPinsetError, UnknownPeerError
+} from './errors.js'
+import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
+import { cidKey } from './utils/cid.js'
+import { VERSION } from './version.js'
+import { ZERO_TIME } from './components.js'
+import type {
+  AbortOptions, AddedOutput, AddEntry, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
+  PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
+} from './components.js'
+import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
+
+export const RPC_PROTOCOL_VERSION = '/cairn/rpc/1.0.0'
+
+export interface ClusterInit {
+  cluster: string
+  peername: string
+  replication_factor_min: number
+  replication_factor_max: number
+  isTrusted: (peerId: string) => boolean
+  /** false on followers: the API refuses writes. */
+  writable: boolean
+  /** How long to wait for a peer's answer (default 15 s, as IPFS Cluster). */
+  rpcTimeoutMs?: number
+}
+
+export interface Importer {
+  addEntries(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>
+  addCar(bytes: AsyncIterable<Uint8Array>, options?: AbortOptions): AsyncIterable<AddedOutput>
+}
+
+export interface ClusterComponents {
+  pinset: Pinset
+  tracker: PinTracker
+  importer: Importer
+  libp2p: Libp2p
+  logger: ComponentLogger
+}
+
+export interface Cluster extends ClusterAPI, Startable {
+  /** Peers taking part in the cluster now (this one included), by id. */
+  peerset(): Promise<string[]>
+}
+
+export function createCluster (init: ClusterInit, components: ClusterComponents): Cluster {
+  return new CairnCluster(init, components)
+}
+
+function toShort (info: PinInfo): PinInfoShort {
+  return {
+    peername: info.peername,
+    ipfs_peer_id: info.ipfs_peer_id,
+    status: info.status,
+    timestamp: info.timestamp,
+    error: info.error,
+    attempt_count: info.attempt_count,
+    priority_pin: info.priority_pin
+  }
+}
+
+function parseCid (cid: string): CID {
+  try {
+    return CID.parse(cid)
+  } catch (err) {
+    throw new InvalidCIDError(`invalid CID "${cid}": ${(err as Error).message}`)
+  }
+}
+
+class CairnCluster implements Cluster {
+  private readonly log: Logger
+  private readonly rpc: Rpc
+  private readonly self: string
+  private readonly names = new Map<string, string>()
+  readonly writable: boolean
+
+  constructor (private readonly init: ClusterInit, private readonly components: ClusterComponents) {
+    this.log = components.logger.forComponent('cairn:cluster')
+    this.self = components.libp2p.peerId.toString()
+    this.writable = init.writable
+    this.names.set(this.self, init.peername)
+    const { tracker } = components
+    this.rpc = createRpc({
+      cluster: init.cluster,
+      isTrusted: init.isTrusted,
+      timeoutMs: init.rpcTimeoutMs,
+      methods: {
+        id: { handler: async () => await this.localId() },
+        status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },
+        statusAll: { handler: (_p, { signal }) => tracker.statusAll({ signal }) },
+        recover: { trustedOnly: true, handler: async (p: { cid: string }, { signal }) => await tracker.recover(String(p?.cid), { signal }) },
+        recoverAll: { trustedOnly: true, handler: (_p, { signal }) => tracker.recoverAll({ signal }) }
+      }
+    }, components)
+  }
+
+  async start (): Promise<void> { await this.rpc.start() }
+  async stop (): Promise<void> { await this.rpc.stop() }
+
+  // ----- peers
+
+  async peerset (): Promise<string[]> {
+    const { libp2p } = this.components
+    const protocol = rpcProtocol(this.init.cluster)
+    const out = [this.self]
+    const seen = new Set(out)
+    for (const conn of libp2p.getConnections()) {
+      const id = conn.remotePeer.toString()
+      if (seen.has(id)) continue
+      seen.add(id)
+      const peer = await libp2p.peerStore.get(conn.remotePeer).catch(() => undefined)
+      if (peer?.protocols.includes(protocol) === true) out.push(id)
+    }
+    return out
+  }
+
+  private async localId (): Promise<IDInfo> {
+    const { libp2p } = this.components
+    const peers = await this.peerset()
+    const addresses = libp2p.getMultiaddrs().map(String)
+    const others = peers.filter(p => p !== this.self)
+    const otherAddrs: string[] = []
+    for (const p of others) {
+      for (const conn of libp2p.getConnections()) if (conn.remotePeer.toString() === p) otherAddrs.push(`${conn.remoteAddr.toString()}`)
+    }
+    return {
+      id: this.self,
+      addresses,
+      cluster_peers: peers,
+      cluster_peers_addresses: otherAddrs,
+      version: VERSION,
+      commit: '',
+      rpc_protocol_version: RPC_PROTOCOL_VERSION,
+      error: '',
+      ipfs: { id: this.self, addresses, error: '' },
+      peername: this.init.peername,
+      trusted: this.init.isTrusted(this.self)
+    }
+  }
+
+  async id (): Promise<IDInfo> { return await this.localId() }
+
+  async * peers (options?: AbortOptions): AsyncIterable<IDInfo> {
+    const results = await Promise.all((await this.peerset()).map(async (peer): Promise<IDInfo> => {
+      if (peer === this.self) return await this.localId()
+      try {
+        const id = await this.rpc.callOne<IDInfo>(peer, 'id', {}, options)
+        this.names.set(peer, id.peername)
+        return id
+      } catch (err) {
+        return {
+          id: peer, addresses: [], cluster_peers: [], cluster_peers_addresses: [], version: '', commit: '',
+          rpc_protocol_version: '', error: (err as Error).message, ipfs: { id: '', addresses: [], error: '' }, peername: this.names.get(peer) ?? ''
+        }
+      }
+    }))
+    yield * results
+  }
+
+  // ----- pinset writes
+
+  private requireWritable (): void {
+    if (!this.writable) throw new FollowerModeError()
+  }
+
+  private async buildPin (cid: string, options: PinOptions, type: PinType = 'pin'): Promise<Pin> {
+    const parsed = parseCid(cid)
+    let min = options.replication_factor_min ?? 0
+    let max = options.replication_factor_max ?? 0
+    if (min === 0) min = this.init.replication_factor_min
+    if (max === 0) max = this.init.replication_factor_max
+    if (min < -1 || max < -1) throw new InvalidParameterError(`replication factors must be >= -1 (got min ${min}, max ${max})`)
+    if ((min === -1) !== (max === -1)) throw new InvalidParameterError(`replication-min and replication-max must both be -1 (everywhere) or both positive (got ${min} and ${max})`)
+    if (max !== -1 && min > max) throw new InvalidParameterError(`replication-min ${min} is greater than replication-max ${max}`)
+    if (options.expire_at != null && options.expire_at !== ZERO_TIME) {
+      const t = Date.parse(options.expire_at)
+      if (Number.isNaN(t)) throw new InvalidParameterError(`invalid expire-at "${options.expire_at}"`)
+      if (t <= Date.now()) throw new InvalidParameterError(`expire-at ${options.expire_at} is in the past`)
+    }
+    if (options.pin_update != null) parseCid(options.pin_update)
+    const peers = await this.peerset()
+    for (const p of options.user_allocations ?? []) {
+      if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
+    }
+    const existing = this.components.pinset.get(cid)
+    const allocations = allocate({
+      cid,
+      min,
+      max,
+      current: existing != null && existing.replication_factor_max === max ? existing.allocations : [],
+      priority: options.user_allocations ?? [],
+      candidates: peers
+    })
+    const mode = options.mode ?? 'recursive'
+    return {
+      cid: parsed.toString(),
+      type,
+      name: options.name ?? '',
+      mode,
+      replication_factor_min: min,
+      replication_factor_max: max,
+      allocations,
+      shard_size: options.shard_size ?? 0,
+      max_depth: mode === 'direct' ? 0 : -1,
+      reference: null,
+      expire_at: options.expire_at ?? ZERO_TIME,
+      metadata: options.metadata ?? {},
+      origins: options.origins ?? [],
+      pin_update: options.pin_update ?? null,
+      user_allocations: options.user_allocations ?? null,
+      timestamp: new Date().toISOString()
+    }
+  }
+
+  async pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
+    this.requireWritable()
+    const pin = await this.buildPin(cid, options)
+    const existing = this.components.pinset.get(cid)
+    if (existing != null && existing.type !== pin.type) throw new InvalidParameterError(`${cid} is already pinned as ${existing.type}; its type cannot change`)
+    await this.components.pinset.put([pin], opts)
+    return pin
+  }
+
+  async unpin (cid: string, opts?: AbortOptions): Promise<Pin> {
+    this.requireWritable()
+    parseCid(cid)
+    const pin = this.components.pinset.get(cid)
+    if (pin == null) throw new NotInPinsetError()
+    await this.components.pinset.remove([pin.cid], opts)
+    return pin
+  }
+
+  allocations (types?: Set<PinType>): Iterable<Pin> {
+    const pins = this.components.pinset.list()
+    if (types == null || types.size === 0) return pins
+    return (function * () { for (const p of pins) if (types.has(p.type)) yield p })()
+  }
+
+  allocation (cid: string): Pin {
+    parseCid(cid)
+    const pin = this.components.pinset.get(cid)
+    if (pin == null) throw new NotInPinsetError()
+    return pin
+  }
+
+  // ----- status
+
+  private globalFrom (cid: string, pin: Pin | undefined, peerMap: Record<string, PinInfoShort>): GlobalPinInfo {
+    return {
+      cid: pin?.cid ?? cid,
+      name: pin?.name ?? '',
+      allocations: pin?.allocations ?? [],
+      origins: pin?.origins ?? [],
+      created: pin?.timestamp ?? ZERO_TIME,
+      metadata: pin?.metadata ?? null,
+      peer_map: peerMap
+    }
+  }
+
+  private remoteShort (peer: string, pin: Pin, status: TrackerStatus = 'remote', error = ''): PinInfoShort {
+    return {
+      peername: this.names.get(peer) ?? '',
+      ipfs_peer_id: peer,
+      status,
+      timestamp: pin?.timestamp ?? new Date().toISOString(),
+      error,
+      attempt_count: 0,
+      priority_pin: false
+    }
+  }
+
+  private isAllocated (pin: Pin | undefined, peer: string): boolean {
+    return pin == null || pin.allocations.length === 0 || pin.allocations.includes(peer)
+  }
+
+  async status (cid: string, options: AbortOptions & { local?: boolean } = {}): Promise<GlobalPinInfo> {
+    parseCid(cid)
+    const pin = this.components.pinset.get(cid)
+    const { tracker } = this.components
+    if (options.local === true) {
+      const info = await tracker.status(cid, options)
+      return this.globalFrom(cid, pin, { [this.self]: toShort(info) })
+    }
+    const peerMap: Record<string, PinInfoShort> = {}
+    await Promise.all((await this.peerset()).map(async peer => {
+      if (!this.isAllocated(pin, peer)) { peerMap[peer] = this.remoteShort(peer, pin!); return }
+      try {
+        const info = peer === this.self
+          ? await tracker.status(cid, options)
+          : await this.rpc.callOne<PinInfo>(peer, 'status', { cid }, options)
+        this.names.set(peer, info.peername)
+        peerMap[peer] = toShort(info)
+      } catch (err) {
+        peerMap[peer] = this.remoteShort(peer, pin!, 'cluster_error', (err as Error).message)
+      }
+    }))
+    return this.globalFrom(cid, pin, peerMap)
+  }
+
+  async * statusAll (options: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] } = {}): AsyncIterable<GlobalPinInfo> {
+    const filter = options.filter != null && options.filter.size > 0 ? options.filter : undefined
+    const keep = (g: GlobalPinInfo): boolean => filter == null || Object.values(g.peer_map).some(s => filter.has(s.status))
+    if (options.cids != null && options.cids.length > 0) {
+      // As IPFS Cluster: with explicit cids the filter is ignored.
+      for (const cid of options.cids) yield await this.status(cid, options)
+      return
+    }
+    const { tracker, pinset } = this.components
+    if (options.local === true) {
+      for await (const info of tracker.statusAll(options)) {
+        const g = this.globalFrom(info.cid, pinset.get(info.cid), { [this.self]: toShort(info) })
+        if (keep(g)) yield g
+      }
+      return
+    }
+    // Ask every peer for its whole status at once, then merge per CID (IPFS Cluster also collects first).
+    const byCid = new Map<string, Record<string, PinInfoShort>>()
+    const peers = await this.peerset()
+    const failed = new Map<string, string>()
+    await Promise.all(peers.map(async peer => {
+      try {
+        const source = peer === this.self ? tracker.statusAll(options) : this.rpc.call<PinInfo>(peer, 'statusAll', {}, options)
+        for await (const info of source) {
+          this.names.set(peer, info.peername)
+          const key = cidKey(info.cid)
+          let map = byCid.get(key)
+          if (map == null) { map = {}; byCid.set(key, map) }
+          map[peer] = toShort(info)
+        }
+      } catch (err) {
+        failed.set(peer, (err as Error).message)
+      }
+    }))
+    const emit = (key: string, pin: Pin | undefined): GlobalPinInfo => {
+      const map = byCid.get(key) ?? {}
+      for (const peer of peers) {
+        if (map[peer] != null) continue
+        if (!this.isAllocated(pin, peer)) map[peer] = this.remoteShort(peer, pin!)
+        else if (failed.has(peer)) map[peer] = this.remoteShort(peer, pin!, 'cluster_error', failed.get(peer))
+      }
+      byCid.delete(key)
+      return this.globalFrom(key, pin, map)
+    }
+    for (const pin of [...pinset.list()]) {
+      options.signal?.throwIfAborted()
+      const g = emit(cidKey(pin.cid), pin)
+      if (keep(g)) yield g
+    }
+    // CIDs no longer in the pinset that some peer still reports (unpinning, unpin_error).
+    for (const key of [...byCid.keys()]) {
+      const g = emit(key, undefined)
+      if (keep(g)) yield g
+    }
+  }
+
+  async recover (cid: string, options: AbortOptions & { local?: boolean } = {}): Promise<GlobalPinInfo> {
+    parseCid(cid)
+    if (options.local === true) {
+      const info = await this.components.tracker.recover(cid, options)
+      return this.globalFrom(cid, this.components.pinset.get(cid), { [this.self]: toShort(info) })
+    }
+    const pin = this.components.pinset.get(cid)
+    await Promise.all((await this.peerset()).map(async peer => {
+      if (!this.isAllocated(pin, peer)) return
+      if (peer === this.self) await this.components.tracker.recover(cid, options)
+      else await this.rpc.callOne(peer, 'recover', { cid }, options).catch(err => { this.log('recover on %s failed: %e', peer, err) })
+    }))
+    return await this.status(cid, options)
+  }
+
+  async * recoverAll (options: AbortOptions & { local?: boolean } = {}): AsyncIterable<GlobalPinInfo> {
+    const { tracker, pinset } = this.components
+    if (options.local === true) {
+      for await (const info of tracker.recoverAll(options)) {
+        yield this.globalFrom(info.cid, pinset.get(info.cid), { [this.self]: toShort(info) })
+      }
+      return
+    }
+    const byCid = new Map<string, Record<string, PinInfoShort>>()
+    await Promise.all((await this.peerset()).map(async peer => {
+      try {
+        const source = peer === this.self ? tracker.recoverAll(options) : this.rpc.call<PinInfo>(peer, 'recoverAll', {}, options)
+        for await (const info of source) {
+          const key = cidKey(info.cid)
+          byCid.set(key, { ...byCid.get(key), [peer]: toShort(info) })
+        }
+      } catch (err) {
+        this.log('recover all on %s failed: %e', peer, err)
+      }
+    }))
+    for (const [key, map] of byCid) yield this.globalFrom(key, pinset.get(key), map)
+  }
+
+  // ----- add
+
+  async * add (entries: AsyncIterable<AddEntry>, params: AddParams, options: AbortOptions = {}): AsyncIterable<AddedOutput> {
+    this.requireWritable()
+    // Validate the pin options before reading the body, so a bad request fails before any import work.
+    if (params.no_pin !== true) await this.buildPin('bafkqaaa', { ...params, name: params.name ?? '' })
+    const { importer } = this.components
+    let root: AddedOutput | undefined
+    let source: AsyncIterable<AddedOutput>
+    if (params.format === 'car') {
+      source = (async function * () {
+        for await (const entry of entries) {
+          if (entry.content == null) continue
+          yield * importer.addCar(entry.content, options)
+          return
+        }
+        throw new InvalidParameterError('no CAR file in the request')
+      })()
+    } else {
+      source = importer.addEntries(entries, params, options)
+    }
+    for await (const out of source) {
+      if (out.cid !== '') root = out
+      yield out
+    }
+    if (root == null) throw new InvalidParameterError('no files in the request')
+    if (params.no_pin !== true) {
+      const pin = await this.pin(root.cid, { ...params, name: params.name ?? root.name }, options)
+      this.log('added and pinned %s (%s)', pin.cid, pin.name)
+    }
+  }
+
+  metricNames (): string[] {
+    return []
+  }
+}

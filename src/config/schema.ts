@@ -1,0 +1,251 @@
+// Zod schemas, defaults and types of the two config files. Messages are written to read well after
+// "<file>: <key path>: ", which is how toConfigError prints them.
+import { isIP } from 'node:net'
+import { hostname } from 'node:os'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { z } from 'zod'
+import { ConfigError } from '../errors.js'
+
+export const DEFAULT_CLUSTER_NAME = 'cairn'
+export const DEFAULT_SWARM_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/9096']
+export const DEFAULT_REST_LISTEN = '127.0.0.1:9094'
+export const DEFAULT_DHT_PROTOCOL = '/ipfs/kad/1.0.0'
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+
+/** A value as the user wrote it, short enough for an error message. */
+export function show (value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text
+}
+
+const got = (expected: string) => (issue: { input?: unknown }): string => `${expected}, got ${show(issue.input)}`
+
+/** A string that must pass `ok`; the message says what was expected and echoes the value. */
+function stringThat (ok: (value: string) => boolean, expected: string): z.ZodString {
+  return z.string({ error: got(expected) }).refine(ok, { error: got(expected) })
+}
+
+function section<T extends z.core.$ZodLooseShape> (shape: T): z.ZodObject<T, z.core.$strict> {
+  return z.strictObject(shape, { error: got('expected an object') })
+}
+
+const positiveInt = (): z.ZodNumber =>
+  z.int({ error: got('expected a positive integer') }).positive({ error: got('expected a positive integer') })
+
+const nonNegativeInt = (): z.ZodNumber =>
+  z.int({ error: got('expected an integer >= 0') }).nonnegative({ error: got('expected an integer >= 0') })
+
+const bool = (): z.ZodBoolean => z.boolean({ error: got('expected true or false') })
+
+function parses (parse: (value: string) => unknown): (value: string) => boolean {
+  return value => {
+    try {
+      parse(value)
+      return true
+    } catch {
+      return false
+    }
+  }
+}
+
+const isPeerId = parses(peerIdFromString)
+// multiaddr('') parses to the empty address, which is never what the user meant
+const isMultiaddr = (value: string): boolean => value.startsWith('/') && parses(multiaddr)(value)
+const hasPeerId = (value: string): boolean =>
+  isMultiaddr(value) && multiaddr(value).getComponents().some(c => c.name === 'p2p' && isPeerId(c.value ?? ''))
+
+const multiaddrString = stringThat(isMultiaddr, 'expected a multiaddr like /ip4/127.0.0.1/tcp/9096')
+const peerMultiaddr = stringThat(hasPeerId, 'expected a multiaddr ending in /p2p/<peer ID>')
+const peerIdString = stringThat(isPeerId, 'expected a libp2p peer ID')
+
+/** A cluster_config value that is a URL (to fetch) rather than a file path. */
+export function isUrlSource (source: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(source)
+}
+
+function isHttpUrl (source: string): boolean {
+  try {
+    const url = new URL(source)
+    return url.protocol === 'http:' || url.protocol === 'https:'
+  } catch {
+    return false
+  }
+}
+
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+
+const hostPort = z.string({ error: got('expected host:port') }).superRefine((value, ctx) => {
+  const match = /^(\[[^\]]*\]|[^:[\]]*):(\d+)$/.exec(value)
+  if (match === null) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port, got ${show(value)}` })
+    return
+  }
+  const [, host, port] = match as unknown as [string, string, string]
+  const hostOk = host.startsWith('[')
+    ? isIP(host.slice(1, -1)) === 6
+    // an all-digits name such as 999.0.0.1 is a mistyped IPv4 address, not a hostname
+    : isIP(host) === 4 || (HOSTNAME.test(host) && !/^[\d.]+$/.test(host))
+  if (!hostOk) ctx.addIssue({ code: 'custom', message: `invalid host ${show(host)} in ${show(value)}` })
+  if (Number(port) > 65535) ctx.addIssue({ code: 'custom', message: `port must be 0-65535, got ${port}` })
+})
+
+const replicationFactor = (): z.ZodNumber => {
+  const error = got('expected -1 (every peer) or a positive integer')
+  return z.int({ error }).refine(n => n === -1 || n >= 1, { error })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// cluster.config.json: shared by every peer of a cluster, publishable (no secrets but `secret`).
+
+const dhtFields = section({
+  /** `public`: the IPFS DHT, private addresses dropped; `lan`: own bootstrap list, private addresses kept. */
+  profile: z.enum(['public', 'lan'], { error: got('expected "public" or "lan"') }).default('public'),
+  protocol: stringThat(p => /^\/\S+$/.test(p), 'expected a protocol ID like /ipfs/kad/1.0.0').default(DEFAULT_DHT_PROTOCOL),
+  bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).default(() => []),
+  client_mode: bool().default(false),
+  /** Defaults to true for the `lan` profile and false for `public`. */
+  keep_private_addresses: bool().optional()
+})
+
+export const dhtConfigSchema = dhtFields.transform(dht => ({
+  ...dht,
+  keep_private_addresses: dht.keep_private_addresses ?? dht.profile === 'lan'
+}))
+
+const clusterScalars = {
+  name: stringThat(n => /^[A-Za-z0-9._-]+$/.test(n), 'expected a non-empty name of letters, digits, ".", "_" or "-"')
+    .default(DEFAULT_CLUSTER_NAME),
+  /** 32-byte hex pre-shared key of the libp2p private network; "" = none. */
+  secret: stringThat(s => s === '' || /^[0-9a-fA-F]{64}$/.test(s), 'expected 64 hex characters or ""').default(''),
+  trusted_peers: z.array(peerIdString, { error: got('expected a list of peer IDs') }).default(() => []),
+  bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).default(() => []),
+  replication_factor_min: replicationFactor().default(-1),
+  replication_factor_max: replicationFactor().default(-1)
+}
+
+const validRf = (n: unknown): n is number => Number.isInteger(n) && (n === -1 || (n as number) >= 1)
+
+export const clusterConfigSchema = z.strictObject({ ...clusterScalars, dht: dhtConfigSchema.prefault({}) },
+  { error: got('expected a JSON object') }
+).superRefine(({ replication_factor_min: min, replication_factor_max: max }, ctx) => {
+  // zod runs this even when a field failed; the field's own message is enough then
+  if (!validRf(min) || !validRf(max)) return
+  if ((min === -1) !== (max === -1)) {
+    // -1 is the default, so the key set to a count is the one the user just wrote
+    const [key, value, other] = min === -1
+      ? ['replication_factor_max', max, 'replication_factor_min']
+      : ['replication_factor_min', min, 'replication_factor_max']
+    ctx.addIssue({ code: 'custom', path: [key], message: `is ${value} but ${other} is -1 (every peer): set both to -1 or both to a count` })
+  } else if (min > max) {
+    ctx.addIssue({ code: 'custom', path: ['replication_factor_min'], message: `must be <= replication_factor_max (${min} > ${max})` })
+  }
+})
+
+// ---------------------------------------------------------------------------------------------------------
+// peer.json: one peer's own settings, in its folder (which is also its data dir).
+
+export const swarmConfigSchema = section({
+  listen: z.array(multiaddrString, { error: got('expected a list of multiaddrs') }).default(() => [...DEFAULT_SWARM_LISTEN]),
+  announce: z.array(multiaddrString, { error: got('expected a list of multiaddrs') }).default(() => [])
+})
+
+export const restConfigSchema = section({
+  listen: hostPort.default(DEFAULT_REST_LISTEN),
+  /** user -> password; null = no authentication. */
+  basic_auth_credentials: z.record(z.string().min(1), z.string({ error: got('expected a password string') }), {
+    error: issue => issue.code === 'invalid_key'
+      ? 'user names must not be empty'
+      : got('expected null or an object of user: password')(issue)
+  }).nullable().default(null)
+})
+
+export const trackerConfigSchema = section({
+  concurrent_pins: positiveInt().default(10),
+  max_queue_size: positiveInt().default(1_000_000),
+  max_retries: nonNegativeInt().default(5),
+  retry_base_ms: positiveInt().default(1000),
+  retry_max_ms: positiveInt().default(60_000),
+  pin_timeout_ms: positiveInt().default(120_000),
+  recover_interval_ms: positiveInt().default(720_000)
+}).superRefine(({ retry_base_ms: base, retry_max_ms: max }, ctx) => {
+  if (Number.isInteger(base) && Number.isInteger(max) && max < base) {
+    ctx.addIssue({ code: 'custom', path: ['retry_max_ms'], message: `must be >= retry_base_ms (${max} < ${base})` })
+  }
+})
+
+export const logConfigSchema = section({
+  level: z.enum(LOG_LEVELS, { error: got(`expected one of ${LOG_LEVELS.join('|')}`) }).default('info')
+})
+
+const peerScalars = {
+  peername: stringThat(n => n.trim() !== '', 'expected a non-empty name').default(() => hostname()),
+  /** Path relative to the peer folder, absolute path, or http(s) URL of the shared cluster config. */
+  cluster_config: stringThat(s => s !== '' && (!isUrlSource(s) || isHttpUrl(s)), 'expected a file path or an http(s) URL')
+    .default('cluster.json')
+}
+
+export const peerConfigSchema = z.strictObject({
+  ...peerScalars,
+  swarm: swarmConfigSchema.prefault({}),
+  rest: restConfigSchema.prefault({}),
+  tracker: trackerConfigSchema.prefault({}),
+  log: logConfigSchema.prefault({})
+}, { error: got('expected a JSON object') })
+
+export type DhtConfig = z.output<typeof dhtConfigSchema>
+export type ClusterConfig = z.output<typeof clusterConfigSchema>
+export type ClusterConfigInput = z.input<typeof clusterConfigSchema>
+export type SwarmConfig = z.output<typeof swarmConfigSchema>
+export type RestConfig = z.output<typeof restConfigSchema>
+export type TrackerConfig = z.output<typeof trackerConfigSchema>
+export type LogConfig = z.output<typeof logConfigSchema>
+export type PeerConfig = z.output<typeof peerConfigSchema>
+export type PeerConfigInput = z.input<typeof peerConfigSchema>
+
+/** Where `CAIRN_<SECTION>_<KEY>` lands: which file, which object in it, and the keys it may set. */
+export interface EnvSection {
+  file: 'cluster' | 'peer'
+  path: readonly string[]
+  keys: Readonly<Record<string, z.ZodType>>
+}
+
+export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
+  CLUSTER: { file: 'cluster', path: [], keys: clusterScalars },
+  DHT: { file: 'cluster', path: ['dht'], keys: dhtFields.shape },
+  PEER: { file: 'peer', path: [], keys: peerScalars },
+  SWARM: { file: 'peer', path: ['swarm'], keys: swarmConfigSchema.shape },
+  REST: { file: 'peer', path: ['rest'], keys: restConfigSchema.shape },
+  TRACKER: { file: 'peer', path: ['tracker'], keys: trackerConfigSchema.shape },
+  LOG: { file: 'peer', path: ['log'], keys: logConfigSchema.shape }
+}
+
+function formatPath (path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => {
+    if (typeof key === 'number') return `${out}[${key}]`
+    // record keys are user data ("" or "a.b" as user names) and need quoting to stay readable
+    if (!/^[A-Za-z0-9_-]+$/.test(String(key))) return `${out}[${show(String(key))}]`
+    return out === '' ? String(key) : `${out}.${String(key)}`
+  }, '')
+}
+
+/**
+ * One ConfigError listing every issue as "<source>: <key path>: <message>". `blame` maps a key path to the
+ * env var that supplied it, so a bad override names the variable instead of the file.
+ */
+export function toConfigError (error: z.ZodError, source: string, blame: ReadonlyMap<string, string> = new Map()): ConfigError {
+  const lines = error.issues
+    .flatMap(issue => issue.code === 'unrecognized_keys'
+      ? issue.keys.map(key => ({ path: [...issue.path, key], message: 'unknown key' }))
+      : [{ path: issue.path, message: issue.message }])
+    .map(({ path, message }) => {
+      const key = formatPath(path)
+      for (const [prefix, name] of blame) {
+        if (key === prefix || key.startsWith(`${prefix}.`) || key.startsWith(`${prefix}[`)) {
+          return `${name}${key.slice(prefix.length)}: ${message}`
+        }
+      }
+      return key === '' ? `${source}: ${message}` : `${source}: ${key}: ${message}`
+    })
+  return new ConfigError(lines.join('\n'))
+}

@@ -1,0 +1,256 @@
+// Import of add requests: UnixFS (Kubo / IPFS Cluster semantics) and CAR. Stores blocks, pins nothing.
+import { setMaxListeners } from 'node:events'
+import { CarBlockIterator } from '@ipld/car/iterator'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { pushable } from 'it-pushable'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+import { InvalidParameterError } from '../errors.js'
+import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
+import type { ImportCandidate, ImporterOptions, ImportResult } from 'ipfs-unixfs-importer'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
+
+/** IPFS Cluster's and Kubo's default chunker: size-262144. */
+export const DEFAULT_CHUNK_SIZE = 262_144
+/** Kubo refuses chunks above 1 MiB: larger blocks would not travel over bitswap. */
+export const MAX_CHUNK_SIZE = 1_048_576
+
+export interface BlockSink {
+  put(cid: CID, bytes: Uint8Array, options?: AbortOptions): unknown
+}
+
+export interface ResolvedAddParams {
+  cidVersion: 0 | 1
+  rawLeaves: boolean
+  wrapWithDirectory: boolean
+  chunkSize: number
+  progress: boolean
+}
+
+/** Validates and applies defaults: cid_version 0, raw_leaves = (cid_version 1), chunk_size 256 KiB. */
+export function resolveAddParams (params: AddParams): ResolvedAddParams {
+  const cidVersion = params.cid_version ?? 0
+  if (cidVersion !== 0 && cidVersion !== 1) {
+    throw new InvalidParameterError(`cid_version must be 0 or 1, got ${String(cidVersion)}`)
+  }
+  const chunkSize = params.chunk_size ?? DEFAULT_CHUNK_SIZE
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+    throw new InvalidParameterError(`chunk_size must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${String(chunkSize)}`)
+  }
+  return {
+    cidVersion,
+    // as Kubo: CIDv1 implies raw leaves unless the request says otherwise
+    rawLeaves: params.raw_leaves ?? cidVersion === 1,
+    wrapWithDirectory: params.wrap_with_directory ?? false,
+    chunkSize,
+    progress: params.progress ?? false
+  }
+}
+
+/** 'a//b/./c' -> 'a/b/c'; rejects '..' and empty paths, which could not name a place in the DAG. */
+export function normalisePath (path: string): string {
+  const parts = path.split('/').filter(p => p !== '' && p !== '.')
+  if (parts.includes('..')) {
+    throw new InvalidParameterError(`invalid path "${path}": ".." is not allowed`)
+  }
+  if (parts.length === 0) {
+    throw new InvalidParameterError(`invalid path "${path}": empty file name`)
+  }
+  return parts.join('/')
+}
+
+/** Emit a progress line at most every this many bytes of one file (and at its end). */
+const PROGRESS_STEP = 1_048_576
+
+/**
+ * Imports AddEntries as UnixFS into `blocks`. Yields one AddedOutput per file and directory (names relative to
+ * the add root; the wrapping directory is named ''), the root last. `size` is the cumulative DAG size.
+ * With `progress`, also yields `{ name, cid: '', bytes }` lines (bytes read so far of that file); AddedOutput
+ * has `cid` required, so progress lines carry an empty one and callers tell them apart by `cid === ''`.
+ */
+export async function * importEntries (entries: AsyncIterable<AddEntry>, params: AddParams, blocks: BlockSink, options: AbortOptions = {}): AsyncGenerator<AddedOutput> {
+  const resolved = resolveAddParams(params)
+  const iterator = entries[Symbol.asyncIterator]()
+  const first = await iterator.next()
+  if (first.done === true) {
+    throw new InvalidParameterError('no files in the request')
+  }
+  const controller = new AbortController()
+  const signal = options.signal != null ? AbortSignal.any([controller.signal, options.signal]) : controller.signal
+  // each block write in flight listens to it
+  setMaxListeners(Infinity, signal)
+  const progress = resolved.progress ? pushable<AddedOutput>({ objectMode: true }) : undefined
+
+  async function * readContent (name: string, content: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    let bytes = 0
+    let reported = 0
+    for await (const chunk of content) {
+      signal.throwIfAborted()
+      bytes += chunk.byteLength
+      if (progress != null && bytes - reported >= PROGRESS_STEP) {
+        progress.push({ name, cid: '', bytes })
+        reported = bytes
+      }
+      yield chunk
+    }
+    if (progress != null && (bytes !== reported || bytes === 0)) {
+      progress.push({ name, cid: '', bytes })
+    }
+  }
+
+  // The importer links explicitly given empty directories but never yields them below the top level (its
+  // tree builder only yields directories it built itself): remember them to emit their lines ourselves.
+  const explicitDirs = new Map<string, ImportResult>()
+  const ancestors = new Set<string>()
+
+  async function * candidates (): AsyncGenerator<ImportCandidate> {
+    let next = first
+    while (next.done !== true) {
+      const entry = next.value
+      const path = normalisePath(entry.path)
+      for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+        ancestors.add(path.slice(0, i))
+      }
+      yield entry.content == null ? { path } : { path, content: readContent(path, entry.content) }
+      next = await iterator.next()
+    }
+  }
+
+  // the importer's own directory builder, plus a record of what it built
+  const dirBuilder: NonNullable<ImporterOptions['dirBuilder']> = async (dir, blockstore, opts) => {
+    const unixfs = new UnixFS({ type: 'directory', mtime: dir.mtime, mode: dir.mode })
+    const block = dagPb.encode(dagPb.prepare({ Data: unixfs.marshal() }))
+    const cid = CID.create(opts.cidVersion, dagPb.code, await sha256.digest(block))
+    await blockstore.put(cid, block, opts)
+    const result = { cid, path: dir.path, unixfs, size: BigInt(block.length), originalPath: dir.originalPath, block }
+    if (dir.path != null) {
+      explicitDirs.set(dir.path, result)
+    }
+    return result
+  }
+  const unyieldedEmptyDirs = (): ImportResult[] => [...explicitDirs.values()].filter(d => {
+    const path = d.path ?? ''
+    return !ancestors.has(path) && (resolved.wrapWithDirectory || path.includes('/'))
+  })
+
+  const importerOptions: ImporterOptions = {
+    // Kubo's classic layout: balanced DAG, 174 links per node, HAMT directories past 256 KiB
+    profile: 'unixfs-v0-2015',
+    cidVersion: resolved.cidVersion,
+    rawLeaves: resolved.rawLeaves,
+    chunker: fixedSize({ chunkSize: resolved.chunkSize }),
+    wrapWithDirectory: resolved.wrapWithDirectory,
+    // entries of a multipart body arrive one after the other: the importer must finish reading one file before
+    // it asks for the next, or it waits for an entry that waits for it (it pulls `fileImportConcurrency` first)
+    fileImportConcurrency: 1,
+    blockWriteConcurrency: 32,
+    dirBuilder
+  }
+  const sink = { put: async (cid: CID, bytes: Uint8Array) => { await blocks.put(cid, bytes, { signal }); return cid } }
+  const results = importer(candidates(), sink, importerOptions)
+  const toOutput = (r: ImportResult): AddedOutput => ({ name: r.path ?? '', cid: r.cid.toString(), size: Number(r.size) })
+  // directories come after every file, children before parents: empty ones go just before the first of them
+  let emptyDirsDone = false
+  async function * withEmptyDirs (): AsyncGenerator<ImportResult> {
+    for await (const result of results) {
+      if (!emptyDirsDone && result.unixfs?.isDirectory() === true) {
+        emptyDirsDone = true
+        yield * unyieldedEmptyDirs()
+      }
+      yield result
+    }
+    if (!emptyDirsDone) {
+      yield * unyieldedEmptyDirs()
+    }
+  }
+
+  try {
+    if (progress == null) {
+      for await (const result of withEmptyDirs()) {
+        yield toOutput(result)
+      }
+      return
+    }
+    // progress lines are produced while the importer reads, results when it finishes a file: merge both
+    const importing = (async () => {
+      try {
+        for await (const result of withEmptyDirs()) {
+          progress.push(toOutput(result))
+        }
+        progress.end()
+      } catch (err) {
+        progress.end(err as Error)
+      }
+    })()
+    try {
+      yield * progress
+    } finally {
+      // not awaited: a consumer that stops early must not wait on a source that may never send more
+      controller.abort()
+      void importing
+    }
+  } finally {
+    controller.abort()
+  }
+}
+
+export interface CarImportComponents {
+  blocks: BlockSink
+  getHasher(code: number): MultihashHasher | Promise<MultihashHasher>
+}
+
+const IDENTITY = 0x00
+
+/**
+ * Imports a CAR with exactly one root, verifying every block against its CID. Yields the root's AddedOutput
+ * (name '', size = bytes of the blocks in the CAR). Blocks are stored as they are read; a CAR that turns out
+ * invalid half-way leaves the blocks read so far unpinned (garbage-collectable).
+ */
+export async function * importCar (bytes: AsyncIterable<Uint8Array>, components: CarImportComponents, options: AbortOptions = {}): AsyncGenerator<AddedOutput> {
+  let car: CarBlockIterator
+  try {
+    car = await CarBlockIterator.fromIterable(bytes)
+  } catch (err) {
+    throw new InvalidParameterError(`invalid CAR: ${(err as Error).message}`)
+  }
+  const roots = await car.getRoots()
+  if (roots.length !== 1) {
+    throw new InvalidParameterError('only CAR files with a single root are supported')
+  }
+  const blocks = car[Symbol.asyncIterator]()
+  let size = 0
+  while (true) {
+    options.signal?.throwIfAborted()
+    let next: IteratorResult<{ cid: CID, bytes: Uint8Array }>
+    try {
+      next = await blocks.next()
+    } catch (err) {
+      throw new InvalidParameterError(`invalid CAR: ${(err as Error).message}`)
+    }
+    if (next.done === true) {
+      break
+    }
+    const { cid, bytes: block } = next.value
+    if (cid.multihash.code === IDENTITY) {
+      // the data is in the CID itself; storing it would only duplicate it
+      continue
+    }
+    let hasher: MultihashHasher
+    try {
+      hasher = await components.getHasher(cid.multihash.code)
+    } catch {
+      throw new InvalidParameterError(`invalid CAR: block ${cid} uses unsupported hash function 0x${cid.multihash.code.toString(16)}`)
+    }
+    const digest = await hasher.digest(block)
+    if (!uint8ArrayEquals(digest.digest, cid.multihash.digest)) {
+      throw new InvalidParameterError(`invalid CAR: block ${cid} does not match its hash`)
+    }
+    await components.blocks.put(cid, block, options)
+    size += block.byteLength
+  }
+  yield { name: '', cid: roots[0].toString(), size }
+}

@@ -1,0 +1,52 @@
+// The embedded IPFS node: Helia (bitswap) over the peer's libp2p host, blocks and datastore in level.
+import { IpfsNodeImpl } from './ipfs.js'
+import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } from '../components.js'
+import type { CairnServices, HostInit } from '../libp2p/index.js'
+import type { Helia } from '@helia/interface'
+import type { ComponentLogger, Libp2p } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+export type { CairnServices, HostInit }
+export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from './add.js'
+
+export interface IpfsInit {
+  /** Holds `blocks/` (blockstore) and `datastore/` (pins, peer store, DHT records), both level. */
+  dataDir: string
+  /** The libp2p host; its datastore is the node's own. */
+  host: Omit<HostInit, 'datastore'>
+  /** Per-peer logger; defaults to host.logger, then to @libp2p/logger's default. */
+  logger?: ComponentLogger
+  /** Blocks fetched at once while pinning. Default 32. */
+  fetchConcurrency?: number
+  /**
+   * While pinning, blocks below the root are first asked of connected peers only; after this many ms without
+   * an answer a DHT provider lookup is started for the block too. Default 5000.
+   */
+  childLookupDelay?: number
+}
+
+export interface IpfsNode extends IpfsConnector {
+  /** Available after start(); throws NotStartedError before. */
+  readonly helia: Helia & { libp2p: Libp2p<CairnServices> }
+  /** Available after start(); throws NotStartedError before. */
+  readonly libp2p: Libp2p<CairnServices>
+  /**
+   * Import files/dirs as UnixFS (Kubo/IPFS Cluster add semantics); yields one AddedOutput per file and
+   * directory, the root last. Pins nothing. With `params.progress`, also yields progress lines
+   * `{ name, cid: '', bytes }` (bytes read so far of that file): tell them apart by `cid === ''`.
+   * `params.format === 'car'` imports the single entry given as a CAR (see addCar).
+   * Empty input: InvalidParameterError('no files in the request').
+   */
+  addEntries(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncGenerator<AddedOutput>
+  /**
+   * Import a CAR with exactly one root (else InvalidParameterError 'only CAR files with a single root are
+   * supported'); every block is checked against its CID. Yields the root's AddedOutput (name '').
+   */
+  addCar(bytes: AsyncIterable<Uint8Array>, options?: AbortOptions): AsyncGenerator<AddedOutput>
+  /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
+  cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
+}
+
+export function createIpfs (init: IpfsInit): IpfsNode {
+  return new IpfsNodeImpl(init)
+}

@@ -1,0 +1,184 @@
+// A level blockstore that keeps a running byte count, so repoSize (freespace metrics) is O(1).
+// The count is persisted in the datastore on a clean close and removed while open: after a crash the key is
+// missing and the count is rebuilt once by iterating the store.
+import { Key } from 'interface-datastore'
+import { LevelBlockstore } from 'blockstore-level'
+import { base64 } from 'multiformats/bases/base64'
+import type { Logger } from '@libp2p/interface'
+import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
+import type { Datastore } from 'interface-datastore'
+import type { AbortOptions } from '../components.js'
+import type { CID } from 'multiformats/cid'
+
+const SIZE_KEY = new Key('/cairn/ipfs/repo-size')
+
+export interface SizedBlockstoreInit {
+  /** Directory of the level database. */
+  path: string
+  /** Where the count is persisted (already open before open() and until after close()). */
+  datastore: Datastore
+  log: Logger
+  /** LevelDB memtable size. Default 64 MiB. */
+  writeBufferSize?: number
+}
+
+/**
+ * LevelDB's default 4 MiB memtable turns 256 KiB blocks into constant compactions: measured on this project's
+ * machines, writing 1 GiB of blocks took 32 s with it and 7 s with 64 MiB (the disk does 600 MB/s).
+ */
+export const DEFAULT_WRITE_BUFFER_SIZE = 64 * 1024 * 1024
+
+export class SizedBlockstore implements Blockstore {
+  private readonly store: LevelBlockstore
+  private readonly datastore: Datastore
+  private readonly log: Logger
+  private bytes = 0
+  private opened = false
+  /** Puts and deletes in flight, by multihash: keeps the count exact when the same block is written twice at once. */
+  private readonly inflight = new Map<string, Promise<unknown>>()
+
+  constructor (init: SizedBlockstoreInit) {
+    this.store = new LevelBlockstore(init.path, { writeBufferSize: init.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE })
+    this.datastore = init.datastore
+    this.log = init.log
+  }
+
+  async open (): Promise<void> {
+    await this.store.open()
+    const saved = await this.readSaved()
+    if (saved != null) {
+      this.bytes = saved
+      await this.datastore.delete(SIZE_KEY)
+    } else {
+      const started = Date.now()
+      let total = 0
+      for await (const { bytes } of this.store.getAll()) {
+        for await (const chunk of bytes) {
+          total += chunk.byteLength
+        }
+      }
+      this.bytes = total
+      this.log('repo size rebuilt by iteration: %d bytes in %d ms', total, Date.now() - started)
+    }
+    this.opened = true
+  }
+
+  async close (): Promise<void> {
+    if (!this.opened) {
+      return
+    }
+    this.opened = false
+    await Promise.allSettled([...this.inflight.values()])
+    await this.datastore.put(SIZE_KEY, new TextEncoder().encode(String(this.bytes)))
+    await this.store.close()
+  }
+
+  /** Bytes held (block payloads; level's own overhead is not counted). */
+  size (): number {
+    return this.bytes
+  }
+
+  private async readSaved (): Promise<number | undefined> {
+    try {
+      const n = Number(new TextDecoder().decode(await this.datastore.get(SIZE_KEY)))
+      return Number.isSafeInteger(n) && n >= 0 ? n : undefined
+    } catch (err) {
+      if ((err as Error).name === 'NotFoundError') {
+        return undefined
+      }
+      throw err
+    }
+  }
+
+  private async exclusive<T> (cid: CID, fn: () => Promise<T>): Promise<T> {
+    const key = base64.encode(cid.multihash.bytes)
+    for (let prior = this.inflight.get(key); prior != null; prior = this.inflight.get(key)) {
+      await prior.catch(() => {})
+    }
+    const p = fn()
+    this.inflight.set(key, p)
+    try {
+      return await p
+    } finally {
+      this.inflight.delete(key)
+    }
+  }
+
+  async has (cid: CID, options?: AbortOptions): Promise<boolean> {
+    return this.store.has(cid, options)
+  }
+
+  async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+    const block = value instanceof Uint8Array ? value : await concat(value)
+    return this.exclusive(cid, async () => {
+      if (await this.store.has(cid, options)) {
+        return cid
+      }
+      await this.store.put(cid, block, options)
+      this.bytes += block.byteLength
+      return cid
+    })
+  }
+
+  async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
+    for await (const { cid, bytes } of source) {
+      yield await this.put(cid, bytes, options)
+    }
+  }
+
+  async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+    yield * this.store.get(cid, options)
+  }
+
+  async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
+    for await (const cid of source) {
+      yield { cid, bytes: this.store.get(cid, options) }
+    }
+  }
+
+  async delete (cid: CID, options?: AbortOptions): Promise<void> {
+    await this.exclusive(cid, async () => {
+      let length: number
+      try {
+        length = (await concat(this.store.get(cid, options))).byteLength
+      } catch (err) {
+        if ((err as Error).name === 'NotFoundError') {
+          return
+        }
+        throw err
+      }
+      await this.store.delete(cid, options)
+      this.bytes -= length
+    })
+  }
+
+  async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
+    for await (const cid of source) {
+      await this.delete(cid, options)
+      yield cid
+    }
+  }
+
+  async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+    yield * this.store.getAll(options)
+  }
+}
+
+async function concat (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const list: Uint8Array[] = []
+  let length = 0
+  for await (const chunk of chunks) {
+    list.push(chunk)
+    length += chunk.byteLength
+  }
+  if (list.length === 1) {
+    return list[0]
+  }
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const chunk of list) {
+    out.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return out
+}

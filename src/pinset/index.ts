@@ -1,0 +1,479 @@
+// The shared pinset: a Yjs Y.Map cid -> Pin, changed only through signed envelopes from trusted authors,
+// persisted in level, spread by gossipsub and repaired by a catch-up stream (DESIGN §4).
+import { join } from 'node:path'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
+import * as Y from 'yjs'
+import { NotStartedError } from '../errors.js'
+import { cidKey, tryCidKey } from '../utils/cid.js'
+import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
+import {
+  decodeEnvelope, decodeGossip, decodeVersionVector, encodeBody, encodeEnvelope, encodeNotice,
+  encodeVersionVector, signingPayload, type Envelope, type VersionVector
+} from './protocol.js'
+import { PinsetStore, SeqTracker } from './store.js'
+import type { AbortOptions, Pin, Pinset, PinsetChange, PinsetStats } from '../components.js'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { ComponentLogger, Libp2p, Logger, PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
+
+export interface PinsetInit {
+  /** Cluster name: part of topic and protocol names and of every signed envelope. */
+  cluster: string
+  /** Folder for the level store. */
+  dataDir: string
+  /** Whether an author may change the pinset. This peer always trusts itself. */
+  isTrusted: (peerId: string) => boolean
+  /** Safety resync with connected peers (default 30 s). */
+  syncIntervalMs?: number
+  /** Most pins per envelope (default 1000). */
+  maxPinsPerEnvelope?: number
+  /** Envelopes larger than this are announced by a notice instead of gossiped (default 1 MiB). */
+  maxGossipBytes?: number
+  /** Write a snapshot of the document after this many envelopes applied since the last one (default 5000). */
+  snapshotEvery?: number
+  /** Limit for one catch-up (default 60 s). */
+  syncTimeoutMs?: number
+}
+
+export interface PinsetComponents {
+  libp2p: Libp2p<{ pubsub: GossipSub }>
+  privateKey: PrivateKey
+  logger: ComponentLogger
+}
+
+export function pinsetTopic (cluster: string): string { return `cairn/${cluster}/pinset` }
+export function pinsetSyncProtocol (cluster: string): string { return `/cairn/${cluster}/pinset-sync/1.0.0` }
+
+const LOCAL = Symbol('local')
+const REMOTE = Symbol('remote')
+
+type Op = { type: 'put', pins: Pin[] } | { type: 'remove', cids: string[] }
+interface PendingOp { op: Op, resolve: () => void, reject: (err: Error) => void }
+
+export function createPinset (init: PinsetInit, components: PinsetComponents): Pinset {
+  return new YjsPinset(init, components)
+}
+
+class YjsPinset implements Pinset {
+  private readonly log: Logger
+  private readonly self: string
+  private readonly topic: string
+  private readonly protocol: string
+  private readonly store: PinsetStore
+  private readonly seqs = new SeqTracker()
+  private readonly listeners = new Set<(change: PinsetChange) => void>()
+  private doc = new Y.Doc()
+  private map = this.doc.getMap<Pin>('pins')
+  private pending: PendingOp[] = []
+  private flushing = false
+  private flushScheduled = false
+  private started = false
+  private sinceSnapshot = 0
+  private rejected = new Map<string, number>()
+  private readonly syncing = new Map<string, Promise<number>>()
+  private syncTimer?: NodeJS.Timeout
+  private readonly shutdown = new AbortController()
+  private readonly onMessage = (evt: CustomEvent<{ topic: string, data: Uint8Array }>): void => {
+    if (evt.detail.topic !== this.topic) return
+    void this.handleGossip(evt.detail.data, (evt.detail as { from?: PeerId }).from?.toString())
+  }
+
+  private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
+    if (evt.detail.protocols.includes(this.protocol)) this.syncInBackground(evt.detail.peerId.toString())
+  }
+
+  constructor (private readonly init: PinsetInit, private readonly components: PinsetComponents) {
+    this.log = components.logger.forComponent('cairn:pinset')
+    this.self = components.libp2p.peerId.toString()
+    this.topic = pinsetTopic(init.cluster)
+    this.protocol = pinsetSyncProtocol(init.cluster)
+    this.store = new PinsetStore(join(init.dataDir, 'pinset'))
+  }
+
+  // ----- lifecycle
+
+  async start (): Promise<void> {
+    await this.store.open()
+    await this.load()
+    this.map.observe((event, txn) => {
+      const added: Pin[] = []
+      const removed: string[] = []
+      for (const [key, change] of event.changes.keys) {
+        if (change.action === 'delete') removed.push(key)
+        else {
+          const pin = this.map.get(key)
+          if (pin != null) added.push(pin)
+        }
+      }
+      this.emit({ added, removed, local: txn.origin === LOCAL })
+    })
+
+    const { libp2p } = this.components
+    const pubsub = libp2p.services.pubsub
+    pubsub.topicValidators.set(this.topic, async (_from, msg) => await this.validateGossip(msg.data))
+    pubsub.addEventListener('message', this.onMessage)
+    pubsub.subscribe(this.topic)
+    await libp2p.handle(this.protocol, (stream, connection) => { void this.serveSync(stream, connection) }, {
+      maxInboundStreams: 16, maxOutboundStreams: 16
+    })
+    libp2p.addEventListener('peer:identify', this.onIdentify)
+    this.syncTimer = setInterval(() => { this.periodicSync() }, this.init.syncIntervalMs ?? 30_000)
+    this.syncTimer.unref()
+    this.started = true
+    this.periodicSync()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.shutdown.abort()
+    clearInterval(this.syncTimer)
+    const { libp2p } = this.components
+    libp2p.removeEventListener('peer:identify', this.onIdentify)
+    const pubsub = libp2p.services.pubsub
+    pubsub.removeEventListener('message', this.onMessage)
+    pubsub.topicValidators.delete(this.topic)
+    try { pubsub.unsubscribe(this.topic) } catch {}
+    await libp2p.unhandle(this.protocol).catch(() => {})
+    await this.waitForFlush()
+    await Promise.allSettled(this.syncing.values())
+    await this.writeSnapshot()
+    await this.store.close()
+    this.doc.destroy()
+  }
+
+  /** Loads the snapshot, then applies the logged envelopes it does not cover. */
+  private async load (): Promise<void> {
+    const snapshot = await this.store.getSnapshot()
+    if (snapshot != null) Y.applyUpdate(this.doc, snapshot.state, REMOTE)
+    for await (const { author, seq } of this.store.keys()) this.seqs.add(author, seq)
+    let applied = 0
+    for (const author of await this.store.authors()) {
+      let batch: Uint8Array[] = []
+      const flush = (): void => {
+        this.doc.transact(() => { for (const u of batch) this.applyUpdateSafely(u) }, REMOTE)
+        applied += batch.length
+        batch = []
+      }
+      for await (const { bytes } of this.store.envelopesAfter(author, snapshot?.vv[author] ?? 0)) {
+        batch.push(decodeEnvelope(bytes).update)
+        if (batch.length >= 1000) flush()
+      }
+      flush()
+    }
+    this.sinceSnapshot = applied
+    this.log('loaded %d pins, %d envelopes (%d replayed after the snapshot)', this.map.size, this.seqs.count(), applied)
+  }
+
+  private async writeSnapshot (): Promise<void> {
+    if (this.sinceSnapshot === 0) return
+    // The vector is the contiguous prefix: envelopes above a gap are replayed again at load, which is harmless.
+    await this.store.putSnapshot(Y.encodeStateAsUpdate(this.doc), this.seqs.versionVector())
+    this.sinceSnapshot = 0
+  }
+
+  private async maybeSnapshot (): Promise<void> {
+    if (this.sinceSnapshot >= (this.init.snapshotEvery ?? 5000)) {
+      await this.writeSnapshot().catch(err => { this.log.error('writing the pinset snapshot failed: %e', err) })
+    }
+  }
+
+  // ----- reads
+
+  // Keys are CIDv1 base32 (cidKey); callers may pass any form of a CID.
+  get (cid: string): Pin | undefined {
+    const key = tryCidKey(cid)
+    return key == null ? undefined : this.map.get(key)
+  }
+
+  has (cid: string): boolean { return this.get(cid) != null }
+  size (): number { return this.map.size }
+  list (): IterableIterator<Pin> { return this.map.values() }
+  versionVector (): VersionVector { return this.seqs.versionVector() }
+
+  stats (): PinsetStats {
+    let rejected = 0
+    for (const n of this.rejected.values()) rejected += n
+    return {
+      pins: this.map.size,
+      envelopes: this.seqs.count(),
+      envelopes_rejected: rejected,
+      rejected_by_reason: Object.fromEntries(this.rejected)
+    }
+  }
+
+  onChange (listener: (change: PinsetChange) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  private emit (change: PinsetChange): void {
+    if (change.added.length === 0 && change.removed.length === 0) return
+    for (const l of this.listeners) {
+      try { l(change) } catch (err) { this.log.error('pinset listener failed: %e', err) }
+    }
+  }
+
+  // ----- local writes: group commit, one signed envelope per batch, fsynced before callers resolve
+
+  async put (pins: Pin[], options?: AbortOptions): Promise<void> {
+    await this.enqueue({ type: 'put', pins }, options)
+  }
+
+  async remove (cids: string[], options?: AbortOptions): Promise<void> {
+    await this.enqueue({ type: 'remove', cids }, options)
+  }
+
+  private async enqueue (op: Op, options?: AbortOptions): Promise<void> {
+    if (!this.started) throw new NotStartedError('the pinset is not started')
+    options?.signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      this.pending.push({ op, resolve, reject })
+      this.scheduleFlush()
+    })
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushing || this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(() => { void this.flush() })
+  }
+
+  private takeBatch (): PendingOp[] {
+    const max = this.init.maxPinsPerEnvelope ?? 1000
+    let n = 0
+    let i = 0
+    while (i < this.pending.length && (i === 0 || n < max)) {
+      const op = this.pending[i].op
+      n += op.type === 'put' ? op.pins.length : op.cids.length
+      i++
+    }
+    return this.pending.splice(0, i)
+  }
+
+  private async flush (): Promise<void> {
+    this.flushScheduled = false
+    this.flushing = true
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.takeBatch()
+        try {
+          await this.commit(batch.map(p => p.op))
+          for (const p of batch) p.resolve()
+        } catch (err) {
+          this.log.error('committing %d pinset operations failed: %e', batch.length, err)
+          for (const p of batch) p.reject(err as Error)
+        }
+      }
+    } finally {
+      this.flushing = false
+      if (this.pending.length > 0) this.scheduleFlush()
+    }
+  }
+
+  private async waitForFlush (): Promise<void> {
+    while (this.flushing || this.flushScheduled || this.pending.length > 0) {
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
+  }
+
+  private async commit (ops: Op[]): Promise<void> {
+    const updates: Uint8Array[] = []
+    const onUpdate = (update: Uint8Array, origin: unknown): void => { if (origin === LOCAL) updates.push(update) }
+    this.doc.on('update', onUpdate)
+    try {
+      this.doc.transact(() => {
+        for (const op of ops) {
+          if (op.type === 'put') for (const pin of op.pins) this.map.set(cidKey(pin.cid), pin)
+          else for (const cid of op.cids) this.map.delete(cidKey(cid))
+        }
+      }, LOCAL)
+    } finally {
+      this.doc.off('update', onUpdate)
+    }
+    if (updates.length === 0) return // nothing changed (e.g. removing what is not there)
+    const update = updates.length === 1 ? updates[0] : Y.mergeUpdates(updates)
+    // After a lost data dir, our own older envelopes come back through catch-up: never reuse their seqs.
+    const seq = this.seqs.max(this.self) + 1
+    const body = encodeBody(this.init.cluster, this.self, seq, update)
+    const signature = await this.components.privateKey.sign(signingPayload(body))
+    const bytes = encodeEnvelope(body, signature)
+    await this.store.putEnvelopes([{ author: this.self, seq, bytes }], true)
+    this.seqs.add(this.self, seq)
+    this.sinceSnapshot++
+    void this.maybeSnapshot()
+    const message = bytes.length <= (this.init.maxGossipBytes ?? 1024 * 1024) ? bytes : encodeNotice({ author: this.self, seq })
+    this.components.libp2p.services.pubsub.publish(this.topic, message).catch(err => {
+      this.log('publishing envelope %d failed (peers will catch up): %e', seq, err)
+    })
+  }
+
+  // ----- remote envelopes
+
+  private reject (reason: string, detail: string): void {
+    const n = (this.rejected.get(reason) ?? 0) + 1
+    this.rejected.set(reason, n)
+    if (n === 1) this.log.error('dropped a pinset envelope (%s): %s; further ones are only counted', reason, detail)
+  }
+
+  /** Checks an envelope: cluster, trusted author, signature. Returns why it is rejected, or undefined. */
+  private async check (env: Envelope): Promise<string | undefined> {
+    if (env.cluster !== this.init.cluster) return 'cluster'
+    if (env.author !== this.self && !this.init.isTrusted(env.author)) return 'untrusted'
+    let key
+    try { key = peerIdFromString(env.author).publicKey } catch {}
+    if (key == null) return 'malformed'
+    if (!(await key.verify(signingPayload(env.body), env.signature))) return 'signature'
+    return undefined
+  }
+
+  private async validateGossip (data: Uint8Array): Promise<TopicValidatorResult> {
+    try {
+      const msg = decodeGossip(data)
+      if (msg.type === 'notice') return TopicValidatorResult.Accept
+      if (this.seqs.has(msg.envelope.author, msg.envelope.seq)) return TopicValidatorResult.Ignore
+      const why = await this.check(msg.envelope)
+      if (why == null) return TopicValidatorResult.Accept
+      this.reject(why, `author ${msg.envelope.author} seq ${msg.envelope.seq}`)
+      return TopicValidatorResult.Reject
+    } catch (err) {
+      this.reject('malformed', (err as Error).message)
+      return TopicValidatorResult.Reject
+    }
+  }
+
+  private async handleGossip (data: Uint8Array, from?: string): Promise<void> {
+    try {
+      const msg = decodeGossip(data)
+      if (msg.type === 'notice') {
+        if (!this.seqs.has(msg.notice.author, msg.notice.seq) && from != null) this.syncInBackground(from)
+        return
+      }
+      const env = msg.envelope
+      await this.ingest([env], { verified: true })
+      if (this.seqs.hasGaps(env.author) && from != null) this.syncInBackground(from)
+    } catch (err) {
+      this.log.error('handling a gossip message failed: %e', err)
+    }
+  }
+
+  /** Verifies (unless already done), stores and applies envelopes; returns how many were new. */
+  private async ingest (envelopes: Envelope[], options: { verified?: boolean } = {}): Promise<number> {
+    const fresh: Envelope[] = []
+    const seen = new Set<string>()
+    for (const env of envelopes) {
+      const id = `${env.author}/${env.seq}`
+      if (this.seqs.has(env.author, env.seq) || seen.has(id)) continue
+      if (options.verified !== true) {
+        const why = await this.check(env)
+        if (why != null) { this.reject(why, `author ${env.author} seq ${env.seq}`); continue }
+      }
+      seen.add(id)
+      fresh.push(env)
+    }
+    if (fresh.length === 0 || !this.started) return 0
+    await this.store.putEnvelopes(fresh.map(e => ({ author: e.author, seq: e.seq, bytes: encodeEnvelope(e.body, e.signature) })), false)
+    let applied = 0
+    this.doc.transact(() => {
+      for (const env of fresh) {
+        if (!this.seqs.add(env.author, env.seq)) continue // a concurrent ingest got it first
+        this.applyUpdateSafely(env.update)
+        applied++
+      }
+    }, REMOTE)
+    this.sinceSnapshot += applied
+    void this.maybeSnapshot()
+    return applied
+  }
+
+  private applyUpdateSafely (update: Uint8Array): void {
+    try {
+      Y.applyUpdate(this.doc, update, REMOTE)
+    } catch (err) {
+      this.reject('malformed', `bad yjs update: ${(err as Error).message}`)
+    }
+  }
+
+  // ----- catch-up
+
+  private async serveSync (stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 60_000)])
+    try {
+      const vv = decodeVersionVector(await readOneFrame(stream, { signal, maxDataLength: 1024 * 1024 }))
+      let sent = 0
+      for (const author of await this.store.authors()) {
+        for await (const env of this.store.envelopesAfter(author, vv[author] ?? 0)) {
+          await sendFrame(stream, env.bytes, { signal })
+          sent++
+        }
+      }
+      await stream.close({ signal })
+      this.log('served %d envelopes to %p', sent, connection.remotePeer)
+    } catch (err) {
+      this.log('serving catch-up to %p failed: %e', connection.remotePeer, err)
+      stream.abort(err as Error)
+    }
+  }
+
+  async syncWith (peerId: string, options: AbortOptions = {}): Promise<number> {
+    const running = this.syncing.get(peerId)
+    if (running != null) return await running
+    const p = this.doSync(peerId, options).finally(() => this.syncing.delete(peerId))
+    this.syncing.set(peerId, p)
+    return await p
+  }
+
+  private async doSync (peerId: string, options: AbortOptions): Promise<number> {
+    const signal = AbortSignal.any([
+      this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 60_000),
+      ...(options.signal != null ? [options.signal] : [])
+    ])
+    const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peerId), this.protocol, { signal })
+    let applied = 0
+    try {
+      await sendFrame(stream, encodeVersionVector(this.seqs.versionVector()), { signal })
+      await stream.close({ signal })
+      let batch: Envelope[] = []
+      for await (const frame of readFrames(stream, { signal, maxDataLength: 64 * 1024 * 1024 })) {
+        try {
+          batch.push(decodeEnvelope(frame))
+        } catch (err) {
+          this.reject('malformed', `catch-up from ${peerId}: ${(err as Error).message}`)
+        }
+        if (batch.length >= 500) { applied += await this.ingest(batch); batch = [] }
+      }
+      applied += await this.ingest(batch)
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+    if (applied > 0) this.log('caught up %d envelopes from %s', applied, peerId)
+    return applied
+  }
+
+  private syncInBackground (peerId: string): void {
+    if (!this.started || peerId === this.self) return
+    this.syncWith(peerId).catch(err => { this.log('catch-up with %s failed: %e', peerId, err) })
+  }
+
+  /** Safety resync with a few connected peers that speak our protocol (also repairs missed gossip). */
+  private periodicSync (): void {
+    const peers = new Set<string>()
+    for (const conn of this.components.libp2p.getConnections()) peers.add(conn.remotePeer.toString())
+    const candidates = [...peers]
+    for (let i = candidates.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [candidates[i], candidates[j]] = [candidates[j], candidates[i]]
+    }
+    void (async () => {
+      let tried = 0
+      for (const peer of candidates) {
+        if (tried >= 3 || !this.started) break
+        const protocols = await this.components.libp2p.peerStore.get(peerIdFromString(peer)).then(p => p.protocols, (): string[] => [])
+        if (!protocols.includes(this.protocol)) continue
+        tried++
+        this.syncInBackground(peer)
+      }
+    })()
+  }
+}

@@ -1,0 +1,205 @@
+// Pure encode/decode of the pinset wire format (no I/O), in the spirit of y-protocols/sync.
+//
+// Envelope  = body || lp(signature)
+// body      = 0x01 || lp(cluster) || lp(author) || varint(seq) || lp(yjs update)
+// signature = author's libp2p key over DOMAIN || body
+// A gossip message is either a whole envelope (0x01...) or, for envelopes too big to gossip, a notice
+// (0x02 || lp(author) || varint(seq)) telling peers to pull it over the catch-up stream.
+
+const ENVELOPE = 0x01
+const NOTICE = 0x02
+const DOMAIN = new TextEncoder().encode('cairn-pinset-envelope-v1\n')
+const enc = new TextEncoder()
+const dec = new TextDecoder('utf-8', { fatal: true })
+
+export interface Envelope {
+  cluster: string
+  author: string
+  seq: number
+  update: Uint8Array
+  signature: Uint8Array
+  /** The signed part, kept to verify without re-encoding. */
+  body: Uint8Array
+}
+
+export interface Notice {
+  author: string
+  seq: number
+}
+
+export class MalformedMessageError extends Error {
+  static override name = 'MalformedMessageError'
+  override name = 'MalformedMessageError'
+}
+
+// ----- varint / length-prefix primitives
+
+function varintLength (n: number): number {
+  let len = 1
+  while (n >= 0x80) { n = Math.floor(n / 128); len++ }
+  return len
+}
+
+class Writer {
+  private readonly parts: Uint8Array[] = []
+  private length = 0
+
+  byte (b: number): this {
+    this.parts.push(Uint8Array.of(b)); this.length++
+    return this
+  }
+
+  varint (n: number): this {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
+    const out = new Uint8Array(varintLength(n))
+    let i = 0
+    while (n >= 0x80) { out[i++] = (n % 128) | 0x80; n = Math.floor(n / 128) }
+    out[i] = n
+    this.parts.push(out); this.length += out.length
+    return this
+  }
+
+  bytes (b: Uint8Array): this {
+    this.varint(b.length)
+    this.parts.push(b); this.length += b.length
+    return this
+  }
+
+  string (s: string): this {
+    return this.bytes(enc.encode(s))
+  }
+
+  finish (): Uint8Array {
+    const out = new Uint8Array(this.length)
+    let off = 0
+    for (const p of this.parts) { out.set(p, off); off += p.length }
+    return out
+  }
+}
+
+class Reader {
+  pos = 0
+  constructor (readonly buf: Uint8Array) {}
+
+  byte (): number {
+    if (this.pos >= this.buf.length) throw new MalformedMessageError('truncated message')
+    return this.buf[this.pos++]
+  }
+
+  varint (): number {
+    let n = 0
+    let mul = 1
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte()
+      n += (b & 0x7f) * mul
+      if ((b & 0x80) === 0) {
+        if (!Number.isSafeInteger(n)) break
+        return n
+      }
+      mul *= 128
+    }
+    throw new MalformedMessageError('bad varint')
+  }
+
+  bytes (max = Number.MAX_SAFE_INTEGER): Uint8Array {
+    const len = this.varint()
+    if (len > max || this.pos + len > this.buf.length) throw new MalformedMessageError('length out of range')
+    const out = this.buf.subarray(this.pos, this.pos + len)
+    this.pos += len
+    return out
+  }
+
+  string (max = 256): string {
+    try {
+      return dec.decode(this.bytes(max))
+    } catch (err) {
+      if (err instanceof MalformedMessageError) throw err
+      throw new MalformedMessageError('invalid utf-8')
+    }
+  }
+
+  end (): void {
+    if (this.pos !== this.buf.length) throw new MalformedMessageError('trailing bytes')
+  }
+}
+
+// ----- envelopes
+
+export function encodeBody (cluster: string, author: string, seq: number, update: Uint8Array): Uint8Array {
+  return new Writer().byte(ENVELOPE).string(cluster).string(author).varint(seq).bytes(update).finish()
+}
+
+/** The bytes an author signs for a body. */
+export function signingPayload (body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DOMAIN.length + body.length)
+  out.set(DOMAIN, 0)
+  out.set(body, DOMAIN.length)
+  return out
+}
+
+export function encodeEnvelope (body: Uint8Array, signature: Uint8Array): Uint8Array {
+  const w = new Writer()
+  const sig = w.bytes(signature).finish()
+  const out = new Uint8Array(body.length + sig.length)
+  out.set(body, 0)
+  out.set(sig, body.length)
+  return out
+}
+
+export function decodeEnvelope (bytes: Uint8Array): Envelope {
+  const r = new Reader(bytes)
+  if (r.byte() !== ENVELOPE) throw new MalformedMessageError('not an envelope')
+  const cluster = r.string()
+  const author = r.string()
+  const seq = r.varint()
+  if (seq < 1) throw new MalformedMessageError('seq must be >= 1')
+  const update = r.bytes()
+  const bodyEnd = r.pos
+  const signature = r.bytes(1024)
+  r.end()
+  return { cluster, author, seq, update, signature, body: bytes.subarray(0, bodyEnd) }
+}
+
+export function encodeNotice (notice: Notice): Uint8Array {
+  return new Writer().byte(NOTICE).string(notice.author).varint(notice.seq).finish()
+}
+
+export type GossipMessage = { type: 'envelope', envelope: Envelope } | { type: 'notice', notice: Notice }
+
+export function decodeGossip (bytes: Uint8Array): GossipMessage {
+  if (bytes.length === 0) throw new MalformedMessageError('empty message')
+  if (bytes[0] === ENVELOPE) return { type: 'envelope', envelope: decodeEnvelope(bytes) }
+  if (bytes[0] === NOTICE) {
+    const r = new Reader(bytes)
+    r.byte()
+    const author = r.string()
+    const seq = r.varint()
+    r.end()
+    return { type: 'notice', notice: { author, seq } }
+  }
+  throw new MalformedMessageError(`unknown message type ${bytes[0]}`)
+}
+
+// ----- version vectors (catch-up request)
+
+export type VersionVector = Record<string, number>
+
+export function encodeVersionVector (vv: VersionVector): Uint8Array {
+  const entries = Object.entries(vv)
+  const w = new Writer().varint(entries.length)
+  for (const [author, seq] of entries) w.string(author).varint(seq)
+  return w.finish()
+}
+
+export function decodeVersionVector (bytes: Uint8Array): VersionVector {
+  const r = new Reader(bytes)
+  const n = r.varint()
+  if (n > 100_000) throw new MalformedMessageError('version vector too large')
+  const vv: VersionVector = {}
+  for (let i = 0; i < n; i++) {
+    const author = r.string()
+    vv[author] = r.varint()
+  }
+  r.end()
+  return vv
+}

@@ -1,0 +1,119 @@
+// Peer-to-peer calls between cluster peers (IPFS Cluster's go-libp2p-gorpc, reduced to what cairn needs):
+// one stream per call, a JSON request frame, then JSON response frames until the server closes.
+// Frames: {"item": ...} for each result, {"error": "..."} on failure.
+import { peerIdFromString } from '@libp2p/peer-id'
+import { PeerUnreachableError, UnauthorizedError } from '../errors.js'
+import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
+import type { AbortOptions } from '../components.js'
+import type { ComponentLogger, Libp2p, Logger, Stream, Connection } from '@libp2p/interface'
+
+export type RpcHandler = (params: any, context: { peer: string, signal: AbortSignal }) => AsyncIterable<unknown> | Promise<unknown>
+
+export interface RpcMethod {
+  handler: RpcHandler
+  /** Only trusted peers may call it (state-changing or costly calls). */
+  trustedOnly?: boolean
+}
+
+export interface RpcInit {
+  cluster: string
+  methods: Record<string, RpcMethod>
+  isTrusted: (peerId: string) => boolean
+  timeoutMs?: number
+}
+
+export interface RpcComponents {
+  libp2p: Libp2p
+  logger: ComponentLogger
+}
+
+export interface Rpc {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Calls a method on a peer; yields each result item. */
+  call<T = unknown>(peer: string, method: string, params?: unknown, options?: AbortOptions): AsyncGenerator<T>
+  /** Calls a method that returns one item. */
+  callOne<T = unknown>(peer: string, method: string, params?: unknown, options?: AbortOptions): Promise<T>
+}
+
+export function rpcProtocol (cluster: string): string { return `/cairn/${cluster}/rpc/1.0.0` }
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+const toFrame = (v: unknown): Uint8Array => enc.encode(JSON.stringify(v))
+
+export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
+  const log: Logger = components.logger.forComponent('cairn:rpc')
+  const protocol = rpcProtocol(init.cluster)
+  const shutdown = new AbortController()
+  const timeoutMs = init.timeoutMs ?? 15_000
+
+  async function serve (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 4)])
+    try {
+      const req = JSON.parse(dec.decode(await readOneFrame(stream, { signal, maxDataLength: 4 * 1024 * 1024 })))
+      const method = init.methods[req?.method]
+      try {
+        if (method == null) throw new Error(`unknown rpc method ${String(req?.method)}`)
+        if (method.trustedOnly === true && !init.isTrusted(peer)) throw new UnauthorizedError(`rpc ${String(req.method)}: peer ${peer} is not trusted`)
+        const result = method.handler(req.params, { peer, signal })
+        if (result != null && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+          for await (const item of result as AsyncIterable<unknown>) await sendFrame(stream, toFrame({ item }), { signal })
+        } else {
+          await sendFrame(stream, toFrame({ item: await result }), { signal })
+        }
+      } catch (err) {
+        await sendFrame(stream, toFrame({ error: (err as Error).message ?? String(err) }), { signal })
+      }
+      await stream.close({ signal })
+    } catch (err) {
+      log('rpc from %s failed: %e', peer, err)
+      stream.abort(err as Error)
+    }
+  }
+
+  async function * call<T> (peer: string, method: string, params?: unknown, options: AbortOptions = {}): AsyncGenerator<T> {
+    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs), ...(options.signal != null ? [options.signal] : [])])
+    let stream: Stream
+    try {
+      stream = await components.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal })
+    } catch (err) {
+      throw new PeerUnreachableError(`peer ${peer} did not answer: ${(err as Error).message}`)
+    }
+    let done = false
+    try {
+      await sendFrame(stream, toFrame({ method, params }), { signal })
+      await stream.close({ signal })
+      for await (const frame of readFrames(stream, { signal, maxDataLength: 16 * 1024 * 1024 })) {
+        const msg = JSON.parse(dec.decode(frame))
+        if (msg.error != null) throw new PeerUnreachableError(`peer ${peer}: ${String(msg.error)}`)
+        yield msg.item as T
+      }
+      done = true
+    } catch (err) {
+      if ((err as Error).name === 'PeerUnreachableError') throw err
+      throw new PeerUnreachableError(`peer ${peer} did not answer: ${(err as Error).message}`)
+    } finally {
+      // The caller stopped early or it failed: drop the stream instead of leaving it half open.
+      if (!done) stream.abort(new Error('rpc call ended early'))
+    }
+  }
+
+  return {
+    async start () {
+      await components.libp2p.handle(protocol, (stream, connection) => { void serve(stream, connection) }, {
+        maxInboundStreams: 64, maxOutboundStreams: 64
+      })
+    },
+    async stop () {
+      shutdown.abort()
+      await components.libp2p.unhandle(protocol).catch(() => {})
+    },
+    call,
+    async callOne<T>(peer: string, method: string, params?: unknown, options?: AbortOptions): Promise<T> {
+      for await (const item of call<T>(peer, method, params, options)) return item
+      throw new PeerUnreachableError(`peer ${peer}: empty answer to ${method}`)
+    }
+  }
+}

@@ -1,0 +1,344 @@
+// The pin tracker: reconciles what the pinset wants on this peer with what the local IPFS holds. Like IPFS
+// Cluster's stateless tracker it keeps only in-flight and failed operations in memory; every other status is
+// derived from the pinset plus the local pins, so a restart resumes by reconciling again.
+import { CID } from 'multiformats/cid'
+import { QueueFullError } from '../errors.js'
+import { cidKey } from '../utils/cid.js'
+import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+
+export interface TrackerInit {
+  peername: string
+  /** Parallel pin operations (default 10). */
+  concurrent_pins?: number
+  /** Most operations waiting (default 1,000,000); past it new ones fail with QueueFullError. */
+  max_queue_size?: number
+  /** Automatic attempts before an operation stays in error until recovered (default 5). */
+  max_retries?: number
+  retry_base_ms?: number
+  retry_max_ms?: number
+  /** A pin that fetches no block for this long is aborted (default 2 min). */
+  pin_timeout_ms?: number
+  /** Re-queue failed and unexpectedly unpinned items this often (default 12 min, as IPFS Cluster). */
+  recover_interval_ms?: number
+}
+
+export interface TrackerComponents {
+  ipfs: IpfsConnector
+  pinset: Pick<Pinset, 'get' | 'list' | 'onChange' | 'size'>
+  /** This peer's id (also its IPFS id: one host). */
+  peerId: string
+  logger: ComponentLogger
+}
+
+type OpType = 'pin' | 'unpin'
+type Phase = 'queued' | 'in_progress' | 'error'
+
+interface Op {
+  cid: string
+  type: OpType
+  phase: Phase
+  attempts: number
+  error: string
+  timestamp: string
+  controller?: AbortController
+  retryTimer?: NodeJS.Timeout
+  /** Bumped when the op is replaced, so a finishing worker knows its result is stale. */
+  generation: number
+}
+
+const STATUS: Record<OpType, Record<Phase, TrackerStatus>> = {
+  pin: { queued: 'pin_queued', in_progress: 'pinning', error: 'pin_error' },
+  unpin: { queued: 'unpin_queued', in_progress: 'unpinning', error: 'unpin_error' }
+}
+
+export function isAllocatedTo (pin: Pin, peerId: string): boolean {
+  return pin.allocations.length === 0 || pin.allocations.includes(peerId)
+}
+
+export function createTracker (init: TrackerInit, components: TrackerComponents): PinTracker {
+  return new StatelessTracker(init, components)
+}
+
+class StatelessTracker implements PinTracker {
+  private readonly log: Logger
+  private readonly ops = new Map<string, Op>()
+  private queue: string[] = []
+  private queueHead = 0
+  private active = 0
+  private generation = 0
+  private started = false
+  private unsubscribe?: () => void
+  private recoverTimer?: NodeJS.Timeout
+  private readonly idleWaiters: Array<() => void> = []
+  private readonly concurrency: number
+  private readonly maxQueue: number
+
+  constructor (private readonly init: TrackerInit, private readonly components: TrackerComponents) {
+    this.log = components.logger.forComponent('cairn:tracker')
+    this.concurrency = init.concurrent_pins ?? 10
+    this.maxQueue = init.max_queue_size ?? 1_000_000
+  }
+
+  async start (): Promise<void> {
+    this.started = true
+    this.unsubscribe = this.components.pinset.onChange(change => {
+      for (const pin of change.added) this.track(pin)
+      for (const cid of change.removed) this.untrack(cid)
+    })
+    this.recoverTimer = setInterval(() => { void this.reconcile() }, this.init.recover_interval_ms ?? 12 * 60_000)
+    this.recoverTimer.unref()
+    // Resume after a restart: queue what is wanted but missing, and drop what is pinned but no longer wanted.
+    void this.reconcile()
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    this.unsubscribe?.()
+    clearInterval(this.recoverTimer)
+    for (const op of this.ops.values()) {
+      clearTimeout(op.retryTimer)
+      op.controller?.abort(new Error('the tracker is stopping'))
+    }
+    while (this.active > 0) await new Promise<void>(resolve => this.idleWaiters.push(resolve))
+  }
+
+  queueLength (): number {
+    return this.queue.length - this.queueHead
+  }
+
+  // ----- wanted-state changes
+
+  private wanted (pin: Pin | undefined): boolean {
+    return pin != null && pin.type !== 'meta-pin' && isAllocatedTo(pin, this.components.peerId)
+  }
+
+  private track (pin: Pin): void {
+    if (this.wanted(pin)) this.enqueue(cidKey(pin.cid), 'pin')
+    else this.untrack(cidKey(pin.cid))
+  }
+
+  private untrack (cid: string): void {
+    if (this.wanted(this.components.pinset.get(cid))) return
+    const op = this.ops.get(cid)
+    if (op?.type === 'unpin' && op.phase !== 'error') return
+    this.enqueue(cid, 'unpin')
+  }
+
+  /** Replaces any operation on cid by a fresh one of this type at the back of the queue. */
+  private enqueue (cid: string, type: OpType): void {
+    const existing = this.ops.get(cid)
+    if (existing != null) {
+      if (existing.type === type && existing.phase !== 'error') return
+      clearTimeout(existing.retryTimer)
+      existing.controller?.abort(new Error(`superseded by ${type}`))
+    }
+    const op: Op = {
+      cid, type, phase: 'queued', attempts: existing?.type === type ? existing.attempts : 0, error: '',
+      timestamp: new Date().toISOString(), generation: ++this.generation
+    }
+    this.ops.set(cid, op)
+    if (this.queueLength() >= this.maxQueue) {
+      op.phase = 'error'
+      op.error = new QueueFullError().message
+      return
+    }
+    this.queue.push(cid)
+    this.pump()
+  }
+
+  private pump (): void {
+    while (this.started && this.active < this.concurrency && this.queueLength() > 0) {
+      const cid = this.queue[this.queueHead++]
+      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.queueHead)
+        this.queueHead = 0
+      }
+      const op = this.ops.get(cid)
+      if (op == null || op.phase !== 'queued') continue
+      this.active++
+      void this.run(op).finally(() => {
+        this.active--
+        if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w()
+        this.pump()
+      })
+    }
+  }
+
+  private async run (op: Op): Promise<void> {
+    op.phase = 'in_progress'
+    op.attempts++
+    op.timestamp = new Date().toISOString()
+    const controller = new AbortController()
+    op.controller = controller
+    const { ipfs, pinset } = this.components
+    let idle: NodeJS.Timeout | undefined
+    const timeoutMs = this.init.pin_timeout_ms ?? 120_000
+    const armIdle = (): void => {
+      clearTimeout(idle)
+      idle = setTimeout(() => { controller.abort(new Error(`no progress for ${timeoutMs / 1000}s (pin_timeout)`)) }, timeoutMs)
+    }
+    try {
+      const cid = CID.parse(op.cid)
+      if (op.type === 'pin') {
+        const pin = pinset.get(op.cid)
+        if (!this.wanted(pin)) return this.finish(op)
+        if (!(await ipfs.isPinned(cid, { signal: controller.signal }))) {
+          armIdle()
+          await ipfs.pin(cid, {
+            signal: controller.signal,
+            depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
+            onProgress: armIdle
+          })
+        }
+      } else {
+        if (this.wanted(pinset.get(op.cid))) return this.finish(op)
+        await ipfs.unpin(cid, { signal: controller.signal })
+      }
+      this.finish(op)
+    } catch (err) {
+      this.fail(op, controller.signal.aborted ? (controller.signal.reason as Error) ?? (err as Error) : err as Error)
+    } finally {
+      clearTimeout(idle)
+    }
+  }
+
+  private finish (op: Op): void {
+    if (this.ops.get(op.cid) === op) this.ops.delete(op.cid)
+  }
+
+  private fail (op: Op, err: Error): void {
+    if (this.ops.get(op.cid) !== op) return // superseded while running
+    op.phase = 'error'
+    op.error = err.message ?? String(err)
+    op.controller = undefined
+    op.timestamp = new Date().toISOString()
+    const maxRetries = this.init.max_retries ?? 5
+    if (!this.started) return
+    this.log('%s %s failed (attempt %d/%d): %s', op.type, op.cid, op.attempts, maxRetries, op.error)
+    if (op.attempts < maxRetries) {
+      const base = this.init.retry_base_ms ?? 1000
+      const delay = Math.min(base * 2 ** (op.attempts - 1), this.init.retry_max_ms ?? 60_000) * (0.75 + Math.random() / 2)
+      op.retryTimer = setTimeout(() => {
+        if (this.ops.get(op.cid) !== op || op.phase !== 'error') return
+        op.phase = 'queued'
+        this.queue.push(op.cid)
+        this.pump()
+      }, delay)
+      op.retryTimer.unref()
+    }
+  }
+
+  // ----- status
+
+  private async statusOf (cid: string, options?: AbortOptions): Promise<PinInfo> {
+    const { pinset, peerId } = this.components
+    const pin = pinset.get(cid)
+    const op = this.ops.get(cid)
+    let status: TrackerStatus
+    let error = ''
+    let timestamp = pin?.timestamp ?? new Date().toISOString()
+    if (op != null) {
+      status = STATUS[op.type][op.phase]
+      error = op.error
+      timestamp = op.timestamp
+    } else if (pin == null) {
+      status = 'unpinned'
+    } else if (pin.type === 'meta-pin') {
+      status = 'sharded'
+    } else if (!isAllocatedTo(pin, peerId)) {
+      status = 'remote'
+    } else if (await this.components.ipfs.isPinned(CID.parse(cid), options)) {
+      status = 'pinned'
+    } else {
+      status = 'unexpectedly_unpinned'
+      error = 'the item should be pinned but it is not'
+    }
+    return {
+      cid: pin?.cid ?? cid,
+      name: pin?.name ?? '',
+      peer: peerId,
+      allocations: pin?.allocations ?? [],
+      origins: pin?.origins ?? [],
+      created: pin?.timestamp ?? timestamp,
+      metadata: pin?.metadata ?? null,
+      peername: this.init.peername,
+      ipfs_peer_id: peerId,
+      status,
+      timestamp,
+      error,
+      attempt_count: op?.attempts ?? 0,
+      priority_pin: false
+    }
+  }
+
+  async status (cid: string, options?: AbortOptions): Promise<PinInfo> {
+    return await this.statusOf(cidKey(cid), options)
+  }
+
+  async * statusAll (options?: AbortOptions): AsyncIterable<PinInfo> {
+    const { pinset } = this.components
+    for (const pin of [...pinset.list()]) {
+      options?.signal?.throwIfAborted()
+      yield await this.statusOf(cidKey(pin.cid), options)
+    }
+    // In-flight or failed unpins of CIDs already gone from the pinset.
+    for (const op of [...this.ops.values()]) {
+      if (op.type === 'unpin' && pinset.get(op.cid) == null) yield await this.statusOf(op.cid, options)
+    }
+  }
+
+  async recover (cid: string, options?: AbortOptions): Promise<PinInfo> {
+    const key = cidKey(cid)
+    await this.recoverOne(key, options)
+    return await this.statusOf(key, options)
+  }
+
+  /** Re-queues cid when it is in error or not where it should be; true if it was re-queued. */
+  private async recoverOne (cid: string, options?: AbortOptions): Promise<boolean> {
+    const op = this.ops.get(cid)
+    if (op != null) {
+      if (op.phase !== 'error') return false
+      clearTimeout(op.retryTimer)
+      op.attempts = 0
+      this.ops.delete(cid)
+      this.enqueue(cid, op.type)
+      return true
+    }
+    const pin = this.components.pinset.get(cid)
+    const pinned = await this.components.ipfs.isPinned(CID.parse(cid), options)
+    if (this.wanted(pin) && !pinned) { this.enqueue(cid, 'pin'); return true }
+    if (!this.wanted(pin) && pinned) { this.enqueue(cid, 'unpin'); return true }
+    return false
+  }
+
+  async * recoverAll (options?: AbortOptions): AsyncIterable<PinInfo> {
+    for (const cid of await this.reconcile(options)) yield await this.statusOf(cid, options)
+  }
+
+  /** Compares the whole pinset with the local pins and queues the differences; returns the CIDs queued. */
+  private async reconcile (options?: AbortOptions): Promise<string[]> {
+    const queued = new Set<string>()
+    try {
+      for (const pin of [...this.components.pinset.list()]) {
+        if (!this.started) return [...queued]
+        const key = cidKey(pin.cid)
+        if (await this.recoverOne(key, options)) queued.add(key)
+      }
+      for await (const cid of this.components.ipfs.pinLs(options)) {
+        const key = cidKey(cid)
+        if (!this.wanted(this.components.pinset.get(key)) && !this.ops.has(key)) {
+          this.enqueue(key, 'unpin')
+          queued.add(key)
+        }
+      }
+      for (const op of [...this.ops.values()]) {
+        if (op.phase === 'error' && !queued.has(op.cid) && await this.recoverOne(op.cid, options)) queued.add(op.cid)
+      }
+    } catch (err) {
+      this.log.error('reconciling the pinset with local pins failed: %e', err)
+    }
+    if (queued.size > 0) this.log('reconcile queued %d operations', queued.size)
+    return [...queued]
+  }
+}

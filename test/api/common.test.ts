@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import express from 'express'
+import { CID } from 'multiformats/cid'
+import { base64 } from 'multiformats/bases/base64'
+import { errorHandler, listen, parseCid } from '../../src/api/common.js'
+import { HTTP_STATUS_BY_NAME, restErrorBody, toHttpError } from '../../src/api/errors.js'
+import { decodePartPath } from '../../src/api/rest/multipart.js'
+import { parseAddQuery, parseGoDuration, parsePinOptions, parseRfc3339 } from '../../src/api/rest/pin-options.js'
+import * as errors from '../../src/errors.js'
+
+const V0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
+const q = (s: string): URLSearchParams => new URLSearchParams(s)
+
+describe('error status map', () => {
+  it('maps every error class by name, unknown errors to 500', () => {
+    const expected: Record<string, number> = {
+      InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
+      NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
+      QueueFullError: 429, NotEnoughPeersError: 500, ShuttingDownError: 503
+    }
+    for (const [name, status] of Object.entries(expected)) {
+      const Cls = (errors as unknown as Record<string, new () => Error>)[name]
+      assert.equal(toHttpError(new Cls()).status, status, name)
+    }
+    assert.deepEqual(HTTP_STATUS_BY_NAME, expected)
+    assert.deepEqual(toHttpError(new TypeError('boom')), { status: 500, message: 'boom' })
+  })
+
+  it('turns express.json() failures into 400 (malformed) and 413 (too large)', async () => {
+    const app = express()
+    app.post('/', express.json({ limit: 10 }), (_req, res) => { res.end() })
+    app.use(errorHandler(restErrorBody))
+    const server = await listen(app, '127.0.0.1', 0)
+    try {
+      const post = async (body: string): Promise<Response> => await fetch(`http://127.0.0.1:${server.address.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      const bad = await post('{nope')
+      assert.equal(bad.status, 400)
+      assert.match((await bad.json() as { message: string }).message, /^malformed JSON body: /)
+      assert.equal((await post('{"a":"0123456789"}')).status, 413)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('parseCid', () => {
+  it('keys every form of a CID as CIDv1 base32', () => {
+    const v1 = CID.parse(V0).toV1()
+    assert.equal(parseCid(V0).key, v1.toString())
+    assert.equal(parseCid(v1.toString(base64)).key, v1.toString())
+    assert.equal(parseCid(V0).cid.version, 0)
+  })
+
+  it('names the bad input', () => {
+    assert.throws(() => parseCid('xyz'), { name: 'InvalidCIDError', message: /^invalid CID "xyz": / })
+    assert.throws(() => parseCid(''), { name: 'InvalidCIDError', message: 'invalid CID "": empty string' })
+  })
+})
+
+describe('query parsing', () => {
+  it('parses Go durations', () => {
+    assert.equal(parseGoDuration('1h30m'), 5_400_000)
+    assert.equal(parseGoDuration('90s'), 90_000)
+    assert.equal(parseGoDuration('1.5h'), 5_400_000)
+    assert.equal(parseGoDuration('250ms'), 250)
+    assert.equal(parseGoDuration('-1s'), -1000)
+    assert.equal(parseGoDuration('1d'), undefined)
+    assert.equal(parseGoDuration('h'), undefined)
+  })
+
+  it('parses RFC3339 timestamps to UTC and refuses impossible dates', () => {
+    assert.equal(parseRfc3339('2030-01-02T03:04:05+01:00'), '2030-01-02T02:04:05.000Z')
+    assert.equal(parseRfc3339('2030-01-02'), undefined)
+    assert.equal(parseRfc3339('2023-02-29T00:00:00Z'), undefined)
+    assert.equal(parseRfc3339('2024-02-29T00:00:00Z'), '2024-02-29T00:00:00.000Z')
+  })
+
+  it('reads pin options the way IPFS Cluster does', () => {
+    assert.deepEqual(parsePinOptions(q('')), {})
+    assert.deepEqual(parsePinOptions(q('replication=2&replication-min=5')), { replication_factor_min: 2, replication_factor_max: 2 })
+    assert.deepEqual(parsePinOptions(q('expire-in=24h'), 0), { expire_at: '1970-01-02T00:00:00.000Z' })
+    assert.deepEqual(parsePinOptions(q('meta-=x&meta-a=1&meta-a=2')), { metadata: { a: '1' } })
+    assert.equal(parsePinOptions(q(`pin-update=${V0}`)).pin_update, CID.parse(V0).toV1().toString())
+    assert.throws(() => parsePinOptions(q('pin-update=zzz')), { name: 'InvalidParameterError', message: /^invalid value for "pin-update": invalid CID "zzz"/ })
+  })
+
+  it('reads add parameters: defaults, CIDv1 raw leaves, shard as a shard size', () => {
+    assert.deepEqual(parseAddQuery(q('')), { params: {}, streamChannels: true, local: false })
+    assert.deepEqual(parseAddQuery(q('cid-version=1')).params, { cid_version: 1, raw_leaves: true })
+    assert.deepEqual(parseAddQuery(q('cid-version=1&raw-leaves=false')).params, { cid_version: 1, raw_leaves: false })
+    assert.deepEqual(parseAddQuery(q('shard-size=5&pin-update=' + V0)).params, {})
+    assert.deepEqual(parseAddQuery(q('shard=true&shard-size=5')).params, { shard_size: 5 })
+    assert.deepEqual(parseAddQuery(q('shard=true')).params, { shard_size: 104857600 })
+    assert.deepEqual(parseAddQuery(q('stream-channels=false&local=true&no-pin=1&progress=t')), {
+      params: { no_pin: true, progress: true }, streamChannels: false, local: true
+    })
+    assert.throws(() => parseAddQuery(q('cid-version=2')), { message: 'invalid value for "cid-version": "2" must be 0 or 1' })
+    assert.throws(() => parseAddQuery(q('chunker=size-0')), { message: /^invalid value for "chunker": "size-0"/ })
+    assert.throws(() => parseAddQuery(q('layout=trickle')), { message: /^invalid value for "layout": "trickle" is not supported/ })
+    assert.throws(() => parseAddQuery(q('format=tar')), { message: 'invalid value for "format": "tar" must be "unixfs" or "car"' })
+  })
+
+  it('decodes Kubo part paths and refuses to leave the tree', () => {
+    assert.equal(decodePartPath('dir%2Fsub%2Fa+b.txt'), 'dir/sub/a b.txt')
+    assert.equal(decodePartPath('./dir//x/'), 'dir/x')
+    assert.equal(decodePartPath('100%.txt'), '100%.txt')
+    assert.throws(() => decodePartPath('dir%2F..%2F..%2Fetc'), { name: 'InvalidBodyError', message: /leaves its directory/ })
+  })
+})

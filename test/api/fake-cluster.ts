@@ -1,0 +1,161 @@
+// An in-memory ClusterAPI for the REST API's own tests: it records what the API hands it and answers with
+// IPFS Cluster's shapes. Never use it to test anything but src/api.
+import { FollowerModeError, NotInPinsetError } from '../../src/errors.js'
+import { ZERO_TIME } from '../../src/components.js'
+import type {
+  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType,
+  TrackerStatus
+} from '../../src/components.js'
+
+export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+
+export interface ReceivedEntry { path: string, content?: string }
+
+export class FakeCluster implements ClusterAPI {
+  readonly pins = new Map<string, Pin>()
+  writable = true
+  calls: Array<{ method: string, args: unknown[] }> = []
+  /** Set to make the next streaming call fail after that many items. */
+  streamFailure?: { after: number, error: Error }
+  /** Set to make statusAll never end (for client-disconnect tests); flips to true when the generator stops. */
+  endless = false
+  endlessStopped = false
+  added: ReceivedEntry[] = []
+  addFailure?: { afterEntries: number, error: Error }
+
+  private record (method: string, ...args: unknown[]): void { this.calls.push({ method, args }) }
+  lastCall (method: string): unknown[] | undefined { return this.calls.findLast(c => c.method === method)?.args }
+
+  idInfo (id = PEER): IDInfo {
+    return {
+      id, addresses: [`/ip4/127.0.0.1/tcp/9096/p2p/${id}`], cluster_peers: [id], cluster_peers_addresses: [],
+      version: '0.1.0', commit: '', rpc_protocol_version: '/ipfscluster/1.0/rpc', error: '',
+      ipfs: { id, addresses: [], error: '' }, peername: 'fake'
+    }
+  }
+
+  makePin (cid: string, opts: PinOptions = {}, type: PinType = 'pin'): Pin {
+    return {
+      cid, type, name: opts.name ?? '', mode: opts.mode ?? 'recursive',
+      replication_factor_min: opts.replication_factor_min ?? -1, replication_factor_max: opts.replication_factor_max ?? -1,
+      allocations: [], shard_size: opts.shard_size ?? 0, max_depth: opts.mode === 'direct' ? 0 : -1, reference: null,
+      expire_at: opts.expire_at ?? ZERO_TIME, metadata: opts.metadata ?? null, origins: opts.origins ?? [],
+      pin_update: opts.pin_update ?? null, user_allocations: opts.user_allocations ?? null,
+      timestamp: '2024-05-06T10:00:00Z'
+    }
+  }
+
+  gpi (cid: string, status: TrackerStatus = 'pinned'): GlobalPinInfo {
+    return {
+      cid, name: this.pins.get(cid)?.name ?? '', allocations: [], origins: [], created: '2024-05-06T10:00:00Z', metadata: null,
+      peer_map: { [PEER]: { peername: 'fake', status, timestamp: '2024-05-06T10:00:00Z', error: '', attempt_count: 0, priority_pin: false } }
+    }
+  }
+
+  private async * stream<T> (items: T[], options?: AbortOptions): AsyncGenerator<T> {
+    const failure = this.streamFailure
+    this.streamFailure = undefined
+    let n = 0
+    for (const item of items) {
+      if (failure !== undefined && n === failure.after) throw failure.error
+      options?.signal?.throwIfAborted()
+      yield item
+      n++
+    }
+    if (failure !== undefined && n === failure.after) throw failure.error
+  }
+
+  async id (): Promise<IDInfo> { return this.idInfo() }
+
+  peers (options?: AbortOptions): AsyncIterable<IDInfo> {
+    return this.stream([this.idInfo(), this.idInfo('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')], options)
+  }
+
+  async pin (cid: string, options: PinOptions): Promise<Pin> {
+    this.record('pin', cid, options)
+    const pin = this.makePin(cid, options)
+    this.pins.set(cid, pin)
+    return pin
+  }
+
+  async unpin (cid: string): Promise<Pin> {
+    this.record('unpin', cid)
+    const pin = this.pins.get(cid)
+    if (pin === undefined) throw new NotInPinsetError()
+    this.pins.delete(cid)
+    return pin
+  }
+
+  allocations (types?: Set<PinType>): Iterable<Pin> {
+    this.record('allocations', types)
+    return [...this.pins.values()].filter(p => types === undefined || types.has(p.type))
+  }
+
+  allocation (cid: string): Pin {
+    const pin = this.pins.get(cid)
+    if (pin === undefined) throw new NotInPinsetError()
+    return pin
+  }
+
+  async status (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
+    this.record('status', cid, { local: options?.local })
+    return this.gpi(cid, this.pins.has(cid) ? 'pinned' : 'unpinned')
+  }
+
+  statusAll (options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] }): AsyncIterable<GlobalPinInfo> {
+    this.record('statusAll', { local: options?.local, filter: options?.filter, cids: options?.cids })
+    if (this.endless) return this.forever(options)
+    const cids = options?.cids ?? [...this.pins.keys()]
+    return this.stream(cids.map(c => this.gpi(c)), options)
+  }
+
+  private async * forever (options?: AbortOptions): AsyncGenerator<GlobalPinInfo> {
+    try {
+      for (let i = 0; ; i++) {
+        options?.signal?.throwIfAborted()
+        yield this.gpi(`cid-${i}`)
+        await new Promise(resolve => setTimeout(resolve, 5))
+      }
+    } finally {
+      this.endlessStopped = true
+    }
+  }
+
+  async recover (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
+    this.record('recover', cid, { local: options?.local })
+    return this.gpi(cid, 'pin_queued')
+  }
+
+  recoverAll (options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo> {
+    this.record('recoverAll', { local: options?.local })
+    return this.stream([...this.pins.keys()].map(c => this.gpi(c, 'pin_queued')), options)
+  }
+
+  async * add (entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncGenerator<AddedOutput> {
+    this.record('add', params)
+    this.added = []
+    if (!this.writable) throw new FollowerModeError()
+    try {
+      yield * this.importEntries(entries, options)
+    } finally {
+      this.record('add-ended')
+    }
+  }
+
+  private async * importEntries (entries: AsyncIterable<AddEntry>, options?: AbortOptions): AsyncGenerator<AddedOutput> {
+    for await (const entry of entries) {
+      if (this.addFailure !== undefined && this.added.length === this.addFailure.afterEntries) throw this.addFailure.error
+      let content: string | undefined
+      if (entry.content !== undefined) {
+        const chunks: Uint8Array[] = []
+        for await (const chunk of entry.content) chunks.push(chunk)
+        content = Buffer.concat(chunks).toString('utf8')
+      }
+      this.added.push({ path: entry.path, content })
+      options?.signal?.throwIfAborted()
+      yield { name: entry.path, cid: `bafy-${this.added.length}`, size: content?.length ?? 0 }
+    }
+  }
+
+  metricNames (): string[] { return ['ping', 'freespace'] }
+}

@@ -1,0 +1,261 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from '../../src/cli/program.js'
+import { freePort, readMultipart, samplePin, sampleStatus, sendJson, sendNdjson, startFakeApi, type FakeApi } from '../client/fake-api.js'
+
+const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+const SLOW = 'bafkreislowslowslowslowslowslowslowslowslowslowslowslowslow'
+const FAIL = 'bafkreifailfailfailfailfailfailfailfailfailfailfailfailfail'
+const TS = '2024-05-06T10:00:00Z'
+
+interface Run { code: number, out: string, err: string }
+
+describe('cairn CLI against a fake REST API', () => {
+  let api: FakeApi
+  let dir: string
+  let slowPolls = 0
+
+  async function cairn (...args: string[]): Promise<Run> {
+    let out = ''
+    let err = ''
+    const code = await runCli(args, { out: s => { out += s }, err: s => { err += s }, env: { CAIRN_API: api.url } })
+    return { code, out, err }
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cairn-cli-'))
+    await mkdir(join(dir, 'tree', 'sub'), { recursive: true })
+    await writeFile(join(dir, 'tree', 'a.txt'), 'a')
+    await writeFile(join(dir, 'tree', 'sub', 'b.txt'), 'bb')
+
+    const twoPeers = { peerA: { peername: 'one', status: 'pinned' }, peerB: { peername: 'two', status: 'pin_error', error: 'context deadline exceeded' } }
+    api = await startFakeApi({
+      'GET /id': (_req, res) => {
+        sendJson(res, 200, {
+          id: 'peerA',
+          peername: 'one',
+          addresses: ['/ip4/127.0.0.1/tcp/9096/p2p/peerA', '/ip4/10.0.0.1/tcp/9096/p2p/peerA'],
+          cluster_peers: ['peerA', 'peerB'],
+          cluster_peers_addresses: [],
+          version: '0.1.0',
+          commit: '',
+          rpc_protocol_version: '/cairn/1.0',
+          error: '',
+          ipfs: { id: 'peerA', addresses: ['/ip4/127.0.0.1/tcp/4001'], error: '' }
+        })
+      },
+      'GET /version': (_req, res) => { sendJson(res, 200, { version: '0.1.0' }) },
+      'GET /peers': (_req, res) => {
+        sendNdjson(res, [
+          { id: 'peerA', peername: 'one', addresses: ['/ip4/127.0.0.1/tcp/9096'], cluster_peers: ['peerA', 'peerB', 'peerC'], error: '', ipfs: { id: '', addresses: [], error: '' } },
+          { id: 'peerC', peername: '', addresses: [], cluster_peers: [], error: 'context deadline exceeded', ipfs: { id: '', addresses: [], error: '' } }
+        ])
+      },
+      'GET /monitor/metrics': (_req, res) => { sendJson(res, 200, ['freespace', 'ping']) },
+      [`GET /pins/${CID}`]: (_req, res) => { sendJson(res, 200, sampleStatus(CID, twoPeers)) },
+      'GET /pins': (_req, res, url) => {
+        const cids = url.searchParams.get('cids')?.split(',') ?? [CID, 'bafyother']
+        sendNdjson(res, cids.map(c => sampleStatus(c, { peerA: { peername: 'one', status: 'pinned' } }, '')))
+      },
+      [`POST /pins/ipfs/${CID}`]: (_req, res) => {
+        sendJson(res, 200, samplePin(CID, { replication_factor_min: 2, replication_factor_max: 2, allocations: ['peerB', 'peerA'], mode: 'direct', max_depth: 0, metadata: { a: '1' } }))
+      },
+      'POST /pins/ipfs/not-a-cid': (_req, res) => { sendJson(res, 400, { code: 400, message: 'error decoding Cid: selected encoding not supported' }) },
+      [`POST /pins/ipfs/${SLOW}`]: (_req, res) => { slowPolls = 0; sendJson(res, 200, samplePin(SLOW, { allocations: ['peerA', 'peerB'] })) },
+      [`GET /pins/${SLOW}`]: (_req, res) => {
+        slowPolls++
+        sendJson(res, 200, sampleStatus(SLOW, {
+          peerA: { peername: 'one', status: 'pinned' },
+          peerB: { peername: 'two', status: slowPolls > 1 ? 'pinned' : 'pinning' },
+          peerC: { peername: 'three', status: 'remote' }
+        }))
+      },
+      [`POST /pins/ipfs/${FAIL}`]: (_req, res) => { sendJson(res, 200, samplePin(FAIL)) },
+      [`GET /pins/${FAIL}`]: (_req, res) => { sendJson(res, 200, sampleStatus(FAIL, twoPeers)) },
+      'GET /allocations': (_req, res) => {
+        sendNdjson(res, [samplePin(CID), samplePin('bafyother', { name: 'x', expire_at: '2030-01-02T03:04:05Z', metadata: { k: 'v' } })])
+      },
+      'POST /pins/recover': (_req, res) => { sendNdjson(res, [sampleStatus(FAIL, { peerB: { peername: 'two', status: 'pin_queued' } })]) },
+      [`DELETE /pins/${FAIL}`]: (_req, res) => { sendJson(res, 200, samplePin(FAIL)) },
+      'POST /add': async (req, res) => {
+        const parts = await readMultipart(req)
+        sendNdjson(res, parts.map((p, i) => ({ name: decodeURIComponent(p.filename), cid: `bafk${i}`, size: p.content.length })))
+      }
+    })
+  })
+
+  after(async () => {
+    await api.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('prints status in ipfs-cluster-ctl format, errors appended', async () => {
+    const { code, out } = await cairn('status', CID)
+    assert.equal(code, 0)
+    assert.equal(out, [
+      `${CID} | site:`,
+      `    > one                  : PINNED | ${TS} | Attempts: 0 | Priority: false`,
+      `    > two                  : PIN_ERROR: context deadline exceeded | ${TS} | Attempts: 0 | Priority: false`,
+      ''
+    ].join('\n'))
+  })
+
+  it('prints NDJSON for lists and one JSON document for single objects with --json', async () => {
+    const status = await cairn('--json', 'status')
+    const lines = status.out.trim().split('\n')
+    assert.deepEqual(lines.map(l => (JSON.parse(l) as { cid: string }).cid), [CID, 'bafyother'])
+    const id = await cairn('id', '--json')
+    assert.equal((JSON.parse(id.out) as { peername: string }).peername, 'one')
+    assert.deepEqual(JSON.parse((await cairn('--json', 'version')).out), { version: '0.1.0' })
+  })
+
+  it('asks for several CIDs in one request', async () => {
+    const { out } = await cairn('status', CID, 'bafyother', '--local')
+    assert.deepEqual(out.split('\n').filter(l => !l.startsWith(' ') && l !== ''), [`${CID}:`, 'bafyother:'])
+    assert.equal(api.requests.at(-1)?.query.get('cids'), `${CID},bafyother`)
+    assert.equal(api.requests.at(-1)?.query.get('local'), 'true')
+  })
+
+  it('lists peers like ipfs-cluster-ctl', async () => {
+    const { out } = await cairn('peers', 'ls')
+    assert.equal(out, [
+      'peerA | one | Sees 2 other peers',
+      '  > Addresses:',
+      '    - /ip4/127.0.0.1/tcp/9096',
+      'peerC | ERROR: context deadline exceeded',
+      ''
+    ].join('\n'))
+    const id = await cairn('id')
+    assert.match(id.out, /^peerA \| one \| Sees 1 other peers\n {2}> Addresses:\n {4}- \/ip4\/10\.0\.0\.1.*\n {4}- \/ip4\/127\.0\.0\.1.*\n {2}> IPFS: peerA\n/)
+  })
+
+  it('pins with the given options and prints the status', async () => {
+    const before = Date.now()
+    const { code, out } = await cairn('pin', 'add', CID, '--name', 'debian', '-r', '2', '--allocations', 'peerA, peerB',
+      '--metadata', 'a=1', '--metadata', 'url=http://x/?q=1', '--expire-in', '1h', '--mode', 'direct',
+      '--origins', '/ip4/1.2.3.4/tcp/4001/p2p/peerC')
+    assert.equal(code, 0)
+    const q = api.requests.find(r => r.method === 'POST')?.query
+    assert.ok(q != null)
+    assert.equal(q.get('name'), 'debian')
+    assert.equal(q.get('replication-min'), '2')
+    assert.equal(q.get('replication-max'), '2')
+    assert.equal(q.get('user-allocations'), 'peerA,peerB')
+    assert.equal(q.get('meta-a'), '1')
+    assert.equal(q.get('meta-url'), 'http://x/?q=1')
+    assert.equal(q.get('mode'), 'direct')
+    assert.equal(q.get('origins'), '/ip4/1.2.3.4/tcp/4001/p2p/peerC')
+    const expires = Date.parse(q.get('expire-at') ?? '')
+    assert.ok(expires >= before + 3_600_000 && expires <= Date.now() + 3_600_000, 'expire-at is now + 1h')
+    assert.match(out, new RegExp(`^${CID} \\| site:\\n {4}> one`))
+  })
+
+  it('prints the pin itself with --no-status, and the pinset with pin ls', async () => {
+    const { out } = await cairn('pin', 'add', CID, '--no-status')
+    assert.equal(out, `${CID} | site | PIN-DIRECT | Repl. Factor: 2--2 | Allocations: [peerA peerB] | Direct | Metadata: yes | Exp: ∞ | Added: 2024-05-06 10:00:00\n`)
+    const ls = await cairn('pin', 'ls', '--filter', 'pin,meta-pin')
+    assert.equal(ls.out, [
+      `${CID} | site | PIN | Repl. Factor: -1 | Allocations: [everywhere] | Recursive | Metadata: no | Exp: ∞ | Added: 2024-05-06 10:00:00`,
+      'bafyother | x | PIN | Repl. Factor: -1 | Allocations: [everywhere] | Recursive | Metadata: yes | Exp: 2030-01-02 03:04:05 | Added: 2024-05-06 10:00:00',
+      ''
+    ].join('\n'))
+    assert.equal(api.requests.at(-1)?.query.get('filter'), 'pin,meta-pin')
+  })
+
+  it('--wait polls until every allocated peer has pinned', { timeout: 10_000 }, async () => {
+    const { code, out, err } = await cairn('pin', 'add', SLOW, '--wait', '--wait-timeout', '20s')
+    assert.equal(code, 0, err)
+    assert.equal(err, `waiting for ${SLOW}: 1/2 peers pinned\nwaiting for ${SLOW}: 2/2 peers pinned\n`)
+    assert.match(out, /> two {18}: PINNED/)
+    assert.equal(slowPolls, 2)
+  })
+
+  it('--wait stops with exit 1 on pin_error', async () => {
+    const { code, err } = await cairn('pin', 'add', FAIL, '--wait')
+    assert.equal(code, 1)
+    assert.match(err, new RegExp(`error: two could not pin ${FAIL}: context deadline exceeded\\n$`))
+  })
+
+  it('passes the server error message through, with exit 1 and no stack trace', async () => {
+    const { code, out, err } = await cairn('pin', 'add', 'not-a-cid')
+    assert.equal(code, 1)
+    assert.equal(out, '')
+    assert.equal(err, 'error: error decoding Cid: selected encoding not supported\n')
+    const debug = await cairn('--debug', 'pin', 'add', 'not-a-cid')
+    assert.match(debug.err, /^debug: POST http:\/\/127\.0\.0\.1:\d+\/pins\/ipfs\/not-a-cid -> 400/)
+    assert.match(debug.err, /\n {4}at /, '--debug prints the stack')
+  })
+
+  it('recovers everything and unpins, printing statuses', async () => {
+    const recover = await cairn('recover', '--local')
+    assert.equal(recover.out, `${FAIL} | site:\n    > two                  : PIN_QUEUED | ${TS} | Attempts: 0 | Priority: false\n`)
+    assert.equal(api.requests.at(-1)?.query.get('local'), 'true')
+    const rm = await cairn('pin', 'rm', FAIL)
+    assert.equal(rm.code, 0)
+    assert.deepEqual(api.requests.slice(-2).map(r => `${r.method} ${r.path}`), [`DELETE /pins/${FAIL}`, `GET /pins/${FAIL}`])
+    assert.match(rm.out, new RegExp(`^${FAIL} \\| site:\\n`))
+  })
+
+  it('says when the daemon cannot be reached', async () => {
+    const port = await freePort()
+    const { code, err } = await cairn('--api', `/ip4/127.0.0.1/tcp/${port}`, 'id')
+    assert.equal(code, 1)
+    assert.equal(err, `error: cannot reach the cairn API at http://127.0.0.1:${port}: connect ECONNREFUSED (is the daemon running?)\n`)
+  })
+
+  it('refuses a directory without -r', async () => {
+    const before = api.requests.length
+    const { code, err } = await cairn('add', join(dir, 'tree'))
+    assert.equal(code, 1)
+    assert.equal(err, `error: ${join(dir, 'tree')} is a directory: add it recursively (-r)\n`)
+    assert.equal(api.requests.length, before)
+  })
+
+  it('adds a tree and prints ipfs-cluster-ctl lines, CIDs only, or NDJSON', async () => {
+    const tree = join(dir, 'tree')
+    const { code, out } = await cairn('add', '-r', tree, '--name', 'tree', '--cid-version', '1')
+    assert.equal(code, 0)
+    assert.equal(out, 'added bafk0 tree\nadded bafk1 tree/a.txt\nadded bafk2 tree/sub\nadded bafk3 tree/sub/b.txt\n')
+    assert.equal(api.requests.at(-1)?.query.get('cid-version'), '1')
+    assert.equal((await cairn('add', '-r', '-q', tree)).out, 'bafk0\nbafk1\nbafk2\nbafk3\n')
+    assert.equal((await cairn('add', '-rQ', tree)).out, 'bafk3\n')
+    const json = await cairn('--json', 'add', '-r', tree)
+    assert.deepEqual(json.out.trim().split('\n').map(l => (JSON.parse(l) as { name: string }).name), ['tree', 'tree/a.txt', 'tree/sub', 'tree/sub/b.txt'])
+    await cairn('add', join(tree, 'a.txt'), join(tree, 'sub', 'b.txt'))
+    assert.equal(api.requests.at(-1)?.query.get('wrap-with-directory'), 'true', 'several paths are wrapped')
+  })
+
+  it('lists metric names', async () => {
+    assert.equal((await cairn('health', 'metrics')).out, 'freespace\nping\n')
+    assert.equal((await cairn('health', 'metrics', '--json')).out, '"freespace"\n"ping"\n')
+  })
+
+  it('initialises a peer through the config module', async () => {
+    const path = join(dir, 'peer')
+    const first = await cairn('--json', 'init', '--path', path, '--peername', 'alpha', '--rest-listen', '127.0.0.1:9194')
+    assert.equal(first.code, 0, first.err)
+    const made = JSON.parse(first.out) as { id: string, path: string }
+    assert.equal(made.path, path)
+    assert.match(made.id, /^12D3KooW/)
+    const again = await cairn('init', '--path', path)
+    assert.equal(again.code, 1, 'an existing peer is not overwritten without --force')
+    assert.match(again.err, /^error: /)
+    const forced = await cairn('init', '--path', path, '--force')
+    assert.match(forced.out, new RegExp(`^initialized peer 12D3KooW\\w+ in ${path}\\n$`))
+    assert.notEqual(forced.out.split(' ')[2], made.id, '--force makes a new identity')
+  })
+
+  it('exits 2 on usage errors', async () => {
+    for (const args of [['pin', 'add'], ['pin', 'add', CID, '--replication', 'two'], ['status', CID, '--filter', 'error'],
+      ['--bogus'], ['pin'], ['pin', 'add', CID, '--mode', 'sideways'], ['pin', 'add', CID, '--metadata', 'novalue'],
+      ['pin', 'add', CID, '--wait-timeout', 'soon'], ['add', '--format', 'car', 'a.car', 'b.car']]) {
+      const { code, err } = await cairn(...args)
+      assert.equal(code, 2, `cairn ${args.join(' ')}: ${err}`)
+      assert.notEqual(err, '', `cairn ${args.join(' ')} says why`)
+    }
+    assert.equal((await cairn('--help')).code, 0)
+  })
+})

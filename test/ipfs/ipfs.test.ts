@@ -1,0 +1,326 @@
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { join } from 'node:path'
+import { CarWriter } from '@ipld/car/writer'
+import * as dagCbor from '@ipld/dag-cbor'
+import { LevelDatastore } from 'datastore-level'
+import { Key } from 'interface-datastore'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { collect, concatBytes, once, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
+import type { TestPeer } from './helpers.js'
+import type { AddEntry } from '../../src/components.js'
+
+function tree (files: Record<string, Uint8Array | null>): AsyncIterable<AddEntry> {
+  return (async function * () {
+    for (const [path, content] of Object.entries(files)) {
+      yield content == null ? { path } : { path, content: once(content) }
+    }
+  })()
+}
+
+async function rawBlock (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+async function carBytes (roots: CID[], blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<AsyncIterable<Uint8Array>> {
+  const { writer, out } = CarWriter.create(roots)
+  const chunks = collect(out)
+  for (const b of blocks) {
+    await writer.put(b)
+  }
+  await writer.close()
+  const all = await chunks
+  return (async function * () { yield * all })()
+}
+
+describe('ipfs node', () => {
+  it('moves a 3 MiB file between two peers over bitswap: pin, cat, unpin', async () => {
+    let a: TestPeer | undefined
+    let b: TestPeer | undefined
+    try {
+      a = await startPeer('a')
+      b = await startPeer('b')
+      const data = randomBytes(3 * 1024 * 1024)
+      const out = await collect(a.node.addEntries(tree({ 'big.bin': data }), {}))
+      assert.equal(out.length, 1)
+      const root = CID.parse(out[0].cid)
+      assert.equal(out[0].name, 'big.bin')
+      assert.ok(out[0].size != null && out[0].size > data.length, 'size is the cumulative DAG size')
+      assert.equal(await a.node.isPinned(root), false, 'add pins nothing')
+      assert.ok(await a.node.repoSize() >= data.length)
+
+      await b.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
+      let progress = 0
+      await b.node.pin(root, { signal: AbortSignal.timeout(20_000), onProgress: n => { progress = n } })
+      assert.ok(progress > 12, `progress counted ${progress} blocks`)
+      assert.equal(await b.node.isPinned(root), true)
+      const pinned = (await collect(b.node.pinLs())).map(c => c.toString())
+      assert.deepEqual(pinned, [root.toV1().toString()])
+
+      const got = await concatBytes(b.node.cat(root))
+      assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'))
+      assert.ok(await b.node.repoSize() >= data.length)
+
+      await b.node.pin(root) // already pinned: resolves at once
+      await b.node.unpin(root)
+      assert.equal(await b.node.isPinned(root), false)
+      assert.deepEqual(await collect(b.node.pinLs()), [])
+      await b.node.unpin(root) // not pinned: no error
+    } finally {
+      await stopPeers(a, b)
+      await removeDirs(a, b)
+    }
+  })
+
+  it('imports directory trees like Kubo: every entry, root last, stable CIDs, v0 and v1', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('tree')
+      const files = {
+        'site/index.html': new TextEncoder().encode('<h1>hi</h1>\n'),
+        'site/empty': null,
+        'site/assets/logo.bin': randomBytes(300_000),
+        'site/assets/deep/x.txt': new TextEncoder().encode('x\n'),
+        'site/readme.txt': new TextEncoder().encode('hello world\n')
+      }
+      const v0 = await collect(a.node.addEntries(tree(files), { wrap_with_directory: true }))
+      const names = v0.map(o => o.name)
+      assert.deepEqual([...names].sort(), [
+        '', 'site', 'site/assets', 'site/assets/deep', 'site/assets/deep/x.txt', 'site/assets/logo.bin',
+        'site/empty', 'site/index.html', 'site/readme.txt'
+      ])
+      assert.equal(v0.at(-1)?.name, '', 'the wrapping directory comes last')
+      assert.equal(v0.find(o => o.name === 'site/empty')?.cid, 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn', 'Kubo\'s empty directory')
+      assert.ok(names.indexOf('site/empty') < names.indexOf('site'), 'children before parents')
+      for (const o of v0) {
+        assert.match(o.cid, /^Qm/, `${o.name} is CIDv0`)
+        assert.ok(typeof o.size === 'number' && o.size > 0)
+      }
+      // Kubo: `echo "hello world" | ipfs add` gives this CID
+      assert.equal(v0.find(o => o.name === 'site/readme.txt')?.cid, 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')
+
+      const again = await collect(a.node.addEntries(tree(files), { wrap_with_directory: true }))
+      assert.equal(again.at(-1)?.cid, v0.at(-1)?.cid, 'same input, same root')
+
+      const v1 = await collect(a.node.addEntries(tree(files), { wrap_with_directory: true, cid_version: 1 }))
+      assert.match(v1.at(-1)?.cid ?? '', /^bafy/)
+      for (const o of v1) {
+        assert.match(o.cid, /^baf/, `${o.name} is CIDv1`)
+      }
+      // cid_version 1 implies raw leaves: a one-block file is a raw block
+      const readme = (await rawBlock(files['site/readme.txt'])).cid.toString()
+      assert.equal(v1.find(o => o.name === 'site/readme.txt')?.cid, readme)
+
+      // without a wrapper the single top-level directory is the root
+      const bare = await collect(a.node.addEntries(tree(files), {}))
+      assert.equal(bare.at(-1)?.name, 'site')
+      assert.equal(bare.at(-1)?.cid, v0.find(o => o.name === 'site')?.cid)
+
+      // the tree reads back through the node
+      const logo = v0.find(o => o.name === 'site/assets/logo.bin')
+      assert.ok(logo != null)
+      assert.deepEqual(await concatBytes(a.node.cat(CID.parse(logo.cid))), Buffer.from(files['site/assets/logo.bin']))
+      await assert.rejects(collect(a.node.cat(CID.parse(v0.at(-1)?.cid ?? ''))), { name: 'InvalidParameterError' })
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
+  })
+
+  it('reports progress, honours chunk_size, and rejects bad add requests', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('params')
+      const data = randomBytes(3 * 1024 * 1024 + 5)
+      const lines = await collect(a.node.addEntries(tree({ 'f.bin': data }), { progress: true, chunk_size: 1_048_576 }))
+      const progress = lines.filter(l => l.cid === '')
+      const results = lines.filter(l => l.cid !== '')
+      assert.equal(results.length, 1)
+      assert.equal(lines.at(-1), results[0], 'the result comes after its progress lines')
+      assert.ok(progress.length >= 3)
+      assert.deepEqual(progress.at(-1), { name: 'f.bin', cid: '', bytes: data.length })
+      const defaultChunks = await collect(a.node.addEntries(tree({ 'f.bin': data }), {}))
+      assert.notEqual(defaultChunks[0].cid, results[0].cid, 'the chunk size changes the DAG')
+
+      await assert.rejects(collect(a.node.addEntries(tree({}), {})), { name: 'InvalidParameterError', message: 'no files in the request' })
+      await assert.rejects(collect(a.node.addEntries(tree({ '../etc/passwd': data }), {})), { name: 'InvalidParameterError' })
+      await assert.rejects(collect(a.node.addEntries(tree({ f: data }), { chunk_size: 4 * 1024 * 1024 })), { name: 'InvalidParameterError' })
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
+  })
+
+  it('imports a single-root CAR (dag-cbor root) and refuses two roots or a corrupt block', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('car')
+      const leaves = await Promise.all([randomBytes(1000), randomBytes(2000)].map(rawBlock))
+      const rootBytes = dagCbor.encode({ name: 'shard', links: leaves.map(l => l.cid) })
+      const root = { cid: CID.createV1(dagCbor.code, await sha256.digest(rootBytes)), bytes: rootBytes }
+
+      const out = await collect(a.node.addCar(await carBytes([root.cid], [root, ...leaves])))
+      assert.deepEqual(out, [{ name: '', cid: root.cid.toString(), size: rootBytes.length + 3000 }])
+      for (const block of [root, ...leaves]) {
+        assert.equal(await a.node.hasBlock(block.cid), true)
+      }
+      await a.node.pin(root.cid)
+      assert.equal(await a.node.isPinned(root.cid), true)
+
+      // the same through addEntries with format=car
+      const viaAdd = await collect(a.node.addEntries((async function * () {
+        yield { path: 'x.car', content: await carBytes([root.cid], [root, ...leaves]) }
+      })(), { format: 'car' }))
+      assert.equal(viaAdd[0].cid, root.cid.toString())
+
+      await assert.rejects(collect(a.node.addCar(await carBytes([leaves[0].cid, leaves[1].cid], leaves))), {
+        name: 'InvalidParameterError', message: 'only CAR files with a single root are supported'
+      })
+      const forged = { cid: leaves[0].cid, bytes: randomBytes(1000) }
+      await assert.rejects(collect(a.node.addCar(await carBytes([forged.cid], [forged]))), { name: 'InvalidParameterError' })
+      await assert.rejects(collect(a.node.addCar(once(new TextEncoder().encode('not a car')))), { name: 'InvalidParameterError' })
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
+  })
+
+  it('aborts a pin of content nobody has, promptly, and keeps working', async () => {
+    let a: TestPeer | undefined
+    let b: TestPeer | undefined
+    try {
+      a = await startPeer('abort-a')
+      b = await startPeer('abort-b')
+      await a.node.libp2p.dial(b.node.libp2p.getMultiaddrs()[0])
+      const missing = (await rawBlock(randomBytes(64))).cid
+      const started = Date.now()
+      await assert.rejects(a.node.pin(missing, { signal: AbortSignal.timeout(300) }), { name: 'AbortError' })
+      assert.ok(Date.now() - started < 3000, `abort took ${Date.now() - started} ms`)
+      const controller = new AbortController()
+      controller.abort()
+      await assert.rejects(a.node.pin(missing, { signal: controller.signal }), { name: 'AbortError' })
+      assert.equal(await a.node.isPinned(missing), false)
+      assert.deepEqual(await collect(a.node.pinLs()), [])
+
+      // still works: a pin of real content right after
+      const out = await collect(b.node.addEntries(tree({ 'ok.txt': randomBytes(5000) }), {}))
+      const cid = CID.parse(out[0].cid)
+      await a.node.pin(cid, { signal: AbortSignal.timeout(10_000) })
+      assert.equal(await a.node.isPinned(cid), true)
+    } finally {
+      await stopPeers(a, b)
+      await removeDirs(a, b)
+    }
+  })
+
+  it('finds a provider it is not connected to through the DHT', async () => {
+    let a: TestPeer | undefined
+    let b: TestPeer | undefined
+    let c: TestPeer | undefined
+    try {
+      a = await startPeer('dht-a')
+      b = await startPeer('dht-b')
+      c = await startPeer('dht-c')
+      // a <- c -> b: b and a only know each other through c's DHT
+      await c.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
+      await c.node.libp2p.dial(b.node.libp2p.getMultiaddrs()[0])
+      const data = randomBytes(1_000_000)
+      const out = await collect(a.node.addEntries(tree({ 'far.bin': data }), {}))
+      const root = CID.parse(out[0].cid)
+      const peers = [a, b, c].map(p => p.node)
+      const hub = c.node
+      await waitFor(() => peers.every(n => n.libp2p.getPeers().length >= 1) && hub.libp2p.getPeers().length === 2, 5000, 'connections')
+      await a.node.helia.routing.provide(root, { signal: AbortSignal.timeout(5000) })
+      // providing may have dialled b (it is close to the key): drop that so b has to find a again
+      await a.node.libp2p.hangUp(b.node.libp2p.peerId)
+      await waitFor(() => b?.node.libp2p.getConnections(a?.node.libp2p.peerId).length === 0, 2000, 'hang up')
+      await b.node.pin(root, { signal: AbortSignal.timeout(15_000) })
+      assert.deepEqual(await concatBytes(b.node.cat(root)), data)
+    } finally {
+      await stopPeers(a, b, c)
+      await removeDirs(a, b, c)
+    }
+  })
+
+  it('serialises pin and unpin of one CID: the last call wins', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('locks')
+      const out = await collect(a.node.addEntries(tree({ 'l.bin': randomBytes(900_000) }), {}))
+      const root = CID.parse(out[0].cid)
+      await Promise.all([a.node.pin(root), a.node.pin(root), a.node.unpin(root)])
+      assert.equal(await a.node.isPinned(root), false)
+      await Promise.all([a.node.unpin(root), a.node.pin(root)])
+      assert.equal(await a.node.isPinned(root), true)
+      // the blocks are counted once per pin: one unpin releases them
+      await a.node.unpin(root)
+      assert.equal(await a.node.helia.pins.isPinned(root), false)
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
+  })
+
+  it('direct pins take the root only, and a recursive pin upgrades them', async () => {
+    let a: TestPeer | undefined
+    let b: TestPeer | undefined
+    try {
+      a = await startPeer('depth-a')
+      b = await startPeer('depth-b')
+      const out = await collect(a.node.addEntries(tree({ 'd.bin': randomBytes(600_000) }), {}))
+      const root = CID.parse(out[0].cid)
+      await b.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
+      let blocks = 0
+      await b.node.pin(root, { depth: 0, onProgress: n => { blocks = n } })
+      assert.equal(blocks, 1)
+      assert.equal(await b.node.isPinned(root), true)
+      await assert.rejects(b.node.pin(root, { depth: -2 }), { name: 'InvalidParameterError' })
+      await b.node.pin(root, { depth: -1, onProgress: n => { blocks = n } })
+      assert.equal(blocks, 4, 'root + 3 leaves')
+      assert.equal(await b.node.isPinned(root), true)
+      assert.equal((await b.node.helia.pins.get(root)).depth, Infinity)
+    } finally {
+      await stopPeers(a, b)
+      await removeDirs(a, b)
+    }
+  })
+
+  it('keeps its peer id, pins, blocks and repo size across a restart on the same data dir', async () => {
+    let first: TestPeer | undefined
+    let second: TestPeer | undefined
+    try {
+      first = await startPeer('restart')
+      const data = randomBytes(700_000)
+      const out = await collect(first.node.addEntries(tree({ 'keep.bin': data }), {}))
+      const root = CID.parse(out[0].cid)
+      await first.node.pin(root)
+      const peerId = first.node.libp2p.peerId.toString()
+      const size = await first.node.repoSize()
+      await first.node.stop()
+      assert.throws(() => first?.node.libp2p, { name: 'NotStartedError' })
+
+      second = await startPeer('restart', { dataDir: first.dataDir, privateKey: first.privateKey })
+      assert.equal(second.node.libp2p.peerId.toString(), peerId)
+      assert.equal(await second.node.isPinned(root), true)
+      assert.deepEqual((await collect(second.node.pinLs())).map(String), [root.toV1().toString()])
+      assert.equal(await second.node.repoSize(), size)
+      assert.deepEqual(await concatBytes(second.node.cat(root, { signal: AbortSignal.timeout(5000) })), data)
+      await second.node.stop()
+
+      // after a crash the saved size is missing: it is rebuilt from the blocks
+      const ds = new LevelDatastore(join(first.dataDir, 'datastore'))
+      await ds.open()
+      await ds.delete(new Key('/cairn/ipfs/repo-size'))
+      await ds.close()
+      second = await startPeer('restart', { dataDir: first.dataDir, privateKey: first.privateKey })
+      assert.equal(await second.node.repoSize(), size)
+    } finally {
+      await stopPeers(first, second)
+      await removeDirs(second ?? first)
+    }
+  })
+})
+

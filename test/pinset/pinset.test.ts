@@ -1,0 +1,156 @@
+// The shared pinset between real libp2p peers on 127.0.0.1: gossip, trust, catch-up, persistence.
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { MemoryDatastore } from 'datastore-core'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import { ZERO_TIME, type Pin, type Pinset } from '../../src/components.js'
+import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import { createPinset, pinsetTopic } from '../../src/pinset/index.js'
+import { encodeBody, encodeEnvelope, signingPayload } from '../../src/pinset/protocol.js'
+import { quietLogger, tempDir, waitFor } from '../util.js'
+import type { PrivateKey } from '@libp2p/interface'
+import * as Y from 'yjs'
+
+export async function fakeCid (n: number | string): Promise<string> {
+  const digest = await sha256.digest(new TextEncoder().encode(`content-${n}`))
+  return CID.createV1(raw.code, digest).toString()
+}
+
+export function pinOf (cid: string, name = ''): Pin {
+  return {
+    cid, type: 'pin', name, mode: 'recursive', replication_factor_min: -1, replication_factor_max: -1, allocations: [],
+    shard_size: 0, max_depth: -1, reference: null, expire_at: ZERO_TIME, metadata: {}, origins: [], pin_update: null,
+    user_allocations: null, timestamp: new Date().toISOString()
+  }
+}
+
+interface Node { key: PrivateKey, id: string, libp2p: Libp2p<CairnServices>, pinset: Pinset, dir: string }
+
+describe('pinset over libp2p', () => {
+  const dirs: Array<() => Promise<void>> = []
+  const running: Node[] = []
+  after(async () => {
+    await Promise.allSettled([...running].map(async n => await stopNode(n)))
+    for (const c of dirs) await c()
+  })
+
+  let trusted = new Set<string>()
+
+  async function startNode (key?: PrivateKey, dir?: string, cluster = 'test'): Promise<Node> {
+    key ??= await generateKeyPair('Ed25519')
+    if (dir == null) { const t = await tempDir(); dirs.push(t.cleanup); dir = t.path }
+    const logger = quietLogger()
+    const libp2p = await createLibp2p(libp2pOptions({
+      privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger,
+      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
+    }))
+    const pinset = createPinset({ cluster, dataDir: dir, isTrusted: id => trusted.has(id), syncIntervalMs: 1000 }, { libp2p, privateKey: key, logger })
+    await pinset.start()
+    const node = { key, id: peerIdFromPrivateKey(key).toString(), libp2p, pinset, dir }
+    running.push(node)
+    return node
+  }
+
+  async function stopNode (n: Node): Promise<void> {
+    running.splice(running.indexOf(n), 1)
+    await n.pinset.stop()
+    await n.libp2p.stop()
+  }
+
+  async function connect (a: Node, b: Node): Promise<void> {
+    await a.libp2p.dial(b.libp2p.getMultiaddrs()[0])
+  }
+
+  async function meshed (nodes: Node[]): Promise<void> {
+    await waitFor(() => nodes.every(n => n.libp2p.services.pubsub.getSubscribers(pinsetTopic('test')).length >= 1), { message: 'gossip mesh' })
+  }
+
+  function snapshot (p: Pinset): string[] {
+    return [...p.list()].map(x => `${x.cid}:${x.name}`).sort()
+  }
+
+  it('replicates puts and removes to every peer, durable and signed', async () => {
+    const keys = await Promise.all([0, 1, 2].map(async () => await generateKeyPair('Ed25519')))
+    trusted = new Set(keys.map(k => peerIdFromPrivateKey(k).toString()))
+    const [a, b, c] = await Promise.all(keys.map(async k => await startNode(k)))
+    await connect(a, b); await connect(b, c); await connect(a, c)
+    await meshed([a, b, c])
+
+    const cids = await Promise.all([1, 2, 3].map(fakeCid))
+    await a.pinset.put(cids.map(cid => pinOf(cid, 'from-a')))
+    await waitFor(() => b.pinset.size() === 3 && c.pinset.size() === 3, { message: 'pins reach b and c' })
+    assert.equal(c.pinset.get(cids[0])?.name, 'from-a')
+
+    await b.pinset.remove([cids[1]])
+    await waitFor(() => !a.pinset.has(cids[1]) && !c.pinset.has(cids[1]), { message: 'remove reaches a and c' })
+    assert.deepEqual(snapshot(a.pinset), snapshot(c.pinset))
+
+    // Concurrent writes: different CIDs and the same CID under different names, from a and b at once.
+    const same = await fakeCid('same')
+    const more = await Promise.all([10, 11, 12, 13].map(fakeCid))
+    await Promise.all([
+      a.pinset.put([pinOf(same, 'name-a'), pinOf(more[0]), pinOf(more[1])]),
+      b.pinset.put([pinOf(same, 'name-b'), pinOf(more[2]), pinOf(more[3])])
+    ])
+    await waitFor(() => {
+      const s = snapshot(a.pinset)
+      return s.length === 7 && JSON.stringify(s) === JSON.stringify(snapshot(b.pinset)) && JSON.stringify(s) === JSON.stringify(snapshot(c.pinset))
+    }, { message: 'all three converge to one pinset' })
+    assert.ok(['name-a', 'name-b'].includes(a.pinset.get(same)!.name))
+
+    // Restart c: pinset kept from its own level store (snapshot + log), before any peer is dialled.
+    const before = snapshot(c.pinset)
+    await stopNode(c)
+    const c2 = await startNode(c.key, c.dir)
+    assert.deepEqual(snapshot(c2.pinset), before)
+    await stopNode(c2)
+
+    // 100 pins while c is down; on restart it catches up over the sync stream.
+    const hundred = await Promise.all(Array.from({ length: 100 }, async (_, i) => await fakeCid(`h${i}`)))
+    for (const cid of hundred) await a.pinset.put([pinOf(cid)])
+    const c3 = await startNode(c.key, c.dir)
+    await connect(c3, a)
+    await waitFor(() => hundred.every(cid => c3.pinset.has(cid)), { message: 'c3 caught up with 100 pins' })
+    assert.deepEqual(snapshot(c3.pinset), snapshot(a.pinset))
+  })
+
+  it('drops envelopes from untrusted authors, with bad signatures or for another cluster', async () => {
+    const keys = await Promise.all([0, 1].map(async () => await generateKeyPair('Ed25519')))
+    trusted = new Set(keys.map(k => peerIdFromPrivateKey(k).toString()))
+    const [a, b] = await Promise.all(keys.map(async k => await startNode(k)))
+    const mallory = await startNode()
+    await connect(a, b); await connect(mallory, a); await connect(mallory, b)
+    await meshed([a, b, mallory])
+
+    // Mallory writes through its own pinset: it trusts itself, nobody else does.
+    await mallory.pinset.put([pinOf(await fakeCid('evil'))])
+    // A forged envelope claiming to be from a, signed by mallory.
+    const doc = new Y.Doc()
+    const updates: Uint8Array[] = []
+    doc.on('update', (u: Uint8Array) => updates.push(u))
+    doc.getMap('pins').set(await fakeCid('forged'), pinOf(await fakeCid('forged')))
+    const body = encodeBody('test', a.id, 999, updates[0])
+    await mallory.libp2p.services.pubsub.publish(pinsetTopic('test'), encodeEnvelope(body, await mallory.key.sign(signingPayload(body))))
+    // A correctly signed envelope by mallory for another cluster.
+    const other = encodeBody('other', mallory.id, 1, updates[0])
+    await mallory.libp2p.services.pubsub.publish(pinsetTopic('test'), encodeEnvelope(other, await mallory.key.sign(signingPayload(other))))
+
+    await waitFor(() => b.pinset.stats().envelopes_rejected >= 2, { message: 'b counts rejections' })
+    // A legit write after the attack still flows, and nothing of mallory's arrived.
+    await a.pinset.put([pinOf(await fakeCid('good'))])
+    await waitFor(async () => b.pinset.has(await fakeCid('good')), { message: 'legit pin reaches b' })
+    assert.equal(b.pinset.size(), 1)
+    assert.equal(a.pinset.size(), 1)
+    const reasons = b.pinset.stats().rejected_by_reason
+    assert.ok((reasons.untrusted ?? 0) + (reasons.signature ?? 0) + (reasons.cluster ?? 0) >= 2, JSON.stringify(reasons))
+
+    // Catch-up from mallory (it serves its own envelopes) brings nothing either.
+    await b.pinset.syncWith(mallory.id)
+    assert.equal(b.pinset.size(), 1)
+  })
+})

@@ -153,6 +153,9 @@ function parseWith<S extends z.ZodType> (schema: S, target: EnvSection['file'], 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
+/** CAIRN_ variables that are not config keys: the peer folder, the CLI's API address and credentials, test knobs. */
+const NOT_CONFIG_ENV = /^CAIRN_(PATH|API|BASIC_AUTH|TOKEN|TEST_.*)$/
+
 /**
  * Sets every CAIRN_<SECTION>_<KEY> of `target` on a copy of the raw file content. Returns the copy and which
  * key path each variable set. Any unknown CAIRN_ variable is an error, as a typo would otherwise be ignored.
@@ -162,8 +165,7 @@ function applyEnv (json: unknown, target: EnvSection['file'], env: NodeJS.Proces
   const blame = new Map<string, string>()
   const value = structuredClone(json)
   for (const [name, text] of Object.entries(env)) {
-    // CAIRN_PATH locates the peer folder, it is not a config key
-    if (!name.startsWith('CAIRN_') || name === 'CAIRN_PATH' || text === undefined) continue
+    if (!name.startsWith('CAIRN_') || NOT_CONFIG_ENV.test(name) || text === undefined) continue
     const [, sectionName = '', ...rest] = name.split('_')
     const key = rest.join('_').toLowerCase()
     const section = Object.hasOwn(ENV_SECTIONS, sectionName) ? ENV_SECTIONS[sectionName] : undefined

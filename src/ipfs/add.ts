@@ -112,6 +112,11 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
     while (next.done !== true) {
       const entry = next.value
       const path = normalisePath(entry.path)
+      if (entry.content == null && ancestors.has(path)) {
+        // already implied by an earlier entry: given again, the importer would replace it, contents and all
+        next = await iterator.next()
+        continue
+      }
       for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
         ancestors.add(path.slice(0, i))
       }

@@ -38,7 +38,7 @@ export async function removeDirs (...peers: Array<TestPeer | undefined>): Promis
   await Promise.all(peers.map(async p => p != null ? rm(p.dataDir, { recursive: true, force: true }) : undefined))
 }
 
-export async function * once (bytes: Uint8Array, chunk = 65_536): AsyncGenerator<Uint8Array> {
+export async function * chunked (bytes: Uint8Array, chunk = 65_536): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += chunk) {
     yield bytes.subarray(i, i + chunk)
   }

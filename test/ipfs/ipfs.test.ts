@@ -9,14 +9,14 @@ import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { collect, concatBytes, once, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
+import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
 import type { TestPeer } from './helpers.js'
 import type { AddEntry } from '../../src/components.js'
 
 function tree (files: Record<string, Uint8Array | null>): AsyncIterable<AddEntry> {
   return (async function * () {
     for (const [path, content] of Object.entries(files)) {
-      yield content == null ? { path } : { path, content: once(content) }
+      yield content == null ? { path } : { path, content: chunked(content) }
     }
   })()
 }
@@ -102,8 +102,13 @@ describe('ipfs node', () => {
       // Kubo: `echo "hello world" | ipfs add` gives this CID
       assert.equal(v0.find(o => o.name === 'site/readme.txt')?.cid, 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')
 
+      assert.equal(v0.find(o => o.name === 'site/readme.txt')?.size, 20)
       const again = await collect(a.node.addEntries(tree(files), { wrap_with_directory: true }))
       assert.equal(again.at(-1)?.cid, v0.at(-1)?.cid, 'same input, same root')
+      // directories may come before or after their contents (or not at all)
+      const reordered = { ...Object.fromEntries(Object.entries(files).reverse()), site: null, 'site/assets': null }
+      const shuffled = await collect(a.node.addEntries(tree(reordered), { wrap_with_directory: true }))
+      assert.equal(shuffled.at(-1)?.cid, v0.at(-1)?.cid, 'same tree, same root, whatever the order')
 
       const v1 = await collect(a.node.addEntries(tree(files), { wrap_with_directory: true, cid_version: 1 }))
       assert.match(v1.at(-1)?.cid ?? '', /^bafy/)
@@ -181,7 +186,7 @@ describe('ipfs node', () => {
       })
       const forged = { cid: leaves[0].cid, bytes: randomBytes(1000) }
       await assert.rejects(collect(a.node.addCar(await carBytes([forged.cid], [forged]))), { name: 'InvalidParameterError' })
-      await assert.rejects(collect(a.node.addCar(once(new TextEncoder().encode('not a car')))), { name: 'InvalidParameterError' })
+      await assert.rejects(collect(a.node.addCar(chunked(new TextEncoder().encode('not a car')))), { name: 'InvalidParameterError' })
     } finally {
       await stopPeers(a)
       await removeDirs(a)

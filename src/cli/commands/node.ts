@@ -50,6 +50,6 @@ export function registerNode (program: Command, io: CliIO): void {
     .option('--init', 'create the peer first if the directory has none')
     .action(async (o: { path?: string, init?: boolean }) => {
       const [{ runDaemon }, { defaultPeerPath }] = await Promise.all([import('../../daemon.js'), import('../../config/index.js')])
-      await runDaemon({ path: o.path != null ? resolve(o.path) : defaultPeerPath(io.env), init: o.init === true })
+      await runDaemon({ path: o.path != null ? resolve(o.path) : defaultPeerPath(io.env), init: o.init === true, env: io.env, report: line => { io.out(`${line}\n`) } })
     })
 }

@@ -1,0 +1,120 @@
+// One cairn peer: builds the components in dependency order and runs them. Several peers can run in one
+// process (tests): nothing here is global.
+import { createRestApi, type RestApi } from './api/rest/index.js'
+import { createCluster, type Cluster } from './cluster.js'
+import { createIpfs, type IpfsNode } from './ipfs/index.js'
+import { createLogger, type CairnLogger } from './logger.js'
+import { createPinset } from './pinset/index.js'
+import { createTracker } from './tracker/index.js'
+import type { Pinset, PinTracker, Startable } from './components.js'
+import type { LoadedConfig } from './config/index.js'
+
+export interface PeerInit {
+  config: LoadedConfig
+  logger?: CairnLogger
+  /** Test knobs: how often the pinset resyncs with peers (default 30 s). */
+  syncIntervalMs?: number
+}
+
+export interface CairnPeer extends Startable {
+  readonly id: string
+  readonly config: LoadedConfig
+  readonly logger: CairnLogger
+  readonly ipfs: IpfsNode
+  /** Available after start(). */
+  readonly pinset: Pinset
+  readonly tracker: PinTracker
+  readonly cluster: Cluster
+  /** The REST API's bound address (port resolved when configured as 0). */
+  restAddress(): { host: string, port: number }
+  /** The swarm multiaddrs, with /p2p/<id>. */
+  swarmAddresses(): string[]
+}
+
+export function createPeer (init: PeerInit): CairnPeer {
+  const { config } = init
+  const id = config.identity.peerId.toString()
+  const logger = init.logger ?? createLogger({ level: config.peer.log.level, peer: config.peer.peername })
+  const trusted = new Set(config.cluster.trusted_peers)
+  const isTrusted = (peer: string): boolean => peer === id || trusted.has(peer)
+  const dht = config.cluster.dht
+
+  const ipfs = createIpfs({
+    dataDir: config.path,
+    logger,
+    host: {
+      privateKey: config.identity.privateKey,
+      listen: config.peer.swarm.listen,
+      announce: config.peer.swarm.announce,
+      bootstrap: config.cluster.bootstrap,
+      dht: { protocol: dht.protocol, clientMode: dht.client_mode, keepPrivateAddresses: dht.keep_private_addresses },
+      logger
+    }
+  })
+
+  let pinset: Pinset | undefined
+  let tracker: PinTracker | undefined
+  let cluster: Cluster | undefined
+  let rest: RestApi | undefined
+  const started: Startable[] = []
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v == null) throw new Error(`${what} is available after start()`)
+    return v
+  }
+
+  return {
+    id,
+    config,
+    logger,
+    ipfs,
+    get pinset () { return need(pinset, 'pinset') },
+    get tracker () { return need(tracker, 'tracker') },
+    get cluster () { return need(cluster, 'cluster') },
+    restAddress: () => need(rest, 'the REST API').address(),
+    swarmAddresses: () => ipfs.libp2p.getMultiaddrs().map(String),
+
+    async start () {
+      try {
+        await ipfs.start()
+        started.push(ipfs)
+        const libp2p = ipfs.libp2p
+        pinset = createPinset({
+          cluster: config.cluster.name,
+          dataDir: config.path,
+          isTrusted,
+          syncIntervalMs: init.syncIntervalMs
+        }, { libp2p, privateKey: config.identity.privateKey, logger })
+        await pinset.start()
+        started.push(pinset)
+        tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker }, { ipfs, pinset, peerId: id, logger })
+        await tracker.start()
+        started.push(tracker)
+        cluster = createCluster({
+          cluster: config.cluster.name,
+          peername: config.peer.peername,
+          replication_factor_min: config.cluster.replication_factor_min,
+          replication_factor_max: config.cluster.replication_factor_max,
+          isTrusted,
+          writable: trusted.has(id)
+        }, { pinset, tracker, importer: ipfs, libp2p, logger })
+        await cluster.start()
+        started.push(cluster)
+        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials })
+        await rest.start()
+        started.push(rest)
+      } catch (err) {
+        await this.stop()
+        throw err
+      }
+    },
+
+    async stop () {
+      // Reverse order: stop taking requests first, close the stores last.
+      while (started.length > 0) {
+        const c = started.pop()!
+        try { await c.stop() } catch (err) { logger.pino.error({ err }, 'stopping a component failed') }
+      }
+    }
+  }
+}
+

@@ -162,6 +162,8 @@ class BootstrapRedialler implements Bootstrapper, Startable {
   private timer?: ReturnType<typeof setInterval>
   private controller?: AbortController
   private running?: Promise<void>
+  private quickTimer?: ReturnType<typeof setTimeout>
+  private quickRetries = 0
 
   constructor (components: BootstrapComponents, list: BootstrapPeer[], interval: number) {
     this.components = components
@@ -199,12 +201,21 @@ class BootstrapRedialler implements Bootstrapper, Startable {
     this.timer.unref?.()
   }
 
+  /** Peers starting together miss each other's first dial: retry soon (1 s, 2 s, 4 s...) until all connect. */
+  private scheduleQuickRetry (): void {
+    if (this.quickTimer != null || this.controller?.signal.aborted !== false) return
+    const delay = Math.min(1000 * 2 ** this.quickRetries++, this.interval)
+    this.quickTimer = setTimeout(() => { this.quickTimer = undefined; void this.redial() }, delay)
+    this.quickTimer.unref?.()
+  }
+
   async redial (): Promise<void> {
     const signal = this.controller?.signal
     if (signal == null || signal.aborted) {
       return
     }
     // one round at a time: a slow dial must not pile up rounds
+    let missed = 0
     this.running ??= Promise.all(this.list.map(async peer => {
       if (this.components.connectionManager.getConnections(peer.id).length > 0) {
         return
@@ -213,14 +224,19 @@ class BootstrapRedialler implements Bootstrapper, Startable {
         await this.components.connectionManager.openConnection(peer.id, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
         this.log('connected to bootstrap peer %p', peer.id)
       } catch (err) {
+        missed++
         this.log('could not dial bootstrap peer %p - %e', peer.id, err)
       }
-    })).then(() => {}).finally(() => { this.running = undefined })
+    })).then(() => {
+      if (missed > 0) this.scheduleQuickRetry()
+      else this.quickRetries = 0
+    }).finally(() => { this.running = undefined })
     await this.running
   }
 
   async stop (): Promise<void> {
     clearInterval(this.timer)
+    clearTimeout(this.quickTimer)
     this.timer = undefined
     this.controller?.abort()
     await this.running

@@ -17,12 +17,12 @@ export interface TestPeer {
 }
 
 /** A started IpfsNode on 127.0.0.1:0 with its own temp dir (or the one given, to test restarts). */
-export async function startPeer (name: string, opts: { dataDir?: string, privateKey?: PrivateKey, init?: Partial<IpfsInit> } = {}): Promise<TestPeer> {
+export async function startPeer (name: string, opts: { dataDir?: string, privateKey?: PrivateKey, clientMode?: boolean, init?: Partial<IpfsInit> } = {}): Promise<TestPeer> {
   const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), `cairn-ipfs-${name}-`))
   const privateKey = opts.privateKey ?? await generateKeyPair('Ed25519')
   const node = createIpfs({
     dataDir,
-    host: { privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], dht: TEST_DHT },
+    host: { privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], dht: { ...TEST_DHT, clientMode: opts.clientMode ?? false } },
     logger: prefixLogger(name),
     ...opts.init
   })

@@ -1,0 +1,103 @@
+// Starts N full cairn peers (Helia + libp2p + pinset + tracker + REST) in this process, on 127.0.0.1, with
+// their own temp data dirs and a shared cluster config trusting all of them.
+import { writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { initPeer, loadConfig, type LoadedConfig } from '../src/config/index.js'
+import { createPeer, type CairnPeer } from '../src/peer.js'
+import { quietLogger, tempDir } from './util.js'
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => { resolve(port) })
+    })
+  })
+}
+
+export interface TestClusterOptions {
+  name?: string
+  /** Extra keys for the shared cluster config. */
+  cluster?: Record<string, unknown>
+  /** Extra tracker settings for every peer. */
+  tracker?: Record<string, unknown>
+  /** Peers that are not trusted (followers), by index. */
+  untrusted?: number[]
+}
+
+export interface TestCluster {
+  readonly peers: Array<CairnPeer | undefined>
+  readonly configs: LoadedConfig[]
+  peer(i: number): CairnPeer
+  /** http://127.0.0.1:port of peer i's REST API. */
+  url(i: number): string
+  start(i: number): Promise<CairnPeer>
+  stop(i: number): Promise<void>
+  close(): Promise<void>
+}
+
+export async function createTestCluster (n: number, options: TestClusterOptions = {}): Promise<TestCluster> {
+  const root = await tempDir('cairn-cluster-')
+  const clusterFile = join(root.path, 'cluster.config.json')
+  const name = options.name ?? 'test'
+  await writeFile(clusterFile, JSON.stringify({ name }))
+  const swarmPorts = await Promise.all(Array.from({ length: n }, freePort))
+  const restPorts = await Promise.all(Array.from({ length: n }, freePort))
+  const inits: LoadedConfig[] = []
+  for (let i = 0; i < n; i++) {
+    inits.push(await initPeer(join(root.path, `p${i}`), {
+      peername: `peer-${i}`,
+      cluster: clusterFile,
+      rest_listen: `127.0.0.1:${restPorts[i]}`,
+      swarm_listen: [`/ip4/127.0.0.1/tcp/${swarmPorts[i]}`],
+      env: {}
+    }))
+  }
+  const ids = inits.map(c => c.identity.peerId.toString())
+  await writeFile(clusterFile, JSON.stringify({
+    name,
+    trusted_peers: ids.filter((_, i) => !(options.untrusted ?? []).includes(i)),
+    bootstrap: ids.map((id, i) => `/ip4/127.0.0.1/tcp/${swarmPorts[i]}/p2p/${id}`),
+    dht: { profile: 'lan', protocol: `/cairn-${name}/kad/1.0.0` },
+    ...options.cluster
+  }, null, 2))
+  const configs: LoadedConfig[] = []
+  for (const c of inits) {
+    const loaded = await loadConfig(c.path, { env: {} })
+    Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, ...options.tracker })
+    configs.push(loaded)
+  }
+  const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)
+
+  const cluster: TestCluster = {
+    peers,
+    configs,
+    peer (i) {
+      const p = peers[i]
+      if (p == null) throw new Error(`peer ${i} is not running`)
+      return p
+    },
+    url: i => `http://127.0.0.1:${restPorts[i]}`,
+    async start (i) {
+      if (peers[i] != null) return peers[i]
+      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000 })
+      await peer.start()
+      peers[i] = peer
+      return peer
+    },
+    async stop (i) {
+      const p = peers[i]
+      peers[i] = undefined
+      await p?.stop()
+    },
+    async close () {
+      await Promise.allSettled(peers.map(async (_, i) => { await cluster.stop(i) }))
+      await root.cleanup()
+    }
+  }
+  await Promise.all(Array.from({ length: n }, async (_, i) => await cluster.start(i)))
+  return cluster
+}

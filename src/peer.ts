@@ -5,6 +5,7 @@ import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { createPinset } from './pinset/index.js'
+import { ConfigError } from './errors.js'
 import { createTracker } from './tracker/index.js'
 import type { Pinset, PinTracker, Startable } from './components.js'
 import type { LoadedConfig } from './config/index.js'
@@ -38,6 +39,10 @@ export function createPeer (init: PeerInit): CairnPeer {
   const trusted = new Set(config.cluster.trusted_peers)
   const isTrusted = (peer: string): boolean => peer === id || trusted.has(peer)
   const dht = config.cluster.dht
+  if (config.cluster.secret !== '') {
+    // Refuse rather than run without the protection the operator asked for.
+    throw new ConfigError(`${config.clusterConfigPath}: secret: cluster secrets are not supported by this version yet; remove the key`)
+  }
 
   const ipfs = createIpfs({
     dataDir: config.path,

@@ -9,7 +9,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { LevelDatastore } from 'datastore-level'
 import { createHeliaLight } from 'helia'
 import { exporter } from 'ipfs-unixfs-exporter'
-import { InvalidParameterError, NotStartedError } from '../errors.js'
+import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { importCar, importEntries } from './add.js'
 import { SizedBlockstore } from './sized-blockstore.js'
@@ -29,6 +29,8 @@ interface Running {
   helia: CairnHelia
   blockstore: SizedBlockstore
   datastore: LevelDatastore
+  /** Aborted by stop(): network fetches of pins in progress give up. */
+  shutdown: AbortController
 }
 
 export class IpfsNodeImpl implements IpfsNode {
@@ -87,7 +89,10 @@ export class IpfsNodeImpl implements IpfsNode {
       })
       helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore, logger: this.logger })))
       await helia.start()
-      this.running = { helia, blockstore, datastore }
+      const shutdown = new AbortController()
+      // every pin in flight listens to it
+      setMaxListeners(Infinity, shutdown.signal)
+      this.running = { helia, blockstore, datastore, shutdown }
       this.log('started as %p, listening on %a', helia.libp2p.peerId, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -104,6 +109,9 @@ export class IpfsNodeImpl implements IpfsNode {
       return
     }
     this.running = undefined
+    running.shutdown.abort()
+    // pins in flight stop fetching; those recording a pin finish, so no pin is left half-counted
+    await Promise.allSettled([...this.locks.values()])
     try {
       await running.helia.stop()
     } finally {
@@ -126,10 +134,11 @@ export class IpfsNodeImpl implements IpfsNode {
       throw new InvalidParameterError(`pin depth must be -1 (recursive) or >= 0, got ${depthOption}`)
     }
     const depth = depthOption === -1 ? Infinity : depthOption
-    const { helia } = this.require()
+    const { helia, shutdown } = this.require()
     // Helia keys pins by CIDv1 but records "pinned by" with the bytes given: use one form throughout
     const root = cid.toV1()
     const signal = options.signal
+    const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal
     await this.withLock(root, signal, async () => {
       const existing = await this.pinRecord(root, signal)
       if (existing?.depth === depth) {
@@ -138,11 +147,14 @@ export class IpfsNodeImpl implements IpfsNode {
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
       let blocks = 0
       try {
-        for await (const node of this.fetchWalker(helia).walk(root, { depth, signal })) {
+        for await (const node of this.fetchWalker(helia).walk(root, { depth, signal: fetchSignal })) {
           void node
           options.onProgress?.(++blocks)
         }
       } catch (err) {
+        if (shutdown.signal.aborted) {
+          throw new ShuttingDownError(`stopped while pinning ${root}`)
+        }
         throw toAbortError(err, signal)
       }
       // 2. record the pin from local blocks, without the signal: Helia cannot undo a half-recorded pin

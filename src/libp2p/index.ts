@@ -72,12 +72,19 @@ export const DEFAULT_BOOTSTRAP_INTERVAL = 30_000
 const BOOTSTRAP_TAG = `${KEEP_ALIVE}-cairn-bootstrap`
 const BOOTSTRAP_TAG_VALUE = 50
 
+/**
+ * libp2p options for one peer (a fresh object per call: each peer needs its own service instances).
+ * Validates addresses first: a bad multiaddr is a ConfigError naming it.
+ */
 export function libp2pOptions (init: HostInit): Libp2pOptions<CairnServices> {
   for (const addr of [...init.listen, ...(init.announce ?? [])]) {
     parseAddr(addr, 'listen/announce')
   }
   const bootstrapList = parseBootstrap(init.bootstrap ?? [])
   const interval = init.bootstrapInterval ?? DEFAULT_BOOTSTRAP_INTERVAL
+  if (!(interval > 0)) {
+    throw new ConfigError(`bootstrap interval must be a positive number of ms, got ${interval}`)
+  }
 
   return {
     privateKey: init.privateKey,

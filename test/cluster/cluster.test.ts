@@ -29,7 +29,13 @@ describe('a 3-peer cluster', () => {
     tc = await createTestCluster(3)
     files = await tempDir()
     // Every peer sees the two others as cluster peers.
-    await waitFor(async () => (await Promise.all([0, 1, 2].map(async i => (await tc.peer(i).cluster.peerset()).length))).every(n => n === 3), { message: 'peers see each other' })
+    await waitFor(async () => (await Promise.all([0, 1, 2].map(async i => (await tc.peer(i).cluster.peerset()).length))).every(n => n === 3), {
+      message: 'peers see each other',
+      timeoutMs: 30_000
+    }).catch(async err => {
+      const seen = await Promise.all([0, 1, 2].map(async i => `peer ${i}: ${tc.peer(i).ipfs.libp2p.getConnections().length} connections, peerset ${(await tc.peer(i).cluster.peerset()).length}`))
+      throw new Error(`${(err as Error).message}; ${seen.join('; ')}`)
+    })
   })
   after(async () => {
     await tc?.close()

@@ -215,6 +215,13 @@ describe('ipfs node', () => {
       const cid = CID.parse(out[0].cid)
       await a.node.pin(cid, { signal: AbortSignal.timeout(10_000) })
       assert.equal(await a.node.isPinned(cid), true)
+
+      // stop() does not wait for fetches that cannot finish
+      const pending = assert.rejects(a.node.pin(missing), { name: 'ShuttingDownError' })
+      const stopping = Date.now()
+      await a.node.stop()
+      await pending
+      assert.ok(Date.now() - stopping < 3000, `stop took ${Date.now() - stopping} ms`)
     } finally {
       await stopPeers(a, b)
       await removeDirs(a, b)

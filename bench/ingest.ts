@@ -1,0 +1,306 @@
+// `ingest`: a 3-peer cluster, N pins posted over REST to peer 0 with C requests in flight, the content already
+// in every peer's blockstore so that pinning is quick. Measures the rate the API accepts pins at, against the
+// rate it answers a no-op request (GET /health) with the same client and concurrency; then how long after the
+// last answer every pinset holds every pin, and every peer reports them all `pinned`; RSS and CPU per peer.
+// Goal (issue): >= 5,000 pins/s accepted, converged <= 2 s after the last answer.
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import {
+  BenchUsageError, closedLoop, countLines, formatNumber, httpRequest, keepAliveAgent, MiB, positiveInt,
+  preparePeers, quantile, sampleRss, sleep, startPeerProcesses, stopAll, tempDir, waitFor, waitForClusterPeers,
+  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type HttpTarget, type Metric, type PeerStats
+} from './lib.js'
+
+const USAGE = `  --pins N          pins to post (default 5000)
+  --concurrency C   requests in flight, one keep-alive connection each (default 64)
+  --peers P         cluster size (default 3)
+  --timeout S       seconds to wait for convergence before failing (default 120)
+  --poll-ms MS      pause between convergence polls of one peer (default 100)
+  --cpu-prof        write a V8 CPU profile of every peer process (path printed under the table)
+  --keep            keep the peers' folders (path printed under the table)
+  --verbose         show the peers' log lines on stderr`
+
+const SEED_BATCH = 1000
+const GOAL_RATE = 5000
+const GOAL_CONVERGE_S = 2
+
+interface Options {
+  pins: number
+  concurrency: number
+  peers: number
+  timeoutMs: number
+  pollMs: number
+  cpuProf: boolean
+  keep: boolean
+  verbose: boolean
+}
+
+function parseOptions (argv: string[]): Options {
+  let values
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        pins: { type: 'string' },
+        concurrency: { type: 'string' },
+        peers: { type: 'string' },
+        timeout: { type: 'string' },
+        'poll-ms': { type: 'string' },
+        'cpu-prof': { type: 'boolean' },
+        keep: { type: 'boolean' },
+        verbose: { type: 'boolean' }
+      },
+      strict: true,
+      allowPositionals: false
+    }))
+  } catch (err) {
+    throw new BenchUsageError((err as Error).message)
+  }
+  return {
+    pins: positiveInt('pins', values.pins, 5000),
+    concurrency: positiveInt('concurrency', values.concurrency, 64),
+    peers: positiveInt('peers', values.peers, 3),
+    timeoutMs: positiveInt('timeout', values.timeout, 120) * 1000,
+    pollMs: positiveInt('poll-ms', values['poll-ms'], 100),
+    cpuProf: values['cpu-prof'] ?? false,
+    keep: values.keep ?? false,
+    verbose: values.verbose ?? false
+  }
+}
+
+interface Block { cid: string, bytes: Uint8Array }
+
+/** Small distinct raw blocks: as files added with cid-version=1 raw-leaves=true, each is its own CID. */
+async function makeBlocks (n: number): Promise<Block[]> {
+  const nonce = `${process.pid}-${Date.now()}`
+  return await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const bytes = new TextEncoder().encode(`cairn bench ingest ${nonce} block ${i}\n`)
+    return { cid: CID.createV1(raw.code, await sha256.digest(bytes)).toString(), bytes }
+  }))
+}
+
+function multipart (blocks: Block[], offset: number): { body: Buffer, boundary: string } {
+  const boundary = `cairn-bench-${Math.random().toString(16).slice(2)}`
+  const parts: Buffer[] = []
+  blocks.forEach((b, i) => {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="block-${offset + i}"\r\n` +
+      'Content-Type: application/octet-stream\r\n\r\n'), Buffer.from(b.bytes), Buffer.from('\r\n'))
+  })
+  parts.push(Buffer.from(`--${boundary}--\r\n`))
+  return { body: Buffer.concat(parts), boundary }
+}
+
+/** POST /add of every block to one peer, unpinned, checking that each comes back under the CID expected. */
+async function seed (peer: ChildPeer, blocks: Block[], signal: AbortSignal): Promise<void> {
+  const expected = new Set(blocks.map(b => b.cid))
+  for (let offset = 0; offset < blocks.length; offset += SEED_BATCH) {
+    const { body, boundary } = multipart(blocks.slice(offset, offset + SEED_BATCH), offset)
+    const res = await httpRequest(peer.rest, 'POST', '/add?cid-version=1&raw-leaves=true&no-pin=true&stream-channels=true', {
+      body, headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal, timeoutMs: 120_000
+    })
+    if (res.status !== 200) throw new Error(`seeding ${peer.name}: POST /add answered ${res.status}: ${res.body.toString().slice(0, 300)}`)
+    for (const line of res.body.toString().split('\n')) {
+      if (line === '') continue
+      const out = JSON.parse(line) as { cid?: string, name?: string }
+      if (out.cid == null || !expected.delete(out.cid)) {
+        throw new Error(`seeding ${peer.name}: POST /add returned ${line}, not one of the raw-block CIDs expected`)
+      }
+    }
+    if (res.headers['x-stream-error'] != null && res.headers['x-stream-error'] !== '') {
+      throw new Error(`seeding ${peer.name}: POST /add failed: ${String(res.headers['x-stream-error'])}`)
+    }
+  }
+  if (expected.size > 0) throw new Error(`seeding ${peer.name}: ${expected.size} blocks were not added`)
+}
+
+interface Convergence {
+  /** ms after the last pin answer when the peer's /allocations held every pin, and when all were pinned. */
+  allocatedMs: number
+  pinnedMs: number
+}
+
+/**
+ * Polls one peer (one request at a time, `pollMs` apart) until GET /allocations has `target` lines, then
+ * until GET /pins?local=true&filter=pinned has `target` lines. Times are when the answer arrived.
+ */
+async function converge (peer: ChildPeer, target: number, since: number, opts: {
+  pollMs: number, deadline: number, signal: AbortSignal, progress: Map<string, string>
+}): Promise<Convergence> {
+  const poll = async (path: string, what: string): Promise<number> => {
+    for (;;) {
+      opts.signal.throwIfAborted()
+      const res = await httpRequest(peer.rest, 'GET', path, { signal: opts.signal, timeoutMs: 60_000 })
+      if (res.status !== 200 && res.status !== 204) throw new Error(`${peer.name}: GET ${path} answered ${res.status}: ${res.body.toString().slice(0, 300)}`)
+      const n = res.status === 204 ? 0 : countLines(res.body)
+      const at = performance.now()
+      opts.progress.set(peer.name, `${what} ${n}/${target}`)
+      if (n >= target) return at - since
+      if (Date.now() > opts.deadline) {
+        throw new Error(`${peer.name}: ${what} only ${n} of ${target} pins (GET ${path}) when the convergence timeout expired`)
+      }
+      await sleep(opts.pollMs, opts.signal)
+    }
+  }
+  const allocatedMs = await poll('/allocations', 'in pinset')
+  const pinnedMs = await poll('/pins?local=true&filter=pinned', 'pinned')
+  return { allocatedMs, pinnedMs }
+}
+
+const cpuSeconds = (before: PeerStats, after: PeerStats): number =>
+  (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6
+
+async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
+  const o = parseOptions(argv)
+  const { log, signal } = ctx
+  const root = await tempDir('cairn-bench-ingest-')
+  const profDir = join(root.path, 'cpu-profiles')
+  let peers: ChildPeer[] = []
+  const agent = keepAliveAgent(o.concurrency)
+  try {
+    log(`creating ${o.peers} peers in ${root.path}`)
+    const prepared = await preparePeers({ peers: o.peers, root: root.path })
+    if (o.cpuProf) await mkdir(profDir)
+    peers = await startPeerProcesses(prepared, {
+      nodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      output: o.verbose ? (name, line) => { log(`${name}: ${line}`) } : undefined,
+      signal
+    })
+    const [a] = peers
+    log(`peers running: ${peers.map(p => `${p.name} pid ${p.pid} REST ${p.rest.host}:${p.rest.port}`).join(', ')}`)
+    await waitForClusterPeers(peers, o.peers, { timeoutMs: 60_000, signal })
+
+    // block 0 is the warm-up pin; 1..N are the measured ones
+    const blocks = await makeBlocks(o.pins + 1)
+    const target = o.pins + 1
+    let t = performance.now()
+    await Promise.all(peers.map(async p => { await seed(p, blocks, signal) }))
+    log(`seeded ${blocks.length} raw blocks into each peer in ${((performance.now() - t) / 1000).toFixed(1)} s`)
+
+    // the warm-up pin proves the whole path (API, pinset gossip, trackers) works before anything is timed
+    const warm = await httpRequest(a.rest, 'POST', `/pins/ipfs/${blocks[0].cid}`, { signal })
+    if (warm.status !== 200) throw new Error(`warm-up pin: POST /pins/ipfs/{cid} answered ${warm.status}: ${warm.body.toString()}`)
+    await Promise.all(peers.map(async p => {
+      await waitFor(async () => {
+        const res = await httpRequest(p.rest, 'GET', `/pins/${blocks[0].cid}?local=true`, { signal })
+        if (res.status !== 200) return false
+        const info = JSON.parse(res.body.toString()) as { peer_map: Record<string, { status: string }> }
+        return Object.values(info.peer_map).some(s => s.status === 'pinned')
+      }, { timeoutMs: 30_000, signal, message: `the warm-up pin did not reach ${p.name} as pinned` })
+    }))
+    log('warm-up pin is pinned on every peer')
+
+    // baseline: the no-op request, same client, same concurrency, connections already open
+    const target0: HttpTarget = a.rest
+    const health = async (): Promise<void> => {
+      const res = await httpRequest(target0, 'GET', '/health', { agent, signal })
+      if (res.status !== 204) throw new Error(`GET /health answered ${res.status}`)
+    }
+    await closedLoop(o.concurrency * 4, o.concurrency, health, signal)
+    const baseline = await closedLoop(o.pins, o.concurrency, health, signal)
+    const baseRate = o.pins / baseline.seconds
+    log(`baseline: ${formatNumber(baseRate)} req/s GET /health`)
+
+    const idleRss = await Promise.all(peers.map(async p => await p.rss()))
+    const before = await Promise.all(peers.map(async p => await p.stats()))
+    const clientBefore = process.cpuUsage()
+    const sampler = sampleRss(peers.map(p => async () => await p.rss()))
+
+    // the measured run
+    let refused = 0
+    let firstRefusal = ''
+    const pins = await closedLoop(o.pins, o.concurrency, async i => {
+      const res = await httpRequest(a.rest, 'POST', `/pins/ipfs/${blocks[i + 1].cid}`, { agent, signal })
+      if (res.status !== 200) {
+        refused++
+        if (firstRefusal === '') firstRefusal = `${res.status} ${res.body.toString().slice(0, 300)}`
+      }
+    }, signal)
+    if (refused > 0) throw new Error(`${refused} of ${o.pins} pins were refused; the first: ${firstRefusal}`)
+    const pinRate = o.pins / pins.seconds
+    log(`posted ${o.pins} pins in ${pins.seconds.toFixed(2)} s (${formatNumber(pinRate)} pins/s); waiting for convergence`)
+
+    const progress = new Map<string, string>()
+    const ticker = setInterval(() => {
+      log(`converging: ${peers.map(p => `${p.name} ${progress.get(p.name) ?? '...'}`).join(', ')}`)
+    }, 2000)
+    let conv: Convergence[]
+    try {
+      const deadline = Date.now() + o.timeoutMs
+      conv = await Promise.all(peers.map(async p =>
+        await converge(p, target, pins.lastAnswerAt, { pollMs: o.pollMs, deadline, signal, progress })))
+    } finally {
+      clearInterval(ticker)
+    }
+    const clientCpu = process.cpuUsage(clientBefore)
+    const after = await Promise.all(peers.map(async p => await p.stats()))
+    const peakRss = await sampler.stop()
+    const finalRss = await Promise.all(peers.map(async p => await p.rss()))
+
+    const allocatedS = Math.max(...conv.map(c => c.allocatedMs)) / 1000
+    const pinnedS = Math.max(...conv.map(c => c.pinnedMs)) / 1000
+    const metrics: Metric[] = [
+      { key: 'pins_accepted_rate', label: 'pins accepted by the API (peer-0)', value: pinRate, unit: 'pins/s' },
+      { key: 'noop_rate', label: 'no-op request rate (GET /health, baseline)', value: baseRate, unit: 'req/s' },
+      {
+        key: 'accepted_vs_noop',
+        label: 'pins accepted / no-op requests',
+        value: pinRate / baseRate,
+        unit: 'ratio',
+        digits: 3,
+        baseline: `${formatNumber(baseRate)} req/s GET /health`
+      },
+      { key: 'pin_post_seconds', label: `time to post ${o.pins} pins`, value: pins.seconds, unit: 's' },
+      { key: 'pin_latency_p50', label: 'pin request latency p50', value: quantile(pins.latenciesMs, 0.5), unit: 'ms' },
+      { key: 'pin_latency_p99', label: 'pin request latency p99', value: quantile(pins.latenciesMs, 0.99), unit: 'ms' },
+      { key: 'noop_latency_p50', label: 'no-op request latency p50', value: quantile(baseline.latenciesMs, 0.5), unit: 'ms' },
+      { key: 'pinsets_converged_after_last_answer', label: `all ${o.peers} pinsets hold every pin, after last answer`, value: allocatedS, unit: 's' },
+      { key: 'pinned_everywhere_after_last_answer', label: `all pins \`pinned\` on all ${o.peers} peers, after last answer`, value: pinnedS, unit: 's' },
+      ...peers.flatMap((p, i): Metric[] => [
+        { key: `rss_idle_${p.name}`, label: `RSS ${p.name}, idle before the run`, value: (idleRss[i] ?? NaN) / MiB, unit: 'MiB', digits: 1 },
+        { key: `rss_peak_${p.name}`, label: `RSS ${p.name}, peak during the run`, value: peakRss[i] / MiB, unit: 'MiB', digits: 1 },
+        { key: `rss_after_${p.name}`, label: `RSS ${p.name}, after convergence`, value: (finalRss[i] ?? NaN) / MiB, unit: 'MiB', digits: 1 }
+      ]),
+      ...peers.map((p, i): Metric => ({
+        key: `cpu_${p.name}`, label: `CPU time ${p.name}, post + converge`, value: cpuSeconds(before[i], after[i]), unit: 's'
+      })),
+      { key: 'cpu_client', label: 'CPU time load generator, post + converge', value: (clientCpu.user + clientCpu.system) / 1e6, unit: 's' }
+    ]
+    const notes = [
+      `each peer's pinset also holds 1 warm-up pin; convergence is timed by polling each peer every ${o.pollMs} ms (GET /allocations, then GET /pins?local=true&filter=pinned), so it reads up to one poll late`
+    ]
+    if (o.cpuProf) notes.push(`CPU profiles (peer-0 is the one pinned through): ${profDir}`)
+    if (o.keep || o.cpuProf) notes.push(`peer folders kept in ${root.path}`)
+    return {
+      title: `ingest: ${o.peers} peers, ${formatNumber(o.pins, 0)} pins posted to peer-0 over REST, ${o.concurrency} in flight (keep-alive)`,
+      params: { pins: o.pins, concurrency: o.concurrency, peers: o.peers, poll_ms: o.pollMs },
+      metrics,
+      goals: [
+        { text: `>= ${formatNumber(GOAL_RATE, 0)} pins/s accepted (${formatNumber(pinRate)})`, met: pinRate >= GOAL_RATE },
+        {
+          text: `all pinsets converged <= ${GOAL_CONVERGE_S} s after the last answer (${allocatedS.toFixed(2)} s)`,
+          met: allocatedS <= GOAL_CONVERGE_S
+        }
+      ],
+      notes
+    }
+  } finally {
+    agent.destroy()
+    log('stopping the peers')
+    await stopAll(peers)
+    // profiles are written as each peer exits, so the folder stays when they were asked for
+    if (!o.keep && !o.cpuProf) await root.cleanup()
+  }
+}
+
+export const ingest: Benchmark = {
+  description: 'A cluster (default 3 peers) with the content already in every blockstore; N pins posted over REST ' +
+    'to peer-0 with C in flight. Prints the accepted rate against GET /health, seconds until every pinset holds ' +
+    'every pin and until every pin is `pinned` everywhere, and RSS and CPU per peer.',
+  usage: USAGE,
+  run
+}

@@ -1,0 +1,565 @@
+// Shared benchmark helpers: the Benchmark contract the runner dispatches to, the one-table report, the machine
+// line, temp dirs and free ports, a keep-alive HTTP load generator, RSS/CPU sampling, and N-peer clusters on
+// 127.0.0.1 (child processes, so that RSS and CPU are per peer; or in-process when one total is enough).
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import http, { type Agent, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
+import { createServer } from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { initPeer, loadConfig, parseClusterConfig, type ClusterConfigInput } from '../src/config/index.js'
+import { createLogger } from '../src/logger.js'
+import { createPeer, type CairnPeer } from '../src/peer.js'
+
+// ---------------------------------------------------------------------------------------------------------
+// The contract between bench/run.ts and each bench/<name>.ts
+
+/** Bad command line: the runner prints the message and the usage, and exits 2. */
+export class BenchUsageError extends Error {
+  static override name = 'BenchUsageError'
+  override name = 'BenchUsageError'
+}
+
+export interface BenchContext {
+  /** Progress lines for humans; go to stderr so that --json output stays clean. */
+  log: (line: string) => void
+  /** Aborted on SIGINT/SIGTERM: stop, clean up, return or throw. */
+  signal: AbortSignal
+}
+
+/** One row of the table: `key` names it in --json output. */
+export interface Metric {
+  key: string
+  label: string
+  value: number
+  unit: string
+  /** Digits after the point (default: 0 from 100 up, 1 from 10, else 2). */
+  digits?: number
+  /** For ratios: what the figure is measured against, e.g. "12,345 req/s GET /health". */
+  baseline?: string
+}
+
+export interface Goal {
+  text: string
+  met: boolean
+}
+
+export interface BenchReport {
+  /** One line saying what ran, e.g. "ingest: 3 peers, 5,000 pins, 64 in flight". */
+  title: string
+  params: Record<string, unknown>
+  metrics: Metric[]
+  goals?: Goal[]
+  /** Extra lines printed under the table (where profiles were written, ...). */
+  notes?: string[]
+}
+
+export interface Benchmark {
+  description: string
+  /** Flag help, one flag a line. */
+  usage: string
+  run(argv: string[], ctx: BenchContext): Promise<BenchReport>
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output
+
+export interface MachineInfo {
+  cores: number
+  cpu_model: string
+  total_ram_bytes: number
+  node: string
+  platform: string
+}
+
+export function machineInfo (): MachineInfo {
+  const cpus = os.cpus()
+  return {
+    cores: cpus.length,
+    cpu_model: cpus[0]?.model.trim().replace(/\s+/g, ' ') ?? 'unknown',
+    total_ram_bytes: os.totalmem(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`
+  }
+}
+
+export function formatMachine (m: MachineInfo): string {
+  return `machine: ${m.cores} cores, ${m.cpu_model}, ${(m.total_ram_bytes / 2 ** 30).toFixed(1)} GiB RAM, Node ${m.node}, ${m.platform}`
+}
+
+export function formatNumber (value: number, digits?: number): string {
+  if (!Number.isFinite(value)) return String(value)
+  const d = digits ?? (Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2)
+  return value.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
+}
+
+/** The one table: metric, value (right-aligned), unit, baseline; then goals, notes and the machine line. */
+export function formatReport (report: BenchReport, machine: MachineInfo = machineInfo()): string {
+  const header = ['metric', 'value', 'unit', 'baseline']
+  const rows = report.metrics.map(m => [m.label, formatNumber(m.value, m.digits), m.unit, m.baseline ?? ''])
+  const width = header.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+  const line = (cells: string[]): string => cells
+    .map((c, i) => i === 1 ? c.padStart(width[i]) : c.padEnd(width[i]))
+    .join('  ')
+    .trimEnd()
+  const out = [report.title, '', line(header), line(width.map(w => '-'.repeat(w))), ...rows.map(line), '']
+  for (const goal of report.goals ?? []) out.push(`goal ${goal.met ? 'met    ' : 'NOT met'}  ${goal.text}`)
+  for (const note of report.notes ?? []) out.push(note)
+  out.push(formatMachine(machine))
+  return out.join('\n') + '\n'
+}
+
+export function reportJson (name: string, report: BenchReport, machine: MachineInfo = machineInfo()): unknown {
+  return {
+    benchmark: name,
+    title: report.title,
+    params: report.params,
+    metrics: Object.fromEntries(report.metrics.map(m => [m.key, {
+      label: m.label, value: m.value, unit: m.unit, ...(m.baseline != null ? { baseline: m.baseline } : {})
+    }])),
+    goals: report.goals ?? [],
+    notes: report.notes ?? [],
+    machine
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Flags
+
+/** A positive integer flag value; BenchUsageError names the flag. */
+export function positiveInt (flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new BenchUsageError(`--${flag} must be a positive integer, got "${value}"`)
+  return n
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Temp dirs, ports, waiting
+
+export async function tempDir (prefix = 'cairn-bench-'): Promise<{ path: string, cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(os.tmpdir(), prefix))
+  return { path, cleanup: async () => { await rm(path, { recursive: true, force: true, maxRetries: 3 }) } }
+}
+
+/** n distinct free TCP ports on 127.0.0.1 (held open together, then released). */
+export async function freePorts (n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, async () => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return server
+  }))
+  const ports = servers.map(s => (s.address() as { port: number }).port)
+  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
+  return ports
+}
+
+export const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
+  await new Promise<void>((resolve, reject) => {
+    signal?.throwIfAborted()
+    const onAbort = (): void => { clearTimeout(timer); reject(signal?.reason) }
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/**
+ * Polls check() until it returns a truthy value; after timeoutMs fails with `message` and what `describe`
+ * says about the last value (or the last error).
+ */
+export async function waitFor<T> (check: () => T | Promise<T>, options: {
+  timeoutMs: number
+  message: string
+  intervalMs?: number
+  signal?: AbortSignal
+  describe?: (last: T | undefined) => string
+}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + options.timeoutMs
+  let last: T | undefined
+  let lastErr: unknown
+  for (;;) {
+    options.signal?.throwIfAborted()
+    try {
+      last = await check()
+      lastErr = undefined
+      if (last != null && last !== false) return last as NonNullable<T>
+    } catch (err) {
+      lastErr = err
+    }
+    if (Date.now() > deadline) {
+      const seen = lastErr !== undefined
+        ? `last error: ${(lastErr as Error).message}`
+        : `last: ${options.describe?.(last) ?? JSON.stringify(last)}`
+      throw new Error(`timed out after ${options.timeoutMs / 1000} s: ${options.message} (${seen})`)
+    }
+    await sleep(options.intervalMs ?? 100, options.signal)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// HTTP
+
+export interface HttpTarget { host: string, port: number }
+
+export interface HttpResponse {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Buffer
+}
+
+/** A keep-alive agent allowing `sockets` connections per host (the client concurrency). */
+export function keepAliveAgent (sockets: number): Agent {
+  return new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets })
+}
+
+/** One request, body read whole. Rejects on network errors and on timeout (default 30 s), not on statuses. */
+export async function httpRequest (target: HttpTarget, method: string, path: string, options: {
+  agent?: Agent
+  body?: Buffer | string
+  headers?: OutgoingHttpHeaders
+  signal?: AbortSignal
+  timeoutMs?: number
+} = {}): Promise<HttpResponse> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000)
+  const signal = options.signal != null ? AbortSignal.any([options.signal, timeout]) : timeout
+  const body = options.body ?? ''
+  return await new Promise<HttpResponse>((resolve, reject) => {
+    const req = http.request({
+      host: target.host,
+      port: target.port,
+      method,
+      path,
+      agent: options.agent,
+      signal,
+      // an explicit length: a bodyless POST would otherwise go out chunked
+      headers: { 'Content-Length': Buffer.byteLength(body), ...options.headers }
+    }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
+      res.on('error', reject)
+    })
+    req.on('error', err => {
+      reject(signal.aborted && timeout.aborted ? new Error(`${method} ${path}: no answer within ${(options.timeoutMs ?? 30_000) / 1000} s`) : err)
+    })
+    req.end(body)
+  })
+}
+
+/** Lines of an NDJSON body, without parsing them. */
+export function countLines (body: Buffer): number {
+  let n = 0
+  for (let i = body.indexOf(10); i !== -1; i = body.indexOf(10, i + 1)) n++
+  return n
+}
+
+export interface LoadResult {
+  requests: number
+  /** From the first request sent to the last answer received. */
+  seconds: number
+  /** performance.now() of the first send and of the last answer. */
+  startedAt: number
+  lastAnswerAt: number
+  /** Per-request latencies, ms, sorted ascending. */
+  latenciesMs: Float64Array
+}
+
+/**
+ * A closed loop: `concurrency` workers each send the next request as soon as their previous one is answered,
+ * until `total` have been answered. `task(i)` sends request i and throws if its answer is wrong.
+ */
+export async function closedLoop (total: number, concurrency: number, task: (i: number) => Promise<void>,
+  signal?: AbortSignal): Promise<LoadResult> {
+  const latencies = new Float64Array(total)
+  let next = 0
+  const startedAt = performance.now()
+  let lastAnswerAt = startedAt
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      signal?.throwIfAborted()
+      const i = next++
+      const t = performance.now()
+      await task(i)
+      lastAnswerAt = performance.now()
+      latencies[i] = lastAnswerAt - t
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
+  latencies.sort()
+  return { requests: total, seconds: (lastAnswerAt - startedAt) / 1000, startedAt, lastAnswerAt, latenciesMs: latencies }
+}
+
+/** The q-quantile (0..1) of sorted values. */
+export function quantile (sorted: Float64Array | number[], q: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Memory and CPU
+
+/** VmRSS of a process from /proc (Linux), in bytes; undefined where /proc is not there. */
+export async function procRss (pid: number): Promise<number | undefined> {
+  let text: string
+  try {
+    text = await readFile(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text)
+  return m == null ? undefined : Number(m[1]) * 1024
+}
+
+export interface RssSampler {
+  /** Stops sampling; resolves with the highest RSS seen per source, in bytes (NaN if never read). */
+  stop(): Promise<number[]>
+}
+
+/** Reads each source every intervalMs and keeps the maximum; a source may read undefined (skipped). */
+export function sampleRss (sources: Array<() => Promise<number | undefined>>, intervalMs = 100): RssSampler {
+  const peaks = sources.map(() => NaN)
+  const read = async (): Promise<void> => {
+    await Promise.all(sources.map(async (source, i) => {
+      const rss = await source().catch(() => undefined)
+      if (rss !== undefined && !(rss <= peaks[i])) peaks[i] = rss
+    }))
+  }
+  let running = read()
+  const timer = setInterval(() => { running = running.then(read) }, intervalMs)
+  return {
+    async stop () {
+      clearInterval(timer)
+      await running
+      await read()
+      return peaks
+    }
+  }
+}
+
+export const MiB = 2 ** 20
+
+// ---------------------------------------------------------------------------------------------------------
+// Clusters of peers on 127.0.0.1
+
+export interface ClusterSetup {
+  peers: number
+  /** Root folder: peers go in <root>/peer-<i>, the shared cluster config in <root>/cluster.json. */
+  root: string
+  /** Cluster config settings beside the generated trusted_peers and bootstrap (default: name cairn-bench, dht lan). */
+  cluster?: Partial<ClusterConfigInput>
+  /** Peers [0, trusted) are trusted (default: all); the others are followers. */
+  trusted?: number
+}
+
+export interface PreparedPeer {
+  name: string
+  id: string
+  dir: string
+  swarm: string
+}
+
+/**
+ * Creates the peer folders and one shared cluster config trusting the first `trusted` peers, every peer
+ * bootstrapping to all the others. Ports: swarm on free ports picked now, REST on port 0 (resolved at start).
+ */
+export async function preparePeers (setup: ClusterSetup): Promise<PreparedPeer[]> {
+  const clusterFile = join(setup.root, 'cluster.json')
+  const settings = { name: 'cairn-bench', ...setup.cluster, dht: { profile: 'lan' as const, ...setup.cluster?.dht } }
+  // the peers' ids are only known once they exist, so they start from a config that trusts nobody
+  await writeFile(clusterFile, JSON.stringify(settings, null, 2))
+  const ports = await freePorts(setup.peers)
+  const peers: PreparedPeer[] = []
+  for (let i = 0; i < setup.peers; i++) {
+    const name = `peer-${i}`
+    const dir = join(setup.root, name)
+    const config = await initPeer(dir, {
+      peername: name,
+      cluster: clusterFile,
+      rest_listen: '127.0.0.1:0',
+      swarm_listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`],
+      env: {}
+    })
+    const id = config.identity.peerId.toString()
+    peers.push({ name, id, dir, swarm: `/ip4/127.0.0.1/tcp/${ports[i]}/p2p/${id}` })
+  }
+  const shared = {
+    ...settings,
+    trusted_peers: peers.slice(0, setup.trusted ?? setup.peers).map(p => p.id),
+    bootstrap: peers.map(p => p.swarm)
+  }
+  parseClusterConfig(shared, clusterFile) // fail here, naming the key, rather than in every peer
+  await writeFile(clusterFile, JSON.stringify(shared, null, 2))
+  return peers
+}
+
+export interface PeerStats {
+  /** process.memoryUsage().rss, bytes. */
+  rss: number
+  heapUsed: number
+  /** process.cpuUsage() so far, microseconds. */
+  cpuUserUs: number
+  cpuSystemUs: number
+}
+
+export interface ChildPeer extends PreparedPeer {
+  pid: number
+  rest: HttpTarget
+  /** Resident set size: /proc VmRSS, else what the peer reports. */
+  rss(): Promise<number | undefined>
+  /** Asks the peer process for its memory and CPU figures. */
+  stats(options?: { timeoutMs?: number }): Promise<PeerStats>
+  /** Stops the peer (SIGTERM, then SIGKILL after timeoutMs); resolves when the process has exited. */
+  stop(options?: { timeoutMs?: number }): Promise<void>
+}
+
+export interface PeerProcessOptions {
+  /** Extra node flags for the peer processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/p']. */
+  nodeArgs?: string[]
+  /** Extra environment (CAIRN_* overrides such as CAIRN_LOG_LEVEL). */
+  env?: NodeJS.ProcessEnv
+  /** Where the peers' stdout/stderr lines go (default: kept, shown only when a peer fails). */
+  output?: (peer: string, line: string) => void
+  startTimeoutMs?: number
+  signal?: AbortSignal
+}
+
+/** The message bench/peer-process.ts sends once its peer runs. */
+export interface PeerReady { type: 'ready', id: string, rest: HttpTarget, swarm: string[] }
+
+const PEER_PROCESS = fileURLToPath(new URL('./peer-process.js', import.meta.url))
+const POLYFILL = new URL('../src/polyfill.js', import.meta.url).href
+
+/** Starts each prepared peer in its own node process (bench/peer-process.ts); all or none. */
+export async function startPeerProcesses (prepared: PreparedPeer[], options: PeerProcessOptions = {}): Promise<ChildPeer[]> {
+  const started = await Promise.allSettled(prepared.map(async p => await startPeerProcess(p, options)))
+  const ok = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed != null) {
+    await stopAll(ok)
+    throw failed.reason
+  }
+  return ok
+}
+
+export async function stopAll (peers: Array<{ stop: () => Promise<void> }>): Promise<void> {
+  await Promise.allSettled(peers.map(async p => { await p.stop() }))
+}
+
+async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions): Promise<ChildPeer> {
+  const child = fork(PEER_PROCESS, [peer.dir], {
+    execArgv: ['--import', POLYFILL, ...(options.nodeArgs ?? [])],
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc']
+  })
+  const tail: string[] = []
+  const keep = (line: string): void => {
+    options.output?.(peer.name, line)
+    tail.push(line)
+    if (tail.length > 30) tail.shift()
+  }
+  for (const stream of [child.stdout, child.stderr]) {
+    let partial = ''
+    stream?.setEncoding('utf8')
+    stream?.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n')
+      partial = lines.pop() ?? ''
+      for (const line of lines) keep(line)
+    })
+  }
+  const exited = new Promise<number | string>(resolve => {
+    child.once('exit', (code, sig) => { resolve(code ?? sig ?? 'unknown') })
+  })
+  const why = (what: string): Error =>
+    new Error(`${peer.name} (${peer.dir}) ${what}${tail.length > 0 ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`)
+
+  const timeoutMs = options.startTimeoutMs ?? 60_000
+  let ready: PeerReady
+  try {
+    ready = await Promise.race([
+      new Promise<PeerReady>(resolve => {
+        const onMessage = (msg: { type?: string }): void => {
+          if (msg?.type === 'ready') { child.off('message', onMessage); resolve(msg as PeerReady) }
+        }
+        child.on('message', onMessage)
+      }),
+      exited.then(code => { throw why(`exited (${code}) before it was ready`) }),
+      sleep(timeoutMs, options.signal).then(() => { throw why(`was not ready within ${timeoutMs / 1000} s`) })
+    ])
+  } catch (err) {
+    child.kill('SIGKILL')
+    await exited
+    throw err
+  }
+
+  let stopping: Promise<void> | undefined
+  let statsSeq = 0
+  const handle: ChildPeer = {
+    ...peer,
+    pid: child.pid ?? 0,
+    rest: ready.rest,
+    async rss () {
+      return await procRss(handle.pid) ?? (await handle.stats()).rss
+    },
+    async stats ({ timeoutMs = 10_000 } = {}) {
+      const seq = ++statsSeq
+      return await new Promise<PeerStats>((resolve, reject) => {
+        const timer = setTimeout(() => { done(); reject(why(`did not report its stats within ${timeoutMs / 1000} s`)) }, timeoutMs)
+        const onMessage = (msg: { type?: string, seq?: number, stats?: PeerStats }): void => {
+          if (msg?.type === 'stats' && msg.seq === seq && msg.stats != null) { done(); resolve(msg.stats) }
+        }
+        const done = (): void => { clearTimeout(timer); child.off('message', onMessage) }
+        child.on('message', onMessage)
+        child.send({ type: 'stats', seq }, err => { if (err != null) { done(); reject(why(`cannot be asked for stats: ${err.message}`)) } })
+      })
+    },
+    async stop ({ timeoutMs: stopMs = 20_000 } = {}) {
+      stopping ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => { child.kill('SIGKILL') }, stopMs)
+        await exited
+        clearTimeout(timer)
+      })()
+      await stopping
+    }
+  }
+  return handle
+}
+
+/** In-process peers: one total RSS only, but no process boundary (for pinset- or tracker-level benchmarks). */
+export async function startPeersInProcess (prepared: PreparedPeer[], options: { logLevel?: 'silent' | 'warn' | 'info' } = {}):
+Promise<Array<{ peer: CairnPeer, rest: HttpTarget, stop: () => Promise<void> }>> {
+  const out: Array<{ peer: CairnPeer, rest: HttpTarget, stop: () => Promise<void> }> = []
+  try {
+    for (const p of prepared) {
+      const config = await loadConfig(p.dir, { env: {} })
+      const peer = createPeer({ config, logger: createLogger({ level: options.logLevel ?? 'warn', peer: p.name }) })
+      await peer.start()
+      out.push({ peer, rest: peer.restAddress(), stop: async () => { await peer.stop() } })
+    }
+  } catch (err) {
+    await stopAll(out)
+    throw err
+  }
+  return out
+}
+
+/** Waits until every peer's GET /id lists all `expected` cluster peers (connected and identified). */
+export async function waitForClusterPeers (peers: Array<{ name: string, rest: HttpTarget }>, expected: number,
+  options: { timeoutMs?: number, signal?: AbortSignal } = {}): Promise<void> {
+  await Promise.all(peers.map(async peer => {
+    await waitFor(async () => {
+      const res = await httpRequest(peer.rest, 'GET', '/id', { signal: options.signal })
+      if (res.status !== 200) throw new Error(`GET /id answered ${res.status}: ${res.body.toString()}`)
+      return (JSON.parse(res.body.toString()) as { cluster_peers: string[] }).cluster_peers.length >= expected
+    }, {
+      timeoutMs: options.timeoutMs ?? 30_000,
+      signal: options.signal,
+      message: `${peer.name} does not see all ${expected} cluster peers`
+    })
+  }))
+}

@@ -1,0 +1,52 @@
+// One benchmark peer in its own process (so that RSS and CPU are per peer): runs the daemon on the peer folder
+// given as argv[2], tells the parent over IPC when it is ready, answers stats requests, and stops cleanly on
+// SIGTERM/SIGINT or when the parent goes away. Started by startPeerProcesses in ./lib.ts.
+import { startDaemon } from '../src/daemon.js'
+import type { CairnPeer } from '../src/peer.js'
+import type { PeerReady, PeerStats } from './lib.js'
+
+const path = process.argv[2]
+if (path === undefined || process.send === undefined) {
+  process.stderr.write('usage: started by bench/lib.ts startPeerProcesses with the peer folder as argument, over IPC\n')
+  process.exit(2)
+}
+const send = process.send.bind(process)
+
+let peer: CairnPeer | undefined
+let stopping = false
+
+async function stop (why: string): Promise<void> {
+  if (stopping) return
+  stopping = true
+  process.stdout.write(`stopping (${why})\n`)
+  // a stop that hangs must not keep the benchmark waiting: the parent SIGKILLs after its own timeout too
+  setTimeout(() => { process.stderr.write('stop took over 15 s, exiting anyway\n'); process.exit(1) }, 15_000).unref()
+  try {
+    await peer?.stop()
+  } catch (err) {
+    process.stderr.write(`stopping the peer failed: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  }
+  // process.exit (not a signal death) so that --cpu-prof still writes its profile
+  process.exit(0)
+}
+
+process.once('SIGTERM', () => { void stop('SIGTERM') })
+process.once('SIGINT', () => { void stop('SIGINT') })
+process.once('disconnect', () => { void stop('the benchmark went away') })
+process.on('message', (msg: { type?: string, seq?: number }) => {
+  if (msg?.type !== 'stats') return
+  const mem = process.memoryUsage()
+  const cpu = process.cpuUsage()
+  const stats: PeerStats = { rss: mem.rss, heapUsed: mem.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system }
+  send({ type: 'stats', seq: msg.seq, stats })
+})
+
+try {
+  peer = await startDaemon({ path, init: false, report: line => { process.stdout.write(`${line}\n`) } })
+  const ready: PeerReady = { type: 'ready', id: peer.id, rest: peer.restAddress(), swarm: peer.swarmAddresses() }
+  send(ready)
+} catch (err) {
+  process.stderr.write(`the peer did not start: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+}

@@ -1,0 +1,74 @@
+// `npm run bench -- <name> [--flags] [--json]`: runs one benchmark from the table below and prints its one
+// table (or, with --json, one JSON object). Without a name it lists the benchmarks. Benchmarks never run in
+// `npm test`. To add one: write bench/<name>.ts exporting a `Benchmark` (see ./lib.ts) and register it here.
+import { BenchUsageError, formatReport, machineInfo, reportJson, type Benchmark } from './lib.js'
+
+interface Entry {
+  description: string
+  load: () => Promise<Benchmark>
+}
+
+const BENCHMARKS: Readonly<Record<string, Entry>> = {
+  ingest: {
+    description: '3-peer cluster, N pins posted over REST to one peer: accepted rate, convergence, RSS per peer',
+    load: async () => (await import('./ingest.js')).ingest
+  }
+}
+
+const USAGE = 'usage: npm run bench -- <name> [--flags] [--json]   (npm run bench -- <name> --help for its flags)'
+
+function list (): string {
+  const width = Math.max(...Object.keys(BENCHMARKS).map(n => n.length))
+  const lines = Object.entries(BENCHMARKS).map(([name, e]) => `  ${name.padEnd(width)}  ${e.description}`)
+  return `${USAGE}\n\nbenchmarks:\n${lines.join('\n')}\n`
+}
+
+async function exit (code: number, out = '', err = ''): Promise<never> {
+  // wait for the writes: process.exit would cut a piped stdout short
+  if (out !== '') await new Promise<void>(resolve => process.stdout.write(out, () => { resolve() }))
+  if (err !== '') await new Promise<void>(resolve => process.stderr.write(err, () => { resolve() }))
+  // exit explicitly: a handle left open by a failed benchmark must not keep the runner alive
+  process.exit(code)
+}
+
+async function main (argv: string[]): Promise<never> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h') return await exit(0, list())
+  const entry = Object.hasOwn(BENCHMARKS, name) ? BENCHMARKS[name] : undefined
+  if (entry === undefined) {
+    return await exit(2, '', `unknown benchmark "${name}"; available: ${Object.keys(BENCHMARKS).join(', ')}\n${USAGE}\n`)
+  }
+  const benchmark = await entry.load()
+  if (rest.includes('--help') || rest.includes('-h')) {
+    return await exit(0, `npm run bench -- ${name} [flags]\n${benchmark.description}\n\n${benchmark.usage}\n  --json  print one JSON object instead of the table\n`)
+  }
+  const json = rest.includes('--json')
+  const flags = rest.filter(a => a !== '--json')
+
+  const controller = new AbortController()
+  let interrupted = false
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) void exit(130, '', `${sig} again: exiting without cleaning up\n`)
+    interrupted = true
+    process.stderr.write(`${sig}: stopping the benchmark and its peers (again to exit at once)\n`)
+    controller.abort(new Error(`interrupted by ${sig}`))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  const log = (line: string): void => { process.stderr.write(`[${name}] ${line}\n`) }
+  try {
+    const report = await benchmark.run(flags, { log, signal: controller.signal })
+    const machine = machineInfo()
+    const out = json ? `${JSON.stringify(reportJson(name, report, machine), null, 2)}\n` : formatReport(report, machine)
+    return await exit(0, out)
+  } catch (err) {
+    if ((err as Error).name === 'BenchUsageError' || err instanceof BenchUsageError) {
+      return await exit(2, '', `${name}: ${(err as Error).message}\n\n${benchmark.usage}\n`)
+    }
+    if (interrupted) return await exit(130, '', `${name}: interrupted\n`)
+    return await exit(1, '', `${name} failed: ${(err as Error).stack ?? String(err)}\n`)
+  }
+}
+
+await main(process.argv.slice(2))

@@ -21,7 +21,7 @@ const USAGE = `  --pins N          pins to post (default 5000)
   --peers P         cluster size (default 3)
   --timeout S       seconds to wait for convergence before failing (default 120)
   --poll-ms MS      pause between convergence polls of one peer (default 100)
-  --cpu-prof        write a V8 CPU profile of every peer process (path printed under the table)
+  --cpu-prof        write a V8 CPU profile of each peer over post + converge (path printed under the table)
   --keep            keep the peers' folders (path printed under the table)
   --verbose         show the peers' log lines on stderr`
 
@@ -166,7 +166,6 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     const prepared = await preparePeers({ peers: o.peers, root: root.path })
     if (o.cpuProf) await mkdir(profDir)
     peers = await startPeerProcesses(prepared, {
-      nodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
       output: o.verbose ? (name, line) => { log(`${name}: ${line}`) } : undefined,
       signal
     })
@@ -209,6 +208,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     const before = await Promise.all(peers.map(async p => await p.stats()))
     const clientBefore = process.cpuUsage()
     const sampler = sampleRss(peers.map(p => async () => await p.rss()))
+    if (o.cpuProf) await Promise.all(peers.map(async p => { await p.startCpuProfile() }))
 
     // the measured run
     let refused = 0
@@ -237,6 +237,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       clearInterval(ticker)
     }
     const clientCpu = process.cpuUsage(clientBefore)
+    if (o.cpuProf) await Promise.all(peers.map(async p => { await p.stopCpuProfile(join(profDir, `${p.name}.cpuprofile`)) }))
     const after = await Promise.all(peers.map(async p => await p.stats()))
     const peakRss = await sampler.stop()
     const finalRss = await Promise.all(peers.map(async p => await p.rss()))
@@ -292,7 +293,6 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     agent.destroy()
     log('stopping the peers')
     await stopAll(peers)
-    // profiles are written as each peer exits, so the folder stays when they were asked for
     if (!o.keep && !o.cpuProf) await root.cleanup()
   }
 }

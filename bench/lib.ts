@@ -412,6 +412,10 @@ export interface ChildPeer extends PreparedPeer {
   rss(): Promise<number | undefined>
   /** Asks the peer process for its memory and CPU figures. */
   stats(options?: { timeoutMs?: number }): Promise<PeerStats>
+  /** Starts a V8 CPU profile in the peer process (sampling every 200 µs). */
+  startCpuProfile(): Promise<void>
+  /** Stops it and writes it to `file` (.cpuprofile: open in Chrome DevTools or speedscope). */
+  stopCpuProfile(file: string): Promise<void>
   /** Stops the peer (SIGTERM, then SIGKILL after timeoutMs); resolves when the process has exited. */
   stop(options?: { timeoutMs?: number }): Promise<void>
 }
@@ -496,7 +500,23 @@ async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions
   }
 
   let stopping: Promise<void> | undefined
-  let statsSeq = 0
+  let seq = 0
+  /** One IPC request to the peer process, answered by a message of the same type and seq. */
+  const call = async <T>(type: string, payload: Record<string, unknown>, what: string, timeoutMs: number): Promise<T> => {
+    const id = ++seq
+    return await new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => { done(); reject(why(`did not ${what} within ${timeoutMs / 1000} s`)) }, timeoutMs)
+      const onMessage = (msg: { type?: string, seq?: number, error?: string }): void => {
+        if (msg?.type !== type || msg.seq !== id) return
+        done()
+        if (msg.error != null) reject(why(`could not ${what}: ${msg.error}`))
+        else resolve(msg as T)
+      }
+      const done = (): void => { clearTimeout(timer); child.off('message', onMessage) }
+      child.on('message', onMessage)
+      child.send({ ...payload, type, seq: id }, err => { if (err != null) { done(); reject(why(`cannot be asked to ${what}: ${err.message}`)) } })
+    })
+  }
   const handle: ChildPeer = {
     ...peer,
     pid: child.pid ?? 0,
@@ -505,16 +525,13 @@ async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions
       return await procRss(handle.pid) ?? (await handle.stats()).rss
     },
     async stats ({ timeoutMs = 10_000 } = {}) {
-      const seq = ++statsSeq
-      return await new Promise<PeerStats>((resolve, reject) => {
-        const timer = setTimeout(() => { done(); reject(why(`did not report its stats within ${timeoutMs / 1000} s`)) }, timeoutMs)
-        const onMessage = (msg: { type?: string, seq?: number, stats?: PeerStats }): void => {
-          if (msg?.type === 'stats' && msg.seq === seq && msg.stats != null) { done(); resolve(msg.stats) }
-        }
-        const done = (): void => { clearTimeout(timer); child.off('message', onMessage) }
-        child.on('message', onMessage)
-        child.send({ type: 'stats', seq }, err => { if (err != null) { done(); reject(why(`cannot be asked for stats: ${err.message}`)) } })
-      })
+      return (await call<{ stats: PeerStats }>('stats', {}, 'report its stats', timeoutMs)).stats
+    },
+    async startCpuProfile () {
+      await call('cpu-profile', { action: 'start' }, 'start a CPU profile', 10_000)
+    },
+    async stopCpuProfile (file) {
+      await call('cpu-profile', { action: 'stop', file }, 'write its CPU profile', 60_000)
     },
     async stop ({ timeoutMs: stopMs = 20_000 } = {}) {
       stopping ??= (async () => {

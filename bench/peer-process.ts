@@ -1,6 +1,8 @@
 // One benchmark peer in its own process (so that RSS and CPU are per peer): runs the daemon on the peer folder
 // given as argv[2], tells the parent over IPC when it is ready, answers stats requests, and stops cleanly on
 // SIGTERM/SIGINT or when the parent goes away. Started by startPeerProcesses in ./lib.ts.
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { startDaemon } from '../src/daemon.js'
 import type { CairnPeer } from '../src/peer.js'
 import type { PeerReady, PeerStats } from './lib.js'
@@ -34,12 +36,35 @@ async function stop (why: string): Promise<void> {
 process.once('SIGTERM', () => { void stop('SIGTERM') })
 process.once('SIGINT', () => { void stop('SIGINT') })
 process.once('disconnect', () => { void stop('the benchmark went away') })
-process.on('message', (msg: { type?: string, seq?: number }) => {
-  if (msg?.type !== 'stats') return
-  const mem = process.memoryUsage()
-  const cpu = process.cpuUsage()
-  const stats: PeerStats = { rss: mem.rss, heapUsed: mem.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system }
-  send({ type: 'stats', seq: msg.seq, stats })
+let session: Session | undefined
+
+/** A V8 CPU profile of a chosen window (e.g. only the measured run), written as a .cpuprofile file. */
+async function profile (msg: { action?: string, file?: string }): Promise<void> {
+  if (msg.action === 'start') {
+    session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 200 })
+    await session.post('Profiler.start')
+  } else if (msg.action === 'stop' && session !== undefined && msg.file !== undefined) {
+    const { profile } = await session.post('Profiler.stop')
+    session.disconnect()
+    session = undefined
+    await writeFile(msg.file, JSON.stringify(profile))
+  }
+}
+
+process.on('message', (msg: { type?: string, seq?: number, action?: string, file?: string }) => {
+  if (msg?.type === 'stats') {
+    const mem = process.memoryUsage()
+    const cpu = process.cpuUsage()
+    const stats: PeerStats = { rss: mem.rss, heapUsed: mem.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system }
+    send({ type: 'stats', seq: msg.seq, stats })
+  } else if (msg?.type === 'cpu-profile') {
+    profile(msg).then(() => { send({ type: 'cpu-profile', seq: msg.seq }) }, (err: Error) => {
+      send({ type: 'cpu-profile', seq: msg.seq, error: err.message })
+    })
+  }
 })
 
 try {

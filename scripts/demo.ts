@@ -115,8 +115,8 @@ async function main (): Promise<number> {
   for (const p of peers) {
     const child = spawn(process.execPath, [CAIRN, 'daemon', '--path', p.dir], {
       cwd: ROOT,
-      // a stray CAIRN_PATH or CAIRN_API would be rejected as an unknown config override or point elsewhere
-      env: { ...process.env, CAIRN_PATH: undefined, CAIRN_API: undefined },
+      // config rejects unknown CAIRN_ variables (CAIRN_DEMO_DIR is ours, not the daemon's)
+      env: { ...process.env, CAIRN_PATH: undefined, CAIRN_API: undefined, CAIRN_DEMO_DIR: undefined },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     p.child = child

@@ -278,12 +278,18 @@ export async function closedLoop (total: number, concurrency: number, task: (i: 
   let next = 0
   const startedAt = performance.now()
   let lastAnswerAt = startedAt
+  let failed = false
   const worker = async (): Promise<void> => {
-    while (next < total) {
+    while (next < total && !failed) {
       signal?.throwIfAborted()
       const i = next++
       const t = performance.now()
-      await task(i)
+      try {
+        await task(i)
+      } catch (err) {
+        failed = true // the other workers stop after their current request
+        throw err
+      }
       lastAnswerAt = performance.now()
       latencies[i] = lastAnswerAt - t
     }
@@ -405,6 +411,15 @@ export interface PeerStats {
   cpuSystemUs: number
 }
 
+export interface PeerProgress {
+  /** Pins in the peer's pinset. */
+  pinset: number
+  /** Operations waiting in its tracker queue (not counting those in flight). */
+  trackerQueue: number
+  /** Roots pinned in its IPFS (Helia's pin records), when asked for. */
+  pinned?: number
+}
+
 export interface ChildPeer extends PreparedPeer {
   pid: number
   rest: HttpTarget
@@ -412,6 +427,11 @@ export interface ChildPeer extends PreparedPeer {
   rss(): Promise<number | undefined>
   /** Asks the peer process for its memory and CPU figures. */
   stats(options?: { timeoutMs?: number }): Promise<PeerStats>
+  /**
+   * Reads the pinset size and tracker queue from the peer's components over IPC (and with `pinned`, counts
+   * Helia's pin records): a clock for convergence that does not load the peer like a REST status listing.
+   */
+  progress(options?: { pinned?: boolean, timeoutMs?: number }): Promise<PeerProgress>
   /** Starts a V8 CPU profile in the peer process (sampling every 200 µs). */
   startCpuProfile(): Promise<void>
   /** Stops it and writes it to `file` (.cpuprofile: open in Chrome DevTools or speedscope). */
@@ -526,6 +546,9 @@ async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions
     },
     async stats ({ timeoutMs = 10_000 } = {}) {
       return (await call<{ stats: PeerStats }>('stats', {}, 'report its stats', timeoutMs)).stats
+    },
+    async progress ({ pinned = false, timeoutMs = 30_000 } = {}) {
+      return (await call<{ progress: PeerProgress }>('progress', { pinned }, 'report its progress', timeoutMs)).progress
     },
     async startCpuProfile () {
       await call('cpu-profile', { action: 'start' }, 'start a CPU profile', 10_000)

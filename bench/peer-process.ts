@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { startDaemon } from '../src/daemon.js'
 import type { CairnPeer } from '../src/peer.js'
-import type { PeerReady, PeerStats } from './lib.js'
+import type { PeerProgress, PeerReady, PeerStats } from './lib.js'
 
 const path = process.argv[2]
 if (path === undefined || process.send === undefined) {
@@ -54,12 +54,27 @@ async function profile (msg: { action?: string, file?: string }): Promise<void> 
   }
 }
 
-process.on('message', (msg: { type?: string, seq?: number, action?: string, file?: string }) => {
+/** Where the peer is, read straight from its components: cheap enough to ask every few ms, unlike the REST status. */
+async function progress (countPinned: boolean): Promise<PeerProgress> {
+  if (peer === undefined) throw new Error('the peer is not running')
+  const out: PeerProgress = { pinset: peer.pinset.size(), trackerQueue: peer.tracker.queueLength() }
+  if (countPinned) {
+    out.pinned = 0
+    for await (const _ of peer.ipfs.pinLs()) out.pinned++
+  }
+  return out
+}
+
+process.on('message', (msg: { type?: string, seq?: number, action?: string, file?: string, pinned?: boolean }) => {
   if (msg?.type === 'stats') {
     const mem = process.memoryUsage()
     const cpu = process.cpuUsage()
     const stats: PeerStats = { rss: mem.rss, heapUsed: mem.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system }
     send({ type: 'stats', seq: msg.seq, stats })
+  } else if (msg?.type === 'progress') {
+    progress(msg.pinned === true).then(result => { send({ type: 'progress', seq: msg.seq, progress: result }) }, (err: Error) => {
+      send({ type: 'progress', seq: msg.seq, error: err.message })
+    })
   } else if (msg?.type === 'cpu-profile') {
     profile(msg).then(() => { send({ type: 'cpu-profile', seq: msg.seq }) }, (err: Error) => {
       send({ type: 'cpu-profile', seq: msg.seq, error: err.message })

@@ -111,18 +111,25 @@ async function main (): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  process.on('SIGHUP', onSignal)
 
   for (const p of peers) {
     const child = spawn(process.execPath, [CAIRN, 'daemon', '--path', p.dir], {
       cwd: ROOT,
       // config rejects unknown CAIRN_ variables (CAIRN_DEMO_DIR is ours, not the daemon's)
       env: { ...process.env, CAIRN_PATH: undefined, CAIRN_API: undefined, CAIRN_DEMO_DIR: undefined },
-      stdio: ['ignore', 'pipe', 'pipe']
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // own process group: Ctrl-C reaches only this script, which then sends each peer one SIGTERM
+      detached: true
     })
     p.child = child
     prefixLines(child.stdout, p.name, process.stdout)
     prefixLines(child.stderr, p.name, process.stderr)
-    p.exited = once(child, 'exit').then(([code, signal]) => {
+    const exit = once(child, 'exit').catch((err: Error) => {
+      console.error(`demo: cannot start ${p.name}: ${err.message}`)
+      return [null, null]
+    })
+    p.exited = exit.then(([code, signal]) => {
       p.child = undefined
       if (stopping.signal.aborted) {
         if (code !== 0) console.error(`demo: ${p.name} exited with ${signal ?? `code ${String(code)}`}`)

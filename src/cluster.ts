@@ -13,7 +13,8 @@ import type {
   AbortOptions, AddedOutput, AddEntry, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
   PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
 } from './components.js'
-import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
+import type { Identify } from '@libp2p/identify'
+import type { ComponentLogger, Connection, Libp2p, Logger } from '@libp2p/interface'
 
 export const RPC_PROTOCOL_VERSION = '/cairn/rpc/1.0.0'
 
@@ -114,8 +115,24 @@ class CairnCluster implements Cluster {
       seen.add(id)
       const peer = await libp2p.peerStore.get(conn.remotePeer).catch(() => undefined)
       if (peer?.protocols.includes(protocol) === true) out.push(id)
+      else this.reidentify(conn)
     }
     return out
+  }
+
+  private readonly identified = new Map<string, number>()
+
+  /**
+   * A peer identified before it registered the cluster protocols (libp2p starts first), or whose identify
+   * timed out or push got lost, looks like a stranger: ask again, at most every 5 s per peer.
+   */
+  private reidentify (conn: Connection): void {
+    const identify = (this.components.libp2p.services as { identify?: Identify }).identify
+    const id = conn.remotePeer.toString()
+    if (identify == null || conn.status !== 'open' || Date.now() - (this.identified.get(id) ?? 0) < 5000) return
+    this.identified.set(id, Date.now())
+    identify.identify(conn, { signal: AbortSignal.timeout(10_000) })
+      .catch(err => { this.log('identify of %s failed: %e', id, err) })
   }
 
   private async localId (): Promise<IDInfo> {

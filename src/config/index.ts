@@ -154,7 +154,7 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** CAIRN_ variables that are not config keys: the peer folder, the CLI's API address and credentials, test knobs. */
-const NOT_CONFIG_ENV = /^CAIRN_(PATH|API|BASIC_AUTH|TOKEN|TEST_.*)$/
+const NOT_CONFIG_ENV = /^CAIRN_(PATH|API|BASIC_AUTH|TOKEN|DEMO_DIR|TEST_.*)$/
 
 /**
  * Sets every CAIRN_<SECTION>_<KEY> of `target` on a copy of the raw file content. Returns the copy and which

@@ -11,6 +11,7 @@ import {
   decodeEnvelope, decodeGossip, decodeVersionVector, encodeBody, encodeEnvelope, encodeNotice,
   encodeVersionVector, signingPayload, type Envelope, type VersionVector
 } from './protocol.js'
+import { decodePin, encodePin } from './codec.js'
 import { PinsetStore, SeqTracker } from './store.js'
 import type { AbortOptions, Pin, Pinset, PinsetChange, PinsetStats } from '../components.js'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -63,7 +64,7 @@ class YjsPinset implements Pinset {
   private readonly seqs = new SeqTracker()
   private readonly listeners = new Set<(change: PinsetChange) => void>()
   private doc = new Y.Doc()
-  private map = this.doc.getMap<Pin>('pins')
+  private map = this.doc.getMap<string>('pins')
   private pending: PendingOp[] = []
   private flushing = false
   private flushScheduled = false
@@ -101,8 +102,8 @@ class YjsPinset implements Pinset {
       for (const [key, change] of event.changes.keys) {
         if (change.action === 'delete') removed.push(key)
         else {
-          const pin = this.map.get(key)
-          if (pin != null) added.push(pin)
+          const value = this.map.get(key)
+          if (value != null) added.push(decodePin(value, key))
         }
       }
       this.emit({ added, removed, local: txn.origin === LOCAL })
@@ -183,12 +184,20 @@ class YjsPinset implements Pinset {
   // Keys are CIDv1 base32 (cidKey); callers may pass any form of a CID.
   get (cid: string): Pin | undefined {
     const key = tryCidKey(cid)
-    return key == null ? undefined : this.map.get(key)
+    const value = key == null ? undefined : this.map.get(key)
+    return value == null ? undefined : decodePin(value, key!)
   }
 
-  has (cid: string): boolean { return this.get(cid) != null }
+  has (cid: string): boolean {
+    const key = tryCidKey(cid)
+    return key != null && this.map.has(key)
+  }
+
   size (): number { return this.map.size }
-  list (): IterableIterator<Pin> { return this.map.values() }
+
+  * list (): IterableIterator<Pin> {
+    for (const [key, value] of this.map.entries()) yield decodePin(value, key)
+  }
   versionVector (): VersionVector { return this.seqs.versionVector() }
 
   stats (): PinsetStats {
@@ -284,7 +293,12 @@ class YjsPinset implements Pinset {
     try {
       this.doc.transact(() => {
         for (const op of ops) {
-          if (op.type === 'put') for (const pin of op.pins) this.map.set(cidKey(pin.cid), pin)
+          if (op.type === 'put') {
+            for (const pin of op.pins) {
+              const key = cidKey(pin.cid)
+              this.map.set(key, encodePin(pin, key))
+            }
+          }
           else for (const cid of op.cids) this.map.delete(cidKey(cid))
         }
       }, LOCAL)

@@ -14,7 +14,7 @@ import type {
   PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
 } from './components.js'
 import type { Identify } from '@libp2p/identify'
-import type { ComponentLogger, Connection, Libp2p, Logger } from '@libp2p/interface'
+import type { ComponentLogger, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 export const RPC_PROTOCOL_VERSION = '/cairn/rpc/1.0.0'
 
@@ -99,40 +99,71 @@ class CairnCluster implements Cluster {
     }, components)
   }
 
-  async start (): Promise<void> { await this.rpc.start() }
-  async stop (): Promise<void> { await this.rpc.stop() }
+  async start (): Promise<void> {
+    const { libp2p } = this.components
+    await this.rpc.start()
+    libp2p.addEventListener('peer:identify', this.onIdentify)
+    libp2p.addEventListener('peer:update', this.onUpdate)
+    libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    // Peers identified before the listeners existed.
+    for (const peer of libp2p.getPeers()) {
+      const known = await libp2p.peerStore.get(peer).catch(() => undefined)
+      if (known?.protocols.includes(this.protocol) === true) this.members.add(peer.toString())
+    }
+    this.memberTimer = setInterval(() => { this.checkStrangers() }, 5000)
+    this.memberTimer.unref()
+  }
+
+  async stop (): Promise<void> {
+    const { libp2p } = this.components
+    clearInterval(this.memberTimer)
+    libp2p.removeEventListener('peer:identify', this.onIdentify)
+    libp2p.removeEventListener('peer:update', this.onUpdate)
+    libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    await this.rpc.stop()
+  }
 
   // ----- peers
 
-  async peerset (): Promise<string[]> {
-    const { libp2p } = this.components
-    const protocol = rpcProtocol(this.init.cluster)
-    const out = [this.self]
-    const seen = new Set(out)
-    for (const conn of libp2p.getConnections()) {
-      const id = conn.remotePeer.toString()
-      if (seen.has(id)) continue
-      seen.add(id)
-      const peer = await libp2p.peerStore.get(conn.remotePeer).catch(() => undefined)
-      if (peer?.protocols.includes(protocol) === true) out.push(id)
-      else this.reidentify(conn)
-    }
-    return out
+  private get protocol (): string { return rpcProtocol(this.init.cluster) }
+  /** Connected peers known to speak this cluster's protocols (kept from libp2p events, no store reads). */
+  private readonly members = new Set<string>()
+  private memberTimer?: NodeJS.Timeout
+  private readonly identified = new Map<string, number>()
+
+  private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
+    if (evt.detail.protocols.includes(this.protocol)) this.members.add(evt.detail.peerId.toString())
   }
 
-  private readonly identified = new Map<string, number>()
+  private readonly onUpdate = (evt: CustomEvent<{ peer: { id: PeerId, protocols: string[] } }>): void => {
+    const { id, protocols } = evt.detail.peer
+    if (protocols.includes(this.protocol)) this.members.add(id.toString())
+    else this.members.delete(id.toString())
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.members.delete(evt.detail.toString())
+  }
 
   /**
    * A peer identified before it registered the cluster protocols (libp2p starts first), or whose identify
-   * timed out or push got lost, looks like a stranger: ask again, at most every 5 s per peer.
+   * timed out or whose push got lost, looks like a stranger: ask it again, at most every 5 s per peer.
    */
-  private reidentify (conn: Connection): void {
+  private checkStrangers (): void {
     const identify = (this.components.libp2p.services as { identify?: Identify }).identify
-    const id = conn.remotePeer.toString()
-    if (identify == null || conn.status !== 'open' || Date.now() - (this.identified.get(id) ?? 0) < 5000) return
-    this.identified.set(id, Date.now())
-    identify.identify(conn, { signal: AbortSignal.timeout(10_000) })
-      .catch(err => { this.log('identify of %s failed: %e', id, err) })
+    if (identify == null) return
+    for (const conn of this.components.libp2p.getConnections()) {
+      const id = conn.remotePeer.toString()
+      if (this.members.has(id) || conn.status !== 'open' || Date.now() - (this.identified.get(id) ?? 0) < 5000) continue
+      this.identified.set(id, Date.now())
+      identify.identify(conn, { signal: AbortSignal.timeout(10_000) })
+        .catch(err => { this.log('identify of %s failed: %e', id, err) })
+    }
+  }
+
+  async peerset (): Promise<string[]> {
+    const connected = new Set(this.components.libp2p.getPeers().map(String))
+    return [this.self, ...[...this.members].filter(p => connected.has(p) && p !== this.self)]
   }
 
   private async localId (): Promise<IDInfo> {

@@ -38,20 +38,26 @@ export function createLogger (init: LoggerInit = {}): CairnLogger {
     level: init.level ?? 'info',
     base: init.peer != null ? { peer: init.peer } : {}
   }, (init.destination ?? process.stderr) as pino.DestinationStream)
-  return {
-    pino: root,
-    forComponent (name: string): Logger {
-      const child = root.child({ component: name })
-      const log = ((formatter: unknown, ...args: unknown[]) => {
-        if (child.isLevelEnabled('debug')) child.debug(render(formatter, args))
-      }) as Logger
-      log.error = (formatter: unknown, ...args: unknown[]) => { child.error(render(formatter, args)) }
-      log.trace = (formatter: unknown, ...args: unknown[]) => {
-        if (child.isLevelEnabled('trace')) child.trace(render(formatter, args))
-      }
-      log.enabled = child.isLevelEnabled('debug')
-      log.newScope = (scope: string) => createLogger(init).forComponent(`${name}:${scope}`)
-      return log
+
+  const forComponent = (name: string): Logger => {
+    const child = root.child({ component: name })
+    // libp2p and Helia report routine events (a refused dial, a peer gone) through .error: keep those at
+    // debug so an operator's log shows cairn's own errors, not network weather.
+    const ours = name.startsWith('cairn:')
+    const log = ((formatter: unknown, ...args: unknown[]) => {
+      if (child.isLevelEnabled('debug')) child.debug(render(formatter, args))
+    }) as Logger
+    log.error = (formatter: unknown, ...args: unknown[]) => {
+      if (ours) child.error(render(formatter, args))
+      else if (child.isLevelEnabled('debug')) child.debug(render(formatter, args))
     }
+    log.trace = (formatter: unknown, ...args: unknown[]) => {
+      if (child.isLevelEnabled('trace')) child.trace(render(formatter, args))
+    }
+    log.enabled = child.isLevelEnabled('debug')
+    log.newScope = (scope: string) => forComponent(`${name}:${scope}`)
+    return log
   }
+
+  return { pino: root, forComponent }
 }

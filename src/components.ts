@@ -154,8 +154,23 @@ export interface PinsetStats {
   pins: number
   envelopes: number
   envelopes_rejected: number
-  /** Rejections by reason: signature, untrusted, malformed, replay, cluster. */
+  /** Rejections by reason: signature, untrusted, malformed, cluster, checkpoint. */
   rejected_by_reason: Record<string, number>
+  /** Envelopes received again (gossip echoes, replays): ignored, not counted as rejected. */
+  envelopes_duplicate: number
+  /** Envelopes from other peers applied one by one (not through a checkpoint). */
+  envelopes_applied: number
+  checkpoints_loaded: number
+  checkpoints_made: number
+  /** The newest checkpoint this peer holds. */
+  checkpoint?: CheckpointInfo
+}
+
+export interface CheckpointInfo {
+  author: string
+  created: string
+  version_vector: Record<string, number>
+  bytes: number
 }
 
 /** The shared pinset (Yjs over gossipsub + catch-up streams). */
@@ -175,6 +190,8 @@ export interface Pinset extends Startable {
   /** Pull what a peer has and we lack. Resolves with the number of envelopes applied. */
   syncWith(peerId: string, options?: AbortOptions): Promise<number>
   stats(): PinsetStats
+  /** Makes a signed checkpoint now (trusted peers only; undefined elsewhere). */
+  checkpoint(): Promise<CheckpointInfo | undefined>
 }
 
 export interface StatusFilter {

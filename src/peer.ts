@@ -87,6 +87,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           cluster: config.cluster.name,
           dataDir: config.path,
           isTrusted,
+          writer: trusted.has(id),
           syncIntervalMs: init.syncIntervalMs
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await pinset.start()

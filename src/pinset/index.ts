@@ -7,13 +7,16 @@ import * as Y from 'yjs'
 import { NotStartedError } from '../errors.js'
 import { cidKey, tryCidKey } from '../utils/cid.js'
 import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import {
-  decodeEnvelope, decodeGossip, decodeVersionVector, encodeBody, encodeEnvelope, encodeNotice,
-  encodeVersionVector, signingPayload, type Envelope, type VersionVector
+  checkpointSigningPayload, classifyFrame, decodeCheckpointHeader, decodeEnvelope, decodeGossip, decodeSyncRequest,
+  encodeBody, encodeCheckpointBody, encodeCheckpointHeader, encodeChunk, encodeEnvelope, encodeNotice,
+  encodeSyncRequest, signingPayload, MalformedMessageError, type CheckpointHeader, type Envelope, type VersionVector
 } from './protocol.js'
 import { decodePin, encodePin } from './codec.js'
 import { PinsetStore, SeqTracker } from './store.js'
-import type { AbortOptions, Pin, Pinset, PinsetChange, PinsetStats } from '../components.js'
+import type { AbortOptions, CheckpointInfo, Pin, Pinset, PinsetChange, PinsetStats } from '../components.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { ComponentLogger, Libp2p, Logger, PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 
@@ -32,8 +35,20 @@ export interface PinsetInit {
   maxGossipBytes?: number
   /** Write a snapshot of the document after this many envelopes applied since the last one (default 5000). */
   snapshotEvery?: number
-  /** Limit for one catch-up (default 60 s). */
+  /** Limit for one catch-up (default 120 s). */
   syncTimeoutMs?: number
+  /** This peer authors checkpoints (a trusted peer); followers only relay the ones they received. */
+  writer?: boolean
+  checkpoint?: {
+    /** How often a trusted peer considers making a checkpoint (default 10 min). */
+    intervalMs?: number
+    /** ... and only when at least this many envelopes arrived since the last one (default 1000). */
+    minEnvelopes?: number
+    /** Envelopes kept per author below a checkpoint, for peers that are only a little behind (default 1000). */
+    keepTail?: number
+  }
+  /** A requester missing more envelopes than this is sent a checkpoint instead (default 256). */
+  checkpointThreshold?: number
 }
 
 export interface PinsetComponents {
@@ -46,6 +61,13 @@ export function pinsetTopic (cluster: string): string { return `cairn/${cluster}
 export function pinsetSyncProtocol (cluster: string): string { return `/cairn/${cluster}/pinset-sync/1.0.0` }
 
 const LOCAL = Symbol('local')
+const CHUNK_SIZE = 1024 * 1024
+
+function badCheckpoint (why: string): Error {
+  const err = new MalformedMessageError(`bad checkpoint: ${why}`)
+  err.name = 'BadCheckpointError'
+  return err
+}
 const REMOTE = Symbol('remote')
 
 type Op = { type: 'put', pins: Pin[] } | { type: 'remove', cids: string[] }
@@ -71,6 +93,16 @@ class YjsPinset implements Pinset {
   private started = false
   private sinceSnapshot = 0
   private rejected = new Map<string, number>()
+  private duplicates = 0
+  private envelopesApplied = 0
+  private checkpointsLoaded = 0
+  private checkpointsMade = 0
+  private lastCheckpoint?: CheckpointHeader
+  private sinceCheckpoint = 0
+  private checkpointTimer?: NodeJS.Timeout
+  private compacted = new Map<string, number>()
+  /** Peers that served a bad checkpoint: their checkpoints are refused for a while. */
+  private readonly badCheckpointFrom = new Map<string, number>()
   private readonly syncing = new Map<string, Promise<number>>()
   private syncTimer?: NodeJS.Timeout
   private readonly shutdown = new AbortController()
@@ -120,6 +152,14 @@ class YjsPinset implements Pinset {
     libp2p.addEventListener('peer:identify', this.onIdentify)
     this.syncTimer = setInterval(() => { this.periodicSync() }, this.init.syncIntervalMs ?? 30_000)
     this.syncTimer.unref()
+    if (this.init.writer === true) {
+      this.checkpointTimer = setInterval(() => {
+        if (this.sinceCheckpoint >= (this.init.checkpoint?.minEnvelopes ?? 1000)) {
+          this.checkpoint().catch(err => { this.log.error('making a checkpoint failed: %e', err) })
+        }
+      }, this.init.checkpoint?.intervalMs ?? 600_000)
+      this.checkpointTimer.unref()
+    }
     this.started = true
     this.periodicSync()
   }
@@ -129,6 +169,7 @@ class YjsPinset implements Pinset {
     this.started = false
     this.shutdown.abort()
     clearInterval(this.syncTimer)
+    clearInterval(this.checkpointTimer)
     const { libp2p } = this.components
     libp2p.removeEventListener('peer:identify', this.onIdentify)
     const pubsub = libp2p.services.pubsub
@@ -147,6 +188,19 @@ class YjsPinset implements Pinset {
   private async load (): Promise<void> {
     const snapshot = await this.store.getSnapshot()
     if (snapshot != null) Y.applyUpdate(this.doc, snapshot.state, REMOTE)
+    this.compacted = await this.store.compacted()
+    const header = await this.store.getCheckpointHeader()
+    if (header != null) {
+      this.lastCheckpoint = decodeCheckpointHeader(header)
+      const cpvv = this.lastCheckpoint.vv
+      // Only when the snapshot does not already contain it (a crash after receiving a checkpoint).
+      if (Object.entries(cpvv).some(([a, n]) => (snapshot?.vv[a] ?? 0) < n)) {
+        const cp = await this.store.getCheckpoint()
+        if (cp != null) Y.applyUpdate(this.doc, cp.state, REMOTE)
+      }
+      for (const [a, n] of Object.entries(cpvv)) this.seqs.cover(a, n)
+    }
+    for (const [a, n] of this.compacted) this.seqs.cover(a, n)
     for await (const { author, seq } of this.store.keys()) this.seqs.add(author, seq)
     let applied = 0
     for (const author of await this.store.authors()) {
@@ -207,7 +261,14 @@ class YjsPinset implements Pinset {
       pins: this.map.size,
       envelopes: this.seqs.count(),
       envelopes_rejected: rejected,
-      rejected_by_reason: Object.fromEntries(this.rejected)
+      rejected_by_reason: Object.fromEntries(this.rejected),
+      envelopes_duplicate: this.duplicates,
+      envelopes_applied: this.envelopesApplied,
+      checkpoints_loaded: this.checkpointsLoaded,
+      checkpoints_made: this.checkpointsMade,
+      checkpoint: this.lastCheckpoint == null
+        ? undefined
+        : { author: this.lastCheckpoint.author, created: new Date(this.lastCheckpoint.created).toISOString(), version_vector: this.lastCheckpoint.vv, bytes: this.lastCheckpoint.stateLength }
     }
   }
 
@@ -315,6 +376,7 @@ class YjsPinset implements Pinset {
     await this.store.putEnvelopes([{ author: this.self, seq, bytes }], true)
     this.seqs.add(this.self, seq)
     this.sinceSnapshot++
+    this.sinceCheckpoint++
     void this.maybeSnapshot()
     const message = bytes.length <= (this.init.maxGossipBytes ?? 1024 * 1024) ? bytes : encodeNotice({ author: this.self, seq })
     this.components.libp2p.services.pubsub.publish(this.topic, message).catch(err => {
@@ -345,7 +407,7 @@ class YjsPinset implements Pinset {
     try {
       const msg = decodeGossip(data)
       if (msg.type === 'notice') return TopicValidatorResult.Accept
-      if (this.seqs.has(msg.envelope.author, msg.envelope.seq)) return TopicValidatorResult.Ignore
+      if (this.seqs.has(msg.envelope.author, msg.envelope.seq)) { this.duplicates++; return TopicValidatorResult.Ignore }
       const why = await this.check(msg.envelope)
       if (why == null) return TopicValidatorResult.Accept
       this.reject(why, `author ${msg.envelope.author} seq ${msg.envelope.seq}`)
@@ -396,6 +458,8 @@ class YjsPinset implements Pinset {
       }
     }, REMOTE)
     this.sinceSnapshot += applied
+    this.sinceCheckpoint += applied
+    this.envelopesApplied += applied
     void this.maybeSnapshot()
     return applied
   }
@@ -410,19 +474,74 @@ class YjsPinset implements Pinset {
 
   // ----- catch-up
 
+  /** Signs a snapshot of the whole document with the version vector it covers, then compacts the log. */
+  async checkpoint (): Promise<CheckpointInfo | undefined> {
+    if (this.init.writer !== true || !this.started) return undefined
+    const state = Y.encodeStateAsUpdate(this.doc)
+    const vv = this.seqs.versionVector()
+    const body = encodeCheckpointBody({
+      cluster: this.init.cluster, author: this.self, created: Date.now(), vv, stateLength: state.length,
+      stateHash: (await sha256.digest(state)).digest
+    })
+    const bytes = encodeCheckpointHeader(body, await this.components.privateKey.sign(checkpointSigningPayload(body)))
+    await this.store.putCheckpoint(bytes, state)
+    this.lastCheckpoint = decodeCheckpointHeader(bytes)
+    this.sinceCheckpoint = 0
+    this.checkpointsMade++
+    await this.compact(vv)
+    this.log('checkpoint of %d pins (%d bytes) covering %o', this.map.size, state.length, vv)
+    return { author: this.self, created: new Date(this.lastCheckpoint.created).toISOString(), version_vector: vv, bytes: state.length }
+  }
+
+  /** Drops envelopes a checkpoint covers, keeping a tail for peers that are only a little behind. */
+  private async compact (vv: VersionVector): Promise<void> {
+    const keep = this.init.checkpoint?.keepTail ?? 1000
+    for (const [author, n] of Object.entries(vv)) {
+      const through = n - keep
+      if (through <= (this.compacted.get(author) ?? 0)) continue
+      await this.store.compact(author, through)
+      this.compacted.set(author, through)
+    }
+  }
+
+  /** Whether to answer a catch-up request with the checkpoint first. */
+  private shouldSendCheckpoint (req: VersionVector, accept: boolean): boolean {
+    const cp = this.lastCheckpoint
+    if (!accept || cp == null) return false
+    if (!Object.entries(cp.vv).some(([a, n]) => (req[a] ?? 0) < n)) return false
+    // We no longer hold envelopes the requester needs: only the checkpoint can bring it up to date.
+    for (const [a, n] of this.compacted) if ((req[a] ?? 0) < n) return true
+    let missing = 0
+    for (const a of this.seqs.authors()) missing += Math.max(0, this.seqs.max(a) - (req[a] ?? 0))
+    return missing > (this.init.checkpointThreshold ?? 256)
+  }
+
   private async serveSync (stream: Stream, connection: Connection): Promise<void> {
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 60_000)])
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 120_000)])
     try {
-      const vv = decodeVersionVector(await readOneFrame(stream, { signal, maxDataLength: 1024 * 1024 }))
+      const req = decodeSyncRequest(await readOneFrame(stream, { signal, maxDataLength: 1024 * 1024 }))
+      const from: VersionVector = { ...req.vv }
+      let sentCheckpoint = false
+      if (this.shouldSendCheckpoint(req.vv, req.acceptCheckpoint)) {
+        const cp = await this.store.getCheckpoint()
+        if (cp != null) {
+          await sendFrame(stream, cp.header, { signal })
+          for (let off = 0; off < cp.state.length; off += CHUNK_SIZE) {
+            await sendFrame(stream, encodeChunk(cp.state.subarray(off, off + CHUNK_SIZE)), { signal })
+          }
+          for (const [a, n] of Object.entries(decodeCheckpointHeader(cp.header).vv)) from[a] = Math.max(from[a] ?? 0, n)
+          sentCheckpoint = true
+        }
+      }
       let sent = 0
       for (const author of await this.store.authors()) {
-        for await (const env of this.store.envelopesAfter(author, vv[author] ?? 0)) {
+        for await (const env of this.store.envelopesAfter(author, from[author] ?? 0)) {
           await sendFrame(stream, env.bytes, { signal })
           sent++
         }
       }
       await stream.close({ signal })
-      this.log('served %d envelopes to %p', sent, connection.remotePeer)
+      this.log('served %s%d envelopes to %p', sentCheckpoint ? 'a checkpoint and ' : '', sent, connection.remotePeer)
     } catch (err) {
       this.log('serving catch-up to %p failed: %e', connection.remotePeer, err)
       stream.abort(err as Error)
@@ -438,24 +557,68 @@ class YjsPinset implements Pinset {
   }
 
   private async doSync (peerId: string, options: AbortOptions): Promise<number> {
+    const banned = (this.badCheckpointFrom.get(peerId) ?? 0) > Date.now()
+    try {
+      return await this.pull(peerId, !banned, options)
+    } catch (err) {
+      if ((err as Error).name !== 'BadCheckpointError') throw err
+      // Envelopes are verified one by one, so the same peer can still serve those safely.
+      this.badCheckpointFrom.set(peerId, Date.now() + 10 * 60_000)
+      return await this.pull(peerId, false, options)
+    }
+  }
+
+  private async pull (peerId: string, acceptCheckpoint: boolean, options: AbortOptions): Promise<number> {
     const signal = AbortSignal.any([
-      this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 60_000),
+      this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 120_000),
       ...(options.signal != null ? [options.signal] : [])
     ])
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peerId), this.protocol, { signal })
     let applied = 0
     try {
-      await sendFrame(stream, encodeVersionVector(this.seqs.versionVector()), { signal })
+      await sendFrame(stream, encodeSyncRequest({ vv: this.seqs.versionVector(), acceptCheckpoint }), { signal })
       await stream.close({ signal })
       let batch: Envelope[] = []
+      let checkpoint: { header: CheckpointHeader, chunks: Uint8Array[], length: number } | undefined
+      const finishCheckpoint = async (): Promise<void> => {
+        if (checkpoint == null) return
+        const cp = checkpoint
+        checkpoint = undefined
+        await this.loadCheckpoint(cp.header, cp.chunks, cp.length, peerId)
+      }
       for await (const frame of readFrames(stream, { signal, maxDataLength: 64 * 1024 * 1024 })) {
+        let f
         try {
-          batch.push(decodeEnvelope(frame))
+          f = classifyFrame(frame)
+        } catch (err) {
+          this.reject('malformed', `catch-up from ${peerId}: ${(err as Error).message}`)
+          continue
+        }
+        if (f.type === 'checkpoint') {
+          if (!acceptCheckpoint || checkpoint != null || applied > 0 || batch.length > 0) throw badCheckpoint('unexpected checkpoint')
+          let header
+          try { header = decodeCheckpointHeader(f.bytes) } catch (err) { this.reject('checkpoint', (err as Error).message); throw badCheckpoint((err as Error).message) }
+          const why = await this.checkCheckpoint(header)
+          if (why != null) { this.reject('checkpoint', `${why} (from ${peerId})`); throw badCheckpoint(why) }
+          checkpoint = { header, chunks: [], length: 0 }
+          continue
+        }
+        if (f.type === 'chunk') {
+          if (checkpoint == null) throw badCheckpoint('state chunk without a checkpoint')
+          checkpoint.chunks.push(f.data)
+          checkpoint.length += f.data.length
+          if (checkpoint.length > checkpoint.header.stateLength) { this.reject('checkpoint', 'state longer than announced'); throw badCheckpoint('state longer than announced') }
+          continue
+        }
+        await finishCheckpoint()
+        try {
+          batch.push(decodeEnvelope(f.bytes))
         } catch (err) {
           this.reject('malformed', `catch-up from ${peerId}: ${(err as Error).message}`)
         }
         if (batch.length >= 500) { applied += await this.ingest(batch); batch = [] }
       }
+      await finishCheckpoint()
       applied += await this.ingest(batch)
     } catch (err) {
       stream.abort(err as Error)
@@ -463,6 +626,40 @@ class YjsPinset implements Pinset {
     }
     if (applied > 0) this.log('caught up %d envelopes from %s', applied, peerId)
     return applied
+  }
+
+  private async checkCheckpoint (h: CheckpointHeader): Promise<string | undefined> {
+    if (h.cluster !== this.init.cluster) return 'checkpoint for another cluster'
+    if (h.author !== this.self && !this.init.isTrusted(h.author)) return `checkpoint by untrusted author ${h.author}`
+    let key
+    try { key = peerIdFromString(h.author).publicKey } catch {}
+    if (key == null || !(await key.verify(checkpointSigningPayload(h.body), h.signature))) return 'checkpoint with a bad signature'
+    return undefined
+  }
+
+  /** Verifies the streamed state against the signed hash, then merges it and marks what it covers. */
+  private async loadCheckpoint (header: CheckpointHeader, chunks: Uint8Array[], length: number, from: string): Promise<void> {
+    if (length !== header.stateLength) { this.reject('checkpoint', `state of ${length} bytes, ${header.stateLength} announced`); throw badCheckpoint('truncated state') }
+    const state = new Uint8Array(length)
+    let off = 0
+    for (const c of chunks) { state.set(c, off); off += c.length }
+    if (!uint8ArrayEquals((await sha256.digest(state)).digest, header.stateHash)) {
+      this.reject('checkpoint', `state does not match its signed hash (from ${from})`)
+      throw badCheckpoint('state does not match its signed hash')
+    }
+    try {
+      Y.applyUpdate(this.doc, state, REMOTE)
+    } catch (err) {
+      this.reject('checkpoint', `undecodable state: ${(err as Error).message}`)
+      throw badCheckpoint('undecodable state')
+    }
+    for (const [a, n] of Object.entries(header.vv)) this.seqs.cover(a, n)
+    await this.store.putCheckpoint(encodeCheckpointHeader(header.body, header.signature), state)
+    this.lastCheckpoint = header
+    this.checkpointsLoaded++
+    this.sinceSnapshot++
+    await this.writeSnapshot()
+    this.log('loaded a checkpoint by %s of %d bytes from %s', header.author, length, from)
   }
 
   private syncInBackground (peerId: string): void {

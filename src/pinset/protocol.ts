@@ -203,3 +203,98 @@ export function decodeVersionVector (bytes: Uint8Array): VersionVector {
   r.end()
   return vv
 }
+
+// ----- checkpoints: a signed snapshot of the document and the version vector it covers
+//
+// header = 0x03 || lp(cluster) || lp(author) || varint(created ms) || lp(version vector) || varint(state bytes)
+//          || lp(sha256 of the state)
+// The state itself follows on the catch-up stream in chunk frames (0x04 || bytes), so a pinset of any size
+// streams without one huge frame; the signature covers the header and, through the hash, the state.
+
+const CHECKPOINT = 0x03
+const CHUNK = 0x04
+const CP_DOMAIN = new TextEncoder().encode('cairn-pinset-checkpoint-v1\n')
+
+export interface CheckpointHeader {
+  cluster: string
+  author: string
+  created: number
+  vv: VersionVector
+  stateLength: number
+  stateHash: Uint8Array
+  body: Uint8Array
+  signature: Uint8Array
+}
+
+export function encodeCheckpointBody (h: Omit<CheckpointHeader, 'body' | 'signature'>): Uint8Array {
+  return new Writer().byte(CHECKPOINT).string(h.cluster).string(h.author).varint(h.created)
+    .bytes(encodeVersionVector(h.vv)).varint(h.stateLength).bytes(h.stateHash).finish()
+}
+
+export function checkpointSigningPayload (body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(CP_DOMAIN.length + body.length)
+  out.set(CP_DOMAIN, 0)
+  out.set(body, CP_DOMAIN.length)
+  return out
+}
+
+export function encodeCheckpointHeader (body: Uint8Array, signature: Uint8Array): Uint8Array {
+  return encodeEnvelope(body, signature)
+}
+
+export function decodeCheckpointHeader (bytes: Uint8Array): CheckpointHeader {
+  const r = new Reader(bytes)
+  if (r.byte() !== CHECKPOINT) throw new MalformedMessageError('not a checkpoint')
+  const cluster = r.string()
+  const author = r.string()
+  const created = r.varint()
+  const vv = decodeVersionVector(r.bytes(16 * 1024 * 1024))
+  const stateLength = r.varint()
+  const stateHash = r.bytes(64)
+  const bodyEnd = r.pos
+  const signature = r.bytes(1024)
+  r.end()
+  return { cluster, author, created, vv, stateLength, stateHash, body: bytes.subarray(0, bodyEnd), signature }
+}
+
+export function encodeChunk (data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(data.length + 1)
+  out[0] = CHUNK
+  out.set(data, 1)
+  return out
+}
+
+export type SyncFrame =
+  | { type: 'envelope', bytes: Uint8Array }
+  | { type: 'checkpoint', bytes: Uint8Array }
+  | { type: 'chunk', data: Uint8Array }
+
+export function classifyFrame (frame: Uint8Array): SyncFrame {
+  switch (frame[0]) {
+    case ENVELOPE: return { type: 'envelope', bytes: frame }
+    case CHECKPOINT: return { type: 'checkpoint', bytes: frame }
+    case CHUNK: return { type: 'chunk', data: frame.subarray(1) }
+    default: throw new MalformedMessageError(`unknown sync frame type ${String(frame[0])}`)
+  }
+}
+
+// ----- catch-up request
+
+export interface SyncRequest {
+  vv: VersionVector
+  /** The requester takes a checkpoint when the server thinks it is cheaper than the envelopes. */
+  acceptCheckpoint: boolean
+}
+
+export function encodeSyncRequest (req: SyncRequest): Uint8Array {
+  const vv = encodeVersionVector(req.vv)
+  const out = new Uint8Array(vv.length + 1)
+  out[0] = req.acceptCheckpoint ? 1 : 0
+  out.set(vv, 1)
+  return out
+}
+
+export function decodeSyncRequest (bytes: Uint8Array): SyncRequest {
+  if (bytes.length < 1 || bytes[0] > 1) throw new MalformedMessageError('bad sync request')
+  return { acceptCheckpoint: bytes[0] === 1, vv: decodeVersionVector(bytes.subarray(1)) }
+}

@@ -6,6 +6,9 @@ import type { VersionVector } from './protocol.js'
 const ENV_PREFIX = 'e!'
 const SNAPSHOT_STATE = 's!state'
 const SNAPSHOT_VV = 's!vv'
+const CHECKPOINT_HEADER = 'c!header'
+const CHECKPOINT_STATE = 'c!state'
+const COMPACTED = 'k!'
 
 /** Storage keys behind one helper: seq is fixed-width hex so keys sort numerically. */
 export function envelopeKey (author: string, seq: number): string {
@@ -69,6 +72,38 @@ export class PinsetStore {
     return { state, vv: JSON.parse(new TextDecoder().decode(vv)) }
   }
 
+  async getCheckpoint (): Promise<{ header: Uint8Array, state: Uint8Array } | undefined> {
+    const [header, state] = await this.db.getMany([CHECKPOINT_HEADER, CHECKPOINT_STATE])
+    if (header == null || state == null) return undefined
+    return { header, state }
+  }
+
+  async getCheckpointHeader (): Promise<Uint8Array | undefined> {
+    return await this.db.get(CHECKPOINT_HEADER)
+  }
+
+  async putCheckpoint (header: Uint8Array, state: Uint8Array): Promise<void> {
+    await this.db.batch([
+      { type: 'put', key: CHECKPOINT_HEADER, value: header },
+      { type: 'put', key: CHECKPOINT_STATE, value: state }
+    ], { sync: true })
+  }
+
+  /** Deletes an author's envelopes with seq <= through and remembers that they are gone. */
+  async compact (author: string, through: number): Promise<void> {
+    await this.db.clear({ gt: envelopeKey(author, 0), lte: envelopeKey(author, through) })
+    await this.db.put(`${COMPACTED}${author}`, new TextEncoder().encode(String(through)))
+  }
+
+  /** author -> highest seq deleted by compaction. */
+  async compacted (): Promise<Map<string, number>> {
+    const out = new Map<string, number>()
+    for await (const [key, value] of this.db.iterator({ gt: COMPACTED, lt: `${COMPACTED}\xff` })) {
+      out.set(key.slice(COMPACTED.length), Number(new TextDecoder().decode(value)))
+    }
+    return out
+  }
+
   async putSnapshot (state: Uint8Array, vv: VersionVector): Promise<void> {
     await this.db.batch([
       { type: 'put', key: SNAPSHOT_STATE, value: state },
@@ -102,6 +137,24 @@ export class SeqTracker {
       set.add(seq)
     }
     return true
+  }
+
+  /** Marks 1..through as held (a checkpoint covers them). */
+  cover (author: string, through: number): void {
+    let c = this.contiguous.get(author) ?? 0
+    if (through <= c) return
+    c = through
+    const set = this.above.get(author)
+    if (set != null) {
+      for (const s of set) if (s <= c) set.delete(s)
+      while (set.delete(c + 1)) c++
+      if (set.size === 0) this.above.delete(author)
+    }
+    this.contiguous.set(author, c)
+  }
+
+  authors (): string[] {
+    return [...new Set([...this.contiguous.keys(), ...this.above.keys()])]
   }
 
   /** Highest seq held per author, with or without gaps. */

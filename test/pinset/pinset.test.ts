@@ -10,8 +10,12 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
 import { ZERO_TIME, type Pin, type Pinset } from '../../src/components.js'
 import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
-import { createPinset, pinsetTopic } from '../../src/pinset/index.js'
-import { encodeBody, encodeEnvelope, signingPayload } from '../../src/pinset/protocol.js'
+import { createPinset, pinsetSyncProtocol, pinsetTopic, type PinsetInit } from '../../src/pinset/index.js'
+import {
+  checkpointSigningPayload, decodeSyncRequest, encodeBody, encodeCheckpointBody, encodeCheckpointHeader, encodeChunk,
+  encodeEnvelope, signingPayload
+} from '../../src/pinset/protocol.js'
+import { readOneFrame, sendFrame } from '../../src/utils/stream.js'
 import { quietLogger, tempDir, waitFor } from '../util.js'
 import type { PrivateKey } from '@libp2p/interface'
 import * as Y from 'yjs'
@@ -41,7 +45,7 @@ describe('pinset over libp2p', () => {
 
   let trusted = new Set<string>()
 
-  async function startNode (key?: PrivateKey, dir?: string, cluster = 'test'): Promise<Node> {
+  async function startNode (key?: PrivateKey, dir?: string, cluster = 'test', extra: Partial<PinsetInit> = {}): Promise<Node> {
     key ??= await generateKeyPair('Ed25519')
     if (dir == null) { const t = await tempDir(); dirs.push(t.cleanup); dir = t.path }
     const logger = quietLogger()
@@ -49,7 +53,7 @@ describe('pinset over libp2p', () => {
       privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger,
       dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
     }))
-    const pinset = createPinset({ cluster, dataDir: dir, isTrusted: id => trusted.has(id), syncIntervalMs: 1000 }, { libp2p, privateKey: key, logger })
+    const pinset = createPinset({ cluster, dataDir: dir, isTrusted: id => trusted.has(id), syncIntervalMs: 1000, ...extra }, { libp2p, privateKey: key, logger })
     await pinset.start()
     const node = { key, id: peerIdFromPrivateKey(key).toString(), libp2p, pinset, dir }
     running.push(node)
@@ -152,5 +156,80 @@ describe('pinset over libp2p', () => {
     // Catch-up from mallory (it serves its own envelopes) brings nothing either.
     await b.pinset.syncWith(mallory.id)
     assert.equal(b.pinset.size(), 1)
+  })
+
+  it('a follower joining a 20,000-pin cluster loads a checkpoint instead of replaying the log', async () => {
+    const aKey = await generateKeyPair('Ed25519')
+    trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
+    const a = await startNode(aKey, undefined, 'test', { writer: true, checkpoint: { keepTail: 100 } })
+    const cids = await Promise.all(Array.from({ length: 20_000 }, async (_, i) => await fakeCid(`big-${i}`)))
+    for (let i = 0; i < cids.length; i += 50) await a.pinset.put(cids.slice(i, i + 50).map(c => pinOf(c, 'pkg')))
+    assert.equal(a.pinset.stats().envelopes, 400)
+    const cp = await a.pinset.checkpoint()
+    assert.ok(cp != null && cp.version_vector[a.id] === 400)
+    // Writes after the checkpoint still reach the follower as envelopes.
+    const later = await Promise.all([1, 2, 3, 4, 5].map(async i => await fakeCid(`later-${i}`)))
+    for (const cid of later) await a.pinset.put([pinOf(cid)])
+
+    const follower = await startNode(undefined, undefined, 'test')
+    await connect(follower, a)
+    await waitFor(() => follower.pinset.size() === 20_005, { timeoutMs: 60_000, message: 'follower holds every pin' })
+    const st = follower.pinset.stats()
+    assert.equal(st.checkpoints_loaded, 1)
+    assert.ok(st.envelopes_applied <= 5, `replayed ${st.envelopes_applied} envelopes, expected only the 5 after the checkpoint`)
+    assert.equal(follower.pinset.get(cids[12345])?.name, 'pkg')
+    // The follower has the checkpoint and can serve it in turn.
+    assert.equal(st.checkpoint?.author, a.id)
+    assert.equal(await follower.pinset.checkpoint(), undefined, 'followers do not author checkpoints')
+  })
+
+  it('rejects bad checkpoints (untrusted author, bad signature, corrupt state) and falls back', async () => {
+    const aKey = await generateKeyPair('Ed25519')
+    trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
+    const a = await startNode(aKey, undefined, 'test', { writer: true })
+    const good = await fakeCid('good-before')
+    await a.pinset.put([pinOf(good)])
+
+    // A forger serving catch-up: a checkpoint "by a" whose state does not match the signed hash, then one
+    // signed by the forger itself, then one whose signature is garbage.
+    const doc = new Y.Doc()
+    doc.getMap('pins').set(await fakeCid('forged-cp'), 'x')
+    const state = Y.encodeStateAsUpdate(doc)
+    const forger = await generateKeyPair('Ed25519')
+    const forgerId = peerIdFromPrivateKey(forger).toString()
+    const variants = ['corrupt', 'untrusted', 'signature']
+    let served = 0
+    const evil = await startNode(forger)
+    await evil.libp2p.unhandle(pinsetSyncProtocol('test'))
+    await evil.libp2p.handle(pinsetSyncProtocol('test'), async (stream) => {
+      const req = decodeSyncRequest(await readOneFrame(stream))
+      if (!req.acceptCheckpoint) { await stream.close(); return }
+      const variant = variants[served++ % variants.length]
+      const author = variant === 'untrusted' ? forgerId : a.id
+      const hashOf = variant === 'corrupt' ? new Uint8Array(32) : (await sha256.digest(state)).digest
+      const body = encodeCheckpointBody({ cluster: 'test', author, created: Date.now(), vv: { [a.id]: 10 }, stateLength: state.length, stateHash: hashOf })
+      const signer = variant === 'untrusted' ? forger : aKey
+      let sig = await signer.sign(checkpointSigningPayload(body))
+      if (variant === 'signature') sig = sig.map(b => b ^ 1)
+      await sendFrame(stream, encodeCheckpointHeader(body, sig))
+      await sendFrame(stream, encodeChunk(state))
+      await stream.close()
+    })
+
+    const follower = await startNode(undefined, undefined, 'test', { checkpointThreshold: 0 })
+    await connect(follower, evil)
+    for (let i = 0; i < 3; i++) {
+      // Each attempt is refused; the follower then asks the same peer for envelopes only.
+      await follower.pinset.syncWith(evil.id)
+      assert.equal(follower.pinset.size(), 0)
+      // Forget the ban so the next variant is tried.
+      ;(follower.pinset as unknown as { badCheckpointFrom: Map<string, number> }).badCheckpointFrom.clear()
+    }
+    assert.equal(served, 3)
+    assert.equal(follower.pinset.stats().rejected_by_reason.checkpoint, 3)
+    assert.equal(follower.pinset.stats().checkpoints_loaded, 0)
+    // A good source still works.
+    await connect(follower, a)
+    await waitFor(() => follower.pinset.has(good), { message: 'follower syncs from the trusted peer' })
   })
 })

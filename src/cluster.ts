@@ -7,6 +7,7 @@ import {
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { cidKey } from './utils/cid.js'
+import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { ZERO_TIME } from './components.js'
 import type {
@@ -28,6 +29,7 @@ export interface ClusterInit {
   writable: boolean
   /** How long to wait for a peer's answer (default 15 s, as IPFS Cluster). */
   rpcTimeoutMs?: number
+  secret?: ClusterSecret
 }
 
 export interface Importer {
@@ -89,6 +91,7 @@ class CairnCluster implements Cluster {
       cluster: init.cluster,
       isTrusted: init.isTrusted,
       timeoutMs: init.rpcTimeoutMs,
+      secret: init.secret,
       methods: {
         id: { handler: async () => await this.localId() },
         status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },

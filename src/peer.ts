@@ -5,7 +5,7 @@ import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { createPinset } from './pinset/index.js'
-import { ConfigError } from './errors.js'
+import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
 import type { Pinset, PinTracker, Startable } from './components.js'
 import type { LoadedConfig } from './config/index.js'
@@ -39,10 +39,7 @@ export function createPeer (init: PeerInit): CairnPeer {
   const trusted = new Set(config.cluster.trusted_peers)
   const isTrusted = (peer: string): boolean => peer === id || trusted.has(peer)
   const dht = config.cluster.dht
-  if (config.cluster.secret !== '') {
-    // Refuse rather than run without the protection the operator asked for.
-    throw new ConfigError(`${config.clusterConfigPath}: secret: cluster secrets are not supported by this version yet; remove the key`)
-  }
+  const secret = clusterSecret(config.cluster.secret)
 
   const ipfs = createIpfs({
     dataDir: config.path,
@@ -88,6 +85,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           dataDir: config.path,
           isTrusted,
           writer: trusted.has(id),
+          secret,
           syncIntervalMs: init.syncIntervalMs
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await pinset.start()
@@ -101,6 +99,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           replication_factor_min: config.cluster.replication_factor_min,
           replication_factor_max: config.cluster.replication_factor_max,
           isTrusted,
+          secret,
           writable: trusted.has(id)
         }, { pinset, tracker, importer: ipfs, libp2p, logger })
         await cluster.start()

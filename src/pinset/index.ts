@@ -5,6 +5,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import * as Y from 'yjs'
 import { NotStartedError } from '../errors.js'
+import { clusterSecret, SecretMismatchError, splitProof, withProof, type ClusterSecret } from '../secret.js'
 import { cidKey, tryCidKey } from '../utils/cid.js'
 import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -49,6 +50,8 @@ export interface PinsetInit {
   }
   /** A requester missing more envelopes than this is sent a checkpoint instead (default 256). */
   checkpointThreshold?: number
+  /** The cluster secret guarding gossip and catch-up (default: none). */
+  secret?: ClusterSecret
 }
 
 export interface PinsetComponents {
@@ -106,6 +109,7 @@ class YjsPinset implements Pinset {
   private readonly syncing = new Map<string, Promise<number>>()
   private syncTimer?: NodeJS.Timeout
   private readonly shutdown = new AbortController()
+  private readonly secret: ClusterSecret
   private readonly onMessage = (evt: CustomEvent<{ topic: string, data: Uint8Array }>): void => {
     if (evt.detail.topic !== this.topic) return
     void this.handleGossip(evt.detail.data, (evt.detail as { from?: PeerId }).from?.toString())
@@ -121,6 +125,7 @@ class YjsPinset implements Pinset {
     this.topic = pinsetTopic(init.cluster)
     this.protocol = pinsetSyncProtocol(init.cluster)
     this.store = new PinsetStore(join(init.dataDir, 'pinset'))
+    this.secret = init.secret ?? clusterSecret('')
   }
 
   // ----- lifecycle
@@ -379,7 +384,7 @@ class YjsPinset implements Pinset {
     this.sinceCheckpoint++
     void this.maybeSnapshot()
     const message = bytes.length <= (this.init.maxGossipBytes ?? 1024 * 1024) ? bytes : encodeNotice({ author: this.self, seq })
-    this.components.libp2p.services.pubsub.publish(this.topic, message).catch(err => {
+    this.components.libp2p.services.pubsub.publish(this.topic, this.secret.seal(message)).catch(err => {
       this.log('publishing envelope %d failed (peers will catch up): %e', seq, err)
     })
   }
@@ -403,7 +408,14 @@ class YjsPinset implements Pinset {
     return undefined
   }
 
-  private async validateGossip (data: Uint8Array): Promise<TopicValidatorResult> {
+  private async validateGossip (sealed: Uint8Array): Promise<TopicValidatorResult> {
+    let data: Uint8Array
+    try {
+      data = this.secret.open(sealed)
+    } catch (err) {
+      this.reject('secret', (err as Error).message)
+      return TopicValidatorResult.Reject
+    }
     try {
       const msg = decodeGossip(data)
       if (msg.type === 'notice') return TopicValidatorResult.Accept
@@ -418,9 +430,9 @@ class YjsPinset implements Pinset {
     }
   }
 
-  private async handleGossip (data: Uint8Array, from?: string): Promise<void> {
+  private async handleGossip (sealed: Uint8Array, from?: string): Promise<void> {
     try {
-      const msg = decodeGossip(data)
+      const msg = decodeGossip(this.secret.open(sealed))
       if (msg.type === 'notice') {
         if (!this.seqs.has(msg.notice.author, msg.notice.seq) && from != null) this.syncInBackground(from)
         return
@@ -519,7 +531,15 @@ class YjsPinset implements Pinset {
   private async serveSync (stream: Stream, connection: Connection): Promise<void> {
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.syncTimeoutMs ?? 120_000)])
     try {
-      const req = decodeSyncRequest(await readOneFrame(stream, { signal, maxDataLength: 1024 * 1024 }))
+      const remote = connection.remotePeer.toString()
+      const { proof, rest } = splitProof(this.secret, await readOneFrame(stream, { signal, maxDataLength: 1024 * 1024 }))
+      if (!this.secret.verify(proof, this.protocol, remote, this.self)) {
+        this.reject('secret', `catch-up request from ${remote} without the cluster secret`)
+        stream.abort(new Error('cluster secret proof failed'))
+        return
+      }
+      if (this.secret.enabled) await sendFrame(stream, this.secret.proof(this.protocol, this.self, remote), { signal })
+      const req = decodeSyncRequest(rest)
       const from: VersionVector = { ...req.vv }
       let sentCheckpoint = false
       if (this.shouldSendCheckpoint(req.vv, req.acceptCheckpoint)) {
@@ -576,8 +596,10 @@ class YjsPinset implements Pinset {
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peerId), this.protocol, { signal })
     let applied = 0
     try {
-      await sendFrame(stream, encodeSyncRequest({ vv: this.seqs.versionVector(), acceptCheckpoint }), { signal })
+      const request = encodeSyncRequest({ vv: this.seqs.versionVector(), acceptCheckpoint })
+      await sendFrame(stream, withProof(this.secret.proof(this.protocol, this.self, peerId), request), { signal })
       await stream.close({ signal })
+      let proven = !this.secret.enabled
       let batch: Envelope[] = []
       let checkpoint: { header: CheckpointHeader, chunks: Uint8Array[], length: number } | undefined
       const finishCheckpoint = async (): Promise<void> => {
@@ -587,6 +609,14 @@ class YjsPinset implements Pinset {
         await this.loadCheckpoint(cp.header, cp.chunks, cp.length, peerId)
       }
       for await (const frame of readFrames(stream, { signal, maxDataLength: 64 * 1024 * 1024 })) {
+        if (!proven) {
+          if (!this.secret.verify(frame, this.protocol, peerId, this.self)) {
+            this.reject('secret', `catch-up answer from ${peerId} without the cluster secret`)
+            throw new SecretMismatchError(`peer ${peerId} did not prove the cluster secret`)
+          }
+          proven = true
+          continue
+        }
         let f
         try {
           f = classifyFrame(frame)

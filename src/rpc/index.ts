@@ -3,6 +3,7 @@
 // Frames: {"item": ...} for each result, {"error": "..."} on failure.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { PeerUnreachableError, UnauthorizedError } from '../errors.js'
+import { clusterSecret, SecretMismatchError, splitProof, withProof, type ClusterSecret } from '../secret.js'
 import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
 import type { AbortOptions } from '../components.js'
 import type { ComponentLogger, Libp2p, Logger, Stream, Connection } from '@libp2p/interface'
@@ -20,6 +21,8 @@ export interface RpcInit {
   methods: Record<string, RpcMethod>
   isTrusted: (peerId: string) => boolean
   timeoutMs?: number
+  /** The cluster secret: both sides of every call prove they hold it (default: none). */
+  secret?: ClusterSecret
 }
 
 export interface RpcComponents {
@@ -47,12 +50,17 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
   const protocol = rpcProtocol(init.cluster)
   const shutdown = new AbortController()
   const timeoutMs = init.timeoutMs ?? 15_000
+  const secret = init.secret ?? clusterSecret('')
+  const self = components.libp2p.peerId.toString()
 
   async function serve (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString()
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 4)])
     try {
-      const req = JSON.parse(dec.decode(await readOneFrame(stream, { signal, maxDataLength: 4 * 1024 * 1024 })))
+      const { proof, rest } = splitProof(secret, await readOneFrame(stream, { signal, maxDataLength: 4 * 1024 * 1024 }))
+      if (!secret.verify(proof, protocol, peer, self)) throw new SecretMismatchError(`rpc from ${peer} without the cluster secret`)
+      if (secret.enabled) await sendFrame(stream, secret.proof(protocol, self, peer), { signal })
+      const req = JSON.parse(dec.decode(rest))
       const method = init.methods[req?.method]
       try {
         if (method == null) throw new Error(`unknown rpc method ${String(req?.method)}`)
@@ -83,9 +91,15 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
     }
     let done = false
     try {
-      await sendFrame(stream, toFrame({ method, params }), { signal })
+      await sendFrame(stream, withProof(secret.proof(protocol, self, peer), toFrame({ method, params })), { signal })
       await stream.close({ signal })
+      let proven = !secret.enabled
       for await (const frame of readFrames(stream, { signal, maxDataLength: 16 * 1024 * 1024 })) {
+        if (!proven) {
+          if (!secret.verify(frame, protocol, peer, self)) throw new PeerUnreachableError(`peer ${peer} did not prove the cluster secret`)
+          proven = true
+          continue
+        }
         const msg = JSON.parse(dec.decode(frame))
         if (msg.error != null) throw new PeerUnreachableError(`peer ${peer}: ${String(msg.error)}`)
         yield msg.item as T

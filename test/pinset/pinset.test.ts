@@ -5,10 +5,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MemoryDatastore } from 'datastore-core'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import * as raw from 'multiformats/codecs/raw'
-import { ZERO_TIME, type Pin, type Pinset } from '../../src/components.js'
+import type { Pinset } from '../../src/components.js'
 import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetSyncProtocol, pinsetTopic, type PinsetInit } from '../../src/pinset/index.js'
 import {
@@ -17,21 +15,9 @@ import {
 } from '../../src/pinset/protocol.js'
 import { readOneFrame, sendFrame } from '../../src/utils/stream.js'
 import { quietLogger, tempDir, waitFor } from '../util.js'
+import { fakeCid, pinOf } from './fixtures.js'
 import type { PrivateKey } from '@libp2p/interface'
 import * as Y from 'yjs'
-
-export async function fakeCid (n: number | string): Promise<string> {
-  const digest = await sha256.digest(new TextEncoder().encode(`content-${n}`))
-  return CID.createV1(raw.code, digest).toString()
-}
-
-export function pinOf (cid: string, name = ''): Pin {
-  return {
-    cid, type: 'pin', name, mode: 'recursive', replication_factor_min: -1, replication_factor_max: -1, allocations: [],
-    shard_size: 0, max_depth: -1, reference: null, expire_at: ZERO_TIME, metadata: {}, origins: [], pin_update: null,
-    user_allocations: null, timestamp: new Date().toISOString()
-  }
-}
 
 interface Node { key: PrivateKey, id: string, libp2p: Libp2p<CairnServices>, pinset: Pinset, dir: string }
 

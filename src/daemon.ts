@@ -1,6 +1,6 @@
 // `cairn daemon`: load (or create) the peer in a folder, run it until SIGINT/SIGTERM, stop it cleanly.
 import { initPeer, loadConfig, peerExists } from './config/index.js'
-import { createPeer, type CairnPeer } from './peer.js'
+import { createPeer, exposedWithoutAuth, type CairnPeer } from './peer.js'
 
 export interface DaemonOptions {
   path: string
@@ -40,6 +40,8 @@ export async function startDaemon (options: Omit<DaemonOptions, 'until'>): Promi
   report(`  cluster:  ${config.cluster.name} (${config.cluster.trusted_peers.includes(peer.id) ? 'trusted peer' : 'follower: read-only'})`)
   report(`  REST API: http://${host}:${port}`)
   for (const addr of peer.swarmAddresses()) report(`  swarm:    ${addr}`)
+  const exposed = exposedWithoutAuth(config)
+  if (exposed != null) report(exposed)
   return peer
 }
 

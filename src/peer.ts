@@ -107,6 +107,8 @@ export function createPeer (init: PeerInit): CairnPeer {
         rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials })
         await rest.start()
         started.push(rest)
+        const exposed = exposedWithoutAuth(config)
+        if (exposed != null) logger.pino.warn(exposed)
       } catch (err) {
         await this.stop()
         throw err
@@ -123,3 +125,12 @@ export function createPeer (init: PeerInit): CairnPeer {
   }
 }
 
+
+/** A warning when the REST API listens beyond loopback with no credentials (anyone on the network could pin). */
+export function exposedWithoutAuth (config: LoadedConfig): string | undefined {
+  const host = config.peer.rest.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+  const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.')
+  if (loopback || config.peer.rest.basic_auth_credentials != null) return undefined
+  return `WARNING: the REST API listens on ${config.peer.rest.listen}, beyond loopback, without basic_auth_credentials: ` +
+    'anyone who can reach it can pin, unpin and add. Set rest.basic_auth_credentials in peer.json (or CAIRN_REST_BASIC_AUTH_CREDENTIALS).'
+}

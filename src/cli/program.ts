@@ -1,6 +1,7 @@
 // The `cairn` command, constructible in-process: tests run it with captured output and their own env.
 import { Command, CommanderError } from 'commander'
 import { registerAdd } from './commands/add.js'
+import { registerFollow } from './commands/follow.js'
 import { registerNode } from './commands/node.js'
 import { registerPeers } from './commands/peers.js'
 import { registerPin } from './commands/pin.js'
@@ -30,6 +31,7 @@ export function buildProgram (io: CliIO): Command {
   registerAdd(program, io)
   registerStatus(program, io)
   registerPeers(program, io)
+  registerFollow(program, io)
   return program
 }
 

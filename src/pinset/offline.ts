@@ -1,11 +1,12 @@
 // Reading a peer's pinset from its level store without starting the peer (`cairn follow list` when the
-// daemon is stopped): the snapshot, then the logged envelopes it does not cover, as YjsPinset.load does.
+// daemon is stopped): the snapshot, a stored checkpoint it does not contain, then the logged envelopes it does
+// not cover, as YjsPinset.load does.
 // Stored envelopes were checked when they arrived, so they are applied as they are.
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { decodePin } from './codec.js'
-import { decodeEnvelope } from './protocol.js'
+import { decodeCheckpointHeader, decodeEnvelope } from './protocol.js'
 import { PinsetStore } from './store.js'
 import type { Pin } from '../components.js'
 
@@ -27,6 +28,12 @@ export async function * listPinsetOffline (dataDir: string): AsyncIterable<Pin> 
     try {
       const snapshot = await store.getSnapshot()
       if (snapshot != null) Y.applyUpdate(doc, snapshot.state)
+      const header = await store.getCheckpointHeader()
+      // a checkpoint received after the last snapshot (its envelopes may be compacted away)
+      if (header != null && Object.entries(decodeCheckpointHeader(header).vv).some(([a, n]) => (snapshot?.vv[a] ?? 0) < n)) {
+        const checkpoint = await store.getCheckpoint()
+        if (checkpoint != null) Y.applyUpdate(doc, checkpoint.state)
+      }
       for (const author of await store.authors()) {
         const updates: Uint8Array[] = []
         for await (const { bytes } of store.envelopesAfter(author, snapshot?.vv[author] ?? 0)) updates.push(decodeEnvelope(bytes).update)

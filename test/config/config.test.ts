@@ -5,6 +5,7 @@ import { isAbsolute, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { defaultPeerPath, initPeer, loadConfig, parseClusterConfig, parsePeerConfig, peerExists } from '../../src/config/index.js'
 import { assertConfigError, tempDir } from './helpers.js'
+import { closedUrl } from './serve.js'
 
 const readJson = async (file: string): Promise<any> => JSON.parse(await readFile(file, 'utf8'))
 
@@ -82,7 +83,9 @@ describe('initPeer', () => {
     await assertConfigError(async () => await initPeer(join(root, 'p1'), { env: {}, rest_listen: 'abc' }), 'rest.listen', '"abc"')
     await assertConfigError(async () => await initPeer(join(root, 'p2'), { env: {}, cluster: { replication_factor_min: 0 } }), 'replication_factor_min')
     await assertConfigError(async () => await initPeer(join(root, 'p3'), { env: {}, cluster: join(root, 'missing.json') }), 'no cluster config at')
-    await assertConfigError(async () => await initPeer(join(root, 'p4'), { env: {}, cluster: 'https://example.com/cluster.json' }), 'not supported yet')
+    const down = await closedUrl()
+    await assertConfigError(async () => await initPeer(join(root, 'p4'), { env: {}, cluster: down }),
+      `could not fetch the cluster config from ${down}`, 'no last good copy')
     assert.deepEqual(await readdir(root), [])
   })
 })
@@ -141,11 +144,12 @@ describe('loadConfig', () => {
     await assertConfigError(async () => await loadConfig(dir, { env: {} }), `${peerFile}: tracker.concurrent_pins: expected a positive integer`)
   })
 
-  it('rejects a cluster config URL for now', async () => {
+  it('names the env var that set a cluster config URL which cannot be fetched', async () => {
     const dir = await tempDir()
     await initPeer(dir, { env: {} })
-    await assertConfigError(async () => await loadConfig(dir, { env: { CAIRN_PEER_CLUSTER_CONFIG: 'https://example.com/c.json' } }),
-      'CAIRN_PEER_CLUSTER_CONFIG', 'not supported yet')
+    const down = await closedUrl()
+    await assertConfigError(async () => await loadConfig(dir, { env: { CAIRN_PEER_CLUSTER_CONFIG: down } }),
+      `CAIRN_PEER_CLUSTER_CONFIG: could not fetch the cluster config from ${down}`)
   })
 
   it('reports a missing identity', async () => {

@@ -25,8 +25,8 @@ export interface ClusterInit {
   replication_factor_min: number
   replication_factor_max: number
   isTrusted: (peerId: string) => boolean
-  /** false on followers: the API refuses writes. */
-  writable: boolean
+  /** false on followers: the API refuses writes. Asked on every write, so trust changes apply at once. */
+  isWriter: () => boolean
   /** How long to wait for a peer's answer (default 15 s, as IPFS Cluster). */
   rpcTimeoutMs?: number
   secret?: ClusterSecret
@@ -79,12 +79,10 @@ class CairnCluster implements Cluster {
   private readonly rpc: Rpc
   private readonly self: string
   private readonly names = new Map<string, string>()
-  readonly writable: boolean
 
   constructor (private readonly init: ClusterInit, private readonly components: ClusterComponents) {
     this.log = components.logger.forComponent('cairn:cluster')
     this.self = components.libp2p.peerId.toString()
-    this.writable = init.writable
     this.names.set(this.self, init.peername)
     const { tracker } = components
     this.rpc = createRpc({
@@ -214,12 +212,19 @@ class CairnCluster implements Cluster {
 
   // ----- pinset writes
 
+  get writable (): boolean { return this.init.isWriter() }
+
   private requireWritable (): void {
     if (!this.writable) throw new FollowerModeError()
   }
 
-  private async buildPin (cid: string, options: PinOptions, type: PinType = 'pin'): Promise<Pin> {
-    const parsed = parseCid(cid)
+  /**
+   * Validates the options and allocates. `existing` is the pin now in the pinset under this CID: its allocations
+   * are kept first while the replication stays the same.
+   */
+  private async buildPin (cid: string | CID, options: PinOptions, type: PinType = 'pin', existing?: Pin): Promise<Pin> {
+    const parsed = typeof cid === 'string' ? parseCid(cid) : cid
+    const cidString = parsed.toString()
     let min = options.replication_factor_min ?? 0
     let max = options.replication_factor_max ?? 0
     if (min === 0) min = this.init.replication_factor_min
@@ -233,22 +238,23 @@ class CairnCluster implements Cluster {
       if (t <= Date.now()) throw new InvalidParameterError(`expire-at ${options.expire_at} is in the past`)
     }
     if (options.pin_update != null) parseCid(options.pin_update)
-    const peers = await this.peerset()
-    for (const p of options.user_allocations ?? []) {
+    const priority = options.user_allocations ?? []
+    // replication -1 allocates to every peer: the peerset only serves to check user allocations
+    const peers = max === -1 && priority.length === 0 ? [] : await this.peerset()
+    for (const p of priority) {
       if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
     }
-    const existing = this.components.pinset.get(cid)
     const allocations = allocate({
-      cid,
+      cid: cidString,
       min,
       max,
       current: existing != null && existing.replication_factor_max === max ? existing.allocations : [],
-      priority: options.user_allocations ?? [],
+      priority,
       candidates: peers
     })
     const mode = options.mode ?? 'recursive'
     return {
-      cid: parsed.toString(),
+      cid: cidString,
       type,
       name: options.name ?? '',
       mode,
@@ -269,8 +275,9 @@ class CairnCluster implements Cluster {
 
   async pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
     this.requireWritable()
-    const pin = await this.buildPin(cid, options)
+    const parsed = parseCid(cid)
     const existing = this.components.pinset.get(cid)
+    const pin = await this.buildPin(parsed, options, 'pin', existing)
     if (existing != null && existing.type !== pin.type) throw new InvalidParameterError(`${cid} is already pinned as ${existing.type}; its type cannot change`)
     await this.components.pinset.put([pin], opts)
     return pin

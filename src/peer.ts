@@ -4,6 +4,7 @@ import { createRestApi, type RestApi } from './api/rest/index.js'
 import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
+import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
 import { createPinset } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
@@ -15,6 +16,8 @@ export interface PeerInit {
   logger?: CairnLogger
   /** Test knobs: how often the pinset resyncs with peers (default 30 s). */
   syncIntervalMs?: number
+  /** How often the shared cluster config is re-read for trust changes (default 60 s). */
+  configRefreshMs?: number
 }
 
 export interface CairnPeer extends Startable {
@@ -38,6 +41,7 @@ export function createPeer (init: PeerInit): CairnPeer {
   const logger = init.logger ?? createLogger({ level: config.peer.log.level, peer: config.peer.peername })
   const trusted = new Set(config.cluster.trusted_peers)
   const isTrusted = (peer: string): boolean => peer === id || trusted.has(peer)
+  const isWriter = (): boolean => trusted.has(id)
   const dht = config.cluster.dht
   const secret = clusterSecret(config.cluster.secret)
 
@@ -59,6 +63,27 @@ export function createPeer (init: PeerInit): CairnPeer {
   let cluster: Cluster | undefined
   let rest: RestApi | undefined
   const started: Startable[] = []
+  // Maintainers add or remove trusted peers by editing the shared config: re-read it and apply at once.
+  const watcher: Startable & { watch?: ClusterConfigWatch } = {
+    async start () {
+      this.watch = watchClusterConfig({
+        source: config.peer.cluster_config,
+        peerDir: config.path,
+        intervalMs: init.configRefreshMs,
+        current: config.cluster,
+        report: line => { logger.pino.warn(line) },
+        onChange: next => {
+          const before = [...trusted].sort().join(',')
+          trusted.clear()
+          for (const p of next.trusted_peers) trusted.add(p)
+          if ([...trusted].sort().join(',') !== before) {
+            logger.pino.info({ trusted_peers: next.trusted_peers }, `trusted peers changed; this peer is now ${isWriter() ? 'trusted' : 'a follower'}`)
+          }
+        }
+      })
+    },
+    async stop () { await this.watch?.stop() }
+  }
   const need = <T>(v: T | undefined, what: string): T => {
     if (v == null) throw new Error(`${what} is available after start()`)
     return v
@@ -84,12 +109,14 @@ export function createPeer (init: PeerInit): CairnPeer {
           cluster: config.cluster.name,
           dataDir: config.path,
           isTrusted,
-          writer: trusted.has(id),
+          isWriter,
           secret,
           syncIntervalMs: init.syncIntervalMs
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await pinset.start()
         started.push(pinset)
+        await watcher.start()
+        started.push(watcher)
         tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker }, { ipfs, pinset, peerId: id, logger })
         await tracker.start()
         started.push(tracker)
@@ -100,7 +127,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           replication_factor_max: config.cluster.replication_factor_max,
           isTrusted,
           secret,
-          writable: trusted.has(id)
+          isWriter
         }, { pinset, tracker, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)

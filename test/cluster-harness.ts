@@ -1,6 +1,7 @@
 // Starts N full cairn peers (Helia + libp2p + pinset + tracker + REST) in this process, on 127.0.0.1, with
 // their own temp data dirs and a shared cluster config trusting all of them.
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { initPeer, loadConfig, type LoadedConfig } from '../src/config/index.js'
@@ -26,9 +27,17 @@ export interface TestClusterOptions {
   tracker?: Record<string, unknown>
   /** Peers that are not trusted (followers), by index. */
   untrusted?: number[]
+  /** Serve the shared config over HTTP on 127.0.0.1 and point the followers at its URL. */
+  serveConfig?: boolean
 }
 
 export interface TestCluster {
+  /** The shared cluster config file (also what the HTTP server serves). */
+  readonly clusterFile: string
+  /** Its URL when served over HTTP. */
+  readonly configUrl?: string
+  /** Folder holding the peers' folders p0, p1, ... */
+  readonly root: string
   readonly peers: Array<CairnPeer | undefined>
   readonly configs: LoadedConfig[]
   peer(i: number): CairnPeer
@@ -64,6 +73,21 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     dht: { profile: 'lan', protocol: `/cairn-${name}/kad/1.0.0` },
     ...options.cluster
   }, null, 2))
+  let server: Server | undefined
+  let configUrl: string | undefined
+  if (options.serveConfig === true) {
+    server = createHttpServer((req, res) => {
+      readFile(clusterFile).then(body => { res.writeHead(200, { 'content-type': 'application/json' }).end(body) },
+        () => { res.writeHead(500).end() })
+    })
+    await new Promise<void>(resolve => server!.listen(0, '127.0.0.1', resolve))
+    configUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/cluster.config.json`
+    for (const i of options.untrusted ?? []) {
+      const file = join(inits[i].path, 'peer.json')
+      const json = JSON.parse(await readFile(file, 'utf8'))
+      await writeFile(file, JSON.stringify({ ...json, cluster_config: configUrl }, null, 2))
+    }
+  }
   const configs: LoadedConfig[] = []
   for (const c of inits) {
     const loaded = await loadConfig(c.path, { env: {} })
@@ -73,6 +97,9 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)
 
   const cluster: TestCluster = {
+    clusterFile,
+    configUrl,
+    root: root.path,
     peers,
     configs,
     peer (i) {
@@ -83,7 +110,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     url: i => `http://127.0.0.1:${restPorts[i]}`,
     async start (i) {
       if (peers[i] != null) return peers[i]
-      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000 })
+      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500 })
       await peer.start()
       peers[i] = peer
       return peer
@@ -95,6 +122,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     },
     async close () {
       await Promise.allSettled(peers.map(async (_, i) => { await cluster.stop(i) }))
+      await new Promise(resolve => server?.close(resolve) ?? resolve(undefined))
       await root.cleanup()
     }
   }

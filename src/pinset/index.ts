@@ -39,7 +39,7 @@ export interface PinsetInit {
   /** Limit for one catch-up (default 120 s). */
   syncTimeoutMs?: number
   /** This peer authors checkpoints (a trusted peer); followers only relay the ones they received. */
-  writer?: boolean
+  isWriter?: () => boolean
   checkpoint?: {
     /** How often a trusted peer considers making a checkpoint (default 10 min). */
     intervalMs?: number
@@ -157,9 +157,9 @@ class YjsPinset implements Pinset {
     libp2p.addEventListener('peer:identify', this.onIdentify)
     this.syncTimer = setInterval(() => { this.periodicSync() }, this.init.syncIntervalMs ?? 30_000)
     this.syncTimer.unref()
-    if (this.init.writer === true) {
+    {
       this.checkpointTimer = setInterval(() => {
-        if (this.sinceCheckpoint >= (this.init.checkpoint?.minEnvelopes ?? 1000)) {
+        if (this.init.isWriter?.() === true && this.sinceCheckpoint >= (this.init.checkpoint?.minEnvelopes ?? 1000)) {
           this.checkpoint().catch(err => { this.log.error('making a checkpoint failed: %e', err) })
         }
       }, this.init.checkpoint?.intervalMs ?? 600_000)
@@ -488,7 +488,7 @@ class YjsPinset implements Pinset {
 
   /** Signs a snapshot of the whole document with the version vector it covers, then compacts the log. */
   async checkpoint (): Promise<CheckpointInfo | undefined> {
-    if (this.init.writer !== true || !this.started) return undefined
+    if (this.init.isWriter?.() !== true || !this.started) return undefined
     const state = Y.encodeStateAsUpdate(this.doc)
     const vv = this.seqs.versionVector()
     const body = encodeCheckpointBody({

@@ -147,7 +147,7 @@ describe('pinset over libp2p', () => {
   it('a follower joining a 20,000-pin cluster loads a checkpoint instead of replaying the log', async () => {
     const aKey = await generateKeyPair('Ed25519')
     trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
-    const a = await startNode(aKey, undefined, 'test', { writer: true, checkpoint: { keepTail: 100 } })
+    const a = await startNode(aKey, undefined, 'test', { isWriter: () => true, checkpoint: { keepTail: 100 } })
     const cids = await Promise.all(Array.from({ length: 20_000 }, async (_, i) => await fakeCid(`big-${i}`)))
     for (let i = 0; i < cids.length; i += 50) await a.pinset.put(cids.slice(i, i + 50).map(c => pinOf(c, 'pkg')))
     assert.equal(a.pinset.stats().envelopes, 400)
@@ -172,7 +172,7 @@ describe('pinset over libp2p', () => {
   it('rejects bad checkpoints (untrusted author, bad signature, corrupt state) and falls back', async () => {
     const aKey = await generateKeyPair('Ed25519')
     trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
-    const a = await startNode(aKey, undefined, 'test', { writer: true })
+    const a = await startNode(aKey, undefined, 'test', { isWriter: () => true })
     const good = await fakeCid('good-before')
     await a.pinset.put([pinOf(good)])
 

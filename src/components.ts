@@ -162,6 +162,9 @@ export interface PinsetStats {
   envelopes_applied: number
   checkpoints_loaded: number
   checkpoints_made: number
+  /** Payload bytes received and sent over catch-up streams. */
+  sync_bytes_in: number
+  sync_bytes_out: number
   /** The newest checkpoint this peer holds. */
   checkpoint?: CheckpointInfo
 }

@@ -52,6 +52,8 @@ export interface PinsetInit {
   checkpointThreshold?: number
   /** The cluster secret guarding gossip and catch-up (default: none). */
   secret?: ClusterSecret
+  /** Take checkpoints from peers when far behind (default true; false replays every envelope). */
+  acceptCheckpoints?: boolean
 }
 
 export interface PinsetComponents {
@@ -106,6 +108,8 @@ class YjsPinset implements Pinset {
   private compacted = new Map<string, number>()
   /** Peers that served a bad checkpoint: their checkpoints are refused for a while. */
   private readonly badCheckpointFrom = new Map<string, number>()
+  private syncBytesIn = 0
+  private syncBytesOut = 0
   private readonly syncing = new Map<string, Promise<number>>()
   private syncTimer?: NodeJS.Timeout
   private readonly shutdown = new AbortController()
@@ -271,6 +275,8 @@ class YjsPinset implements Pinset {
       envelopes_applied: this.envelopesApplied,
       checkpoints_loaded: this.checkpointsLoaded,
       checkpoints_made: this.checkpointsMade,
+      sync_bytes_in: this.syncBytesIn,
+      sync_bytes_out: this.syncBytesOut,
       checkpoint: this.lastCheckpoint == null
         ? undefined
         : { author: this.lastCheckpoint.author, created: new Date(this.lastCheckpoint.created).toISOString(), version_vector: this.lastCheckpoint.vv, bytes: this.lastCheckpoint.stateLength }
@@ -546,6 +552,7 @@ class YjsPinset implements Pinset {
         const cp = await this.store.getCheckpoint()
         if (cp != null) {
           await sendFrame(stream, cp.header, { signal })
+          this.syncBytesOut += cp.header.length + cp.state.length
           for (let off = 0; off < cp.state.length; off += CHUNK_SIZE) {
             await sendFrame(stream, encodeChunk(cp.state.subarray(off, off + CHUNK_SIZE)), { signal })
           }
@@ -557,6 +564,7 @@ class YjsPinset implements Pinset {
       for (const author of await this.store.authors()) {
         for await (const env of this.store.envelopesAfter(author, from[author] ?? 0)) {
           await sendFrame(stream, env.bytes, { signal })
+          this.syncBytesOut += env.bytes.length
           sent++
         }
       }
@@ -579,7 +587,7 @@ class YjsPinset implements Pinset {
   private async doSync (peerId: string, options: AbortOptions): Promise<number> {
     const banned = (this.badCheckpointFrom.get(peerId) ?? 0) > Date.now()
     try {
-      return await this.pull(peerId, !banned, options)
+      return await this.pull(peerId, !banned && this.init.acceptCheckpoints !== false, options)
     } catch (err) {
       if ((err as Error).name !== 'BadCheckpointError') throw err
       // Envelopes are verified one by one, so the same peer can still serve those safely.
@@ -609,6 +617,7 @@ class YjsPinset implements Pinset {
         await this.loadCheckpoint(cp.header, cp.chunks, cp.length, peerId)
       }
       for await (const frame of readFrames(stream, { signal, maxDataLength: 64 * 1024 * 1024 })) {
+        this.syncBytesIn += frame.length
         if (!proven) {
           if (!this.secret.verify(frame, this.protocol, peerId, this.self)) {
             this.reject('secret', `catch-up answer from ${peerId} without the cluster secret`)

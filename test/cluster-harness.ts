@@ -29,6 +29,8 @@ export interface TestClusterOptions {
   untrusted?: number[]
   /** Serve the shared config over HTTP on 127.0.0.1 and point the followers at its URL. */
   serveConfig?: boolean
+  /** basic_auth_credentials for every peer's REST API. */
+  basicAuth?: Record<string, string>
 }
 
 export interface TestCluster {
@@ -92,6 +94,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
   for (const c of inits) {
     const loaded = await loadConfig(c.path, { env: {} })
     Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, ...options.tracker })
+    if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
     configs.push(loaded)
   }
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)

@@ -129,12 +129,17 @@ export function encodeBody (cluster: string, author: string, seq: number, update
   return new Writer().byte(ENVELOPE).string(cluster).string(author).varint(seq).bytes(update).finish()
 }
 
+/** domain || body: what gets signed, so a signature made for one kind of message fits no other. */
+export function withDomain (domain: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(domain.length + body.length)
+  out.set(domain, 0)
+  out.set(body, domain.length)
+  return out
+}
+
 /** The bytes an author signs for a body. */
 export function signingPayload (body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(DOMAIN.length + body.length)
-  out.set(DOMAIN, 0)
-  out.set(body, DOMAIN.length)
-  return out
+  return withDomain(DOMAIN, body)
 }
 
 export function encodeEnvelope (body: Uint8Array, signature: Uint8Array): Uint8Array {
@@ -232,10 +237,7 @@ export function encodeCheckpointBody (h: Omit<CheckpointHeader, 'body' | 'signat
 }
 
 export function checkpointSigningPayload (body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(CP_DOMAIN.length + body.length)
-  out.set(CP_DOMAIN, 0)
-  out.set(body, CP_DOMAIN.length)
-  return out
+  return withDomain(CP_DOMAIN, body)
 }
 
 export function encodeCheckpointHeader (body: Uint8Array, signature: Uint8Array): Uint8Array {

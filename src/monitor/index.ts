@@ -1,0 +1,103 @@
+// The peer monitor (IPFS Cluster's pubsubmon): every peer gossips its informers' metrics on
+// `cairn/<cluster>/metrics`, each with a TTL; the peerset is the set of peers with a live `ping` (DESIGN §5).
+import { PubsubMonitor } from './monitor.js'
+import type { AbortOptions, Startable } from '../components.js'
+import type { ClusterSecret } from '../secret.js'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { ComponentLogger, Libp2p, PrivateKey } from '@libp2p/interface'
+
+export { pingInformer, freespaceInformer, pinqueueInformer, tagInformers } from './informers.js'
+export type { PingInformerInit, FreespaceInformerInit, PinqueueInformerInit } from './informers.js'
+export { MAX_METRIC_TTL_MS, metricsTopic } from './protocol.js'
+
+/** IPFS Cluster's Metric, field for field. Times are unix nanoseconds. */
+export interface Metric {
+  name: string
+  peer: string
+  value: string
+  /** Unix ns; set by the publishing peer (now + TTL). */
+  expire: number
+  valid: boolean
+  weight: number
+  partitionable: boolean
+  /** Unix ns; set by the receiving peer. */
+  received_at: number
+}
+
+/** A metric that expired: the Metric fields plus when the alert was raised. */
+export interface Alert extends Metric {
+  /** RFC3339. */
+  triggered_at: string
+}
+
+export interface InformerOptions extends AbortOptions {
+  /** The peer id of the monitor asking (the ping informer puts it in `ipfs_id`). */
+  peer?: string
+}
+
+export interface InformerResult {
+  value: string
+  /** An integer; allocators sort by it, highest first. */
+  weight: number
+  /** false: nothing is published this round (IPFS Cluster discards invalid metrics). Default true. */
+  valid?: boolean
+}
+
+export interface Informer {
+  /** Metric name, e.g. 'freespace' or 'tag:group'. */
+  name: string
+  /** Published every ttl/2, or ttl/4 after an error. At most MAX_METRIC_TTL_MS. */
+  ttlMs: number
+  partitionable?: boolean
+  get(options?: InformerOptions): Promise<InformerResult>
+}
+
+export interface MonitorInit {
+  /** Cluster name: part of the topic and of every signed message. */
+  cluster: string
+  /** This peer's name, for the built-in ping informer added when `informers` has no `ping`. */
+  peername: string
+  /** Seals gossip payloads like the pinset does (default: none). */
+  secret?: ClusterSecret
+  informers: Informer[]
+  /** Whose metrics count (default: everyone's). This peer always counts. */
+  isMember?: (peerId: string) => boolean
+  /** How often expired metrics are turned into alerts (default 5 s). */
+  checkIntervalMs?: number
+  /** Alerts kept, newest first (default 1000). */
+  maxAlerts?: number
+}
+
+export interface MonitorComponents {
+  libp2p: Libp2p<{ pubsub: GossipSub }>
+  privateKey: PrivateKey
+  logger: ComponentLogger
+}
+
+export interface PeerInfo {
+  peer_name: string
+  addresses: string[]
+}
+
+export interface Monitor extends Startable {
+  /** Latest valid (unexpired) metric of each peer for a name, sorted by peer. */
+  latest(name: string): Metric[]
+  /** Every metric name held (GET /monitor/metrics), sorted. */
+  names(): string[]
+  /** Peers with a live `ping` metric (this peer included while started): the cluster peerset. */
+  peerset(): string[]
+  /** Peer name and addresses from the peer's last ping (also after it expired, until forgotten). */
+  peerInfo(peer: string): PeerInfo | undefined
+  /** Newest first. */
+  alerts(): Alert[]
+  /** Called when a peer's metric expires (a ping expiry = peer lost). Returns an unsubscribe function. */
+  onAlert(listener: (alert: Alert) => void): () => void
+  /** Publishes every informer now (tests; after a config change). */
+  publishNow(): Promise<void>
+  /** Messages dropped, by reason: secret, malformed, cluster, peer, signature, sender, ttl (rejected); member, stale (ignored). */
+  rejected(): Record<string, number>
+}
+
+export function createMonitor (init: MonitorInit, components: MonitorComponents): Monitor {
+  return new PubsubMonitor(init, components)
+}

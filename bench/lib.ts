@@ -436,6 +436,8 @@ export interface ChildPeer extends PreparedPeer {
   startCpuProfile(): Promise<void>
   /** Stops it and writes it to `file` (.cpuprofile: open in Chrome DevTools or speedscope). */
   stopCpuProfile(file: string): Promise<void>
+  /** Any other IPC request bench/peer-process.ts answers (see BenchChild.request). */
+  request: BenchChild['request']
   /** Stops the peer (SIGTERM, then SIGKILL after timeoutMs); resolves when the process has exited. */
   stop(options?: { timeoutMs?: number }): Promise<void>
 }
@@ -474,14 +476,97 @@ export async function stopAll (peers: Array<{ stop: () => Promise<void> }>): Pro
 }
 
 async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions): Promise<ChildPeer> {
-  const child = fork(PEER_PROCESS, [peer.dir], {
+  const child = forkChild(PEER_PROCESS, [peer.dir], {
+    name: peer.name, label: `${peer.name} (${peer.dir})`, nodeArgs: options.nodeArgs, env: options.env, output: options.output
+  })
+  const timeoutMs = options.startTimeoutMs ?? 60_000
+  let ready: PeerReady
+  try {
+    ready = await child.next<PeerReady>('ready', 'be ready', timeoutMs, options.signal)
+  } catch (err) {
+    await child.kill()
+    throw err
+  }
+  const handle: ChildPeer = {
+    ...peer,
+    pid: child.pid,
+    rest: ready.rest,
+    async rss () {
+      return await procRss(handle.pid) ?? (await handle.stats()).rss
+    },
+    async stats ({ timeoutMs = 10_000 } = {}) {
+      return (await child.request<{ stats: PeerStats }>('stats', {}, 'report its stats', { timeoutMs })).stats
+    },
+    async progress ({ pinned = false, timeoutMs = 30_000 } = {}) {
+      return (await child.request<{ progress: PeerProgress }>('progress', { pinned }, 'report its progress', { timeoutMs })).progress
+    },
+    async startCpuProfile () {
+      await child.request('cpu-profile', { action: 'start' }, 'start a CPU profile', { timeoutMs: 10_000 })
+    },
+    async stopCpuProfile (file) {
+      await child.request('cpu-profile', { action: 'stop', file }, 'write its CPU profile', { timeoutMs: 60_000 })
+    },
+    request: child.request,
+    async stop (stopOptions) { await child.stop(stopOptions) }
+  }
+  return handle
+}
+
+export interface ChildOptions {
+  /** Names the child in output lines. */
+  name: string
+  /** Names it in errors (default: name). */
+  label?: string
+  /** Extra node flags, e.g. ['--max-old-space-size=4096']. */
+  nodeArgs?: string[]
+  /** Extra environment. */
+  env?: NodeJS.ProcessEnv
+  /** Where its stdout/stderr lines go (default: kept, quoted only in errors). */
+  output?: (name: string, line: string) => void
+}
+
+/** A message from a child, as the IPC channel delivers it. */
+export interface ChildMessage { type?: string, seq?: number, error?: string, [key: string]: unknown }
+
+export interface RequestOptions {
+  timeoutMs: number
+  onProgress?: (msg: ChildMessage) => void
+  /** Stops waiting (the child is not told). */
+  signal?: AbortSignal
+}
+
+/** A node child process of the benchmark, talked to over IPC. */
+export interface BenchChild {
+  readonly name: string
+  readonly pid: number
+  /**
+   * One request, answered by a message of the same type and seq (an `error` field rejects); messages of type
+   * `<type>:progress` with that seq go to onProgress meanwhile.
+   */
+  request<T>(type: string, payload: Record<string, unknown>, what: string, options: RequestOptions): Promise<T>
+  /** The next unrequested message of this type (also one that came before the call); an `error` field rejects. */
+  next<T>(type: string, what: string, timeoutMs: number, signal?: AbortSignal): Promise<T>
+  /** VmRSS from /proc, bytes. */
+  rss(): Promise<number | undefined>
+  /** An error naming the child, with its last output lines. */
+  error(what: string): Error
+  /** SIGTERM, then SIGKILL after timeoutMs (default 20 s); resolves when it has exited. */
+  stop(options?: { timeoutMs?: number }): Promise<void>
+  /** SIGKILL; resolves when it has exited. */
+  kill(): Promise<void>
+}
+
+/** Forks a bench child script with the polyfill loaded, its output kept for error messages. */
+export function forkChild (script: string, args: string[], options: ChildOptions): BenchChild {
+  const label = options.label ?? options.name
+  const child = fork(script, args, {
     execArgv: ['--import', POLYFILL, ...(options.nodeArgs ?? [])],
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc']
   })
   const tail: string[] = []
   const keep = (line: string): void => {
-    options.output?.(peer.name, line)
+    options.output?.(options.name, line)
     tail.push(line)
     if (tail.length > 30) tail.shift()
   }
@@ -494,77 +579,96 @@ async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions
       for (const line of lines) keep(line)
     })
   }
+  let exitedWith: number | string | undefined
   const exited = new Promise<number | string>(resolve => {
-    child.once('exit', (code, sig) => { resolve(code ?? sig ?? 'unknown') })
+    child.once('exit', (code, sig) => { exitedWith = code ?? sig ?? 'unknown'; resolve(exitedWith) })
   })
-  const why = (what: string): Error =>
-    new Error(`${peer.name} (${peer.dir}) ${what}${tail.length > 0 ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`)
+  const error = (what: string): Error =>
+    new Error(`${label} ${what}${tail.length > 0 ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`)
 
-  const timeoutMs = options.startTimeoutMs ?? 60_000
-  let ready: PeerReady
-  try {
-    ready = await Promise.race([
-      new Promise<PeerReady>(resolve => {
-        const onMessage = (msg: { type?: string }): void => {
-          if (msg?.type === 'ready') { child.off('message', onMessage); resolve(msg as PeerReady) }
+  // messages nobody asked for yet, by type, for next()
+  const unclaimed = new Map<string, ChildMessage[]>()
+  const waiting = new Map<string, Array<(msg: ChildMessage) => void>>()
+  child.on('message', (msg: ChildMessage) => {
+    if (msg?.type == null || msg.seq != null) return
+    const waiter = waiting.get(msg.type)?.shift()
+    if (waiter != null) waiter(msg)
+    else unclaimed.set(msg.type, [...(unclaimed.get(msg.type) ?? []), msg])
+  })
+
+  let seq = 0
+  let stopping: Promise<void> | undefined
+  const handle: BenchChild = {
+    name: options.name,
+    pid: child.pid ?? 0,
+    error,
+    async request<T>(type: string, payload: Record<string, unknown>, what: string,
+      { timeoutMs, onProgress, signal }: RequestOptions): Promise<T> {
+      signal?.throwIfAborted()
+      const id = ++seq
+      return await new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => { done(); reject(error(`did not ${what} within ${timeoutMs / 1000} s`)) }, timeoutMs)
+        const onAbort = (): void => { done(); reject(signal?.reason) }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        const onMessage = (msg: ChildMessage): void => {
+          if (msg?.seq !== id) return
+          if (msg.type === `${type}:progress`) { onProgress?.(msg); return }
+          if (msg.type !== type) return
+          done()
+          if (msg.error != null) reject(error(`could not ${what}: ${msg.error}`))
+          else resolve(msg as T)
+        }
+        const onExit = (): void => { done(); reject(error(`exited (${exitedWith ?? 'unknown'}) before it could ${what}`)) }
+        const done = (): void => {
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+          child.off('message', onMessage)
+          child.off('exit', onExit)
         }
         child.on('message', onMessage)
-      }),
-      exited.then(code => { throw why(`exited (${code}) before it was ready`) }),
-      sleep(timeoutMs, options.signal).then(() => { throw why(`was not ready within ${timeoutMs / 1000} s`) })
-    ])
-  } catch (err) {
-    child.kill('SIGKILL')
-    await exited
-    throw err
-  }
-
-  let stopping: Promise<void> | undefined
-  let seq = 0
-  /** One IPC request to the peer process, answered by a message of the same type and seq. */
-  const call = async <T>(type: string, payload: Record<string, unknown>, what: string, timeoutMs: number): Promise<T> => {
-    const id = ++seq
-    return await new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => { done(); reject(why(`did not ${what} within ${timeoutMs / 1000} s`)) }, timeoutMs)
-      const onMessage = (msg: { type?: string, seq?: number, error?: string }): void => {
-        if (msg?.type !== type || msg.seq !== id) return
-        done()
-        if (msg.error != null) reject(why(`could not ${what}: ${msg.error}`))
-        else resolve(msg as T)
+        child.once('exit', onExit)
+        child.send({ ...payload, type, seq: id }, err => { if (err != null) { done(); reject(error(`cannot be asked to ${what}: ${err.message}`)) } })
+      })
+    },
+    async next<T>(type: string, what: string, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+      const early = unclaimed.get(type)?.shift()
+      let waiter: ((msg: ChildMessage) => void) | undefined
+      const message = early != null
+        ? Promise.resolve(early)
+        : new Promise<ChildMessage>(resolve => {
+          waiter = resolve
+          waiting.set(type, [...(waiting.get(type) ?? []), resolve])
+        })
+      const controller = new AbortController()
+      const bounded = signal != null ? AbortSignal.any([signal, controller.signal]) : controller.signal
+      try {
+        const msg = await Promise.race([
+          message,
+          exited.then(code => { throw error(`exited (${code}) before it could ${what}`) }),
+          sleep(timeoutMs, bounded).then(() => { throw error(`did not ${what} within ${timeoutMs / 1000} s`) })
+        ])
+        if (msg.error != null) throw error(`could not ${what}: ${msg.error}`)
+        return msg as T
+      } finally {
+        controller.abort()
+        const list = waiting.get(type)
+        if (waiter != null && list != null) waiting.set(type, list.filter(w => w !== waiter))
       }
-      const done = (): void => { clearTimeout(timer); child.off('message', onMessage) }
-      child.on('message', onMessage)
-      child.send({ ...payload, type, seq: id }, err => { if (err != null) { done(); reject(why(`cannot be asked to ${what}: ${err.message}`)) } })
-    })
-  }
-  const handle: ChildPeer = {
-    ...peer,
-    pid: child.pid ?? 0,
-    rest: ready.rest,
-    async rss () {
-      return await procRss(handle.pid) ?? (await handle.stats()).rss
     },
-    async stats ({ timeoutMs = 10_000 } = {}) {
-      return (await call<{ stats: PeerStats }>('stats', {}, 'report its stats', timeoutMs)).stats
-    },
-    async progress ({ pinned = false, timeoutMs = 30_000 } = {}) {
-      return (await call<{ progress: PeerProgress }>('progress', { pinned }, 'report its progress', timeoutMs)).progress
-    },
-    async startCpuProfile () {
-      await call('cpu-profile', { action: 'start' }, 'start a CPU profile', 10_000)
-    },
-    async stopCpuProfile (file) {
-      await call('cpu-profile', { action: 'stop', file }, 'write its CPU profile', 60_000)
-    },
-    async stop ({ timeoutMs: stopMs = 20_000 } = {}) {
+    async rss () { return await procRss(handle.pid) },
+    async stop ({ timeoutMs = 20_000 } = {}) {
       stopping ??= (async () => {
         if (child.exitCode !== null || child.signalCode !== null) return
         child.kill('SIGTERM')
-        const timer = setTimeout(() => { child.kill('SIGKILL') }, stopMs)
+        const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
         await exited
         clearTimeout(timer)
       })()
       await stopping
+    },
+    async kill () {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
     }
   }
   return handle

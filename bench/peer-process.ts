@@ -1,11 +1,13 @@
 // One benchmark peer in its own process (so that RSS and CPU are per peer): runs the daemon on the peer folder
 // given as argv[2], tells the parent over IPC when it is ready, answers stats requests, and stops cleanly on
-// SIGTERM/SIGINT or when the parent goes away. Started by startPeerProcesses in ./lib.ts.
+// SIGTERM/SIGINT or when the parent goes away. Started by startPeerProcesses in ./lib.ts. For pinset-level
+// benchmarks it also writes pins straight into the pinset (no REST), makes checkpoints and digests the pinset.
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { startDaemon } from '../src/daemon.js'
 import type { CairnPeer } from '../src/peer.js'
 import type { PeerProgress, PeerReady, PeerStats } from './lib.js'
+import { benchPins, pinsetDigest } from './pinset-data.js'
 
 const path = process.argv[2]
 if (path === undefined || process.send === undefined) {
@@ -65,7 +67,46 @@ async function progress (countPinned: boolean): Promise<PeerProgress> {
   return out
 }
 
-process.on('message', (msg: { type?: string, seq?: number, action?: string, file?: string, pinned?: boolean }) => {
+interface LoadPins { count?: number, batch?: number, allocation?: string }
+
+/**
+ * Writes `count` bench pins with pinset.put, `batch` pins per call awaited one after the other, so one signed
+ * envelope each. Reports progress about every 5%; returns where the time went.
+ */
+async function loadPins (msg: LoadPins, progress: (done: number) => void): Promise<Record<string, number>> {
+  if (peer === undefined) throw new Error('the peer is not running')
+  const { count, batch, allocation } = msg
+  if (count == null || batch == null || allocation == null) throw new Error('load-pins needs count, batch and allocation')
+  const before = peer.pinset.stats().envelopes
+  let makeMs = 0
+  let putMs = 0
+  let nextReport = count / 20
+  for (let done = 0; done < count;) {
+    let t = performance.now()
+    const pins = await benchPins(done, Math.min(batch, count - done), allocation)
+    makeMs += performance.now() - t
+    t = performance.now()
+    await peer.pinset.put(pins)
+    putMs += performance.now() - t
+    done += pins.length
+    if (done >= nextReport || done === count) { progress(done); nextReport += count / 20 }
+  }
+  return { make_ms: makeMs, put_ms: putMs, envelopes: peer.pinset.stats().envelopes - before }
+}
+
+async function checkpoint (): Promise<Record<string, unknown>> {
+  if (peer === undefined) throw new Error('the peer is not running')
+  const t = performance.now()
+  const info = await peer.pinset.checkpoint()
+  if (info === undefined) throw new Error('the pinset made no checkpoint (is this peer trusted?)')
+  return { ms: performance.now() - t, bytes: info.bytes, version_vector: info.version_vector }
+}
+
+const answer = (type: string, seq: number | undefined, work: () => Promise<Record<string, unknown>>): void => {
+  work().then(result => { send({ ...result, type, seq }) }, (err: Error) => { send({ type, seq, error: err.stack ?? err.message }) })
+}
+
+process.on('message', (msg: { type?: string, seq?: number, action?: string, file?: string, pinned?: boolean } & LoadPins) => {
   if (msg?.type === 'stats') {
     const mem = process.memoryUsage()
     const cpu = process.cpuUsage()
@@ -74,6 +115,20 @@ process.on('message', (msg: { type?: string, seq?: number, action?: string, file
   } else if (msg?.type === 'progress') {
     progress(msg.pinned === true).then(result => { send({ type: 'progress', seq: msg.seq, progress: result }) }, (err: Error) => {
       send({ type: 'progress', seq: msg.seq, error: err.message })
+    })
+  } else if (msg?.type === 'load-pins') {
+    answer('load-pins', msg.seq, async () => await loadPins(msg, done => { send({ type: 'load-pins:progress', seq: msg.seq, done }) }))
+  } else if (msg?.type === 'checkpoint') {
+    answer('checkpoint', msg.seq, checkpoint)
+  } else if (msg?.type === 'pinset-digest') {
+    answer('pinset-digest', msg.seq, async () => {
+      if (peer === undefined) throw new Error('the peer is not running')
+      return { ...pinsetDigest(peer.pinset.list()) }
+    })
+  } else if (msg?.type === 'pinset-stats') {
+    answer('pinset-stats', msg.seq, async () => {
+      if (peer === undefined) throw new Error('the peer is not running')
+      return { stats: peer.pinset.stats() }
     })
   } else if (msg?.type === 'cpu-profile') {
     profile(msg).then(() => { send({ type: 'cpu-profile', seq: msg.seq }) }, (err: Error) => {

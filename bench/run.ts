@@ -12,6 +12,10 @@ const BENCHMARKS: Readonly<Record<string, Entry>> = {
   ingest: {
     description: '3-peer cluster, N pins posted over REST to one peer: accepted rate, convergence, RSS per peer',
     load: async () => (await import('./ingest.js')).ingest
+  },
+  'follower-sync': {
+    description: 'trusted peer with N pins, a fresh follower joins: seconds to an equal pinset, bytes, RSS; checkpoint vs replay',
+    load: async () => (await import('./follower-sync.js')).followerSync
   }
 }
 

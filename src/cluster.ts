@@ -7,6 +7,7 @@ import {
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { cidKey } from './utils/cid.js'
+import type { Monitor } from './monitor/index.js'
 import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { ZERO_TIME } from './components.js'
@@ -38,6 +39,8 @@ export interface Importer {
 }
 
 export interface ClusterComponents {
+  /** Peers with a live ping and their names; optional so the cluster also runs without it (tests). */
+  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names'>
   pinset: Pinset
   tracker: PinTracker
   importer: Importer
@@ -162,9 +165,17 @@ class CairnCluster implements Cluster {
     }
   }
 
+  /** Peers with a live ping (monitor), plus connected peers that speak the cluster protocols (before their first ping arrives). */
   async peerset (): Promise<string[]> {
     const connected = new Set(this.components.libp2p.getPeers().map(String))
-    return [this.self, ...[...this.members].filter(p => connected.has(p) && p !== this.self)]
+    const out = new Set([this.self])
+    for (const p of this.components.monitor?.peerset() ?? []) out.add(p)
+    for (const p of this.members) if (connected.has(p)) out.add(p)
+    for (const p of out) {
+      const name = this.components.monitor?.peerInfo(p)?.peer_name
+      if (name != null && name !== '') this.names.set(p, name)
+    }
+    return [...out]
   }
 
   private async localId (): Promise<IDInfo> {
@@ -486,6 +497,6 @@ class CairnCluster implements Cluster {
   }
 
   metricNames (): string[] {
-    return []
+    return this.components.monitor?.names() ?? []
   }
 }

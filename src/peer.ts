@@ -5,6 +5,7 @@ import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
+import { createMonitor, pingInformer, pinqueueInformer, type Monitor } from './monitor/index.js'
 import { createPinset } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
@@ -29,6 +30,7 @@ export interface CairnPeer extends Startable {
   readonly pinset: Pinset
   readonly tracker: PinTracker
   readonly cluster: Cluster
+  readonly monitor: Monitor
   /** The REST API's bound address (port resolved when configured as 0). */
   restAddress(): { host: string, port: number }
   /** The swarm multiaddrs, with /p2p/<id>. */
@@ -61,6 +63,7 @@ export function createPeer (init: PeerInit): CairnPeer {
   let pinset: Pinset | undefined
   let tracker: PinTracker | undefined
   let cluster: Cluster | undefined
+  let monitor: Monitor | undefined
   let rest: RestApi | undefined
   const started: Startable[] = []
   // Maintainers add or remove trusted peers by editing the shared config: re-read it and apply at once.
@@ -97,6 +100,7 @@ export function createPeer (init: PeerInit): CairnPeer {
     get pinset () { return need(pinset, 'pinset') },
     get tracker () { return need(tracker, 'tracker') },
     get cluster () { return need(cluster, 'cluster') },
+    get monitor () { return need(monitor, 'monitor') },
     restAddress: () => need(rest, 'the REST API').address(),
     swarmAddresses: () => ipfs.libp2p.getMultiaddrs().map(String),
 
@@ -120,6 +124,17 @@ export function createPeer (init: PeerInit): CairnPeer {
         tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker }, { ipfs, pinset, peerId: id, logger })
         await tracker.start()
         started.push(tracker)
+        monitor = createMonitor({
+          cluster: config.cluster.name,
+          peername: config.peer.peername,
+          secret,
+          informers: [
+            pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String) }),
+            pinqueueInformer({ queueLength: () => tracker!.queueLength() })
+          ]
+        }, { libp2p, privateKey: config.identity.privateKey, logger })
+        await monitor.start()
+        started.push(monitor)
         cluster = createCluster({
           cluster: config.cluster.name,
           peername: config.peer.peername,
@@ -128,7 +143,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           isTrusted,
           secret,
           isWriter
-        }, { pinset, tracker, importer: ipfs, libp2p, logger })
+        }, { pinset, tracker, monitor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
         rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials })

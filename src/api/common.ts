@@ -15,8 +15,8 @@ const DECODER_BY_PREFIX = new Map(Object.values(bases).map(b => [b.prefix as str
 
 export interface ParsedCid {
   cid: CID
-  /** The pinset key: CIDv1 in base32, whatever form the user gave. */
-  key: string
+  /** The pinset key: CIDv1 in base32, whatever form the user gave (computed when read). */
+  readonly key: string
 }
 
 /** Parses a CID in any multibase (or a bare CIDv0); throws InvalidCIDError naming the input. */
@@ -29,7 +29,10 @@ export function parseCid (str: string): ParsedCid {
     const shown = str.length > 100 ? `${str.slice(0, 100)}...` : str
     throw new InvalidCIDError(`invalid CID "${shown}": ${(err as Error).message}`)
   }
-  return { cid, key: cid.toV1().toString() }
+  return {
+    cid,
+    get key () { return cid.toV1().toString() }
+  }
 }
 
 /** The request's query as Go's url.Values sees it, independent of express's query parser setting. */
@@ -85,11 +88,29 @@ export function errorHandler (body: (status: number, message: string) => unknown
   }
 }
 
-/** Aborts when the client goes away before the response is complete, or when `stop` aborts. */
-export function requestSignal (res: Response, stop?: AbortSignal): AbortSignal {
-  const gone = new AbortController()
-  res.once('close', () => { if (!res.writableFinished) gone.abort(new Error('client disconnected')) })
-  return stop == null ? gone.signal : AbortSignal.any([gone.signal, stop])
+/**
+ * The signals of one API's requests: each aborts when its client goes away before the response is complete,
+ * or when `stop` aborts. One listener on `stop` serves every request in flight.
+ */
+export function requestSignals (stop?: AbortSignal): (res: Response) => AbortSignal {
+  const live = new Set<AbortController>()
+  stop?.addEventListener('abort', () => {
+    for (const controller of live) controller.abort(stop.reason)
+    live.clear()
+  }, { once: true })
+  return res => {
+    const controller = new AbortController()
+    if (stop?.aborted === true) {
+      controller.abort(stop.reason)
+      return controller.signal
+    }
+    live.add(controller)
+    res.once('close', () => {
+      live.delete(controller)
+      if (!res.writableFinished) controller.abort(new Error('client disconnected'))
+    })
+    return controller.signal
+  }
 }
 
 export interface StreamOptions {

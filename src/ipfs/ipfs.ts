@@ -9,15 +9,19 @@ import { defaultLogger } from '@libp2p/logger'
 import { LevelDatastore } from 'datastore-level'
 import { createHeliaLight } from 'helia'
 import { exporter } from 'ipfs-unixfs-exporter'
+import { createUnsafe } from 'multiformats/block'
+import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
+import { cidKey } from '../utils/cid.js'
 import { importCar, importEntries } from './add.js'
+import { HostDatastore } from './host-datastore.js'
 import { SizedBlockstore } from './sized-blockstore.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker } from './walker.js'
 import type { IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
-import type { GraphWalker, Helia, Pin } from '@helia/interface'
+import type { GraphNode, GraphWalker, Helia, Pin } from '@helia/interface'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -25,10 +29,30 @@ type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 
+/**
+ * A DAG up to this size is kept from the fetch walk, so that recording the pin replays it instead of reading
+ * every block again. Larger DAGs are walked again from the local store.
+ */
+const REPLAY_MAX_BLOCKS = 64
+const REPLAY_MAX_BYTES = 1024 * 1024
+
+type PinOptions = AbortOptions & { depth?: number, onProgress?: (blocks: number) => void }
+
+interface PinnedRoot {
+  /** CIDv1. */
+  cid: CID
+  /** Infinity for a recursive pin. */
+  depth: number
+}
+
 interface Running {
   helia: CairnHelia
   blockstore: SizedBlockstore
   datastore: LevelDatastore
+  /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
+  hostDatastore: HostDatastore
+  /** Helia's pin records by cidKey, loaded at start and kept by pin/unpin: pin checks read no database. */
+  pins: Map<string, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
 }
@@ -77,6 +101,7 @@ export class IpfsNodeImpl implements IpfsNode {
     const datastore = new LevelDatastore(join(dataDir, 'datastore'))
     await datastore.open()
     const blockstore = new SizedBlockstore({ path: join(dataDir, 'blocks'), datastore, log: this.log })
+    const hostDatastore = new HostDatastore(datastore, this.logger.forComponent('cairn:ipfs:host-datastore'))
     let helia: CairnHelia | undefined
     try {
       await blockstore.open()
@@ -87,15 +112,20 @@ export class IpfsNodeImpl implements IpfsNode {
         // dag-pb, raw and identity are built in; dag-cbor for shard and clusterdag nodes
         codecs: [dagCbor]
       })
-      helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore, logger: this.logger })))
+      helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore: hostDatastore, logger: this.logger })))
       await helia.start()
+      const pins = new Map<string, PinnedRoot>()
+      for await (const pin of helia.pins.ls()) {
+        pins.set(cidKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
+      }
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, shutdown }
-      this.log('started as %p, listening on %a', helia.libp2p.peerId, helia.libp2p.getMultiaddrs())
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown }
+      this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
+      await hostDatastore.close()
       await blockstore.close().catch(e => { this.log.error('closing blockstore - %e', e) })
       await datastore.close().catch(e => { this.log.error('closing datastore - %e', e) })
       throw err
@@ -114,6 +144,8 @@ export class IpfsNodeImpl implements IpfsNode {
     await Promise.allSettled([...this.locks.values()])
     try {
       await running.helia.stop()
+      // libp2p.stop() resolves with peer store writes still to come: let those in flight land, drop the rest
+      await running.hostDatastore.close()
     } finally {
       // the size is written to the datastore, so the blockstore closes first
       try {
@@ -128,68 +160,112 @@ export class IpfsNodeImpl implements IpfsNode {
   // ---------------------------------------------------------------------------------------------------------
   // Pins
 
-  async pin (cid: CID, options: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void } = {}): Promise<void> {
+  async pin (cid: CID, options: PinOptions = {}): Promise<void> {
     const depthOption = options.depth ?? -1
     if (!Number.isInteger(depthOption) || depthOption < -1) {
       throw new InvalidParameterError(`pin depth must be -1 (recursive) or >= 0, got ${depthOption}`)
     }
     const depth = depthOption === -1 ? Infinity : depthOption
-    const { helia, shutdown } = this.require()
+    const running = this.require()
+    const { helia, pins } = running
     // Helia keys pins by CIDv1 but records "pinned by" with the bytes given: use one form throughout
     const root = cid.toV1()
-    const signal = options.signal
-    const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal
-    await this.withLock(root, signal, async () => {
-      const existing = await this.pinRecord(root, signal)
+    const key = root.toString()
+    await this.withLock(key, options.signal, async () => {
+      const existing = pins.get(key)
       if (existing?.depth === depth) {
         return
       }
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
-      let blocks = 0
+      const fetched = await this.fetchDag(running, root, depth, options)
+      // 2. record the pin without the signal (Helia cannot undo a half-recorded pin), from the nodes just walked
+      // when the DAG is small, else from the local blocks
+      const nodes = fetched.nodes
+      const walker = nodes != null ? () => replayWalker(nodes) : () => this.localWalker(running)
       try {
-        for await (const node of this.fetchWalker(helia).walk(root, { depth, signal: fetchSignal })) {
-          void node
-          options.onProgress?.(++blocks)
+        if (existing != null) {
+          this.log('changing pin depth of %c from %s to %s', root, existing.depth, depth)
+          await drain(helia.pins.rm(root, { walker: () => this.localWalker(running) }))
+          pins.delete(key)
         }
+        await drain(helia.pins.add(root, { depth, walker }))
+        pins.set(key, { cid: root, depth })
       } catch (err) {
-        if (shutdown.signal.aborted) {
-          throw new ShuttingDownError(`stopped while pinning ${root}`)
-        }
-        throw toAbortError(err, signal)
+        await this.reloadPin(running, root)
+        throw err
       }
-      // 2. record the pin from local blocks, without the signal: Helia cannot undo a half-recorded pin
-      const walker = (): GraphWalker => this.localWalker(helia)
-      if (existing != null) {
-        this.log('changing pin depth of %c from %s to %s', root, existing.depth, depth)
-        await drain(helia.pins.rm(root, { walker }))
-      }
-      await drain(helia.pins.add(root, { depth, walker }))
-      this.log('pinned %c (depth %s, %d blocks)', root, depth, blocks)
+      this.log('pinned %c (depth %s, %d blocks)', root, depth, fetched.blocks)
     })
   }
 
+  /**
+   * Brings the DAG under `root`, down to `depth`, into the local store. Returns the blocks walked and, when the
+   * DAG is small, its nodes.
+   */
+  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<{ blocks: number, nodes?: Array<GraphNode<unknown>> }> {
+    const { helia, shutdown } = running
+    // a local root with nothing below it to walk (a raw block, or a direct pin): one read, no walker
+    if (depth === 0 || root.code === raw.code) {
+      const bytes = await this.localBlock(running, root)
+      if (bytes != null) {
+        options.onProgress?.(1)
+        const block = createUnsafe({ cid: root, bytes, codec: await helia.getCodec(root.code) })
+        return { blocks: 1, nodes: [{ block, depth: 0, path: [root] }] }
+      }
+    }
+    const signal = options.signal
+    const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal
+    let blocks = 0
+    let nodes: Array<GraphNode<unknown>> | undefined = []
+    let bytes = 0
+    try {
+      for await (const node of this.fetchWalker(running).walk(root, { depth, signal: fetchSignal })) {
+        bytes += node.block.bytes.byteLength
+        if (nodes != null && nodes.length < REPLAY_MAX_BLOCKS && bytes <= REPLAY_MAX_BYTES) {
+          nodes.push(node)
+        } else {
+          nodes = undefined
+        }
+        options.onProgress?.(++blocks)
+      }
+    } catch (err) {
+      if (shutdown.signal.aborted) {
+        throw new ShuttingDownError(`stopped while pinning ${root}`)
+      }
+      throw toAbortError(err, signal)
+    }
+    return { blocks, nodes }
+  }
+
   async unpin (cid: CID, options: AbortOptions = {}): Promise<void> {
-    const { helia } = this.require()
+    const running = this.require()
     const root = cid.toV1()
-    await this.withLock(root, options.signal, async () => {
-      if (await this.pinRecord(root, options.signal) == null) {
+    const key = root.toString()
+    await this.withLock(key, options.signal, async () => {
+      if (!running.pins.has(key)) {
         return
       }
       // local walk, no signal: stopping half-way would leave block pin counts wrong
-      await drain(helia.pins.rm(root, { walker: () => this.localWalker(helia) }))
+      try {
+        await drain(running.helia.pins.rm(root, { walker: () => this.localWalker(running) }))
+        running.pins.delete(key)
+      } catch (err) {
+        await this.reloadPin(running, root)
+        throw err
+      }
       this.log('unpinned %c', root)
     })
   }
 
   async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {
-    this.require()
-    return await this.pinRecord(cid.toV1(), options.signal) != null
+    options.signal?.throwIfAborted()
+    return this.require().pins.has(cidKey(cid))
   }
 
   async * pinLs (options: AbortOptions = {}): AsyncIterable<CID> {
-    const { helia } = this.require()
-    for await (const pin of helia.pins.ls({ signal: options.signal })) {
-      yield pin.cid
+    for (const { cid } of this.require().pins.values()) {
+      options.signal?.throwIfAborted()
+      yield cid
     }
   }
 
@@ -202,9 +278,24 @@ export class IpfsNodeImpl implements IpfsNode {
     return this.require().blockstore.size()
   }
 
-  private async pinRecord (root: CID, signal?: AbortSignal): Promise<Pin | undefined> {
+  /** After a pins.add or pins.rm that failed part-way, Helia's record is the truth again. */
+  private async reloadPin (running: Running, root: CID): Promise<void> {
+    const key = root.toString()
     try {
-      return await this.require().helia.pins.get(root, { signal })
+      const record = await this.pinRecord(running.helia, root)
+      if (record == null) {
+        running.pins.delete(key)
+      } else {
+        running.pins.set(key, { cid: root, depth: record.depth })
+      }
+    } catch (err) {
+      this.log.error('reading the pin record of %c - %e', root, err)
+    }
+  }
+
+  private async pinRecord (helia: CairnHelia, root: CID): Promise<Pin | undefined> {
+    try {
+      return await helia.pins.get(root)
     } catch (err) {
       if ((err as Error).name === 'NotFoundError') {
         return undefined
@@ -213,8 +304,7 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
-  private async withLock<T> (cid: CID, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    const key = cid.toString()
+  private async withLock<T> (key: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     const prior = this.locks.get(key)
     let release!: () => void
     const held = new Promise<void>(resolve => { release = resolve })
@@ -235,28 +325,47 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
+  /**
+   * A block from the level store itself: one read, where Helia's blockstore asks `has` first and takes its gc
+   * lock (cairn never runs Helia's gc). Undefined when missing, and for identity CIDs, which level never holds.
+   */
+  private async localBlock (running: Running, cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    try {
+      return await toBuffer(running.blockstore.get(cid, { signal }))
+    } catch (err) {
+      if ((err as Error).name === 'NotFoundError') {
+        return undefined
+      }
+      throw err
+    }
+  }
+
   /** Loads blocks from the network when missing. */
-  private fetchWalker (helia: CairnHelia): GraphWalker {
+  private fetchWalker (running: Running): GraphWalker {
+    const { helia } = running
     const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
     return parallelWalker({
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: helia.getCodec,
       load: async (cid, { signal, depth }) => {
-        if (depth === 0 || await helia.blockstore.has(cid, { signal })) {
-          return toBuffer(helia.blockstore.get(cid, { signal }))
+        const local = await this.localBlock(running, cid, signal)
+        if (local != null) {
+          return local
         }
-        return fetchChild(helia, cid, signal, delay)
+        return await retrying(signal, depth === 0 ? ROOT_ATTEMPT_MS : CHILD_ATTEMPT_MS, async attempt =>
+          depth === 0 ? await toBuffer(helia.blockstore.get(cid, { signal: attempt })) : await fetchChild(helia, cid, attempt, delay))
       }
     })
   }
 
   /** Loads local blocks only: a missing block is an error, never a network fetch. */
-  private localWalker (helia: CairnHelia): GraphWalker {
-    const offline = { offline: true }
+  private localWalker (running: Running): GraphWalker {
+    const { helia } = running
     return parallelWalker({
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: helia.getCodec,
-      load: async (cid, { signal }) => toBuffer(helia.blockstore.get(cid, { ...offline, signal }))
+      load: async (cid, { signal }) =>
+        await this.localBlock(running, cid, signal) ?? toBuffer(helia.blockstore.get(cid, { offline: true, signal }))
     })
   }
 
@@ -284,6 +393,37 @@ export class IpfsNodeImpl implements IpfsNode {
       throw new InvalidParameterError(`${cid} is a ${entry.type}, not a file`)
     }
     yield * entry.content({ signal: options.signal })
+  }
+}
+
+const ROOT_ATTEMPT_MS = 5_000
+const CHILD_ATTEMPT_MS = 10_000
+
+/**
+ * Bitswap can lose a message (seen here: a block sent that never arrives) and never re-sends a want it thinks
+ * answered, so one fetch can hang forever. Each attempt gets a deadline (doubling up to 60 s); when it passes,
+ * the want is cancelled and issued again, until the caller's own signal (the tracker's pin timeout) ends it.
+ */
+async function retrying (signal: AbortSignal, firstMs: number, fetch: (attempt: AbortSignal) => Promise<Uint8Array>): Promise<Uint8Array> {
+  let wait = firstMs
+  for (;;) {
+    const attempt = AbortSignal.any([signal, AbortSignal.timeout(wait)])
+    setMaxListeners(Infinity, attempt)
+    let onAbort: (() => void) | undefined
+    // Do not rely on every layer below honouring the signal promptly: stop waiting when it fires.
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => { reject(attempt.reason) }
+      attempt.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      return await Promise.race([fetch(attempt), aborted])
+    } catch (err) {
+      if (signal.aborted || !attempt.aborted) throw err
+      wait = Math.min(wait * 2, 60_000)
+    } finally {
+      attempt.removeEventListener('abort', onAbort!)
+      aborted.catch(() => {})
+    }
   }
 }
 
@@ -358,6 +498,15 @@ async function raceSignal<T> (promise: Promise<T>, signal?: AbortSignal): Promis
     return await Promise.race([promise, aborted])
   } finally {
     signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** Yields the nodes of a walk already done: pins.add records them without loading the blocks again. */
+function replayWalker (nodes: Array<GraphNode<unknown>>): GraphWalker {
+  return {
+    async * walk<T = any> (): AsyncGenerator<GraphNode<T>> {
+      yield * nodes as Array<GraphNode<T>>
+    }
   }
 }
 

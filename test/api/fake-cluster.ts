@@ -2,6 +2,7 @@
 // IPFS Cluster's shapes. Never use it to test anything but src/api.
 import { FollowerModeError, NotInPinsetError } from '../../src/errors.js'
 import { ZERO_TIME } from '../../src/components.js'
+import { tryCidKey } from '../../src/utils/cid.js'
 import type {
   AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType,
   TrackerStatus
@@ -11,7 +12,11 @@ export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
 export interface ReceivedEntry { path: string, content?: string }
 
+/** As the real pinset: any form of a CID finds its pin (names that are not CIDs key themselves). */
+const keyOf = (cid: string): string => tryCidKey(cid) ?? cid
+
 export class FakeCluster implements ClusterAPI {
+  /** By CIDv1 base32 key. */
   readonly pins = new Map<string, Pin>()
   writable = true
   calls: Array<{ method: string, args: unknown[] }> = []
@@ -47,7 +52,7 @@ export class FakeCluster implements ClusterAPI {
 
   gpi (cid: string, status: TrackerStatus = 'pinned'): GlobalPinInfo {
     return {
-      cid, name: this.pins.get(cid)?.name ?? '', allocations: [], origins: [], created: '2024-05-06T10:00:00Z', metadata: null,
+      cid, name: this.pins.get(keyOf(cid))?.name ?? '', allocations: [], origins: [], created: '2024-05-06T10:00:00Z', metadata: null,
       peer_map: { [PEER]: { peername: 'fake', status, timestamp: '2024-05-06T10:00:00Z', error: '', attempt_count: 0, priority_pin: false } }
     }
   }
@@ -74,15 +79,15 @@ export class FakeCluster implements ClusterAPI {
   async pin (cid: string, options: PinOptions): Promise<Pin> {
     this.record('pin', cid, options)
     const pin = this.makePin(cid, options)
-    this.pins.set(cid, pin)
+    this.pins.set(keyOf(cid), pin)
     return pin
   }
 
   async unpin (cid: string): Promise<Pin> {
     this.record('unpin', cid)
-    const pin = this.pins.get(cid)
+    const pin = this.pins.get(keyOf(cid))
     if (pin === undefined) throw new NotInPinsetError()
-    this.pins.delete(cid)
+    this.pins.delete(keyOf(cid))
     return pin
   }
 
@@ -92,20 +97,20 @@ export class FakeCluster implements ClusterAPI {
   }
 
   allocation (cid: string): Pin {
-    const pin = this.pins.get(cid)
+    const pin = this.pins.get(keyOf(cid))
     if (pin === undefined) throw new NotInPinsetError()
     return pin
   }
 
   async status (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
     this.record('status', cid, { local: options?.local })
-    return this.gpi(cid, this.pins.has(cid) ? 'pinned' : 'unpinned')
+    return this.gpi(cid, this.pins.has(keyOf(cid)) ? 'pinned' : 'unpinned')
   }
 
   statusAll (options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] }): AsyncIterable<GlobalPinInfo> {
     this.record('statusAll', { local: options?.local, filter: options?.filter, cids: options?.cids })
     if (this.endless) return this.forever(options)
-    const cids = options?.cids ?? [...this.pins.keys()]
+    const cids = options?.cids ?? [...this.pins.values()].map(p => p.cid)
     return this.stream(cids.map(c => this.gpi(c)), options)
   }
 
@@ -128,7 +133,7 @@ export class FakeCluster implements ClusterAPI {
 
   recoverAll (options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo> {
     this.record('recoverAll', { local: options?.local })
-    return this.stream([...this.pins.keys()].map(c => this.gpi(c, 'pin_queued')), options)
+    return this.stream([...this.pins.values()].map(p => this.gpi(p.cid, 'pin_queued')), options)
   }
 
   async * add (entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncGenerator<AddedOutput> {

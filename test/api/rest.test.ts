@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { after, before, beforeEach, describe, it } from 'node:test'
+import { base64 as base64Base } from 'multiformats/bases/base64'
 import { CID } from 'multiformats/cid'
 import { listen } from '../../src/api/common.js'
 import { createRestApi, createRestApp } from '../../src/api/rest/index.js'
@@ -220,10 +221,10 @@ describe('REST API', () => {
       assert.match((await json(res)).message, /^invalid filter value/)
     })
 
-    it('cids are validated, normalised to CIDv1 base32, and replace the filter', async () => {
+    it('cids are validated, passed on as given, and replace the filter', async () => {
       const res = await get(`/pins?cids=${V0},${OTHER}&filter=pinned`)
       assert.equal(res.status, 200)
-      assert.deepEqual(ndjson(await res.text()).map(l => l.cid), [V1, OTHER])
+      assert.deepEqual(ndjson(await res.text()).map(l => l.cid), [V0, OTHER])
       const [opts] = cluster.lastCall('statusAll') as [{ filter?: Set<string>, cids: string[] }]
       assert.equal(opts.filter, undefined)
     })
@@ -242,16 +243,16 @@ describe('REST API', () => {
   })
 
   describe('pins', () => {
-    it('POST /pins/{cid} pins the CIDv1 key with the parsed options, ignoring unknown parameters', async () => {
+    it('POST /pins/{cid} pins the CID as given with the parsed options, ignoring unknown parameters', async () => {
       const q = 'name=site&mode=direct&replication-min=2&replication-max=3&meta-owner=me&meta-k=v&expire-in=1h' +
         `&user-allocations=${PEER}&origins=/ip4/1.2.3.4/tcp/4001/p2p/${PEER}&whatever=1`
       const res = await get(`/pins/${V0}?${q}`, { method: 'POST' })
       assert.equal(res.status, 200)
       const pin = await json(res)
-      assert.equal(pin.cid, V1)
+      assert.equal(pin.cid, V0)
       assert.equal(pin.name, 'site')
       const [cid, opts] = cluster.lastCall('pin') as [string, any]
-      assert.equal(cid, V1)
+      assert.equal(cid, V0)
       assert.equal(opts.mode, 'direct')
       assert.equal(opts.replication_factor_min, 2)
       assert.equal(opts.replication_factor_max, 3)
@@ -313,6 +314,14 @@ describe('REST API', () => {
       assert.deepEqual(cluster.lastCall('status'), [OTHER, { local: true }])
     })
 
+    it('GET /pins/{cid} echoes the CID as IPFS Cluster does: CIDv0 as given, CIDv1 in base32', async () => {
+      const v0 = await json(await get(`/pins/${V0}`))
+      assert.equal(v0.cid, V0)
+      assert.equal(v0.peer_map[PEER].status, 'unpinned')
+      const base64 = CID.parse(V1).toString(base64Base)
+      assert.equal((await json(await get(`/pins/${base64}`))).cid, V1)
+    })
+
     it('POST /pins/recover streams what was re-queued and is never read as a CID', async () => {
       await cluster.pin(V1, {})
       const res = await raw(base, '/pins/recover?local=true', { method: 'POST' })
@@ -324,7 +333,7 @@ describe('REST API', () => {
     it('POST /pins/{cid}/recover answers one GlobalPinInfo', async () => {
       const res = await get(`/pins/${V0}/recover`, { method: 'POST' })
       assert.equal(res.status, 200)
-      assert.equal((await json(res)).cid, V1)
+      assert.equal((await json(res)).cid, V0)
     })
   })
 

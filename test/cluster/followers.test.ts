@@ -32,11 +32,18 @@ describe('followers', () => {
     const a = createClient({ api: tc.url(0) })
     for (const cid of cids) await a.pin(cid, { name: 'pkg' })
     for (const f of [3, 4]) {
+      const seen: Record<string, number> = {}
       await waitFor(async () => {
-        let n = 0
-        for (const cid of cids) if ((await tc.peer(f).tracker.status(cid)).status === 'pinned') n++
-        return n === cids.length
-      }, { timeoutMs: 30_000, message: `follower ${f} pinned all 20` })
+        for (const k of Object.keys(seen)) delete seen[k]
+        for (const cid of cids) {
+          const s = await tc.peer(f).tracker.status(cid)
+          const key = `${s.status}${s.error !== '' ? `: ${s.error}` : ''}`
+          seen[key] = (seen[key] ?? 0) + 1
+        }
+        return seen.pinned === cids.length
+      }, { timeoutMs: 30_000, message: `follower ${f} pinned all 20` }).catch(err => {
+        throw new Error(`${(err as Error).message}; statuses ${JSON.stringify(seen)}, pinset ${tc.peer(f).pinset.size()}`)
+      })
     }
 
     // A follower's API refuses writes, with the message IPFS Cluster users expect.

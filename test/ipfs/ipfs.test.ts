@@ -4,6 +4,7 @@ import { describe, it } from 'node:test'
 import { join } from 'node:path'
 import { CarWriter } from '@ipld/car/writer'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagPb from '@ipld/dag-pb'
 import { LevelDatastore } from 'datastore-level'
 import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
@@ -269,6 +270,41 @@ describe('ipfs node', () => {
       // the blocks are counted once per pin: one unpin releases them
       await a.node.unpin(root)
       assert.equal(await a.node.helia.pins.isPinned(root), false)
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
+  })
+
+  it('records pins where Helia looks, the blocks of small DAGs included, and forgets them on unpin', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('records')
+      const block = await rawBlock(randomBytes(100))
+      await a.node.helia.blockstore.put(block.cid, block.bytes)
+      const data = randomBytes(300_000)
+      const file = CID.parse((await collect(a.node.addEntries(tree({ 'small.bin': data }), { chunk_size: 65_536 })))[0].cid)
+      const rootBytes: Uint8Array[] = []
+      for await (const chunk of a.node.helia.blockstore.get(file)) rootBytes.push(chunk)
+      const leaves = dagPb.decode(Buffer.concat(rootBytes)).Links.map(l => l.Hash)
+      assert.equal(leaves.length, 5, '300 kB in 64 KiB chunks')
+
+      for (const root of [block.cid, file]) {
+        await a.node.pin(root)
+        assert.equal(await a.node.isPinned(root), true)
+        assert.equal((await a.node.helia.pins.get(root)).depth, Infinity)
+      }
+      for (const cid of [block.cid, file, ...leaves]) {
+        assert.equal(await a.node.helia.pins.isPinned(cid), true, `${cid} is counted as pinned`)
+      }
+      assert.deepEqual((await collect(a.node.pinLs())).map(String).sort(), [block.cid, file.toV1()].map(String).sort())
+
+      for (const root of [block.cid, file]) await a.node.unpin(root)
+      for (const cid of [block.cid, file, ...leaves]) {
+        assert.equal(await a.node.helia.pins.isPinned(cid), false, `${cid} is no longer counted`)
+      }
+      assert.deepEqual(await collect(a.node.helia.pins.ls()), [])
+      assert.deepEqual(await collect(a.node.pinLs()), [])
     } finally {
       await stopPeers(a)
       await removeDirs(a)

@@ -5,7 +5,7 @@ import { ConfigError, InvalidParameterError, NotStartedError, ShuttingDownError 
 import { VERSION } from '../../version.js'
 import { authenticate, tokenHandler } from '../auth.js'
 import {
-  errorHandler, jsonContentType, listen, notFound, parseCid, queryOf, requestSignal, sendJson, sendNdjson,
+  errorHandler, jsonContentType, listen, notFound, parseCid, queryOf, requestSignals, sendJson, sendNdjson,
   strictSlash
 } from '../common.js'
 import { restErrorBody } from '../errors.js'
@@ -55,8 +55,10 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
   app.set('case sensitive routing', true)
   app.use(jsonContentType, strictSlash, authenticate(basicAuth))
 
-  const signalOf = (res: Response): AbortSignal => requestSignal(res, stop)
-  const cidOf = (req: Request): string => parseCid(String(req.params.cid)).key
+  const signalOf = requestSignals(stop)
+  // validated, and echoed as IPFS Cluster does (Go's cid.String()): CIDv0 and base32 CIDv1 as given, CIDv1 in
+  // other bases in base32; the cluster normalises to its pinset key itself
+  const cidOf = (req: Request): string => parseCid(String(req.params.cid)).cid.toString()
   const localOf = (req: Request): boolean => parseBool(queryOf(req), 'local') ?? false
 
   app.get('/health', (_req, res) => { res.status(204).end() })
@@ -80,7 +82,7 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
     const local = localOf(req)
     const cidsParam = q.get('cids') ?? ''
     // as IPFS Cluster: an explicit CID list ignores the status filter
-    const cids = cidsParam === '' ? undefined : cidsParam.split(',').filter(c => c !== '').map(c => parseCid(c).key)
+    const cids = cidsParam === '' ? undefined : cidsParam.split(',').filter(c => c !== '').map(c => parseCid(c).cid.toString())
     const filter = cids === undefined ? parseStatusFilter(q.get('filter')) : undefined
     const signal = signalOf(res)
     await sendNdjson(res, cluster.statusAll({ signal, local, filter, cids }), { signal, log })

@@ -97,6 +97,7 @@ class YjsPinset implements Pinset {
   private flushScheduled = false
   private started = false
   private sinceSnapshot = 0
+  private count = 0
   private rejected = new Map<string, number>()
   private duplicates = 0
   private envelopesApplied = 0
@@ -137,10 +138,13 @@ class YjsPinset implements Pinset {
   async start (): Promise<void> {
     await this.store.open()
     await this.load()
+    this.count = this.map.size
     this.map.observe((event, txn) => {
       const added: Pin[] = []
       const removed: string[] = []
       for (const [key, change] of event.changes.keys) {
+        if (change.action === 'add') this.count++
+        else if (change.action === 'delete') this.count--
         if (change.action === 'delete') removed.push(key)
         else {
           const value = this.map.get(key)
@@ -256,7 +260,8 @@ class YjsPinset implements Pinset {
     return key != null && this.map.has(key)
   }
 
-  size (): number { return this.map.size }
+  // Y.Map.size walks every entry; the observer keeps a count instead.
+  size (): number { return this.count }
 
   * list (): IterableIterator<Pin> {
     for (const [key, value] of this.map.entries()) yield decodePin(value, key)
@@ -267,7 +272,7 @@ class YjsPinset implements Pinset {
     let rejected = 0
     for (const n of this.rejected.values()) rejected += n
     return {
-      pins: this.map.size,
+      pins: this.count,
       envelopes: this.seqs.count(),
       envelopes_rejected: rejected,
       rejected_by_reason: Object.fromEntries(this.rejected),
@@ -507,7 +512,7 @@ class YjsPinset implements Pinset {
     this.sinceCheckpoint = 0
     this.checkpointsMade++
     await this.compact(vv)
-    this.log('checkpoint of %d pins (%d bytes) covering %o', this.map.size, state.length, vv)
+    this.log('checkpoint of %d pins (%d bytes) covering %o', this.count, state.length, vv)
     return { author: this.self, created: new Date(this.lastCheckpoint.created).toISOString(), version_vector: vv, bytes: state.length }
   }
 
@@ -696,8 +701,7 @@ class YjsPinset implements Pinset {
     await this.store.putCheckpoint(encodeCheckpointHeader(header.body, header.signature), state)
     this.lastCheckpoint = header
     this.checkpointsLoaded++
-    this.sinceSnapshot++
-    await this.writeSnapshot()
+    // No snapshot here: load() re-applies the stored checkpoint when the snapshot is behind it.
     this.log('loaded a checkpoint by %s of %d bytes from %s', header.author, length, from)
   }
 

@@ -122,7 +122,12 @@ class StatelessTracker implements PinTracker {
     if (this.wanted(this.components.pinset.get(cid))) return
     const op = this.ops.get(cid)
     if (op?.type === 'unpin' && op.phase !== 'error') return
-    this.enqueue(cid, 'unpin')
+    // A pin in flight must be superseded; otherwise unpin only what is held here (a follower sees every pin
+    // allocated elsewhere go by: queueing a no-op unpin for each would fill the queue).
+    if (op != null) { this.enqueue(cid, 'unpin'); return }
+    void this.components.ipfs.isPinned(CID.parse(cid)).then(pinned => {
+      if (pinned && !this.ops.has(cid) && !this.wanted(this.components.pinset.get(cid))) this.enqueue(cid, 'unpin')
+    }, err => { this.log.error('checking %s failed: %e', cid, err) })
   }
 
   /** Replaces any operation on cid by a fresh one of this type at the back of the queue. */

@@ -12,7 +12,7 @@ import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { ZERO_TIME } from './components.js'
 import type {
-  AbortOptions, AddedOutput, AddEntry, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
+  AbortOptions, AddedOutput, AddEntry, AlertInfo, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
   PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
 } from './components.js'
 import type { Identify } from '@libp2p/identify'
@@ -40,7 +40,7 @@ export interface Importer {
 
 export interface ClusterComponents {
   /** Peers with a live ping and their names; optional so the cluster also runs without it (tests). */
-  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names'>
+  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts'>
   pinset: Pinset
   tracker: PinTracker
   importer: Importer
@@ -498,5 +498,13 @@ class CairnCluster implements Cluster {
 
   metricNames (): string[] {
     return this.components.monitor?.names() ?? []
+  }
+
+  metrics (name: string): MetricInfo[] {
+    return this.components.monitor?.latest(name) ?? []
+  }
+
+  alerts (): AlertInfo[] {
+    return this.components.monitor?.alerts() ?? []
   }
 }

@@ -116,6 +116,22 @@ export interface IDInfo {
   trusted?: boolean
 }
 
+/** IPFS Cluster's Metric: expire and received_at in unix nanoseconds. */
+export interface MetricInfo {
+  name: string
+  peer: string
+  value: string
+  expire: number
+  valid: boolean
+  weight: number
+  partitionable: boolean
+  received_at: number
+}
+
+export interface AlertInfo extends MetricInfo {
+  triggered_at: string
+}
+
 /** One line of POST /add output. */
 export interface AddedOutput {
   name: string
@@ -255,6 +271,10 @@ export interface ClusterAPI {
   add(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>
   /** Names of the metrics known (GET /monitor/metrics). */
   metricNames(): string[]
+  /** The latest valid metric of each peer for a name (GET /monitor/metrics/{name}). */
+  metrics(name: string): MetricInfo[]
+  /** Expired-metric alerts, newest first (GET /health/alerts). */
+  alerts(): AlertInfo[]
   /** Whether this peer may write the pinset (false on followers). */
   readonly writable: boolean
 }

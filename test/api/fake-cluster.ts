@@ -5,8 +5,7 @@ import { ZERO_TIME } from '../../src/components.js'
 import { tryCidKey } from '../../src/utils/cid.js'
 import type {
   AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType,
-  TrackerStatus
-} from '../../src/components.js'
+  TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
 
 export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
@@ -163,4 +162,9 @@ export class FakeCluster implements ClusterAPI {
   }
 
   metricNames (): string[] { return ['ping', 'freespace'] }
+  metrics (name: string): MetricInfo[] {
+    return name === 'ping' ? [{ name, peer: 'p1', value: '{}', expire: 1, valid: true, weight: 0, partitionable: false, received_at: 1 }] : []
+  }
+
+  alerts (): AlertInfo[] { return [] }
 }

@@ -134,6 +134,25 @@ describe('a 3-peer cluster', () => {
     assert.ok(mine.every(g => g.peer_map[c2.id].status === 'pinned'), 'statuses kept across a restart')
   })
 
+  it('publishes metrics: every peer sees the others\' pings (GET /monitor/metrics/{name}), alerts list is served', async () => {
+    const url = tc.url(1)
+    const names = await (await fetch(`${url}/monitor/metrics`)).json() as string[]
+    assert.ok(names.includes('ping') && names.includes('pinqueue'), JSON.stringify(names))
+    const pings = await waitFor(async () => {
+      const m = await (await fetch(`${url}/monitor/metrics/ping`)).json() as Array<{ peer: string, value: string, expire: number, valid: boolean }>
+      return m.length === 3 ? m : undefined
+    }, { message: 'pings of all three peers' })
+    assert.deepEqual(pings.map(m => m.peer).sort(), [0, 1, 2].map(i => tc.peer(i).id).sort())
+    for (const m of pings) {
+      assert.equal(m.valid, true)
+      assert.ok(m.expire > Date.now() * 1e6, 'expire is in unix nanoseconds, in the future')
+      assert.match(JSON.parse(m.value).peer_name, /^peer-\d$/)
+    }
+    const alerts = await fetch(`${url}/health/alerts`)
+    assert.equal(alerts.status, 200)
+    assert.ok(Array.isArray(await alerts.json()))
+  })
+
   it('answers bad input with 400s that name the problem, and keeps running', async () => {
     const url = tc.url(0)
     const cases: Array<[string, string, RegExp]> = [

@@ -70,6 +70,8 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
     await sendNdjson(res, cluster.peers({ signal }), { signal, log })
   })
   app.get('/monitor/metrics', (_req, res) => { sendJson(res, 200, cluster.metricNames()) })
+  app.get('/monitor/metrics/:name', (req, res) => { sendJson(res, 200, cluster.metrics(String(req.params.name))) })
+  app.get('/health/alerts', (_req, res) => { sendJson(res, 200, cluster.alerts()) })
 
   app.get('/allocations', async (req, res) => {
     const types = parseTypeFilter(queryOf(req).get('filter'))

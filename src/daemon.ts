@@ -1,5 +1,5 @@
 // `cairn daemon`: load (or create) the peer in a folder, run it until SIGINT/SIGTERM, stop it cleanly.
-import { initPeer, loadConfig, peerExists } from './config/index.js'
+import { initPeer, loadConfig, peerExists, type LoadedConfig } from './config/index.js'
 import { createPeer, exposedWithoutAuth, type CairnPeer } from './peer.js'
 
 export interface DaemonOptions {
@@ -11,6 +11,8 @@ export interface DaemonOptions {
   report?: (line: string) => void
   /** Resolves when the daemon should stop (default: the first SIGINT or SIGTERM). */
   until?: Promise<unknown>
+  /** A config the caller already loaded (`follow run`), so a URL source is not fetched twice. */
+  config?: LoadedConfig
 }
 
 function signals (report: (line: string) => void): Promise<string> {
@@ -32,7 +34,7 @@ export async function startDaemon (options: Omit<DaemonOptions, 'until'>): Promi
     const created = await initPeer(options.path, { env })
     report(`initialised a new peer ${created.identity.peerId.toString()} in ${options.path}`)
   }
-  const config = await loadConfig(options.path, { env })
+  const config = options.config ?? await loadConfig(options.path, { env, report })
   const peer = createPeer({ config })
   await peer.start()
   const { host, port } = peer.restAddress()

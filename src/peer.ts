@@ -19,6 +19,9 @@ export interface PeerInit {
   syncIntervalMs?: number
   /** How often the shared cluster config is re-read for trust changes (default 60 s). */
   configRefreshMs?: number
+  /** Pinset knobs (benchmarks, tests): take checkpoints when far behind (default true), and the threshold. */
+  acceptCheckpoints?: boolean
+  checkpointThreshold?: number
 }
 
 export interface CairnPeer extends Startable {
@@ -115,6 +118,8 @@ export function createPeer (init: PeerInit): CairnPeer {
           isTrusted,
           isWriter,
           secret,
+          acceptCheckpoints: init.acceptCheckpoints,
+          checkpointThreshold: init.checkpointThreshold,
           syncIntervalMs: init.syncIntervalMs
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await pinset.start()

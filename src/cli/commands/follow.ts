@@ -154,7 +154,7 @@ export function registerFollow (program: Command, io: CliIO): void {
       const { startDaemon } = await import('../../daemon.js')
       const { stopped, dispose } = signals(report)
       try {
-        const peer = await startDaemon({ path: dir, init: false, env: io.env, report })
+        const peer = await startDaemon({ path: dir, init: false, env: io.env, report, config: loaded })
         try {
           const { host, port } = peer.restAddress()
           const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`

@@ -1,7 +1,7 @@
 // The orchestrator: pin/unpin/add flows over the pinset, global status across peers over RPC.
 // request -> validate -> allocate -> pinset (durable, gossiped) -> every peer's tracker -> ipfs.
 import { CID } from 'multiformats/cid'
-import { allocate } from './allocator/index.js'
+import { allocate, allocateBalanced, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
 import {
   FollowerModeError, InvalidCIDError, InvalidParameterError, NotInPinsetError, UnknownPeerError
 } from './errors.js'
@@ -255,14 +255,17 @@ class CairnCluster implements Cluster {
     for (const p of priority) {
       if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
     }
-    const allocations = allocate({
-      cid: cidString,
-      min,
-      max,
-      current: existing != null && existing.replication_factor_max === max ? existing.allocations : [],
-      priority,
-      candidates: peers
-    })
+    const current = existing != null && existing.replication_factor_max === max ? existing.allocations : []
+    const { monitor } = this.components
+    const allocations = max === -1
+      ? []
+      : monitor != null
+        // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
+        ? allocateBalanced({
+          cid: cidString, min, max, current, priority,
+          metrics: Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer))]))
+        })
+        : allocate({ cid: cidString, min, max, current, priority, candidates: peers })
     const mode = options.mode ?? 'recursive'
     return {
       cid: cidString,

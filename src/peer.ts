@@ -5,7 +5,8 @@ import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
-import { createMonitor, pingInformer, pinqueueInformer, type Monitor } from './monitor/index.js'
+import { createMonitor, pingInformer, pinqueueInformer, tagInformers, type Informer, type Monitor } from './monitor/index.js'
+import { statfs } from 'node:fs/promises'
 import { createPinset } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
@@ -134,8 +135,10 @@ export function createPeer (init: PeerInit): CairnPeer {
           peername: config.peer.peername,
           secret,
           informers: [
-            pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String) }),
-            pinqueueInformer({ queueLength: () => tracker!.queueLength() })
+            pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
+            freespace(config, ipfs),
+            pinqueueInformer({ queueLength: () => tracker!.queueLength(), ttlMs: config.peer.monitor.metric_ttl_ms }),
+            ...tagInformers(config.peer.monitor.tags, config.peer.monitor.metric_ttl_ms)
           ]
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await monitor.start()
@@ -180,4 +183,19 @@ export function exposedWithoutAuth (config: LoadedConfig): string | undefined {
   if (loopback || config.peer.rest.basic_auth_credentials != null) return undefined
   return `WARNING: the REST API listens on ${config.peer.rest.listen}, beyond loopback, without basic_auth_credentials: ` +
     'anyone who can reach it can pin, unpin and add. Set rest.basic_auth_credentials in peer.json (or CAIRN_REST_BASIC_AUTH_CREDENTIALS).'
+}
+
+/** freespace: storage_max minus what the blockstore holds, never more than the disk has free (IPFS Cluster's disk informer). */
+function freespace (config: LoadedConfig, ipfs: IpfsNode): Informer {
+  const max = config.peer.monitor.storage_max
+  return {
+    name: 'freespace',
+    ttlMs: config.peer.monitor.metric_ttl_ms,
+    async get (options) {
+      const [used, fs] = await Promise.all([ipfs.repoSize(options), statfs(config.path)])
+      const disk = Number(fs.bavail) * Number(fs.bsize)
+      const free = Math.max(0, Math.floor(max > 0 ? Math.min(max - used, disk) : disk))
+      return { value: String(free), weight: free }
+    }
+  }
 }

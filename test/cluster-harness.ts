@@ -31,6 +31,8 @@ export interface TestClusterOptions {
   serveConfig?: boolean
   /** basic_auth_credentials for every peer's REST API. */
   basicAuth?: Record<string, string>
+  /** Per-peer monitor settings (storage_max, tags, metric_ttl_ms). */
+  monitor?: (i: number) => Record<string, unknown>
 }
 
 export interface TestCluster {
@@ -95,6 +97,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     const loaded = await loadConfig(c.path, { env: {} })
     Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, ...options.tracker })
     if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
+    if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     configs.push(loaded)
   }
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)

@@ -2,6 +2,9 @@
 // (metrics, tags, free space) replaces the candidate order without changing this contract.
 import { NotEnoughPeersError } from '../errors.js'
 
+export { allocateBalanced, DEFAULT_ALLOCATE_BY, DEFAULT_TAG_VALUE } from './balanced.js'
+export type { BalancedAllocateRequest } from './balanced.js'
+
 export interface AllocateRequest {
   cid: string
   min: number

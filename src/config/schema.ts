@@ -174,6 +174,15 @@ export const trackerConfigSchema = section({
   }
 })
 
+export const monitorConfigSchema = section({
+  /** Bytes this peer offers; 0 = the free space of the disk holding the data dir. */
+  storage_max: nonNegativeInt().default(0),
+  /** tag:<name> metrics, used by the allocator to spread copies (e.g. {"group": "eu"}). */
+  tags: z.record(z.string().min(1), z.string(), { error: got('expected an object of tag: value') }).default(() => ({ group: 'default' })),
+  /** TTL of this peer's metrics; they are re-published every TTL/2 (IPFS Cluster: 30 s). */
+  metric_ttl_ms: positiveInt().default(30_000)
+})
+
 export const logConfigSchema = section({
   level: z.enum(LOG_LEVELS, { error: got(`expected one of ${LOG_LEVELS.join('|')}`) }).default('info')
 })
@@ -190,6 +199,7 @@ export const peerConfigSchema = z.strictObject({
   swarm: swarmConfigSchema.prefault({}),
   rest: restConfigSchema.prefault({}),
   tracker: trackerConfigSchema.prefault({}),
+  monitor: monitorConfigSchema.prefault({}),
   log: logConfigSchema.prefault({})
 }, { error: got('expected a JSON object') })
 
@@ -200,6 +210,7 @@ export type SwarmConfig = z.output<typeof swarmConfigSchema>
 export type RestConfig = z.output<typeof restConfigSchema>
 export type TrackerConfig = z.output<typeof trackerConfigSchema>
 export type LogConfig = z.output<typeof logConfigSchema>
+export type MonitorConfig = z.output<typeof monitorConfigSchema>
 export type PeerConfig = z.output<typeof peerConfigSchema>
 export type PeerConfigInput = z.input<typeof peerConfigSchema>
 
@@ -217,6 +228,7 @@ export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
   SWARM: { file: 'peer', path: ['swarm'], keys: swarmConfigSchema.shape },
   REST: { file: 'peer', path: ['rest'], keys: restConfigSchema.shape },
   TRACKER: { file: 'peer', path: ['tracker'], keys: trackerConfigSchema.shape },
+  MONITOR: { file: 'peer', path: ['monitor'], keys: monitorConfigSchema.shape },
   LOG: { file: 'peer', path: ['log'], keys: logConfigSchema.shape }
 }
 

@@ -1,5 +1,6 @@
 // The orchestrator: pin/unpin/add flows over the pinset, global status across peers over RPC.
 // request -> validate -> allocate -> pinset (durable, gossiped) -> every peer's tracker -> ipfs.
+import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { allocate, allocateBalanced, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
 import {
@@ -30,6 +31,8 @@ export interface ClusterInit {
   isWriter: () => boolean
   /** How long to wait for a peer's answer (default 15 s, as IPFS Cluster). */
   rpcTimeoutMs?: number
+  /** Re-allocate the pins of a peer whose ping expired (default true; IPFS Cluster's default is off). */
+  repinOnPeerLoss?: boolean
   secret?: ClusterSecret
 }
 
@@ -40,7 +43,7 @@ export interface Importer {
 
 export interface ClusterComponents {
   /** Peers with a live ping and their names; optional so the cluster also runs without it (tests). */
-  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts'>
+  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts' | 'onAlert'>
   pinset: Pinset
   tracker: PinTracker
   importer: Importer
@@ -116,11 +119,50 @@ class CairnCluster implements Cluster {
     }
     this.memberTimer = setInterval(() => { this.checkStrangers() }, 5000)
     this.memberTimer.unref()
+    if (this.init.repinOnPeerLoss !== false) {
+      this.stopAlerts = this.components.monitor?.onAlert(alert => {
+        if (alert.name === 'ping') void this.repinFrom(alert.peer).catch(err => { this.log.error('repinning the pins of lost peer %s failed: %e', alert.peer, err) })
+      })
+    }
+  }
+
+  private stopAlerts?: () => void
+
+  /**
+   * A peer's ping expired: every pin allocated to it is re-allocated without it, by the one live trusted peer
+   * XOR-closest to the CID (so exactly one peer writes each change, as IPFS Cluster does).
+   */
+  private async repinFrom (lost: string): Promise<void> {
+    if (!this.writable) return
+    const live = this.components.monitor?.peerset() ?? []
+    if (live.includes(lost)) return // it came back
+    const trusted = live.filter(p => this.init.isTrusted(p) && p !== lost)
+    if (!trusted.includes(this.self)) trusted.push(this.self)
+    const changed: Pin[] = []
+    for (const pin of [...this.components.pinset.list()]) {
+      if (!pin.allocations.includes(lost)) continue
+      if (closestPeer(pin.cid, trusted) !== this.self) continue
+      try {
+        const next = await this.buildPin(pin.cid, {
+          name: pin.name, mode: pin.mode, replication_factor_min: pin.replication_factor_min,
+          replication_factor_max: pin.replication_factor_max, shard_size: pin.shard_size,
+          expire_at: pin.expire_at, metadata: pin.metadata ?? undefined, origins: pin.origins,
+          pin_update: pin.pin_update ?? undefined
+        }, pin.type, { ...pin, allocations: pin.allocations.filter(p => p !== lost) })
+        changed.push({ ...next, reference: pin.reference, user_allocations: pin.user_allocations })
+      } catch (err) {
+        this.log.error('cannot re-allocate %s away from lost peer %s: %e', pin.cid, lost, err)
+      }
+    }
+    if (changed.length === 0) return
+    await this.components.pinset.put(changed)
+    this.log('re-allocated %d pins away from lost peer %s', changed.length, lost)
   }
 
   async stop (): Promise<void> {
     const { libp2p } = this.components
     clearInterval(this.memberTimer)
+    this.stopAlerts?.()
     libp2p.removeEventListener('peer:identify', this.onIdentify)
     libp2p.removeEventListener('peer:update', this.onUpdate)
     libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -510,4 +552,18 @@ class CairnCluster implements Cluster {
   alerts (): AlertInfo[] {
     return this.components.monitor?.alerts() ?? []
   }
+}
+
+/** The peer XOR-closest to a CID (sha256 of both), so every trusted peer agrees on who acts for it. */
+export function closestPeer (cid: string, peers: string[]): string | undefined {
+  const key = createHash('sha256').update(cidKey(cid)).digest()
+  let best: string | undefined
+  let bestDist: Buffer | undefined
+  for (const p of peers) {
+    const h = createHash('sha256').update(p).digest()
+    const d = Buffer.alloc(32)
+    for (let i = 0; i < 32; i++) d[i] = h[i] ^ key[i]
+    if (bestDist == null || Buffer.compare(d, bestDist) < 0) { best = p; bestDist = d }
+  }
+  return best
 }

@@ -134,6 +134,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           cluster: config.cluster.name,
           peername: config.peer.peername,
           secret,
+          checkIntervalMs: Math.min(5000, Math.ceil(config.peer.monitor.metric_ttl_ms / 2)),
           informers: [
             pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
             freespace(config, ipfs),

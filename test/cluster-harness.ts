@@ -95,7 +95,9 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
   const configs: LoadedConfig[] = []
   for (const c of inits) {
     const loaded = await loadConfig(c.path, { env: {} })
-    Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, ...options.tracker })
+    // Short retries, and a 4 s idle pin timeout instead of 2 min: a bitswap fetch can hang for good and the
+    // tracker's timeout + retry is what recovers it (docs/DESIGN.md §10, "Stuck fetches").
+    Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, pin_timeout_ms: 4000, ...options.tracker })
     if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     configs.push(loaded)

@@ -352,8 +352,7 @@ export class IpfsNodeImpl implements IpfsNode {
         if (local != null) {
           return local
         }
-        return await retrying(signal, depth === 0 ? ROOT_ATTEMPT_MS : CHILD_ATTEMPT_MS, async attempt =>
-          depth === 0 ? await toBuffer(helia.blockstore.get(cid, { signal: attempt })) : await fetchChild(helia, cid, attempt, delay))
+        return depth === 0 ? await toBuffer(helia.blockstore.get(cid, { signal })) : await fetchChild(helia, cid, signal, delay)
       }
     })
   }
@@ -393,37 +392,6 @@ export class IpfsNodeImpl implements IpfsNode {
       throw new InvalidParameterError(`${cid} is a ${entry.type}, not a file`)
     }
     yield * entry.content({ signal: options.signal })
-  }
-}
-
-const ROOT_ATTEMPT_MS = 5_000
-const CHILD_ATTEMPT_MS = 10_000
-
-/**
- * Bitswap can lose a message (seen here: a block sent that never arrives) and never re-sends a want it thinks
- * answered, so one fetch can hang forever. Each attempt gets a deadline (doubling up to 60 s); when it passes,
- * the want is cancelled and issued again, until the caller's own signal (the tracker's pin timeout) ends it.
- */
-async function retrying (signal: AbortSignal, firstMs: number, fetch: (attempt: AbortSignal) => Promise<Uint8Array>): Promise<Uint8Array> {
-  let wait = firstMs
-  for (;;) {
-    const attempt = AbortSignal.any([signal, AbortSignal.timeout(wait)])
-    setMaxListeners(Infinity, attempt)
-    let onAbort: (() => void) | undefined
-    // Do not rely on every layer below honouring the signal promptly: stop waiting when it fires.
-    const aborted = new Promise<never>((_resolve, reject) => {
-      onAbort = () => { reject(attempt.reason) }
-      attempt.addEventListener('abort', onAbort, { once: true })
-    })
-    try {
-      return await Promise.race([fetch(attempt), aborted])
-    } catch (err) {
-      if (signal.aborted || !attempt.aborted) throw err
-      wait = Math.min(wait * 2, 60_000)
-    } finally {
-      attempt.removeEventListener('abort', onAbort!)
-      aborted.catch(() => {})
-    }
   }
 }
 

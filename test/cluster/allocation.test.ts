@@ -47,9 +47,22 @@ describe('allocation by metrics', () => {
       assert.equal(g.length, 5)
       for (const i of [0, 2]) assert.equal(await tc.peer(i).ipfs.isPinned(CID.parse(cid)), false, `peer ${i} holds no copy`)
     }
-    // Not enough peers for the minimum: a 400 naming the counts.
+    // Peer 4 goes away: within its ping TTL plus a margin, each of its pins is re-allocated (by the trusted peer
+    // XOR-closest to the CID) and pinned elsewhere; replication is back to >= min.
+    await tc.stop(4)
+    for (const cid of cids) {
+      await waitFor(async () => {
+        const pin = tc.peer(0).pinset.get(cid)!
+        if (pin.allocations.includes(ids[4]) || pin.allocations.length < 2) return undefined
+        let pinned = 0
+        for (const p of pin.allocations) if (await tc.peer(ids.indexOf(p)).ipfs.isPinned(CID.parse(cid))) pinned++
+        return pinned === pin.allocations.length
+      }, { timeoutMs: 30_000, message: `${cid} re-allocated away from the stopped peer and pinned` })
+    }
+    assert.ok(tc.peer(0).monitor.alerts().some(al => al.name === 'ping' && al.peer === ids[4]), 'a ping alert names the lost peer')
+    // Not enough peers for the minimum: an error naming the counts.
     const res = await fetch(`${tc.url(0)}/pins/${cids[0]}?replication-min=6&replication-max=6`, { method: 'POST' })
     const body = await res.json() as { message: string }
-    assert.match(body.message, /not enough peers to allocate CID\. Needed at least: 6\. Wanted at most: 6\. Available candidates: 5/)
+    assert.match(body.message, /not enough peers to allocate CID\. Needed at least: 6\. Wanted at most: 6\. Available candidates: 4/)
   })
 })

@@ -41,8 +41,14 @@ describe('followers', () => {
           seen[key] = (seen[key] ?? 0) + 1
         }
         return seen.pinned === cids.length
-      }, { timeoutMs: 30_000, message: `follower ${f} pinned all 20` }).catch(err => {
-        throw new Error(`${(err as Error).message}; statuses ${JSON.stringify(seen)}, pinset ${tc.peer(f).pinset.size()}`)
+      }, { timeoutMs: 60_000, message: `follower ${f} pinned all 20` }).catch(async err => {
+        const stuck: string[] = []
+        for (const cid of cids) {
+          const s = await tc.peer(f).tracker.status(cid)
+          if (s.status !== 'pinned') stuck.push(`${s.status} has=${String(await tc.peer(f).ipfs.hasBlock(CID.parse(cid)))} on0=${String(await tc.peer(0).ipfs.hasBlock(CID.parse(cid)))}`)
+        }
+        const conns = tc.peer(f).ipfs.libp2p.getConnections().map(c => tc.peers.findIndex(p => p?.id === c.remotePeer.toString()))
+        throw new Error(`${(err as Error).message}; statuses ${JSON.stringify(seen)}, stuck ${stuck.join(' / ')}, connected to ${conns.join(',')}`)
       })
     }
 

@@ -248,6 +248,8 @@ describe('ipfs node', () => {
       const hub = c.node
       await waitFor(() => peers.every(n => n.libp2p.getPeers().length >= 1) && hub.libp2p.getPeers().length === 2, 5000, 'connections')
       await a.node.helia.routing.provide(root, { signal: AbortSignal.timeout(5000) })
+      // a's provide walk may have dialled b on its own: cut that link so b must find a through the DHT
+      await b.node.libp2p.hangUp(a.node.libp2p.peerId)
       assert.equal(b.node.libp2p.getConnections(a.node.libp2p.peerId).length, 0)
       await b.node.pin(root, { signal: AbortSignal.timeout(15_000) })
       assert.deepEqual(await concatBytes(b.node.cat(root)), data)

@@ -116,7 +116,7 @@ export interface IDInfo {
   trusted?: boolean
 }
 
-/** IPFS Cluster's Metric: expire and received_at in unix nanoseconds. */
+/** IPFS Cluster's Metric: expire (set by the publisher: now + TTL) and received_at (set by the receiver) in unix ns. */
 export interface MetricInfo {
   name: string
   peer: string

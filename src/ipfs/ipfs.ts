@@ -24,6 +24,7 @@ import type { CairnServices } from '../libp2p/index.js'
 import type { GraphNode, GraphWalker, Helia, Pin } from '@helia/interface'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import { concatChunks } from '../utils/bytes.js'
 
 type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
@@ -331,7 +332,7 @@ export class IpfsNodeImpl implements IpfsNode {
    */
   private async localBlock (running: Running, cid: CID, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     try {
-      return await toBuffer(running.blockstore.get(cid, { signal }))
+      return await concatChunks(running.blockstore.get(cid, { signal }))
     } catch (err) {
       if ((err as Error).name === 'NotFoundError') {
         return undefined
@@ -352,7 +353,7 @@ export class IpfsNodeImpl implements IpfsNode {
         if (local != null) {
           return local
         }
-        return depth === 0 ? await toBuffer(helia.blockstore.get(cid, { signal })) : await fetchChild(helia, cid, signal, delay)
+        return depth === 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await fetchChild(helia, cid, signal, delay)
       }
     })
   }
@@ -364,7 +365,7 @@ export class IpfsNodeImpl implements IpfsNode {
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: helia.getCodec,
       load: async (cid, { signal }) =>
-        await this.localBlock(running, cid, signal) ?? toBuffer(helia.blockstore.get(cid, { offline: true, signal }))
+        await this.localBlock(running, cid, signal) ?? concatChunks(helia.blockstore.get(cid, { offline: true, signal }))
     })
   }
 
@@ -407,13 +408,13 @@ async function fetchChild (helia: CairnHelia, cid: CID, signal: AbortSignal, del
   const quiet = { signal: both, maxProviders: 0 }
   let timer: ReturnType<typeof setTimeout> | undefined
   const attempts = [
-    toBuffer(helia.blockstore.get(cid, quiet)),
+    concatChunks(helia.blockstore.get(cid, quiet)),
     new Promise<Uint8Array>((resolve, reject) => {
       const onAbort = (): void => { clearTimeout(timer); reject(both.reason) }
       both.addEventListener('abort', onAbort, { once: true })
       timer = setTimeout(() => {
         both.removeEventListener('abort', onAbort)
-        toBuffer(helia.blockstore.get(cid, { signal: both })).then(resolve, reject)
+        concatChunks(helia.blockstore.get(cid, { signal: both })).then(resolve, reject)
       }, delay)
     })
   ]
@@ -484,21 +485,3 @@ async function drain (source: AsyncIterable<unknown>): Promise<void> {
   }
 }
 
-async function toBuffer (chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
-  const list: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of chunks) {
-    list.push(chunk)
-    length += chunk.byteLength
-  }
-  if (list.length === 1) {
-    return list[0]
-  }
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const chunk of list) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return out
-}

@@ -9,6 +9,7 @@ import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { AbortOptions } from '../components.js'
 import type { CID } from 'multiformats/cid'
+import { concatChunks } from '../utils/bytes.js'
 
 const SIZE_KEY = new Key('/cairn/ipfs/repo-size')
 
@@ -109,7 +110,7 @@ export class SizedBlockstore implements Blockstore {
   }
 
   async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
-    const block = value instanceof Uint8Array ? value : await concat(value)
+    const block = value instanceof Uint8Array ? value : await concatChunks(value)
     return this.exclusive(cid, async () => {
       if (await this.store.has(cid, options)) {
         return cid
@@ -140,7 +141,7 @@ export class SizedBlockstore implements Blockstore {
     await this.exclusive(cid, async () => {
       let length: number
       try {
-        length = (await concat(this.store.get(cid, options))).byteLength
+        length = (await concatChunks(this.store.get(cid, options))).byteLength
       } catch (err) {
         if ((err as Error).name === 'NotFoundError') {
           return
@@ -164,21 +165,3 @@ export class SizedBlockstore implements Blockstore {
   }
 }
 
-async function concat (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const list: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of chunks) {
-    list.push(chunk)
-    length += chunk.byteLength
-  }
-  if (list.length === 1) {
-    return list[0]
-  }
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const chunk of list) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return out
-}

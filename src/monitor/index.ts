@@ -10,25 +10,10 @@ export { pingInformer, freespaceInformer, pinqueueInformer, tagInformers } from 
 export type { PingInformerInit, FreespaceInformerInit, PinqueueInformerInit } from './informers.js'
 export { MAX_METRIC_TTL_MS, metricsTopic } from './protocol.js'
 
-/** IPFS Cluster's Metric, field for field. Times are unix nanoseconds. */
-export interface Metric {
-  name: string
-  peer: string
-  value: string
-  /** Unix ns; set by the publishing peer (now + TTL). */
-  expire: number
-  valid: boolean
-  weight: number
-  partitionable: boolean
-  /** Unix ns; set by the receiving peer. */
-  received_at: number
-}
-
-/** A metric that expired: the Metric fields plus when the alert was raised. */
-export interface Alert extends Metric {
-  /** RFC3339. */
-  triggered_at: string
-}
+/** IPFS Cluster's Metric and Alert: the wire types live with the other contracts in src/components.ts. */
+import type { AlertInfo, MetricInfo } from '../components.js'
+export type Metric = MetricInfo
+export type Alert = AlertInfo
 
 export interface InformerOptions extends AbortOptions {
   /** The peer id of the monitor asking (the ping informer puts it in `ipfs_id`). */

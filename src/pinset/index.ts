@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import * as Y from 'yjs'
 import { NotStartedError } from '../errors.js'
 import { clusterSecret, SecretMismatchError, splitProof, withProof, type ClusterSecret } from '../secret.js'
+import { concatChunks } from '../utils/bytes.js'
 import { cidKey, tryCidKey } from '../utils/cid.js'
 import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -684,9 +685,7 @@ class YjsPinset implements Pinset {
   /** Verifies the streamed state against the signed hash, then merges it and marks what it covers. */
   private async loadCheckpoint (header: CheckpointHeader, chunks: Uint8Array[], length: number, from: string): Promise<void> {
     if (length !== header.stateLength) { this.reject('checkpoint', `state of ${length} bytes, ${header.stateLength} announced`); throw badCheckpoint('truncated state') }
-    const state = new Uint8Array(length)
-    let off = 0
-    for (const c of chunks) { state.set(c, off); off += c.length }
+    const state = await concatChunks(chunks)
     if (!uint8ArrayEquals((await sha256.digest(state)).digest, header.stateHash)) {
       this.reject('checkpoint', `state does not match its signed hash (from ${from})`)
       throw badCheckpoint('state does not match its signed hash')

@@ -39,6 +39,7 @@ export interface CairnPeer extends Startable {
   restAddress(): { host: string, port: number }
   /** The swarm multiaddrs, with /p2p/<id>. */
   swarmAddresses(): string[]
+  // [slot: service accessors] one line per service (reprovider, pinsvcAddress(), gatewayAddress(), metricsAddress())
 }
 
 export function createPeer (init: PeerInit): CairnPeer {
@@ -158,6 +159,11 @@ export function createPeer (init: PeerInit): CairnPeer {
         rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials })
         await rest.start()
         started.push(rest)
+        // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
+        // [slot: reprovider]
+        // [slot: pinsvc]
+        // [slot: gateway]
+        // [slot: metrics]
         const exposed = exposedWithoutAuth(config)
         if (exposed != null) logger.pino.warn(exposed)
       } catch (err) {

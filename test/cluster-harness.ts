@@ -66,6 +66,10 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
       cluster: clusterFile,
       rest_listen: `127.0.0.1:${restPorts[i]}`,
       swarm_listen: [`/ip4/127.0.0.1/tcp/${swarmPorts[i]}`],
+      // port 0: the OS picks; peer.pinsvcAddress() etc. say which
+      pinsvc_listen: '127.0.0.1:0',
+      gateway_listen: '127.0.0.1:0',
+      metrics_listen: '127.0.0.1:0',
       env: {}
     }))
   }

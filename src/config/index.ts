@@ -58,6 +58,10 @@ export interface InitPeerOptions {
   cluster?: Partial<ClusterConfigInput> | string
   rest_listen?: string
   swarm_listen?: string[]
+  /** host:port of the pinning API, gateway and metrics endpoints (defaults 9097, 8080, 8888 on 127.0.0.1). */
+  pinsvc_listen?: string
+  gateway_listen?: string
+  metrics_listen?: string
   /** Replace an existing peer (and its identity). */
   force?: boolean
   /** Overrides applied to the returned config (default process.env); they are not written to the files. */
@@ -152,7 +156,10 @@ export async function initPeer (path: string, options: InitPeerOptions = {}): Pr
     peername: options.peername,
     cluster_config: clusterSource,
     swarm: { listen: options.swarm_listen },
-    rest: { listen: options.rest_listen }
+    rest: { listen: options.rest_listen },
+    pinsvc: { listen: options.pinsvc_listen },
+    gateway: { listen: options.gateway_listen },
+    metrics: { listen: options.metrics_listen }
   }, peerFile)
   // peer.json last: its presence is what marks the folder as a peer
   files.push({ file: identityFile, json: identityToJSON(identity), mode: 0o600 }, { file: peerFile, json: peer, mode: 0o644 })

@@ -11,6 +11,10 @@ export const DEFAULT_CLUSTER_NAME = 'cairn'
 export const DEFAULT_SWARM_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/9096']
 export const DEFAULT_REST_LISTEN = '127.0.0.1:9094'
 export const DEFAULT_DHT_PROTOCOL = '/ipfs/kad/1.0.0'
+export const DEFAULT_PINSVC_LISTEN = '127.0.0.1:9097'
+export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:8080'
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:8888'
+export const REPROVIDE_STRATEGIES = ['roots', 'entities', 'pinned'] as const
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 
 /** A value as the user wrote it, short enough for an error message. */
@@ -113,6 +117,17 @@ export const dhtConfigSchema = dhtFields.transform(dht => ({
   keep_private_addresses: dht.keep_private_addresses ?? dht.profile === 'lan'
 }))
 
+/** The DHT reprovider (DESIGN §6): what is announced and how often. Shared by every peer of the cluster. */
+export const reprovideConfigSchema = section({
+  strategy: z.enum(REPROVIDE_STRATEGIES, { error: got(`expected one of ${REPROVIDE_STRATEGIES.join('|')}`) }).default('pinned'),
+  /** How often every held CID is announced again (Kubo: 22 h). */
+  interval_ms: positiveInt().default(22 * 3600_000),
+  /** How long a provider record stays valid on the DHT nodes (48 h). */
+  validity_ms: positiveInt().default(48 * 3600_000),
+  /** Announce a pin's root as soon as it is pinned locally. */
+  fast_provide: bool().default(true)
+})
+
 const clusterScalars = {
   name: stringThat(n => /^[A-Za-z0-9._-]+$/.test(n), 'expected a non-empty name of letters, digits, ".", "_" or "-"')
     .default(DEFAULT_CLUSTER_NAME),
@@ -126,7 +141,7 @@ const clusterScalars = {
 
 const validRf = (n: unknown): n is number => Number.isInteger(n) && (n === -1 || (n as number) >= 1)
 
-export const clusterConfigSchema = z.strictObject({ ...clusterScalars, dht: dhtConfigSchema.prefault({}) },
+export const clusterConfigSchema = z.strictObject({ ...clusterScalars, dht: dhtConfigSchema.prefault({}), reprovide: reprovideConfigSchema.prefault({}) },
   { error: got('expected a JSON object') }
 ).superRefine(({ replication_factor_min: min, replication_factor_max: max }, ctx) => {
   // zod runs this even when a field failed; the field's own message is enough then
@@ -183,6 +198,19 @@ export const monitorConfigSchema = section({
   metric_ttl_ms: positiveInt().default(30_000)
 })
 
+/** A listening HTTP service of the peer (pinning API, gateway, metrics); enabled = false turns it off. */
+const serviceSchema = (listen: string) => section({
+  enabled: bool().default(true),
+  listen: hostPort.default(listen)
+})
+
+/** IPFS Pinning Services API v1.0.0. Auth: the REST API's basic_auth_credentials and its JWTs. */
+export const pinsvcConfigSchema = serviceSchema(DEFAULT_PINSVC_LISTEN)
+/** HTTP gateway: /ipfs/<cid>/<path> and /mirror/<name>/<path>. */
+export const gatewayConfigSchema = serviceSchema(DEFAULT_GATEWAY_LISTEN)
+/** Prometheus text at /metrics. */
+export const metricsConfigSchema = serviceSchema(DEFAULT_METRICS_LISTEN)
+
 export const logConfigSchema = section({
   level: z.enum(LOG_LEVELS, { error: got(`expected one of ${LOG_LEVELS.join('|')}`) }).default('info')
 })
@@ -200,6 +228,9 @@ export const peerConfigSchema = z.strictObject({
   rest: restConfigSchema.prefault({}),
   tracker: trackerConfigSchema.prefault({}),
   monitor: monitorConfigSchema.prefault({}),
+  pinsvc: pinsvcConfigSchema.prefault({}),
+  gateway: gatewayConfigSchema.prefault({}),
+  metrics: metricsConfigSchema.prefault({}),
   log: logConfigSchema.prefault({})
 }, { error: got('expected a JSON object') })
 
@@ -210,6 +241,8 @@ export type SwarmConfig = z.output<typeof swarmConfigSchema>
 export type RestConfig = z.output<typeof restConfigSchema>
 export type TrackerConfig = z.output<typeof trackerConfigSchema>
 export type LogConfig = z.output<typeof logConfigSchema>
+export type ReprovideConfig = z.output<typeof reprovideConfigSchema>
+export type ServiceConfig = z.output<typeof pinsvcConfigSchema>
 export type MonitorConfig = z.output<typeof monitorConfigSchema>
 export type PeerConfig = z.output<typeof peerConfigSchema>
 export type PeerConfigInput = z.input<typeof peerConfigSchema>
@@ -224,11 +257,15 @@ export interface EnvSection {
 export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
   CLUSTER: { file: 'cluster', path: [], keys: clusterScalars },
   DHT: { file: 'cluster', path: ['dht'], keys: dhtFields.shape },
+  REPROVIDE: { file: 'cluster', path: ['reprovide'], keys: reprovideConfigSchema.shape },
   PEER: { file: 'peer', path: [], keys: peerScalars },
   SWARM: { file: 'peer', path: ['swarm'], keys: swarmConfigSchema.shape },
   REST: { file: 'peer', path: ['rest'], keys: restConfigSchema.shape },
   TRACKER: { file: 'peer', path: ['tracker'], keys: trackerConfigSchema.shape },
   MONITOR: { file: 'peer', path: ['monitor'], keys: monitorConfigSchema.shape },
+  PINSVC: { file: 'peer', path: ['pinsvc'], keys: pinsvcConfigSchema.shape },
+  GATEWAY: { file: 'peer', path: ['gateway'], keys: gatewayConfigSchema.shape },
+  METRICS: { file: 'peer', path: ['metrics'], keys: metricsConfigSchema.shape },
   LOG: { file: 'peer', path: ['log'], keys: logConfigSchema.shape }
 }
 

@@ -278,3 +278,36 @@ export interface ClusterAPI {
   /** Whether this peer may write the pinset (false on followers). */
   readonly writable: boolean
 }
+
+/** The DHT reprovider's progress (GET /reprovide/status, `cairn reprovide status`, Prometheus /metrics). */
+export interface ReprovideStatus {
+  strategy: 'roots' | 'entities' | 'pinned'
+  interval_ms: number
+  validity_ms: number
+  /** A cycle is running now. */
+  running: boolean
+  /** Position in the running cycle (CIDs done of total), when running. */
+  cycle_done: number
+  cycle_total: number
+  /** ISO times; '' when never. */
+  last_cycle_started: string
+  last_cycle_finished: string
+  last_cycle_duration_ms: number
+  /** CIDs announced in the last finished cycle. */
+  last_cycle_cids: number
+  next_cycle_at: string
+  /** Counters since this peer started. */
+  cids_announced_total: number
+  fast_provides_total: number
+  failures_total: number
+  /** Cycles that did not finish within their interval (reported, not skipped). */
+  cycles_overrun_total: number
+  cycles_total: number
+}
+
+/** What the REST API, CLI and metrics need from the reprovider. */
+export interface ReprovideAPI {
+  status(): ReprovideStatus
+  /** Starts a cycle now (or joins the running one); resolves when it ends. */
+  reprovideNow(options?: AbortOptions & { onProgress?: (done: number, total: number) => void }): Promise<ReprovideStatus>
+}

@@ -33,6 +33,8 @@ export interface ClusterInit {
   rpcTimeoutMs?: number
   /** Re-allocate the pins of a peer whose ping expired (default true; IPFS Cluster's default is off). */
   repinOnPeerLoss?: boolean
+  /** How often expired pins (expire_at passed) are looked for (default 10 s). */
+  expiryIntervalMs?: number
   secret?: ClusterSecret
 }
 
@@ -119,6 +121,17 @@ class CairnCluster implements Cluster {
     }
     this.memberTimer = setInterval(() => { this.checkStrangers() }, 5000)
     this.memberTimer.unref()
+    // Pins with an expiry, kept from pinset changes so a check never scans the whole pinset.
+    const { pinset } = this.components
+    this.stopExpiryIndex = pinset.onChange(change => {
+      for (const pin of change.added) this.indexExpiry(pin)
+      for (const cid of change.removed) this.expiring.delete(cidKey(cid))
+    })
+    for (const pin of pinset.list()) this.indexExpiry(pin)
+    this.expiryTimer = setInterval(() => {
+      void this.removeExpired().catch(err => { this.log.error('removing expired pins failed: %e', err) })
+    }, this.init.expiryIntervalMs ?? 10_000)
+    this.expiryTimer.unref()
     if (this.init.repinOnPeerLoss !== false) {
       this.stopAlerts = this.components.monitor?.onAlert(alert => {
         if (alert.name === 'ping') void this.repinFrom(alert.peer).catch(err => { this.log.error('repinning the pins of lost peer %s failed: %e', alert.peer, err) })
@@ -127,6 +140,34 @@ class CairnCluster implements Cluster {
   }
 
   private stopAlerts?: () => void
+  private stopExpiryIndex?: () => void
+  private expiryTimer?: NodeJS.Timeout
+  /** cidKey -> expiry (ms since epoch) of every pin that has one. */
+  private readonly expiring = new Map<string, number>()
+
+  private indexExpiry (pin: Pin): void {
+    const key = cidKey(pin.cid)
+    const t = pin.expire_at === ZERO_TIME ? NaN : Date.parse(pin.expire_at)
+    if (Number.isNaN(t)) this.expiring.delete(key)
+    else this.expiring.set(key, t)
+  }
+
+  /**
+   * Pins whose expire_at has passed are removed by the live trusted peer XOR-closest to the CID, so one peer
+   * writes each removal (and another takes over when that one is down).
+   */
+  private async removeExpired (): Promise<void> {
+    if (!this.writable || this.expiring.size === 0) return
+    const now = Date.now()
+    const due = [...this.expiring].filter(([, t]) => t <= now).map(([cid]) => cid)
+    if (due.length === 0) return
+    const trusted = (this.components.monitor?.peerset() ?? []).filter(p => this.init.isTrusted(p))
+    if (!trusted.includes(this.self)) trusted.push(this.self)
+    const mine = due.filter(cid => closestPeer(cid, trusted) === this.self && this.components.pinset.has(cid))
+    if (mine.length === 0) return
+    await this.components.pinset.remove(mine)
+    this.log('removed %d expired pins', mine.length)
+  }
 
   /**
    * A peer's ping expired: every pin allocated to it is re-allocated without it, by the one live trusted peer
@@ -162,6 +203,8 @@ class CairnCluster implements Cluster {
   async stop (): Promise<void> {
     const { libp2p } = this.components
     clearInterval(this.memberTimer)
+    clearInterval(this.expiryTimer)
+    this.stopExpiryIndex?.()
     this.stopAlerts?.()
     libp2p.removeEventListener('peer:identify', this.onIdentify)
     libp2p.removeEventListener('peer:update', this.onUpdate)
@@ -332,7 +375,27 @@ class CairnCluster implements Cluster {
   async pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
     this.requireWritable()
     const parsed = parseCid(cid)
-    const existing = this.components.pinset.get(cid)
+    let existing = this.components.pinset.get(cid)
+    if (options.pin_update != null && existing == null) {
+      // As IPFS Cluster's PinUpdate: the new pin takes the old one's replication and allocations (so the same
+      // peers pin it and fetch only the blocks that differ), and its other options unless given.
+      const from = this.components.pinset.get(parseCid(options.pin_update).toString())
+      if (from == null) throw new InvalidParameterError(`pin-update: ${options.pin_update} is not in the pinset`)
+      options = {
+        ...options,
+        replication_factor_min: options.replication_factor_min ?? from.replication_factor_min,
+        replication_factor_max: options.replication_factor_max ?? from.replication_factor_max,
+        mode: options.mode ?? from.mode,
+        origins: options.origins ?? from.origins,
+        metadata: options.metadata ?? from.metadata ?? undefined,
+        expire_at: options.expire_at ?? (from.expire_at !== ZERO_TIME && Date.parse(from.expire_at) > Date.now() ? from.expire_at : undefined),
+        user_allocations: options.user_allocations ?? from.user_allocations ?? undefined
+      }
+      existing = { ...from, replication_factor_max: options.replication_factor_max ?? from.replication_factor_max }
+      const pin = await this.buildPin(parsed, options, 'pin', existing)
+      await this.components.pinset.put([pin], opts)
+      return pin
+    }
     const pin = await this.buildPin(parsed, options, 'pin', existing)
     if (existing != null && existing.type !== pin.type) throw new InvalidParameterError(`${cid} is already pinned as ${existing.type}; its type cannot change`)
     await this.components.pinset.put([pin], opts)

@@ -147,7 +147,7 @@ export interface AddedOutput {
 /** Embedded IPFS (Helia over the peer's libp2p host). CIDs are multiformats CIDs here. */
 export interface IpfsConnector extends Startable {
   /** Pin locally, fetching missing blocks over bitswap. depth -1 = recursive, 0 = direct. */
-  pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void }): Promise<void>
+  pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void, maxRepoBytes?: number }): Promise<void>
   unpin(cid: CID, options?: AbortOptions): Promise<void>
   isPinned(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Every CID pinned locally (roots only). */

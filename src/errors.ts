@@ -27,4 +27,6 @@ export class NotEnoughPeersError extends defineError('NotEnoughPeersError', 'not
 export class ConfigError extends defineError('ConfigError', 'invalid configuration') {}
 export class NotStartedError extends defineError('NotStartedError', 'component is not started') {}
 export class PeerUnreachableError extends defineError('PeerUnreachableError', 'peer did not answer') {}
+export class QuotaExceededError extends defineError('QuotaExceededError', 'quota exceeded: storage_max reached') {}
+export class RetrievalTimeoutError extends defineError('RetrievalTimeoutError', 'content could not be retrieved in time') {}
 export class ShuttingDownError extends defineError('ShuttingDownError', 'the peer is shutting down') {}

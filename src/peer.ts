@@ -10,7 +10,9 @@ import { statfs } from 'node:fs/promises'
 import { createPinset } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
-import type { Pinset, PinTracker, Startable } from './components.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { AbortOptions, Pinset, PinTracker, Startable } from './components.js'
+import type { Libp2p } from '@libp2p/interface'
 import type { LoadedConfig } from './config/index.js'
 
 export interface PeerInit {
@@ -23,6 +25,8 @@ export interface PeerInit {
   /** Pinset knobs (benchmarks, tests): take checkpoints when far behind (default true), and the threshold. */
   acceptCheckpoints?: boolean
   checkpointThreshold?: number
+  /** How often expired pins are looked for (default 10 s). */
+  expiryIntervalMs?: number
 }
 
 export interface CairnPeer extends Startable {
@@ -128,7 +132,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(pinset)
         await watcher.start()
         started.push(watcher)
-        tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker }, { ipfs, pinset, peerId: id, logger })
+        tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker, storage_max: config.peer.monitor.storage_max }, { ipfs, pinset, peerId: id, logger, dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) } })
         await tracker.start()
         started.push(tracker)
         monitor = createMonitor({
@@ -152,7 +156,8 @@ export function createPeer (init: PeerInit): CairnPeer {
           replication_factor_max: config.cluster.replication_factor_max,
           isTrusted,
           secret,
-          isWriter
+          isWriter,
+          expiryIntervalMs: init.expiryIntervalMs
         }, { pinset, tracker, monitor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
@@ -190,6 +195,16 @@ export function exposedWithoutAuth (config: LoadedConfig): string | undefined {
   if (loopback || config.peer.rest.basic_auth_credentials != null) return undefined
   return `WARNING: the REST API listens on ${config.peer.rest.listen}, beyond loopback, without basic_auth_credentials: ` +
     'anyone who can reach it can pin, unpin and add. Set rest.basic_auth_credentials in peer.json (or CAIRN_REST_BASIC_AUTH_CREDENTIALS).'
+}
+
+/** Dials each multiaddr (with /p2p/<id>) at most 5 s; the first failure is thrown after all were tried. */
+async function dialAll (libp2p: Libp2p, addrs: string[], options: AbortOptions = {}): Promise<void> {
+  const results = await Promise.allSettled(addrs.map(async a => {
+    const signal = AbortSignal.any([AbortSignal.timeout(5000), ...(options.signal != null ? [options.signal] : [])])
+    await libp2p.dial(multiaddr(a), { signal })
+  }))
+  const failed = results.find(r => r.status === 'rejected')
+  if (failed != null) throw (failed as PromiseRejectedResult).reason
 }
 
 /** freespace: storage_max minus what the blockstore holds, never more than the disk has free (IPFS Cluster's disk informer). */

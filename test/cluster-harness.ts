@@ -122,7 +122,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     url: i => `http://127.0.0.1:${restPorts[i]}`,
     async start (i) {
       if (peers[i] != null) return peers[i]
-      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500 })
+      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500 })
       await peer.start()
       peers[i] = peer
       return peer

@@ -13,9 +13,11 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   NotInPinsetError: 404,
   NotFoundError: 404,
   QueueFullError: 429,
+  QuotaExceededError: 507,
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
   NotEnoughPeersError: 500,
-  ShuttingDownError: 503
+  ShuttingDownError: 503,
+  RetrievalTimeoutError: 504
 })
 
 export interface HttpError {
@@ -48,4 +50,26 @@ export interface RestErrorBody {
 
 export function restErrorBody (status: number, message: string): RestErrorBody {
   return { code: status, message }
+}
+
+/** The Pinning Service API's `Failure` body: a machine reason by status, the message as details. */
+export interface PinsvcErrorBody {
+  error: { reason: string, details: string }
+}
+
+const PINSVC_REASON_BY_STATUS: Readonly<Record<number, string>> = Object.freeze({
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'INSUFFICIENT_FUNDS',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'TOO_MANY_REQUESTS',
+  500: 'INTERNAL_SERVER_ERROR',
+  503: 'SERVICE_UNAVAILABLE'
+})
+
+export function pinsvcErrorBody (status: number, message: string): PinsvcErrorBody {
+  const reason = PINSVC_REASON_BY_STATUS[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST')
+  return { error: { reason, details: message } }
 }

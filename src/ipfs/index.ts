@@ -43,6 +43,11 @@ export interface IpfsNode extends IpfsConnector {
    * supported'); every block is checked against its CID. Yields the root's AddedOutput (name '').
    */
   addCar(bytes: AsyncIterable<Uint8Array>, options?: AbortOptions): AsyncGenerator<AddedOutput>
+  /**
+   * Called after a pin is recorded locally (pinned: true; also when only its depth changed) or removed
+   * (false), with the root as CIDv1. Returns an unsubscribe function.
+   */
+  onPinChange(listener: (cid: CID, pinned: boolean) => void): () => void
   /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
   cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { withBitswap } from '@helia/bitswap'
 import { withLibp2pLight } from '@helia/libp2p'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagPb from '@ipld/dag-pb'
 import { AbortError } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { LevelDatastore } from 'datastore-level'
@@ -11,7 +12,7 @@ import { createHeliaLight } from 'helia'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { createUnsafe } from 'multiformats/block'
 import * as raw from 'multiformats/codecs/raw'
-import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
+import { InvalidParameterError, NotStartedError, QuotaExceededError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
 import { importCar, importEntries } from './add.js'
@@ -37,7 +38,12 @@ const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 const REPLAY_MAX_BLOCKS = 64
 const REPLAY_MAX_BYTES = 1024 * 1024
 
-type PinOptions = AbortOptions & { depth?: number, onProgress?: (blocks: number) => void }
+type PinOptions = AbortOptions & {
+  depth?: number
+  onProgress?: (blocks: number) => void
+  /** Quota: refuse to start, or stop fetching, once the blockstore holds more than this many bytes. */
+  maxRepoBytes?: number
+}
 
 interface PinnedRoot {
   /** CIDv1. */
@@ -66,6 +72,8 @@ export class IpfsNodeImpl implements IpfsNode {
   private starting?: Promise<void>
   /** Pin operations per CID (v1 string) run one after the other. */
   private readonly locks = new Map<string, Promise<void>>()
+  /** onPinChange listeners (the reprovider's fast provide). */
+  private readonly pinListeners = new Set<(cid: CID, pinned: boolean) => void>()
 
   constructor (init: IpfsInit) {
     this.init = init
@@ -177,6 +185,8 @@ export class IpfsNodeImpl implements IpfsNode {
       if (existing?.depth === depth) {
         return
       }
+      this.checkQuota(running, root, options.maxRepoBytes)
+      await this.checkQuotaEstimate(running, root, options)
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
       const fetched = await this.fetchDag(running, root, depth, options)
       // 2. record the pin without the signal (Helia cannot undo a half-recorded pin), from the nodes just walked
@@ -196,6 +206,7 @@ export class IpfsNodeImpl implements IpfsNode {
         throw err
       }
       this.log('pinned %c (depth %s, %d blocks)', root, depth, fetched.blocks)
+      this.emitPinChange(root, true)
     })
   }
 
@@ -227,15 +238,49 @@ export class IpfsNodeImpl implements IpfsNode {
         } else {
           nodes = undefined
         }
+        this.checkQuota(running, root, options.maxRepoBytes)
         options.onProgress?.(++blocks)
       }
     } catch (err) {
       if (shutdown.signal.aborted) {
         throw new ShuttingDownError(`stopped while pinning ${root}`)
       }
+      if ((err as Error).name === 'QuotaExceededError') throw err
       throw toAbortError(err, signal)
     }
     return { blocks, nodes }
+  }
+
+  /**
+   * Blocks already held add nothing, so the check is on what the store holds now: a pin whose new blocks push it
+   * past the quota stops there (its fetched blocks stay cached; every other pin is untouched).
+   */
+  /**
+   * Before fetching a UnixFS DAG: its root's links carry the size of each subtree, so a pin that cannot fit is
+   * refused before any transfer. Subtrees whose top block is held here are assumed held (a pin update).
+   */
+  private async checkQuotaEstimate (running: Running, root: CID, options: PinOptions): Promise<void> {
+    const max = options.maxRepoBytes
+    if (max == null || max <= 0 || root.code !== dagPb.code) return
+    const signal = options.signal
+    const local = await this.localBlock(running, root, signal)
+    const bytes = local ?? await concatChunks(running.helia.blockstore.get(root, { signal }))
+    let need = local == null ? bytes.byteLength : 0
+    for (const link of dagPb.decode(bytes).Links) {
+      if (link.Tsize != null && !(await running.blockstore.has(link.Hash))) need += link.Tsize
+    }
+    const used = running.blockstore.size()
+    if (used + need > max) {
+      throw new QuotaExceededError(`quota exceeded: pinning ${root} needs about ${need} more bytes, this peer holds ${used} of its storage_max of ${max} bytes`)
+    }
+  }
+
+  private checkQuota (running: Running, root: CID, max: number | undefined): void {
+    if (max == null || max <= 0) return
+    const used = running.blockstore.size()
+    if (used >= max) {
+      throw new QuotaExceededError(`quota exceeded: pinning ${root} would take this peer past its storage_max of ${max} bytes (it holds ${used} bytes)`)
+    }
   }
 
   async unpin (cid: CID, options: AbortOptions = {}): Promise<void> {
@@ -255,7 +300,23 @@ export class IpfsNodeImpl implements IpfsNode {
         throw err
       }
       this.log('unpinned %c', root)
+      this.emitPinChange(root, false)
     })
+  }
+
+  onPinChange (listener: (cid: CID, pinned: boolean) => void): () => void {
+    this.pinListeners.add(listener)
+    return () => { this.pinListeners.delete(listener) }
+  }
+
+  private emitPinChange (cid: CID, pinned: boolean): void {
+    for (const listener of this.pinListeners) {
+      try {
+        listener(cid, pinned)
+      } catch (err) {
+        this.log.error('pin change listener failed - %e', err)
+      }
+    }
   }
 
   async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {

@@ -21,6 +21,8 @@ export interface TrackerInit {
   pin_timeout_ms?: number
   /** Re-queue failed and unexpectedly unpinned items this often (default 12 min, as IPFS Cluster). */
   recover_interval_ms?: number
+  /** Bytes this peer may store (monitor.storage_max); 0 = no quota. Pins past it fail with the quota error. */
+  storage_max?: number
 }
 
 export interface TrackerComponents {
@@ -28,6 +30,8 @@ export interface TrackerComponents {
   pinset: Pick<Pinset, 'get' | 'list' | 'onChange' | 'size'>
   /** This peer's id (also its IPFS id: one host). */
   peerId: string
+  /** Connects to a pin's origins (multiaddrs) before fetching it; failures are logged, not fatal. */
+  dialOrigins?: (origins: string[], options?: AbortOptions) => Promise<void>
   logger: ComponentLogger
 }
 
@@ -189,11 +193,16 @@ class StatelessTracker implements PinTracker {
         const pin = pinset.get(op.cid)
         if (!this.wanted(pin)) return this.finish(op)
         if (!(await ipfs.isPinned(cid, { signal: controller.signal }))) {
+          if (pin!.origins.length > 0 && this.components.dialOrigins != null) {
+            await this.components.dialOrigins(pin!.origins, { signal: controller.signal })
+              .catch(err => { this.log('dialling the origins of %s failed: %e', op.cid, err) })
+          }
           armIdle()
           await ipfs.pin(cid, {
             signal: controller.signal,
             depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
-            onProgress: armIdle
+            onProgress: armIdle,
+            maxRepoBytes: this.init.storage_max
           })
         }
       } else {

@@ -1,0 +1,99 @@
+// Issue 4 items 4 and 5: quota, expiry, pin update, and pin options that are refused with a message naming them.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import { createTestCluster, type TestCluster } from '../cluster-harness.js'
+import { waitFor } from '../util.js'
+import type { AddEntry, PinOptions } from '../../src/components.js'
+
+const KB = 1024
+const QUOTA = 400 * KB
+
+async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
+  yield { path, content: (async function * () { yield bytes })() }
+}
+
+describe('quota, expiry, pin update', () => {
+  let tc: TestCluster
+  let ids: string[]
+  before(async () => {
+    // Peer 2 offers 400 KiB; the others offer their disk.
+    tc = await createTestCluster(3, { monitor: i => ({ storage_max: i === 2 ? QUOTA : 0, metric_ttl_ms: 2000 }) })
+    ids = [0, 1, 2].map(i => tc.peer(i).id)
+    await waitFor(() => tc.peer(0).monitor.latest('freespace').length === 3, { timeoutMs: 30_000, message: 'freespace of every peer' })
+  })
+  after(async () => { await tc?.close() })
+
+  async function add (bytes: Uint8Array, options: PinOptions & { no_pin?: boolean }): Promise<string> {
+    let root = ''
+    for await (const out of tc.peer(0).cluster.add(one('f.bin', bytes), { ...options, raw_leaves: true, cid_version: 1 })) root = out.cid
+    return root
+  }
+
+  it('a peer at its quota refuses with the quota error, keeps its other pins, and is no longer chosen', async () => {
+    const only2 = { user_allocations: [ids[2]], replication_factor_min: 1, replication_factor_max: 1 }
+    const first = await add(randomBytes(250 * KB), only2)
+    await waitFor(async () => (await tc.peer(2).tracker.status(first)).status === 'pinned', { timeoutMs: 30_000, message: 'first file pinned on peer 2' })
+
+    // 300 KiB more would take peer 2 past 400 KiB.
+    const second = await add(randomBytes(300 * KB), only2)
+    const info = await waitFor(async () => {
+      const s = await tc.peer(2).tracker.status(second)
+      return s.status === 'pin_error' ? s : undefined
+    }, { timeoutMs: 30_000, message: 'second file fails on peer 2' })
+    assert.match(info.error, /quota exceeded: .*storage_max of 409600 bytes/)
+    assert.equal((await tc.peer(2).tracker.status(first)).status, 'pinned', 'the first pin is untouched')
+    assert.equal(await tc.peer(2).ipfs.isPinned(CID.parse(first)), true)
+    assert.ok(await tc.peer(2).ipfs.repoSize() < QUOTA + 64 * KB, 'the store stopped near the quota')
+
+    // Its freespace metric drops to (about) nothing: the allocator picks the two other peers.
+    await waitFor(() => {
+      const m = tc.peer(0).monitor.latest('freespace').find(x => x.peer === ids[2])
+      return m != null && Number(m.value) < 160 * KB
+    }, { timeoutMs: 15_000, message: 'peer 2 reports little free space' })
+    for (let n = 0; n < 3; n++) {
+      const cid = await add(randomBytes(8 * KB), { replication_factor_min: 2, replication_factor_max: 2 })
+      const pin = tc.peer(0).pinset.get(cid)!
+      assert.deepEqual([...pin.allocations].sort(), [ids[0], ids[1]].sort(), 'the full peer is not chosen')
+    }
+  })
+
+  it('removes a pin when it expires, on every peer', async () => {
+    const cid = await add(randomBytes(4 * KB), { expire_at: new Date(Date.now() + 2500).toISOString() })
+    await waitFor(() => tc.peer(1).pinset.has(cid), { message: 'the expiring pin reached peer 1' })
+    await waitFor(async () => [0, 1, 2].every(i => !tc.peer(i).pinset.has(cid)), { timeoutMs: 20_000, message: 'expired pin removed everywhere' })
+    await waitFor(async () => !(await tc.peer(1).ipfs.isPinned(CID.parse(cid))), { timeoutMs: 20_000, message: 'and unpinned' })
+  })
+
+  it('pin update gives the new CID the old one\'s allocations and options', async () => {
+    const from = await add(randomBytes(16 * KB), { replication_factor_min: 1, replication_factor_max: 1, user_allocations: [ids[1]], metadata: { v: '1' } })
+    const to = await add(randomBytes(16 * KB), { no_pin: true })
+    const res = await fetch(`${tc.url(0)}/pins/${to}?pin-update=${from}&name=v2`, { method: 'POST' })
+    assert.equal(res.status, 200, await res.clone().text())
+    const pin = await res.json() as { allocations: string[], replication_factor_max: number, name: string, metadata: Record<string, string>, pin_update: string }
+    assert.deepEqual(pin.allocations, [ids[1]])
+    assert.equal(pin.replication_factor_max, 1)
+    assert.equal(pin.name, 'v2')
+    assert.deepEqual(pin.metadata, { v: '1' })
+    assert.equal(pin.pin_update, from)
+    await waitFor(async () => await tc.peer(1).ipfs.isPinned(CID.parse(to)), { timeoutMs: 30_000, message: 'new CID pinned where the old one is' })
+    assert.equal(await tc.peer(0).ipfs.isPinned(CID.parse(to)), false)
+  })
+
+  it('refuses bad pin options with a 400 naming the option', async () => {
+    const cid = await add(randomBytes(KB), { no_pin: true })
+    const cases: Array<[string, RegExp]> = [
+      ['replication-min=3&replication-max=2', /replication-min 3 is greater than replication-max 2/],
+      ['user-allocations=12D3KooWHRzEyYvvRVkLgDHzLsJHovU1Z3aCukC9tVVFX9RK8S2K', /user-allocations/],
+      ['expire-at=2001-01-01T00:00:00Z', /expire-at .* is in the past/],
+      [`pin-update=${'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'}`, /pin-update: .* is not in the pinset/]
+    ]
+    for (const [query, message] of cases) {
+      const res = await fetch(`${tc.url(0)}/pins/${cid}?${query}`, { method: 'POST' })
+      assert.equal(res.status, 400, query)
+      assert.match(((await res.json()) as { message: string }).message, message, query)
+    }
+    assert.equal(tc.peer(0).pinset.has(cid), false, 'nothing was pinned')
+  })
+})

@@ -13,7 +13,7 @@ import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { ZERO_TIME } from './components.js'
 import type {
-  AbortOptions, AddedOutput, AddEntry, AlertInfo, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
+  AbortOptions, AddedOutput, AddEntry, AlertInfo, ConnectGraph, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
   PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
 } from './components.js'
 import type { Identify } from '@libp2p/identify'
@@ -100,6 +100,7 @@ class CairnCluster implements Cluster {
       secret: init.secret,
       methods: {
         id: { handler: async () => await this.localId() },
+        connections: { handler: async () => this.components.libp2p.getPeers().map(String) },
         status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },
         statusAll: { handler: (_p, { signal }) => tracker.statusAll({ signal }) },
         recover: { trustedOnly: true, handler: async (p: { cid: string }, { signal }) => await tracker.recover(String(p?.cid), { signal }) },
@@ -179,25 +180,66 @@ class CairnCluster implements Cluster {
     if (live.includes(lost)) return // it came back
     const trusted = live.filter(p => this.init.isTrusted(p) && p !== lost)
     if (!trusted.includes(this.self)) trusted.push(this.self)
+    await this.reallocateAway(lost, pin => closestPeer(pin.cid, trusted) === this.self)
+  }
+
+  /** Re-allocates the pins (those `mine` selects) allocated to `gone` without it; returns how many moved. */
+  private async reallocateAway (gone: string, mine: (pin: Pin) => boolean, options: AbortOptions = {}): Promise<number> {
     const changed: Pin[] = []
+    // allocate among the peers that remain: the departing one is left out even while it is still alive
+    const exclude = new Set([gone])
     for (const pin of [...this.components.pinset.list()]) {
-      if (!pin.allocations.includes(lost)) continue
-      if (closestPeer(pin.cid, trusted) !== this.self) continue
+      if (!pin.allocations.includes(gone) || !mine(pin)) continue
+      options.signal?.throwIfAborted()
       try {
         const next = await this.buildPin(pin.cid, {
           name: pin.name, mode: pin.mode, replication_factor_min: pin.replication_factor_min,
           replication_factor_max: pin.replication_factor_max, shard_size: pin.shard_size,
           expire_at: pin.expire_at, metadata: pin.metadata ?? undefined, origins: pin.origins,
           pin_update: pin.pin_update ?? undefined
-        }, pin.type, { ...pin, allocations: pin.allocations.filter(p => p !== lost) })
-        changed.push({ ...next, reference: pin.reference, user_allocations: pin.user_allocations })
+        }, pin.type, { ...pin, allocations: pin.allocations.filter(p => p !== gone) }, exclude)
+        changed.push({ ...next, reference: pin.reference, user_allocations: pin.user_allocations?.filter(p => p !== gone) ?? null })
       } catch (err) {
-        this.log.error('cannot re-allocate %s away from lost peer %s: %e', pin.cid, lost, err)
+        this.log.error('cannot re-allocate %s away from peer %s: %e', pin.cid, gone, err)
       }
     }
-    if (changed.length === 0) return
-    await this.components.pinset.put(changed)
-    this.log('re-allocated %d pins away from lost peer %s', changed.length, lost)
+    if (changed.length === 0) return 0
+    await this.components.pinset.put(changed, options)
+    this.log('re-allocated %d pins away from peer %s', changed.length, gone)
+    return changed.length
+  }
+
+  async vacate (peerId: string, options: AbortOptions = {}): Promise<number> {
+    this.requireWritable()
+    const known = (await this.peerset()).includes(peerId) || [...this.components.pinset.list()].some(p => p.allocations.includes(peerId))
+    if (!known) throw new UnknownPeerError(`unknown peer: ${peerId} is not a cluster peer and holds no allocation`)
+    return await this.reallocateAway(peerId, () => true, options)
+  }
+
+  async graph (options: AbortOptions = {}): Promise<ConnectGraph> {
+    const peers = await this.peerset()
+    const graph: ConnectGraph = {
+      cluster_id: this.self, id_to_peername: {}, ipfs_links: {}, cluster_links: {}, cluster_trust_links: {}, cluster_to_ipfs: {}
+    }
+    const members = new Set(peers)
+    await Promise.all(peers.map(async peer => {
+      graph.cluster_trust_links[peer] = this.init.isTrusted(peer)
+      // one host: a peer's IPFS identity is its cluster identity
+      graph.cluster_to_ipfs[peer] = peer
+      graph.id_to_peername[peer] = this.names.get(peer) ?? ''
+      try {
+        const connected = peer === this.self
+          ? this.components.libp2p.getPeers().map(String)
+          : await this.rpc.callOne<string[]>(peer, 'connections', {}, options)
+        graph.ipfs_links[peer] = connected.filter(p => p !== peer).sort()
+        graph.cluster_links[peer] = connected.filter(p => p !== peer && members.has(p)).sort()
+      } catch (err) {
+        this.log('graph: %s did not answer: %e', peer, err)
+        graph.ipfs_links[peer] = []
+        graph.cluster_links[peer] = []
+      }
+    }))
+    return graph
   }
 
   async stop (): Promise<void> {
@@ -318,7 +360,7 @@ class CairnCluster implements Cluster {
    * Validates the options and allocates. `existing` is the pin now in the pinset under this CID: its allocations
    * are kept first while the replication stays the same.
    */
-  private async buildPin (cid: string | CID, options: PinOptions, type: PinType = 'pin', existing?: Pin): Promise<Pin> {
+  private async buildPin (cid: string | CID, options: PinOptions, type: PinType = 'pin', existing?: Pin, exclude?: Set<string>): Promise<Pin> {
     const parsed = typeof cid === 'string' ? parseCid(cid) : cid
     const cidString = parsed.toString()
     let min = options.replication_factor_min ?? 0
@@ -336,7 +378,7 @@ class CairnCluster implements Cluster {
     if (options.pin_update != null) parseCid(options.pin_update)
     const priority = options.user_allocations ?? []
     // replication -1 allocates to every peer: the peerset only serves to check user allocations
-    const peers = max === -1 && priority.length === 0 ? [] : await this.peerset()
+    const peers = max === -1 && priority.length === 0 ? [] : (await this.peerset()).filter(p => exclude?.has(p) !== true)
     for (const p of priority) {
       if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
     }

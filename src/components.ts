@@ -132,6 +132,16 @@ export interface AlertInfo extends MetricInfo {
   triggered_at: string
 }
 
+/** GET /health/graph (IPFS Cluster's ConnectGraph). Links map a peer to the peers it is connected to. */
+export interface ConnectGraph {
+  cluster_id: string
+  id_to_peername: Record<string, string>
+  ipfs_links: Record<string, string[]>
+  cluster_links: Record<string, string[]>
+  cluster_trust_links: Record<string, boolean>
+  cluster_to_ipfs: Record<string, string>
+}
+
 /** One line of POST /add output. */
 export interface AddedOutput {
   name: string
@@ -277,6 +287,13 @@ export interface ClusterAPI {
   alerts(): AlertInfo[]
   /** Whether this peer may write the pinset (false on followers). */
   readonly writable: boolean
+  /** Who is connected to whom (GET /health/graph). */
+  graph(options?: AbortOptions): Promise<ConnectGraph>
+  /**
+   * DELETE /peers/{id}: re-allocates every pin allocated to the peer to other peers (as repin on peer loss);
+   * UnknownPeerError when it is neither in the peerset nor in any allocation. Resolves with the pins moved.
+   */
+  vacate(peerId: string, options?: AbortOptions): Promise<number>
 }
 
 /** The DHT reprovider's progress (GET /reprovide/status, `cairn reprovide status`, Prometheus /metrics). */

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { apiUrl } from './address.js'
 import { Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
-import type { AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
-import type { AbortOptions, AddedOutput, GlobalPinInfo, IDInfo, Pin, PinType } from '../components.js'
+import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
+import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinType } from '../components.js'
 
 export class RestClient implements Client {
   readonly url: string
@@ -97,8 +97,34 @@ export class RestClient implements Client {
     })
   }
 
+  async * addCar (car: AsyncIterable<Uint8Array>, options: AddCarOptions = {}): AsyncGenerator<AddedOutput> {
+    const boundary = `cairn-${randomBytes(16).toString('hex')}`
+    const body = async function * (): AsyncGenerator<Uint8Array> {
+      yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload.car"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n`)
+      yield * car
+      yield Buffer.from(`\r\n--${boundary}--\r\n`)
+    }
+    yield * this.http.ndjson<AddedOutput>({
+      method: 'POST',
+      path: '/add',
+      query: addQuery({ ...options, format: 'car', noPin: options.noPin }),
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body: body(),
+      signal: options.signal
+    })
+  }
+
   async metrics (options: AbortOptions = {}): Promise<string[]> {
     return await this.http.json<string[] | undefined>({ method: 'GET', path: '/monitor/metrics', signal: options.signal }) ?? []
+  }
+
+  async graph (options: AbortOptions = {}): Promise<ConnectGraph> {
+    return await this.http.json<ConnectGraph>({ method: 'GET', path: '/health/graph', signal: options.signal })
+  }
+
+  /** DELETE /peers/{id}: moves the peer's pins to other peers; resolves with how many moved. */
+  async peerRemove (peer: string, options: AbortOptions = {}): Promise<{ peer: string, reallocated: number }> {
+    return await this.http.json({ method: 'DELETE', path: `/peers/${encodeURIComponent(peer)}`, signal: options.signal })
   }
 
   async health (options: AbortOptions = {}): Promise<void> {

@@ -1,6 +1,6 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
-import type { AbortOptions, AddedOutput, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType, TrackerStatus } from '../components.js'
+import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType, TrackerStatus } from '../components.js'
 
 export { ClientError } from './http.js'
 export { apiUrl } from './address.js'
@@ -51,6 +51,11 @@ export interface AddOptions extends ClientPinOptions, AbortOptions {
   onProgress?: (bytesSent: number, totalBytes: number) => void
 }
 
+export interface AddCarOptions extends ClientPinOptions, AbortOptions {
+  /** Store the blocks without pinning the CAR's root. */
+  noPin?: boolean
+}
+
 export interface Client {
   /** Origin of the API, e.g. 'http://127.0.0.1:9094'. */
   readonly url: string
@@ -74,10 +79,16 @@ export interface Client {
   recoverAll(options?: LocalOptions): AsyncIterable<GlobalPinInfo>
   /** Uploads files and directories (streamed from disk) and yields the AddedOutput lines, the root last. */
   add(paths: string[], options?: AddOptions): AsyncIterable<AddedOutput>
+  /** POST /add?format=car with a CAR streamed from memory (one root, blocks verified by the peer); yields its root line. */
+  addCar(car: AsyncIterable<Uint8Array>, options?: AddCarOptions): AsyncIterable<AddedOutput>
   /** Names of the metrics known to the peer. */
   metrics(options?: AbortOptions): Promise<string[]>
   /** Resolves when GET /health answers 204. */
   health(options?: AbortOptions): Promise<void>
+  /** GET /health/graph. */
+  graph(options?: AbortOptions): Promise<ConnectGraph>
+  /** DELETE /peers/{id}: the peer's pins are re-allocated to other peers. */
+  peerRemove(peer: string, options?: AbortOptions): Promise<{ peer: string, reallocated: number }>
 }
 
 export function createClient (init: ClientInit = {}): Client {

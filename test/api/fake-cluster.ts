@@ -1,10 +1,10 @@
 // An in-memory ClusterAPI for the REST API's own tests: it records what the API hands it and answers with
 // IPFS Cluster's shapes. Never use it to test anything but src/api.
-import { FollowerModeError, NotInPinsetError } from '../../src/errors.js'
+import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
 import { ZERO_TIME } from '../../src/components.js'
 import { tryCidKey } from '../../src/utils/cid.js'
 import type {
-  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType,
+  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType,
   TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
 
 export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
@@ -26,6 +26,21 @@ export class FakeCluster implements ClusterAPI {
   endlessStopped = false
   added: ReceivedEntry[] = []
   addFailure?: { afterEntries: number, error: Error }
+
+  async graph (): Promise<ConnectGraph> {
+    this.record('graph')
+    return {
+      cluster_id: PEER, id_to_peername: { [PEER]: 'fake' }, ipfs_links: { [PEER]: [] }, cluster_links: { [PEER]: [] },
+      cluster_trust_links: { [PEER]: true }, cluster_to_ipfs: { [PEER]: PEER }
+    }
+  }
+
+  async vacate (peerId: string): Promise<number> {
+    this.record('vacate', peerId)
+    if (!this.writable) throw new FollowerModeError()
+    if (peerId !== PEER) throw new UnknownPeerError(`unknown peer: ${peerId} is not a cluster peer and holds no allocation`)
+    return 0
+  }
 
   private record (method: string, ...args: unknown[]): void { this.calls.push({ method, args }) }
   lastCall (method: string): unknown[] | undefined { return this.calls.findLast(c => c.method === method)?.args }

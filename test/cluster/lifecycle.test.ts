@@ -96,4 +96,40 @@ describe('quota, expiry, pin update', () => {
     }
     assert.equal(tc.peer(0).pinset.has(cid), false, 'nothing was pinned')
   })
+
+  it('GET /health/graph shows who is connected to whom', async () => {
+    const res = await fetch(`${tc.url(0)}/health/graph`)
+    assert.equal(res.status, 200)
+    const g = await res.json() as { cluster_id: string, cluster_links: Record<string, string[]>, cluster_trust_links: Record<string, boolean>, id_to_peername: Record<string, string> }
+    assert.equal(g.cluster_id, ids[0])
+    for (const [i, id] of ids.entries()) {
+      assert.deepEqual(g.cluster_links[id], ids.filter(p => p !== id).sort(), `peer ${i}'s cluster links`)
+      assert.equal(g.cluster_trust_links[id], true)
+      assert.equal(g.id_to_peername[id], `peer-${i}`)
+    }
+  })
+
+  it('DELETE /peers/{id} moves every pin off that peer', async () => {
+    const held: string[] = []
+    for (let n = 0; n < 4; n++) held.push(await add(randomBytes(4 * KB), { replication_factor_min: 1, replication_factor_max: 1, user_allocations: [ids[1]] }))
+    for (const cid of held) await waitFor(async () => await tc.peer(1).ipfs.isPinned(CID.parse(cid)), { timeoutMs: 30_000, message: `${cid} on peer 1` })
+    const res = await fetch(`${tc.url(0)}/peers/${ids[1]}`, { method: 'DELETE' })
+    assert.equal(res.status, 200, await res.clone().text())
+    const body = await res.json() as { reallocated: number }
+    assert.ok(body.reallocated >= held.length, `moved ${body.reallocated}`)
+    for (const cid of held) {
+      const pin = tc.peer(0).pinset.get(cid)!
+      assert.equal(pin.allocations.length, 1)
+      assert.notEqual(pin.allocations[0], ids[1])
+      const target = ids.indexOf(pin.allocations[0])
+      await waitFor(async () => await tc.peer(target).ipfs.isPinned(CID.parse(cid)), { timeoutMs: 30_000, message: `${cid} pinned on its new peer ${target}` })
+      await waitFor(async () => !(await tc.peer(1).ipfs.isPinned(CID.parse(cid))), { timeoutMs: 30_000, message: `${cid} dropped by peer 1` })
+    }
+    const unknown = await fetch(`${tc.url(0)}/peers/12D3KooWHRzEyYvvRVkLgDHzLsJHovU1Z3aCukC9tVVFX9RK8S2K`, { method: 'DELETE' })
+    assert.equal(unknown.status, 400)
+    assert.match(((await unknown.json()) as { message: string }).message, /unknown peer: 12D3KooWHRz/)
+    const bad = await fetch(`${tc.url(0)}/peers/not-a-peer`, { method: 'DELETE' })
+    assert.equal(bad.status, 400)
+    assert.match(((await bad.json()) as { message: string }).message, /invalid peer ID "not-a-peer"/)
+  })
 })

@@ -1,5 +1,6 @@
 // The IPFS-Cluster-compatible REST API: IPFS Cluster's route table (api/rest/restapi.go) over express 5.
 // Paths, JSON field names, status codes and streaming rules are IPFS Cluster's; see the shared reference §1.
+import { peerIdFromString } from '@libp2p/peer-id'
 import express from 'express'
 import { ConfigError, InvalidParameterError, NotStartedError, ShuttingDownError } from '../../errors.js'
 import { VERSION } from '../../version.js'
@@ -16,7 +17,7 @@ import type { ClusterAPI, Startable } from '../../components.js'
 import type { Credentials } from '../auth.js'
 import type { Listener } from '../common.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
-import type { Express, Request, Response } from 'express'
+import type { Express, Request, RequestHandler, Response } from 'express'
 
 export interface RestApiInit {
   /** host:port to listen on, e.g. 127.0.0.1:9094 or [::1]:0. */
@@ -25,6 +26,8 @@ export interface RestApiInit {
   logger?: ComponentLogger
   /** user -> password; when set, every route but GET /health and OPTIONS needs Basic or Bearer auth. */
   basicAuth?: Credentials | null
+  /** Called when each request ends (the /metrics latency histogram). */
+  observe?: RestAppOptions['observe']
 }
 
 export interface RestApi extends Startable {
@@ -37,6 +40,8 @@ export interface RestAppOptions {
   basicAuth?: Credentials | null
   /** Aborted when the API stops: ends in-flight streams so that the server can close. */
   signal?: AbortSignal
+  /** Called when each request ends, with the matched route pattern ('unmatched' when none matched). */
+  observe?: (method: string, route: string, status: number, seconds: number) => void
 }
 
 /** Splits "host:port" or "[v6]:port"; ConfigError names the bad value. */
@@ -53,6 +58,7 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
   const app = express()
   app.disable('x-powered-by')
   app.set('case sensitive routing', true)
+  if (options.observe != null) app.use(observeRequests(options.observe))
   app.use(jsonContentType, strictSlash, authenticate(basicAuth))
 
   const signalOf = requestSignals(stop)
@@ -72,6 +78,17 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
   app.get('/monitor/metrics', (_req, res) => { sendJson(res, 200, cluster.metricNames()) })
   app.get('/monitor/metrics/:name', (req, res) => { sendJson(res, 200, cluster.metrics(String(req.params.name))) })
   app.get('/health/alerts', (_req, res) => { sendJson(res, 200, cluster.alerts()) })
+  app.get('/health/graph', async (_req, res) => { sendJson(res, 200, await cluster.graph({ signal: signalOf(res) })) })
+  // IPFS Cluster answers 200 with no body; cairn vacates (re-allocates the peer's pins) and says how many moved
+  app.delete('/peers/:peer', async (req, res) => {
+    const peer = String(req.params.peer)
+    try {
+      peerIdFromString(peer)
+    } catch {
+      throw new InvalidParameterError(`invalid peer ID "${peer}"`)
+    }
+    sendJson(res, 200, { peer, reallocated: await cluster.vacate(peer, { signal: signalOf(res) }) })
+  })
 
   app.get('/allocations', async (req, res) => {
     const types = parseTypeFilter(queryOf(req).get('filter'))
@@ -144,6 +161,18 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
   return app
 }
 
+/** Times each request until its response closes; labels it by route pattern so that CIDs do not become series. */
+function observeRequests (observe: NonNullable<RestAppOptions['observe']>): RequestHandler {
+  return (req, res, next) => {
+    const start = process.hrtime.bigint()
+    res.once('close', () => {
+      const route = (req.route as { path?: unknown } | undefined)?.path
+      observe(req.method, typeof route === 'string' ? route : 'unmatched', res.statusCode, Number(process.hrtime.bigint() - start) / 1e9)
+    })
+    next()
+  }
+}
+
 async function * toAsync<T> (items: Iterable<T>): AsyncGenerator<T> {
   yield * items
 }
@@ -159,7 +188,7 @@ export function createRestApi (init: RestApiInit): RestApi {
     async start () {
       if (listener !== undefined) return
       stopping = new AbortController()
-      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal })
+      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe })
       listener = await listen(app, host, port)
       log?.('listening on %s:%d', listener.address.host, listener.address.port)
     },

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import type { ConnectGraph } from '../../components.js'
 import { formatId } from '../format.js'
 import { Session, type CliIO } from '../session.js'
 
@@ -17,19 +18,47 @@ export function registerPeers (program: Command, io: CliIO): void {
       s.one(await s.client.version(), v => v.version)
     })
 
-  program.command('peers').description('cluster peers')
-    .command('ls')
+  const peers = program.command('peers').description('cluster peers')
+  peers.command('ls')
     .description('list the peers of the cluster, with their addresses')
     .action(async (_o: unknown, cmd: Command) => {
       const s = new Session(io, cmd)
       for await (const peer of s.client.peersStream()) s.item(peer, formatId)
     })
+  peers.command('rm <peer-id>')
+    .description('vacate a peer: re-allocate every pin it holds to other peers (trusted peers only)')
+    .action(async (peer: string, _o: unknown, cmd: Command) => {
+      const s = new Session(io, cmd)
+      s.one(await s.client.peerRemove(peer), r => `${r.reallocated} pins re-allocated away from ${r.peer}`)
+    })
 
-  program.command('health').description('cluster health')
-    .command('metrics')
+  const health = program.command('health').description('cluster health')
+  health.command('metrics')
     .description('names of the metrics the peers publish')
     .action(async (_o: unknown, cmd: Command) => {
       const s = new Session(io, cmd)
       for (const name of await s.client.metrics()) s.item(name, String)
     })
+  health.command('graph')
+    .description('who is connected to whom, as a Graphviz dot graph (--json: the ConnectGraph)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const s = new Session(io, cmd)
+      s.one(await s.client.graph(), formatGraph)
+    })
+}
+
+/** The graph in dot: cluster links solid (trusted peers boxed), other libp2p links dotted. */
+export function formatGraph (g: ConnectGraph): string {
+  const label = (p: string): string => JSON.stringify(`${g.id_to_peername[p] !== '' && g.id_to_peername[p] != null ? `${g.id_to_peername[p]}\n` : ''}${p.slice(-8)}`)
+  const node = (p: string): string => `"${p}"`
+  const lines = ['digraph cluster {']
+  for (const p of Object.keys(g.cluster_trust_links).sort()) {
+    lines.push(`  ${node(p)} [label=${label(p)}, shape=${g.cluster_trust_links[p] ? 'box' : 'ellipse'}${p === g.cluster_id ? ', style=bold' : ''}]`)
+  }
+  for (const [from, tos] of Object.entries(g.cluster_links)) for (const to of tos) lines.push(`  ${node(from)} -> ${node(to)}`)
+  for (const [from, tos] of Object.entries(g.ipfs_links)) {
+    for (const to of tos) if (!(g.cluster_links[from] ?? []).includes(to)) lines.push(`  ${node(from)} -> ${node(to)} [style=dotted]`)
+  }
+  lines.push('}')
+  return lines.join('\n')
 }

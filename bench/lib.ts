@@ -370,7 +370,8 @@ export interface PreparedPeer {
 
 /**
  * Creates the peer folders and one shared cluster config trusting the first `trusted` peers, every peer
- * bootstrapping to all the others. Ports: swarm on free ports picked now, REST on port 0 (resolved at start).
+ * bootstrapping to all the others. Ports: swarm on free ports picked now, REST (and the pinning API, gateway and
+ * metrics listeners) on port 0 (resolved at start).
  */
 export async function preparePeers (setup: ClusterSetup): Promise<PreparedPeer[]> {
   const clusterFile = join(setup.root, 'cluster.json')
@@ -386,6 +387,10 @@ export async function preparePeers (setup: ClusterSetup): Promise<PreparedPeer[]
       peername: name,
       cluster: clusterFile,
       rest_listen: '127.0.0.1:0',
+      // several peers on one host: every other listener on any free port too
+      pinsvc_listen: '127.0.0.1:0',
+      gateway_listen: '127.0.0.1:0',
+      metrics_listen: '127.0.0.1:0',
       swarm_listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`],
       env: {}
     })

@@ -8,6 +8,7 @@ import { startDaemon } from '../src/daemon.js'
 import type { CairnPeer } from '../src/peer.js'
 import type { PeerProgress, PeerReady, PeerStats } from './lib.js'
 import { benchPins, pinsetDigest } from './pinset-data.js'
+import { importRandomFile, pinTimed, serveRawStream, sendRawStream } from './bitswap.js'
 
 const path = process.argv[2]
 if (path === undefined || process.send === undefined) {
@@ -129,6 +130,17 @@ process.on('message', (msg: { type?: string, seq?: number, action?: string, file
     answer('pinset-stats', msg.seq, async () => {
       if (peer === undefined) throw new Error('the peer is not running')
       return { stats: peer.pinset.stats() }
+    })
+  } else if (msg?.type === 'import-random' || msg?.type === 'pin-timed' || msg?.type === 'raw-stream-serve' || msg?.type === 'raw-stream-send') {
+    // bench/bitswap.ts: content on one peer, a timed pin (bitswap fetch) or one raw stream on the other
+    const type = msg.type
+    answer(type, msg.seq, async () => {
+      if (peer === undefined) throw new Error('the peer is not running')
+      const m = msg as unknown as Record<string, unknown>
+      if (type === 'import-random') return await importRandomFile(peer.ipfs, Number(m.bytes), Number(m.seed))
+      if (type === 'pin-timed') return await pinTimed(peer.ipfs, String(m.cid))
+      if (type === 'raw-stream-serve') return await serveRawStream(peer.ipfs.libp2p)
+      return await sendRawStream(peer.ipfs.libp2p, String(m.peer), Number(m.bytes))
     })
   } else if (msg?.type === 'cpu-profile') {
     profile(msg).then(() => { send({ type: 'cpu-profile', seq: msg.seq }) }, (err: Error) => {

@@ -16,7 +16,14 @@ const BENCHMARKS: Readonly<Record<string, Entry>> = {
   'follower-sync': {
     description: 'trusted peer with N pins, a fresh follower joins: seconds to an equal pinset, bytes, RSS; checkpoint vs replay',
     load: async () => (await import('./follower-sync.js')).followerSync
-  }
+  },
+  add: { description: 'a Debian-pool-like tree (10,000 files) added to one peer over REST, against cp -a', load: async () => (await import('./add.js')).add },
+  reprovide: {
+    description: 'one peer with 100,000 CIDs, a loopback DHT of 20 nodes: batched reprovide vs per-CID provide, pin -> findable latency',
+    load: async () => (await import('./reprovide.js')).reprovide
+  },
+  bitswap: { description: '256 MB moved between two peers over bitswap, against one raw libp2p stream', load: async () => (await import('./bitswap.js')).bitswap },
+  mirror: { description: 'mirror sync of a 10,000-file package tree to one peer, then a re-sync after changing 1% of its files', load: async () => (await import('./mirror.js')).mirror }
 }
 
 const USAGE = 'usage: npm run bench -- <name> [--flags] [--json]   (npm run bench -- <name> --help for its flags)'

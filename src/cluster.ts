@@ -7,6 +7,7 @@ import {
   FollowerModeError, InvalidCIDError, InvalidParameterError, NotInPinsetError, UnknownPeerError
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
+import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
 import { cidKey } from './utils/cid.js'
 import type { Monitor } from './monitor/index.js'
 import type { ClusterSecret } from './secret.js'
@@ -16,6 +17,7 @@ import type {
   AbortOptions, AddedOutput, AddEntry, AlertInfo, ConnectGraph, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
   PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
 } from './components.js'
+import type { Helia } from '@helia/interface'
 import type { Identify } from '@libp2p/identify'
 import type { ComponentLogger, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
@@ -41,6 +43,10 @@ export interface ClusterInit {
 export interface Importer {
   addEntries(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>
   addCar(bytes: AsyncIterable<Uint8Array>, options?: AbortOptions): AsyncIterable<AddedOutput>
+  /** The local store, for sharded adds. */
+  readonly helia: Pick<Helia, 'blockstore' | 'getCodec'>
+  /** Deletes those of the blocks that no local pin protects; resolves with how many were deleted. */
+  dropUnpinned(cids: CID[], options?: AbortOptions): Promise<number>
 }
 
 export interface ClusterComponents {
@@ -111,6 +117,7 @@ class CairnCluster implements Cluster {
 
   async start (): Promise<void> {
     const { libp2p } = this.components
+    this.running = true
     await this.rpc.start()
     libp2p.addEventListener('peer:identify', this.onIdentify)
     libp2p.addEventListener('peer:update', this.onUpdate)
@@ -242,7 +249,10 @@ class CairnCluster implements Cluster {
     return graph
   }
 
+  private running = false
+
   async stop (): Promise<void> {
+    this.running = false
     const { libp2p } = this.components
     clearInterval(this.memberTimer)
     clearInterval(this.expiryTimer)
@@ -360,7 +370,7 @@ class CairnCluster implements Cluster {
    * Validates the options and allocates. `existing` is the pin now in the pinset under this CID: its allocations
    * are kept first while the replication stays the same.
    */
-  private async buildPin (cid: string | CID, options: PinOptions, type: PinType = 'pin', existing?: Pin, exclude?: Set<string>): Promise<Pin> {
+  private async buildPin (cid: string | CID, options: PinOptions, type: PinType = 'pin', existing?: Pin, exclude?: Set<string>, debit?: Map<string, number>): Promise<Pin> {
     const parsed = typeof cid === 'string' ? parseCid(cid) : cid
     const cidString = parsed.toString()
     let min = options.replication_factor_min ?? 0
@@ -390,7 +400,11 @@ class CairnCluster implements Cluster {
         // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
         ? allocateBalanced({
           cid: cidString, min, max, current, priority,
-          metrics: Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer))]))
+          metrics: Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer)).map(m => {
+            // space promised to earlier shards of the same add is not free any more, though no metric says so yet
+            const owed = name === 'freespace' ? debit?.get(m.peer) ?? 0 : 0
+            return owed === 0 ? m : { ...m, weight: Math.max(0, m.weight - owed), value: String(Math.max(0, m.weight - owed)) }
+          })]))
         })
         : allocate({ cid: cidString, min, max, current, priority, candidates: peers })
     const mode = options.mode ?? 'recursive'
@@ -449,8 +463,32 @@ class CairnCluster implements Cluster {
     parseCid(cid)
     const pin = this.components.pinset.get(cid)
     if (pin == null) throw new NotInPinsetError()
-    await this.components.pinset.remove([pin.cid], opts)
+    if (pin.type === 'shard-pin' || pin.type === 'clusterdag-pin') {
+      throw new InvalidParameterError(`${pin.cid} is a ${pin.type} of the sharded content ${pin.reference ?? '(unknown root)'}: unpin the root ${pin.reference ?? ''} instead`.trimEnd())
+    }
+    const removed = [pin.cid]
+    if (pin.type === 'meta-pin') removed.push(...await this.shardPinsOf(pin, opts))
+    await this.components.pinset.remove(removed, opts)
     return pin
+  }
+
+  /** The clusterdag and shard pins of a sharded root (from its clusterdag node, else by scanning the pinset). */
+  private async shardPinsOf (meta: Pin, options: AbortOptions = {}): Promise<string[]> {
+    const { pinset, importer } = this.components
+    const out = new Set<string>()
+    if (meta.reference != null) {
+      out.add(meta.reference)
+      try {
+        const signal = AbortSignal.any([AbortSignal.timeout(10_000), ...(options.signal != null ? [options.signal] : [])])
+        for (const shard of await readClusterDag(importer.helia, CID.parse(meta.reference), { signal })) out.add(shard.toString())
+      } catch (err) {
+        this.log('reading clusterdag %s failed, scanning the pinset instead: %e', meta.reference, err)
+      }
+    }
+    for (const p of pinset.list()) {
+      if ((p.type === 'shard-pin' || p.type === 'clusterdag-pin') && p.reference === meta.cid) out.add(p.cid)
+    }
+    return [...out].filter(c => pinset.has(c))
   }
 
   allocations (types?: Set<PinType>): Iterable<Pin> {
@@ -620,6 +658,10 @@ class CairnCluster implements Cluster {
     this.requireWritable()
     // Validate the pin options before reading the body, so a bad request fails before any import work.
     if (params.no_pin !== true) await this.buildPin('bafkqaaa', { ...params, name: params.name ?? '' })
+    if ((params.shard_size ?? 0) > 0) {
+      checkShardSize(params.shard_size ?? 0)
+      if (params.format === 'car') throw new InvalidParameterError('shard: a CAR cannot be added sharded; add the files instead')
+    }
     const { importer } = this.components
     let root: AddedOutput | undefined
     let source: AsyncIterable<AddedOutput>
@@ -640,9 +682,67 @@ class CairnCluster implements Cluster {
       yield out
     }
     if (root == null) throw new InvalidParameterError('no files in the request')
-    if (params.no_pin !== true) {
-      const pin = await this.pin(root.cid, { ...params, name: params.name ?? root.name }, options)
-      this.log('added and pinned %s (%s)', pin.cid, pin.name)
+    if (params.no_pin === true) return
+    if ((params.shard_size ?? 0) > 0) {
+      await this.pinSharded(CID.parse(root.cid), { ...params, name: params.name ?? root.name }, options)
+      return
+    }
+    const pin = await this.pin(root.cid, { ...params, name: params.name ?? root.name }, options)
+    this.log('added and pinned %s (%s)', pin.cid, pin.name)
+  }
+
+  /**
+   * Shards the DAG just imported, allocates each shard on its own (free space taken by earlier shards counts),
+   * writes shard pins, the clusterdag pin and the meta pin in one pinset change. This peer keeps only its own
+   * shards: once the others are pinned where they were allocated, their blocks are deleted here.
+   */
+  private async pinSharded (root: CID, params: AddParams, options: AbortOptions): Promise<void> {
+    const shardSize = params.shard_size ?? 0
+    const { importer } = this.components
+    const existing = this.components.pinset.get(root.toString())
+    if (existing != null && existing.type !== 'meta-pin') throw new InvalidParameterError(`${root} is already pinned as ${existing.type}; unpin it before adding it sharded`)
+    const dag = await shardDag(importer.helia, root, shardSize, options)
+    const name = params.name ?? ''
+    const base: PinOptions = {
+      name, replication_factor_min: params.replication_factor_min, replication_factor_max: params.replication_factor_max,
+      user_allocations: params.user_allocations, expire_at: params.expire_at, metadata: params.metadata, shard_size: shardSize
+    }
+    const debit = new Map<string, number>()
+    const pins: Pin[] = []
+    for (const [i, shard] of dag.shards.entries()) {
+      // a peer whose free space (less what earlier shards took) cannot hold this shard is not a candidate
+      const noRoom = new Set((this.components.monitor?.latest('freespace') ?? [])
+        .filter(m => m.weight - (debit.get(m.peer) ?? 0) < shard.bytes).map(m => m.peer))
+      const pin = await this.buildPin(shard.cid, { ...base, name: `${name}-shard-${i}` }, 'shard-pin', undefined, noRoom, debit)
+      for (const p of pin.allocations) debit.set(p, (debit.get(p) ?? 0) + shard.bytes)
+      pins.push({ ...pin, max_depth: 1, reference: root.toString() })
+    }
+    const clusterDag = await this.buildPin(dag.clusterDag, { ...base, name: `${name}-clusterDAG`, replication_factor_min: -1, replication_factor_max: -1 }, 'clusterdag-pin')
+    pins.push({ ...clusterDag, max_depth: 0, mode: 'direct', reference: root.toString() })
+    const meta = await this.buildPin(root, base, 'meta-pin')
+    pins.push({ ...meta, allocations: [], reference: dag.clusterDag.toString() })
+    await this.components.pinset.put(pins, options)
+    this.log('added %s sharded: %d shards of <= %d bytes', root, dag.shards.length, shardSize)
+    void this.dropForeignShards(dag, pins).catch(err => { this.log.error('dropping the shards of %s held for other peers failed: %e', root, err) })
+  }
+
+  /** After each shard not allocated here is pinned on its allocations, deletes its blocks here (unless pinned). */
+  private async dropForeignShards (dag: ShardedDag, pins: Pin[], timeoutMs = 3_600_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    const foreign = dag.shards.filter((_, i) => !this.isAllocated(pins[i], this.self))
+    while (foreign.length > 0 && Date.now() < deadline && this.running) {
+      for (let i = foreign.length - 1; i >= 0; i--) {
+        const shard = foreign[i]
+        const pin = this.components.pinset.get(shard.cid.toString())
+        if (pin == null) { foreign.splice(i, 1); continue } // unpinned meanwhile
+        const status = await this.status(shard.cid.toString(), { signal: AbortSignal.timeout(30_000) }).catch(() => undefined)
+        const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
+        if (pinned < Math.max(1, pin.replication_factor_min)) continue
+        const dropped = await this.components.importer.dropUnpinned([shard.cid, ...shard.blocks])
+        this.log('shard %s is pinned on %d peers: dropped %d of its blocks here', shard.cid, pinned, dropped)
+        foreign.splice(i, 1)
+      }
+      if (foreign.length > 0) await new Promise(resolve => setTimeout(resolve, 1000).unref())
     }
   }
 

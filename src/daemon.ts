@@ -41,6 +41,10 @@ export async function startDaemon (options: Omit<DaemonOptions, 'until'>): Promi
   report(`cairn peer ${peer.id} (${config.peer.peername}) is running`)
   report(`  cluster:  ${config.cluster.name} (${config.cluster.trusted_peers.includes(peer.id) ? 'trusted peer' : 'follower: read-only'})`)
   report(`  REST API: http://${host}:${port}`)
+  const url = (a: { host: string, port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
+  if (config.peer.pinsvc.enabled) report(`  pinning:  ${url(peer.pinsvcAddress())} (IPFS Pinning Services API)`)
+  if (config.peer.gateway.enabled) report(`  gateway:  ${url(peer.gatewayAddress())}`)
+  if (config.peer.metrics.enabled) report(`  metrics:  ${url(peer.metricsAddress())}/metrics`)
   for (const addr of peer.swarmAddresses()) report(`  swarm:    ${addr}`)
   const exposed = exposedWithoutAuth(config)
   if (exposed != null) report(exposed)

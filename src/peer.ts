@@ -10,6 +10,11 @@ import { statfs } from 'node:fs/promises'
 import { createPinset } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
+import { createPinningApi, peerAddresses, type PinningApi } from './api/pinsvc/index.js'
+import { createMetricsServer, type MetricsServer } from './metrics/index.js'
+import { createGateway, type Gateway } from './gateway/index.js'
+import type { ReprovideAPI } from './components.js'
+import { createReprovider, type Reprovider } from './reprovider/index.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions, Pinset, PinTracker, Startable } from './components.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -44,6 +49,14 @@ export interface CairnPeer extends Startable {
   /** The swarm multiaddrs, with /p2p/<id>. */
   swarmAddresses(): string[]
   // [slot: service accessors] one line per service (reprovider, pinsvcAddress(), gatewayAddress(), metricsAddress())
+  /** The DHT reprovider (available after start()). */
+  readonly reprovider: ReprovideAPI
+  /** The HTTP gateway's bound address; throws when gateway.enabled is false. */
+  gatewayAddress(): { host: string, port: number }
+  /** The pinning service API's bound address; throws when pinsvc.enabled is false. */
+  pinsvcAddress(): { host: string, port: number }
+  /** The /metrics listener's bound address; throws when metrics.enabled is false. */
+  metricsAddress(): { host: string, port: number }
 }
 
 export function createPeer (init: PeerInit): CairnPeer {
@@ -74,6 +87,10 @@ export function createPeer (init: PeerInit): CairnPeer {
   let cluster: Cluster | undefined
   let monitor: Monitor | undefined
   let rest: RestApi | undefined
+  let reprovider: Reprovider | undefined
+  let pinsvc: PinningApi | undefined
+  let metrics: MetricsServer | undefined
+  let gateway: Gateway | undefined
   const started: Startable[] = []
   // Maintainers add or remove trusted peers by editing the shared config: re-read it and apply at once.
   const watcher: Startable & { watch?: ClusterConfigWatch } = {
@@ -110,8 +127,15 @@ export function createPeer (init: PeerInit): CairnPeer {
     get tracker () { return need(tracker, 'tracker') },
     get cluster () { return need(cluster, 'cluster') },
     get monitor () { return need(monitor, 'monitor') },
+    get reprovider () { return need(reprovider, 'the reprovider') },
     restAddress: () => need(rest, 'the REST API').address(),
+    pinsvcAddress: () => need(pinsvc, 'the pinning service API (pinsvc.enabled)').address(),
+    gatewayAddress: () => need(gateway, 'the gateway (gateway.enabled)').address(),
     swarmAddresses: () => ipfs.libp2p.getMultiaddrs().map(String),
+    metricsAddress: () => {
+      if (!config.peer.metrics.enabled) throw new Error('the metrics endpoint is off (metrics.enabled is false)')
+      return need(metrics, 'the metrics endpoint').address()
+    },
 
     async start () {
       try {
@@ -161,14 +185,40 @@ export function createPeer (init: PeerInit): CairnPeer {
         }, { pinset, tracker, monitor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
-        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials })
+        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) } })
         await rest.start()
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
         // [slot: reprovider]
+        reprovider = createReprovider({ ...config.cluster.reprovide, protocol: dht.protocol, bootstrap: dht.bootstrap }, {
+          libp2p, logger, datastore: ipfs.helia.datastore, blockstore: ipfs.helia.blockstore, pinLs: o => ipfs.pinLs(o),
+          onPinChange: l => ipfs.onPinChange(l), warn: line => { logger.pino.warn(line) }
+        })
+        await reprovider.start()
+        started.push(reprovider)
         // [slot: pinsvc]
+        if (config.peer.pinsvc.enabled) {
+          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials, logger }, {
+            cluster, pinset, peerId: id, addressesOf: peerAddresses(libp2p, p => monitor?.peerInfo(p)?.addresses)
+          })
+          await pinsvc.start()
+          started.push(pinsvc)
+        }
         // [slot: gateway]
+        if (config.peer.gateway.enabled) {
+          gateway = createGateway({ listen: config.peer.gateway.listen }, { ipfs, pinset, logger })
+          await gateway.start()
+          started.push(gateway)
+        }
         // [slot: metrics]
+        if (config.peer.metrics.enabled) {
+          const self = this as { reprovider?: ReprovideAPI }
+          metrics = createMetricsServer({ listen: config.peer.metrics.listen, peerId: id, peername: config.peer.peername, cluster: config.cluster.name }, {
+            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), helia: () => ipfs.helia, reprovider: () => self.reprovider, logger
+          })
+          await metrics.start()
+          started.push(metrics)
+        }
         const exposed = exposedWithoutAuth(config)
         if (exposed != null) logger.pino.warn(exposed)
       } catch (err) {
@@ -190,10 +240,17 @@ export function createPeer (init: PeerInit): CairnPeer {
 
 /** A warning when the REST API listens beyond loopback with no credentials (anyone on the network could pin). */
 export function exposedWithoutAuth (config: LoadedConfig): string | undefined {
-  const host = config.peer.rest.listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
-  const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.')
-  if (loopback || config.peer.rest.basic_auth_credentials != null) return undefined
-  return `WARNING: the REST API listens on ${config.peer.rest.listen}, beyond loopback, without basic_auth_credentials: ` +
+  if (config.peer.rest.basic_auth_credentials != null) return undefined
+  const beyondLoopback = (listen: string): boolean => {
+    const host = listen.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+    return !(host === 'localhost' || host === '::1' || host.startsWith('127.'))
+  }
+  const exposed = [
+    ...(beyondLoopback(config.peer.rest.listen) ? [`the REST API listens on ${config.peer.rest.listen}`] : []),
+    ...(config.peer.pinsvc.enabled && beyondLoopback(config.peer.pinsvc.listen) ? [`the pinning API listens on ${config.peer.pinsvc.listen}`] : [])
+  ]
+  if (exposed.length === 0) return undefined
+  return `WARNING: ${exposed.join(' and ')}, beyond loopback, without basic_auth_credentials: ` +
     'anyone who can reach it can pin, unpin and add. Set rest.basic_auth_credentials in peer.json (or CAIRN_REST_BASIC_AUTH_CREDENTIALS).'
 }
 

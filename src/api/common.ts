@@ -3,7 +3,7 @@
 import { createServer } from 'node:http'
 import { bases } from 'multiformats/basics'
 import { CID } from 'multiformats/cid'
-import { InvalidCIDError } from '../errors.js'
+import { ConfigError, InvalidCIDError } from '../errors.js'
 import { restErrorBody, toHttpError } from './errors.js'
 import type { AbortOptions } from '../components.js'
 import type { Logger } from '@libp2p/logger'
@@ -226,7 +226,16 @@ export async function listen (app: RequestListener, host: string, port: number, 
 
   options.signal?.throwIfAborted()
   await new Promise<void>((resolve, reject) => {
-    const fail = (err: unknown): void => { server.off('listening', ok); reject(err) }
+    const fail = (err: unknown): void => {
+      server.off('listening', ok)
+      const code = (err as NodeJS.ErrnoException)?.code
+      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+        const why = code === 'EADDRINUSE' ? 'the address is already in use (another program or cairn peer holds it)' : code === 'EACCES' ? 'permission denied' : 'no such local address'
+        reject(new ConfigError(`cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}: ${why}; change its listen setting in peer.json (or the CAIRN_<SECTION>_LISTEN variable), or set that service's enabled to false`))
+      } else {
+        reject(err)
+      }
+    }
     const aborted = (): void => { fail(options.signal?.reason) }
     const ok = (): void => { server.off('error', fail); server.off('close', aborted); resolve() }
     server.once('error', fail)

@@ -9,6 +9,16 @@ export function parseInteger (value: string): number {
 }
 
 /** A Go duration ('90s', '1h30m', '500ms') in milliseconds. */
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3 }
+
+/** A byte count: 8388608, 8MiB, 8MB, 512KiB... */
+export function parseSize (value: string): number {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(value.trim())
+  const unit = m == null ? undefined : SIZE_UNITS[m[2].toLowerCase()]
+  if (m == null || unit === undefined) throw new InvalidArgumentError(`expected a size like 8MiB or 8388608, got "${value}"`)
+  return Number(m[1]) * unit
+}
+
 export function parseDuration (value: string): number {
   if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a duration such as 90s, 30m or 24h.`)
   let ms = 0

@@ -2,10 +2,13 @@
 import { Command, CommanderError } from 'commander'
 import { registerAdd } from './commands/add.js'
 import { registerFollow } from './commands/follow.js'
+import { registerMirror } from './commands/mirror.js'
 import { registerNode } from './commands/node.js'
 import { registerPeers } from './commands/peers.js'
 import { registerPin } from './commands/pin.js'
+import { registerReprovide } from './commands/reprovide.js'
 import { registerStatus } from './commands/status.js'
+import { registerState } from './commands/state.js'
 import { parseSeconds } from './parse.js'
 import type { CliIO } from './session.js'
 import { VERSION } from '../version.js'
@@ -32,6 +35,9 @@ export function buildProgram (io: CliIO): Command {
   registerStatus(program, io)
   registerPeers(program, io)
   registerFollow(program, io)
+  registerState(program, io)
+  registerReprovide(program, io)
+  registerMirror(program, io)
   return program
 }
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { apiUrl } from './address.js'
-import { Http } from './http.js'
+import { ClientError, Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
 import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
-import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinType } from '../components.js'
+import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinType, ReprovideStatus } from '../components.js'
 
 export class RestClient implements Client {
   readonly url: string
@@ -130,6 +130,20 @@ export class RestClient implements Client {
   async health (options: AbortOptions = {}): Promise<void> {
     await this.http.json({ method: 'GET', path: '/health', signal: options.signal })
   }
+
+  async reprovideStatus (options: AbortOptions = {}): Promise<ReprovideStatus> {
+    return await this.http.json({ method: 'GET', path: '/reprovide/status', signal: options.signal })
+  }
+
+  async reprovideNow (options: AbortOptions & { onProgress?: (status: ReprovideStatus) => void } = {}): Promise<ReprovideStatus> {
+    let last: ReprovideStatus | undefined
+    for await (const status of this.http.ndjson<ReprovideStatus>({ method: 'POST', path: '/reprovide/now', signal: options.signal })) {
+      last = status
+      options.onProgress?.(status)
+    }
+    if (last == null) throw new ClientError('POST /reprovide/now answered no status')
+    return last
+  }
 }
 
 /** POST/DELETE /pins/{ipfs|ipns|ipld}/{path}: the form ipfs-cluster-ctl uses, which honours `mode`. */
@@ -171,6 +185,7 @@ function addQuery (o: AddOptions): URLSearchParams {
   flag('raw-leaves', o.rawLeaves)
   flag('local', o.local)
   flag('no-pin', o.noPin)
+  flag('shard', o.shard)
   if (o.cidVersion != null) q.set('cid-version', String(o.cidVersion))
   if (o.format != null) q.set('format', o.format)
   if (o.chunker != null) q.set('chunker', o.chunker)

@@ -1,6 +1,6 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
-import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType, TrackerStatus } from '../components.js'
+import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType, ReprovideStatus, TrackerStatus } from '../components.js'
 
 export { ClientError } from './http.js'
 export { apiUrl } from './address.js'
@@ -47,6 +47,8 @@ export interface AddOptions extends ClientPinOptions, AbortOptions {
   /** Put the blocks on the receiving peer only, then pin normally. */
   local?: boolean
   noPin?: boolean
+  /** Split the DAG into shards of at most shard_size bytes, each on its own allocations. */
+  shard?: boolean
   /** File bytes sent so far, out of the total found by walking the paths first (the walk runs only when this is set). */
   onProgress?: (bytesSent: number, totalBytes: number) => void
 }
@@ -85,6 +87,10 @@ export interface Client {
   metrics(options?: AbortOptions): Promise<string[]>
   /** Resolves when GET /health answers 204. */
   health(options?: AbortOptions): Promise<void>
+  /** GET /reprovide/status: the peer's DHT reprovider. */
+  reprovideStatus(options?: AbortOptions): Promise<ReprovideStatus>
+  /** POST /reprovide/now: runs a reprovide cycle (or joins the running one); onProgress gets each snapshot; resolves with the final status. */
+  reprovideNow(options?: AbortOptions & { onProgress?: (status: ReprovideStatus) => void }): Promise<ReprovideStatus>
   /** GET /health/graph. */
   graph(options?: AbortOptions): Promise<ConnectGraph>
   /** DELETE /peers/{id}: the peer's pins are re-allocated to other peers. */

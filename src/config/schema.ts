@@ -125,7 +125,25 @@ export const reprovideConfigSchema = section({
   /** How long a provider record stays valid on the DHT nodes (48 h). */
   validity_ms: positiveInt().default(48 * 3600_000),
   /** Announce a pin's root as soon as it is pinned locally. */
-  fast_provide: bool().default(true)
+  fast_provide: bool().default(true),
+  /** DHT peers written to at once during a sweep. */
+  concurrency: positiveInt().default(32),
+  /** Records per batch: the unit of progress saved for a restart. */
+  batch_size: positiveInt().default(4096),
+  /** Deadline of one batch of records to one DHT peer. */
+  send_timeout_ms: positiveInt().default(30_000),
+  /** Deadline of one keyspace-region lookup. */
+  lookup_timeout_ms: positiveInt().default(60_000),
+  /** Retries of a failed lookup or send (then the peer is skipped for the rest of the cycle). */
+  retries: nonNegativeInt().default(3),
+  /** First retry delay, doubled each time. */
+  retry_backoff_ms: positiveInt().default(1000),
+  /** Records no DHT peer took are tried again after this long. */
+  retry_interval_ms: positiveInt().default(5 * 60_000)
+}).superRefine((r, ctx) => {
+  if (r.interval_ms >= r.validity_ms) {
+    ctx.addIssue({ code: 'custom', path: ['interval_ms'], message: `must be below validity_ms (${r.interval_ms} >= ${r.validity_ms}), or records lapse between cycles` })
+  }
 })
 
 const clusterScalars = {

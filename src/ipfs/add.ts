@@ -155,7 +155,8 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
     blockWriteConcurrency: 32,
     dirBuilder
   }
-  const sink = { put: async (cid: CID, bytes: Uint8Array) => { await blocks.put(cid, bytes, { signal }); return cid } }
+  const writer = new WriteBehind(blocks, signal)
+  const sink = { put: async (cid: CID, bytes: Uint8Array) => { await writer.put(cid, bytes); return cid } }
   const results = importer(candidates(), sink, importerOptions)
   const toOutput = (r: ImportResult): AddedOutput => ({ name: r.path ?? '', cid: r.cid.toString(), size: Number(r.size) })
   // directories come after every file, children before parents: empty ones go just before the first of them
@@ -172,10 +173,21 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
       yield * unyieldedEmptyDirs()
     }
   }
+  // the last result (the root) is held back until every block write has landed: an add that answered its
+  // root has stored all of its blocks
+  async function * flushedBeforeRoot (): AsyncGenerator<ImportResult> {
+    let last: ImportResult | undefined
+    for await (const result of withEmptyDirs()) {
+      if (last !== undefined) yield last
+      last = result
+    }
+    await writer.flush()
+    if (last !== undefined) yield last
+  }
 
   try {
     if (progress == null) {
-      for await (const result of withEmptyDirs()) {
+      for await (const result of flushedBeforeRoot()) {
         yield toOutput(result)
       }
       return
@@ -183,7 +195,7 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
     // progress lines are produced while the importer reads, results when it finishes a file: merge both
     const importing = (async () => {
       try {
-        for await (const result of withEmptyDirs()) {
+        for await (const result of flushedBeforeRoot()) {
           progress.push(toOutput(result))
         }
         progress.end()
@@ -200,6 +212,70 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
     }
   } finally {
     controller.abort()
+    // writes still in flight after a failure or an early stop end (aborted) before the caller goes on
+    await writer.settle()
+  }
+}
+
+/** Block writes in flight at most, and their bytes: bounds the memory the write-behind holds. */
+const WRITE_BEHIND_BLOCKS = 256
+const WRITE_BEHIND_BYTES = 32 * 1024 * 1024
+
+/**
+ * Block writes that do not hold up the importer. The importer builds one file at a time (multipart entries
+ * arrive one after the other), so waiting for each file's blocks to reach the store (a `has` and a `put`, each
+ * a round trip to level's thread pool) before reading the next file would make a tree of small files as slow as
+ * the sum of those round trips. Here a put returns as soon as the write is started, unless too many writes (or
+ * bytes) are in flight; the first failure is thrown by the next put or by flush().
+ */
+class WriteBehind {
+  private readonly sink: BlockSink
+  private readonly signal: AbortSignal
+  private readonly inflight = new Set<Promise<void>>()
+  private bytes = 0
+  private failure: { error: unknown } | undefined
+
+  constructor (sink: BlockSink, signal: AbortSignal) {
+    this.sink = sink
+    this.signal = signal
+  }
+
+  async put (cid: CID, block: Uint8Array): Promise<void> {
+    this.check()
+    while (this.inflight.size > 0 && (this.inflight.size >= WRITE_BEHIND_BLOCKS || this.bytes + block.byteLength > WRITE_BEHIND_BYTES)) {
+      await Promise.race(this.inflight)
+      this.check()
+    }
+    const size = block.byteLength
+    this.bytes += size
+    const write: Promise<void> = Promise.resolve()
+      .then(async () => { await this.sink.put(cid, block, { signal: this.signal }) })
+      .catch(err => { this.failure ??= { error: err } })
+      // always after the assignment: a then-callback never runs synchronously
+      .finally(() => {
+        this.inflight.delete(write)
+        this.bytes -= size
+      })
+    this.inflight.add(write)
+  }
+
+  /** Resolves when every write started has landed; throws the first failure. */
+  async flush (): Promise<void> {
+    await this.settle()
+    this.check()
+  }
+
+  /** Waits for the writes in flight, whatever their outcome. */
+  async settle (): Promise<void> {
+    while (this.inflight.size > 0) {
+      await Promise.all(this.inflight)
+    }
+  }
+
+  private check (): void {
+    if (this.failure !== undefined) {
+      throw this.failure.error
+    }
   }
 }
 

@@ -48,6 +48,8 @@ export interface IpfsNode extends IpfsConnector {
    * (false), with the root as CIDv1. Returns an unsubscribe function.
    */
   onPinChange(listener: (cid: CID, pinned: boolean) => void): () => void
+  /** Deletes those of the blocks that no local pin protects (a sharded add's blocks held for other peers). */
+  dropUnpinned(cids: CID[], options?: AbortOptions): Promise<number>
   /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
   cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
 }

@@ -331,6 +331,20 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
+  async dropUnpinned (cids: CID[], options: AbortOptions = {}): Promise<number> {
+    const running = this.require()
+    let dropped = 0
+    for (const cid of cids) {
+      options.signal?.throwIfAborted()
+      // Helia records every block of every pin: a block with no record belongs to no local pin
+      if (running.pins.has(cidKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
+      if (!(await running.blockstore.has(cid, options))) continue
+      await running.blockstore.delete(cid, options)
+      dropped++
+    }
+    return dropped
+  }
+
   async hasBlock (cid: CID, options: AbortOptions = {}): Promise<boolean> {
     return this.require().helia.blockstore.has(cid, options)
   }

@@ -3,7 +3,7 @@
 // missing and the count is rebuilt once by iterating the store.
 import { Key } from 'interface-datastore'
 import { LevelBlockstore } from 'blockstore-level'
-import { base64 } from 'multiformats/bases/base64'
+import { base32upper } from 'multiformats/bases/base32'
 import type { Logger } from '@libp2p/interface'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
@@ -31,15 +31,21 @@ export const DEFAULT_WRITE_BUFFER_SIZE = 64 * 1024 * 1024
 
 export class SizedBlockstore implements Blockstore {
   private readonly store: LevelBlockstore
+  /** The store's level database, for key-only lookups (LevelBlockstore.has reads and copies the whole block). */
+  private readonly db: LevelBlockstore['db']
   private readonly datastore: Datastore
   private readonly log: Logger
   private bytes = 0
   private opened = false
-  /** Puts and deletes in flight, by multihash: keeps the count exact when the same block is written twice at once. */
+  /** Puts and deletes in flight, by key: keeps the count exact when the same block is written twice at once. */
   private readonly inflight = new Map<string, Promise<unknown>>()
+  /** `has` lookups waiting for the next batch. */
+  private hasQueue: Array<{ key: string, resolve: (found: boolean) => void, reject: (err: unknown) => void }> = []
+  private hasInFlight = false
 
   constructor (init: SizedBlockstoreInit) {
     this.store = new LevelBlockstore(init.path, { writeBufferSize: init.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE })
+    this.db = this.store.db
     this.datastore = init.datastore
     this.log = init.log
   }
@@ -91,8 +97,7 @@ export class SizedBlockstore implements Blockstore {
     }
   }
 
-  private async exclusive<T> (cid: CID, fn: () => Promise<T>): Promise<T> {
-    const key = base64.encode(cid.multihash.bytes)
+  private async exclusive<T> (key: string, fn: () => Promise<T>): Promise<T> {
     for (let prior = this.inflight.get(key); prior != null; prior = this.inflight.get(key)) {
       await prior.catch(() => {})
     }
@@ -105,14 +110,53 @@ export class SizedBlockstore implements Blockstore {
     }
   }
 
+  /** LevelBlockstore's key: '/' + the multihash in multibase base32upper. */
+  private key (cid: CID): string {
+    return `/${base32upper.encoder.encode(cid.multihash.bytes)}`
+  }
+
   async has (cid: CID, options?: AbortOptions): Promise<boolean> {
-    return this.store.has(cid, options)
+    options?.signal?.throwIfAborted()
+    return await this.hasKey(this.key(cid))
+  }
+
+  /**
+   * Existence checks are batched: a `has` asked while no lookup is in flight goes to level at once; those asked
+   * meanwhile wait and go together as one hasMany when it returns. Each level lookup builds a LevelDB iterator on
+   * the main thread (a merge over the memtables and every table file), which made lookups the largest cost of an
+   * add; one iterator per batch makes them cheap, and a lone lookup waits for nothing.
+   */
+  private async hasKey (key: string): Promise<boolean> {
+    return await new Promise<boolean>((resolve, reject) => {
+      this.hasQueue.push({ key, resolve, reject })
+      if (!this.hasInFlight) {
+        this.flushHas()
+      }
+    })
+  }
+
+  private flushHas (): void {
+    const batch = this.hasQueue
+    this.hasQueue = []
+    this.hasInFlight = true
+    this.db.hasMany(batch.map(q => q.key)).then(found => {
+      batch.forEach((q, i) => { q.resolve(found[i]) })
+    }, err => {
+      for (const q of batch) q.reject(err)
+    }).finally(() => {
+      this.hasInFlight = false
+      if (this.hasQueue.length > 0) {
+        this.flushHas()
+      }
+    })
   }
 
   async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
     const block = value instanceof Uint8Array ? value : await concatChunks(value)
-    return this.exclusive(cid, async () => {
-      if (await this.store.has(cid, options)) {
+    const key = this.key(cid)
+    return this.exclusive(key, async () => {
+      options?.signal?.throwIfAborted()
+      if (await this.hasKey(key)) {
         return cid
       }
       await this.store.put(cid, block, options)
@@ -138,7 +182,7 @@ export class SizedBlockstore implements Blockstore {
   }
 
   async delete (cid: CID, options?: AbortOptions): Promise<void> {
-    await this.exclusive(cid, async () => {
+    await this.exclusive(this.key(cid), async () => {
       let length: number
       try {
         length = (await concatChunks(this.store.get(cid, options))).byteLength

@@ -35,3 +35,16 @@ export function mirrorVersions (pins: Iterable<Pin>, mirror?: string): MirrorVer
 export function newestMirrorRoot (pins: Iterable<Pin>, mirror: string): Pin | undefined {
   return mirrorVersions(pins, mirror)[0]?.pin
 }
+
+/** Mirror names appear in URLs (/mirror/<name>/) and file names: letters, digits, '.', '_', '-'; 1-100 chars. */
+export const MIRROR_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
+
+/** True when `name` can name a mirror. */
+export function isMirrorName (name: string): boolean {
+  return MIRROR_NAME.test(name)
+}
+
+/** The pin name and metadata that record version `version` of `mirror`. */
+export function mirrorPinOptions (mirror: string, version: number): { name: string, metadata: Record<string, string> } {
+  return { name: `${mirror}@${version}`, metadata: { [MIRROR_KEY]: mirror, [MIRROR_VERSION_KEY]: String(version) } }
+}

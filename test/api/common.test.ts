@@ -17,7 +17,8 @@ describe('error status map', () => {
     const expected: Record<string, number> = {
       InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
       NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
-      QueueFullError: 429, NotEnoughPeersError: 500, ShuttingDownError: 503
+      QueueFullError: 429, QuotaExceededError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
+      ShuttingDownError: 503
     }
     for (const [name, status] of Object.entries(expected)) {
       const Cls = (errors as unknown as Record<string, new () => Error>)[name]
@@ -40,6 +41,16 @@ describe('error status map', () => {
       assert.equal((await post('{"a":"0123456789"}')).status, 413)
     } finally {
       await server.close()
+    }
+  })
+
+  it('says which address is taken when a port is in use', async () => {
+    const first = await listen(express(), '127.0.0.1', 0)
+    try {
+      await assert.rejects(listen(express(), '127.0.0.1', first.address.port),
+        { name: 'ConfigError', message: new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.address.port}: the address is already in use`) })
+    } finally {
+      await first.close()
     }
   })
 })

@@ -14,7 +14,12 @@ describe('cluster.config.json validation', () => {
       bootstrap: [],
       replication_factor_min: -1,
       replication_factor_max: -1,
-      dht: { profile: 'public', protocol: '/ipfs/kad/1.0.0', bootstrap: [], client_mode: false, keep_private_addresses: false }
+      dht: { profile: 'public', protocol: '/ipfs/kad/1.0.0', bootstrap: [], client_mode: false, keep_private_addresses: false },
+      reprovide: {
+        strategy: 'pinned', interval_ms: 22 * 3600_000, validity_ms: 48 * 3600_000, fast_provide: true, concurrency: 32,
+        batch_size: 4096, send_timeout_ms: 30_000, lookup_timeout_ms: 60_000, retries: 3, retry_backoff_ms: 1000,
+        retry_interval_ms: 5 * 60_000
+      }
     })
   })
 

@@ -127,7 +127,13 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     for (const d of daemons) {
       const child = spawn(process.execPath, [CAIRN, 'daemon', '--path', d.dir], {
         cwd: ROOT,
-        env: childEnv({ CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn' }),
+        // three peers on one host: the pinning API, gateway and metrics take any free port
+        env: childEnv({
+          CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
+          CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
+          CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
+          CAIRN_METRICS_LISTEN: '127.0.0.1:0'
+        }),
         stdio: ['ignore', 'pipe', 'pipe']
       })
       d.child = child

@@ -11,9 +11,10 @@ import {
 } from '../common.js'
 import { restErrorBody } from '../errors.js'
 import { parseStatusFilter, parseTypeFilter } from './filters.js'
+import { registerReprovideRoutes } from './reprovide.js'
 import { parseMultipart, singleFile } from './multipart.js'
 import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
-import type { ClusterAPI, Startable } from '../../components.js'
+import type { ClusterAPI, ReprovideAPI, Startable } from '../../components.js'
 import type { Credentials } from '../auth.js'
 import type { Listener } from '../common.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
@@ -28,6 +29,8 @@ export interface RestApiInit {
   basicAuth?: Credentials | null
   /** Called when each request ends (the /metrics latency histogram). */
   observe?: RestAppOptions['observe']
+  /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
+  reprovider?: ReprovideAPI
 }
 
 export interface RestApi extends Startable {
@@ -42,6 +45,8 @@ export interface RestAppOptions {
   signal?: AbortSignal
   /** Called when each request ends, with the matched route pattern ('unmatched' when none matched). */
   observe?: (method: string, route: string, status: number, seconds: number) => void
+  /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
+  reprovider?: ReprovideAPI
 }
 
 /** Splits "host:port" or "[v6]:port"; ConfigError names the bad value. */
@@ -156,6 +161,8 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
     await sendNdjson(res, cluster.add(entries, params, { signal }), { signal, log })
   })
 
+  registerReprovideRoutes(app, options.reprovider, { signalOf, log })
+
   app.use(notFound(restErrorBody))
   app.use(errorHandler(restErrorBody, log))
   return app
@@ -188,7 +195,7 @@ export function createRestApi (init: RestApiInit): RestApi {
     async start () {
       if (listener !== undefined) return
       stopping = new AbortController()
-      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe })
+      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe, reprovider: init.reprovider })
       listener = await listen(app, host, port)
       log?.('listening on %s:%d', listener.address.host, listener.address.port)
     },

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { formatAdded } from '../format.js'
-import { formatBytes, parseDuration } from '../parse.js'
+import { formatBytes, parseDuration, parseSize } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import { waitPinned } from '../wait.js'
 import { pinOptionsOf, withPinFlags, type PinFlags } from './pin.js'
@@ -20,6 +20,8 @@ interface AddFlags extends PinFlags {
   quieter?: boolean
   wait?: boolean
   waitTimeout?: number
+  shard?: boolean
+  shardSize?: number
 }
 
 export function registerAdd (program: Command, io: CliIO): void {
@@ -34,6 +36,8 @@ export function registerAdd (program: Command, io: CliIO): void {
     .option('--chunker <spec>', "chunker, e.g. 'size-262144'")
     .option('--local', 'put the blocks on the receiving peer only, then pin normally')
     .option('--no-pin', 'import without pinning')
+    .option('--shard', 'split the content into shards, each pinned on its own peers (for content too big for one peer)')
+    .option('--shard-size <size>', 'most bytes per shard, e.g. 8MiB (default 100MiB, as IPFS Cluster)', parseSize)
     .option('-q, --quiet', 'print only CIDs')
     .option('-Q, --quieter', 'print only the root CID')
     .option('--wait', 'wait until every allocated peer has pinned the root')
@@ -41,6 +45,7 @@ export function registerAdd (program: Command, io: CliIO): void {
     .action(async (paths: string[], o: AddFlags, cmd: Command) => {
       const s = new Session(io, cmd)
       if (o.format === 'car' && (paths.length > 1 || o.wrapWithDirectory === true)) s.usage('--format car imports exactly one CAR file, without -w')
+      if (o.shardSize != null && o.shard !== true) s.usage('--shard-size needs --shard')
       const text = o.quiet === true ? (a: AddedOutput) => a.cid : formatAdded
       const bar = s.progress('adding', formatBytes)
       let root: AddedOutput | undefined
@@ -56,6 +61,8 @@ export function registerAdd (program: Command, io: CliIO): void {
           chunker: o.chunker,
           local: o.local,
           noPin: o.pin ? undefined : true,
+          shard: o.shard,
+          shard_size: o.shardSize,
           onProgress: bar != null ? (sent, total) => { bar.update(sent, total) } : undefined
         })
         for await (const line of added) {

@@ -1,0 +1,129 @@
+// The IPFS Pinning Services API v1.0.0 (../shared/specs/ipfs-pinning-service.yaml) over the cluster: its route
+// table on the base shared with the REST API (auth, listener, error mapping, CID parsing).
+import { join } from 'node:path'
+import express from 'express'
+import { NotStartedError, ShuttingDownError } from '../../errors.js'
+import { authenticate, tokenHandler } from '../auth.js'
+import { errorHandler, jsonContentType, listen, notFound, queryOf, requestSignals, sendJson, strictSlash } from '../common.js'
+import { pinsvcErrorBody } from '../errors.js'
+import { parseListen } from '../rest/index.js'
+import { parseListQuery, parsePinBody } from './query.js'
+import { RequestIndex } from './request-index.js'
+import { PinService } from './service.js'
+import type { ClusterAPI, Pinset, Startable } from '../../components.js'
+import type { Credentials } from '../auth.js'
+import type { Listener } from '../common.js'
+import type { ComponentLogger, Logger } from '@libp2p/logger'
+import type { Express } from 'express'
+
+export type { PinResults, PinStatus } from './service.js'
+export { peerAddresses } from './addresses.js'
+
+export interface PinningApiInit {
+  /** host:port, default 127.0.0.1:9097 (port 0 = any free port). */
+  listen: string
+  /** The peer's data dir: this peer's request index lives in <dataDir>/pinsvc. */
+  dataDir: string
+  /** user -> password (the REST API's basic_auth_credentials); none = open. Basic or Bearer JWT from POST /token. */
+  basicAuth?: Credentials | null
+  logger?: ComponentLogger
+}
+
+export interface PinningApiComponents {
+  cluster: ClusterAPI
+  pinset: Pick<Pinset, 'get' | 'list' | 'onChange'>
+  /** This peer's id. */
+  peerId: string
+  /** A cluster peer's IPFS multiaddrs (with /p2p/<id>), for PinStatus.delegates; [] when unknown. */
+  addressesOf: (peer: string) => Promise<string[]>
+}
+
+export interface PinningApi extends Startable {
+  /** The bound address (the real port when listening on port 0). */
+  address(): { host: string, port: number }
+}
+
+export interface PinningAppOptions {
+  log?: Logger
+  basicAuth?: Credentials | null
+  signal?: AbortSignal
+}
+
+/** The express app alone: the route table of the spec. */
+export function createPinningApp (service: PinService, options: PinningAppOptions = {}): Express {
+  const { log, basicAuth, signal: stop } = options
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('case sensitive routing', true)
+  app.use(jsonContentType, strictSlash, authenticate(basicAuth))
+  const signalOf = requestSignals(stop)
+  // any content type: clients do not all send application/json; a bad body is a 400 from the error middleware
+  const body = express.json({ type: () => true, limit: '1mb', strict: false })
+
+  app.post('/token', tokenHandler(basicAuth))
+  app.get('/pins', async (req, res) => {
+    sendJson(res, 200, await service.list(parseListQuery(queryOf(req)), { signal: signalOf(res) }))
+  })
+  app.post('/pins', body, async (req, res) => {
+    sendJson(res, 202, await service.create(parsePinBody(req.body), { signal: signalOf(res) }))
+  })
+  app.get('/pins/:requestid', async (req, res) => {
+    sendJson(res, 200, await service.get(String(req.params.requestid), { signal: signalOf(res) }))
+  })
+  app.post('/pins/:requestid', body, async (req, res) => {
+    const requestid = String(req.params.requestid)
+    sendJson(res, 202, await service.replace(requestid, parsePinBody(req.body), { signal: signalOf(res) }))
+  })
+  app.delete('/pins/:requestid', async (req, res) => {
+    await service.remove(String(req.params.requestid), { signal: signalOf(res) })
+    res.removeHeader('Content-Type')
+    res.status(202).end()
+  })
+
+  app.use(notFound(pinsvcErrorBody))
+  app.use(errorHandler(pinsvcErrorBody, log))
+  return app
+}
+
+/** The Pinning Service API as a Startable: the request index, then the listener on `init.listen`. */
+export function createPinningApi (init: PinningApiInit, components: PinningApiComponents): PinningApi {
+  const { host, port } = parseListen(init.listen)
+  const log = init.logger?.forComponent('cairn:api:pinsvc')
+  let index: RequestIndex | undefined
+  let listener: Listener | undefined
+  let stopping: AbortController | undefined
+  let unwatch: (() => void) | undefined
+
+  return {
+    async start () {
+      if (listener !== undefined) return
+      index = new RequestIndex(join(init.dataDir, 'pinsvc'), components.pinset, log)
+      await index.start()
+      stopping = new AbortController()
+      const service = new PinService({ ...components, index, log })
+      unwatch = service.watch()
+      const app = createPinningApp(service, { log, basicAuth: init.basicAuth, signal: stopping.signal })
+      try {
+        listener = await listen(app, host, port)
+      } catch (err) {
+        unwatch?.()
+        await index.stop()
+        index = undefined
+        throw err
+      }
+      log?.('listening on %s:%d', listener.address.host, listener.address.port)
+    },
+    async stop () {
+      stopping?.abort(new ShuttingDownError())
+      await listener?.close()
+      listener = undefined
+      unwatch?.()
+      await index?.stop()
+      index = undefined
+    },
+    address () {
+      if (listener === undefined) throw new NotStartedError('the pinning service API is not listening')
+      return { ...listener.address }
+    }
+  }
+}

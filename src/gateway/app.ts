@@ -1,0 +1,395 @@
+// The gateway's routes: /ipfs/<cid>/<path> (immutable, cached for a year) and /mirror/<name>/<path> (the newest
+// root of a mirror, cached for a minute). Files with type, length, ranges and ETags; directories as index.html
+// or a listing; trustless raw blocks and CARs.
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import express from 'express'
+import { exporter } from 'ipfs-unixfs-exporter'
+import { CID } from 'multiformats/cid'
+import { InvalidParameterError, NotFoundError, RetrievalTimeoutError } from '../errors.js'
+import { parseCid, queryOf, requestSignals, sendJson } from '../api/common.js'
+import { restErrorBody, toHttpError } from '../api/errors.js'
+import { concatChunks } from '../utils/bytes.js'
+import { CAR_CONTENT_TYPE, carStream } from './car.js'
+import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
+import { ifRangeAllows, matchingEtag, parseRange, trustlessFormat, type TrustlessFormat } from './http.js'
+import { listDirectory, renderHtml, type Listing } from './listing.js'
+import { encodeSegment, pathSegments, resolvePath } from './path.js'
+import type { MirrorIndex } from './mirrors.js'
+import type { Logger } from '@libp2p/logger'
+import type { Express, NextFunction, Request, Response } from 'express'
+import type { ReadableStorage, UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { BlockCodec } from 'multiformats/codecs/interface'
+
+export const IMMUTABLE_CACHE = 'public, max-age=29030400, immutable'
+export const MIRROR_CACHE = 'public, max-age=60'
+export const DEFAULT_TIMEOUT_MS = 60_000
+export const DEFAULT_LOOKUP_DELAY_MS = 5_000
+
+export interface GatewayAppOptions {
+  /** The node's blockstore: reads local blocks, fetches missing ones over bitswap. */
+  blocks: ReadableStorage
+  getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
+  mirrors: MirrorIndex
+  /** A request fails with 504 when a block it needs does not arrive within this many ms. Default 60 s. */
+  timeoutMs?: number
+  /** Blocks below a request's first are asked of connected peers for this long before a DHT lookup. Default 5 s. */
+  lookupDelayMs?: number
+  log?: Logger
+  /** Aborted when the gateway stops: ends responses in flight. */
+  signal?: AbortSignal
+}
+
+/** What one request serves: a root CID and a path under it, reached through /ipfs/ or /mirror/. */
+interface Target {
+  root: CID
+  segments: string[]
+  /** The raw URL path, for redirects. */
+  urlPath: string
+  trailingSlash: boolean
+  mirror?: string
+}
+
+/** Per-request context. */
+interface Ctx {
+  req: Request
+  res: Response
+  blocks: ReadableStorage
+  signal: AbortSignal
+  head: boolean
+}
+
+export function createGatewayApp (options: GatewayAppOptions): Express {
+  const { log, mirrors } = options
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const lookupDelayMs = options.lookupDelayMs ?? DEFAULT_LOOKUP_DELAY_MS
+  const signalOf = requestSignals(options.signal)
+  const app = express()
+  app.disable('x-powered-by')
+  app.disable('etag')
+
+  const handle = (route: (req: Request, res: Response, urlPath: string) => Target | undefined) =>
+    async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.status(405).setHeader('Allow', 'GET, HEAD')
+        res.type('text/plain').end(`method ${req.method} is not allowed: the gateway is read-only\n`)
+        return
+      }
+      const urlPath = rawPath(req)
+      const target = route(req, res, urlPath)
+      if (target == null) return
+      const signal = signalOf(res)
+      const ctx: Ctx = { req, res, signal, blocks: timedBlocks(options.blocks, signal, timeoutMs, lookupDelayMs), head: req.method === 'HEAD' }
+      try {
+        await serve(ctx, target)
+      } catch (err) {
+        next(err)
+      }
+    }
+
+  app.all(['/ipfs', '/ipfs/', '/ipfs/*path'], handle((_req, _res, urlPath) => {
+    const [cidPart = '', ...rest] = urlPath.slice('/ipfs/'.length).split('/')
+    if (cidPart === '') throw new InvalidParameterError('no CID in the path: expected /ipfs/<cid>/<path>')
+    const root = parseCid(decodeSegment(cidPart)).cid
+    return { root, segments: pathSegments(rest.join('/')), urlPath, trailingSlash: urlPath.endsWith('/') }
+  }))
+
+  app.all(['/mirror', '/mirror/', '/mirror/*path'], handle((req, res, urlPath) => {
+    const [namePart = '', ...rest] = urlPath.slice('/mirror/'.length).split('/')
+    if (namePart === '') {
+      // the mirrors this peer knows, newest version of each
+      const list = mirrors.all().map(v => ({ name: v.mirror, version: v.version, cid: v.pin.cid, timestamp: v.pin.timestamp }))
+      res.setHeader('Cache-Control', MIRROR_CACHE)
+      sendJson(res, 200, list)
+      return undefined
+    }
+    const name = decodeSegment(namePart)
+    const newest = mirrors.newest(name)
+    if (newest == null) throw new NotFoundError(`no mirror named "${name}" is pinned in this cluster`)
+    const root = parseCid(newest.pin.cid).cid
+    return {
+      root,
+      segments: pathSegments(rest.join('/')),
+      urlPath,
+      // "/mirror/<name>" alone is the root directory without its slash
+      trailingSlash: urlPath.endsWith('/') && rest.length > 0,
+      mirror: name
+    }
+  }))
+
+  app.use((req, res) => {
+    res.status(404).type('text/plain').end(`not found: ${rawPath(req)}; the gateway serves /ipfs/<cid>/<path> and /mirror/<name>/<path>\n`)
+  })
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const { status, message } = toHttpError(err, log)
+    // a body already on its way: cutting the connection is the only signal left
+    if (res.headersSent) { res.destroy(); return }
+    for (const name of res.getHeaderNames()) res.removeHeader(name)
+    if (wantsJson(req)) {
+      sendJson(res, status, restErrorBody(status, message))
+    } else {
+      res.status(status).setHeader('Content-Type', 'text/plain; charset=utf-8')
+      res.end(message + '\n')
+    }
+  })
+  return app
+
+  async function serve (ctx: Ctx, target: Target): Promise<void> {
+    const { req, res } = ctx
+    const format = trustlessFormat(queryOf(req), req.get('accept'))
+    const { cid, roots } = await resolvePath(target.root, target.segments, ctx.blocks, { signal: ctx.signal })
+    res.setHeader('X-Ipfs-Path', `/ipfs/${target.root}${target.segments.map(s => '/' + encodeSegment(s)).join('')}`)
+    res.setHeader('X-Ipfs-Roots', roots.map(String).join(','))
+    res.setHeader('Cache-Control', target.mirror != null ? MIRROR_CACHE : IMMUTABLE_CACHE)
+    res.setHeader('Vary', 'Accept')
+    if (format != null) {
+      await serveTrustless(ctx, cid, format)
+      return
+    }
+
+    const json = wantsJson(req)
+    const listingEtag = `"DirIndex-${json ? 'json' : 'html'}_CID-${cid}"`
+    // ETags name the representation, so a match needs no block: `"<cid>"` is only ever given to a file or
+    // a directory's index.html, the DirIndex tag only to that listing
+    const known = matchingEtag(req.get('if-none-match'), [`"${cid}"`, listingEtag])
+    if (known != null) { notModified(res, known); return }
+
+    const entry = await exporter(cid, ctx.blocks, { signal: ctx.signal })
+    if (entry.type === 'directory') {
+      const html = !json
+      if (html && !target.trailingSlash) {
+        // relative links in the page need the slash form
+        const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : ''
+        res.status(target.mirror != null ? 302 : 301).setHeader('Location', `${target.urlPath}/${query}`)
+        res.end()
+        return
+      }
+      if (html) {
+        const index = await indexHtml(ctx, cid)
+        if (index != null) { await serveFile(ctx, index, 'index.html', `"${cid}"`); return }
+      }
+      const listing: Listing = {
+        path: decodeURIComponentSafe(target.urlPath.endsWith('/') ? target.urlPath : target.urlPath + '/'),
+        cid: cid.toString(),
+        entries: await listDirectory(entry, ctx.blocks, ctx.signal)
+      }
+      const body = json ? JSON.stringify(listing) + '\n' : renderHtml(listing, target.segments.length === 0)
+      res.setHeader('ETag', listingEtag)
+      res.setHeader('Content-Type', json ? 'application/json' : 'text/html; charset=utf-8')
+      res.setHeader('Content-Length', Buffer.byteLength(body))
+      res.status(200).end(ctx.head ? undefined : body)
+      return
+    }
+    if (entry.type === 'object') {
+      // a dag-cbor / dag-json node: its block as it is
+      const bytes = await concatChunks(ctx.blocks.get(cid, { signal: ctx.signal }))
+      sendBytes(ctx, bytes, codecType(cid), `"${cid}"`)
+      return
+    }
+    await serveFile(ctx, entry, target.segments.at(-1) ?? '', `"${cid}"`)
+  }
+
+  async function serveTrustless (ctx: Ctx, cid: CID, format: TrustlessFormat): Promise<void> {
+    const { req, res } = ctx
+    const etag = `"${cid}.${format}"`
+    const known = matchingEtag(req.get('if-none-match'), [etag])
+    if (known != null) { notModified(res, known); return }
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    if (format === 'raw') {
+      const bytes = await concatChunks(ctx.blocks.get(cid, { signal: ctx.signal }))
+      sendBytes(ctx, bytes, 'application/vnd.ipld.raw', etag)
+      return
+    }
+    res.status(200)
+    res.setHeader('Content-Type', CAR_CONTENT_TYPE)
+    res.setHeader('ETag', etag)
+    if (ctx.head) { res.end(); return }
+    res.setHeader('Content-Disposition', `attachment; filename="${cid}.car"`)
+    // header and root block before the 200 goes out, so that a root nobody has is still a 504
+    await stream(ctx, carStream(cid, { blocks: ctx.blocks, getCodec: options.getCodec }, ctx.signal), 2)
+  }
+
+  async function serveFile (ctx: Ctx, entry: UnixFSEntry, name: string, etag: string): Promise<void> {
+    const { req, res } = ctx
+    if (entry.type === 'file' && entry.unixfs.type === 'symlink') {
+      // a symlink's target, as text: following it could leave the DAG
+      sendBytes(ctx, entry.unixfs.data ?? new Uint8Array(), 'text/plain; charset=utf-8', etag)
+      return
+    }
+    if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
+      throw new InvalidParameterError(`${entry.cid} is a ${entry.type}, not a file`)
+    }
+    const size = Number(entry.type === 'file' ? entry.unixfs.fileSize() : entry.size)
+    let type = typeByName(name)
+    if (type == null) {
+      const head = size === 0 ? new Uint8Array() : await concatChunks(entry.content({ offset: 0, length: Math.min(SNIFF_BYTES, size), signal: ctx.signal }))
+      type = size === 0 ? OCTET_STREAM : sniff(head)
+    }
+    res.setHeader('Content-Type', type)
+    res.setHeader('Accept-Ranges', 'bytes')
+    res.setHeader('ETag', etag)
+    const range = ifRangeAllows(req.get('if-range'), etag) ? parseRange(req.get('range'), size) : undefined
+    if (range === 'unsatisfiable') {
+      res.removeHeader('Content-Type')
+      res.status(416).setHeader('Content-Range', `bytes */${size}`)
+      res.type('text/plain').end(`range "${req.headers.range}" is outside the ${size} bytes of ${entry.cid}\n`)
+      return
+    }
+    const offset = range?.start ?? 0
+    const length = range != null ? range.end - range.start + 1 : size
+    if (range != null) {
+      res.status(206).setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+    } else {
+      res.status(200)
+    }
+    res.setHeader('Content-Length', length)
+    if (ctx.head || length === 0) { res.end(); return }
+    await stream(ctx, entry.content({ offset, length, signal: ctx.signal, blockReadConcurrency: 32 }))
+  }
+
+  async function indexHtml (ctx: Ctx, dir: CID): Promise<UnixFSEntry | undefined> {
+    let resolved
+    try {
+      resolved = await resolvePath(dir, ['index.html'], ctx.blocks, { signal: ctx.signal })
+    } catch (err) {
+      if ((err as Error).name === 'NotFoundError') return undefined
+      throw err
+    }
+    const entry = await exporter(resolved.cid, ctx.blocks, { signal: ctx.signal })
+    return entry.type === 'directory' ? undefined : entry
+  }
+
+  /**
+   * Sends `chunks` as the body. The first `ahead` chunks are read before anything is written, so a failure to
+   * fetch them is still an error status; after that a failure can only cut the response short.
+   */
+  async function stream (ctx: Ctx, chunks: AsyncIterable<Uint8Array>, ahead = 1): Promise<void> {
+    const it = chunks[Symbol.asyncIterator]()
+    const first: Uint8Array[] = []
+    try {
+      while (first.length < ahead) {
+        const next = await it.next()
+        if (next.done === true) break
+        first.push(next.value)
+      }
+    } catch (err) {
+      await it.return?.(undefined)
+      throw err
+    }
+    const body = (async function * () {
+      yield * first
+      for (let next = await it.next(); next.done !== true; next = await it.next()) yield next.value
+    })()
+    try {
+      await pipeline(Readable.from(body, { objectMode: false }), ctx.res)
+    } catch (err) {
+      // pipeline has cut the response, which is how a client learns it is short
+      it.return?.(undefined).catch(() => {})
+      log?.('response for %s ended early: %e', ctx.req.originalUrl, err)
+    }
+  }
+}
+
+function sendBytes (ctx: Ctx, bytes: Uint8Array, type: string, etag: string): void {
+  const { res } = ctx
+  res.status(200)
+  res.setHeader('Content-Type', type)
+  res.setHeader('ETag', etag)
+  res.setHeader('Content-Length', bytes.byteLength)
+  res.end(ctx.head ? undefined : bytes)
+}
+
+function notModified (res: Response, etag: string): void {
+  res.status(304).setHeader('ETag', etag)
+  res.end()
+}
+
+/**
+ * The blockstore as one request sees it. Each block read gives up after `timeoutMs`, naming the block. The
+ * request's first block may need a DHT provider lookup; the blocks below it are first asked of connected peers
+ * only (whoever sent the root most likely has the rest), and looked up after `lookupDelayMs` without an answer:
+ * a lookup per block would make a large file crawl.
+ */
+function timedBlocks (blocks: ReadableStorage, signal: AbortSignal, timeoutMs: number, lookupDelayMs: number): ReadableStorage {
+  let first = true
+  return {
+    async * get (cid, options) {
+      const timeout = AbortSignal.timeout(timeoutMs)
+      const signals = [signal, timeout]
+      if (options?.signal != null) signals.push(options.signal)
+      const both = AbortSignal.any(signals)
+      const lookup = first
+      first = false
+      try {
+        yield lookup ? await concatChunks(blocks.get(cid, { ...options, signal: both })) : await connectedFirst(blocks, cid, both, lookupDelayMs)
+      } catch (err) {
+        // the request's own end (client gone, gateway stopping) says why better than the fetch's abort error
+        if (signal.aborted) throw signal.reason
+        if (timeout.aborted && options?.signal?.aborted !== true) {
+          throw new RetrievalTimeoutError(`block ${cid} could not be retrieved within ${timeoutMs / 1000} s: no connected peer or provider sent it`)
+        }
+        throw err
+      }
+    }
+  }
+}
+
+/** Asks connected peers for a block (bitswap, no provider lookup); adds a lookup after `delayMs` without it. */
+async function connectedFirst (blocks: ReadableStorage, cid: CID, signal: AbortSignal, delayMs: number): Promise<Uint8Array> {
+  const done = new AbortController()
+  const both = AbortSignal.any([signal, done.signal])
+  let timer: ReturnType<typeof setTimeout> | undefined
+  // maxProviders 0 reaches @helia/bitswap, which then takes no providers from routing
+  const quiet = concatChunks(blocks.get(cid, { signal: both, maxProviders: 0 } as { signal: AbortSignal }))
+  const later = new Promise<Uint8Array>((resolve, reject) => {
+    timer = setTimeout(() => { concatChunks(blocks.get(cid, { signal: both })).then(resolve, reject) }, delayMs)
+    both.addEventListener('abort', () => { clearTimeout(timer); reject(both.reason) }, { once: true })
+  })
+  try {
+    return await Promise.any([quiet, later])
+  } catch (err) {
+    throw (err as AggregateError).errors?.[0] ?? err
+  } finally {
+    clearTimeout(timer)
+    done.abort()
+  }
+}
+
+/** The request's path as sent (still percent-encoded), without the query. */
+function rawPath (req: Request): string {
+  let url = req.originalUrl
+  // absolute-form request targets (GET http://host/ipfs/... through a proxy)
+  if (!url.startsWith('/')) {
+    try { url = new URL(url).pathname } catch { return '/' }
+  }
+  const i = url.indexOf('?')
+  return i < 0 ? url : url.slice(0, i)
+}
+
+function decodeSegment (part: string): string {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    throw new InvalidParameterError(`malformed percent-encoding in path segment "${part}"`)
+  }
+}
+
+function decodeURIComponentSafe (s: string): string {
+  try { return decodeURI(s) } catch { return s }
+}
+
+/** JSON when the client prefers it to HTML (`Accept: application/json`). */
+function wantsJson (req: Request): boolean {
+  return req.accepts(['text/html', 'application/json']) === 'application/json'
+}
+
+const CODEC_TYPES: Readonly<Record<number, string>> = {
+  0x71: 'application/vnd.ipld.dag-cbor',
+  0x0129: 'application/vnd.ipld.dag-json',
+  0x0200: 'application/json',
+  0x51: 'application/cbor'
+}
+
+function codecType (cid: CID): string {
+  return CODEC_TYPES[cid.code] ?? OCTET_STREAM
+}

@@ -1,0 +1,89 @@
+// Streams blocks to the peer as one CAR while they are being made: a bounded queue between the DAG builder and
+// the HTTP body, so memory stays flat and hashing waits when the network is slower.
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
+import * as raw from 'multiformats/codecs/raw'
+import { varint } from 'multiformats'
+
+/**
+ * The CAR header names one root, which is only known once every block has been made. The upload stores the
+ * blocks without pinning (no-pin), so the header carries a placeholder: the empty identity CID (bafkqaaa),
+ * which the peer never stores. The real root is pinned afterwards by CID.
+ */
+export const PLACEHOLDER_ROOT = CID.create(1, raw.code, identity.digest(new Uint8Array()))
+
+export class BlockQueue implements AsyncIterable<Uint8Array> {
+  private readonly maxBytes: number
+  private readonly items: Uint8Array[] = []
+  private queued = 0
+  private ended = false
+  private error?: unknown
+  private wakeReader?: () => void
+  private readonly wakeWriters: Array<() => void> = []
+
+  constructor (maxBytes = 8 * 1024 * 1024) {
+    this.maxBytes = maxBytes
+  }
+
+  /** Queues one block as CAR section bytes; resolves once there is room again. */
+  async put (cid: CID, bytes: Uint8Array): Promise<void> {
+    if (this.error != null) throw this.error
+    const cidBytes = cid.bytes
+    const length = cidBytes.byteLength + bytes.byteLength
+    const head = varint.encodeTo(length, new Uint8Array(varint.encodingLength(length)))
+    this.push(head)
+    this.push(cidBytes)
+    this.push(bytes)
+    while (this.queued > this.maxBytes && this.error == null) {
+      await new Promise<void>(resolve => { this.wakeWriters.push(resolve) })
+    }
+    if (this.error != null) throw this.error
+  }
+
+  end (): void {
+    this.ended = true
+    this.wakeReader?.()
+  }
+
+  /** Ends the stream with an error (the reader throws it), and releases writers waiting for room. */
+  fail (err: unknown): void {
+    this.error ??= err
+    this.wakeReader?.()
+    for (const w of this.wakeWriters.splice(0)) w()
+  }
+
+  private push (chunk: Uint8Array): void {
+    this.items.push(chunk)
+    this.queued += chunk.byteLength
+    this.wakeReader?.()
+  }
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
+    yield carHeader(PLACEHOLDER_ROOT)
+    for (;;) {
+      if (this.error != null) throw this.error
+      if (this.items.length > 0) {
+        // everything queued in one write: blocks of small files are a few hundred bytes
+        const chunk = Buffer.concat(this.items.splice(0))
+        this.queued = 0
+        for (const w of this.wakeWriters.splice(0)) w()
+        yield chunk
+        continue
+      }
+      if (this.ended) return
+      await new Promise<void>(resolve => { this.wakeReader = resolve })
+      this.wakeReader = undefined
+    }
+  }
+}
+
+/** CARv1 header: varint length, then dag-cbor { version: 1, roots }. */
+export function carHeader (root: CID): Uint8Array {
+  const header = dagCbor.encode({ version: 1, roots: [root] })
+  const head = varint.encodeTo(header.byteLength, new Uint8Array(varint.encodingLength(header.byteLength)))
+  const out = new Uint8Array(head.byteLength + header.byteLength)
+  out.set(head)
+  out.set(header, head.byteLength)
+  return out
+}

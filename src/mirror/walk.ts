@@ -1,0 +1,72 @@
+// Walks a mirror's tree with lstat only: names, sizes, mtimes and modes, never file contents.
+import { lstat, readdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { InvalidParameterError } from '../errors.js'
+import type { BigIntStats } from 'node:fs'
+
+export interface TreeEntry {
+  kind: 'file' | 'dir' | 'symlink'
+  /** '/'-separated, relative to the tree's root; '' for the root itself. */
+  path: string
+  abs: string
+  /** Bytes (files). */
+  size: number
+  /** Nanoseconds since the epoch. */
+  mtimeNs: bigint
+  /** Permission bits (st_mode & 0o7777). */
+  mode: number
+  /** Target of a symlink. */
+  link?: string
+  /** Directories: true when nothing below is part of the tree. */
+  empty?: boolean
+}
+
+export interface WalkResult {
+  /** Entries that cannot be stored (sockets, fifos, devices) or read, by path. */
+  skipped: string[]
+}
+
+function entryOf (kind: TreeEntry['kind'], path: string, abs: string, st: BigIntStats): TreeEntry {
+  return { kind, path, abs, size: Number(st.size), mtimeNs: st.mtimeNs, mode: Number(st.mode) & 0o7777 }
+}
+
+/**
+ * Every directory, file and symlink under `root`, depth first: a directory before its children, children in
+ * name order (by UTF-8 bytes, the order of dag-pb links). Symlinks are kept as symlinks, as `ipfs add -r` does.
+ */
+export async function * walkTree (root: string, skipped: string[] = []): AsyncGenerator<TreeEntry> {
+  let st: BigIntStats
+  try {
+    st = await lstat(root, { bigint: true })
+  } catch (err) {
+    throw new InvalidParameterError(`cannot sync ${root}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`)
+  }
+  if (!st.isDirectory()) throw new InvalidParameterError(`cannot sync ${root}: not a directory`)
+  yield * visitDir(root, '', st, skipped)
+}
+
+async function * visitDir (abs: string, path: string, st: BigIntStats, skipped: string[]): AsyncGenerator<TreeEntry> {
+  // by UTF-8 bytes, as dag-pb orders links
+  const names = (await readdir(abs)).map(n => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map(x => x.n)
+  const children: Array<{ name: string, abs: string, st: BigIntStats }> = []
+  for (const name of names) {
+    const child = join(abs, name)
+    let cst: BigIntStats
+    try {
+      cst = await lstat(child, { bigint: true })
+    } catch (err) {
+      // removed while we walk: the next sync will see it
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw err
+    }
+    if (cst.isFile() || cst.isDirectory() || cst.isSymbolicLink()) children.push({ name, abs: child, st: cst })
+    else skipped.push(path === '' ? name : `${path}/${name}`)
+  }
+  yield { ...entryOf('dir', path, abs, st), empty: children.length === 0 }
+  for (const c of children) {
+    const p = path === '' ? c.name : `${path}/${c.name}`
+    if (c.st.isDirectory()) yield * visitDir(c.abs, p, c.st, skipped)
+    else if (c.st.isSymbolicLink()) yield { ...entryOf('symlink', p, c.abs, c.st), link: await readlink(c.abs) }
+    else yield entryOf('file', p, c.abs, c.st)
+  }
+}

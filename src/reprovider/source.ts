@@ -1,0 +1,99 @@
+// What a cycle announces, by strategy (DESIGN §6). Only what this peer holds: pins are recorded only once every
+// block is local, and Helia keeps one `/pinned-block/<base36 multihash>` datastore entry per block of every pin,
+// so `pinned` is a key scan, not a walk of every DAG.
+import * as dagPb from '@ipld/dag-pb'
+import { Key } from 'interface-datastore'
+import { UnixFS } from 'ipfs-unixfs'
+import { base36 } from 'multiformats/bases/base36'
+import * as raw from 'multiformats/codecs/raw'
+import { concatChunks } from '../utils/bytes.js'
+import { entryOf, sortUnique, toHex, type KeyEntry } from './keys.js'
+import type { ReprovideStrategy } from './index.js'
+import type { AbortOptions } from '../components.js'
+import type { Blocks } from '@helia/interface'
+import type { Datastore } from 'interface-datastore'
+import type { CID } from 'multiformats/cid'
+
+/** Helia's datastore prefix of its per-block pin records (helia/src/pins.ts). */
+const PINNED_BLOCK_PREFIX = '/pinned-block/'
+
+export interface SourceComponents {
+  /** Local pin roots. */
+  pinLs: (options?: AbortOptions) => AsyncIterable<CID>
+  datastore: Datastore
+  blockstore: Blocks
+}
+
+/** The phases of a cycle, each sorted by DHT key: pin roots first, then the rest (none for `roots`). */
+export async function listPhases (strategy: ReprovideStrategy, components: SourceComponents, options: AbortOptions = {}): Promise<KeyEntry[][]> {
+  const roots: KeyEntry[] = []
+  const rootCids: CID[] = []
+  for await (const cid of components.pinLs(options)) {
+    rootCids.push(cid)
+    roots.push(entryOf(cid.multihash.bytes))
+  }
+  sortUnique(roots)
+  if (strategy === 'roots') return [roots, []]
+  const seen = new Set(roots.map(e => toHex(e.key)))
+  const rest: KeyEntry[] = []
+  const add = (mh: Uint8Array): void => {
+    const entry = entryOf(mh)
+    if (!seen.has(toHex(entry.key))) rest.push(entry)
+  }
+  if (strategy === 'pinned') {
+    for await (const key of components.datastore.queryKeys({ prefix: PINNED_BLOCK_PREFIX }, options)) {
+      const mh = pinnedBlockMultihash(key)
+      if (mh != null) add(mh)
+    }
+  } else {
+    for (const root of rootCids) {
+      for await (const mh of entities(root, components.blockstore, options)) add(mh)
+    }
+  }
+  return [roots, sortUnique(rest)]
+}
+
+function pinnedBlockMultihash (key: Key): Uint8Array | undefined {
+  const s = key.toString()
+  if (!s.startsWith(PINNED_BLOCK_PREFIX)) return undefined
+  try {
+    return base36.decode(s.slice(PINNED_BLOCK_PREFIX.length))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Files and directories (and HAMT shards) under a root, from the local blocks: a directory's children are
+ * visited, a file's chunks are not. A root that is neither (dag-cbor, ...) is announced alone.
+ */
+async function * entities (root: CID, blockstore: Blocks, options: AbortOptions): AsyncGenerator<Uint8Array> {
+  const stack: CID[] = [root]
+  const visited = new Set<string>()
+  while (stack.length > 0) {
+    options.signal?.throwIfAborted()
+    const cid = stack.pop() as CID
+    const id = cid.toString()
+    if (visited.has(id)) continue
+    visited.add(id)
+    yield cid.multihash.bytes
+    if (cid.code !== dagPb.code) continue
+    let node: dagPb.PBNode
+    try {
+      node = dagPb.decode(await concatChunks(blockstore.get(cid, { offline: true, signal: options.signal })))
+    } catch {
+      continue
+    }
+    let type: string
+    try {
+      type = node.Data != null ? UnixFS.unmarshal(node.Data).type : 'file'
+    } catch {
+      continue
+    }
+    if (type !== 'directory' && type !== 'hamt-sharded-directory') continue
+    for (const link of node.Links) {
+      // a raw child of a directory is a whole (small) file
+      if (link.Hash.code === raw.code || link.Hash.code === dagPb.code) stack.push(link.Hash)
+    }
+  }
+}

@@ -1,0 +1,214 @@
+// Mirror sync end to end: a tree of 2,000 files synced to a 3-peer cluster (one follower), 1% changed and synced
+// again: only the changed files are read, the follower fetches only the new blocks, the old version is unpinned
+// once the new one is pinned, `mirror ls` lists it and the gateway serves the new files under /mirror/<name>/.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { createClient, type Client } from '../../src/client/index.js'
+import { runCli } from '../../src/cli/program.js'
+import { importEntries } from '../../src/ipfs/add.js'
+import { buildTree, listMirrors, syncMirror, walkTree, type MirrorSyncResult } from '../../src/mirror/index.js'
+import type { TreeEntry } from '../../src/mirror/walk.js'
+import { createTestCluster, type TestCluster } from '../cluster-harness.js'
+import { tempDir, waitFor } from '../util.js'
+import type { CairnPeer } from '../../src/peer.js'
+import type { AddEntry } from '../../src/components.js'
+
+const NAME = 'deb'
+const FILES = 2000
+
+/** pool/<letter>/<pkg>/<pkg>_<n>.deb: 20 x 10 x 10 files of 100 B - 3 KB, plus two files of several chunks. */
+async function generateTree (dir: string): Promise<string[]> {
+  const paths: string[] = []
+  for (let l = 0; l < 20; l++) {
+    for (let p = 0; p < 10; p++) {
+      const pkgDir = join('pool', String.fromCharCode(97 + l), `pkg${l}-${p}`)
+      await mkdir(join(dir, pkgDir), { recursive: true })
+      for (let v = 0; v < 10; v++) paths.push(join(pkgDir, `pkg${l}-${p}_${v}.deb`))
+    }
+  }
+  paths.length = FILES - 2
+  paths.push('dists/stable/Packages', 'dists/stable/Release')
+  await mkdir(join(dir, 'dists', 'stable'), { recursive: true })
+  await mkdir(join(dir, 'empty'))
+  for (const [i, path] of paths.entries()) await writeFile(join(dir, path), randomBytes(i >= FILES - 2 ? 600_000 : 100 + (i * 37) % 3000))
+  return paths
+}
+
+/** Blockstore.get yields the bytes in chunks. */
+async function toBytes (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const c of source) chunks.push(c)
+  return Buffer.concat(chunks)
+}
+
+async function countBlocks (peer: CairnPeer): Promise<number> {
+  let n = 0
+  for await (const _ of peer.ipfs.helia.blockstore.getAll()) n++
+  return n
+}
+
+async function cli (client: Client, ...args: string[]): Promise<{ code: number, out: string, err: string }> {
+  let out = ''
+  let err = ''
+  const code = await runCli(['--api', client.url, ...args], { out: s => { out += s }, err: s => { err += s }, env: {} })
+  return { code, out, err }
+}
+
+describe('cairn mirror sync', () => {
+  let tc: TestCluster
+  let tmp: { path: string, cleanup: () => Promise<void> }
+  let client: Client
+  let tree: string
+  let cacheFile: string
+  let paths: string[]
+  let first: MirrorSyncResult
+
+  before(async () => {
+    tmp = await tempDir('cairn-mirror-')
+    tree = join(tmp.path, 'tree')
+    cacheFile = join(tmp.path, 'cache', `${NAME}.json`)
+    paths = await generateTree(tree)
+    tc = await createTestCluster(3, { untrusted: [2], name: 'mirror' })
+    await waitFor(async () => (await Promise.all([0, 1, 2].map(async i => (await tc.peer(i).cluster.peerset()).length))).every(n => n === 3),
+      { timeoutMs: 30_000, message: 'all 3 peers see each other' })
+    client = createClient({ api: tc.url(0) })
+  })
+  after(async () => {
+    await tc?.close()
+    await tmp?.cleanup()
+  })
+
+  it('first sync reads every file and pins version 1 on every peer, follower included', async () => {
+    first = await syncMirror(client, { dir: tree, name: NAME, keep: 1, cacheFile, pollMs: 200, pinTimeoutMs: 120_000 })
+    assert.equal(first.version, 1)
+    assert.equal(first.previous, null)
+    assert.deepEqual(first.files, { total: FILES, added: FILES, changed: 0, removed: 0, unchanged: 0 })
+    assert.equal(first.files_read, FILES)
+    assert.equal(first.cache, 'none')
+    assert.equal(first.pinned_on.length, 3, `pinned on ${first.pinned_on.join(', ')}`)
+    const root = CID.parse(first.root)
+    for (const i of [0, 1, 2]) assert.equal(await tc.peer(i).ipfs.isPinned(root), true, `peer ${i} pinned version 1`)
+    const pin = await client.allocation(first.root)
+    assert.equal(pin.name, `${NAME}@1`)
+    assert.deepEqual(pin.metadata, { 'cairn-mirror': NAME, 'cairn-mirror-version': '1' })
+    // mtime and mode are in the root node
+    const rootNode = UnixFS.unmarshal(dagPb.decode(await toBytes(tc.peer(1).ipfs.helia.blockstore.get(root))).Data!)
+    const st = await stat(tree)
+    assert.equal(rootNode.mtime?.secs, BigInt(Math.floor(st.mtimeMs / 1000)))
+    assert.equal(rootNode.mode, st.mode & 0o7777)
+  })
+
+  it('re-sync after changing 1% reads only the changed files; the follower fetches only the new blocks', async () => {
+    const followerBefore = await countBlocks(tc.peer(2))
+    const changed = paths.filter((_, i) => i % 100 === 7).slice(0, FILES / 100)
+    const contents = new Map<string, Buffer>()
+    for (const p of changed) {
+      contents.set(p, randomBytes(500))
+      await writeFile(join(tree, p), contents.get(p)!)
+    }
+    for (const p of ['pool/new/new-1.deb', 'pool/new/new-2.deb']) {
+      await mkdir(join(tree, 'pool', 'new'), { recursive: true })
+      contents.set(p, randomBytes(800))
+      await writeFile(join(tree, p), contents.get(p)!)
+    }
+    const removed = [paths[1], paths[2]]
+    for (const p of removed) await rm(join(tree, p))
+
+    const second = await syncMirror(client, { dir: tree, name: NAME, keep: 1, cacheFile, pollMs: 200, pinTimeoutMs: 120_000 })
+    assert.equal(second.version, 2)
+    assert.deepEqual(second.previous, { version: 1, root: first.root })
+    assert.equal(second.cache, 'used')
+    assert.deepEqual(second.files, { total: FILES, added: 2, changed: changed.length, removed: 2, unchanged: FILES - changed.length - 2 })
+    assert.equal(second.files_read, changed.length + 2, 'only new and changed files are read')
+    assert.ok(second.blocks_uploaded < first.blocks_uploaded / 10, `uploaded ${second.blocks_uploaded} blocks (first sync: ${first.blocks_uploaded})`)
+
+    // the new version was pinned everywhere before the old one was unpinned (keep 1)
+    assert.equal(second.pinned_on.length, 3)
+    assert.deepEqual(second.unpinned, [{ version: 1, root: first.root }])
+    await assert.rejects(client.allocation(first.root), /not part of the pinset/)
+    const root = CID.parse(second.root)
+    await waitFor(async () => await tc.peer(2).ipfs.isPinned(root), { message: 'follower pinned version 2' })
+    const fetched = (await countBlocks(tc.peer(2))) - followerBefore
+    assert.equal(fetched, second.blocks_uploaded, `follower fetched ${fetched} blocks, ${second.blocks_uploaded} were new`)
+
+    // `mirror ls` shows the one version kept
+    const mirrors = await listMirrors(client, { name: NAME })
+    assert.equal(mirrors.length, 1)
+    assert.deepEqual(mirrors[0].versions.map(v => [v.version, v.root]), [[2, second.root]])
+    assert.equal(mirrors[0].versions[0].status.pinned, 3)
+
+    // the gateway serves the new files under /mirror/<name>/ (any peer; the follower here)
+    const gw = tc.peer(2).gatewayAddress()
+    for (const p of [changed[0], 'pool/new/new-1.deb']) {
+      const res = await fetch(`http://${gw.host}:${gw.port}/mirror/${NAME}/${p}`)
+      assert.equal(res.status, 200, `GET /mirror/${NAME}/${p}`)
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), contents.get(p))
+    }
+    const gone = await fetch(`http://${gw.host}:${gw.port}/mirror/${NAME}/${removed[0]}`)
+    assert.equal(gone.status, 404)
+  })
+
+  it('the CLI reports an unchanged tree without uploading, and lists versions', async () => {
+    const sync = await cli(client, '--json', 'mirror', 'sync', tree, '--name', NAME, '--keep', '1', '--cache', cacheFile)
+    assert.equal(sync.code, 0, sync.err)
+    const result = JSON.parse(sync.out) as MirrorSyncResult
+    assert.equal(result.unchanged, true)
+    assert.equal(result.version, 2)
+    assert.equal(result.files_read, 0)
+    assert.equal(result.blocks_uploaded, 0)
+
+    const ls = await cli(client, '--json', 'mirror', 'ls')
+    assert.equal(ls.code, 0, ls.err)
+    const rows = ls.out.trim().split('\n').map(l => JSON.parse(l) as { mirror: string, version: number, root: string })
+    assert.deepEqual(rows.map(r => [r.mirror, r.version, r.root]), [[NAME, 2, result.root]])
+
+    const text = await cli(client, 'mirror', 'ls', NAME)
+    assert.match(text.out, new RegExp(`^${NAME}:\\n  v2  ${result.root}  .*3 pinned`))
+
+    const bad = await cli(client, 'mirror', 'sync', tree, '--name', '../etc')
+    assert.equal(bad.code, 2)
+    assert.match(bad.err, /invalid mirror name/)
+    const missing = await cli(client, 'mirror', 'sync', join(tmp.path, 'nope'), '--name', 'x', '--cache', join(tmp.path, 'x.json'))
+    assert.equal(missing.code, 1)
+    assert.match(missing.err, /no such directory/)
+  })
+})
+
+describe('mirror DAG', () => {
+  it('without metadata, equals the peer-side add; a 3,200-entry directory is sharded into blocks well under 1 MiB', async () => {
+    const tmp = await tempDir('cairn-mirror-dag-')
+    try {
+      await mkdir(join(tmp.path, 'flat'))
+      await mkdir(join(tmp.path, 'sub', 'empty'), { recursive: true })
+      await writeFile(join(tmp.path, 'sub', 'big'), randomBytes(700_000))
+      // Debian-long names: 3,200 links are past the 256 KiB estimate at which Kubo shards a directory
+      for (let i = 0; i < 3200; i++) await writeFile(join(tmp.path, 'flat', `libreoffice-l10n-${String(i).padStart(5, '0')}_24.2.7-1+deb12u1_all.deb`), `${i}`)
+      const entries: TreeEntry[] = []
+      for await (const e of walkTree(tmp.path)) entries.push(e)
+      const blocks = new Map<string, Uint8Array>()
+      const built = await buildTree(entries, { metadata: false, sink: async (cid, bytes) => { blocks.set(cid.toString(), bytes) } })
+      async function * asAdd (): AsyncGenerator<AddEntry> {
+        for (const e of entries) yield e.kind === 'dir' ? { path: `t/${e.path}` } : { path: `t/${e.path}`, content: createReadStream(e.abs) }
+      }
+      const peerSide = new Map<string, Uint8Array>()
+      let root = ''
+      for await (const out of importEntries(asAdd(), { cid_version: 1 }, { put: (cid, bytes) => { peerSide.set(cid.toString(), bytes) } })) root = out.cid
+      assert.equal(built.root.toString(), root)
+      assert.deepEqual([...blocks.keys()].sort(), [...peerSide.keys()].sort(), 'the same blocks, no orphan')
+
+      const flat = dagPb.decode(blocks.get(built.root.toString())!).Links.find(l => l.Name === 'flat')!
+      assert.equal(UnixFS.unmarshal(dagPb.decode(blocks.get(flat.Hash.toString())!).Data!).type, 'hamt-sharded-directory')
+      const largest = Math.max(...[...blocks.values()].map(b => b.byteLength))
+      assert.ok(largest <= 262_144, `largest block ${largest} bytes`)
+    } finally {
+      await tmp.cleanup()
+    }
+  })
+})

@@ -15,7 +15,6 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
 COPY scripts ./scripts
-COPY bench ./bench
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: only what `node dist/src/cli/index.js` needs

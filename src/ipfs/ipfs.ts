@@ -17,6 +17,7 @@ import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
 import { importCar, importEntries } from './add.js'
 import { HostDatastore } from './host-datastore.js'
+import { PinRecords } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker } from './walker.js'
 import type { IpfsInit, IpfsNode } from './index.js'
@@ -30,6 +31,7 @@ import { concatChunks } from '../utils/bytes.js'
 type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
+const NO_BYTES = new Uint8Array(0)
 
 /**
  * A DAG up to this size is kept from the fetch walk, so that recording the pin replays it instead of reading
@@ -62,6 +64,8 @@ interface Running {
   pins: Map<string, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
+  /** Helia's pin records, written in batches. */
+  records: PinRecords
 }
 
 export class IpfsNodeImpl implements IpfsNode {
@@ -130,7 +134,7 @@ export class IpfsNodeImpl implements IpfsNode {
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown }
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, records: new PinRecords(datastore) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -196,10 +200,10 @@ export class IpfsNodeImpl implements IpfsNode {
       try {
         if (existing != null) {
           this.log('changing pin depth of %c from %s to %s', root, existing.depth, depth)
-          await drain(helia.pins.rm(root, { walker: () => this.localWalker(running) }))
+          await running.records.remove(root, this.localWalker(running))
           pins.delete(key)
         }
-        await drain(helia.pins.add(root, { depth, walker }))
+        await running.records.add(root, depth, walker())
         pins.set(key, { cid: root, depth })
       } catch (err) {
         await this.reloadPin(running, root)
@@ -293,7 +297,7 @@ export class IpfsNodeImpl implements IpfsNode {
       }
       // local walk, no signal: stopping half-way would leave block pin counts wrong
       try {
-        await drain(running.helia.pins.rm(root, { walker: () => this.localWalker(running) }))
+        await running.records.remove(root, this.localWalker(running))
         running.pins.delete(key)
       } catch (err) {
         await this.reloadPin(running, root)
@@ -424,6 +428,8 @@ export class IpfsNodeImpl implements IpfsNode {
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: helia.getCodec,
       load: async (cid, { signal, depth }) => {
+        // a raw leaf held here has no links to follow: no need to read its bytes (a pin update walks whole trees)
+        if (cid.code === raw.code && await running.blockstore.has(cid, { signal })) return NO_BYTES
         const local = await this.localBlock(running, cid, signal)
         if (local != null) {
           return local
@@ -439,8 +445,12 @@ export class IpfsNodeImpl implements IpfsNode {
     return parallelWalker({
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: helia.getCodec,
-      load: async (cid, { signal }) =>
-        await this.localBlock(running, cid, signal) ?? concatChunks(helia.blockstore.get(cid, { offline: true, signal }))
+      load: async (cid, { signal }) => {
+        // Recording or removing a pin needs each block's CID, and the bytes only of blocks with links. A raw
+        // leaf (most of a file's bytes) is not read: recording follows the fetch walk that just found it here.
+        if (cid.code === raw.code) return NO_BYTES
+        return await this.localBlock(running, cid, signal) ?? await concatChunks(helia.blockstore.get(cid, { offline: true, signal }))
+      }
     })
   }
 
@@ -551,12 +561,6 @@ function replayWalker (nodes: Array<GraphNode<unknown>>): GraphWalker {
     async * walk<T = any> (): AsyncGenerator<GraphNode<T>> {
       yield * nodes as Array<GraphNode<T>>
     }
-  }
-}
-
-async function drain (source: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of source) {
-    void _
   }
 }
 

@@ -111,5 +111,11 @@ describe('sharded add', () => {
     })
     assert.equal(res.status, 400)
     assert.match(await res.text(), /shard-size must be at least 65536 bytes, got 1000/)
+    const car = await fetch(`${tc.url(0)}/add?shard=true&shard-size=1048576&format=car`, {
+      method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      body: '--x\r\nContent-Disposition: form-data; name="file"; filename="a.car"\r\n\r\nnot read\r\n--x--\r\n'
+    })
+    assert.equal(car.status, 400)
+    assert.match(await car.text(), /a CAR cannot be added sharded/)
   })
 })

@@ -15,6 +15,8 @@ export const API_FILE = 'api.json'
 /** A follower listens on any free port: it must not clash with a trusted peer's 9096/9094 on the same host. */
 export const FOLLOWER_SWARM_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/0']
 export const FOLLOWER_REST_LISTEN = '127.0.0.1:0'
+/** The same for its pinning API, gateway and metrics (`follow info` and `api.json` say where they are). */
+export const FOLLOWER_SERVICE_LISTEN = '127.0.0.1:0'
 
 /** `$CAIRN_FOLLOW_PATH`, else ~/.cairn-follow. */
 export function defaultFollowRoot (env: NodeJS.ProcessEnv = process.env): string {

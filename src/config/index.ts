@@ -30,7 +30,7 @@ export {
   type ClusterOrigin, type ClusterSourceOptions, type ClusterSourceResult, type LastGoodCopy
 } from './source.js'
 export {
-  API_FILE, defaultFollowRoot, FOLLOW_NAME, FOLLOWER_REST_LISTEN, FOLLOWER_SWARM_LISTEN, followerPath, isProcessAlive,
+  API_FILE, defaultFollowRoot, FOLLOW_NAME, FOLLOWER_REST_LISTEN, FOLLOWER_SERVICE_LISTEN, FOLLOWER_SWARM_LISTEN, followerPath, isProcessAlive,
   listFollowers, readApiFile, readFollowerFolder, removeApiFile, writeApiFile, type ApiFile, type FollowerFolder
 } from './follow.js'
 export { DEFAULT_WATCH_INTERVAL_MS, watchClusterConfig, type ClusterConfigWatch, type WatchClusterConfigOptions } from './watch.js'

@@ -113,6 +113,9 @@ export function registerFollow (program: Command, io: CliIO): void {
         cluster: source,
         swarm_listen: [...cfg.FOLLOWER_SWARM_LISTEN],
         rest_listen: cfg.FOLLOWER_REST_LISTEN,
+        pinsvc_listen: cfg.FOLLOWER_SERVICE_LISTEN,
+        gateway_listen: cfg.FOLLOWER_SERVICE_LISTEN,
+        metrics_listen: cfg.FOLLOWER_SERVICE_LISTEN,
         force: o.force,
         env: io.env,
         report: line => { s.note(line) }

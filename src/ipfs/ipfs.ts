@@ -32,6 +32,8 @@ type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 const NO_BYTES = new Uint8Array(0)
+const DEFAULT_CAT_STALL_MS = 15_000
+const CAT_ATTEMPTS = 8
 
 /**
  * A DAG up to this size is kept from the fetch walk, so that recording the pin replays it instead of reading
@@ -428,8 +430,6 @@ export class IpfsNodeImpl implements IpfsNode {
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: helia.getCodec,
       load: async (cid, { signal, depth }) => {
-        // a raw leaf held here has no links to follow: no need to read its bytes (a pin update walks whole trees)
-        if (cid.code === raw.code && await running.blockstore.has(cid, { signal })) return NO_BYTES
         const local = await this.localBlock(running, cid, signal)
         if (local != null) {
           return local
@@ -471,13 +471,75 @@ export class IpfsNodeImpl implements IpfsNode {
     yield * importCar(bytes, { blocks: helia.blockstore, getHasher: helia.getHasher }, options)
   }
 
+  /**
+   * A read that gets no block for `catStallMs` (or whose block sources all gave up on a block) is started again
+   * from the byte it reached: the abort cancels its bitswap wants, and wants sent afresh get past a sender that
+   * lost them (docs/DESIGN.md §10, "Stuck fetches").
+   */
   async * cat (cid: CID, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
     const { helia } = this.require()
-    const entry = await exporter(cid, helia.blockstore, { signal: options.signal })
-    if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
-      throw new InvalidParameterError(`${cid} is a ${entry.type}, not a file`)
+    const stallMs = this.init.catStallMs ?? DEFAULT_CAT_STALL_MS
+    let offset = 0
+    for (let attempt = 1; ; attempt++) {
+      const stalled = new AbortController()
+      const signal = options.signal != null ? AbortSignal.any([options.signal, stalled.signal]) : stalled.signal
+      // The exporter reads ahead in parallel; an attempt given up must not leave rejected reads behind
+      // (unhandled rejections), so its reads go quiet instead, and its iterator is left, not awaited.
+      const blocks = quietAfterAbort(helia.blockstore, signal)
+      const gaveUp = new Promise<never>((_resolve, reject) => {
+        const fail = (): void => { reject(signal.reason) }
+        if (signal.aborted) fail()
+        else signal.addEventListener('abort', fail, { once: true })
+      })
+      gaveUp.catch(() => {})
+      let timer: NodeJS.Timeout | undefined
+      const arm = (): void => {
+        clearTimeout(timer)
+        timer = setTimeout(() => { stalled.abort(new Error(`no block for ${stallMs} ms`)) }, stallMs)
+      }
+      try {
+        arm()
+        const entry = await Promise.race([exporter(cid, blocks, { signal }), gaveUp])
+        if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
+          throw new InvalidParameterError(`${cid} is a ${entry.type}, not a file`)
+        }
+        const chunks = entry.content({ signal, offset })[Symbol.asyncIterator]()
+        for (;;) {
+          const next = await Promise.race([chunks.next(), gaveUp])
+          if (next.done === true) break
+          // the reader may take its time with a chunk: only waiting for blocks counts as stalling
+          clearTimeout(timer)
+          offset += next.value.byteLength
+          yield next.value
+          arm()
+        }
+        return
+      } catch (err) {
+        // a stall, or every block source giving up on a block for now (LoadBlockFailedError), is worth a retry
+        const retry = stalled.signal.aborted || (err as Error).name === 'LoadBlockFailedError'
+        if (!retry || options.signal?.aborted === true || attempt >= CAT_ATTEMPTS) throw err
+        this.log('reading %c failed at byte %d (attempt %d): %s; asking again', cid, offset, attempt, (err as Error).message)
+        stalled.abort(new Error('retrying'))
+        await new Promise(resolve => setTimeout(resolve, 250 * attempt))
+      } finally {
+        clearTimeout(timer)
+      }
     }
-    yield * entry.content({ signal: options.signal })
+  }
+
+}
+
+/** Reads of `store` under `signal`; once it is aborted, a failing read never settles instead of rejecting. */
+function quietAfterAbort (store: Pick<Helia['blockstore'], 'get'>, signal: AbortSignal): Pick<Helia['blockstore'], 'get'> {
+  return {
+    get: async function * (cid: CID, options: AbortOptions = {}) {
+      try {
+        yield * store.get(cid, { ...options, signal })
+      } catch (err) {
+        if (signal.aborted) await new Promise<never>(() => {})
+        throw err
+      }
+    } as Helia['blockstore']['get']
   }
 }
 

@@ -171,8 +171,17 @@ export class ReproviderImpl implements Reprovider {
       list.push({ entry, resolve })
       this.pending.set(id, list)
     })
-    this.draining ??= this.drain().finally(() => { this.draining = undefined })
+    this.kickDrain()
     return await raceSignal(done, options.signal)
+  }
+
+  private kickDrain (): void {
+    if (this.draining != null || this.running == null) return
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined
+      // a root queued between the drain's last look and now would otherwise wait for the next pin
+      if (this.pending.size > 0) this.kickDrain()
+    })
   }
 
   private onPinChange (cid: CID, pinned: boolean): void {

@@ -16,7 +16,7 @@ export interface IpfsInit {
   host: Omit<HostInit, 'datastore'>
   /** Per-peer logger; defaults to host.logger, then to @libp2p/logger's default. */
   logger?: ComponentLogger
-  /** A cat that receives no block for this long starts again where it stopped (default 15 s). */
+  /** A cat that receives no block for this long starts again where it stopped (default 10 s). */
   catStallMs?: number
   /** Blocks fetched at once while pinning. Default 32. */
   fetchConcurrency?: number

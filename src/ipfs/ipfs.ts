@@ -32,8 +32,9 @@ type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 const NO_BYTES = new Uint8Array(0)
-const DEFAULT_CAT_STALL_MS = 15_000
-const CAT_ATTEMPTS = 8
+const DEFAULT_CAT_STALL_MS = 10_000
+const CAT_ATTEMPTS = 12
+const CAT_READ_AHEAD = 16
 
 /**
  * A DAG up to this size is kept from the fetch walk, so that recording the pin replays it instead of reading
@@ -483,9 +484,20 @@ export class IpfsNodeImpl implements IpfsNode {
     for (let attempt = 1; ; attempt++) {
       const stalled = new AbortController()
       const signal = options.signal != null ? AbortSignal.any([options.signal, stalled.signal]) : stalled.signal
+      // every block read in flight listens to it
+      setMaxListeners(Infinity, signal)
       // The exporter reads ahead in parallel; an attempt given up must not leave rejected reads behind
       // (unhandled rejections), so its reads go quiet instead, and its iterator is left, not awaited.
-      const blocks = quietAfterAbort(helia.blockstore, signal)
+      // blocks as a pin fetches them: local first, then connected peers, a DHT lookup only after a while
+      const running = this.require()
+      const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
+      const blocks = quietAfterAbort({
+        get: async function * (cid: CID, opts: AbortOptions = {}) {
+          const sig = opts.signal ?? signal
+          if (await running.blockstore.has(cid, { signal: sig })) yield * running.blockstore.get(cid, { signal: sig })
+          else yield await fetchChild(helia, cid, sig, delay)
+        } as Helia['blockstore']['get']
+      }, signal)
       const gaveUp = new Promise<never>((_resolve, reject) => {
         const fail = (): void => { reject(signal.reason) }
         if (signal.aborted) fail()
@@ -503,7 +515,9 @@ export class IpfsNodeImpl implements IpfsNode {
         if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
           throw new InvalidParameterError(`${cid} is a ${entry.type}, not a file`)
         }
-        const chunks = entry.content({ signal, offset })[Symbol.asyncIterator]()
+        // the exporter asks for every block of a file at once by default: 64 MiB of wants make senders build
+        // 4 MiB messages that time out on a busy peer (the stuck-fetch cause above); a window keeps it flowing
+        const chunks = entry.content({ signal, offset, blockReadConcurrency: CAT_READ_AHEAD })[Symbol.asyncIterator]()
         for (;;) {
           const next = await Promise.race([chunks.next(), gaveUp])
           if (next.done === true) break

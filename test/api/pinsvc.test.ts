@@ -143,7 +143,8 @@ describe('pinning service API', () => {
         const l = await list(i, `cid=${cid}&${ANY}`)
         return l.count === 2 ? l : undefined
       }, { message: `both requests listed on peer ${i}` })
-      const newestFirst = [a, b].sort((x, y) => y.created.localeCompare(x.created)).map(r => r.requestid)
+      // created at the same millisecond on two peers is possible: the index then orders by requestid, descending
+      const newestFirst = [a, b].sort((x, y) => y.created.localeCompare(x.created) || y.requestid.localeCompare(x.requestid)).map(r => r.requestid)
       assert.deepEqual(both.results.map((r: any) => r.requestid), newestFirst)
     }
 

@@ -165,7 +165,7 @@ describe('reprovider', { timeout: 180_000 }, () => {
       name: 'rp4',
       cluster: {
         dht: dhtConfig({ client_mode: true }),
-        reprovide: { interval_ms: 600_000, validity_ms: 1_200_000, batch_size: 50, fast_provide: false, retries: 1, retry_backoff_ms: 100, send_timeout_ms: 1500 }
+        reprovide: { interval_ms: 600_000, validity_ms: 1_200_000, batch_size: 50, fast_provide: false, retries: 1, retry_backoff_ms: 100, send_timeout_ms: 1500, lookup_timeout_ms: 10_000 }
       }
     })
     try {

@@ -1,5 +1,6 @@
 // The base shared by the REST API and the Pinning Service API: CID parsing, JSON responses, the strict-slash
 // redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse) and the listener.
+import { raceSignal } from '../utils/abort.js'
 import { createServer } from 'node:http'
 import { bases } from 'multiformats/basics'
 import { CID } from 'multiformats/cid'
@@ -145,7 +146,7 @@ export async function sendNdjson<T> (res: Response, items: AsyncIterable<T>, opt
   let finished = false
   try {
     while (!res.destroyed) {
-      const next = await abortable(it.next(), signal)
+      const next = await raceSignal(it.next(), signal)
       if (next.done === true) { finished = true; break }
       start()
       if (!res.write(JSON.stringify(next.value) + '\n')) await drained(res, signal)
@@ -174,23 +175,8 @@ function trailerValue (message: string): string {
   return Buffer.from(message, 'utf8').toString('latin1').replace(/[^\t\x20-\x7e\x80-\xff]/g, ' ')
 }
 
-async function abortable<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal == null) return await p
-  signal.throwIfAborted()
-  let onAbort!: () => void
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([p, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-}
-
 async function drained (res: Response, signal?: AbortSignal): Promise<void> {
-  await abortable(new Promise<void>(resolve => {
+  await raceSignal(new Promise<void>(resolve => {
     const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
     res.on('drain', done)
     res.on('close', done)

@@ -26,6 +26,7 @@ import type { CairnServices } from '../libp2p/index.js'
 import type { GraphNode, GraphWalker, Helia, Pin } from '@helia/interface'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import { raceSignal } from '../utils/abort.js'
 import { concatChunks } from '../utils/bytes.js'
 
 type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
@@ -396,7 +397,7 @@ export class IpfsNodeImpl implements IpfsNode {
     this.locks.set(key, tail)
     try {
       if (prior != null) {
-        await raceSignal(prior, signal)
+        await raceSignalAsAbortError(prior, signal)
       }
       signal?.throwIfAborted()
       return await fn()
@@ -498,12 +499,6 @@ export class IpfsNodeImpl implements IpfsNode {
           else yield await fetchChild(helia, cid, sig, delay)
         } as Helia['blockstore']['get']
       }, signal)
-      const gaveUp = new Promise<never>((_resolve, reject) => {
-        const fail = (): void => { reject(signal.reason) }
-        if (signal.aborted) fail()
-        else signal.addEventListener('abort', fail, { once: true })
-      })
-      gaveUp.catch(() => {})
       let timer: NodeJS.Timeout | undefined
       const arm = (): void => {
         clearTimeout(timer)
@@ -511,7 +506,7 @@ export class IpfsNodeImpl implements IpfsNode {
       }
       try {
         arm()
-        const entry = await Promise.race([exporter(cid, blocks, { signal }), gaveUp])
+        const entry = await raceSignal(exporter(cid, blocks, { signal }), signal)
         if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
           throw new InvalidParameterError(`${cid} is a ${entry.type}, not a file`)
         }
@@ -519,7 +514,7 @@ export class IpfsNodeImpl implements IpfsNode {
         // 4 MiB messages that time out on a busy peer (the stuck-fetch cause above); a window keeps it flowing
         const chunks = entry.content({ signal, offset, blockReadConcurrency: CAT_READ_AHEAD })[Symbol.asyncIterator]()
         for (;;) {
-          const next = await Promise.race([chunks.next(), gaveUp])
+          const next = await raceSignal(chunks.next(), signal)
           if (next.done === true) break
           // the reader may take its time with a chunk: only waiting for blocks counts as stalling
           clearTimeout(timer)
@@ -614,7 +609,7 @@ function toAbortError (err: unknown, signal?: AbortSignal): unknown {
   return err
 }
 
-async function raceSignal<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+async function raceSignalAsAbortError<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal == null) {
     return promise
   }

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events'
+import { raceSignal } from '../utils/abort.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { reprovideConfigSchema } from '../config/schema.js'
@@ -365,20 +366,5 @@ function skipDone (list: KeyEntry[], phase: number, resume: CycleState | null): 
     else hi = mid
   }
   return list.slice(lo)
-}
-
-async function raceSignal<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal == null) return await p
-  signal.throwIfAborted()
-  let onAbort!: () => void
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([p, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
 }
 

@@ -6,19 +6,20 @@ import { join } from 'node:path'
 import { createClient } from '../src/client/index.js'
 import { syncMirror, type MirrorSyncResult } from '../src/mirror/index.js'
 import {
-  BenchUsageError, MiB, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir,
+  BenchUsageError, MiB, positiveInt, preparePeers, startPeerProcesses, startPeersInProcess, stopAll, tempDir,
   type Benchmark, type BenchReport, type ChildPeer
 } from './lib.js'
 
-interface Options { files: number, changedPct: number, keep: boolean }
+interface Options { files: number, changedPct: number, keep: boolean, inProcess: boolean }
 
 function parse (argv: string[]): Options {
-  const o: Options = { files: 10_000, changedPct: 1, keep: false }
+  const o: Options = { files: 10_000, changedPct: 1, keep: false, inProcess: false }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     if (flag === '--files') o.files = positiveInt('files', argv[++i], o.files)
     else if (flag === '--changed-pct') o.changedPct = positiveInt('changed-pct', argv[++i], o.changedPct)
     else if (flag === '--keep') o.keep = true
+    else if (flag === '--in-process') o.inProcess = true
     else throw new BenchUsageError(`unknown flag ${flag}`)
   }
   return o
@@ -79,13 +80,14 @@ export const mirror: Benchmark = {
   usage: [
     '  --files <n>         files in the tree (default 10000)',
     '  --changed-pct <n>   percent of the files changed before the re-sync (default 1)',
-    '  --keep              keep the temp dir (tree, peer, cache) for inspection'
+    '  --keep              keep the temp dir (tree, peer, cache) for inspection',
+    '  --in-process        run the peer in this process (for node --cpu-prof of both sides)'
   ].join('\n'),
 
   async run (argv, { log, signal }): Promise<BenchReport> {
     const o = parse(argv)
     const root = await tempDir('cairn-bench-mirror-')
-    let peers: ChildPeer[] = []
+    let peers: Array<{ stop: () => Promise<void> }> = []
     try {
       const tree = join(root.path, 'tree')
       const r = random(42)
@@ -95,8 +97,17 @@ export const mirror: Benchmark = {
 
       await mkdir(join(root.path, 'peers'))
       const prepared = await preparePeers({ peers: 1, root: join(root.path, 'peers') })
-      peers = await startPeerProcesses(prepared, { signal })
-      const client = createClient({ api: `http://${peers[0].rest.host}:${peers[0].rest.port}` })
+      let rest: { host: string, port: number }
+      if (o.inProcess) {
+        const running = await startPeersInProcess(prepared)
+        peers = running
+        rest = running[0].rest
+      } else {
+        const children: ChildPeer[] = await startPeerProcesses(prepared, { signal })
+        peers = children
+        rest = children[0].rest
+      }
+      const client = createClient({ api: `http://${rest.host}:${rest.port}` })
       const cacheFile = join(root.path, 'cache.json')
       const sync = async (label: string): Promise<{ result: MirrorSyncResult, seconds: number }> => {
         const started = performance.now()

@@ -10,8 +10,6 @@ import { defaultLogger } from '@libp2p/logger'
 import { LevelDatastore } from 'datastore-level'
 import { createHeliaLight } from 'helia'
 import { exporter } from 'ipfs-unixfs-exporter'
-import { createUnsafe } from 'multiformats/block'
-import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError, NotStartedError, QuotaExceededError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
@@ -19,11 +17,12 @@ import { importCar, importEntries } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
-import { DEFAULT_WALK_CONCURRENCY, parallelWalker } from './walker.js'
+import { blockId, scanLocalDag, type LocalDagInit } from './local-dag.js'
+import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
 import type { IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
-import type { GraphNode, GraphWalker, Helia, Pin } from '@helia/interface'
+import type { Helia, Pin } from '@helia/interface'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../utils/abort.js'
@@ -32,17 +31,9 @@ import { concatChunks } from '../utils/bytes.js'
 type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
-const NO_BYTES = new Uint8Array(0)
 const DEFAULT_CAT_STALL_MS = 10_000
 const CAT_ATTEMPTS = 12
 const CAT_READ_AHEAD = 16
-
-/**
- * A DAG up to this size is kept from the fetch walk, so that recording the pin replays it instead of reading
- * every block again. Larger DAGs are walked again from the local store.
- */
-const REPLAY_MAX_BLOCKS = 64
-const REPLAY_MAX_BYTES = 1024 * 1024
 
 type PinOptions = AbortOptions & {
   depth?: number
@@ -138,7 +129,7 @@ export class IpfsNodeImpl implements IpfsNode {
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, records: new PinRecords(datastore) }
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -184,7 +175,7 @@ export class IpfsNodeImpl implements IpfsNode {
     }
     const depth = depthOption === -1 ? Infinity : depthOption
     const running = this.require()
-    const { helia, pins } = running
+    const { pins } = running
     // Helia keys pins by CIDv1 but records "pinned by" with the bytes given: use one form throughout
     const root = cid.toV1()
     const key = root.toString()
@@ -196,59 +187,56 @@ export class IpfsNodeImpl implements IpfsNode {
       this.checkQuota(running, root, options.maxRepoBytes)
       await this.checkQuotaEstimate(running, root, options)
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
-      const fetched = await this.fetchDag(running, root, depth, options)
-      // 2. record the pin without the signal (Helia cannot undo a half-recorded pin), from the nodes just walked
-      // when the DAG is small, else from the local blocks
-      const nodes = fetched.nodes
-      const walker = nodes != null ? () => replayWalker(nodes) : () => this.localWalker(running)
+      const T1 = performance.now()
+      const blocks = await this.fetchDag(running, root, depth, options)
+      const T2 = performance.now()
+      // 2. record the pin without the signal (Helia cannot undo a half-recorded pin)
       try {
         if (existing != null) {
           this.log('changing pin depth of %c from %s to %s', root, existing.depth, depth)
-          await running.records.remove(root, this.localWalker(running))
+          await running.records.remove(root, async d => await this.localBlocks(running, root, d))
           pins.delete(key)
         }
-        await running.records.add(root, depth, walker())
+        await running.records.add(root, depth, blocks)
+        console.error(`TRACE pin ${root} fetch ${(T2-T1).toFixed(0)} records ${(performance.now()-T2).toFixed(0)} blocks ${blocks.length}`)
         pins.set(key, { cid: root, depth })
       } catch (err) {
         await this.reloadPin(running, root)
         throw err
       }
-      this.log('pinned %c (depth %s, %d blocks)', root, depth, fetched.blocks)
+      this.log('pinned %c (depth %s, %d blocks)', root, depth, blocks.length)
       this.emitPinChange(root, true)
     })
   }
 
   /**
-   * Brings the DAG under `root`, down to `depth`, into the local store. Returns the blocks walked and, when the
-   * DAG is small, its nodes.
+   * Brings the DAG under `root`, down to `depth`, into the local store. Returns its distinct blocks. What is held
+   * here already is found with bulk reads (a new version of a mirror is mostly the previous one); the network
+   * walk starts from the blocks found missing.
    */
-  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<{ blocks: number, nodes?: Array<GraphNode<unknown>> }> {
-    const { helia, shutdown } = running
-    // a local root with nothing below it to walk (a raw block, or a direct pin): one read, no walker
-    if (depth === 0 || root.code === raw.code) {
-      const bytes = await this.localBlock(running, root)
-      if (bytes != null) {
-        options.onProgress?.(1)
-        const block = createUnsafe({ cid: root, bytes, codec: await helia.getCodec(root.code) })
-        return { blocks: 1, nodes: [{ block, depth: 0, path: [root] }] }
-      }
-    }
+  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<CID[]> {
+    const { shutdown } = running
     const signal = options.signal
     const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal
-    let blocks = 0
-    let nodes: Array<GraphNode<unknown>> | undefined = []
-    let bytes = 0
+    const seen = new Set<string>()
     try {
-      for await (const node of this.fetchWalker(running).walk(root, { depth, signal: fetchSignal })) {
-        bytes += node.block.bytes.byteLength
-        if (nodes != null && nodes.length < REPLAY_MAX_BLOCKS && bytes <= REPLAY_MAX_BYTES) {
-          nodes.push(node)
-        } else {
-          nodes = undefined
+      const local = await scanLocalDag(root, depth, this.localDagReader(running), { signal: fetchSignal, seen })
+      const blocks = local.cids
+      options.onProgress?.(blocks.length)
+      this.checkQuota(running, root, options.maxRepoBytes)
+      if (local.missing.length === 0) return blocks
+      // the scan marked the missing blocks seen; the network walk yields them first
+      for (const m of local.missing) seen.delete(blockId(m.cid))
+      for await (const node of this.fetchWalker(running).walkFrom(local.missing, { depth, signal: fetchSignal })) {
+        const id = blockId(node.block.cid)
+        if (!seen.has(id)) {
+          seen.add(id)
+          blocks.push(node.block.cid)
         }
         this.checkQuota(running, root, options.maxRepoBytes)
-        options.onProgress?.(++blocks)
+        options.onProgress?.(blocks.length)
       }
+      return blocks
     } catch (err) {
       if (shutdown.signal.aborted) {
         throw new ShuttingDownError(`stopped while pinning ${root}`)
@@ -256,7 +244,19 @@ export class IpfsNodeImpl implements IpfsNode {
       if ((err as Error).name === 'QuotaExceededError') throw err
       throw toAbortError(err, signal)
     }
-    return { blocks, nodes }
+  }
+
+  /** The distinct blocks of a pin held here (unpinning: a block that is gone has nothing to release). */
+  private async localBlocks (running: Running, root: CID, depth: number): Promise<CID[]> {
+    return (await scanLocalDag(root, depth, this.localDagReader(running))).cids
+  }
+
+  private localDagReader (running: Running): LocalDagInit {
+    return {
+      getMany: async cids => await running.blockstore.getBlocks(cids),
+      hasMany: async cids => await running.blockstore.hasBlocks(cids),
+      getCodec: running.helia.getCodec
+    }
   }
 
   /**
@@ -301,7 +301,7 @@ export class IpfsNodeImpl implements IpfsNode {
       }
       // local walk, no signal: stopping half-way would leave block pin counts wrong
       try {
-        await running.records.remove(root, this.localWalker(running))
+        await running.records.remove(root, async d => await this.localBlocks(running, root, d))
         running.pins.delete(key)
       } catch (err) {
         await this.reloadPin(running, root)
@@ -425,7 +425,7 @@ export class IpfsNodeImpl implements IpfsNode {
   }
 
   /** Loads blocks from the network when missing. */
-  private fetchWalker (running: Running): GraphWalker {
+  private fetchWalker (running: Running): ParallelWalker {
     const { helia } = running
     const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
     return parallelWalker({
@@ -437,21 +437,6 @@ export class IpfsNodeImpl implements IpfsNode {
           return local
         }
         return depth === 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await fetchChild(helia, cid, signal, delay)
-      }
-    })
-  }
-
-  /** Loads local blocks only: a missing block is an error, never a network fetch. */
-  private localWalker (running: Running): GraphWalker {
-    const { helia } = running
-    return parallelWalker({
-      concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
-      getCodec: helia.getCodec,
-      load: async (cid, { signal }) => {
-        // Recording or removing a pin needs each block's CID, and the bytes only of blocks with links. A raw
-        // leaf (most of a file's bytes) is not read: recording follows the fetch walk that just found it here.
-        if (cid.code === raw.code) return NO_BYTES
-        return await this.localBlock(running, cid, signal) ?? await concatChunks(helia.blockstore.get(cid, { offline: true, signal }))
       }
     })
   }
@@ -625,13 +610,3 @@ async function raceSignalAsAbortError<T> (promise: Promise<T>, signal?: AbortSig
     signal.removeEventListener('abort', onAbort)
   }
 }
-
-/** Yields the nodes of a walk already done: pins.add records them without loading the blocks again. */
-function replayWalker (nodes: Array<GraphNode<unknown>>): GraphWalker {
-  return {
-    async * walk<T = any> (): AsyncGenerator<GraphNode<T>> {
-      yield * nodes as Array<GraphNode<T>>
-    }
-  }
-}
-

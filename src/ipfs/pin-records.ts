@@ -2,14 +2,13 @@
 // and `/pinned-block/<multihash base36>` -> {pinCount, pinnedBy} per block, and its pins.add/rm update the block
 // records one get + put after the other: pinning a 15,000-block mirror version took ~8 s, though only a few
 // hundred blocks were new. This writes the same records (Helia's pins.ls/get/isPinned and its GC read them
-// unchanged) with parallel reads and one level batch per slice, one operation at a time per node, so two pins
-// sharing blocks never lose a count. It also removes the root from `pinnedBy` on unpin, which Helia 7's rm
+// unchanged) with one bulk read (level getMany) and one level batch per slice of blocks, one operation at a
+// time per node, so two pins sharing blocks never lose a count. It also removes the root from `pinnedBy` on unpin, which Helia 7's rm
 // does not (its filter keeps only that root).
 import * as cborg from 'cborg'
 import { Key } from 'interface-datastore'
 import { base36 } from 'multiformats/bases/base36'
 import type { AbortOptions } from '../components.js'
-import type { GraphWalker } from '@helia/interface'
 import type { Datastore } from 'interface-datastore'
 import type { CID } from 'multiformats/cid'
 
@@ -27,7 +26,19 @@ export function pinKey (cid: CID): Key {
 }
 
 function blockKey (cid: CID): Key {
-  return new Key(`/pinned-block/${base36.encode(cid.multihash.bytes)}`)
+  return new Key(`/pinned-block/${toBase36(cid.multihash.bytes)}`, false)
+}
+
+/**
+ * multibase base36 ('k' + base36 digits, one '0' per leading zero byte), as multiformats' base36.encode writes
+ * it. That one (base-x) is quadratic in JavaScript and was the largest cost of recording a 15,000-block pin;
+ * BigInt's toString(36) is native.
+ */
+export function toBase36 (bytes: Uint8Array): string {
+  let zeros = 0
+  while (zeros < bytes.length && bytes[zeros] === 0) zeros++
+  const rest = zeros === bytes.length ? '' : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`).toString(36)
+  return `k${'0'.repeat(zeros)}${rest}`
 }
 
 async function readRecord (datastore: Datastore, key: Key, options: AbortOptions): Promise<PinnedBlock | undefined> {
@@ -43,7 +54,11 @@ export class PinRecords {
   /** One record operation at a time: read-modify-write of shared block records must not interleave. */
   private tail: Promise<unknown> = Promise.resolve()
 
-  constructor (private readonly datastore: Datastore) {}
+  /**
+   * @param getMany reads many keys at once (level's getMany: one call instead of one per block); without it,
+   * records are read one get each.
+   */
+  constructor (private readonly datastore: Datastore, private readonly getMany?: (keys: Key[]) => Promise<Array<Uint8Array | undefined>>) {}
 
   private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
     const run = this.tail.then(fn, fn)
@@ -51,12 +66,12 @@ export class PinRecords {
     return await run
   }
 
-  /** Records `root` (walked with `walker` to `depth`) as pinned. Resolves with the blocks recorded. */
-  async add (root: CID, depth: number, walker: GraphWalker, options: AbortOptions = {}): Promise<number> {
+  /** Records `root` as pinned to `depth`, over `blocks` (every distinct block of it, root included). */
+  async add (root: CID, depth: number, blocks: CID[], options: AbortOptions = {}): Promise<number> {
     return await this.exclusive(async () => {
-      let blocks = 0
-      await this.forSlices(root, depth, walker, options, async slice => {
-        const records = await Promise.all(slice.map(async cid => await readRecord(this.datastore, blockKey(cid), options)))
+      for (let i = 0; i < blocks.length; i += SLICE) {
+        const slice = blocks.slice(i, i + SLICE)
+        const records = await this.readRecords(slice, options)
         const batch = this.datastore.batch()
         slice.forEach((cid, i) => {
           const record = records[i] ?? { pinCount: 0, pinnedBy: [] }
@@ -66,16 +81,18 @@ export class PinRecords {
           batch.put(blockKey(cid), cborg.encode(record))
         })
         await batch.commit(options)
-        blocks += slice.length
-      })
+      }
       // the root record last: a pin whose blocks are not all recorded is never listed
       await this.datastore.put(pinKey(root), cborg.encode({ depth, metadata: {} }), options)
-      return blocks
+      return blocks.length
     })
   }
 
-  /** Removes the pin of `root` and its claim on each block (the record goes when no pin is left). */
-  async remove (root: CID, walker: GraphWalker, options: AbortOptions = {}): Promise<void> {
+  /**
+   * Removes the pin of `root` and its claim on each block (the record goes when no pin is left). `blocksOf` lists
+   * the blocks of the pin, given its recorded depth.
+   */
+  async remove (root: CID, blocksOf: (depth: number) => Promise<CID[]>, options: AbortOptions = {}): Promise<void> {
     await this.exclusive(async () => {
       let depth: number
       try {
@@ -84,10 +101,12 @@ export class PinRecords {
         if ((err as Error).name === 'NotFoundError') return
         throw err
       }
+      const blocks = await blocksOf(depth)
       // the root record first: from here on the pin is gone, even if a slice below fails
       await this.datastore.delete(pinKey(root), options)
-      await this.forSlices(root, depth, walker, options, async slice => {
-        const records = await Promise.all(slice.map(async cid => await readRecord(this.datastore, blockKey(cid), options)))
+      for (let i = 0; i < blocks.length; i += SLICE) {
+        const slice = blocks.slice(i, i + SLICE)
+        const records = await this.readRecords(slice, options)
         const batch = this.datastore.batch()
         slice.forEach((cid, i) => {
           const record = records[i]
@@ -99,22 +118,16 @@ export class PinRecords {
           else batch.put(blockKey(cid), cborg.encode(next))
         })
         await batch.commit(options)
-      })
+      }
     })
   }
 
-  /** Walks the DAG and hands its distinct blocks over in slices. */
-  private async forSlices (root: CID, depth: number, walker: GraphWalker, options: AbortOptions, fn: (slice: CID[]) => Promise<void>): Promise<void> {
-    const seen = new Set<string>()
-    let slice: CID[] = []
-    for await (const node of walker.walk(root, { ...options, depth })) {
-      const cid = node.block.cid
-      const key = base36.encode(cid.multihash.bytes)
-      if (seen.has(key)) continue
-      seen.add(key)
-      slice.push(cid)
-      if (slice.length >= SLICE) { await fn(slice); slice = [] }
+  private async readRecords (slice: CID[], options: AbortOptions): Promise<Array<PinnedBlock | undefined>> {
+    const keys = slice.map(blockKey)
+    if (this.getMany != null) {
+      options.signal?.throwIfAborted()
+      return (await this.getMany(keys)).map(bytes => bytes == null ? undefined : cborg.decode(bytes) as PinnedBlock)
     }
-    if (slice.length > 0) await fn(slice)
+    return await Promise.all(keys.map(async key => await readRecord(this.datastore, key, options)))
   }
 }

@@ -126,6 +126,18 @@ export class SizedBlockstore implements Blockstore {
    * the main thread (a merge over the memtables and every table file), which made lookups the largest cost of an
    * add; one iterator per batch makes them cheap, and a lone lookup waits for nothing.
    */
+  /** Whether each block is held, in one level lookup. */
+  async hasBlocks (cids: CID[], options?: AbortOptions): Promise<boolean[]> {
+    options?.signal?.throwIfAborted()
+    return await this.db.hasMany(cids.map(cid => this.key(cid)))
+  }
+
+  /** The bytes of each block (undefined when missing), in one level read. */
+  async getBlocks (cids: CID[], options?: AbortOptions): Promise<Array<Uint8Array | undefined>> {
+    options?.signal?.throwIfAborted()
+    return await this.db.getMany(cids.map(cid => this.key(cid)))
+  }
+
   private async hasKey (key: string): Promise<boolean> {
     return await new Promise<boolean>((resolve, reject) => {
       this.hasQueue.push({ key, resolve, reject })

@@ -24,6 +24,14 @@ export interface ParallelWalkerInit {
 
 export const DEFAULT_WALK_CONCURRENCY = 32
 
+export interface ParallelWalker extends GraphWalker {
+  /**
+   * Walks from several blocks at once (the parts of a DAG found missing locally), each at its depth in the DAG;
+   * `options.depth` is the DAG's maximum depth.
+   */
+  walkFrom<T = any>(starts: Array<{ cid: CID, depth: number }>, options?: WalkOptions<T>): AsyncGenerator<GraphNode<T>>
+}
+
 interface Job { cid: CID, depth: number, path: CID[] }
 type Outcome = { id: number, node: GraphNode<any>, error?: undefined } | { id: number, error: Error }
 
@@ -32,17 +40,21 @@ type Outcome = { id: number, node: GraphNode<any>, error?: undefined } | { id: n
  * Interior nodes reached twice are visited once; raw leaves are not remembered (keeping memory flat for huge
  * DAGs) and may be yielded again when the DAG links them twice, which Helia's pin counting tolerates.
  */
-export function parallelWalker (init: ParallelWalkerInit): GraphWalker {
+export function parallelWalker (init: ParallelWalkerInit): ParallelWalker {
   const concurrency = init.concurrency ?? DEFAULT_WALK_CONCURRENCY
   return {
     async * walk<T = any> (root: CID, options: WalkOptions<T> = {}): AsyncGenerator<GraphNode<T>> {
+      yield * this.walkFrom([{ cid: root, depth: 0 }], options)
+    },
+
+    async * walkFrom<T = any> (starts: Array<{ cid: CID, depth: number }>, options: WalkOptions<T> = {}): AsyncGenerator<GraphNode<T>> {
       const maxDepth = options.depth ?? Infinity
       const controller = new AbortController()
       const signal = options.signal != null ? AbortSignal.any([controller.signal, options.signal]) : controller.signal
       // every load in flight listens to it
       setMaxListeners(Infinity, signal)
       // a stack: depth-first keeps the frontier (and memory) proportional to depth x fan-out
-      const pending: Job[] = [{ cid: root, depth: 0, path: [root] }]
+      const pending: Job[] = starts.map(s => ({ cid: s.cid, depth: s.depth, path: [s.cid] })).reverse()
       const seen = new Set<string>()
       const inflight = new Map<number, Promise<Outcome>>()
       let nextId = 0

@@ -1,5 +1,10 @@
 // Walks a mirror's tree with lstat only: names, sizes, mtimes and modes, never file contents.
-import { lstat, readdir, readlink } from 'node:fs/promises'
+// The calls are synchronous: fs/promises costs ~50 us of overhead per call, and the 13,000 entries of a
+// 10,000-file tree took 1.1-1.3 s to walk with it (0.65 s with a directory's lstats in parallel) against 0.1 s
+// with lstatSync, which was most of a re-sync's time. The walk gives the event loop a turn every few hundred
+// entries, so progress output and signals are not held up.
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { join } from 'node:path'
 import { InvalidParameterError } from '../errors.js'
 import type { BigIntStats } from 'node:fs'
@@ -37,23 +42,26 @@ function entryOf (kind: TreeEntry['kind'], path: string, abs: string, st: BigInt
 export async function * walkTree (root: string, skipped: string[] = []): AsyncGenerator<TreeEntry> {
   let st: BigIntStats
   try {
-    st = await lstat(root, { bigint: true })
+    st = lstatSync(root, { bigint: true })
   } catch (err) {
     throw new InvalidParameterError(`cannot sync ${root}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`)
   }
   if (!st.isDirectory()) throw new InvalidParameterError(`cannot sync ${root}: not a directory`)
-  yield * visitDir(root, '', st, skipped)
+  yield * visitDir(root, '', st, skipped, { entries: 0 })
 }
 
-async function * visitDir (abs: string, path: string, st: BigIntStats, skipped: string[]): AsyncGenerator<TreeEntry> {
+/** Entries between two turns of the event loop. */
+const TURN_EVERY = 500
+
+async function * visitDir (abs: string, path: string, st: BigIntStats, skipped: string[], count: { entries: number }): AsyncGenerator<TreeEntry> {
   // by UTF-8 bytes, as dag-pb orders links
-  const names = (await readdir(abs)).map(n => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map(x => x.n)
+  const names = readdirSync(abs).map(n => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map(x => x.n)
   const children: Array<{ name: string, abs: string, st: BigIntStats }> = []
   for (const name of names) {
     const child = join(abs, name)
     let cst: BigIntStats
     try {
-      cst = await lstat(child, { bigint: true })
+      cst = lstatSync(child, { bigint: true })
     } catch (err) {
       // removed while we walk: the next sync will see it
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
@@ -61,12 +69,13 @@ async function * visitDir (abs: string, path: string, st: BigIntStats, skipped: 
     }
     if (cst.isFile() || cst.isDirectory() || cst.isSymbolicLink()) children.push({ name, abs: child, st: cst })
     else skipped.push(path === '' ? name : `${path}/${name}`)
+    if (++count.entries % TURN_EVERY === 0) await nextTurn()
   }
   yield { ...entryOf('dir', path, abs, st), empty: children.length === 0 }
   for (const c of children) {
     const p = path === '' ? c.name : `${path}/${c.name}`
-    if (c.st.isDirectory()) yield * visitDir(c.abs, p, c.st, skipped)
-    else if (c.st.isSymbolicLink()) yield { ...entryOf('symlink', p, c.abs, c.st), link: await readlink(c.abs) }
+    if (c.st.isDirectory()) yield * visitDir(c.abs, p, c.st, skipped, count)
+    else if (c.st.isSymbolicLink()) yield { ...entryOf('symlink', p, c.abs, c.st), link: readlinkSync(c.abs) }
     else yield entryOf('file', p, c.abs, c.st)
   }
 }

@@ -1,0 +1,56 @@
+// The local part of a DAG, found with bulk reads: what pinning a new version of a mirror mostly consists of.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { scanLocalDag, type LocalDagInit } from '../../src/ipfs/local-dag.js'
+
+async function rawBlock (text: string): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = new TextEncoder().encode(text)
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+async function node (links: CID[]): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = dagPb.encode(dagPb.prepare({ Links: links.map(Hash => ({ Hash })) }))
+  return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+}
+
+/** A store over a map, counting the bulk calls it gets. */
+function store (blocks: Array<{ cid: CID, bytes: Uint8Array }>): LocalDagInit & { calls: number, reads: number } {
+  const map = new Map(blocks.map(b => [b.cid.toString(), b.bytes]))
+  const s = {
+    calls: 0,
+    reads: 0,
+    getMany: async (cids: CID[]) => { s.calls++; s.reads += cids.length; return cids.map(c => map.get(c.toString())) },
+    hasMany: async (cids: CID[]) => { s.calls++; return cids.map(c => map.has(c.toString())) },
+    getCodec: (code: number) => code === dagPb.code ? dagPb : raw
+  }
+  return s
+}
+
+describe('local DAG scan', () => {
+  it('lists each held block once, reads only nodes with links, and stops at missing blocks', async () => {
+    const [l1, l2, l3, gone] = await Promise.all(['one', 'two', 'three', 'not here'].map(rawBlock))
+    const shared = await node([l1.cid, l2.cid])
+    const missingDir = await node([l3.cid])
+    // the shared subtree is linked twice; `gone` and `missingDir` are not held (l3 is, under the missing node)
+    const root = await node([shared.cid, shared.cid, gone.cid, missingDir.cid])
+    const s = store([root, shared, l1, l2, l3])
+    const scan = await scanLocalDag(root.cid, Infinity, s)
+    assert.deepEqual(scan.cids.map(String).sort(), [root, shared, l1, l2].map(b => b.cid.toString()).sort())
+    assert.deepEqual(scan.missing.map(m => [m.cid.toString(), m.depth]).sort(), [[gone.cid.toString(), 1], [missingDir.cid.toString(), 1]].sort())
+    assert.equal(s.reads, 3, 'read root, shared and the missing dir; raw leaves are only checked for')
+    assert.ok(s.calls <= 5, `${s.calls} bulk calls for a 3-level DAG`)
+
+    // depth 1: the root's children are checked for, not read
+    const shallow = store([root, shared, l1, l2, l3])
+    const one = await scanLocalDag(root.cid, 1, shallow)
+    assert.deepEqual(one.cids.map(String).sort(), [root, shared].map(b => b.cid.toString()).sort())
+    assert.equal(shallow.reads, 1)
+    // a direct pin's root that is not here
+    const none = await scanLocalDag(gone.cid, 0, store([]))
+    assert.deepEqual(none, { cids: [], missing: [{ cid: gone.cid, depth: 0 }] })
+  })
+})

@@ -15,7 +15,7 @@ import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
 import { importCar, importEntries } from './add.js'
 import { HostDatastore } from './host-datastore.js'
-import { PinRecords } from './pin-records.js'
+import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
 import { blockId, scanLocalDag, type LocalDagInit } from './local-dag.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
@@ -187,9 +187,7 @@ export class IpfsNodeImpl implements IpfsNode {
       this.checkQuota(running, root, options.maxRepoBytes)
       await this.checkQuotaEstimate(running, root, options)
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
-      const T1 = performance.now()
-      const blocks = await this.fetchDag(running, root, depth, options)
-      const T2 = performance.now()
+      const { blocks, generation } = await this.fetchDag(running, root, depth, options)
       // 2. record the pin without the signal (Helia cannot undo a half-recorded pin)
       try {
         if (existing != null) {
@@ -197,8 +195,7 @@ export class IpfsNodeImpl implements IpfsNode {
           await running.records.remove(root, async d => await this.localBlocks(running, root, d))
           pins.delete(key)
         }
-        await running.records.add(root, depth, blocks)
-        console.error(`TRACE pin ${root} fetch ${(T2-T1).toFixed(0)} records ${(performance.now()-T2).toFixed(0)} blocks ${blocks.length}`)
+        await running.records.add(root, depth, blocks, { generation })
         pins.set(key, { cid: root, depth })
       } catch (err) {
         await this.reloadPin(running, root)
@@ -214,29 +211,31 @@ export class IpfsNodeImpl implements IpfsNode {
    * here already is found with bulk reads (a new version of a mirror is mostly the previous one); the network
    * walk starts from the blocks found missing.
    */
-  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<CID[]> {
+  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<{ blocks: PinBlock[], generation: number }> {
     const { shutdown } = running
     const signal = options.signal
     const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal
     const seen = new Set<string>()
     try {
+      // the records read by the scan are re-used when no record was written meanwhile
+      const generation = running.records.generation
       const local = await scanLocalDag(root, depth, this.localDagReader(running), { signal: fetchSignal, seen })
-      const blocks = local.cids
+      const blocks = local.blocks
       options.onProgress?.(blocks.length)
       this.checkQuota(running, root, options.maxRepoBytes)
-      if (local.missing.length === 0) return blocks
+      if (local.missing.length === 0) return { blocks, generation }
       // the scan marked the missing blocks seen; the network walk yields them first
       for (const m of local.missing) seen.delete(blockId(m.cid))
       for await (const node of this.fetchWalker(running).walkFrom(local.missing, { depth, signal: fetchSignal })) {
         const id = blockId(node.block.cid)
         if (!seen.has(id)) {
           seen.add(id)
-          blocks.push(node.block.cid)
+          blocks.push({ cid: node.block.cid, links: [...node.block.links()].map(([, cid]) => cid) })
         }
         this.checkQuota(running, root, options.maxRepoBytes)
         options.onProgress?.(blocks.length)
       }
-      return blocks
+      return { blocks, generation }
     } catch (err) {
       if (shutdown.signal.aborted) {
         throw new ShuttingDownError(`stopped while pinning ${root}`)
@@ -248,21 +247,18 @@ export class IpfsNodeImpl implements IpfsNode {
 
   /** The distinct blocks of a pin held here (unpinning: a block that is gone has nothing to release). */
   private async localBlocks (running: Running, root: CID, depth: number): Promise<CID[]> {
-    return (await scanLocalDag(root, depth, this.localDagReader(running))).cids
+    return (await scanLocalDag(root, depth, this.localDagReader(running))).blocks.map(b => b.cid)
   }
 
   private localDagReader (running: Running): LocalDagInit {
     return {
+      records: async cids => await running.records.lookup(cids),
       getMany: async cids => await running.blockstore.getBlocks(cids),
       hasMany: async cids => await running.blockstore.hasBlocks(cids),
       getCodec: running.helia.getCodec
     }
   }
 
-  /**
-   * Blocks already held add nothing, so the check is on what the store holds now: a pin whose new blocks push it
-   * past the quota stops there (its fetched blocks stay cached; every other pin is untouched).
-   */
   /**
    * Before fetching a UnixFS DAG: its root's links carry the size of each subtree, so a pin that cannot fit is
    * refused before any transfer. Subtrees whose top block is held here are assumed held (a pin update).
@@ -283,6 +279,10 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
+  /**
+   * Blocks already held add nothing, so the check is on what the store holds now: a pin whose new blocks push it
+   * past the quota stops there (its fetched blocks stay cached; every other pin is untouched).
+   */
   private checkQuota (running: Running, root: CID, max: number | undefined): void {
     if (max == null || max <= 0) return
     const used = running.blockstore.size()

@@ -6,6 +6,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { scanLocalDag, type LocalDagInit } from '../../src/ipfs/local-dag.js'
+import type { PinnedBlock } from '../../src/ipfs/pin-records.js'
 
 async function rawBlock (text: string): Promise<{ cid: CID, bytes: Uint8Array }> {
   const bytes = new TextEncoder().encode(text)
@@ -17,12 +18,13 @@ async function node (links: CID[]): Promise<{ cid: CID, bytes: Uint8Array }> {
   return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
 }
 
-/** A store over a map, counting the bulk calls it gets. */
-function store (blocks: Array<{ cid: CID, bytes: Uint8Array }>): LocalDagInit & { calls: number, reads: number } {
+/** A store over a map, counting the bulk calls it gets; `records` are the pin records it holds. */
+function store (blocks: Array<{ cid: CID, bytes: Uint8Array }>, records = new Map<string, PinnedBlock>()): LocalDagInit & { calls: number, reads: number } {
   const map = new Map(blocks.map(b => [b.cid.toString(), b.bytes]))
   const s = {
     calls: 0,
     reads: 0,
+    records: async (cids: CID[]) => { s.calls++; return cids.map(c => records.get(c.toString())) },
     getMany: async (cids: CID[]) => { s.calls++; s.reads += cids.length; return cids.map(c => map.get(c.toString())) },
     hasMany: async (cids: CID[]) => { s.calls++; return cids.map(c => map.has(c.toString())) },
     getCodec: (code: number) => code === dagPb.code ? dagPb : raw
@@ -39,18 +41,30 @@ describe('local DAG scan', () => {
     const root = await node([shared.cid, shared.cid, gone.cid, missingDir.cid])
     const s = store([root, shared, l1, l2, l3])
     const scan = await scanLocalDag(root.cid, Infinity, s)
-    assert.deepEqual(scan.cids.map(String).sort(), [root, shared, l1, l2].map(b => b.cid.toString()).sort())
+    assert.deepEqual(scan.blocks.map(b => b.cid.toString()).sort(), [root, shared, l1, l2].map(b => b.cid.toString()).sort())
+    assert.deepEqual(scan.blocks.find(b => b.cid.equals(shared.cid))?.links?.map(String), [l1.cid.toString(), l2.cid.toString()])
     assert.deepEqual(scan.missing.map(m => [m.cid.toString(), m.depth]).sort(), [[gone.cid.toString(), 1], [missingDir.cid.toString(), 1]].sort())
     assert.equal(s.reads, 3, 'read root, shared and the missing dir; raw leaves are only checked for')
-    assert.ok(s.calls <= 5, `${s.calls} bulk calls for a 3-level DAG`)
+    assert.ok(s.calls <= 8, `${s.calls} bulk calls for a 3-level DAG`)
+
+    // blocks with a pin record listing their links are not read again, nor checked for
+    const records = new Map<string, PinnedBlock>([
+      [shared.cid.toString(), { pinCount: 1, pinnedBy: [], codec: dagPb.code, links: [l1.cid.bytes, l2.cid.bytes] }],
+      [l1.cid.toString(), { pinCount: 1, pinnedBy: [] }]
+    ])
+    const recorded = store([root, shared, l1, l2, l3], records)
+    const again = await scanLocalDag(root.cid, Infinity, recorded)
+    assert.deepEqual(again.blocks.map(b => b.cid.toString()).sort(), scan.blocks.map(b => b.cid.toString()).sort())
+    assert.equal(recorded.reads, 2, 'read root and the missing dir, not the recorded one')
+    assert.deepEqual(again.blocks.find(b => b.cid.equals(l1.cid))?.record, records.get(l1.cid.toString()))
 
     // depth 1: the root's children are checked for, not read
     const shallow = store([root, shared, l1, l2, l3])
     const one = await scanLocalDag(root.cid, 1, shallow)
-    assert.deepEqual(one.cids.map(String).sort(), [root, shared].map(b => b.cid.toString()).sort())
+    assert.deepEqual(one.blocks.map(b => b.cid.toString()).sort(), [root, shared].map(b => b.cid.toString()).sort())
     assert.equal(shallow.reads, 1)
     // a direct pin's root that is not here
     const none = await scanLocalDag(gone.cid, 0, store([]))
-    assert.deepEqual(none, { cids: [], missing: [{ cid: gone.cid, depth: 0 }] })
+    assert.deepEqual(none, { blocks: [], missing: [{ cid: gone.cid, depth: 0 }] })
   })
 })

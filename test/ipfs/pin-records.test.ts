@@ -29,13 +29,13 @@ describe('pin records', () => {
     const [a, b, shared, onlyA] = await Promise.all(['a', 'b', 'shared', 'only-a'].map(rawCid))
     const graph = new Map([[a.toString(), [shared, onlyA]], [b.toString(), [shared]]])
     // concurrently: the shared block must end with both pins
-    await Promise.all([records.add(a, Infinity, blocksOf(graph, a)), records.add(b, Infinity, blocksOf(graph, b))])
+    await Promise.all([records.add(a, Infinity, blocksOf(graph, a).map(cid => ({ cid }))), records.add(b, Infinity, blocksOf(graph, b).map(cid => ({ cid })))])
     const rec = cborg.decode(await ds.get(blockKey(shared))) as { pinCount: number, pinnedBy: Uint8Array[] }
     assert.equal(rec.pinCount, 2)
     assert.equal(rec.pinnedBy.length, 2)
     assert.deepEqual(cborg.decode(await ds.get(pinKey(a))), { depth: Infinity, metadata: {} })
     // adding again changes nothing
-    await records.add(a, Infinity, blocksOf(graph, a))
+    await records.add(a, Infinity, blocksOf(graph, a).map(cid => ({ cid })))
     assert.equal((cborg.decode(await ds.get(blockKey(shared))) as { pinCount: number }).pinCount, 2)
 
     await records.remove(a, async () => blocksOf(graph, a))
@@ -58,5 +58,26 @@ describe('pin records', () => {
       inputs.push(b)
     }
     for (const b of inputs) assert.equal(toBase36(b), base36.encode(b), `bytes ${Buffer.from(b).toString('hex')}`)
+  })
+
+  it('keeps the links of a block in its record, and re-reads records that changed since they were read', async () => {
+    const ds = new MemoryDatastore()
+    const records = new PinRecords(ds)
+    const [a, b, leaf, p] = await Promise.all(['a', 'b', 'leaf', 'parent'].map(rawCid))
+    const parent = CID.createV1(0x70, p.multihash)
+    const generation = records.generation
+    const [before] = await records.lookup([parent])
+    assert.equal(before, undefined)
+    await records.add(a, Infinity, [{ cid: parent, links: [leaf] }, { cid: leaf }])
+    const rec = cborg.decode(await ds.get(blockKey(parent))) as { pinCount: number, codec: number, links: Uint8Array[] }
+    assert.equal(rec.codec, 0x70)
+    assert.deepEqual(rec.links.map(l => CID.decode(l).toString()), [leaf.toString()])
+    // b's blocks come with the (now stale) "no record" read before a was recorded: they must be read again
+    await records.add(b, Infinity, [{ cid: parent, record: before ?? null }, { cid: leaf, record: null }], { generation })
+    const after = cborg.decode(await ds.get(blockKey(parent))) as { pinCount: number, links: Uint8Array[] }
+    assert.equal(after.pinCount, 2, 'a stale record would have reset the count to 1')
+    assert.equal(after.links.length, 1, 'links kept')
+    await records.remove(a, async () => [parent, leaf])
+    assert.equal((cborg.decode(await ds.get(blockKey(parent))) as { links: Uint8Array[] }).links.length, 1, 'links kept on unpin')
   })
 })

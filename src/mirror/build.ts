@@ -1,6 +1,7 @@
 // Builds a mirror's UnixFS DAG on the client: files that changed are read and chunked, unchanged files come
 // from the cache as (CID, Tsize) without being opened, and the importer's own tree builder makes the directories
 // (Kubo's layout: HAMT shards past 256 KiB of links), so the CIDs are those a peer-side add would make.
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import * as dagPb from '@ipld/dag-pb'
@@ -11,7 +12,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { DEFAULT_CHUNK_SIZE } from '../ipfs/add.js'
-import type { CachedFile } from './cache.js'
+import type { CachedDir, CachedFile } from './cache.js'
 import type { TreeEntry } from './walk.js'
 
 /** Name of the root in the importer's paths; never stored (a root has no name in the DAG). */
@@ -25,6 +26,12 @@ export interface BuildInit {
   cached?: (entry: TreeEntry) => { cid: string, tsize: number } | undefined
   /** Tree blocks (directories, shards, symlinks) the cluster already has: not passed to `sink`. */
   known?: ReadonlySet<string>
+  /**
+   * The directories and files of the last build, by path. A directory whose fingerprint (see `fingerprints`)
+   * is unchanged has the CID it had: it is not rebuilt, and its files are not looked at again. Only valid with
+   * the `cached` files of the same build.
+   */
+  previous?: { dirs: Record<string, CachedDir>, files: Record<string, CachedFile> }
   /** Receives each block to upload, once; awaited, so a slow upload holds the reading back. */
   sink: (cid: CID, bytes: Uint8Array) => Promise<void>
   /** After each file: whether it was read, and its bytes (read or not). */
@@ -38,9 +45,13 @@ export interface BuildResult {
   rootSize: number
   /** The cache entries of every file of the tree. */
   files: Record<string, CachedFile>
-  /** Every directory, shard and symlink block of the new tree. */
+  /** The directories of the new tree, for the next build. */
+  dirs: Record<string, CachedDir>
+  /** The directory, shard and symlink blocks of the new tree (not those inside directories kept as they were). */
   treeBlocks: string[]
   filesRead: number
+  /** Directories kept from the previous build without looking below them (nested ones not counted). */
+  dirsKept: number
   bytesRead: number
   blocksSent: number
   bytesSent: number
@@ -51,6 +62,33 @@ function mtimeOf (ns: bigint): Mtime {
   return nsecs === 0 ? { secs: ns / 1_000_000_000n } : { secs: ns / 1_000_000_000n, nsecs }
 }
 
+/**
+ * A fingerprint of every directory of a walk: a hash of its own mode and mtime and of each entry below it (name,
+ * kind, size, mtime, mode, link target). The same fingerprint means the same directory CID, on the same
+ * assumption as the file cache (a file with the same size, mtime and mode has the same content).
+ */
+export function fingerprints (entries: TreeEntry[]): Map<string, string> {
+  const lines = new Map<string, string[]>()
+  const out = new Map<string, string>()
+  // the walk lists a directory before its entries: backwards, a directory comes after all of them
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]
+    let line = `${e.kind}\0${e.path.slice(e.path.lastIndexOf('/') + 1)}\0${e.size}\0${e.mtimeNs}\0${e.mode}\0${e.link ?? ''}`
+    if (e.kind === 'dir') {
+      const fp = createHash('sha256').update(`${e.mtimeNs}\0${e.mode}\n`).update((lines.get(e.path) ?? []).join('\n')).digest('base64')
+      out.set(e.path, fp)
+      lines.delete(e.path)
+      line += `\0${fp}`
+    }
+    if (e.path === '') continue
+    const parent = e.path.lastIndexOf('/') === -1 ? '' : e.path.slice(0, e.path.lastIndexOf('/'))
+    const list = lines.get(parent)
+    if (list == null) lines.set(parent, [line])
+    else list.push(line)
+  }
+  return out
+}
+
 /** Builds the DAG of the entries of one walk (the root directory first, as walkTree yields them). */
 export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<TreeEntry>, init: BuildInit): Promise<BuildResult> {
   const metadata = init.metadata ?? true
@@ -59,6 +97,16 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   const sent = new Set<string>()
   const treeBlocks: string[] = []
   const files: Record<string, CachedFile> = {}
+  const dirs: Record<string, CachedDir> = {}
+  // directories kept from the previous build, by import path
+  const kept = new Map<string, CachedDir>()
+  const previous = init.previous
+  // fingerprints need the whole walk, and cost ~30 ms per 10,000 entries
+  const prints = Array.isArray(entries) ? fingerprints(entries) : undefined
+  const unchanged = (e: TreeEntry): CachedDir | undefined => {
+    const before = previous?.dirs[e.path]
+    return before != null && prints?.get(e.path) === before[0] ? before : undefined
+  }
   const pendingFiles = new Map<string, TreeEntry>()
   const emptyDirs = new Set<string>()
   const stats = { filesRead: 0, bytesRead: 0, blocksSent: 0, bytesSent: 0 }
@@ -82,12 +130,44 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   }
   const importPath = (path: string): string => path === '' ? ROOT : `${ROOT}/${path}`
 
+  /** Keeps an unchanged directory as it was (its CID; the cache entries below it are carried over at the end). */
+  const keep = (dir: TreeEntry, before: CachedDir): void => {
+    kept.set(importPath(dir.path), before)
+    dirs[dir.path] = before
+    treeBlocks.push(before[1])
+  }
+  /** The cache entries of the directories and files below kept directories. */
+  const carryOver = (): void => {
+    if (kept.size === 0 || previous == null) return
+    const underKept = (path: string): boolean => {
+      for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
+        if (kept.has(importPath(path.slice(0, i)))) return true
+      }
+      return kept.has(ROOT)
+    }
+    for (const [path, d] of Object.entries(previous.dirs)) {
+      if (path !== '' && underKept(path)) { dirs[path] = d; treeBlocks.push(d[1]) }
+    }
+    for (const [path, f] of Object.entries(previous.files)) {
+      if (underKept(path)) files[path] = f
+    }
+  }
+
   async function * candidates (): AsyncGenerator<ImportCandidate> {
+    let skipping: string | undefined
     for await (const e of entries) {
       signal?.throwIfAborted()
+      if (skipping != null && e.path.startsWith(skipping)) continue
+      skipping = undefined
       const path = importPath(e.path)
       const meta = metadata ? { mtime: mtimeOf(e.mtimeNs), mode: e.mode } : {}
-      if (e.kind === 'dir') {
+      const before = e.kind === 'dir' && e.path !== '' ? unchanged(e) : undefined
+      if (before != null) {
+        // linked by name, CID and size like a file: the parent's node is the same either way
+        keep(e, before)
+        skipping = `${e.path}/`
+        yield { path, content: [] }
+      } else if (e.kind === 'dir') {
         if (e.empty === true) emptyDirs.add(path)
         yield { path, ...meta }
       } else if (e.kind === 'symlink') {
@@ -112,6 +192,8 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
 
   const fileBuilder: NonNullable<ImporterOptions['fileBuilder']> = async (file) => {
     const path = file.path ?? ''
+    const dir = kept.get(path)
+    if (dir != null) return { cid: CID.parse(dir[1]), size: BigInt(dir[2]), path: file.path, originalPath: file.originalPath }
     const entry = pendingFiles.get(path)
     if (entry == null) throw new Error(`mirror build: no entry for ${path}`)
     pendingFiles.delete(path)
@@ -176,12 +258,24 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
     dirBuilder,
     fileBuilder
   }
+  // nothing changed at all: the root is the one of the last build
+  const rootEntry = Array.isArray(entries) ? entries[0] as TreeEntry | undefined : undefined
+  const same = rootEntry?.path === '' ? unchanged(rootEntry) : undefined
+  if (same != null && rootEntry != null) {
+    keep(rootEntry, same)
+    carryOver()
+    return { root: CID.parse(same[1]), rootSize: same[2], files, dirs, treeBlocks, dirsKept: kept.size, ...stats }
+  }
   let root: InProgressImportResult | undefined
   for await (const r of importer(candidates(), treeStore, options)) {
     if (r.path === ROOT) root = r
+    const dirPath = r.path === ROOT ? '' : r.path?.slice(ROOT.length + 1)
+    // directories built here (kept ones come back as files, and are in `dirs` already)
+    if (dirPath != null && prints != null && r.unixfs?.isDirectory() === true) dirs[dirPath] = [prints.get(dirPath) ?? '', r.cid.toString(), Number(r.size)]
   }
   if (root == null) throw new Error('mirror build: the importer made no root')
-  return { root: root.cid, rootSize: Number(root.size), files, treeBlocks, ...stats }
+  carryOver()
+  return { root: root.cid, rootSize: Number(root.size), files, dirs, treeBlocks, dirsKept: kept.size, ...stats }
 }
 
 /** The settings of POST /add with cid-version=1: Kubo's layout, CIDv1, raw leaves, fixed-size chunks. */

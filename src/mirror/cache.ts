@@ -10,6 +10,9 @@ const FORMAT = 1
 /** [size, mtime in ns (decimal string), mode, CID, Tsize (cumulative DAG size)] */
 export type CachedFile = [number, string, number, string, number]
 
+/** [fingerprint of the directory's entries (build.ts), CID, Tsize] */
+export type CachedDir = [string, string, number]
+
 export interface MirrorCache {
   format: number
   mirror: string
@@ -22,6 +25,8 @@ export interface MirrorCache {
   /** The import settings the CIDs were made with: another setting makes every entry stale. */
   params: { metadata: boolean, chunk_size: number }
   files: Record<string, CachedFile>
+  /** Directories by path ('' for the root); missing in caches of older versions (every directory is rebuilt). */
+  dirs?: Record<string, CachedDir>
   /** Directory, HAMT shard and symlink blocks of the last root: not uploaded again when they recur. */
   tree_blocks: string[]
 }

@@ -56,6 +56,8 @@ export interface MirrorSyncResult {
   skipped: string[]
   /** Files opened and hashed (new and changed ones; all of them without a usable cache). */
   files_read: number
+  /** Unchanged directories taken from the cache whole (their files not looked at again). */
+  dirs_kept: number
   bytes_read: number
   /** Blocks and bytes uploaded. */
   blocks_uploaded: number
@@ -177,6 +179,7 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
       chunkSize: DEFAULT_CHUNK_SIZE,
       cached: unchangedOf,
       known: new Set(reuse?.tree_blocks ?? []),
+      previous: reuse?.dirs != null ? { dirs: reuse.dirs, files: reuse.files } : undefined,
       signal: buildSignal,
       sink: async (cid, bytes) => {
         upload ??= startUpload()
@@ -211,6 +214,7 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
     files: counts,
     skipped,
     files_read: built.filesRead,
+    dirs_kept: built.dirsKept,
     bytes_read: built.bytesRead,
     blocks_uploaded: built.blocksSent,
     bytes_uploaded: built.bytesSent,
@@ -231,6 +235,7 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
     synced_at: new Date().toISOString(),
     params: { metadata, chunk_size: DEFAULT_CHUNK_SIZE },
     files: built.files,
+    dirs: built.dirs,
     tree_blocks: built.treeBlocks
   })
 

@@ -127,7 +127,15 @@ describe('cairn mirror sync', () => {
     assert.equal(second.cache, 'used')
     assert.deepEqual(second.files, { total: FILES, added: 2, changed: changed.length, removed: 2, unchanged: FILES - changed.length - 2 })
     assert.equal(second.files_read, changed.length + 2, 'only new and changed files are read')
+    assert.ok(second.dirs_kept >= 150, `${second.dirs_kept} unchanged package directories kept whole`)
     assert.ok(second.blocks_uploaded < first.blocks_uploaded / 10, `uploaded ${second.blocks_uploaded} blocks (first sync: ${first.blocks_uploaded})`)
+    // unchanged directories were kept from the first build, not rebuilt: the root is still the one a build from
+    // scratch (every file read) makes
+    const entries: TreeEntry[] = []
+    for await (const e of walkTree(tree)) entries.push(e)
+    const scratch = await buildTree(entries, { sink: async () => {} })
+    assert.equal(scratch.root.toString(), second.root)
+    assert.equal(scratch.filesRead, FILES)
 
     // the new version was pinned everywhere before the old one was unpinned (keep 1)
     assert.equal(second.pinned_on.length, 3)
@@ -162,6 +170,7 @@ describe('cairn mirror sync', () => {
     assert.equal(result.unchanged, true)
     assert.equal(result.version, 2)
     assert.equal(result.files_read, 0)
+    assert.equal(result.dirs_kept, 1, 'the whole tree is the one of the last sync')
     assert.equal(result.blocks_uploaded, 0)
 
     const ls = await cli(client, '--json', 'mirror', 'ls')

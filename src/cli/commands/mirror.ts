@@ -113,7 +113,7 @@ function formatSync (r: MirrorSyncResult): string {
       ? `${r.mirror}: unchanged, still version ${r.version} ${r.root}`
       : `${r.mirror}: version ${r.version} ${r.root}${r.previous != null ? ` (was version ${r.previous.version} ${r.previous.root})` : ''}`,
     `files: ${f.total} (${f.added} added, ${f.changed} changed, ${f.removed} removed, ${f.unchanged} unchanged)`,
-    `read ${r.files_read} files (${formatBytes(r.bytes_read)}); uploaded ${r.blocks_uploaded} blocks (${formatBytes(r.bytes_uploaded)} new); tree ${formatBytes(r.dag_size)}`,
+    `read ${r.files_read} files (${formatBytes(r.bytes_read)}), ${r.dirs_kept} unchanged directories kept whole; uploaded ${r.blocks_uploaded} blocks (${formatBytes(r.bytes_uploaded)} new); tree ${formatBytes(r.dag_size)}`,
     `pinned on ${r.pinned_on.length} peers${r.unreachable.length > 0 ? ` (${r.unreachable.length} unreachable, they catch up later)` : ''}`
   ]
   if (r.skipped.length > 0) lines.push(`skipped ${r.skipped.length} special files (sockets, fifos, devices): ${r.skipped.slice(0, 3).join(', ')}${r.skipped.length > 3 ? ', ...' : ''}`)

@@ -6,7 +6,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import * as Y from 'yjs'
 import { NotStartedError } from '../errors.js'
 import { clusterSecret, SecretMismatchError, splitProof, withProof, type ClusterSecret } from '../secret.js'
-import { concatChunks } from '../utils/bytes.js'
 import { cidKey, tryCidKey } from '../utils/cid.js'
 import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -68,6 +67,10 @@ export function pinsetSyncProtocol (cluster: string): string { return `/cairn/${
 
 const LOCAL = Symbol('local')
 const CHUNK_SIZE = 1024 * 1024
+/** Largest checkpoint state accepted (a 1M-pin state is ~200 MB). */
+const MAX_CHECKPOINT_STATE = 2 ** 31 - 1
+/** Changes of up to this many keys are reported in one event; larger ones in slices of this size. */
+const SMALL_CHANGE = 10_000
 
 function badCheckpoint (why: string): Error {
   const err = new MalformedMessageError(`bad checkpoint: ${why}`)
@@ -141,18 +144,39 @@ class YjsPinset implements Pinset {
     await this.load()
     this.count = this.map.size
     this.map.observe((event, txn) => {
-      const added: Pin[] = []
-      const removed: string[] = []
-      for (const [key, change] of event.changes.keys) {
-        if (change.action === 'add') this.count++
-        else if (change.action === 'delete') this.count--
-        if (change.action === 'delete') removed.push(key)
-        else {
-          const value = this.map.get(key)
-          if (value != null) added.push(decodePin(value, key))
+      const local = txn.origin === LOCAL
+      const keys = event.keysChanged
+      if (keys.size <= SMALL_CHANGE) {
+        const added: Pin[] = []
+        const removed: string[] = []
+        for (const [key, change] of event.changes.keys) {
+          if (change.action === 'add') this.count++
+          else if (change.action === 'delete') this.count--
+          if (change.action === 'delete') removed.push(key)
+          else {
+            const value = this.map.get(key)
+            if (value != null) added.push(decodePin(value, key))
+          }
+        }
+        this.emit({ added, removed, local })
+        return
+      }
+      // A checkpoint or a large catch-up: Yjs' per-key change list and a Pin object for every key at once took
+      // gigabytes for 1M pins. Count again (one walk of the map), and hand the pins over in slices.
+      this.count = this.map.size
+      let added: Pin[] = []
+      let removed: string[] = []
+      for (const key of keys) {
+        const value = this.map.get(key)
+        if (value == null) removed.push(key)
+        else added.push(decodePin(value, key))
+        if (added.length + removed.length >= SMALL_CHANGE) {
+          this.emit({ added, removed, local })
+          added = []
+          removed = []
         }
       }
-      this.emit({ added, removed, local: txn.origin === LOCAL })
+      this.emit({ added, removed, local })
     })
 
     const { libp2p } = this.components
@@ -615,12 +639,12 @@ class YjsPinset implements Pinset {
       await stream.close({ signal })
       let proven = !this.secret.enabled
       let batch: Envelope[] = []
-      let checkpoint: { header: CheckpointHeader, chunks: Uint8Array[], length: number } | undefined
+      let checkpoint: { header: CheckpointHeader, state: Uint8Array, length: number } | undefined
       const finishCheckpoint = async (): Promise<void> => {
         if (checkpoint == null) return
         const cp = checkpoint
         checkpoint = undefined
-        await this.loadCheckpoint(cp.header, cp.chunks, cp.length, peerId)
+        await this.loadCheckpoint(cp.header, cp.state, cp.length, peerId)
       }
       for await (const frame of readFrames(stream, { signal, maxDataLength: 64 * 1024 * 1024 })) {
         this.syncBytesIn += frame.length
@@ -645,14 +669,20 @@ class YjsPinset implements Pinset {
           try { header = decodeCheckpointHeader(f.bytes) } catch (err) { this.reject('checkpoint', (err as Error).message); throw badCheckpoint((err as Error).message) }
           const why = await this.checkCheckpoint(header)
           if (why != null) { this.reject('checkpoint', `${why} (from ${peerId})`); throw badCheckpoint(why) }
-          checkpoint = { header, chunks: [], length: 0 }
+          if (!Number.isSafeInteger(header.stateLength) || header.stateLength < 0 || header.stateLength > MAX_CHECKPOINT_STATE) {
+            this.reject('checkpoint', `state of ${header.stateLength} bytes announced (from ${peerId})`)
+            throw badCheckpoint(`state of ${header.stateLength} bytes announced`)
+          }
+          // one buffer of the announced size, filled as chunks arrive: a 1M-pin state is ~200 MB, and keeping
+          // the chunks to join them at the end held it twice
+          checkpoint = { header, state: new Uint8Array(header.stateLength), length: 0 }
           continue
         }
         if (f.type === 'chunk') {
           if (checkpoint == null) throw badCheckpoint('state chunk without a checkpoint')
-          checkpoint.chunks.push(f.data)
+          if (checkpoint.length + f.data.length > checkpoint.header.stateLength) { this.reject('checkpoint', 'state longer than announced'); throw badCheckpoint('state longer than announced') }
+          checkpoint.state.set(f.data, checkpoint.length)
           checkpoint.length += f.data.length
-          if (checkpoint.length > checkpoint.header.stateLength) { this.reject('checkpoint', 'state longer than announced'); throw badCheckpoint('state longer than announced') }
           continue
         }
         await finishCheckpoint()
@@ -683,9 +713,8 @@ class YjsPinset implements Pinset {
   }
 
   /** Verifies the streamed state against the signed hash, then merges it and marks what it covers. */
-  private async loadCheckpoint (header: CheckpointHeader, chunks: Uint8Array[], length: number, from: string): Promise<void> {
+  private async loadCheckpoint (header: CheckpointHeader, state: Uint8Array, length: number, from: string): Promise<void> {
     if (length !== header.stateLength) { this.reject('checkpoint', `state of ${length} bytes, ${header.stateLength} announced`); throw badCheckpoint('truncated state') }
-    const state = await concatChunks(chunks)
     if (!uint8ArrayEquals((await sha256.digest(state)).digest, header.stateHash)) {
       this.reject('checkpoint', `state does not match its signed hash (from ${from})`)
       throw badCheckpoint('state does not match its signed hash')

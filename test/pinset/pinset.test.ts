@@ -158,8 +158,14 @@ describe('pinset over libp2p', () => {
     for (const cid of later) await a.pinset.put([pinOf(cid)])
 
     const follower = await startNode(undefined, undefined, 'test')
+    // listeners hear of every pin, in slices (a 1M-pin checkpoint must not become 1M Pin objects at once)
+    const heard = new Set<string>()
+    let largest = 0
+    follower.pinset.onChange(c => { for (const p of c.added) heard.add(p.cid); largest = Math.max(largest, c.added.length) })
     await connect(follower, a)
     await waitFor(() => follower.pinset.size() === 20_005, { timeoutMs: 60_000, message: 'follower holds every pin' })
+    await waitFor(() => heard.size === 20_005, { message: 'listeners heard of every pin' })
+    assert.ok(largest <= 10_000, `${largest} pins in one change event`)
     const st = follower.pinset.stats()
     assert.equal(st.checkpoints_loaded, 1)
     assert.ok(st.envelopes_applied <= 5, `replayed ${st.envelopes_applied} envelopes, expected only the 5 after the checkpoint`)

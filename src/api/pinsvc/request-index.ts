@@ -32,6 +32,12 @@ export class RequestIndex {
   private unsubscribe?: () => void
   /** Index writes run one after another, in pinset order. */
   private tail: Promise<void> = Promise.resolve()
+  /**
+   * The CIDs that have (or had, since the start) requests, as pinset keys and as their pins write them. Only
+   * their changes are queued: queueing every change (and a level iterator per pin) made a peer loading 1M pins
+   * hold every change's Pin objects in the queue, ~150 MB per 200,000 pins, and run out of heap.
+   */
+  private readonly indexed = new Set<string>()
 
   constructor (path: string, private readonly pinset: Pick<Pinset, 'list' | 'get' | 'onChange'>, private readonly log?: Logger) {
     this.db = new Level<string, string>(path, { valueEncoding: 'utf8' })
@@ -40,7 +46,18 @@ export class RequestIndex {
   async start (): Promise<void> {
     await this.db.open()
     // subscribe first: changes during the rebuild queue up behind it
-    this.unsubscribe = this.pinset.onChange(change => { this.enqueue(async () => { await this.apply(change) }) })
+    this.unsubscribe = this.pinset.onChange(change => {
+      const added = change.added.filter(pin => {
+        if (hasRequests(pin)) {
+          this.indexed.add(pin.cid)
+          this.indexed.add(cidKey(pin.cid))
+          return true
+        }
+        return this.indexed.has(pin.cid)
+      })
+      const removed = change.removed.filter(cid => this.indexed.has(cid))
+      if (added.length + removed.length > 0) this.enqueue(async () => { await this.apply({ added, removed, local: change.local }) })
+    })
     this.enqueue(async () => { await this.rebuild() })
     await this.idle()
   }
@@ -129,6 +146,9 @@ export class RequestIndex {
       const key = k.slice(2, k.indexOf('!', 2))
       if (key === lastKey) continue
       lastKey = key
+      this.indexed.add(key)
+      const pinCid = this.pinset.get(key)?.cid
+      if (pinCid != null) this.indexed.add(pinCid)
       ops.push(...await this.diff(key, this.pinset.get(key)))
       if (ops.length >= 1000) await flush()
     }
@@ -136,6 +156,8 @@ export class RequestIndex {
     // pins that gained requests while this peer was down (a diff is cheap and idempotent)
     for (const pin of this.pinset.list()) {
       if (!hasRequests(pin)) continue
+      this.indexed.add(pin.cid)
+      this.indexed.add(cidKey(pin.cid))
       ops.push(...await this.diff(cidKey(pin.cid), pin))
       if (ops.length >= 1000) await flush()
     }

@@ -103,6 +103,8 @@ interface Join {
   peakRssTrusted: number
   rssFollowerAfter: number
   heapUsedAtSync: number
+  heapTotalAtSync: number
+  externalAtSync: number
   retainedHeap: number
   streams: number
   /** What went wrong with catch-ups that did not complete (seconds since the fork). */
@@ -178,6 +180,8 @@ async function joinFollower (label: string, dir: string, trusted: Trusted, o: Op
       peakRssTrusted: peakTrusted,
       rssFollowerAfter: rssAfter,
       heapUsedAtSync: done.memoryAtSynced.heapUsed,
+      heapTotalAtSync: done.memoryAtSynced.heapTotal,
+      externalAtSync: done.memoryAtSynced.external,
       retainedHeap: done.retainedHeap ?? NaN,
       streams: done.streams.length,
       incidents: [
@@ -224,6 +228,8 @@ function joinMetrics (j: Join, key: string): Metric[] {
     { key: `${key}_rss_peak_follower`, label: `${j.label}: RSS follower, peak during the join`, value: j.peakRssFollower / MiB, unit: 'MiB', digits: 1 },
     { key: `${key}_rss_after_follower`, label: `${j.label}: RSS follower, after the join`, value: j.rssFollowerAfter / MiB, unit: 'MiB', digits: 1 },
     { key: `${key}_heap_used_follower`, label: `${j.label}: heap used by the follower when synced`, value: j.heapUsedAtSync / MiB, unit: 'MiB', digits: 1 },
+    { key: `${key}_heap_total_follower`, label: `${j.label}: heap reserved by the follower when synced (V8 heapTotal)`, value: j.heapTotalAtSync / MiB, unit: 'MiB', digits: 1 },
+    { key: `${key}_external_follower`, label: `${j.label}: off-heap buffers of the follower when synced (external)`, value: j.externalAtSync / MiB, unit: 'MiB', digits: 1 },
     { key: `${key}_heap_retained_follower`, label: `${j.label}: heap retained by the follower after the join (full GC)`, value: j.retainedHeap / MiB, unit: 'MiB', digits: 1 },
     { key: `${key}_rss_peak_trusted`, label: `${j.label}: RSS trusted peer, peak during the join`, value: j.peakRssTrusted / MiB, unit: 'MiB', digits: 1 }
   ]

@@ -579,12 +579,16 @@ class YjsPinset implements Pinset {
       const from: VersionVector = { ...req.vv }
       let sentCheckpoint = false
       if (this.shouldSendCheckpoint(req.vv, req.acceptCheckpoint)) {
-        const cp = await this.store.getCheckpoint()
+        const cp = await this.store.openCheckpoint()
         if (cp != null) {
-          await sendFrame(stream, cp.header, { signal })
-          this.syncBytesOut += cp.header.length + cp.state.length
-          for (let off = 0; off < cp.state.length; off += CHUNK_SIZE) {
-            await sendFrame(stream, encodeChunk(cp.state.subarray(off, off + CHUNK_SIZE)), { signal })
+          try {
+            await sendFrame(stream, cp.header, { signal })
+            this.syncBytesOut += cp.header.length + cp.length
+            for await (const chunk of cp.chunks) {
+              await sendFrame(stream, encodeChunk(chunk), { signal })
+            }
+          } finally {
+            cp.close()
           }
           for (const [a, n] of Object.entries(decodeCheckpointHeader(cp.header).vv)) from[a] = Math.max(from[a] ?? 0, n)
           sentCheckpoint = true

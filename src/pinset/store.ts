@@ -1,5 +1,14 @@
 // The pinset's append-only envelope log in level (y-leveldb's shape: one key per update, plus a snapshot of
 // the merged document that lets a restart skip replaying the log).
+//
+// The snapshot's and the checkpoint's states are whole-document updates (~200 MB for 1M pins): they live in
+// files next to the database (`<path>/state/`), named in level, not in level itself. Written into level, each
+// one was copied into LevelDB's memtable and log, hundreds of MB of process memory while a follower joined;
+// a file is written once from the buffer, and a checkpoint is served to a joining peer straight from its file.
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Level } from 'level'
 import type { VersionVector } from './protocol.js'
 
@@ -8,6 +17,12 @@ const SNAPSHOT_STATE = 's!state'
 const SNAPSHOT_VV = 's!vv'
 const CHECKPOINT_HEADER = 'c!header'
 const CHECKPOINT_STATE = 'c!state'
+/** The names (in STATE_DIR) of the snapshot's and the checkpoint's state files. */
+const SNAPSHOT_FILE = 's!file'
+const CHECKPOINT_FILE = 'c!file'
+const STATE_DIR = 'state'
+/** Chunks a checkpoint is read in when served. */
+const READ_CHUNK = 1024 * 1024
 const COMPACTED = 'k!'
 
 /** Storage keys behind one helper: seq is fixed-width hex so keys sort numerically. */
@@ -24,13 +39,56 @@ export interface StoredEnvelope { author: string, seq: number, bytes: Uint8Array
 
 export class PinsetStore {
   private readonly db: Level<string, Uint8Array>
+  private readonly stateDir: string
 
   constructor (path: string) {
     this.db = new Level<string, Uint8Array>(path, { valueEncoding: 'view' })
+    this.stateDir = join(path, STATE_DIR)
   }
 
-  async open (): Promise<void> { await this.db.open() }
+  async open (): Promise<void> {
+    await this.db.open()
+    await mkdir(this.stateDir, { recursive: true })
+    // files of a write that crashed before level named them
+    const named = new Set((await this.db.getMany([SNAPSHOT_FILE, CHECKPOINT_FILE])).filter(v => v != null).map(v => new TextDecoder().decode(v)))
+    for (const name of await readdir(this.stateDir)) {
+      if (!named.has(name)) await rm(join(this.stateDir, name), { force: true })
+    }
+  }
+
   async close (): Promise<void> { await this.db.close() }
+
+  /** Writes a state file (fsynced) and returns its name; level names it afterwards. */
+  private async writeState (kind: string, state: Uint8Array): Promise<string> {
+    const name = `${kind}-${Date.now()}-${randomBytes(4).toString('hex')}.state`
+    const tmp = join(this.stateDir, `${name}.tmp`)
+    const fh = await open(tmp, 'w')
+    try {
+      await fh.writeFile(state)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, join(this.stateDir, name))
+    return name
+  }
+
+  private async fileName (key: string): Promise<string | undefined> {
+    const v = await this.db.get(key)
+    return v == null ? undefined : new TextDecoder().decode(v)
+  }
+
+  /** The state under `fileKey`, or (data of an older version) under `levelKey` in level. */
+  private async readState (fileKey: string, levelKey: string): Promise<Uint8Array | undefined> {
+    const name = await this.fileName(fileKey)
+    if (name == null) return await this.db.get(levelKey)
+    try {
+      return await readFile(join(this.stateDir, name))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
 
   /** Writes envelopes in one batch; sync = fsync before resolving (local writes answer the API only then). */
   async putEnvelopes (envelopes: StoredEnvelope[], sync: boolean): Promise<void> {
@@ -67,15 +125,43 @@ export class PinsetStore {
   }
 
   async getSnapshot (): Promise<{ state: Uint8Array, vv: VersionVector } | undefined> {
-    const [state, vv] = await this.db.getMany([SNAPSHOT_STATE, SNAPSHOT_VV])
-    if (state == null || vv == null) return undefined
+    const vv = await this.db.get(SNAPSHOT_VV)
+    if (vv == null) return undefined
+    const state = await this.readState(SNAPSHOT_FILE, SNAPSHOT_STATE)
+    if (state == null) return undefined
     return { state, vv: JSON.parse(new TextDecoder().decode(vv)) }
   }
 
   async getCheckpoint (): Promise<{ header: Uint8Array, state: Uint8Array } | undefined> {
-    const [header, state] = await this.db.getMany([CHECKPOINT_HEADER, CHECKPOINT_STATE])
-    if (header == null || state == null) return undefined
+    const header = await this.db.get(CHECKPOINT_HEADER)
+    if (header == null) return undefined
+    const state = await this.readState(CHECKPOINT_FILE, CHECKPOINT_STATE)
+    if (state == null) return undefined
     return { header, state }
+  }
+
+  /** The checkpoint's header, its state's length and the state in chunks, read from its file as they are sent. */
+  async openCheckpoint (): Promise<{ header: Uint8Array, length: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, close: () => void } | undefined> {
+    const header = await this.db.get(CHECKPOINT_HEADER)
+    if (header == null) return undefined
+    const name = await this.fileName(CHECKPOINT_FILE)
+    if (name == null) {
+      const state = await this.db.get(CHECKPOINT_STATE)
+      if (state == null) return undefined
+      return { header, length: state.length, chunks: chunksOf(state), close: () => {} }
+    }
+    const path = join(this.stateDir, name)
+    let fh
+    try {
+      fh = await open(path, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    // open now: a newer checkpoint may delete the file while this one is being sent
+    const length = (await fh.stat()).size
+    const chunks = createReadStream(path, { fd: fh, highWaterMark: READ_CHUNK })
+    return { header, length, chunks, close: () => { chunks.destroy() } }
   }
 
   async getCheckpointHeader (): Promise<Uint8Array | undefined> {
@@ -83,10 +169,18 @@ export class PinsetStore {
   }
 
   async putCheckpoint (header: Uint8Array, state: Uint8Array): Promise<void> {
-    await this.db.batch([
+    await this.replaceState(CHECKPOINT_FILE, 'checkpoint', state, [
       { type: 'put', key: CHECKPOINT_HEADER, value: header },
-      { type: 'put', key: CHECKPOINT_STATE, value: state }
-    ], { sync: true })
+      { type: 'del', key: CHECKPOINT_STATE }
+    ])
+  }
+
+  /** Writes the new state file, names it in level with `ops` (one synced batch), then deletes the old file. */
+  private async replaceState (fileKey: string, kind: string, state: Uint8Array, ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }>): Promise<void> {
+    const old = await this.fileName(fileKey)
+    const name = await this.writeState(kind, state)
+    await this.db.batch([...ops, { type: 'put', key: fileKey, value: new TextEncoder().encode(name) }], { sync: true })
+    if (old != null) await rm(join(this.stateDir, old), { force: true })
   }
 
   /** Deletes an author's envelopes with seq <= through and remembers that they are gone. */
@@ -105,11 +199,15 @@ export class PinsetStore {
   }
 
   async putSnapshot (state: Uint8Array, vv: VersionVector): Promise<void> {
-    await this.db.batch([
-      { type: 'put', key: SNAPSHOT_STATE, value: state },
-      { type: 'put', key: SNAPSHOT_VV, value: new TextEncoder().encode(JSON.stringify(vv)) }
-    ], { sync: true })
+    await this.replaceState(SNAPSHOT_FILE, 'snapshot', state, [
+      { type: 'put', key: SNAPSHOT_VV, value: new TextEncoder().encode(JSON.stringify(vv)) },
+      { type: 'del', key: SNAPSHOT_STATE }
+    ])
   }
+}
+
+function * chunksOf (bytes: Uint8Array): Generator<Uint8Array> {
+  for (let off = 0; off < bytes.length; off += READ_CHUNK) yield bytes.subarray(off, off + READ_CHUNK)
 }
 
 /** Which (author, seq) pairs a peer holds: the contiguous prefix per author plus any seqs above a gap. */

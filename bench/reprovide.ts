@@ -95,7 +95,6 @@ export const reprovide: Benchmark = {
 
       // 1. the batched reprovider: one full cycle
       ctx.log('batched reprovide cycle')
-      console.error(`DBG phase cycle ${process.hrtime.bigint() / 1000n}`)
       const t0 = performance.now()
       const status = await peer.reprovider.reprovideNow({ signal: ctx.signal }) as ReprovideStatusDetail
       const batchedS = (performance.now() - t0) / 1000
@@ -104,7 +103,6 @@ export const reprovide: Benchmark = {
       ctx.log(`batched: ${formatNumber(batchedCids)} CIDs in ${batchedS.toFixed(1)} s = ${batchedRate.toFixed(1)} CIDs/s, ${status.lookups_total} lookups, ${status.failures_total} failures`)
 
       // 2. per-CID provide on a sample (kad-dht's own reprovider does this, 10 at a time)
-      console.error(`DBG phase percid ${process.hrtime.bigint() / 1000n}`)
       ctx.log(`per-CID dht.provide of ${o.sample} CIDs`)
       const dht = peer.ipfs.libp2p.services.dht
       const sample = parents.slice(0, o.sample)
@@ -120,15 +118,11 @@ export const reprovide: Benchmark = {
       for (const cid of sample) await dht.cancelReprovide(cid)
 
       // 3. pin accepted -> findable by the outside node
-      console.error(`DBG phase pins ${process.hrtime.bigint() / 1000n}`)
       ctx.log(`${o.pins} pins: accepted -> findable`)
-      { let last = performance.now(); const iv = setInterval(() => { const now = performance.now(); if (now - last > 300) console.error(`DBG loop lag ${(now - last - 100).toFixed(0)} ms at ${Date.now() % 100000}`); last = now }, 100); iv.unref() }
       const latencies: number[] = []
       let notFound = 0
       let pinErrors = 0
       const rest = running.rest
-      const pinnedAt = new Map<string, number>()
-      peer.ipfs.onPinChange((cid, pinned) => { if (pinned) pinnedAt.set(cid.toString(), performance.now()) })
       await closedLoop(o.pins, 8, async i => {
         const b = await rawBlock(`cairn reprovide pin ${nonce} ${i}`)
         await helia.blockstore.put(b.cid, b.bytes)
@@ -159,9 +153,7 @@ export const reprovide: Benchmark = {
         }
         await Promise.all(inflight)
         latencies.push((foundAt ?? performance.now()) - accepted)
-        console.error(`DBG pin ${i}: local pin +${((pinnedAt.get(b.cid.toString()) ?? NaN) - accepted).toFixed(0)} found +${((foundAt ?? NaN) - accepted).toFixed(0)} at ${Date.now() % 100000}`)
       })
-      console.error(`DBG phase end ${process.hrtime.bigint() / 1000n}`)
       const sorted = latencies.sort((a, b) => a - b)
       const p50 = quantile(sorted, 0.5)
       const p95 = quantile(sorted, 0.95)

@@ -203,7 +203,6 @@ export class ReproviderImpl implements Reprovider {
       this.pending.clear()
       const entries = sortUnique([...batch.values()].map(list => list[0].entry))
       const acked = new Set<string>()
-      const T0 = Date.now()
       try {
         await this.sweeper.sweep(entries, {
           signal: this.running.controller.signal,
@@ -216,9 +215,7 @@ export class ReproviderImpl implements Reprovider {
         })
       } catch (err) {
         if (this.running?.controller.signal.aborted !== true) this.log.error('fast provide - %e', err)
-        console.error('DBG drain error', (err as Error).stack)
       }
-      console.error(`DBG drain ${entries.length} entries, ${acked.size} acked in ${Date.now() - T0} ms at ${Date.now() % 100000}`)
       for (const [id, list] of batch) for (const p of list) p.resolve(acked.has(id))
     }
   }

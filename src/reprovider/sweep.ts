@@ -133,7 +133,6 @@ export class Sweeper {
         // peers found unreachable must not be reused from the cache
         this.init.log('%d DHT peers unreachable in this sweep', down.size)
         this.regions.clear()
-        console.error('DBG regions cleared, down', down.size)
       }
     }
   }
@@ -175,7 +174,6 @@ export class Sweeper {
           return
         } catch (err) {
           signal.throwIfAborted()
-          console.error(`DBG send fail to ${id.slice(-6)} attempt ${attempt} ${mhs.length} recs: ${(err as Error).name} ${(err as Error).message} stream=${(ch as any).stream?.status}`)
           this.counters.failures++
           if (attempt >= this.init.retries) {
             this.init.log('giving up on DHT peer %p for this sweep after %d attempts - %e', peer.id, attempt + 1, err)

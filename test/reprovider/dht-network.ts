@@ -128,12 +128,6 @@ export interface Finder {
   readonly helia: Helia & { libp2p: Libp2p<{ dht: KadDHT }> }
   /** Peer ids of the providers the DHT knows for a CID (one lookup, with a deadline). */
   providers(cid: CID, timeoutMs?: number): Promise<string[]>
-  /**
-   * One lookup that stops as soon as `provider` is among the providers found, like a fetch that connects to the
-   * first provider it is given: resolves with the time (performance.now()) that happened, or undefined when the
-   * lookup ended (or `signal` fired) without it.
-   */
-  findProvider(cid: CID, provider: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
   stop(): Promise<void>
 }
 
@@ -167,17 +161,6 @@ export async function createFinder (protocol: string, bootstrap: string): Promis
         if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err
       }
       return [...found]
-    },
-    async findProvider (cid, provider, options = {}) {
-      try {
-        for await (const p of helia.libp2p.contentRouting.findProviders(cid, { signal: options.signal })) {
-          // leaving the loop ends the lookup
-          if (p.id.toString() === provider) return performance.now()
-        }
-      } catch (err) {
-        if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err
-      }
-      return undefined
     },
     async stop () { await helia.stop() }
   }

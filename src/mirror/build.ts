@@ -139,17 +139,23 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   /** The cache entries of the directories and files below kept directories. */
   const carryOver = (): void => {
     if (kept.size === 0 || previous == null) return
-    const underKept = (path: string): boolean => {
-      for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
-        if (kept.has(importPath(path.slice(0, i)))) return true
+    // whether a directory is a kept one or inside one, memoised per directory: files share their parent's answer
+    const memo = new Map<string, boolean>([['', kept.has(ROOT)]])
+    const inKept = (dir: string): boolean => {
+      let v = memo.get(dir)
+      if (v == null) {
+        const slash = dir.lastIndexOf('/')
+        v = kept.has(importPath(dir)) || inKept(slash === -1 ? '' : dir.slice(0, slash))
+        memo.set(dir, v)
       }
-      return kept.has(ROOT)
+      return v
     }
+    const parentOf = (path: string): string => { const slash = path.lastIndexOf('/'); return slash === -1 ? '' : path.slice(0, slash) }
     for (const [path, d] of Object.entries(previous.dirs)) {
-      if (path !== '' && underKept(path)) { dirs[path] = d; treeBlocks.push(d[1]) }
+      if (path !== '' && inKept(parentOf(path))) { dirs[path] = d; treeBlocks.push(d[1]) }
     }
     for (const [path, f] of Object.entries(previous.files)) {
-      if (underKept(path)) files[path] = f
+      if (inKept(parentOf(path))) files[path] = f
     }
   }
 

@@ -58,6 +58,12 @@ describe('local DAG scan', () => {
     assert.equal(recorded.reads, 2, 'read root and the missing dir, not the recorded one')
     assert.deepEqual(again.blocks.find(b => b.cid.equals(l1.cid))?.record, records.get(l1.cid.toString()))
 
+    // a record written by Helia (or an older cairn) has no links: that block is read
+    const helia = store([root, shared, l1, l2, l3], new Map([[shared.cid.toString(), { pinCount: 1, pinnedBy: [] }]]))
+    const old = await scanLocalDag(root.cid, Infinity, helia)
+    assert.deepEqual(old.blocks.map(b => b.cid.toString()).sort(), scan.blocks.map(b => b.cid.toString()).sort())
+    assert.equal(helia.reads, 3)
+
     // depth 1: the root's children are checked for, not read
     const shallow = store([root, shared, l1, l2, l3])
     const one = await scanLocalDag(root.cid, 1, shallow)

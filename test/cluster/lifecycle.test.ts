@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
+import { removeDirs, startPeer, stopPeers } from '../ipfs/helpers.js'
 import { waitFor } from '../util.js'
 import type { AddEntry, PinOptions } from '../../src/components.js'
 
@@ -79,6 +80,24 @@ describe('quota, expiry, pin update', () => {
     assert.equal(pin.pin_update, from)
     await waitFor(async () => await tc.peer(1).ipfs.isPinned(CID.parse(to)), { timeoutMs: 30_000, message: 'new CID pinned where the old one is' })
     assert.equal(await tc.peer(0).ipfs.isPinned(CID.parse(to)), false)
+  })
+
+  it('dials a pin\'s origins before fetching: content held only by a node outside the cluster is fetched', async () => {
+    // another DHT protocol, and no connection to any cluster peer: the origin is the only way to find it
+    const outside = await startPeer('origin')
+    try {
+      let cid = ''
+      for await (const out of outside.node.addEntries(one('o.bin', randomBytes(300 * KB)), { cid_version: 1, raw_leaves: true })) cid = out.cid
+      const addr = `${outside.node.libp2p.getMultiaddrs()[0].toString()}`
+      assert.equal(tc.peer(1).ipfs.libp2p.getConnections(outside.node.libp2p.peerId).length, 0)
+      const res = await fetch(`${tc.url(0)}/pins/${cid}?replication=1&user-allocations=${ids[1]}&origins=${encodeURIComponent(addr)}`, { method: 'POST' })
+      assert.equal(res.status, 200, await res.clone().text())
+      await waitFor(async () => (await tc.peer(1).tracker.status(cid)).status === 'pinned', { timeoutMs: 30_000, message: 'pinned from its origin' })
+      assert.ok(tc.peer(1).ipfs.libp2p.getConnections(outside.node.libp2p.peerId).length > 0, 'peer 1 dialled the origin')
+    } finally {
+      await stopPeers(outside)
+      await removeDirs(outside)
+    }
   })
 
   it('refuses bad pin options with a 400 naming the option', async () => {

@@ -77,7 +77,9 @@ describe('reprovider', { timeout: 180_000 }, () => {
       assert.ok(status.fast_provides_total >= 1, `fast provides counted: ${JSON.stringify(status)}`)
       assert.equal(status.strategy, 'pinned')
 
-      // a cycle now (REST, NDJSON progress) announces every block of the pin, not only the root
+      // a cycle now (REST, NDJSON progress) announces every block of the pin, not only the root; peer 1 pins it
+      // after peer 0 (every peer holds it): on a loaded machine a cycle started before then announced nothing
+      await waitFor(async () => await cluster.peer(1).ipfs.isPinned(root), { timeoutMs: 30_000, message: 'pinned on peer 1' })
       const lines: ReprovideStatusDetail[] = []
       const final = await createClient({ api: cluster.url(1) }).reprovideNow({ onProgress: s => { lines.push(s as ReprovideStatusDetail) } }) as ReprovideStatusDetail
       assert.equal(final.cycles_total, 1)

@@ -15,6 +15,14 @@ import type { CID } from 'multiformats/cid'
 
 const DEFAULT_REGION_CACHE_MS = 10 * 60_000
 const MAX_TIMER_MS = 2 ** 31 - 1
+/**
+ * Fast-provide sweeps whose records no DHT peer has taken yet. One still waiting on a peer that does not answer
+ * (until send_timeout_ms and the retries run out) frees its place as soon as the other peers took its records,
+ * so pins that come next are not held behind it; while none answers at all, new pins gather into the next sweep.
+ */
+const FAST_SWEEPS = 4
+/** Roots that no DHT peer took in their fast provide are tried once more after this, not after retry_interval_ms. */
+const FAST_RETRY_MS = 15_000
 
 type ProgressListener = (done: number, total: number) => void
 
@@ -41,7 +49,13 @@ export class ReproviderImpl implements Reprovider {
   private current?: Promise<void>
   private readonly listeners = new Set<ProgressListener>()
   private readonly pending = new Map<string, Pending[]>()
-  private draining?: Promise<void>
+  /** Fast-provide sweeps running, and how many of them hold a place (see FAST_SWEEPS). */
+  private readonly fastSweeps = new Set<Promise<void>>()
+  private fastPlaces = 0
+  /** Roots waiting for their one early retry, and those that had it. */
+  private fastRetryList: KeyEntry[] = []
+  private readonly fastRetried = new Set<string>()
+  private fastRetryTimer?: ReturnType<typeof setTimeout>
   private retryList: KeyEntry[] = []
   private cycle = { done: 0, total: 0, resumedFrom: 0 }
   private readonly counters = { announced: 0, fast: 0, overrun: 0, cycles: 0 }
@@ -112,9 +126,10 @@ export class ReproviderImpl implements Reprovider {
     running.unsubscribe?.()
     clearTimeout(this.timer)
     clearTimeout(this.retryTimer)
+    clearTimeout(this.fastRetryTimer)
     for (const list of this.pending.values()) for (const p of list) p.resolve(false)
     this.pending.clear()
-    await Promise.allSettled([this.current, this.draining])
+    await Promise.allSettled([this.current, ...this.fastSweeps])
     this.sweeper.close()
   }
 
@@ -176,13 +191,25 @@ export class ReproviderImpl implements Reprovider {
     return await raceSignal(done, options.signal)
   }
 
+  /** Starts fast-provide sweeps for what is pending, while places are free. */
   private kickDrain (): void {
-    if (this.draining != null || this.running == null) return
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined
-      // a root queued between the drain's last look and now would otherwise wait for the next pin
-      if (this.pending.size > 0) this.kickDrain()
-    })
+    while (this.pending.size > 0 && this.running != null && this.fastPlaces < FAST_SWEEPS) {
+      const batch = new Map(this.pending)
+      this.pending.clear()
+      this.fastPlaces++
+      let placed = true
+      const release = (): void => {
+        if (!placed) return
+        placed = false
+        this.fastPlaces--
+        this.kickDrain()
+      }
+      const sweep: Promise<void> = this.fastSweep(batch, release).finally(() => {
+        this.fastSweeps.delete(sweep)
+        release()
+      })
+      this.fastSweeps.add(sweep)
+    }
   }
 
   private onPinChange (cid: CID, pinned: boolean): void {
@@ -194,30 +221,73 @@ export class ReproviderImpl implements Reprovider {
     const id = toHex(entryOf(cid.multihash.bytes).key)
     for (const p of this.pending.get(id) ?? []) p.resolve(false)
     this.pending.delete(id)
+    this.fastRetryList = this.fastRetryList.filter(e => toHex(e.key) !== id)
+    this.fastRetried.delete(id)
   }
 
-  /** Fast provides: whatever is pending goes out as one small sweep (roots pinned together share lookups). */
-  private async drain (): Promise<void> {
-    while (this.pending.size > 0 && this.running != null) {
-      const batch = new Map(this.pending)
-      this.pending.clear()
-      const entries = sortUnique([...batch.values()].map(list => list[0].entry))
-      const acked = new Set<string>()
-      try {
-        await this.sweeper.sweep(entries, {
-          signal: this.running.controller.signal,
-          onBatch: r => {
-            const failedIds = new Set(r.failed.map(e => toHex(e.key)))
-            for (const e of r.entries) if (!failedIds.has(toHex(e.key))) acked.add(toHex(e.key))
-            this.counters.fast += r.announced
-            this.queueRetry(r.failed)
+  /**
+   * Fast provides: whatever was pending goes out as one small sweep (roots pinned together share lookups) on
+   * streams of its own. Each root's provide() resolves as soon as a DHT peer took it.
+   */
+  private async fastSweep (batch: Map<string, Pending[]>, release: () => void): Promise<void> {
+    const running = this.running
+    if (running == null) return
+    const entries = sortUnique([...batch.values()].map(list => list[0].entry))
+    let waiting = entries.length
+    try {
+      await this.sweeper.sweep(entries, {
+        signal: running.controller.signal,
+        lane: 'fast',
+        onAcked: acked => {
+          for (const e of acked) {
+            const id = toHex(e.key)
+            const list = batch.get(id)
+            if (list == null) continue
+            batch.delete(id)
+            this.fastRetried.delete(id)
+            for (const p of list) p.resolve(true)
+            this.counters.fast++
+            waiting--
           }
-        })
-      } catch (err) {
-        if (this.running?.controller.signal.aborted !== true) this.log.error('fast provide - %e', err)
-      }
-      for (const [id, list] of batch) for (const p of list) p.resolve(acked.has(id))
+          if (waiting === 0) release()
+        },
+        onBatch: r => { this.retryFast(r.failed) }
+      })
+    } catch (err) {
+      if (!running.controller.signal.aborted) this.log.error('fast provide - %e', err)
     }
+    for (const list of batch.values()) for (const p of list) p.resolve(false)
+  }
+
+  /** Roots no DHT peer took: once more soon (the routing table may have been empty), then with the other retries. */
+  private retryFast (failed: KeyEntry[]): void {
+    const later: KeyEntry[] = []
+    for (const e of failed) {
+      const id = toHex(e.key)
+      if (this.fastRetried.has(id)) {
+        this.fastRetried.delete(id)
+        later.push(e)
+      } else {
+        this.fastRetried.add(id)
+        this.fastRetryList.push(e)
+      }
+    }
+    this.queueRetry(later)
+    if (this.fastRetryList.length === 0 || this.fastRetryTimer != null || this.running == null) return
+    this.fastRetryTimer = setTimeout(() => {
+      this.fastRetryTimer = undefined
+      const list = this.fastRetryList
+      this.fastRetryList = []
+      this.log('retrying the fast provide of %d roots', list.length)
+      for (const entry of list) {
+        const id = toHex(entry.key)
+        const waiting = this.pending.get(id) ?? []
+        waiting.push({ entry, resolve: () => {} })
+        this.pending.set(id, waiting)
+      }
+      this.kickDrain()
+    }, Math.min(FAST_RETRY_MS, this.config.retry_interval_ms))
+    this.fastRetryTimer.unref?.()
   }
 
   private schedule (delayMs: number): void {

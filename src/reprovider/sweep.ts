@@ -1,10 +1,11 @@
 // Sweep batching (DESIGN §6, after Kubo's sweep provider): the records, sorted by DHT key, are cut into
 // keyspace regions sized so that each holds about k DHT servers; each region's closest peers are looked up once,
 // and every record of the region goes to its k closest of those peers over one reused stream per peer.
-// Lookups run one region ahead of the sends; sends to the peers of a batch run in parallel (bounded).
+// Lookups run one region ahead of the sends; sends to the peers of a batch run in parallel (bounded). Each
+// record's message is encoded once per batch, whatever the number of peers it goes to.
 import { setMaxListeners } from 'node:events'
 import { dhtKey, distance64, estimateNetworkSize, prefixOf, regionBits, type KeyEntry } from './keys.js'
-import { PeerChannel, providerField } from './wire.js'
+import { PeerChannel, addProviderMessage, chunkRange, encodeChunks, frame, providerField } from './wire.js'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -17,7 +18,7 @@ export interface SweeperInit {
   concurrency: number
   /** Records per batch: the unit of progress (and of what a restart may redo). */
   batchSize: number
-  /** Deadline of one batch to one peer (until its PING comes back). */
+  /** A send to a peer fails when the peer acknowledges nothing for this long. */
   sendTimeoutMs: number
   /** Deadline of one region lookup. */
   lookupTimeoutMs: number
@@ -25,7 +26,7 @@ export interface SweeperInit {
   retries: number
   /** First retry delay; doubled each time. */
   retryBackoffMs: number
-  /** How long a region's peers (and the region size) are reused, e.g. by fast provides. */
+  /** How long a region's peers (and the region size) are reused, e.g. by fast provides; and a peer that failed every attempt is skipped. */
   regionCacheMs: number
   /** Dials the DHT bootstrap peers when the routing table is empty. */
   bootstrap: () => Promise<void>
@@ -51,8 +52,19 @@ export interface BatchResult {
   failed: KeyEntry[]
 }
 
+/**
+ * Which streams a sweep writes on. Fast provides have streams of their own: on a shared one a pin's root would
+ * wait behind a cycle's batch to the same peer (seconds to minutes of records).
+ */
+export type Lane = 'cycle' | 'fast'
+
 export interface SweepOptions {
   signal: AbortSignal
+  /** Default 'cycle'. */
+  lane?: Lane
+  /** Entries a DHT peer acknowledged for the first time in this sweep (before the batch's other peers answer). */
+  onAcked?: (entries: KeyEntry[]) => void
+  /** A batch is done: every peer of it answered or was given up on. */
   onBatch?: (result: BatchResult) => void | Promise<void>
 }
 
@@ -64,6 +76,8 @@ interface RegionPeer {
 
 interface CachedRegion {
   peers: RegionPeer[]
+  /** How many the lookup found. */
+  found: number
   at: number
 }
 
@@ -77,8 +91,15 @@ export class Sweeper {
   private bits?: { value: number, at: number }
   private readonly regions = new Map<string, CachedRegion>()
   private provider?: { bytes: Uint8Array, at: number }
-  /** Streams to DHT peers, kept between sweeps (fast provides reuse them) until idle for STREAM_IDLE_MS. */
-  private readonly channels = new Map<string, PeerChannel>()
+  /** Streams to DHT peers by lane, kept between sweeps until idle for STREAM_IDLE_MS. */
+  private readonly lanes: Record<Lane, Map<string, PeerChannel>> = { cycle: new Map(), fast: new Map() }
+  /**
+   * Peers that failed every attempt, skipped until the given time. They leave the cached regions too, so later
+   * sweeps (each pin's fast provide is one) neither wait for them again nor redo the lookups of every region.
+   */
+  private readonly down = new Map<string, number>()
+  /** Aborted when the peer is given up on: sends to it still waiting their turn (other sweeps') stop too. */
+  private readonly peerAborts = new Map<string, AbortController>()
   private reaper?: ReturnType<typeof setInterval>
 
   constructor (init: SweeperInit) {
@@ -97,42 +118,32 @@ export class Sweeper {
     if (entries.length === 0) return
     const bits = await this.networkBits(entries[0], signal)
     const regions = cutRegions(entries, bits)
-    const channels = this.channels
+    const channels = this.lanes[options.lane ?? 'cycle']
     this.reaper ??= setInterval(() => { this.closeIdle() }, STREAM_IDLE_MS)
     this.reaper.unref?.()
-    const down = new Set<string>()
     let next: Promise<RegionPeer[]> | undefined = this.regionPeers(regions[0], bits, signal)
     // a failing prefetch is awaited (and so handled) in its turn
     next.catch(() => {})
     let previous: RegionPeer[] = []
-    try {
-      for (let r = 0; r < regions.length; r++) {
-        const region = regions[r]
-        const peers = await next as RegionPeer[]
-        next = r + 1 < regions.length ? this.regionPeers(regions[r + 1], bits, signal) : undefined
-        next?.catch(() => {})
-        // keys near a region's edge may be closer to the previous region's peers
-        const candidates = bits === 0 ? peers : unionPeers(peers, previous)
-        previous = peers
-        for (let i = region.start; i < region.end; i += this.init.batchSize) {
-          signal.throwIfAborted()
-          const batch = entries.slice(i, Math.min(i + this.init.batchSize, region.end))
-          const result = await this.sendBatch(batch, candidates, channels, down, signal)
-          await options.onBatch?.(result)
-        }
-        // streams to peers the next region does not use are closed now
-        if (bits > 0) {
-          for (const [id, ch] of channels) {
-            if (!peers.some(p => p.id.toString() === id)) { ch.close(); channels.delete(id) }
-          }
-        }
+    for (let r = 0; r < regions.length; r++) {
+      const region = regions[r]
+      const peers = await next as RegionPeer[]
+      next = r + 1 < regions.length ? this.regionPeers(regions[r + 1], bits, signal) : undefined
+      next?.catch(() => {})
+      // keys near a region's edge may be closer to the previous region's peers
+      const candidates = bits === 0 ? peers : unionPeers(peers, previous)
+      previous = peers
+      for (let i = region.start; i < region.end; i += this.init.batchSize) {
+        signal.throwIfAborted()
+        const batch = entries.slice(i, Math.min(i + this.init.batchSize, region.end))
+        const result = await this.sendBatch(batch, candidates, channels, signal, options.onAcked)
+        await options.onBatch?.(result)
       }
-    } finally {
-      for (const id of down) { channels.get(id)?.close(); channels.delete(id) }
-      if (down.size > 0) {
-        // peers found unreachable must not be reused from the cache
-        this.init.log('%d DHT peers unreachable in this sweep', down.size)
-        this.regions.clear()
+      // streams to peers the next region does not use are closed now
+      if (bits > 0) {
+        for (const [id, ch] of channels) {
+          if (!peers.some(p => p.id.toString() === id)) { ch.close(); channels.delete(id) }
+        }
       }
     }
   }
@@ -141,48 +152,120 @@ export class Sweeper {
   close (): void {
     clearInterval(this.reaper)
     this.reaper = undefined
-    for (const ch of this.channels.values()) ch.close()
-    this.channels.clear()
+    for (const channels of Object.values(this.lanes)) {
+      for (const ch of channels.values()) ch.close()
+      channels.clear()
+    }
   }
 
   private closeIdle (): void {
-    for (const [id, ch] of this.channels) {
-      if (ch.idleFor() > STREAM_IDLE_MS) { ch.close(); this.channels.delete(id) }
+    for (const channels of Object.values(this.lanes)) {
+      for (const [id, ch] of channels) {
+        if (ch.idleFor() > STREAM_IDLE_MS) { ch.close(); channels.delete(id) }
+      }
+    }
+    for (const id of this.peerAborts.keys()) {
+      if (!this.lanes.cycle.has(id) && !this.lanes.fast.has(id)) this.peerAborts.delete(id)
+    }
+  }
+
+  private peerSignal (id: string): AbortSignal {
+    let controller = this.peerAborts.get(id)
+    if (controller == null) {
+      controller = new AbortController()
+      setMaxListeners(Infinity, controller.signal)
+      this.peerAborts.set(id, controller)
+    }
+    return controller.signal
+  }
+
+  private isDown (id: string): boolean {
+    const until = this.down.get(id)
+    if (until == null) return false
+    if (until > Date.now()) return true
+    this.down.delete(id)
+    return false
+  }
+
+  private markDown (id: string): void {
+    this.down.set(id, Date.now() + this.init.regionCacheMs)
+    this.peerAborts.get(id)?.abort(new Error(`DHT peer ${id} was given up on`))
+    this.peerAborts.delete(id)
+    for (const channels of Object.values(this.lanes)) {
+      channels.get(id)?.close()
+      channels.delete(id)
+    }
+    // a region left with fewer than half the peers its lookup found is looked up again (for their replacements)
+    for (const [key, region] of this.regions) {
+      region.peers = region.peers.filter(p => p.id.toString() !== id)
+      if (region.peers.length * 2 < region.found) this.regions.delete(key)
     }
   }
 
   /** Sends a batch to each candidate peer that is among the k closest of some entry; counts what came back. */
-  private async sendBatch (batch: KeyEntry[], candidates: RegionPeer[], channels: Map<string, PeerChannel>, down: Set<string>, signal: AbortSignal): Promise<BatchResult> {
+  private async sendBatch (batch: KeyEntry[], candidates: RegionPeer[], channels: Map<string, PeerChannel>, signal: AbortSignal,
+    onAcked?: (entries: KeyEntry[]) => void): Promise<BatchResult> {
     const assignment = assign(batch, candidates, this.k)
     const acked = new Uint8Array(batch.length)
     const provider = this.providerField()
+    const frames = batch.map(e => frame(addProviderMessage(e.mh, provider)))
+    // peers given the same records (all of them, when a region has at most k peers) share the encoded chunks
+    const encoded = new Map<number[], Uint8Array[]>()
     const jobs = [...assignment].map(([peer, indices]) => async () => {
       const id = peer.id.toString()
-      if (down.has(id) || peer.id.equals(this.init.libp2p.peerId)) return
+      if (this.isDown(id) || peer.id.equals(this.init.libp2p.peerId)) return
       let ch = channels.get(id)
       if (ch == null) {
         ch = new PeerChannel({ libp2p: this.init.libp2p, protocol: this.init.protocol, peer: peer.id, addrs: peer.addrs })
         channels.set(id, ch)
       }
-      const mhs = indices.map(i => batch[i].mh)
+      let chunks = encoded.get(indices)
+      if (chunks == null) {
+        chunks = encodeChunks(frames, indices.length === batch.length ? undefined : indices)
+        encoded.set(indices, chunks)
+      }
+      const peerSignal = AbortSignal.any([signal, this.peerSignal(id)])
+      // chunks acknowledged so far: a retry sends only the rest
+      let done = 0
       for (let attempt = 0; ; attempt++) {
-        const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.init.sendTimeoutMs)])
+        const base = done
         try {
-          await ch.send(mhs, provider, deadline, STREAM_IDLE_MS)
-          for (const i of indices) acked[i] = 1
-          this.counters.records += indices.length
+          await ch.send(chunks.slice(base), {
+            signal: peerSignal,
+            timeoutMs: this.init.sendTimeoutMs,
+            idleMs: STREAM_IDLE_MS,
+            onAck: i => {
+              const { start, end } = chunkRange(base + i, indices.length)
+              const first: KeyEntry[] = []
+              for (let j = start; j < end; j++) {
+                if (acked[indices[j]] === 0) first.push(batch[indices[j]])
+                acked[indices[j]] = 1
+              }
+              this.counters.records += end - start
+              done = base + i + 1
+              if (first.length > 0) onAcked?.(first)
+            }
+          })
           return
         } catch (err) {
           signal.throwIfAborted()
+          // given up on meanwhile by another sweep, which counted its failures
+          if (this.isDown(id)) return
           this.counters.failures++
           if (attempt >= this.init.retries) {
-            this.init.log('giving up on DHT peer %p for this sweep after %d attempts - %e', peer.id, attempt + 1, err)
-            down.add(id)
+            this.init.log('giving up on DHT peer %p for %d s after %d attempts - %e', peer.id, Math.round(this.init.regionCacheMs / 1000), attempt + 1, err)
+            this.markDown(id)
             return
           }
           this.counters.retries++
-          this.init.log('sending %d records to %p failed (attempt %d), retrying - %e', mhs.length, peer.id, attempt + 1, err)
-          await sleep(this.init.retryBackoffMs * 2 ** attempt, signal)
+          this.init.log('sending %d records to %p failed (attempt %d), retrying - %e', indices.length, peer.id, attempt + 1, err)
+          try {
+            await sleep(this.init.retryBackoffMs * 2 ** attempt, peerSignal)
+          } catch {
+            signal.throwIfAborted()
+          }
+          if (this.isDown(id)) return
+          if (channels.get(id) == null) channels.set(id, ch)
         }
       }
     })
@@ -213,8 +296,11 @@ export class Sweeper {
     const peers = await this.lookup(probe.mh, signal)
     const size = peers.length < this.k ? peers.length : estimateNetworkSize(probe.key, peers.map(p => p.key))
     const bits = regionBits(size, this.k)
+    // an empty answer (the DHT unreachable) is not kept: the next sweep looks again
+    if (peers.length === 0) return bits
+    this.reviveIfAllDown(peers)
     this.bits = { value: bits, at: Date.now() }
-    this.regions.set(`${bits}:${prefixOf(probe.key, bits)}`, { peers, at: Date.now() })
+    this.regions.set(`${bits}:${prefixOf(probe.key, bits)}`, { peers, found: peers.length, at: Date.now() })
     this.init.log('DHT network size ~%d servers: %d region prefix bits', Math.round(size), bits)
     return bits
   }
@@ -224,8 +310,19 @@ export class Sweeper {
     const cached = this.regions.get(id)
     if (cached != null && Date.now() - cached.at < this.init.regionCacheMs) return cached.peers
     const peers = await this.lookup(region.probe.mh, signal)
-    this.regions.set(id, { peers, at: Date.now() })
+    if (peers.length > 0) this.regions.set(id, { peers, found: peers.length, at: Date.now() })
+    this.reviveIfAllDown(peers)
     return peers
+  }
+
+  /**
+   * A fresh lookup that names only peers given up on says this peer was cut off rather than they all died:
+   * they are tried again instead of being skipped until their time runs out.
+   */
+  private reviveIfAllDown (peers: RegionPeer[]): void {
+    if (peers.length > 0 && peers.every(p => this.isDown(p.id.toString()))) {
+      for (const p of peers) this.down.delete(p.id.toString())
+    }
   }
 
   /** The closest peers of a key, with retries; [] when the DHT could not be reached (counted as failures). */

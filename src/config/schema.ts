@@ -130,11 +130,18 @@ export const reprovideConfigSchema = section({
   concurrency: positiveInt().default(32),
   /** Records per batch: the unit of progress saved for a restart. */
   batch_size: positiveInt().default(4096),
-  /** Deadline of one batch of records to one DHT peer. */
+  /**
+   * A send to one DHT peer fails when the peer acknowledges nothing for this long (records go in chunks of 128,
+   * each acknowledged by a PING answer: a slow peer that keeps answering is not failed); also the deadline for
+   * opening the stream.
+   */
   send_timeout_ms: positiveInt().default(30_000),
   /** Deadline of one keyspace-region lookup. */
   lookup_timeout_ms: positiveInt().default(60_000),
-  /** Retries of a failed lookup or send (then the peer is skipped for the rest of the cycle). */
+  /**
+   * Retries of a failed lookup or send; a DHT peer that failed every attempt is then skipped by every sweep
+   * (cycle and fast provides) for 10 min, unless a fresh lookup names only skipped peers.
+   */
   retries: nonNegativeInt().default(3),
   /** First retry delay, doubled each time. */
   retry_backoff_ms: positiveInt().default(1000),

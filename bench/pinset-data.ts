@@ -1,6 +1,6 @@
 // Pins for pinset-level benchmarks (no content behind them) and a digest to compare two peers' pinsets with,
 // computed in each peer's own process so that no pin list crosses a process boundary.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -55,9 +55,8 @@ export function pinsetDigest (pins: Iterable<Pin>): PinsetDigest {
   const lanes = new Uint32Array(4)
   let size = 0
   for (const p of pins) {
-    const h = createHash('sha1')
-      .update(`${p.cid}\n${p.name}\n${p.allocations.join(',')}\n${p.replication_factor_min}/${p.replication_factor_max}\n${p.timestamp}`)
-      .digest()
+    // one-shot: a Hash object per pin (1M of them) left the peer's RSS ~170 MiB higher for the joins that follow
+    const h = hash('sha1', `${p.cid}\n${p.name}\n${p.allocations.join(',')}\n${p.replication_factor_min}/${p.replication_factor_max}\n${p.timestamp}`, 'buffer')
     for (let i = 0; i < 4; i++) lanes[i] = (lanes[i] + h.readUInt32BE(i * 4)) >>> 0
     size++
   }

@@ -8,7 +8,6 @@ import { NotStartedError } from '../errors.js'
 import { clusterSecret, SecretMismatchError, splitProof, withProof, type ClusterSecret } from '../secret.js'
 import { cidKey, tryCidKey } from '../utils/cid.js'
 import { readFrames, readOneFrame, sendFrame } from '../utils/stream.js'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import {
   checkpointSigningPayload, classifyFrame, decodeCheckpointHeader, decodeEnvelope, decodeGossip, decodeSyncRequest,
@@ -16,6 +15,7 @@ import {
   encodeSyncRequest, signingPayload, MalformedMessageError, type CheckpointHeader, type Envelope, type VersionVector
 } from './protocol.js'
 import { decodePin, encodePin } from './codec.js'
+import { applyState, type StateWriter } from './state.js'
 import { PinsetStore, SeqTracker } from './store.js'
 import type { AbortOptions, CheckpointInfo, Pin, Pinset, PinsetChange, PinsetStats } from '../components.js'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -71,6 +71,17 @@ const CHUNK_SIZE = 1024 * 1024
 const MAX_CHECKPOINT_STATE = 2 ** 31 - 1
 /** Changes of up to this many keys are reported in one event; larger ones in slices of this size. */
 const SMALL_CHANGE = 10_000
+
+/**
+ * The number of entries of a Y.Map. Y.Map.size spreads every [key, item] pair into an array: at 1M pins,
+ * counting once per checkpoint piece added ~200 MB to a joining follower's peak RSS (garbage the collector had
+ * not reached yet). This walks the map's items (Yjs' `_map`, the key -> current item index) without allocating.
+ */
+function liveEntries<T> (map: Y.Map<T>): number {
+  let n = 0
+  for (const item of (map as unknown as { _map: Map<string, { deleted: boolean }> })._map.values()) if (!item.deleted) n++
+  return n
+}
 
 function badCheckpoint (why: string): Error {
   const err = new MalformedMessageError(`bad checkpoint: ${why}`)
@@ -142,7 +153,7 @@ class YjsPinset implements Pinset {
   async start (): Promise<void> {
     await this.store.open()
     await this.load()
-    this.count = this.map.size
+    this.count = liveEntries(this.map)
     this.map.observe((event, txn) => {
       const local = txn.origin === LOCAL
       const keys = event.keysChanged
@@ -163,7 +174,7 @@ class YjsPinset implements Pinset {
       }
       // A checkpoint or a large catch-up: Yjs' per-key change list and a Pin object for every key at once took
       // gigabytes for 1M pins. Count again (one walk of the map), and hand the pins over in slices.
-      this.count = this.map.size
+      this.count = liveEntries(this.map)
       let added: Pin[] = []
       let removed: string[] = []
       for (const key of keys) {
@@ -225,7 +236,7 @@ class YjsPinset implements Pinset {
   /** Loads the snapshot, then applies the logged envelopes it does not cover. */
   private async load (): Promise<void> {
     const snapshot = await this.store.getSnapshot()
-    if (snapshot != null) Y.applyUpdate(this.doc, snapshot.state, REMOTE)
+    if (snapshot != null) await applyState(this.doc, snapshot.source, REMOTE)
     this.compacted = await this.store.compacted()
     const header = await this.store.getCheckpointHeader()
     if (header != null) {
@@ -234,7 +245,7 @@ class YjsPinset implements Pinset {
       // Only when the snapshot does not already contain it (a crash after receiving a checkpoint).
       if (Object.entries(cpvv).some(([a, n]) => (snapshot?.vv[a] ?? 0) < n)) {
         const cp = await this.store.getCheckpoint()
-        if (cp != null) Y.applyUpdate(this.doc, cp.state, REMOTE)
+        if (cp != null) await applyState(this.doc, cp.source, REMOTE)
       }
       for (const [a, n] of Object.entries(cpvv)) this.seqs.cover(a, n)
     }
@@ -255,14 +266,24 @@ class YjsPinset implements Pinset {
       flush()
     }
     this.sinceSnapshot = applied
-    this.log('loaded %d pins, %d envelopes (%d replayed after the snapshot)', this.map.size, this.seqs.count(), applied)
+    this.log('loaded %d pins, %d envelopes (%d replayed after the snapshot)', liveEntries(this.map), this.seqs.count(), applied)
   }
 
   private async writeSnapshot (): Promise<void> {
     if (this.sinceSnapshot === 0) return
     // The vector is the contiguous prefix: envelopes above a gap are replayed again at load, which is harmless.
-    await this.store.putSnapshot(Y.encodeStateAsUpdate(this.doc), this.seqs.versionVector())
-    this.sinceSnapshot = 0
+    const state = await this.store.createState('snapshot')
+    try {
+      // the state and the vector it covers, taken in the same tick
+      state.writeDoc(this.doc)
+      const vv = this.seqs.versionVector()
+      this.sinceSnapshot = 0
+      await state.finish()
+      await this.store.adoptSnapshot(state, vv)
+    } catch (err) {
+      await this.store.discard(state)
+      throw err
+    }
   }
 
   private async maybeSnapshot (): Promise<void> {
@@ -525,20 +546,31 @@ class YjsPinset implements Pinset {
   /** Signs a snapshot of the whole document with the version vector it covers, then compacts the log. */
   async checkpoint (): Promise<CheckpointInfo | undefined> {
     if (this.init.isWriter?.() !== true || !this.started) return undefined
-    const state = Y.encodeStateAsUpdate(this.doc)
-    const vv = this.seqs.versionVector()
-    const body = encodeCheckpointBody({
-      cluster: this.init.cluster, author: this.self, created: Date.now(), vv, stateLength: state.length,
-      stateHash: (await sha256.digest(state)).digest
-    })
-    const bytes = encodeCheckpointHeader(body, await this.components.privateKey.sign(checkpointSigningPayload(body)))
-    await this.store.putCheckpoint(bytes, state)
+    const state = await this.store.createState('checkpoint')
+    let bytes: Uint8Array
+    let vv: VersionVector
+    let length: number
+    try {
+      // the state and the vector it covers, taken in the same tick
+      state.writeDoc(this.doc)
+      vv = this.seqs.versionVector()
+      const written = await state.finish()
+      length = written.length
+      const body = encodeCheckpointBody({
+        cluster: this.init.cluster, author: this.self, created: Date.now(), vv, stateLength: length, stateHash: written.hash
+      })
+      bytes = encodeCheckpointHeader(body, await this.components.privateKey.sign(checkpointSigningPayload(body)))
+      await this.store.adoptCheckpoint(state, bytes)
+    } catch (err) {
+      await this.store.discard(state)
+      throw err
+    }
     this.lastCheckpoint = decodeCheckpointHeader(bytes)
     this.sinceCheckpoint = 0
     this.checkpointsMade++
     await this.compact(vv)
-    this.log('checkpoint of %d pins (%d bytes) covering %o', this.count, state.length, vv)
-    return { author: this.self, created: new Date(this.lastCheckpoint.created).toISOString(), version_vector: vv, bytes: state.length }
+    this.log('checkpoint of %d pins (%d bytes) covering %o', this.count, length, vv)
+    return { author: this.self, created: new Date(this.lastCheckpoint.created).toISOString(), version_vector: vv, bytes: length }
   }
 
   /** Drops envelopes a checkpoint covers, keeping a tail for peers that are only a little behind. */
@@ -637,18 +669,19 @@ class YjsPinset implements Pinset {
     ])
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peerId), this.protocol, { signal })
     let applied = 0
+    // a checkpoint's state is written to a file as it arrives, then checked, then applied piece by piece
+    let checkpoint: { header: CheckpointHeader, state: StateWriter } | undefined
     try {
       const request = encodeSyncRequest({ vv: this.seqs.versionVector(), acceptCheckpoint })
       await sendFrame(stream, withProof(this.secret.proof(this.protocol, this.self, peerId), request), { signal })
       await stream.close({ signal })
       let proven = !this.secret.enabled
       let batch: Envelope[] = []
-      let checkpoint: { header: CheckpointHeader, state: Uint8Array, length: number } | undefined
       const finishCheckpoint = async (): Promise<void> => {
         if (checkpoint == null) return
         const cp = checkpoint
         checkpoint = undefined
-        await this.loadCheckpoint(cp.header, cp.state, cp.length, peerId)
+        await this.loadCheckpoint(cp.header, cp.state, peerId)
       }
       for await (const frame of readFrames(stream, { signal, maxDataLength: 64 * 1024 * 1024 })) {
         this.syncBytesIn += frame.length
@@ -677,16 +710,13 @@ class YjsPinset implements Pinset {
             this.reject('checkpoint', `state of ${header.stateLength} bytes announced (from ${peerId})`)
             throw badCheckpoint(`state of ${header.stateLength} bytes announced`)
           }
-          // one buffer of the announced size, filled as chunks arrive: a 1M-pin state is ~200 MB, and keeping
-          // the chunks to join them at the end held it twice
-          checkpoint = { header, state: new Uint8Array(header.stateLength), length: 0 }
+          checkpoint = { header, state: await this.store.createState('checkpoint') }
           continue
         }
         if (f.type === 'chunk') {
           if (checkpoint == null) throw badCheckpoint('state chunk without a checkpoint')
-          if (checkpoint.length + f.data.length > checkpoint.header.stateLength) { this.reject('checkpoint', 'state longer than announced'); throw badCheckpoint('state longer than announced') }
-          checkpoint.state.set(f.data, checkpoint.length)
-          checkpoint.length += f.data.length
+          if (checkpoint.state.bytes + f.data.length > checkpoint.header.stateLength) { this.reject('checkpoint', 'state longer than announced'); throw badCheckpoint('state longer than announced') }
+          await checkpoint.state.write(f.data)
           continue
         }
         await finishCheckpoint()
@@ -701,6 +731,7 @@ class YjsPinset implements Pinset {
       applied += await this.ingest(batch)
     } catch (err) {
       stream.abort(err as Error)
+      if (checkpoint != null) await this.store.discard(checkpoint.state)
       throw err
     }
     if (applied > 0) this.log('caught up %d envelopes from %s', applied, peerId)
@@ -716,25 +747,33 @@ class YjsPinset implements Pinset {
     return undefined
   }
 
-  /** Verifies the streamed state against the signed hash, then merges it and marks what it covers. */
-  private async loadCheckpoint (header: CheckpointHeader, state: Uint8Array, length: number, from: string): Promise<void> {
-    if (length !== header.stateLength) { this.reject('checkpoint', `state of ${length} bytes, ${header.stateLength} announced`); throw badCheckpoint('truncated state') }
-    if (!uint8ArrayEquals((await sha256.digest(state)).digest, header.stateHash)) {
-      this.reject('checkpoint', `state does not match its signed hash (from ${from})`)
-      throw badCheckpoint('state does not match its signed hash')
-    }
+  /** Verifies the received state against the signed hash, then merges it and marks what it covers. */
+  private async loadCheckpoint (header: CheckpointHeader, state: StateWriter, from: string): Promise<void> {
+    let adopted = false
     try {
-      Y.applyUpdate(this.doc, state, REMOTE)
-    } catch (err) {
-      this.reject('checkpoint', `undecodable state: ${(err as Error).message}`)
-      throw badCheckpoint('undecodable state')
+      const { length, hash } = await state.finish()
+      if (length !== header.stateLength) { this.reject('checkpoint', `state of ${length} bytes, ${header.stateLength} announced`); throw badCheckpoint('truncated state') }
+      if (!uint8ArrayEquals(hash, header.stateHash)) {
+        this.reject('checkpoint', `state does not match its signed hash (from ${from})`)
+        throw badCheckpoint('state does not match its signed hash')
+      }
+      try {
+        await applyState(this.doc, { path: state.path }, REMOTE)
+      } catch (err) {
+        // signed by a trusted author but not a state: what was applied of it stays (it came from that author)
+        this.reject('checkpoint', `undecodable state: ${(err as Error).message}`)
+        throw badCheckpoint('undecodable state')
+      }
+      for (const [a, n] of Object.entries(header.vv)) this.seqs.cover(a, n)
+      await this.store.adoptCheckpoint(state, encodeCheckpointHeader(header.body, header.signature))
+      adopted = true
+    } finally {
+      if (!adopted) await this.store.discard(state)
     }
-    for (const [a, n] of Object.entries(header.vv)) this.seqs.cover(a, n)
-    await this.store.putCheckpoint(encodeCheckpointHeader(header.body, header.signature), state)
     this.lastCheckpoint = header
     this.checkpointsLoaded++
     // No snapshot here: load() re-applies the stored checkpoint when the snapshot is behind it.
-    this.log('loaded a checkpoint by %s of %d bytes from %s', header.author, length, from)
+    this.log('loaded a checkpoint by %s of %d bytes from %s', header.author, header.stateLength, from)
   }
 
   private syncInBackground (peerId: string): void {

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { decodePin } from './codec.js'
 import { decodeCheckpointHeader, decodeEnvelope } from './protocol.js'
+import { applyState } from './state.js'
 import { PinsetStore } from './store.js'
 import type { Pin } from '../components.js'
 
@@ -27,12 +28,12 @@ export async function * listPinsetOffline (dataDir: string): AsyncIterable<Pin> 
     await store.open()
     try {
       const snapshot = await store.getSnapshot()
-      if (snapshot != null) Y.applyUpdate(doc, snapshot.state)
+      if (snapshot != null) await applyState(doc, snapshot.source)
       const header = await store.getCheckpointHeader()
       // a checkpoint received after the last snapshot (its envelopes may be compacted away)
       if (header != null && Object.entries(decodeCheckpointHeader(header).vv).some(([a, n]) => (snapshot?.vv[a] ?? 0) < n)) {
         const checkpoint = await store.getCheckpoint()
-        if (checkpoint != null) Y.applyUpdate(doc, checkpoint.state)
+        if (checkpoint != null) await applyState(doc, checkpoint.source)
       }
       for (const author of await store.authors()) {
         const updates: Uint8Array[] = []

@@ -1,15 +1,17 @@
 // The pinset's append-only envelope log in level (y-leveldb's shape: one key per update, plus a snapshot of
 // the merged document that lets a restart skip replaying the log).
 //
-// The snapshot's and the checkpoint's states are whole-document updates (~200 MB for 1M pins): they live in
-// files next to the database (`<path>/state/`), named in level, not in level itself. Written into level, each
-// one was copied into LevelDB's memtable and log, hundreds of MB of process memory while a follower joined;
-// a file is written once from the buffer, and a checkpoint is served to a joining peer straight from its file.
+// The snapshot's and the checkpoint's states are whole-document states (~200 MB for 1M pins, see state.ts):
+// they live in files next to the database (`<path>/state/`), named in level, not in level itself. Written
+// into level, each one was copied into LevelDB's memtable and log, hundreds of MB of process memory while a
+// follower joined; a file is written piece by piece, read back piece by piece, and a checkpoint is served to a
+// joining peer straight from its file.
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { access, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
+import { basename, join } from 'node:path'
 import { Level } from 'level'
+import { StateWriter, type StateSource } from './state.js'
 import type { VersionVector } from './protocol.js'
 
 const ENV_PREFIX = 'e!'
@@ -58,19 +60,17 @@ export class PinsetStore {
 
   async close (): Promise<void> { await this.db.close() }
 
-  /** Writes a state file (fsynced) and returns its name; level names it afterwards. */
-  private async writeState (kind: string, state: Uint8Array): Promise<string> {
-    const name = `${kind}-${Date.now()}-${randomBytes(4).toString('hex')}.state`
-    const tmp = join(this.stateDir, `${name}.tmp`)
-    const fh = await open(tmp, 'w')
-    try {
-      await fh.writeFile(state)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, join(this.stateDir, name))
-    return name
+  /**
+   * A new state file to write (the snapshot's or a checkpoint's), under a temporary name until adopted with
+   * adoptSnapshot / adoptCheckpoint, or dropped with discard. A crash leaves an unnamed file, removed at open.
+   */
+  async createState (kind: 'snapshot' | 'checkpoint'): Promise<StateWriter> {
+    return await StateWriter.create(join(this.stateDir, `${kind}-${Date.now()}-${randomBytes(4).toString('hex')}.state.tmp`))
+  }
+
+  async discard (state: StateWriter): Promise<void> {
+    await state.abandon()
+    await rm(state.path, { force: true })
   }
 
   private async fileName (key: string): Promise<string | undefined> {
@@ -79,15 +79,20 @@ export class PinsetStore {
   }
 
   /** The state under `fileKey`, or (data of an older version) under `levelKey` in level. */
-  private async readState (fileKey: string, levelKey: string): Promise<Uint8Array | undefined> {
+  private async stateSource (fileKey: string, levelKey: string): Promise<StateSource | undefined> {
     const name = await this.fileName(fileKey)
-    if (name == null) return await this.db.get(levelKey)
+    if (name == null) {
+      const bytes = await this.db.get(levelKey)
+      return bytes == null ? undefined : { bytes }
+    }
+    const path = join(this.stateDir, name)
     try {
-      return await readFile(join(this.stateDir, name))
+      await access(path)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw err
     }
+    return { path }
   }
 
   /** Writes envelopes in one batch; sync = fsync before resolving (local writes answer the API only then). */
@@ -124,20 +129,20 @@ export class PinsetStore {
     }
   }
 
-  async getSnapshot (): Promise<{ state: Uint8Array, vv: VersionVector } | undefined> {
+  async getSnapshot (): Promise<{ source: StateSource, vv: VersionVector } | undefined> {
     const vv = await this.db.get(SNAPSHOT_VV)
     if (vv == null) return undefined
-    const state = await this.readState(SNAPSHOT_FILE, SNAPSHOT_STATE)
-    if (state == null) return undefined
-    return { state, vv: JSON.parse(new TextDecoder().decode(vv)) }
+    const source = await this.stateSource(SNAPSHOT_FILE, SNAPSHOT_STATE)
+    if (source == null) return undefined
+    return { source, vv: JSON.parse(new TextDecoder().decode(vv)) }
   }
 
-  async getCheckpoint (): Promise<{ header: Uint8Array, state: Uint8Array } | undefined> {
+  async getCheckpoint (): Promise<{ header: Uint8Array, source: StateSource } | undefined> {
     const header = await this.db.get(CHECKPOINT_HEADER)
     if (header == null) return undefined
-    const state = await this.readState(CHECKPOINT_FILE, CHECKPOINT_STATE)
-    if (state == null) return undefined
-    return { header, state }
+    const source = await this.stateSource(CHECKPOINT_FILE, CHECKPOINT_STATE)
+    if (source == null) return undefined
+    return { header, source }
   }
 
   /** The checkpoint's header, its state's length and the state in chunks, read from its file as they are sent. */
@@ -168,19 +173,21 @@ export class PinsetStore {
     return await this.db.get(CHECKPOINT_HEADER)
   }
 
-  async putCheckpoint (header: Uint8Array, state: Uint8Array): Promise<void> {
-    await this.replaceState(CHECKPOINT_FILE, 'checkpoint', state, [
+  /** Makes a finished state file the checkpoint, with its signed header. */
+  async adoptCheckpoint (state: StateWriter, header: Uint8Array): Promise<void> {
+    await this.replaceState(CHECKPOINT_FILE, state, [
       { type: 'put', key: CHECKPOINT_HEADER, value: header },
       { type: 'del', key: CHECKPOINT_STATE }
     ])
   }
 
-  /** Writes the new state file, names it in level with `ops` (one synced batch), then deletes the old file. */
-  private async replaceState (fileKey: string, kind: string, state: Uint8Array, ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }>): Promise<void> {
+  /** Gives the finished file its final name, names it in level with `ops` (one synced batch), then deletes the old file. */
+  private async replaceState (fileKey: string, state: StateWriter, ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }>): Promise<void> {
     const old = await this.fileName(fileKey)
-    const name = await this.writeState(kind, state)
+    const name = basename(state.path, '.tmp')
+    await rename(state.path, join(this.stateDir, name))
     await this.db.batch([...ops, { type: 'put', key: fileKey, value: new TextEncoder().encode(name) }], { sync: true })
-    if (old != null) await rm(join(this.stateDir, old), { force: true })
+    if (old != null && old !== name) await rm(join(this.stateDir, old), { force: true })
   }
 
   /** Deletes an author's envelopes with seq <= through and remembers that they are gone. */
@@ -198,8 +205,9 @@ export class PinsetStore {
     return out
   }
 
-  async putSnapshot (state: Uint8Array, vv: VersionVector): Promise<void> {
-    await this.replaceState(SNAPSHOT_FILE, 'snapshot', state, [
+  /** Makes a finished state file the snapshot, covering `vv`. */
+  async adoptSnapshot (state: StateWriter, vv: VersionVector): Promise<void> {
+    await this.replaceState(SNAPSHOT_FILE, state, [
       { type: 'put', key: SNAPSHOT_VV, value: new TextEncoder().encode(JSON.stringify(vv)) },
       { type: 'del', key: SNAPSHOT_STATE }
     ])

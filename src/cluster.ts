@@ -8,7 +8,7 @@ import {
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
-import { cidKey } from './utils/cid.js'
+import { cidKey, pinsetKey } from './utils/cid.js'
 import type { Monitor } from './monitor/index.js'
 import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
@@ -133,7 +133,7 @@ class CairnCluster implements Cluster {
     const { pinset } = this.components
     this.stopExpiryIndex = pinset.onChange(change => {
       for (const pin of change.added) this.indexExpiry(pin)
-      for (const cid of change.removed) this.expiring.delete(cidKey(cid))
+      for (const cid of change.removed) this.expiring.delete(pinsetKey(cid))
     })
     for (const pin of pinset.list()) this.indexExpiry(pin)
     this.expiryTimer = setInterval(() => {
@@ -154,7 +154,7 @@ class CairnCluster implements Cluster {
   private readonly expiring = new Map<string, number>()
 
   private indexExpiry (pin: Pin): void {
-    const key = cidKey(pin.cid)
+    const key = pinsetKey(pin.cid)
     const t = pin.expire_at === ZERO_TIME ? NaN : Date.parse(pin.expire_at)
     if (Number.isNaN(t)) this.expiring.delete(key)
     else this.expiring.set(key, t)

@@ -332,6 +332,10 @@ export class IpfsNodeImpl implements IpfsNode {
     return this.require().pins.has(cidKey(cid))
   }
 
+  holdsPin (key: string): boolean {
+    return this.running?.pins.has(key) ?? false
+  }
+
   async * pinLs (options: AbortOptions = {}): AsyncIterable<CID> {
     for (const { cid } of this.require().pins.values()) {
       options.signal?.throwIfAborted()

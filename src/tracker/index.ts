@@ -3,7 +3,7 @@
 // derived from the pinset plus the local pins, so a restart resumes by reconciling again.
 import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../errors.js'
-import { cidKey } from '../utils/cid.js'
+import { cidKey, pinsetKey } from '../utils/cid.js'
 import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
@@ -87,8 +87,13 @@ class StatelessTracker implements PinTracker {
   async start (): Promise<void> {
     this.started = true
     this.unsubscribe = this.components.pinset.onChange(change => {
-      for (const pin of change.added) this.track(pin)
-      for (const cid of change.removed) this.untrack(cid)
+      for (const pin of change.added) {
+        const key = pinsetKey(pin.cid)
+        if (this.wanted(pin)) this.enqueue(key, 'pin')
+        else this.drop(key)
+      }
+      // a removed CID may have been added again since
+      for (const cid of change.removed) if (!this.wanted(this.components.pinset.get(cid))) this.drop(cid)
     })
     this.recoverTimer = setInterval(() => { void this.reconcile() }, this.init.recover_interval_ms ?? 12 * 60_000)
     this.recoverTimer.unref()
@@ -117,21 +122,15 @@ class StatelessTracker implements PinTracker {
     return pin != null && pin.type !== 'meta-pin' && isAllocatedTo(pin, this.components.peerId)
   }
 
-  private track (pin: Pin): void {
-    if (this.wanted(pin)) this.enqueue(cidKey(pin.cid), 'pin')
-    else this.untrack(cidKey(pin.cid))
-  }
-
-  private untrack (cid: string): void {
-    if (this.wanted(this.components.pinset.get(cid))) return
+  /**
+   * A pin not (or no longer) allocated here: an operation on it is superseded by an unpin, and an unpin is queued
+   * when it is held here; nothing happens otherwise. A follower sees every pin allocated elsewhere go by (all of
+   * them at once when it loads a checkpoint), so this decides from memory, without an async check per pin.
+   */
+  private drop (cid: string): void {
     const op = this.ops.get(cid)
     if (op?.type === 'unpin' && op.phase !== 'error') return
-    // A pin in flight must be superseded; otherwise unpin only what is held here (a follower sees every pin
-    // allocated elsewhere go by: queueing a no-op unpin for each would fill the queue).
-    if (op != null) { this.enqueue(cid, 'unpin'); return }
-    void this.components.ipfs.isPinned(CID.parse(cid)).then(pinned => {
-      if (pinned && !this.ops.has(cid) && !this.wanted(this.components.pinset.get(cid))) this.enqueue(cid, 'unpin')
-    }, err => { this.log.error('checking %s failed: %e', cid, err) })
+    if (op != null || this.components.ipfs.holdsPin(cid)) this.enqueue(cid, 'unpin')
   }
 
   /** Replaces any operation on cid by a fresh one of this type at the back of the queue. */

@@ -292,18 +292,26 @@ export async function listVersions (client: Client, name: string, options: Abort
 export interface WaitPinnedOptions extends AbortOptions {
   timeoutMs: number
   pollMs: number
+  /** How long a peer must stay unreachable to be left out (default UNREACHABLE_GRACE_MS, at least three polls). */
+  unreachableGraceMs?: number
   onProgress?: (pinned: number, peers: number) => void
 }
 
+/** A peer that cannot be asked is left out only after this long: a peer busy fetching can miss a status call. */
+const UNREACHABLE_GRACE_MS = 10_000
+
 /**
  * Polls the global status until every peer that should hold the pin (its allocations, or every peer when it is
- * pinned everywhere) reports `pinned`. Peers that cannot be asked (down) are left out as long as one has pinned
- * it: they catch up from the pinset. Errors are retried by the trackers, so they only show in the timeout message.
+ * pinned everywhere) reports `pinned`. Peers that cannot be asked (down) for UNREACHABLE_GRACE_MS (or three
+ * polls) are left out as long as one has pinned it: they catch up from the pinset. Errors are retried by the
+ * trackers, so they only show in the timeout message.
  */
 export async function waitPinned (client: Client, pin: Pin, options: WaitPinnedOptions): Promise<{ pinned: string[], unreachable: string[] }> {
   const deadline = AbortSignal.timeout(options.timeoutMs)
   const signal = options.signal != null ? AbortSignal.any([options.signal, deadline]) : deadline
   let last: GlobalPinInfo | undefined
+  /** Since when each peer has answered cluster_error, poll after poll. */
+  const unreachableSince = new Map<string, number>()
   try {
     for (;;) {
       const status = await client.status(pin.cid, { signal })
@@ -311,7 +319,13 @@ export async function waitPinned (client: Client, pin: Pin, options: WaitPinnedO
       const peers = Object.keys(status.peer_map).filter(id =>
         status.peer_map[id].status !== 'remote' && (pin.allocations.length === 0 || pin.allocations.includes(id)))
       const pinned = peers.filter(id => status.peer_map[id].status === 'pinned')
-      const unreachable = peers.filter(id => status.peer_map[id].status === 'cluster_error')
+      const now = Date.now()
+      for (const id of peers) {
+        if (status.peer_map[id].status !== 'cluster_error') unreachableSince.delete(id)
+        else if (!unreachableSince.has(id)) unreachableSince.set(id, now)
+      }
+      const grace = Math.max(options.unreachableGraceMs ?? UNREACHABLE_GRACE_MS, 3 * options.pollMs)
+      const unreachable = peers.filter(id => now - (unreachableSince.get(id) ?? now) >= grace)
       options.onProgress?.(pinned.length, peers.length)
       if (pinned.length > 0 && pinned.length + unreachable.length === peers.length) return { pinned, unreachable }
       await sleep(options.pollMs, undefined, { signal })

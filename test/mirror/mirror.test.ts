@@ -92,7 +92,8 @@ describe('cairn mirror sync', () => {
     assert.deepEqual(first.files, { total: FILES, added: FILES, changed: 0, removed: 0, unchanged: 0 })
     assert.equal(first.files_read, FILES)
     assert.equal(first.cache, 'none')
-    assert.equal(first.pinned_on.length, 3, `pinned on ${first.pinned_on.join(', ')}`)
+    assert.equal(first.pinned_on.length, 3, `pinned on ${first.pinned_on.join(', ')}; unreachable: ${first.unreachable.join(', ')}; ` +
+      `peerset of peer 0 now: ${(await tc.peer(0).cluster.peerset()).length} peers; status now: ${JSON.stringify(Object.values((await client.status(first.root)).peer_map).map(p => p.status))}`)
     const root = CID.parse(first.root)
     for (const i of [0, 1, 2]) assert.equal(await tc.peer(i).ipfs.isPinned(root), true, `peer ${i} pinned version 1`)
     const pin = await client.allocation(first.root)

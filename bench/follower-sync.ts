@@ -15,11 +15,10 @@ import { parseArgs } from 'node:util'
 import { getHeapStatistics } from 'node:v8'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { initPeer } from '../src/config/index.js'
 import type { PinsetStats } from '../src/components.js'
 import type { FollowerDone, FollowerMarks, FollowerParams } from './follower-process.js'
 import {
-  BenchUsageError, forkChild, formatNumber, freePorts, MiB, positiveInt, preparePeers, sampleRss, startPeerProcesses,
+  BenchUsageError, forkChild, formatNumber, freePorts, initBenchPeer, MiB, positiveInt, preparePeers, sampleRss, startPeerProcesses,
   stopAll, tempDir, waitFor, type BenchChild, type Benchmark, type BenchContext, type BenchReport, type ChildPeer,
   type Metric
 } from './lib.js'
@@ -205,17 +204,7 @@ async function trustedStats (peer: ChildPeer): Promise<PinsetStats> {
 async function prepareFollower (root: string, name: string, clusterFile: string): Promise<string> {
   const dir = join(root, name)
   const [port] = await freePorts(1)
-  await initPeer(dir, {
-    peername: name,
-    cluster: clusterFile,
-    rest_listen: '127.0.0.1:0',
-    // the whole daemon (follower-daemon) opens these too
-    pinsvc_listen: '127.0.0.1:0',
-    gateway_listen: '127.0.0.1:0',
-    metrics_listen: '127.0.0.1:0',
-    swarm_listen: [`/ip4/127.0.0.1/tcp/${port}`],
-    env: {}
-  })
+  await initBenchPeer(dir, name, clusterFile, port)
   return dir
 }
 

@@ -373,6 +373,24 @@ export interface PreparedPeer {
  * bootstrapping to all the others. Ports: swarm on free ports picked now, REST (and the pinning API, gateway and
  * metrics listeners) on port 0 (resolved at start).
  */
+/**
+ * One peer folder joining the cluster of `clusterFile`: swarm on 127.0.0.1:`swarmPort`, REST and the other
+ * listeners on any free port (several peers share the host). Returns the peer id.
+ */
+export async function initBenchPeer (dir: string, name: string, clusterFile: string, swarmPort: number): Promise<string> {
+  const config = await initPeer(dir, {
+    peername: name,
+    cluster: clusterFile,
+    rest_listen: '127.0.0.1:0',
+    pinsvc_listen: '127.0.0.1:0',
+    gateway_listen: '127.0.0.1:0',
+    metrics_listen: '127.0.0.1:0',
+    swarm_listen: [`/ip4/127.0.0.1/tcp/${swarmPort}`],
+    env: {}
+  })
+  return config.identity.peerId.toString()
+}
+
 export async function preparePeers (setup: ClusterSetup): Promise<PreparedPeer[]> {
   const clusterFile = join(setup.root, 'cluster.json')
   const settings = { name: 'cairn-bench', ...setup.cluster, dht: { profile: 'lan' as const, ...setup.cluster?.dht } }
@@ -383,18 +401,7 @@ export async function preparePeers (setup: ClusterSetup): Promise<PreparedPeer[]
   for (let i = 0; i < setup.peers; i++) {
     const name = `peer-${i}`
     const dir = join(setup.root, name)
-    const config = await initPeer(dir, {
-      peername: name,
-      cluster: clusterFile,
-      rest_listen: '127.0.0.1:0',
-      // several peers on one host: every other listener on any free port too
-      pinsvc_listen: '127.0.0.1:0',
-      gateway_listen: '127.0.0.1:0',
-      metrics_listen: '127.0.0.1:0',
-      swarm_listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`],
-      env: {}
-    })
-    const id = config.identity.peerId.toString()
+    const id = await initBenchPeer(dir, name, clusterFile, ports[i])
     peers.push({ name, id, dir, swarm: `/ip4/127.0.0.1/tcp/${ports[i]}/p2p/${id}` })
   }
   const shared = {

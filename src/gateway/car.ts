@@ -2,7 +2,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
 import { parallelWalker } from '../ipfs/walker.js'
-import { concatChunks } from '../utils/bytes.js'
+import { concatChunks, lengthPrefixed } from '../utils/bytes.js'
 import type { BlockCodec } from 'multiformats/codecs/interface'
 import type { CID } from 'multiformats/cid'
 import type { ReadableStorage } from 'ipfs-unixfs-exporter'
@@ -18,7 +18,7 @@ export interface CarInit {
 
 /** Yields a CARv1 with `root` as its one root and every block of the DAG under it, in the order they arrive. */
 export async function * carStream (root: CID, init: CarInit, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  yield frame(dagCbor.encode({ version: 1, roots: [root] }))
+  yield lengthPrefixed(dagCbor.encode({ version: 1, roots: [root] }))
   const walker = parallelWalker({
     concurrency: init.concurrency,
     getCodec: init.getCodec,
@@ -33,12 +33,4 @@ export async function * carStream (root: CID, init: CarInit, signal: AbortSignal
     yield head
     yield bytes
   }
-}
-
-function frame (body: Uint8Array): Uint8Array {
-  const len = varint.encodingLength(body.byteLength)
-  const out = new Uint8Array(len + body.byteLength)
-  varint.encodeTo(body.byteLength, out, 0)
-  out.set(body, len)
-  return out
 }

@@ -13,7 +13,9 @@
 import { createHash } from 'node:crypto'
 import { writeSync } from 'node:fs'
 import { open } from 'node:fs/promises'
+import { varint } from 'multiformats'
 import * as Y from 'yjs'
+import { lengthPrefixed } from '../utils/bytes.js'
 
 /** "CYP1": cairn Yjs pieces, version 1. A plain update starting with these bytes would claim 67 clients. */
 export const PIECES_MAGIC = Uint8Array.of(0x43, 0x59, 0x50, 0x31)
@@ -41,7 +43,7 @@ export function * statePieces (doc: Y.Doc, structsPerPiece = STRUCTS_PER_PIECE):
         enc.writeLen(c.structs[start].id.clock)
         for (let i = start; i < stop; i++) c.structs[i].write(enc, 0)
         enc.writeLen(0)
-        yield framed(enc.toUint8Array())
+        yield lengthPrefixed(enc.toUint8Array())
       }
       c.next = end
     }
@@ -59,7 +61,7 @@ export function * statePieces (doc: Y.Doc, structsPerPiece = STRUCTS_PER_PIECE):
       enc.writeLen(item.len)
     }
   }
-  yield framed(enc.toUint8Array())
+  yield lengthPrefixed(enc.toUint8Array())
 }
 
 /** The whole state in one buffer (tests and small documents). */
@@ -77,45 +79,34 @@ export type StateSource = { path: string } | { bytes: Uint8Array }
  */
 export async function applyState (doc: Y.Doc, source: StateSource, origin?: unknown): Promise<void> {
   if ('bytes' in source) {
-    applyBytes(doc, source.bytes, origin)
+    const { bytes } = source
+    if (isPieced(bytes)) await applyPieces(doc, bytes.length, async (at, length) => bytes.subarray(at, at + length), origin)
+    else applyPiece(doc, bytes, origin, 0)
     return
   }
   const fh = await open(source.path, 'r')
   try {
+    const read = async (at: number, length: number): Promise<Uint8Array> => {
+      const out = new Uint8Array(length)
+      const { bytesRead } = await fh.read(out, 0, length, at)
+      return out.subarray(0, bytesRead)
+    }
     const size = (await fh.stat()).size
-    const head = new Uint8Array(PIECES_MAGIC.length)
-    await fh.read(head, 0, head.length, 0)
-    if (!isPieced(head)) {
-      applyBytes(doc, await fh.readFile(), origin)
-      return
-    }
-    let pos = PIECES_MAGIC.length
-    const prefix = new Uint8Array(10)
-    while (pos < size) {
-      const { bytesRead } = await fh.read(prefix, 0, prefix.length, pos)
-      const { value: length, bytes } = readVarint(prefix.subarray(0, bytesRead))
-      if (length > MAX_PIECE || pos + bytes + length > size) throw new MalformedStateError(`piece at byte ${pos} runs past the end of the state`)
-      const piece = new Uint8Array(length)
-      await fh.read(piece, 0, length, pos + bytes)
-      applyPiece(doc, piece, origin, pos)
-      pos += bytes + length
-    }
+    if (isPieced(await read(0, PIECES_MAGIC.length))) await applyPieces(doc, size, read, origin)
+    else applyPiece(doc, await fh.readFile(), origin, 0)
   } finally {
     await fh.close()
   }
 }
 
-function applyBytes (doc: Y.Doc, bytes: Uint8Array, origin: unknown): void {
-  if (!isPieced(bytes)) {
-    applyPiece(doc, bytes, origin, 0)
-    return
-  }
+/** The pieces after MAGIC, each read (from a file, or a buffer) only when the one before it was applied. */
+async function applyPieces (doc: Y.Doc, size: number, read: (at: number, length: number) => Promise<Uint8Array>, origin: unknown): Promise<void> {
   let pos = PIECES_MAGIC.length
-  while (pos < bytes.length) {
-    const { value: length, bytes: n } = readVarint(bytes.subarray(pos, pos + 10))
-    if (pos + n + length > bytes.length) throw new MalformedStateError(`piece at byte ${pos} runs past the end of the state`)
-    applyPiece(doc, bytes.subarray(pos + n, pos + n + length), origin, pos)
-    pos += n + length
+  while (pos < size) {
+    const [length, prefix] = pieceLength(await read(pos, Math.min(10, size - pos)))
+    if (length > MAX_PIECE || pos + prefix + length > size) throw new MalformedStateError(`piece at byte ${pos} runs past the end of the state`)
+    applyPiece(doc, await read(pos + prefix, length), origin, pos)
+    pos += prefix + length
   }
 }
 
@@ -203,22 +194,11 @@ export class StateWriter {
   }
 }
 
-function framed (update: Uint8Array): Uint8Array {
-  const head: number[] = []
-  let n = update.length
-  while (n >= 0x80) { head.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
-  head.push(n)
-  const out = new Uint8Array(head.length + update.length)
-  out.set(head)
-  out.set(update, head.length)
-  return out
-}
-
-function readVarint (bytes: Uint8Array): { value: number, bytes: number } {
-  let value = 0
-  for (let i = 0; i < bytes.length && i < 8; i++) {
-    value += (bytes[i] & 0x7f) * 2 ** (7 * i)
-    if (bytes[i] < 0x80) return { value, bytes: i + 1 }
+/** [piece length, bytes of its varint]. */
+function pieceLength (bytes: Uint8Array): [number, number] {
+  try {
+    return varint.decode(bytes)
+  } catch {
+    throw new MalformedStateError('bad piece length')
   }
-  throw new MalformedStateError('bad piece length')
 }

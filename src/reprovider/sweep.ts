@@ -5,7 +5,8 @@
 // record's message is encoded once per batch, whatever the number of peers it goes to.
 import { setMaxListeners } from 'node:events'
 import { dhtKey, distance64, estimateNetworkSize, prefixOf, regionBits, type KeyEntry } from './keys.js'
-import { PeerChannel, addProviderMessage, chunkRange, encodeChunks, frame, providerField } from './wire.js'
+import { PeerChannel, addProviderMessage, chunkRange, encodeChunks, providerField } from './wire.js'
+import { lengthPrefixed } from '../utils/bytes.js'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -208,7 +209,7 @@ export class Sweeper {
     const assignment = assign(batch, candidates, this.k)
     const acked = new Uint8Array(batch.length)
     const provider = this.providerField()
-    const frames = batch.map(e => frame(addProviderMessage(e.mh, provider)))
+    const frames = batch.map(e => lengthPrefixed(addProviderMessage(e.mh, provider)))
     // peers given the same records (all of them, when a region has at most k peers) share the encoded chunks
     const encoded = new Map<number[], Uint8Array[]>()
     const jobs = [...assignment].map(([peer, indices]) => async () => {

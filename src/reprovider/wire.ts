@@ -10,6 +10,7 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { PeerUnreachableError } from '../errors.js'
 import { raceSignal } from '../utils/abort.js'
+import { lengthPrefixed } from '../utils/bytes.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -80,16 +81,8 @@ export function pingMessage (): Uint8Array {
   return Uint8Array.of(FIELD_TYPE, PING)
 }
 
-/** A kad message with its length prefix, as written on the stream. */
-export function frame (message: Uint8Array): Uint8Array {
-  const head = varint(message.byteLength)
-  const out = new Uint8Array(head.length + message.byteLength)
-  out.set(head)
-  out.set(message, head.length)
-  return out
-}
-
-const PING_FRAME = frame(pingMessage())
+/** A PING with its length prefix, as written on the stream. */
+const PING_FRAME = lengthPrefixed(pingMessage())
 
 /**
  * What one peer is sent of a batch: chunks of up to RECORDS_PER_ACK records (`frames[i]` is the framed

@@ -1,3 +1,5 @@
+import { varint } from 'multiformats'
+
 /** Joins chunks into one buffer (the chunk itself when there is only one). */
 export async function concatChunks (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const list: Uint8Array[] = []
@@ -15,5 +17,14 @@ export async function concatChunks (chunks: Iterable<Uint8Array> | AsyncIterable
     out.set(chunk, offset)
     offset += chunk.byteLength
   }
+  return out
+}
+
+/** `body` behind its length as an unsigned varint (CAR sections, kad messages on a stream, pinset state pieces). */
+export function lengthPrefixed (body: Uint8Array): Uint8Array {
+  const head = varint.encodingLength(body.byteLength)
+  const out = new Uint8Array(head + body.byteLength)
+  varint.encodeTo(body.byteLength, out, 0)
+  out.set(body, head)
   return out
 }

@@ -7,8 +7,8 @@ export function cidKey (cid: string | CID): string {
 }
 
 /**
- * Base32 lower ('b') whose first byte is 0x01 ('a' = 00000, then e-h = 001xx): the form of a CIDv1 key. A
- * 'b' string whose bytes start 0x12 0x20 would be a CIDv0 (its key is the v1 form), hence the first byte.
+ * Base32 lower ('b') whose first byte is 0x01 ('a' = 00000, then e-h = 001xx): the form of a CIDv1 key. Other
+ * 'b' strings (e.g. a CIDv0's bytes, 0x12 0x20..., which CID.parse refuses) take the cidKey path and its checks.
  */
 const V1_BASE32 = /^ba[e-h][a-z2-7]+$/
 

@@ -100,6 +100,19 @@ export async function pinTimed (ipfs: IpfsNode, cid: string): Promise<Record<str
   // pauses between blocks longer than 20 ms: how much of the transfer waited on a round trip
   let stalls = 0
   let stalledMs = 0
+  // the same for bitswap messages arriving: pauses there are the sender's (or the wants'), not this peer's writes
+  const network = bitswapNetworkOf(ipfs)
+  let lastMessageAt = t
+  let messages = 0
+  let messageStalls = 0
+  let messageStalledMs = 0
+  const onMessage = (): void => {
+    const now = performance.now()
+    if (now - lastMessageAt > 20) { messageStalls++; messageStalledMs += now - lastMessageAt }
+    messages++
+    lastMessageAt = now
+  }
+  network?.addEventListener('bitswap:message', onMessage)
   await ipfs.pin(CID.parse(cid), {
     onProgress: n => {
       const now = performance.now()
@@ -108,7 +121,14 @@ export async function pinTimed (ipfs: IpfsNode, cid: string): Promise<Record<str
       lastBlockAt = now
     }
   })
-  return { fetch_ms: lastBlockAt - t, pin_ms: performance.now() - t, blocks, stalls, stalled_ms: stalledMs }
+  network?.removeEventListener('bitswap:message', onMessage)
+  return { fetch_ms: lastBlockAt - t, pin_ms: performance.now() - t, blocks, stalls, stalled_ms: stalledMs, messages, message_stalls: messageStalls, message_stalled_ms: messageStalledMs }
+}
+
+/** @helia/bitswap's network object (its 'bitswap:message' event), when the broker has the expected shape. */
+function bitswapNetworkOf (ipfs: IpfsNode): EventTarget | undefined {
+  const brokers = (ipfs.helia as unknown as { blockBrokers?: Array<{ name?: string, bitswap?: { network?: EventTarget } }> }).blockBrokers
+  return brokers?.find(b => b.name === 'bitswap')?.bitswap?.network
 }
 
 /** Answers the raw protocol: reads until the sender closes, then writes back the byte count (8 bytes, big-endian). */
@@ -205,13 +225,14 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     const raw1 = await stream('#1')
     const statsBefore = await Promise.all(peers.map(async p => await p.stats()))
     if (o.cpuProf) await Promise.all(peers.map(async p => { await p.startCpuProfile() }))
-    const pinned = await ask<{ fetch_ms: number, pin_ms: number, blocks: number, stalls: number, stalled_ms: number }>(b, 'pin-timed', { cid: imported.cid }, `pin ${imported.cid}`)
+    const pinned = await ask<{ fetch_ms: number, pin_ms: number, blocks: number, stalls: number, stalled_ms: number, messages: number, message_stalls: number, message_stalled_ms: number }>(b, 'pin-timed', { cid: imported.cid }, `pin ${imported.cid}`)
     if (o.cpuProf) await Promise.all(peers.map(async p => { await p.stopCpuProfile(join(profDir, `${p.name}.cpuprofile`)) }))
     const statsAfter = await Promise.all(peers.map(async p => await p.stats()))
     const fetchS = pinned.fetch_ms / 1000
     const pinS = pinned.pin_ms / 1000
     log(`bitswap: ${pinned.blocks} blocks fetched in ${fetchS.toFixed(2)} s (${(o.mb / fetchS).toFixed(1)} MB/s), pinned after ${pinS.toFixed(2)} s; ` +
-      `${pinned.stalls} pauses > 20 ms between blocks, ${(pinned.stalled_ms / 1000).toFixed(2)} s in all`)
+      `${pinned.stalls} pauses > 20 ms between blocks, ${(pinned.stalled_ms / 1000).toFixed(2)} s in all; ` +
+      `${pinned.messages} messages in, ${pinned.message_stalls} pauses > 20 ms between them, ${(pinned.message_stalled_ms / 1000).toFixed(2)} s in all`)
     const raw2 = await stream('#2')
 
     const rawS = (raw1 + raw2) / 2
@@ -228,6 +249,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       { key: 'raw_2_seconds', label: 'raw stream after the bitswap transfer', value: raw2, unit: 's', digits: 2 },
       { key: 'blocks', label: 'blocks in the DAG', value: pinned.blocks, unit: 'blocks', digits: 0 },
       { key: 'stalled_seconds', label: `bitswap: time in pauses > 20 ms between blocks (${pinned.stalls})`, value: pinned.stalled_ms / 1000, unit: 's', digits: 2 },
+      { key: 'message_stalled_seconds', label: `bitswap: time in pauses > 20 ms between messages received (${pinned.message_stalls} of ${pinned.messages} messages)`, value: pinned.message_stalled_ms / 1000, unit: 's', digits: 2 },
       ...peers.map((p, i): Metric => ({
         key: `cpu_${p.name}`, label: `CPU time ${p.name} (${i === 0 ? 'sender' : 'fetcher'}) over the bitswap transfer`, value: cpuSeconds(statsBefore[i], statsAfter[i]), unit: 's', digits: 2
       }))

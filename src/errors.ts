@@ -30,3 +30,5 @@ export class PeerUnreachableError extends defineError('PeerUnreachableError', 'p
 export class QuotaExceededError extends defineError('QuotaExceededError', 'quota exceeded: storage_max reached') {}
 export class RetrievalTimeoutError extends defineError('RetrievalTimeoutError', 'content could not be retrieved in time') {}
 export class ShuttingDownError extends defineError('ShuttingDownError', 'the peer is shutting down') {}
+/** A peer sent bytes that are not the block asked for (another hash function or digest). */
+export class InvalidBlockError extends defineError('InvalidBlockError', 'a peer sent a block that does not match its CID') {}

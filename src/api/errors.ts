@@ -17,6 +17,7 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
   NotEnoughPeersError: 500,
   ShuttingDownError: 503,
+  InvalidBlockError: 502,
   RetrievalTimeoutError: 504
 })
 

@@ -2,6 +2,7 @@
 import { IpfsNodeImpl } from './ipfs.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } from '../components.js'
 import type { CairnServices, HostInit } from '../libp2p/index.js'
+import type { BitswapSenderInit } from './bitswap-sender.js'
 import type { Helia } from '@helia/interface'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -25,6 +26,8 @@ export interface IpfsInit {
    * an answer a DHT provider lookup is started for the block too. Default 5000.
    */
   childLookupDelay?: number
+  /** How this node answers other peers' bitswap wants (src/ipfs/bitswap-sender.ts). */
+  bitswap?: BitswapSenderInit
 }
 
 export interface IpfsNode extends IpfsConnector {

@@ -18,6 +18,7 @@ import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
 import { blockId, scanLocalDag, type LocalDagInit } from './local-dag.js'
+import { installBitswapSender, type InstalledBitswap } from './bitswap-sender.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
 import type { IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
@@ -34,6 +35,7 @@ const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 const DEFAULT_CAT_STALL_MS = 10_000
 const CAT_ATTEMPTS = 12
 const CAT_READ_AHEAD = 16
+const FETCH_DONE = new Error('fetched')
 
 type PinOptions = AbortOptions & {
   depth?: number
@@ -61,6 +63,8 @@ interface Running {
   shutdown: AbortController
   /** Helia's pin records, written in batches. */
   records: PinRecords
+  /** Bitswap's sending half (undefined: @helia/bitswap's own, not recognised). */
+  bitswap?: InstalledBitswap
 }
 
 export class IpfsNodeImpl implements IpfsNode {
@@ -120,16 +124,23 @@ export class IpfsNodeImpl implements IpfsNode {
         // dag-pb, raw and identity are built in; dag-cbor for shard and clusterdag nodes
         codecs: [dagCbor]
       })
-      helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore: hostDatastore, logger: this.logger })))
+      helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore: hostDatastore, logger: this.logger })), { sendWantlistDebounce: 1 })
       await helia.start()
       const pins = new Map<string, PinnedRoot>()
       for await (const pin of helia.pins.ls()) {
         pins.set(cidKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
       }
+      const bitswap = installBitswapSender(helia, this.init.bitswap ?? {}, {
+        libp2p: helia.libp2p,
+        getBlocks: async cids => await blockstore.getBlocks(cids),
+        logger: this.logger
+      })
+      if (bitswap == null) this.log.error('@helia/bitswap is not the expected shape: its own sending is used')
+      else blockstore.onStored = cid => { bitswap.sender.receivedBlock(cid) }
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))) }
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -151,6 +162,7 @@ export class IpfsNodeImpl implements IpfsNode {
     // pins in flight stop fetching; those recording a pin finish, so no pin is left half-counted
     await Promise.allSettled([...this.locks.values()])
     try {
+      await running.bitswap?.stop()
       await running.helia.stop()
       // libp2p.stop() resolves with peer store writes still to come: let those in flight land, drop the rest
       await running.hostDatastore.close()
@@ -430,19 +442,69 @@ export class IpfsNodeImpl implements IpfsNode {
 
   /** Loads blocks from the network when missing. */
   private fetchWalker (running: Running): ParallelWalker {
-    const { helia } = running
     const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
     return parallelWalker({
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
-      getCodec: helia.getCodec,
+      getCodec: running.helia.getCodec,
       load: async (cid, { signal, depth }) => {
-        const local = await this.localBlock(running, cid, signal)
-        if (local != null) {
-          return local
+        // `has` lookups are batched (one level iterator for many); a miss costs no thrown NotFoundError
+        if (await running.blockstore.has(cid, { signal })) {
+          const local = await this.localBlock(running, cid, signal)
+          if (local != null) return local
         }
-        return depth === 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await fetchChild(helia, cid, signal, delay)
+        return depth === 0 ? await concatChunks(running.helia.blockstore.get(cid, { signal })) : await this.fetchChild(running, cid, signal, delay)
       }
     })
+  }
+
+  /**
+   * Asks connected peers (bitswap broadcasts wants to them) without a DHT provider lookup; Helia would otherwise
+   * start one lookup per block. After `delay` ms without the block, a lookup is started as well.
+   */
+  private async fetchChild (running: Running, cid: CID, signal: AbortSignal, delay: number): Promise<Uint8Array> {
+    const { helia } = running
+    const done = new AbortController()
+    const both = AbortSignal.any([signal, done.signal])
+    setMaxListeners(Infinity, both)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const attempts = [
+      this.wantFromConnected(running, cid, both),
+      new Promise<Uint8Array>((resolve, reject) => {
+        const onAbort = (): void => { clearTimeout(timer); reject(both.reason) }
+        both.addEventListener('abort', onAbort, { once: true })
+        timer = setTimeout(() => {
+          both.removeEventListener('abort', onAbort)
+          concatChunks(helia.blockstore.get(cid, { signal: both })).then(resolve, reject)
+        }, delay)
+      })
+    ]
+    try {
+      return await Promise.any(attempts)
+    } catch (err) {
+      throw (err as AggregateError).errors?.[0] ?? err
+    } finally {
+      clearTimeout(timer)
+      // a reason made once: abort() without one builds a DOMException (and its stack) per block
+      done.abort(FETCH_DONE)
+    }
+  }
+
+  /**
+   * A block from connected peers, stored and announced. With cairn's bitswap sending installed, the want goes
+   * straight to the want list (the block is checked against its CID there, not hashed again by Helia's
+   * blockstore); otherwise through Helia's blockstore with no provider lookup.
+   */
+  private async wantFromConnected (running: Running, cid: CID, signal: AbortSignal): Promise<Uint8Array> {
+    const { helia, bitswap, blockstore } = running
+    if (bitswap == null) {
+      // maxProviders reaches @helia/bitswap's findAndConnect, which then takes no providers from routing
+      return await concatChunks(helia.blockstore.get(cid, { signal, maxProviders: 0 } as AbortOptions))
+    }
+    const block = await bitswap.want(cid, { signal })
+    await blockstore.put(cid, block)
+    // our sender serves it to peers waiting for it; the want list sends cancels to the others
+    await bitswap.announce(cid, { signal })
+    return block
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -481,11 +543,12 @@ export class IpfsNodeImpl implements IpfsNode {
       // blocks as a pin fetches them: local first, then connected peers, a DHT lookup only after a while
       const running = this.require()
       const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
+      const fetchChild = this.fetchChild.bind(this)
       const blocks = quietAfterAbort({
         get: async function * (cid: CID, opts: AbortOptions = {}) {
           const sig = opts.signal ?? signal
           if (await running.blockstore.has(cid, { signal: sig })) yield * running.blockstore.get(cid, { signal: sig })
-          else yield await fetchChild(helia, cid, sig, delay)
+          else yield await fetchChild(running, cid, sig, delay)
         } as Helia['blockstore']['get']
       }, signal)
       let timer: NodeJS.Timeout | undefined
@@ -538,38 +601,6 @@ function quietAfterAbort (store: Pick<Helia['blockstore'], 'get'>, signal: Abort
         throw err
       }
     } as Helia['blockstore']['get']
-  }
-}
-
-/**
- * Asks connected peers (bitswap broadcasts wants to them) without a DHT provider lookup; Helia would otherwise
- * start one lookup per block. After `delay` ms without the block, a lookup is started as well.
- */
-async function fetchChild (helia: CairnHelia, cid: CID, signal: AbortSignal, delay: number): Promise<Uint8Array> {
-  const done = new AbortController()
-  const both = AbortSignal.any([signal, done.signal])
-  setMaxListeners(Infinity, both)
-  // maxProviders reaches @helia/bitswap's findAndConnect, which then takes no providers from routing
-  const quiet = { signal: both, maxProviders: 0 }
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const attempts = [
-    concatChunks(helia.blockstore.get(cid, quiet)),
-    new Promise<Uint8Array>((resolve, reject) => {
-      const onAbort = (): void => { clearTimeout(timer); reject(both.reason) }
-      both.addEventListener('abort', onAbort, { once: true })
-      timer = setTimeout(() => {
-        both.removeEventListener('abort', onAbort)
-        concatChunks(helia.blockstore.get(cid, { signal: both })).then(resolve, reject)
-      }, delay)
-    })
-  ]
-  try {
-    return await Promise.any(attempts)
-  } catch (err) {
-    throw (err as AggregateError).errors?.[0] ?? err
-  } finally {
-    clearTimeout(timer)
-    done.abort()
   }
 }
 

@@ -173,9 +173,16 @@ export class SizedBlockstore implements Blockstore {
       }
       await this.store.put(cid, block, options)
       this.bytes += block.byteLength
+      this.onStored?.(cid)
       return cid
     })
   }
+
+  /**
+   * Told of each block written, once it is readable: bitswap's sender answers wants parked for it. (Helia tells
+   * its block brokers of a new block before it writes it, so a read at that moment still finds nothing.)
+   */
+  onStored?: (cid: CID) => void
 
   async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
     for await (const { cid, bytes } of source) {

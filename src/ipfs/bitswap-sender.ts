@@ -1,0 +1,537 @@
+// The serving half of bitswap 1.2.0: answers the wants other peers send us with blocks, HAVEs and DONT_HAVEs.
+//
+// @helia/bitswap 4 answers a peer's wants in cycles: it takes every want it holds, reads the blocks one at a
+// time, sends them as one message on a new stream, and only then looks at the wants that arrived meanwhile
+// (measured: 110-130 ms per 8 MiB, 0.16x of a raw libp2p stream; docs/DESIGN.md §10). It also marks wants
+// "sending" before a send and never resets them when the send fails, which is what left fetches stuck.
+// This sender keeps one outbound stream per peer open while there is something to send, reads wanted blocks in
+// small bulk reads (one level getMany each), reads the next batch while the previous one is written, writes each
+// message as soon as it is built, and picks up new wants at every batch. Blocks go on the wire without being
+// copied into a message buffer: the protobuf framing is written around them. A want whose send failed is
+// wanted again (on a fresh stream), and a block that arrives later is sent to the peers that asked for it.
+//
+// The fetching half (wants, sessions, block verification) stays @helia/bitswap's: it reads any number of
+// messages from one stream, so a long-lived stream is what it expects from Kubo too.
+import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { OutboundStreams } from './bitswap-streams.js'
+import { InvalidBlockError } from '../errors.js'
+import { blockPart, cidPrefix, presencePart, wantlistPart, PRESENCE_DONT_HAVE, PRESENCE_HAVE, type WantEntry } from './bitswap-wire.js'
+import type { AbortOptions } from '../components.js'
+import type { ComponentLogger, Libp2p, Logger, PeerId } from '@libp2p/interface'
+
+export const BITSWAP_PROTOCOL = '/ipfs/bitswap/1.2.0'
+
+/** Receivers (Helia, Kubo) refuse messages above 4 MiB; smaller ones let the receiver start on blocks sooner. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+const DEFAULT_READ_BATCH = 8
+/** Kubo and Helia send small blocks instead of a HAVE below this size. */
+const DEFAULT_MAX_SIZE_REPLACE_HAS_WITH_BLOCK = 1024
+const DEFAULT_MAX_WANTS_PER_PEER = 8192
+/** Under Helia's 10 s receive timeout, so we close an idle stream before the receiver resets it. */
+const DEFAULT_IDLE_CLOSE_MS = 2_000
+const DEFAULT_SEND_TIMEOUT_MS = 10_000
+/** Sends that fail one after the other before a peer's wants are dropped (it will want again). */
+const MAX_SEND_FAILURES = 3
+
+export interface BitswapSenderInit {
+  /** Largest message written (a larger single block still goes, alone). Default 1 MiB. */
+  maxMessageBytes?: number
+  /** Blocks read from the store at once. Default 8. */
+  readBatch?: number
+  /** A WANT_HAVE for a block at most this size is answered with the block. Default 1024. */
+  maxSizeReplaceHasWithBlock?: number
+  /** Wants kept per peer; the oldest unanswerable ones go first. Default 8192. */
+  maxWantsPerPeer?: number
+  /** An outbound stream with nothing to send for this long is closed. Default 2000 ms. */
+  idleCloseMs?: number
+  /** Opening a stream, or a write waiting for the peer to read, gives up after this. Default 10,000 ms. */
+  sendTimeoutMs?: number
+}
+
+export interface BitswapSenderComponents {
+  /** The peers' outbound streams, shared with this node's own wants. */
+  streams: OutboundStreams
+  /** Bytes of each block from the local store, undefined when missing; never fetches. */
+  getBlocks(cids: CID[], options?: AbortOptions): Promise<Array<Uint8Array | undefined>>
+  logger: ComponentLogger
+  /** Told after each message written. */
+  onSent?(blocks: number, bytes: number): void
+}
+
+/** A wantlist entry as @helia/bitswap's decoder gives it (enums as their names). */
+export interface IncomingWant {
+  cid: Uint8Array
+  priority?: number
+  cancel?: boolean
+  wantType?: 'WantBlock' | 'WantHave' | number
+  sendDontHave?: boolean
+}
+
+export interface IncomingMessage {
+  wantlist?: { entries?: IncomingWant[], full?: boolean }
+}
+
+export interface SenderStats {
+  peers: number
+  wants: number
+  blocksSent: number
+  bytesSent: number
+  sendFailures: number
+}
+
+export interface BitswapSender {
+  /** Takes the wantlist part of a message from `peer`. */
+  receiveMessage(peer: PeerId, message: IncomingMessage): void
+  /** A block just arrived in the store: peers that wanted it get it. */
+  receivedBlock(cid: CID): void
+  peerDisconnected(peer: PeerId): void
+  /** The wants `peer` has with us now. */
+  wantsOf(peer: PeerId): CID[]
+  stats(): SenderStats
+  stop(): Promise<void>
+}
+
+type WantStatus = 'want' | 'reading' | 'missing'
+
+interface Want {
+  key: string
+  cid: CID
+  wantHave: boolean
+  sendDontHave: boolean
+  sentDontHave: boolean
+  status: WantStatus
+}
+
+interface Ledger {
+  peer: PeerId
+  wants: Map<string, Want>
+  running: boolean
+  failures: number
+  /** Set when the peer disconnected or the sender stopped: the loop ends. */
+  gone: boolean
+}
+
+/** One message, as the pieces to write (protobuf framing around the block bytes, which are not copied). */
+interface Outgoing {
+  parts: Uint8ArrayList
+  blocks: number
+  blockBytes: number
+  /** Wants this message answers: removed once it is written. */
+  answered: Want[]
+}
+
+interface Batch {
+  messages: Outgoing[]
+  /** Wants picked for this batch (answered or parked as missing). */
+  picked: Want[]
+}
+
+export function createBitswapSender (init: BitswapSenderInit, components: BitswapSenderComponents): BitswapSender {
+  return new BitswapSenderImpl(init, components)
+}
+
+class BitswapSenderImpl implements BitswapSender {
+  private readonly components: BitswapSenderComponents
+  private readonly log: Logger
+  private readonly maxMessageBytes: number
+  private readonly readBatch: number
+  private readonly maxSizeReplaceHasWithBlock: number
+  private readonly maxWantsPerPeer: number
+  private readonly ledgers = new Map<string, Ledger>()
+  private readonly loops = new Set<Promise<void>>()
+  private readonly counters = { blocksSent: 0, bytesSent: 0, sendFailures: 0 }
+  private stopped = false
+
+  constructor (init: BitswapSenderInit, components: BitswapSenderComponents) {
+    this.components = components
+    this.log = components.logger.forComponent('cairn:ipfs:bitswap-sender')
+    this.maxMessageBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    this.readBatch = init.readBatch ?? DEFAULT_READ_BATCH
+    this.maxSizeReplaceHasWithBlock = init.maxSizeReplaceHasWithBlock ?? DEFAULT_MAX_SIZE_REPLACE_HAS_WITH_BLOCK
+    this.maxWantsPerPeer = init.maxWantsPerPeer ?? DEFAULT_MAX_WANTS_PER_PEER
+  }
+
+  receiveMessage (peer: PeerId, message: IncomingMessage): void {
+    if (this.stopped) return
+    const wantlist = message.wantlist
+    if (wantlist == null) return
+    const ledger = this.ledgerFor(peer)
+    this.log.trace('%d wants from %p%s', wantlist.entries?.length ?? 0, peer, wantlist.full === true ? ' (full list)' : '')
+    if (wantlist.full === true) {
+      // a full wantlist replaces what we hold, except what we are reading for the peer right now
+      const listed = new Set<string>()
+      for (const entry of wantlist.entries ?? []) {
+        try {
+          if (entry.cancel !== true) listed.add(keyOf(CID.decode(entry.cid)))
+        } catch {}
+      }
+      for (const [key, want] of ledger.wants) {
+        if (!listed.has(key) && want.status !== 'reading') ledger.wants.delete(key)
+      }
+    }
+    for (const entry of wantlist.entries ?? []) {
+      let key: string
+      let cid: CID
+      try {
+        cid = CID.decode(entry.cid)
+        key = keyOf(cid)
+      } catch (err) {
+        this.log('ignoring a want for an invalid CID from %p - %e', peer, err)
+        continue
+      }
+      if (entry.cancel === true) {
+        ledger.wants.delete(key)
+        continue
+      }
+      const wantHave = entry.wantType === 'WantHave' || entry.wantType === 1
+      const existing = ledger.wants.get(key)
+      if (existing != null) {
+        // a WANT_BLOCK upgrades a WANT_HAVE; a repeated want is answered again (the peer lost our answer)
+        existing.wantHave = existing.wantHave && wantHave
+        existing.sendDontHave = entry.sendDontHave === true
+        if (existing.status === 'missing') {
+          existing.status = 'want'
+          existing.sentDontHave = false
+        }
+        continue
+      }
+      ledger.wants.set(key, { key, cid, wantHave, sendDontHave: entry.sendDontHave === true, sentDontHave: false, status: 'want' })
+    }
+    this.trim(ledger)
+    this.schedule(ledger)
+  }
+
+  receivedBlock (cid: CID): void {
+    if (this.stopped) return
+    const key = keyOf(cid)
+    this.log.trace('received block %c', cid)
+    for (const ledger of this.ledgers.values()) {
+      const want = ledger.wants.get(key)
+      if (want?.status === 'missing') {
+        want.status = 'want'
+        this.schedule(ledger)
+      }
+    }
+  }
+
+  peerDisconnected (peer: PeerId): void {
+    const ledger = this.ledgers.get(peer.toString())
+    if (ledger == null) return
+    this.ledgers.delete(peer.toString())
+    ledger.gone = true
+  }
+
+  wantsOf (peer: PeerId): CID[] {
+    return [...(this.ledgers.get(peer.toString())?.wants.values() ?? [])].map(w => w.cid)
+  }
+
+  stats (): SenderStats {
+    let wants = 0
+    for (const ledger of this.ledgers.values()) wants += ledger.wants.size
+    return { peers: this.ledgers.size, wants, ...this.counters }
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    for (const ledger of this.ledgers.values()) {
+      ledger.gone = true
+    }
+    this.ledgers.clear()
+    await Promise.allSettled([...this.loops])
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+
+  private ledgerFor (peer: PeerId): Ledger {
+    const id = peer.toString()
+    let ledger = this.ledgers.get(id)
+    if (ledger == null) {
+      ledger = { peer, wants: new Map(), running: false, failures: 0, gone: false }
+      this.ledgers.set(id, ledger)
+    }
+    return ledger
+  }
+
+  /** Past the cap, wants we cannot answer (missing) go first, oldest first, then the oldest of the rest. */
+  private trim (ledger: Ledger): void {
+    let excess = ledger.wants.size - this.maxWantsPerPeer
+    if (excess <= 0) return
+    for (const [key, want] of ledger.wants) {
+      if (excess <= 0) break
+      if (want.status === 'missing') { ledger.wants.delete(key); excess-- }
+    }
+    for (const [key, want] of ledger.wants) {
+      if (excess <= 0) break
+      if (want.status === 'want') { ledger.wants.delete(key); excess-- }
+    }
+  }
+
+  private schedule (ledger: Ledger): void {
+    if (ledger.running || ledger.gone || this.stopped) return
+    if (![...ledger.wants.values()].some(w => w.status === 'want')) return
+    ledger.running = true
+    const loop = this.run(ledger)
+      .catch(err => { this.log.error('sending to %p - %e', ledger.peer, err) })
+      .finally(() => {
+        this.loops.delete(loop)
+        ledger.running = false
+        if (ledger.gone || this.stopped) return
+        // wants that came back (a failed send, a block that arrived) while the loop was finishing
+        if (ledger.failures < MAX_SEND_FAILURES) this.schedule(ledger)
+      })
+    this.loops.add(loop)
+  }
+
+  /** Reads batch n+1 while batch n is written, and picks up new wants at every batch. */
+  private async run (ledger: Ledger): Promise<void> {
+    let next = this.nextBatch(ledger)
+    for (;;) {
+      const batch = await next
+      if (batch == null) return
+      if (ledger.gone) { release(batch.picked); return }
+      next = this.nextBatch(ledger)
+      try {
+        for (const message of batch.messages) {
+          await this.write(ledger, message)
+          for (const want of message.answered) {
+            if (ledger.wants.get(want.key) === want) ledger.wants.delete(want.key)
+          }
+        }
+        ledger.failures = 0
+      } catch (err) {
+        this.counters.sendFailures++
+        ledger.failures++
+        this.log('send to %p failed (%d in a row) - %e', ledger.peer, ledger.failures, err)
+        // what was not written is wanted again: on a fresh stream, or dropped after repeated failures
+        const rest = await next
+        release(batch.picked)
+        if (rest != null) release(rest.picked)
+        if (ledger.failures >= MAX_SEND_FAILURES) {
+          this.log.error('dropping %d wants of %p after %d failed sends', ledger.wants.size, ledger.peer, ledger.failures)
+          ledger.wants.clear()
+        }
+        return
+      }
+    }
+  }
+
+  /** Picks up to `readBatch` wants, reads their blocks in one bulk read and builds the messages answering them. */
+  private async nextBatch (ledger: Ledger): Promise<Batch | undefined> {
+    const picked: Want[] = []
+    for (const want of ledger.wants.values()) {
+      if (want.status !== 'want') continue
+      want.status = 'reading'
+      picked.push(want)
+      if (picked.length >= this.readBatch) break
+    }
+    if (picked.length === 0) return undefined
+    let blocks: Array<Uint8Array | undefined>
+    try {
+      blocks = await this.readBlocks(picked.map(w => w.cid))
+    } catch (err) {
+      release(picked)
+      throw err
+    }
+    const messages: Outgoing[] = []
+    let current: Outgoing | undefined
+    for (let i = 0; i < picked.length; i++) {
+      const want = picked[i]
+      const data = blocks[i]
+      let entry: Uint8Array[]
+      let blockBytes = 0
+      if (data == null) {
+        // parked until the block arrives (receivedBlock) or the peer cancels
+        want.status = 'missing'
+        if (!want.sendDontHave || want.sentDontHave) continue
+        want.sentDontHave = true
+        entry = presencePart(want.cid, PRESENCE_DONT_HAVE)
+      } else if (want.wantHave && data.byteLength > this.maxSizeReplaceHasWithBlock) {
+        entry = presencePart(want.cid, PRESENCE_HAVE)
+      } else {
+        entry = blockPart(cidPrefix(want.cid), data)
+        blockBytes = data.byteLength
+      }
+      const size = entry.reduce((n, b) => n + b.byteLength, 0)
+      if (current == null || (current.parts.byteLength > 0 && current.parts.byteLength + size > this.maxMessageBytes)) {
+        current = { parts: new Uint8ArrayList(), blocks: 0, blockBytes: 0, answered: [] }
+        messages.push(current)
+      }
+      current.parts.append(...entry)
+      if (blockBytes > 0) {
+        current.blocks++
+        current.blockBytes += blockBytes
+      }
+      if (data != null) current.answered.push(want)
+    }
+    return { messages: messages.filter(m => m.parts.byteLength > 0), picked }
+  }
+
+  private async readBlocks (cids: CID[]): Promise<Array<Uint8Array | undefined>> {
+    // identity CIDs carry their block; the store never holds them
+    if (cids.every(c => c.multihash.code !== identity.code)) return await this.components.getBlocks(cids)
+    const stored = await this.components.getBlocks(cids.filter(c => c.multihash.code !== identity.code))
+    let i = 0
+    return cids.map(c => c.multihash.code === identity.code ? c.multihash.digest : stored[i++])
+  }
+
+  private async write (ledger: Ledger, message: Outgoing): Promise<void> {
+    await this.components.streams.write(ledger.peer, message.parts)
+    this.counters.blocksSent += message.blocks
+    this.counters.bytesSent += message.blockBytes
+    this.components.onSent?.(message.blocks, message.blockBytes)
+  }
+}
+
+/** Wants picked for a batch that was not sent are wanted again. */
+function release (wants: Want[]): void {
+  for (const want of wants) {
+    if (want.status === 'reading') want.status = 'want'
+  }
+}
+
+/** Wants are keyed by multihash, as the fetchers key theirs: a CIDv0 want is answered by the same block in v1. */
+function keyOf (cid: CID): string {
+  const bytes = cid.multihash.bytes
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// In place of @helia/bitswap's sending
+
+interface HeliaPeerWantLists {
+  receiveMessage(peer: PeerId, message: IncomingMessage): void
+  receivedBlock(cid: CID, options?: AbortOptions): Promise<void>
+  peerDisconnected(peer: PeerId): void
+  wantListForPeer(peer: PeerId): unknown
+}
+
+/** @helia/bitswap's QueuedBitswapMessage: what its want list hands its network to send. */
+interface QueuedMessage {
+  full?: boolean
+  wantlist: Map<string, { cid: Uint8Array, priority?: number, cancel?: boolean, wantType?: string | number, sendDontHave?: boolean }>
+  blocks: Map<string, { prefix: Uint8Array, data: Uint8Array }>
+  blockPresences: Map<string, { cid: Uint8Array, type: string | number }>
+}
+
+interface CounterLike { increment(value?: number): void }
+
+interface HeliaWantList {
+  wantBlock(cid: CID, options?: AbortOptions): Promise<{ cid: CID, block: Uint8Array, sender: PeerId }>
+}
+
+interface HeliaNetwork {
+  sendMessage(peer: PeerId, message: QueuedMessage, options?: AbortOptions): Promise<void>
+  addEventListener(type: 'peer:disconnected', listener: (evt: CustomEvent<PeerId>) => void): void
+  metrics?: { dataSent?: CounterLike, blocksSent?: CounterLike }
+}
+
+/** Wantlist entries per message: a full wantlist of many thousands goes as several messages under 4 MiB. */
+const WANTS_PER_MESSAGE = 4096
+
+export interface InstalledBitswap {
+  sender: BitswapSender
+  /**
+   * Asks connected peers for a block (no provider lookup) and returns its bytes once a peer sent it: the want
+   * list built its CID by hashing the bytes, so a block whose hash function or digest differs is refused here
+   * rather than hashed a second time.
+   */
+  want(cid: CID, options?: AbortOptions): Promise<Uint8Array>
+  /** A block just stored: the want list cancels our wants for it. */
+  announce(cid: CID, options?: AbortOptions): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface InstallComponents {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  getBlocks: BitswapSenderComponents['getBlocks']
+  logger: ComponentLogger
+}
+
+/**
+ * Makes a started Helia node's bitswap send through long-lived streams: @helia/bitswap 4's network hands every
+ * incoming message to its PeerWantLists, whose methods are replaced on that one object by this sender (its
+ * fetching half keeps the message), and its network's sendMessage (now only the want list's wants and cancels)
+ * writes on the same per-peer stream. Sent blocks are counted in the network's counter slots, where /metrics
+ * reads them. Returns undefined, leaving Helia's own sending in place, when the broker is not the shape this was
+ * written against.
+ */
+export function installBitswapSender (helia: unknown, init: BitswapSenderInit, components: InstallComponents): InstalledBitswap | undefined {
+  const brokers = (helia as { blockBrokers?: unknown }).blockBrokers
+  if (!Array.isArray(brokers)) return undefined
+  const broker = brokers.find(b => (b as { name?: unknown })?.name === 'bitswap') as { bitswap?: { peerWantLists?: unknown, network?: unknown, wantList?: unknown, notify?: unknown } } | undefined
+  const bitswap = broker?.bitswap as { notify(cid: CID, options?: AbortOptions): Promise<void> } | undefined
+  const lists = broker?.bitswap?.peerWantLists as HeliaPeerWantLists | undefined
+  const network = broker?.bitswap?.network as HeliaNetwork | undefined
+  const wantList = broker?.bitswap?.wantList as HeliaWantList | undefined
+  if (lists == null || network == null || typeof network.sendMessage !== 'function' || typeof network.addEventListener !== 'function') return undefined
+  if (typeof wantList?.wantBlock !== 'function' || typeof bitswap?.notify !== 'function') return undefined
+  for (const method of ['receiveMessage', 'receivedBlock', 'peerDisconnected', 'wantListForPeer'] as const) {
+    if (typeof lists[method] !== 'function') return undefined
+  }
+  const streams = new OutboundStreams({
+    protocol: BITSWAP_PROTOCOL,
+    sendTimeoutMs: init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS,
+    idleCloseMs: init.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS
+  }, components)
+  const sender = createBitswapSender(init, {
+    streams,
+    getBlocks: components.getBlocks,
+    logger: components.logger,
+    onSent: (blocks, bytes) => {
+      network.metrics?.dataSent?.increment(bytes)
+      network.metrics?.blocksSent?.increment(blocks)
+    }
+  })
+  lists.receiveMessage = (peer, message) => { sender.receiveMessage(peer, message) }
+  // Helia announces a block before it writes it: the blockstore's own onStored hook (see ipfs.ts) drives
+  // receivedBlock instead, when the block can be read
+  lists.receivedBlock = async () => {}
+  lists.peerDisconnected = (peer) => { sender.peerDisconnected(peer) }
+  lists.wantListForPeer = (peer) => sender.wantsOf(peer).map(cid => ({ cid, priority: 1 }))
+  network.sendMessage = async (peer, message, options) => {
+    for (const parts of encodeQueued(message)) await streams.write(peer, parts, options)
+  }
+  network.addEventListener('peer:disconnected', evt => { streams.close(evt.detail) })
+  return {
+    sender,
+    async want (cid, options = {}) {
+      const got = await wantList.wantBlock(cid, options)
+      const mh = got.cid.multihash
+      if (mh.code !== cid.multihash.code || !Buffer.from(mh.digest).equals(cid.multihash.digest)) {
+        throw new InvalidBlockError(`${got.sender.toString()} sent a block for ${cid.toString()} whose multihash is ${mh.code}/${mh.digest.byteLength} bytes`)
+      }
+      return got.block
+    },
+    async announce (cid, options) {
+      await bitswap.notify(cid, options)
+    },
+    async stop () {
+      await sender.stop()
+      streams.stop()
+    }
+  }
+}
+
+/** A queued message as one or more messages' parts (wants in slices of WANTS_PER_MESSAGE). */
+function encodeQueued (message: QueuedMessage): Uint8ArrayList[] {
+  const out: Uint8ArrayList[] = []
+  const wants: WantEntry[] = [...message.wantlist.values()].map(w => ({
+    cid: w.cid,
+    priority: w.priority,
+    cancel: w.cancel,
+    wantHave: w.wantType === 'WantHave' || w.wantType === 1,
+    sendDontHave: w.sendDontHave
+  }))
+  for (let i = 0; i < wants.length || (i === 0 && message.full === true); i += WANTS_PER_MESSAGE) {
+    out.push(new Uint8ArrayList(...wantlistPart(wants.slice(i, i + WANTS_PER_MESSAGE), message.full === true && i === 0)))
+  }
+  const rest = new Uint8ArrayList()
+  for (const block of message.blocks.values()) rest.append(...blockPart(block.prefix, block.data))
+  for (const p of message.blockPresences.values()) {
+    rest.append(...presencePart(p.cid, p.type === 'DoNotHaveBlock' || p.type === 1 ? PRESENCE_DONT_HAVE : PRESENCE_HAVE))
+  }
+  if (rest.byteLength > 0) out.push(rest)
+  return out
+}

@@ -443,12 +443,23 @@ export class IpfsNodeImpl implements IpfsNode {
   /** Loads blocks from the network when missing. */
   private fetchWalker (running: Running): ParallelWalker {
     const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
+    // whether a block is held, asked for all children of a block at once (one level lookup for up to 174 links)
+    const held = new Map<string, Promise<boolean>>()
     return parallelWalker({
       concurrency: this.init.fetchConcurrency ?? DEFAULT_WALK_CONCURRENCY,
       getCodec: running.helia.getCodec,
+      onChildren: (children, signal) => {
+        const found = running.blockstore.hasBlocks(children, { signal })
+        // a child's load awaits its answer; a walk that stops early leaves answers nobody reads
+        found.catch(() => {})
+        children.forEach((cid, i) => { held.set(blockId(cid), found.then(all => all[i])) })
+      },
       load: async (cid, { signal, depth }) => {
-        // `has` lookups are batched (one level iterator for many); a miss costs no thrown NotFoundError
-        if (await running.blockstore.has(cid, { signal })) {
+        const id = blockId(cid)
+        const known = held.get(id)
+        held.delete(id)
+        // a miss costs no thrown NotFoundError; a block linked twice is looked up again
+        if (await (known ?? running.blockstore.has(cid, { signal }))) {
           const local = await this.localBlock(running, cid, signal)
           if (local != null) return local
         }

@@ -20,6 +20,11 @@ export interface ParallelWalkerInit {
   getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
   /** Blocks loaded at once. Default 32. */
   concurrency?: number
+  /**
+   * Told of a block's children as soon as the block is loaded, before any of them is loaded (a store can check
+   * which of them it holds in one lookup instead of one per child).
+   */
+  onChildren?(children: CID[], signal: AbortSignal): void
 }
 
 export const DEFAULT_WALK_CONCURRENCY = 32
@@ -98,6 +103,7 @@ export function parallelWalker (init: ParallelWalkerInit): ParallelWalker {
               }
               children.push({ cid: child, depth: node.depth + 1, path: [...node.path, child] })
             }
+            if (children.length > 0) init.onChildren?.(children.map(c => c.cid), signal)
             // reversed onto the stack so the first link is loaded first
             for (let i = children.length - 1; i >= 0; i--) {
               pending.push(children[i])

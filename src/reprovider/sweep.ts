@@ -350,8 +350,10 @@ export class Sweeper {
         signal.throwIfAborted()
         this.init.log('lookup ended early - %e', err)
       }
-      // a lookup cut short by its deadline still found the peers that answered
-      const peers = final.size > 0 ? [...final.values()] : closest(dhtKey(mh), [...responders.values()], this.k)
+      // kad-dht ends a lookup whose paths get no closer with fewer than k peers (on a small DHT, sometimes only the
+      // 2-4 closest), and a lookup cut short by its deadline names none: the peers that answered it are live DHT
+      // servers too, so the k closest of all of them are taken, as Kademlia's "k closest known"
+      const peers = final.size >= this.k ? [...final.values()] : closest(dhtKey(mh), unionPeers([...responders.values()], [...final.values()]), this.k)
       if (peers.length > 0) return peers
       this.counters.failures++
       if (attempt >= this.init.retries) {

@@ -228,7 +228,7 @@ const WRITE_BEHIND_BYTES = 32 * 1024 * 1024
  * the sum of those round trips. Here a put returns as soon as the write is started, unless too many writes (or
  * bytes) are in flight; the first failure is thrown by the next put or by flush().
  */
-class WriteBehind {
+export class WriteBehind {
   private readonly sink: BlockSink
   private readonly signal: AbortSignal
   private readonly inflight = new Set<Promise<void>>()

@@ -13,7 +13,7 @@ import { exporter } from 'ipfs-unixfs-exporter'
 import { InvalidParameterError, NotStartedError, QuotaExceededError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
-import { importCar, importEntries } from './add.js'
+import { importCar, importEntries, WriteBehind } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
@@ -238,14 +238,21 @@ export class IpfsNodeImpl implements IpfsNode {
       if (local.missing.length === 0) return { blocks, generation }
       // the scan marked the missing blocks seen; the network walk yields them first
       for (const m of local.missing) seen.delete(blockId(m.cid))
-      for await (const node of this.fetchWalker(running).walkFrom(local.missing, { depth, signal: fetchSignal })) {
-        const id = blockId(node.block.cid)
-        if (!seen.has(id)) {
-          seen.add(id)
-          blocks.push({ cid: node.block.cid, links: [...node.block.links()].map(([, cid]) => cid) })
+      // fetched blocks are stored while the walk goes on; all of them have landed before the pin is recorded
+      const writes = new WriteBehind({ put: async (cid, block) => { await this.storeFetched(running, cid, block) } }, fetchSignal)
+      try {
+        for await (const node of this.fetchWalker(running, writes).walkFrom(local.missing, { depth, signal: fetchSignal })) {
+          const id = blockId(node.block.cid)
+          if (!seen.has(id)) {
+            seen.add(id)
+            blocks.push({ cid: node.block.cid, links: [...node.block.links()].map(([, cid]) => cid) })
+          }
+          this.checkQuota(running, root, options.maxRepoBytes)
+          options.onProgress?.(blocks.length)
         }
-        this.checkQuota(running, root, options.maxRepoBytes)
-        options.onProgress?.(blocks.length)
+        await writes.flush()
+      } finally {
+        await writes.settle()
       }
       return { blocks, generation }
     } catch (err) {
@@ -441,7 +448,7 @@ export class IpfsNodeImpl implements IpfsNode {
   }
 
   /** Loads blocks from the network when missing. */
-  private fetchWalker (running: Running): ParallelWalker {
+  private fetchWalker (running: Running, writes?: WriteBehind): ParallelWalker {
     const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
     // whether a block is held, asked for all children of a block at once (one level lookup for up to 174 links)
     const held = new Map<string, Promise<boolean>>()
@@ -463,7 +470,7 @@ export class IpfsNodeImpl implements IpfsNode {
           const local = await this.localBlock(running, cid, signal)
           if (local != null) return local
         }
-        return depth === 0 ? await concatChunks(running.helia.blockstore.get(cid, { signal })) : await this.fetchChild(running, cid, signal, delay)
+        return depth === 0 ? await concatChunks(running.helia.blockstore.get(cid, { signal })) : await this.fetchChild(running, cid, signal, delay, writes)
       }
     })
   }
@@ -472,14 +479,14 @@ export class IpfsNodeImpl implements IpfsNode {
    * Asks connected peers (bitswap broadcasts wants to them) without a DHT provider lookup; Helia would otherwise
    * start one lookup per block. After `delay` ms without the block, a lookup is started as well.
    */
-  private async fetchChild (running: Running, cid: CID, signal: AbortSignal, delay: number): Promise<Uint8Array> {
+  private async fetchChild (running: Running, cid: CID, signal: AbortSignal, delay: number, writes?: WriteBehind): Promise<Uint8Array> {
     const { helia } = running
     const done = new AbortController()
     const both = AbortSignal.any([signal, done.signal])
     setMaxListeners(Infinity, both)
     let timer: ReturnType<typeof setTimeout> | undefined
     const attempts = [
-      this.wantFromConnected(running, cid, both),
+      this.wantFromConnected(running, cid, both, writes),
       new Promise<Uint8Array>((resolve, reject) => {
         const onAbort = (): void => { clearTimeout(timer); reject(both.reason) }
         both.addEventListener('abort', onAbort, { once: true })
@@ -505,17 +512,23 @@ export class IpfsNodeImpl implements IpfsNode {
    * straight to the want list (the block is checked against its CID there, not hashed again by Helia's
    * blockstore); otherwise through Helia's blockstore with no provider lookup.
    */
-  private async wantFromConnected (running: Running, cid: CID, signal: AbortSignal): Promise<Uint8Array> {
-    const { helia, bitswap, blockstore } = running
+  private async wantFromConnected (running: Running, cid: CID, signal: AbortSignal, writes?: WriteBehind): Promise<Uint8Array> {
+    const { helia, bitswap } = running
     if (bitswap == null) {
       // maxProviders reaches @helia/bitswap's findAndConnect, which then takes no providers from routing
       return await concatChunks(helia.blockstore.get(cid, { signal, maxProviders: 0 } as AbortOptions))
     }
     const block = await bitswap.want(cid, { signal })
-    await blockstore.put(cid, block)
-    // our sender serves it to peers waiting for it; the want list sends cancels to the others
-    await bitswap.announce(cid, { signal })
+    // a pin's walk goes on to its next wants while the block is written (level writes are the slowest step)
+    if (writes != null) await writes.put(cid, block)
+    else await this.storeFetched(running, cid, block)
     return block
+  }
+
+  /** Stores a block fetched from a peer and tells bitswap (the want list cancels our wants for it). */
+  private async storeFetched (running: Running, cid: CID, block: Uint8Array): Promise<void> {
+    await running.blockstore.put(cid, block)
+    await running.bitswap?.announce(cid)
   }
 
   // ---------------------------------------------------------------------------------------------------------

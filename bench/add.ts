@@ -27,6 +27,9 @@ const USAGE = `  --files N         files in the generated tree (default 10000; s
   --tree-dir DIR    where generated trees are cached between runs (default: the OS temp dir)
   --regenerate      generate the tree again even if a cached one exists
   --no-pin          add with no-pin=true (import only), as \`cairn add --no-pin\`
+  --upload WHAT     blocks (default, as \`cairn add\`): the client builds the DAG and sends its blocks as a CAR,
+                    then pins the root; files: a multipart body the peer imports (\`cairn add --upload files\`,
+                    as ipfs-cluster-ctl)
   --cpu-prof        write a V8 CPU profile of the peer over the add (path printed under the table)
   --keep            keep the peer's folder (path printed under the table)
   --verbose         show the peer's log lines on stderr`
@@ -41,6 +44,7 @@ interface Options {
   treeDir: string
   regenerate: boolean
   pin: boolean
+  upload: 'files' | 'blocks'
   cpuProf: boolean
   keep: boolean
   verbose: boolean
@@ -57,6 +61,7 @@ function parseOptions (argv: string[]): Options {
         'tree-dir': { type: 'string' },
         regenerate: { type: 'boolean' },
         'no-pin': { type: 'boolean' },
+        upload: { type: 'string' },
         'cpu-prof': { type: 'boolean' },
         keep: { type: 'boolean' },
         verbose: { type: 'boolean' }
@@ -67,7 +72,10 @@ function parseOptions (argv: string[]): Options {
   } catch (err) {
     throw new BenchUsageError((err as Error).message)
   }
+  const upload = values.upload ?? 'blocks'
+  if (upload !== 'files' && upload !== 'blocks') throw new BenchUsageError(`--upload must be files or blocks, not "${upload}"`)
   return {
+    upload,
     files: positiveInt('files', values.files, 10_000),
     seed: positiveInt('seed', values.seed, 1),
     treeDir: values['tree-dir'] ?? os.tmpdir(),
@@ -268,12 +276,13 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
     await run('sync', [], signal)
     if (o.cpuProf) await peer.startCpuProfile()
     const before = await peer.stats()
+    const threadsBefore = [await threadCpu(peer.pid), await threadCpu(process.pid)]
     const sampler = sampleRss([async () => await peer.rss()])
     const clientCpu = process.cpuUsage()
     const t = performance.now()
     let lines = 0
     let rootLine: AddedOutput | undefined
-    for await (const line of client.add([tree], { recursive: true, noPin: o.pin ? undefined : true, signal })) {
+    for await (const line of client.add([tree], { recursive: true, noPin: o.pin ? undefined : true, upload: o.upload, signal })) {
       lines++
       rootLine = line
     }
@@ -284,6 +293,7 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
     const pinnedS = o.pin ? await waitPinned(peer, rootLine.cid, t, signal) : undefined
     if (pinnedS !== undefined) log(`root pinned ${pinnedS.toFixed(2)} s after the add started`)
     const after = await peer.stats()
+    const threadsAfter = [await threadCpu(peer.pid), await threadCpu(process.pid)]
     const peakRss = (await sampler.stop())[0]
     if (o.cpuProf) await peer.stopCpuProfile(join(profDir, 'peer-0.cpuprofile'))
 
@@ -318,11 +328,12 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
       'the tree was read once before timing (page cache warm); `sync` ran untimed before each timed step; cp -a ran before and after the add',
       `the client runs in the benchmark process, the peer in its own (${os.cpus().length} cores shared by both, and by anything else running)`
     ]
+    if (threadsAfter[0].size > 0) notes.push(`CPU by thread (until pinned): peer ${cpuDelta(threadsBefore[0], threadsAfter[0])}; client ${cpuDelta(threadsBefore[1], threadsAfter[1])}`)
     if (o.cpuProf) notes.push(`CPU profile of the peer over the add: ${join(profDir, 'peer-0.cpuprofile')}`)
     if (o.keep || o.cpuProf) notes.push(`peer folder kept in ${root.path}`)
     return {
-      title: `add: ${formatNumber(manifest.files, 0)} files, ${(manifest.bytes / 1e6).toFixed(0)} MB, added to one peer over REST (multipart POST /add${o.pin ? '' : ', no-pin'}) vs cp -a`,
-      params: { files: manifest.files, bytes: manifest.bytes, seed: o.seed, pin: o.pin, root_cid: rootLine.cid },
+      title: `add: ${formatNumber(manifest.files, 0)} files, ${(manifest.bytes / 1e6).toFixed(0)} MB, added to one peer over REST (${o.upload === 'blocks' ? 'DAG built by the client, blocks as a CAR, root pinned' : 'multipart POST /add'}${o.pin ? '' : ', no-pin'}) vs cp -a`,
+      params: { files: manifest.files, bytes: manifest.bytes, seed: o.seed, pin: o.pin, upload: o.upload, root_cid: rootLine.cid },
       metrics,
       goals: [{ text: `add <= ${GOAL_RATIO}x cp -a (${(addS / cpS).toFixed(2)}x)`, met: addS / cpS <= GOAL_RATIO }],
       notes
@@ -332,6 +343,35 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
     await stopAll(peers)
     if (!o.keep && !o.cpuProf) await root.cleanup()
   }
+}
+
+/** CPU seconds (user + system) of a process's main thread and of its other threads, from /proc (empty without /proc). */
+async function threadCpu (pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  let tids: string[]
+  try {
+    tids = await readdir(`/proc/${pid}/task`)
+  } catch {
+    return out
+  }
+  const tick = 100 // USER_HZ on Linux
+  for (const tid of tids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      // the thread's name is in parentheses and may hold spaces; the fields after it are space-separated
+      const close = stat.lastIndexOf(')')
+      const fields = stat.slice(close + 2).split(' ')
+      const seconds = (Number(fields[11]) + Number(fields[12])) / tick
+      // Node 20 names no thread: the pool (level, fs, crypto) and V8's workers (GC) are all 'node'
+      const kind = tid === String(pid) ? 'main thread' : 'other threads'
+      out.set(kind, (out.get(kind) ?? 0) + seconds)
+    } catch {} // the thread ended meanwhile
+  }
+  return out
+}
+
+function cpuDelta (before: Map<string, number>, after: Map<string, number>): string {
+  return [...after].map(([k, v]) => `${k} ${(v - (before.get(k) ?? 0)).toFixed(1)} s`).join(', ')
 }
 
 /** Bytes of the files under a folder (du -sb without du). */

@@ -81,6 +81,16 @@ export class RestClient implements Client {
   async * add (paths: string[], options: AddOptions = {}): AsyncGenerator<AddedOutput> {
     const walkOptions = { recursive: options.recursive, hidden: options.hidden }
     await checkPaths(paths, walkOptions)
+    if (options.upload === 'blocks') {
+      // loaded here: the importer and the query parser are not needed by any other call
+      const [{ parseAddQuery }, { addAsBlocks }] = await Promise.all([import('../api/rest/pin-options.js'), import('./add-blocks.js')])
+      // the parameters as the peer would read them from this query: the same import, and bad values refused before any work
+      const { params } = parseAddQuery(addQuery(options))
+      if (params.format !== 'car' && (params.shard_size ?? 0) === 0) {
+        yield * addAsBlocks(paths, walkOptions, params, options, this)
+        return
+      }
+    }
     const { onProgress } = options
     const total = onProgress != null ? await totalBytes(paths, walkOptions) : 0
     let sent = 0

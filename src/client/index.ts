@@ -51,6 +51,13 @@ export interface AddOptions extends ClientPinOptions, AbortOptions {
   shard?: boolean
   /** File bytes sent so far, out of the total found by walking the paths first (the walk runs only when this is set). */
   onProgress?: (bytesSent: number, totalBytes: number) => void
+  /**
+   * What goes to the peer: 'files' (default), a Kubo-style multipart body from which the peer builds the DAG, as
+   * ipfs-cluster-ctl sends it; or 'blocks', the DAG built here with the peer's importer and parameters and its
+   * blocks sent as a CAR, then the root pinned by CID: the same CIDs and lines, a fraction of the peer's work.
+   * A sharded add and format 'car' always send files.
+   */
+  upload?: 'files' | 'blocks'
 }
 
 export interface AddCarOptions extends ClientPinOptions, AbortOptions {

@@ -427,6 +427,9 @@ interface HeliaNetwork {
   metrics?: { dataSent?: CounterLike, blocksSent?: CounterLike }
 }
 
+/** Forged answers to one want before it fails (each forger is disconnected). */
+const MAX_FORGED_ANSWERS = 5
+
 /** Wantlist entries per message: a full wantlist of many thousands goes as several messages under 4 MiB. */
 const WANTS_PER_MESSAGE = 4096
 
@@ -435,7 +438,7 @@ export interface InstalledBitswap {
   /**
    * Asks connected peers for a block (no provider lookup) and returns its bytes once a peer sent it: the want
    * list built its CID by hashing the bytes, so a block whose hash function or digest differs is refused here
-   * rather than hashed a second time.
+   * rather than hashed a second time; its sender is disconnected and the block asked for again.
    */
   want(cid: CID, options?: AbortOptions): Promise<Uint8Array>
   /** A block just stored: the want list cancels our wants for it. */
@@ -444,7 +447,7 @@ export interface InstalledBitswap {
 }
 
 export interface InstallComponents {
-  libp2p: Pick<Libp2p, 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'dialProtocol' | 'hangUp'>
   getBlocks: BitswapSenderComponents['getBlocks']
   logger: ComponentLogger
 }
@@ -470,6 +473,7 @@ export function installBitswapSender (helia: unknown, init: BitswapSenderInit, c
   for (const method of ['receiveMessage', 'receivedBlock', 'peerDisconnected', 'wantListForPeer'] as const) {
     if (typeof lists[method] !== 'function') return undefined
   }
+  const log = components.logger.forComponent('cairn:ipfs:bitswap')
   const streams = new OutboundStreams({
     protocol: BITSWAP_PROTOCOL,
     sendTimeoutMs: init.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS,
@@ -497,12 +501,17 @@ export function installBitswapSender (helia: unknown, init: BitswapSenderInit, c
   return {
     sender,
     async want (cid, options = {}) {
-      const got = await wantList.wantBlock(cid, options)
-      const mh = got.cid.multihash
-      if (mh.code !== cid.multihash.code || !Buffer.from(mh.digest).equals(cid.multihash.digest)) {
-        throw new InvalidBlockError(`${got.sender.toString()} sent a block for ${cid.toString()} whose multihash is ${mh.code}/${mh.digest.byteLength} bytes`)
+      for (let attempt = 1; ; attempt++) {
+        const got = await wantList.wantBlock(cid, options)
+        const mh = got.cid.multihash
+        if (mh.code === cid.multihash.code && Buffer.from(mh.digest).equals(cid.multihash.digest)) return got.block
+        // the want list took the forged block as the answer and dropped the want: cut the forger off, ask again
+        log.error('%p sent bytes for %c under hash function 0x%s: closing its connection', got.sender, cid, mh.code.toString(16))
+        await components.libp2p.hangUp(got.sender, options).catch(() => {})
+        if (attempt >= MAX_FORGED_ANSWERS) {
+          throw new InvalidBlockError(`${attempt} peers sent bytes for ${cid.toString()} that do not hash to it (the last: ${got.sender.toString()})`)
+        }
       }
-      return got.block
     },
     async announce (cid, options) {
       await bitswap.notify(cid, options)

@@ -64,11 +64,10 @@ export class BlockQueue implements AsyncIterable<Uint8Array> {
     for (;;) {
       if (this.error != null) throw this.error
       if (this.items.length > 0) {
-        // everything queued in one write: blocks of small files are a few hundred bytes
-        const chunk = Buffer.concat(this.items.splice(0))
+        const items = this.items.splice(0)
         this.queued = 0
         for (const w of this.wakeWriters.splice(0)) w()
-        yield chunk
+        yield * coalesce(items)
         continue
       }
       if (this.ended) return
@@ -76,6 +75,35 @@ export class BlockQueue implements AsyncIterable<Uint8Array> {
       this.wakeReader = undefined
     }
   }
+}
+
+/** Pieces at least this big go out as they are; smaller ones are joined up to it. */
+const COALESCE_BYTES = 64 * 1024
+
+/**
+ * The queued pieces as few writes as possible without copying much: runs of small pieces (section heads, CIDs,
+ * blocks of small files) joined, big blocks passed through (joining everything copied every byte once more).
+ */
+function * coalesce (items: Uint8Array[]): Generator<Uint8Array> {
+  let run: Uint8Array[] = []
+  let runBytes = 0
+  for (const item of items) {
+    if (item.byteLength >= COALESCE_BYTES) {
+      if (run.length > 0) yield run.length === 1 ? run[0] : Buffer.concat(run, runBytes)
+      run = []
+      runBytes = 0
+      yield item
+      continue
+    }
+    run.push(item)
+    runBytes += item.byteLength
+    if (runBytes >= COALESCE_BYTES) {
+      yield Buffer.concat(run, runBytes)
+      run = []
+      runBytes = 0
+    }
+  }
+  if (run.length > 0) yield run.length === 1 ? run[0] : Buffer.concat(run, runBytes)
 }
 
 /** CARv1 header: varint length, then dag-cbor { version: 1, roots }. */

@@ -216,16 +216,22 @@ describe('cairn CLI against a fake REST API', () => {
 
   it('adds a tree and prints ipfs-cluster-ctl lines, CIDs only, or NDJSON', async () => {
     const tree = join(dir, 'tree')
-    const { code, out } = await cairn('add', '-r', tree, '--name', 'tree', '--cid-version', '1')
+    const { code, out } = await cairn('add', '-r', tree, '--name', 'tree', '--cid-version', '1', '--upload', 'files')
     assert.equal(code, 0)
     assert.equal(out, 'added bafk0 tree\nadded bafk1 tree/a.txt\nadded bafk2 tree/sub\nadded bafk3 tree/sub/b.txt\n')
     assert.equal(api.requests.at(-1)?.query.get('cid-version'), '1')
-    assert.equal((await cairn('add', '-r', '-q', tree)).out, 'bafk0\nbafk1\nbafk2\nbafk3\n')
-    assert.equal((await cairn('add', '-rQ', tree)).out, 'bafk3\n')
-    const json = await cairn('--json', 'add', '-r', tree)
+    assert.equal((await cairn('add', '-r', '-q', tree, '--upload', 'files')).out, 'bafk0\nbafk1\nbafk2\nbafk3\n')
+    assert.equal((await cairn('add', '-rQ', tree, '--upload', 'files')).out, 'bafk3\n')
+    const json = await cairn('--json', 'add', '-r', tree, '--upload', 'files')
     assert.deepEqual(json.out.trim().split('\n').map(l => (JSON.parse(l) as { name: string }).name), ['tree', 'tree/a.txt', 'tree/sub', 'tree/sub/b.txt'])
-    await cairn('add', join(tree, 'a.txt'), join(tree, 'sub', 'b.txt'))
+    await cairn('add', join(tree, 'a.txt'), join(tree, 'sub', 'b.txt'), '--upload', 'files')
     assert.equal(api.requests.at(-1)?.query.get('wrap-with-directory'), 'true', 'several paths are wrapped')
+    // by default the DAG is built here, its blocks sent as a CAR, then its root pinned (a route this fake lacks)
+    await cairn('add', '-r', tree, '--name', 'tree')
+    const [upload, pin] = api.requests.slice(-2)
+    assert.deepEqual([upload.method, upload.path, upload.query.get('format'), upload.query.get('no-pin')], ['POST', '/add', 'car', 'true'])
+    assert.match(pin.path, /^\/pins\/ipfs\/Qm\w{44}$/)
+    assert.equal(pin.query.get('name'), 'tree')
   })
 
   it('lists metric names', async () => {

@@ -287,6 +287,26 @@ describe('client against a fake IPFS Cluster REST API', () => {
       }
     })
 
+    it('with upload blocks, reports the API\'s refusal rather than the import it stopped', { timeout: 5000 }, async () => {
+      const strict = await startFakeApi({ 'POST /add': (_req, res) => { sendJson(res, 401, { code: 401, message: 'unauthorized: access denied' }) } })
+      try {
+        await assert.rejects(async () => { for await (const _ of createClient({ api: strict.url }).add([join(dir, 'tree')], { recursive: true, upload: 'blocks' })); },
+          { name: 'ClientError', status: 401, message: 'unauthorized: access denied' })
+        assert.equal(strict.requests.length, 1)
+        assert.equal(strict.requests[0].query.get('format'), 'car')
+        assert.equal(strict.requests[0].query.get('no-pin'), 'true')
+      } finally {
+        await strict.close()
+      }
+    })
+
+    it('with upload blocks, refuses a bad parameter before sending anything', async () => {
+      const before = api.requests.length
+      await assert.rejects(async () => { for await (const _ of createClient({ api: api.url }).add([join(dir, 'tree')], { recursive: true, upload: 'blocks', chunker: 'rabin' })); },
+        { name: 'InvalidParameterError', message: /"chunker": "rabin"/ })
+      assert.equal(api.requests.length, before)
+    })
+
     it('refuses a directory without recursive, and a missing path, before sending anything', async () => {
       const before = api.requests.length
       await assert.rejects(async () => { for await (const _ of createClient({ api: api.url }).add([join(dir, 'tree')])); },

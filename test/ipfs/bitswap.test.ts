@@ -15,6 +15,7 @@ import { yamux } from '@libp2p/yamux'
 import { MemoryBlockstore } from 'blockstore-core'
 import { MemoryDatastore } from 'datastore-core'
 import { createHeliaLight } from 'helia'
+import { createLibp2p } from 'libp2p'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { importer } from 'ipfs-unixfs-importer'
 import { varint } from 'multiformats'
@@ -24,7 +25,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { defaultLogger } from '@libp2p/logger'
 import { createBitswapSender } from '../../src/ipfs/bitswap-sender.js'
-import { wantlistPart } from '../../src/ipfs/bitswap-wire.js'
+import { blockPart, wantlistPart } from '../../src/ipfs/bitswap-wire.js'
 import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
 import type { TestPeer } from './helpers.js'
 import type { OutboundStreams } from '../../src/ipfs/bitswap-streams.js'
@@ -101,6 +102,78 @@ describe('bitswap between cairn and plain Helia nodes', () => {
       assert.equal(await b.node.isPinned(block.cid), true)
       assert.equal(sha(await concatBytes(b.node.cat(block.cid))), sha(data))
     } finally {
+      await stopPeers(a, b)
+      await removeDirs(a, b)
+    }
+  })
+})
+
+describe('bitswap with a forging peer', () => {
+  it('a block whose bytes hash to the wanted digest under another hash function is refused; an honest peer then serves it', async () => {
+    let b: TestPeer | undefined
+    let a: TestPeer | undefined
+    let forger: Awaited<ReturnType<typeof createLibp2p>> | undefined
+    try {
+      b = await startPeer('b', { init: { childLookupDelay: 60_000 } })
+      const data = randomBytes(300 * 1024)
+      const leaf = { bytes: data, cid: CID.createV1(raw.code, await sha256.digest(data)) }
+      // a root linking the leaf: children are fetched from connected peers only (no DHT for a minute)
+      const { encode, prepare } = await import('@ipld/dag-pb')
+      const rootBytes = encode(prepare({ Links: [{ Hash: leaf.cid, Tsize: data.length }] }))
+      const root = { bytes: rootBytes, cid: CID.createV0(await sha256.digest(rootBytes)) }
+      for await (const _ of b.node.addEntries((async function * () { yield { path: 'r.car', content: carOf(root) } })(), { format: 'car' })) { /* drain */ }
+
+      // the forger answers every want with the wanted digest as the block, under the identity hash function:
+      // @helia/bitswap's want list hashes it (identity) and finds the digest it waits for
+      forger = await createLibp2p({
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        services: { identify: identify() }
+      })
+      let forged = 0
+      const node = forger
+      await node.handle('/ipfs/bitswap/1.2.0', async (stream, connection) => {
+        const buf = new Uint8ArrayList()
+        for await (const chunk of stream) {
+          buf.append(chunk)
+          for (;;) {
+            const bytes = buf.subarray()
+            if (bytes.length === 0) break
+            const [length, n] = varint.decode(bytes)
+            if (bytes.length < n + length) break
+            const message = bytes.subarray(n, n + length)
+            buf.consume(n + length)
+            for (const entry of incoming([message]).wantlist.entries) {
+              const cid = CID.decode(entry.cid)
+              if (entry.cancel === true || cid.multihash.code !== sha256.code) continue
+              const prefix = Uint8Array.from([1, raw.code, 0x00, cid.multihash.digest.length])
+              const out = await node.dialProtocol(connection.remotePeer, '/ipfs/bitswap/1.2.0')
+              const parts = blockPart(prefix, cid.multihash.digest)
+              const body = Buffer.concat(parts)
+              out.send(Buffer.concat([varint.encodeTo(body.length, new Uint8Array(varint.encodingLength(body.length))), body]))
+              await out.close()
+              forged++
+            }
+          }
+        }
+      })
+      await b.node.libp2p.dial(forger.getMultiaddrs()[0])
+      const pinning = b.node.pin(root.cid, { signal: AbortSignal.timeout(30_000) })
+      await waitFor(() => forged > 0, 10_000, 'the forger to answer the want')
+      await new Promise(resolve => setTimeout(resolve, 500))
+      assert.equal(await b.node.hasBlock(leaf.cid), false, 'the forged bytes were not stored as the block')
+      assert.equal(await b.node.isPinned(root.cid), false)
+
+      // an honest peer holding the leaf: the same pin completes with the right bytes
+      a = await startPeer('a')
+      for await (const _ of a.node.addEntries((async function * () { yield { path: 'l.car', content: carOf(leaf) } })(), { format: 'car' })) { /* drain */ }
+      await b.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
+      await pinning
+      assert.equal(sha(await concatBytes(b.node.cat(leaf.cid))), sha(data))
+    } finally {
+      await forger?.stop()
       await stopPeers(a, b)
       await removeDirs(a, b)
     }

@@ -22,6 +22,7 @@ interface AddFlags extends PinFlags {
   waitTimeout?: number
   shard?: boolean
   shardSize?: number
+  upload: 'files' | 'blocks'
 }
 
 export function registerAdd (program: Command, io: CliIO): void {
@@ -35,6 +36,9 @@ export function registerAdd (program: Command, io: CliIO): void {
     .addOption(new Option('--format <format>', 'unixfs: import the files; car: import one CAR file').choices(['unixfs', 'car']))
     .option('--chunker <spec>', "chunker, e.g. 'size-262144'")
     .option('--local', 'put the blocks on the receiving peer only, then pin normally')
+    .addOption(new Option('--upload <what>', 'blocks: build the DAG here and send its blocks, then pin the root; ' +
+      'files: send the files for the peer to import, as ipfs-cluster-ctl does (always with --shard or --format car)')
+      .choices(['blocks', 'files']).default('blocks'))
     .option('--no-pin', 'import without pinning')
     .option('--shard', 'split the content into shards, each pinned on its own peers (for content too big for one peer)')
     .option('--shard-size <size>', 'most bytes per shard, e.g. 8MiB (default 100MiB, as IPFS Cluster)', parseSize)
@@ -63,6 +67,7 @@ export function registerAdd (program: Command, io: CliIO): void {
           noPin: o.pin ? undefined : true,
           shard: o.shard,
           shard_size: o.shardSize,
+          upload: o.upload,
           onProgress: bar != null ? (sent, total) => { bar.update(sent, total) } : undefined
         })
         for await (const line of added) {

@@ -1,0 +1,46 @@
+// The add import's own leaf builder against ipfs-unixfs-importer's default: the same bytes and CIDs.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { encodeFileLeaf, importEntries } from '../../src/ipfs/add.js'
+import type { AddEntry, AddParams } from '../../src/components.js'
+import type { CID } from 'multiformats/cid'
+
+describe('add import', () => {
+  it('encodes a file leaf as dag-pb over UnixFS does, at every varint length', () => {
+    for (const n of [0, 1, 2, 100, 127, 128, 129, 16_383, 16_384, 16_385, 262_144, 1_048_576, 2_097_152]) {
+      const data = randomBytes(n)
+      const expected = dagPb.encode({ Data: new UnixFS({ type: 'file', data }).marshal(), Links: [] })
+      assert.deepEqual(encodeFileLeaf(data), expected, `${n} bytes`)
+    }
+  })
+
+  for (const params of [{}, { cid_version: 1 }, { raw_leaves: false, cid_version: 1 }, { chunk_size: 1000 }] as AddParams[]) {
+    it(`stores the blocks of the importer's own leaf builder: ${JSON.stringify(params)}`, async () => {
+      const files: Array<[string, Uint8Array]> = [['t/empty', new Uint8Array()], ['t/small', randomBytes(300)], ['t/big', randomBytes(700_000)]]
+      const ours = new Map<string, Uint8Array>()
+      let root = ''
+      const entries = async function * (): AsyncGenerator<AddEntry> {
+        for (const [path, bytes] of files) yield { path, content: (async function * () { yield bytes })() }
+      }
+      for await (const out of importEntries(entries(), params, { put: (cid: CID, bytes: Uint8Array) => { ours.set(cid.toString(), bytes) } })) root = out.cid
+
+      const theirs = new Map<string, Uint8Array>()
+      let theirRoot = ''
+      const store = { put: async (cid: CID, bytes: Uint8Array) => { theirs.set(cid.toString(), bytes); return cid } }
+      const cidVersion = params.cid_version ?? 0
+      for await (const out of importer(files.map(([path, content]) => ({ path, content })), store, {
+        profile: 'unixfs-v0-2015',
+        cidVersion,
+        rawLeaves: params.raw_leaves ?? cidVersion === 1,
+        chunker: fixedSize({ chunkSize: params.chunk_size ?? 262_144 })
+      })) theirRoot = out.cid.toString()
+      assert.equal(root, theirRoot)
+      assert.deepEqual(new Map([...ours].sort()), new Map([...theirs].sort()))
+    })
+  }
+})

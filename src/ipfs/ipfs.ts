@@ -13,7 +13,7 @@ import { exporter } from 'ipfs-unixfs-exporter'
 import { InvalidParameterError, NotStartedError, QuotaExceededError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
-import { importCar, importEntries, WriteBehind } from './add.js'
+import { importCar, importEntries, WriteBehind, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
@@ -525,7 +525,7 @@ export class IpfsNodeImpl implements IpfsNode {
     return block
   }
 
-  /** Stores a block fetched from a peer and tells bitswap (the want list cancels our wants for it). */
+  /** Stores a block (fetched or imported) and tells bitswap (the want list cancels our wants for it). */
   private async storeFetched (running: Running, cid: CID, block: Uint8Array): Promise<void> {
     await running.blockstore.put(cid, block)
     await running.bitswap?.announce(cid)
@@ -535,17 +535,27 @@ export class IpfsNodeImpl implements IpfsNode {
   // Content
 
   async * addEntries (entries: AsyncIterable<AddEntry>, params: AddParams, options: AbortOptions = {}): AsyncGenerator<AddedOutput> {
-    const { helia } = this.require()
     if (params.format === 'car') {
       yield * this.addCar(singleCarEntry(entries), options)
       return
     }
-    yield * importEntries(entries, params, helia.blockstore, options)
+    yield * importEntries(entries, params, this.importSink(this.require()), options)
   }
 
   async * addCar (bytes: AsyncIterable<Uint8Array>, options: AbortOptions = {}): AsyncGenerator<AddedOutput> {
-    const { helia } = this.require()
-    yield * importCar(bytes, { blocks: helia.blockstore, getHasher: helia.getHasher }, options)
+    const running = this.require()
+    yield * importCar(bytes, { blocks: this.importSink(running), getHasher: running.helia.getHasher }, options)
+  }
+
+  /**
+   * Where imported blocks go: the level store itself, which checks once whether it holds a block (Helia's
+   * blockstore asks too, then tells bitswap before writing), then bitswap is told (our wants for the block are
+   * cancelled; peers waiting for it are answered from the store's onStored). Without cairn's bitswap sending,
+   * Helia's blockstore.
+   */
+  private importSink (running: Running): BlockSink {
+    if (running.bitswap == null) return running.helia.blockstore
+    return { put: async (cid: CID, block: Uint8Array) => { await this.storeFetched(running, cid, block) } }
   }
 
   /**

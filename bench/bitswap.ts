@@ -31,6 +31,11 @@ const USAGE = `  --mb N            megabytes (10^6 bytes) moved each way (defaul
 const GOAL_RATIO = 0.5
 const RAW_PROTOCOL = '/cairn-bench/raw-stream/1.0.0'
 const SEND_CHUNK = 256 * 1024
+/**
+ * In about one run in fifteen, a raw stream after the bitswap transfer stalled for good at its close (not all of
+ * its data acknowledged by the receiver; the cause was not found): it gets this long, then one more try.
+ */
+const RAW_STREAM_TIMEOUT_MS = 60_000
 
 interface Options {
   mb: number
@@ -155,19 +160,30 @@ export async function serveRawStream (libp2p: Libp2p): Promise<Record<string, un
  */
 export async function sendRawStream (libp2p: Libp2p, peer: string, bytes: number): Promise<Record<string, unknown>> {
   const chunk = new Uint8Array(SEND_CHUNK).fill(0xa5)
-  const signal = AbortSignal.timeout(300_000)
+  const signal = AbortSignal.timeout(RAW_STREAM_TIMEOUT_MS)
   const t = performance.now()
-  const stream = await openStream(libp2p, peer, signal)
-  for (let left = bytes; left > 0; left -= chunk.length) {
-    if (!stream.send(left >= chunk.length ? chunk : chunk.subarray(0, left))) await stream.onDrain({ signal })
+  let phase = 'open'
+  let stream: Stream | undefined
+  try {
+    stream = await openStream(libp2p, peer, signal)
+    phase = 'send'
+    for (let left = bytes; left > 0; left -= chunk.length) {
+      if (!stream.send(left >= chunk.length ? chunk : chunk.subarray(0, left))) await stream.onDrain({ signal })
+    }
+    phase = 'close'
+    await stream.close({ signal })
+    phase = 'read the count'
+    let reply = new Uint8Array(0)
+    for await (const part of stream) reply = new Uint8Array([...reply, ...part.subarray()])
+    const ms = performance.now() - t
+    const received = reply.length === 8 ? Number(new DataView(reply.buffer).getBigUint64(0)) : NaN
+    if (received !== bytes) throw new Error(`the raw stream delivered ${received} bytes, not ${bytes}`)
+    return { ms }
+  } catch (err) {
+    // which step failed, and the stream's state then: the baseline has failed now and then on a loaded machine
+    throw new Error(`raw stream failed at "${phase}" after ${Math.round(performance.now() - t)} ms (stream ${stream?.status ?? 'not open'}, ` +
+      `write ${stream?.writeStatus ?? '-'}, remote read ${stream?.remoteReadStatus ?? '-'}): ${(err as Error).stack ?? String(err)}`)
   }
-  await stream.close({ signal })
-  let reply = new Uint8Array(0)
-  for await (const part of stream) reply = new Uint8Array([...reply, ...part.subarray()])
-  const ms = performance.now() - t
-  const received = reply.length === 8 ? Number(new DataView(reply.buffer).getBigUint64(0)) : NaN
-  if (received !== bytes) throw new Error(`the raw stream delivered ${received} bytes, not ${bytes}`)
-  return { ms }
 }
 
 /**
@@ -189,6 +205,20 @@ async function openStream (libp2p: Libp2p, peer: string, signal: AbortSignal): P
 
 const cpuSeconds = (before: PeerStats, after: PeerStats): number =>
   (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6
+
+/** Waits (up to 30 s) until `peer` uses under 5% of a core over half a second; returns how long that took. */
+async function waitIdle (peer: ChildPeer, signal: AbortSignal): Promise<number> {
+  const started = performance.now()
+  let before = await peer.stats()
+  while (performance.now() - started < 30_000) {
+    await new Promise(resolve => setTimeout(resolve, 500))
+    signal.throwIfAborted()
+    const now = await peer.stats()
+    if (cpuSeconds(before, now) < 0.025) break
+    before = now
+  }
+  return performance.now() - started
+}
 
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
   const o = parseOptions(argv)
@@ -213,10 +243,24 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       await p.request<T>(type, payload, what, { timeoutMs: 600_000, signal })
     const imported = await ask<{ cid: string, ms: number }>(a, 'import-random', { bytes, seed: o.seed }, `import ${o.mb} MB`)
     log(`${a.name} imported ${o.mb} MB as ${imported.cid} in ${(imported.ms / 1000).toFixed(1)} s`)
+    // LevelDB goes on compacting what the import wrote for a while: both measurements start once it is done
+    // (as for a mirror served long after it was imported), not while it takes a core
+    const settledMs = await waitIdle(a, signal)
+    log(`${a.name} idle again ${(settledMs / 1000).toFixed(1)} s after the import`)
     await ask(b, 'raw-stream-serve', {}, 'serve the raw protocol')
 
+    let rawRetries = 0
     const stream = async (label: string): Promise<number> => {
-      const { ms } = await ask<{ ms: number }>(a, 'raw-stream-send', { peer: b.id, bytes }, 'send the raw stream')
+      let reply: { ms?: number }
+      try {
+        reply = await ask<{ ms: number }>(a, 'raw-stream-send', { peer: b.id, bytes }, 'send the raw stream')
+      } catch (err) {
+        rawRetries++
+        log(`raw stream ${label} failed, once more: ${(err as Error).message.split('\n')[0]}`)
+        reply = await ask<{ ms: number }>(a, 'raw-stream-send', { peer: b.id, bytes }, 'send the raw stream (second try)')
+      }
+      const ms = reply.ms
+      if (typeof ms !== 'number') throw new Error(`${a.name} answered the raw stream without a time: ${JSON.stringify(reply)}`)
       log(`raw stream ${label}: ${(ms / 1000).toFixed(2)} s, ${(bytes / 1e3 / ms).toFixed(1)} MB/s`)
       return ms / 1000
     }
@@ -255,9 +299,11 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       }))
     ]
     const notes = [
-      `content: one file of ${o.mb} MB pseudo-random bytes imported on ${a.name} in ${(imported.ms / 1000).toFixed(1)} s (CIDv0, 256 KiB chunks, not pinned), root ${imported.cid}`,
+      `content: one file of ${o.mb} MB pseudo-random bytes imported on ${a.name} in ${(imported.ms / 1000).toFixed(1)} s (CIDv0, 256 KiB chunks, not pinned), root ${imported.cid}; ` +
+        `measured once ${a.name} was idle again (${(settledMs / 1000).toFixed(1)} s after the import: LevelDB compacting it)`,
       `the raw stream sends the same ${o.mb} MB in 256 KiB messages on ${RAW_PROTOCOL}, timed from opening the stream to the receiver's byte count`
     ]
+    if (rawRetries > 0) notes.push(`${rawRetries} raw stream(s) stalled and were sent again (see RAW_STREAM_TIMEOUT_MS)`)
     if (o.cpuProf) notes.push(`CPU profiles over the bitswap transfer: ${profDir}`)
     if (o.keep || o.cpuProf) notes.push(`peer folders kept in ${root.path}`)
     return {

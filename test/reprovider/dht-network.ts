@@ -126,6 +126,8 @@ export interface DhtNetwork {
   addr(i: number): string
   /** Node i keeps its connections but never answers on the DHT protocol again (and drops its live DHT streams). */
   hang(i: number): Promise<void>
+  /** How many provider records node i holds from `provider` (a peer id). */
+  providerRecords(i: number, provider: string): Promise<number>
   stop(): Promise<void>
 }
 
@@ -165,13 +167,14 @@ export async function createDhtNetwork (n: number, init: DhtNetworkInit): Promis
 }
 
 async function createDhtNetworkOnce (n: number, init: DhtNetworkInit, fillTimeoutMs: number): Promise<DhtNetwork> {
-  const nodes: DhtNode[] = await Promise.all(Array.from({ length: n }, async () => await createLibp2p({
+  const stores = Array.from({ length: n }, () => new OrderedMemoryDatastore())
+  const nodes: DhtNode[] = await Promise.all(stores.map(async datastore => await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: [],
-    datastore: new OrderedMemoryDatastore(),
+    datastore,
     services: { identify: identify(), ping: ping(), dht: kadDHT(dhtOptions(init, false)) }
   })))
   // a hub and a chain: every node is reachable, node 0 knows them all. A few dials at a time: libp2p resets
@@ -209,6 +212,14 @@ async function createDhtNetworkOnce (n: number, init: DhtNetworkInit, fillTimeou
       for (const conn of node.getConnections()) {
         for (const s of conn.streams) if (s.protocol === init.protocol) s.abort(new Error('hanging'))
       }
+    },
+    async providerRecords (i, provider) {
+      let count = 0
+      // kad-dht keys a provider record /dht/provider/<multihash>/<provider peer id>
+      for await (const key of stores[i].queryKeys({ prefix: '/dht/provider/' })) {
+        if (key.toString().endsWith(`/${provider}`)) count++
+      }
+      return count
     },
     async stop () {
       await Promise.allSettled(nodes.map(async node => { await node.stop() }))

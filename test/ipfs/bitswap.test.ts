@@ -165,6 +165,8 @@ describe('bitswap with a forging peer', () => {
       await new Promise(resolve => setTimeout(resolve, 500))
       assert.equal(await b.node.hasBlock(leaf.cid), false, 'the forged bytes were not stored as the block')
       assert.equal(await b.node.isPinned(root.cid), false)
+      const forgerId = forger.peerId
+      await waitFor(() => b!.node.libp2p.getConnections(forgerId).length === 0, 5000, 'the forger to be disconnected')
 
       // an honest peer holding the leaf: the same pin completes with the right bytes
       a = await startPeer('a')

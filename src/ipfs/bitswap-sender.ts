@@ -16,6 +16,7 @@ import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { OutboundStreams } from './bitswap-streams.js'
+import { blockId } from './local-dag.js'
 import { InvalidBlockError } from '../errors.js'
 import { blockPart, cidPrefix, presencePart, wantlistPart, PRESENCE_DONT_HAVE, PRESENCE_HAVE, type WantEntry } from './bitswap-wire.js'
 import type { AbortOptions } from '../components.js'
@@ -95,6 +96,7 @@ export interface BitswapSender {
 
 type WantStatus = 'want' | 'reading' | 'missing'
 
+/** Keyed by multihash (blockId), as the fetchers key theirs: a CIDv0 want is answered by the same block in v1. */
 interface Want {
   key: string
   cid: CID
@@ -159,28 +161,23 @@ class BitswapSenderImpl implements BitswapSender {
     if (wantlist == null) return
     const ledger = this.ledgerFor(peer)
     this.log.trace('%d wants from %p%s', wantlist.entries?.length ?? 0, peer, wantlist.full === true ? ' (full list)' : '')
+    const entries: Array<{ entry: IncomingWant, cid: CID, key: string }> = []
+    for (const entry of wantlist.entries ?? []) {
+      try {
+        const cid = CID.decode(entry.cid)
+        entries.push({ entry, cid, key: blockId(cid) })
+      } catch (err) {
+        this.log('ignoring a want for an invalid CID from %p - %e', peer, err)
+      }
+    }
     if (wantlist.full === true) {
       // a full wantlist replaces what we hold, except what we are reading for the peer right now
-      const listed = new Set<string>()
-      for (const entry of wantlist.entries ?? []) {
-        try {
-          if (entry.cancel !== true) listed.add(keyOf(CID.decode(entry.cid)))
-        } catch {}
-      }
+      const listed = new Set(entries.filter(e => e.entry.cancel !== true).map(e => e.key))
       for (const [key, want] of ledger.wants) {
         if (!listed.has(key) && want.status !== 'reading') ledger.wants.delete(key)
       }
     }
-    for (const entry of wantlist.entries ?? []) {
-      let key: string
-      let cid: CID
-      try {
-        cid = CID.decode(entry.cid)
-        key = keyOf(cid)
-      } catch (err) {
-        this.log('ignoring a want for an invalid CID from %p - %e', peer, err)
-        continue
-      }
+    for (const { entry, cid, key } of entries) {
       if (entry.cancel === true) {
         ledger.wants.delete(key)
         continue
@@ -205,7 +202,7 @@ class BitswapSenderImpl implements BitswapSender {
 
   receivedBlock (cid: CID): void {
     if (this.stopped) return
-    const key = keyOf(cid)
+    const key = blockId(cid)
     this.log.trace('received block %c', cid)
     for (const ledger of this.ledgers.values()) {
       const want = ledger.wants.get(key)
@@ -269,8 +266,7 @@ class BitswapSenderImpl implements BitswapSender {
   }
 
   private schedule (ledger: Ledger): void {
-    if (ledger.running || ledger.gone || this.stopped) return
-    if (![...ledger.wants.values()].some(w => w.status === 'want')) return
+    if (ledger.running || ledger.gone || this.stopped || !hasWanted(ledger)) return
     ledger.running = true
     const loop = this.run(ledger)
       .catch(err => { this.log.error('sending to %p - %e', ledger.peer, err) })
@@ -384,6 +380,14 @@ class BitswapSenderImpl implements BitswapSender {
   }
 }
 
+/** Whether some want waits to be read (a loop: schedule runs for every message and stored block). */
+function hasWanted (ledger: Ledger): boolean {
+  for (const want of ledger.wants.values()) {
+    if (want.status === 'want') return true
+  }
+  return false
+}
+
 /** Wants picked for a batch that was not sent are wanted again. */
 function release (wants: Want[]): void {
   for (const want of wants) {
@@ -391,11 +395,6 @@ function release (wants: Want[]): void {
   }
 }
 
-/** Wants are keyed by multihash, as the fetchers key theirs: a CIDv0 want is answered by the same block in v1. */
-function keyOf (cid: CID): string {
-  const bytes = cid.multihash.bytes
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // In place of @helia/bitswap's sending

@@ -239,7 +239,7 @@ export class IpfsNodeImpl implements IpfsNode {
       // the scan marked the missing blocks seen; the network walk yields them first
       for (const m of local.missing) seen.delete(blockId(m.cid))
       // fetched blocks are stored while the walk goes on; all of them have landed before the pin is recorded
-      const writes = new WriteBehind({ put: async (cid, block) => { await this.storeFetched(running, cid, block) } }, fetchSignal)
+      const writes = new WriteBehind({ put: async (cid, block) => { await this.storeBlock(running, cid, block) } }, fetchSignal)
       try {
         for await (const node of this.fetchWalker(running, writes).walkFrom(local.missing, { depth, signal: fetchSignal })) {
           const id = blockId(node.block.cid)
@@ -521,12 +521,12 @@ export class IpfsNodeImpl implements IpfsNode {
     const block = await bitswap.want(cid, { signal })
     // a pin's walk goes on to its next wants while the block is written (level writes are the slowest step)
     if (writes != null) await writes.put(cid, block)
-    else await this.storeFetched(running, cid, block)
+    else await this.storeBlock(running, cid, block)
     return block
   }
 
   /** Stores a block (fetched or imported) and tells bitswap (the want list cancels our wants for it). */
-  private async storeFetched (running: Running, cid: CID, block: Uint8Array): Promise<void> {
+  private async storeBlock (running: Running, cid: CID, block: Uint8Array): Promise<void> {
     await running.blockstore.put(cid, block)
     await running.bitswap?.announce(cid)
   }
@@ -555,7 +555,7 @@ export class IpfsNodeImpl implements IpfsNode {
    */
   private importSink (running: Running): BlockSink {
     if (running.bitswap == null) return running.helia.blockstore
-    return { put: async (cid: CID, block: Uint8Array) => { await this.storeFetched(running, cid, block) } }
+    return { put: async (cid: CID, block: Uint8Array) => { await this.storeBlock(running, cid, block) } }
   }
 
   /**

@@ -300,9 +300,10 @@ class BitswapSenderImpl implements BitswapSender {
         this.counters.sendFailures++
         ledger.failures++
         this.log('send to %p failed (%d in a row) - %e', ledger.peer, ledger.failures, err)
-        // what was not written is wanted again: on a fresh stream, or dropped after repeated failures
-        const rest = await next
+        // what was not written is wanted again: on a fresh stream, or dropped after repeated failures (a read of
+        // the next batch that failed too has released its own wants)
         release(batch.picked)
+        const rest = await next.catch(() => undefined)
         if (rest != null) release(rest.picked)
         if (ledger.failures >= MAX_SEND_FAILURES) {
           this.log.error('dropping %d wants of %p after %d failed sends', ledger.wants.size, ledger.peer, ledger.failures)

@@ -3,7 +3,7 @@
 // each time and made its want messages queue behind each other; receivers (Helia, Kubo) read any number of
 // length-prefixed messages from one stream.
 import { Uint8ArrayList } from 'uint8arraylist'
-import { varint } from 'multiformats'
+import { varintBytes } from './bitswap-wire.js'
 import type { AbortOptions } from '../components.js'
 import type { ComponentLogger, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
 
@@ -49,8 +49,7 @@ export class OutboundStreams {
     const entry = this.entryFor(peer)
     clearTimeout(entry.idleTimer)
     const stream = await this.open(entry, options)
-    const length = message.byteLength
-    const frame = new Uint8ArrayList(varint.encodeTo(length, new Uint8Array(varint.encodingLength(length))), ...message)
+    const frame = new Uint8ArrayList(varintBytes(message.byteLength), ...message)
     try {
       if (!stream.send(frame)) {
         const timeout = AbortSignal.timeout(this.init.sendTimeoutMs)

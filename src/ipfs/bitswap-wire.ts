@@ -20,7 +20,7 @@ const VARINT_3 = 0x18
 const VARINT_4 = 0x20
 const VARINT_5 = 0x28
 
-function varintBytes (n: number): Uint8Array {
+export function varintBytes (n: number): Uint8Array {
   return varint.encodeTo(n, new Uint8Array(varint.encodingLength(n)))
 }
 

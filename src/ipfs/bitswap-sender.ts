@@ -203,7 +203,6 @@ class BitswapSenderImpl implements BitswapSender {
   receivedBlock (cid: CID): void {
     if (this.stopped) return
     const key = blockId(cid)
-    this.log.trace('received block %c', cid)
     for (const ledger of this.ledgers.values()) {
       const want = ledger.wants.get(key)
       if (want?.status === 'missing') {

@@ -162,7 +162,7 @@ export const mirror: Benchmark = {
         notes: [
           `first sync: ${phases(first.result.phases_ms)}`,
           `re-sync:    ${phases(second.result.phases_ms)}`,
-          `re-sync kept ${second.result.dirs_kept} unchanged directories whole; the peer lists the new root's unchanged subtrees from its pin records (links kept in them) instead of reading their blocks, but still writes one pin record per block of the tree`
+          `re-sync kept ${second.result.dirs_kept} unchanged directories whole; the peer records the new root by reference: unchanged subtrees cost one ref on their top block, not a record per block`
         ]
       }
     } finally {

@@ -61,7 +61,7 @@ interface Running {
   pins: Map<string, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
-  /** Helia's pin records, written in batches. */
+  /** Pin records in Helia's keys, recursive pins counted by reference (pin-records.ts). */
   records: PinRecords
   /** Bitswap's sending half (undefined: @helia/bitswap's own, not recognised). */
   bitswap?: InstalledBitswap
@@ -207,7 +207,7 @@ export class IpfsNodeImpl implements IpfsNode {
           await running.records.remove(root, async d => await this.localBlocks(running, root, d))
           pins.delete(key)
         }
-        await running.records.add(root, depth, blocks, { generation })
+        await running.records.add(root, depth, blocks, { generation, rescan: async () => await this.heldBlocks(running, root, depth) })
         pins.set(key, { cid: root, depth })
       } catch (err) {
         await this.reloadPin(running, root)
@@ -231,7 +231,8 @@ export class IpfsNodeImpl implements IpfsNode {
     try {
       // the records read by the scan are re-used when no record was written meanwhile
       const generation = running.records.generation
-      const local = await scanLocalDag(root, depth, this.localDagReader(running), { signal: fetchSignal, seen })
+      // a recursive pin needs nothing below blocks already deep (see pin-records.ts)
+      const local = await scanLocalDag(root, depth, this.localDagReader(running), { signal: fetchSignal, seen, stopAtDeep: depth === Infinity })
       const blocks = local.blocks
       options.onProgress?.(blocks.length)
       this.checkQuota(running, root, options.maxRepoBytes)
@@ -262,6 +263,16 @@ export class IpfsNodeImpl implements IpfsNode {
       if ((err as Error).name === 'QuotaExceededError') throw err
       throw toAbortError(err, signal)
     }
+  }
+
+  /**
+   * A recursive pin's blocks listed again when records changed while it was fetched (called under the records'
+   * lock): all of them are held by now.
+   */
+  private async heldBlocks (running: Running, root: CID, depth: number): Promise<PinBlock[]> {
+    const local = await scanLocalDag(root, depth, this.localDagReader(running), { stopAtDeep: true })
+    if (local.missing.length > 0) throw new Error(`block ${local.missing[0].cid} of ${root} was removed while the pin was being recorded`)
+    return local.blocks
   }
 
   /** The distinct blocks of a pin held here (unpinning: a block that is gone has nothing to release). */
@@ -367,7 +378,7 @@ export class IpfsNodeImpl implements IpfsNode {
     let dropped = 0
     for (const cid of cids) {
       options.signal?.throwIfAborted()
-      // Helia records every block of every pin: a block with no record belongs to no local pin
+      // every block held for a pin has a record (claimed or referenced): a block with none belongs to no local pin
       if (running.pins.has(cidKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
       if (!(await running.blockstore.has(cid, options))) continue
       await running.blockstore.delete(cid, options)

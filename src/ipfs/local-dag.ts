@@ -37,11 +37,20 @@ export function blockId (cid: CID): string {
 
 interface Job { cid: CID, depth: number }
 
-/**
- * Walks the DAG under `root` down to `maxDepth` (Infinity: all of it) through the local store only. `seen` (by
- * blockId) may be shared with a later walk, so that a block is listed once.
- */
-export async function scanLocalDag (root: CID, maxDepth: number, init: LocalDagInit, options: { signal?: AbortSignal, seen?: Set<string> } = {}): Promise<LocalDag> {
+export interface ScanOptions {
+  signal?: AbortSignal
+  /** By blockId; may be shared with a later walk, so that a block is listed once. */
+  seen?: Set<string>
+  /**
+   * List a block whose record is deep (everything below it held and recorded, see pin-records.ts) without going
+   * below it: what a recursive pin needs, and what keeps pinning a new version of a mirror proportional to what
+   * changed.
+   */
+  stopAtDeep?: boolean
+}
+
+/** Walks the DAG under `root` down to `maxDepth` (Infinity: all of it) through the local store only. */
+export async function scanLocalDag (root: CID, maxDepth: number, init: LocalDagInit, options: ScanOptions = {}): Promise<LocalDag> {
   const seen = options.seen ?? new Set<string>()
   const blocks: PinBlock[] = []
   const missing: LocalDag['missing'] = []
@@ -66,7 +75,7 @@ export async function scanLocalDag (root: CID, maxDepth: number, init: LocalDagI
       const links: Array<CID[] | undefined> = new Array(chunk.length)
       chunk.forEach((job, i) => {
         const record = records[i]
-        const follow = job.cid.code !== raw.code && job.depth < maxDepth
+        const follow = job.cid.code !== raw.code && job.depth < maxDepth && !(options.stopAtDeep === true && record?.deep === true)
         if (record == null) (follow ? read : probe).push({ job, i })
         else if (!follow) links[i] = job.cid.code === raw.code ? [] : undefined
         else if (record.links != null && record.codec === job.cid.code) links[i] = record.links.map(l => CID.decode(l))

@@ -46,6 +46,13 @@ export class SizedBlockstore implements Blockstore {
    */
   private readonly lookups = new Grouped<string, boolean>(async keys => await this.db.hasMany(keys))
   /**
+   * The check before a write, grouped, with level gets instead: classic-level builds that iterator on the main
+   * thread, which cost ~2 ms per lookup while compactions were behind after a large import (188 ms of a mirror
+   * re-sync's 242-block upload), where a get of a missing key costs ~0.02 ms. A block being written is rarely
+   * held already, and copying one that is costs less than the iterator.
+   */
+  private readonly present = new Grouped<string, boolean>(async keys => (await this.db.getMany(keys)).map(v => v !== undefined))
+  /**
    * Block writes, grouped into one level batch: a write each cost a thread-pool round trip and a log write of its
    * own (0.7-1.5 s of the peer's CPU in the 10,000-file add benchmark).
    */
@@ -148,7 +155,7 @@ export class SizedBlockstore implements Blockstore {
     const key = this.key(cid)
     return this.exclusive(key, async () => {
       options?.signal?.throwIfAborted()
-      if (await this.lookups.call(key)) {
+      if (await this.present.call(key)) {
         return cid
       }
       await this.writes.call({ key, value: block })

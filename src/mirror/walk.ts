@@ -38,6 +38,8 @@ function entryOf (kind: TreeEntry['kind'], path: string, abs: string, st: BigInt
 /**
  * Every directory, file and symlink under `root`, depth first: a directory before its children, children in
  * name order (by UTF-8 bytes, the order of dag-pb links). Symlinks are kept as symlinks, as `ipfs add -r` does.
+ * One generator over a stack of directories (nested generators, one per level, cost each entry a resumption per
+ * level: ~60 ms of a 13,000-entry walk).
  */
 export async function * walkTree (root: string, skipped: string[] = []): AsyncGenerator<TreeEntry> {
   let st: BigIntStats
@@ -47,16 +49,50 @@ export async function * walkTree (root: string, skipped: string[] = []): AsyncGe
     throw new InvalidParameterError(`cannot sync ${root}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`)
   }
   if (!st.isDirectory()) throw new InvalidParameterError(`cannot sync ${root}: not a directory`)
-  yield * visitDir(root, '', st, skipped, { entries: 0 })
+  let listed = 0
+  let nextTurnAt = TURN_EVERY
+  const list = (abs: string, path: string): Child[] => {
+    const children = readDir(abs, path, skipped)
+    listed += children.length
+    return children
+  }
+  const top = list(root, '')
+  yield { ...entryOf('dir', '', root, st), empty: top.length === 0 }
+  const stack: Array<{ children: Child[], next: number, path: string }> = [{ children: top, next: 0, path: '' }]
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]
+    if (frame.next === frame.children.length) {
+      stack.pop()
+      continue
+    }
+    const c = frame.children[frame.next++]
+    const p = frame.path === '' ? c.name : `${frame.path}/${c.name}`
+    if (c.st.isDirectory()) {
+      const children = list(c.abs, p)
+      yield { ...entryOf('dir', p, c.abs, c.st), empty: children.length === 0 }
+      stack.push({ children, next: 0, path: p })
+    } else if (c.st.isSymbolicLink()) {
+      yield { ...entryOf('symlink', p, c.abs, c.st), link: readlinkSync(c.abs) }
+    } else {
+      yield entryOf('file', p, c.abs, c.st)
+    }
+    if (listed >= nextTurnAt) {
+      nextTurnAt = listed + TURN_EVERY
+      await nextTurn()
+    }
+  }
 }
 
 /** Entries between two turns of the event loop. */
 const TURN_EVERY = 500
 
-async function * visitDir (abs: string, path: string, st: BigIntStats, skipped: string[], count: { entries: number }): AsyncGenerator<TreeEntry> {
+interface Child { name: string, abs: string, st: BigIntStats }
+
+/** The entries of one directory that can be stored, in dag-pb link order; the others go to `skipped`. */
+function readDir (abs: string, path: string, skipped: string[]): Child[] {
   // by UTF-8 bytes, as dag-pb orders links
   const names = readdirSync(abs).map(n => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map(x => x.n)
-  const children: Array<{ name: string, abs: string, st: BigIntStats }> = []
+  const children: Child[] = []
   for (const name of names) {
     const child = join(abs, name)
     let cst: BigIntStats
@@ -69,13 +105,6 @@ async function * visitDir (abs: string, path: string, st: BigIntStats, skipped: 
     }
     if (cst.isFile() || cst.isDirectory() || cst.isSymbolicLink()) children.push({ name, abs: child, st: cst })
     else skipped.push(path === '' ? name : `${path}/${name}`)
-    if (++count.entries % TURN_EVERY === 0) await nextTurn()
   }
-  yield { ...entryOf('dir', path, abs, st), empty: children.length === 0 }
-  for (const c of children) {
-    const p = path === '' ? c.name : `${path}/${c.name}`
-    if (c.st.isDirectory()) yield * visitDir(c.abs, p, c.st, skipped, count)
-    else if (c.st.isSymbolicLink()) yield { ...entryOf('symlink', p, c.abs, c.st), link: readlinkSync(c.abs) }
-    else yield entryOf('file', p, c.abs, c.st)
-  }
+  return children
 }

@@ -1,6 +1,6 @@
 // What a cycle announces, by strategy (DESIGN §6). Only what this peer holds: pins are recorded only once every
-// block is local, and Helia keeps one `/pinned-block/<base36 multihash>` datastore entry per block of every pin,
-// so `pinned` is a key scan, not a walk of every DAG.
+// block is local, and every block held for a pin has one `/pinned-block/<base36 multihash>` datastore entry
+// (Helia's keys, see src/ipfs/pin-records.ts), so `pinned` is a key scan, not a walk of every DAG.
 import * as dagPb from '@ipld/dag-pb'
 import { Key } from 'interface-datastore'
 import { UnixFS } from 'ipfs-unixfs'

@@ -10,6 +10,7 @@ import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { concatChunks } from '../../src/utils/bytes.js'
 import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
 import type { TestPeer } from './helpers.js'
 import type { AddEntry } from '../../src/components.js'
@@ -307,6 +308,53 @@ describe('ipfs node', () => {
       }
       assert.deepEqual(await collect(a.node.helia.pins.ls()), [])
       assert.deepEqual(await collect(a.node.pinLs()), [])
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
+  })
+
+  it('pins a new version of a tree by writing records for what changed, and unpinning the old one keeps the new one whole', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('versions')
+      const files: Record<string, Uint8Array> = {}
+      for (let d = 0; d < 20; d++) for (let f = 0; f < 10; f++) files[`pool/d${d}/f${f}.deb`] = randomBytes(2000 + d * 10 + f)
+      const rootOf = async (): Promise<CID> => CID.parse((await collect(a!.node.addEntries(tree(files), { cid_version: 1, wrap_with_directory: true }))).at(-1)?.cid ?? '')
+      /** The block records, key -> value. */
+      const blockRecords = async (): Promise<Map<string, string>> => {
+        const records = new Map<string, string>()
+        for await (const { key, value } of a!.node.helia.datastore.query({ prefix: '/pinned-block/' })) records.set(key.toString(), Buffer.from(value).toString('hex'))
+        return records
+      }
+      const v1 = await rootOf()
+      await a.node.pin(v1)
+      const afterV1 = await blockRecords()
+      assert.ok(afterV1.size > 220, `every block of v1 recorded (${afterV1.size})`)
+      files['pool/d7/f3.deb'] = randomBytes(5000)
+      const v2 = await rootOf()
+      await a.node.pin(v2)
+      const afterV2 = await blockRecords()
+      const written = [...afterV2].filter(([key, value]) => afterV1.get(key) !== value)
+      // new: the root, pool, d7 and the new file; one more ref on each unchanged child of those (19 + 9)
+      assert.equal(written.length, 4 + 19 + 9, `${written.length} records written for one changed file`)
+
+      await a.node.unpin(v1)
+      const afterUnpin = await blockRecords()
+      assert.equal(afterUnpin.size, afterV1.size, 'v1-only blocks (root, pool, d7, old file) went, v2-only ones came')
+      // every block of v2 is still counted: nothing below a released directory lost its record
+      for await (const entry of a.node.helia.pins.ls()) assert.equal(entry.cid.toString(), v2.toString())
+      const walk = [v2]
+      let blocks = 0
+      while (walk.length > 0) {
+        const cid = walk.pop() as CID
+        blocks++
+        assert.equal(await a.node.helia.pins.isPinned(cid), true, `${cid} of v2 is still recorded`)
+        if (cid.code === dagPb.code) walk.push(...dagPb.decode(await concatChunks(a.node.helia.blockstore.get(cid))).Links.map(l => l.Hash))
+      }
+      assert.equal(blocks, afterUnpin.size)
+      await a.node.unpin(v2)
+      assert.equal((await blockRecords()).size, 0)
     } finally {
       await stopPeers(a)
       await removeDirs(a)

@@ -58,6 +58,16 @@ describe('local DAG scan', () => {
     assert.equal(recorded.reads, 2, 'read root and the missing dir, not the recorded one')
     assert.deepEqual(again.blocks.find(b => b.cid.equals(l1.cid))?.record, records.get(l1.cid.toString()))
 
+    // a deep record (everything below held and recorded): a recursive pin's scan lists it and goes no further
+    const deep = new Map<string, PinnedBlock>([[shared.cid.toString(), { pinCount: 0, pinnedBy: [], deep: true, refs: 1, codec: dagPb.code, links: [l1.cid.bytes, l2.cid.bytes] }]])
+    const stopping = store([root, shared, l1, l2, l3], deep)
+    const top = await scanLocalDag(root.cid, Infinity, stopping, { stopAtDeep: true })
+    assert.deepEqual(top.blocks.map(b => b.cid.toString()).sort(), [root, shared].map(b => b.cid.toString()).sort())
+    assert.equal(top.blocks.find(b => b.cid.equals(shared.cid))?.record?.deep, true)
+    assert.equal(stopping.reads, 2, 'read root and the missing dir only')
+    // without stopAtDeep (a depth-limited pin, an unpin of an older pin) the same record is followed
+    assert.equal((await scanLocalDag(root.cid, Infinity, store([root, shared, l1, l2, l3], deep))).blocks.length, 4)
+
     // a record written by Helia (or an older cairn) has no links: that block is read
     const helia = store([root, shared, l1, l2, l3], new Map([[shared.cid.toString(), { pinCount: 1, pinnedBy: [] }]]))
     const old = await scanLocalDag(root.cid, Infinity, helia)

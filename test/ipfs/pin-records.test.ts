@@ -1,4 +1,5 @@
-// Batched pin records: the same keys and values Helia reads, counts kept right when pins share blocks.
+// Pin records: the keys Helia reads, recursive pins counted by reference (a new version of a DAG costs records
+// for what changed), counts kept right when pins share blocks.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
@@ -9,44 +10,147 @@ import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { PinRecords, pinKey, toBase36 } from '../../src/ipfs/pin-records.js'
+import { PinRecords, pinKey, toBase36, type PinBlock } from '../../src/ipfs/pin-records.js'
 
 async function rawCid (text: string): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(text)))
 }
 
-/** The blocks of a pin in a fixed graph: root -> its blocks. */
-function blocksOf (graph: Map<string, CID[]>, root: CID): CID[] {
-  return [root, ...(graph.get(root.toString()) ?? [])]
+/** A dag-pb-coded CID standing for a node with links (the records never read the block itself). */
+async function nodeCid (text: string): Promise<CID> {
+  return CID.createV1(0x70, await sha256.digest(new TextEncoder().encode(text)))
 }
+
+/** A small DAG: node name -> children; leaves are raw CIDs. */
+class Dag {
+  readonly cids = new Map<string, CID>()
+  constructor (private readonly links: Record<string, string[]>) {}
+  static async make (links: Record<string, string[]>): Promise<Dag> {
+    const dag = new Dag(links)
+    const names = new Set([...Object.keys(links), ...Object.values(links).flat()])
+    for (const name of names) dag.cids.set(name, links[name] != null ? await nodeCid(name) : await rawCid(name))
+    return dag
+  }
+
+  cid (name: string): CID { return this.cids.get(name) as CID }
+  /** Every distinct block under `name`, with links; `stopAt` names are listed but not gone below. */
+  blocks (name: string, stopAt: string[] = []): PinBlock[] {
+    const out: PinBlock[] = []
+    const seen = new Set<string>()
+    const visit = (n: string): void => {
+      if (seen.has(n)) return
+      seen.add(n)
+      const children = this.links[n]
+      out.push({ cid: this.cid(n), links: stopAt.includes(n) ? undefined : children?.map(c => this.cid(c)) })
+      if (!stopAt.includes(n)) for (const c of children ?? []) visit(c)
+    }
+    visit(name)
+    return out
+  }
+
+  /** Names of the blocks that have a record in `ds`. */
+  async recorded (ds: MemoryDatastore): Promise<string[]> {
+    const out: string[] = []
+    for (const [name, cid] of this.cids) if (await ds.has(blockKey(cid))) out.push(name)
+    return out.sort()
+  }
+}
+
+interface Rec { pinCount: number, pinnedBy: Uint8Array[], deep?: boolean, refs?: number, links?: Uint8Array[] }
+const recordOf = async (ds: MemoryDatastore, cid: CID): Promise<Rec> => cborg.decode(await ds.get(blockKey(cid))) as Rec
 
 const blockKey = (cid: CID): Key => new Key(`/pinned-block/${base36.encode(cid.multihash.bytes)}`)
 
 describe('pin records', () => {
-  it('counts blocks shared by two pins, and drops a record only with its last pin', async () => {
+  it('counts blocks shared by two recursive pins, and drops a record only when nothing holds it', async () => {
     const ds = new MemoryDatastore()
     const records = new PinRecords(ds)
-    const [a, b, shared, onlyA] = await Promise.all(['a', 'b', 'shared', 'only-a'].map(rawCid))
-    const graph = new Map([[a.toString(), [shared, onlyA]], [b.toString(), [shared]]])
-    // concurrently: the shared block must end with both pins
-    await Promise.all([records.add(a, Infinity, blocksOf(graph, a).map(cid => ({ cid }))), records.add(b, Infinity, blocksOf(graph, b).map(cid => ({ cid })))])
-    const rec = cborg.decode(await ds.get(blockKey(shared))) as { pinCount: number, pinnedBy: Uint8Array[] }
-    assert.equal(rec.pinCount, 2)
-    assert.equal(rec.pinnedBy.length, 2)
-    assert.deepEqual(cborg.decode(await ds.get(pinKey(a))), { depth: Infinity, metadata: {} })
+    const dag = await Dag.make({ a: ['shared', 'onlyA'], b: ['shared'], shared: ['leaf'] })
+    // concurrently: the shared block must end with both refs
+    await Promise.all([records.add(dag.cid('a'), Infinity, dag.blocks('a')), records.add(dag.cid('b'), Infinity, dag.blocks('b'))])
+    const shared = await recordOf(ds, dag.cid('shared'))
+    assert.equal(shared.refs, 2, 'linked from a and from b')
+    assert.equal(shared.deep, true)
+    assert.equal(shared.pinCount, 0, 'a recursive pin claims its root only')
+    assert.equal((await recordOf(ds, dag.cid('leaf'))).refs, 1, 'one deep parent, however many pins above it')
+    assert.equal((await recordOf(ds, dag.cid('a'))).pinCount, 1)
+    assert.deepEqual(cborg.decode(await ds.get(pinKey(dag.cid('a')))), { depth: Infinity, metadata: {}, deep: true })
     // adding again changes nothing
-    await records.add(a, Infinity, blocksOf(graph, a).map(cid => ({ cid })))
-    assert.equal((cborg.decode(await ds.get(blockKey(shared))) as { pinCount: number }).pinCount, 2)
+    assert.equal(await records.add(dag.cid('a'), Infinity, dag.blocks('a')), 1)
+    assert.equal((await recordOf(ds, dag.cid('shared'))).refs, 2)
+    assert.equal((await recordOf(ds, dag.cid('a'))).pinCount, 1)
 
-    await records.remove(a, async () => blocksOf(graph, a))
-    assert.equal(await ds.has(pinKey(a)), false)
-    assert.equal(await ds.has(blockKey(onlyA)), false, 'a block of no pin has no record')
-    const after = cborg.decode(await ds.get(blockKey(shared))) as { pinCount: number, pinnedBy: Uint8Array[] }
-    assert.equal(after.pinCount, 1)
-    assert.deepEqual(after.pinnedBy.map(x => CID.decode(x).toString()), [b.toString()], 'only b still claims it')
-    await records.remove(b, async () => blocksOf(graph, b))
-    assert.equal(await ds.has(blockKey(shared)), false)
-    await records.remove(b, async () => blocksOf(graph, b)) // not pinned: a no-op
+    await records.remove(dag.cid('a'), async () => assert.fail('a pin counted by reference lists no blocks'))
+    assert.equal(await ds.has(pinKey(dag.cid('a'))), false)
+    assert.deepEqual(await dag.recorded(ds), ['b', 'leaf', 'shared'], 'a block nothing holds has no record')
+    assert.equal((await recordOf(ds, dag.cid('shared'))).refs, 1)
+    await records.remove(dag.cid('b'), async () => [])
+    assert.deepEqual(await dag.recorded(ds), [])
+    await records.remove(dag.cid('b'), async () => []) // not pinned: a no-op
+  })
+
+  it('records a new version of a DAG in proportion to what changed, and releases only what the old one held alone', async () => {
+    const ds = new MemoryDatastore()
+    const records = new PinRecords(ds)
+    const dag = await Dag.make({
+      v1: ['kept', 'old'],
+      v2: ['kept', 'new'],
+      kept: ['k1', 'k2', 'k3'],
+      old: ['l1', 'gone'],
+      new: ['l1', 'l2']
+    })
+    assert.equal(await records.add(dag.cid('v1'), Infinity, dag.blocks('v1')), 8)
+    // listed as a scan that stops at deep blocks lists it: 'kept' and 'l1' are not gone below
+    const listed = dag.blocks('v2', ['kept', 'l1'])
+    assert.deepEqual(listed.map(b => [...dag.cids].find(([, c]) => c.equals(b.cid))?.[0]), ['v2', 'kept', 'new', 'l1', 'l2'])
+    const written = await records.add(dag.cid('v2'), Infinity, listed)
+    assert.equal(written, 5, 'v2, new and l2 marked, one ref more on kept and l1: k1..k3 untouched')
+    assert.equal((await recordOf(ds, dag.cid('k1'))).refs, 1)
+    assert.equal((await recordOf(ds, dag.cid('kept'))).refs, 2)
+
+    await records.remove(dag.cid('v1'), async () => [])
+    assert.deepEqual(await dag.recorded(ds), ['k1', 'k2', 'k3', 'kept', 'l1', 'l2', 'new', 'v2'])
+    assert.equal((await recordOf(ds, dag.cid('l1'))).refs, 1, 'old released its ref, new keeps one')
+    await records.remove(dag.cid('v2'), async () => [])
+    assert.deepEqual(await dag.recorded(ds), [])
+  })
+
+  it('depth-limited pins claim each block within their depth, next to recursive pins', async () => {
+    const ds = new MemoryDatastore()
+    const records = new PinRecords(ds)
+    const dag = await Dag.make({ root: ['dir', 'x'], dir: ['y', 'z'] })
+    await records.add(dag.cid('dir'), 0, dag.blocks('dir').slice(0, 1))
+    assert.deepEqual(await dag.recorded(ds), ['dir'], 'a direct pin holds its root only')
+    assert.deepEqual(cborg.decode(await ds.get(pinKey(dag.cid('dir')))), { depth: 0, metadata: {} })
+    await records.add(dag.cid('root'), Infinity, dag.blocks('root'))
+    const dir = await recordOf(ds, dag.cid('dir'))
+    assert.deepEqual([dir.pinCount, dir.refs, dir.deep], [1, 1, true])
+    await records.remove(dag.cid('dir'), async depth => { assert.equal(depth, 0); return [dag.cid('dir')] })
+    assert.deepEqual(await dag.recorded(ds), ['dir', 'root', 'x', 'y', 'z'], 'still held by the recursive pin')
+    // the other way round: a depth-1 pin inside a recursively pinned DAG, then the recursive pin goes
+    await records.add(dag.cid('dir'), 1, dag.blocks('dir'))
+    await records.remove(dag.cid('root'), async () => assert.fail('a pin counted by reference lists no blocks'))
+    assert.deepEqual(await dag.recorded(ds), ['dir', 'y', 'z'], 'the depth-1 pin keeps its blocks')
+    await records.remove(dag.cid('dir'), async () => dag.blocks('dir').map(b => b.cid))
+    assert.deepEqual(await dag.recorded(ds), [])
+  })
+
+  it('releases pins recorded by an older cairn (a claim on every block) through their block lists', async () => {
+    const ds = new MemoryDatastore()
+    const records = new PinRecords(ds)
+    const dag = await Dag.make({ old: ['shared', 'mine'], fresh: ['shared'], shared: ['leaf'] })
+    // what cairn 0.1 wrote: a claim on every block, no `deep` anywhere
+    const batch = ds.batch()
+    for (const b of dag.blocks('old')) batch.put(blockKey(b.cid), cborg.encode({ pinCount: 1, pinnedBy: [dag.cid('old').bytes] }))
+    batch.put(pinKey(dag.cid('old')), cborg.encode({ depth: Infinity, metadata: {} }))
+    await batch.commit()
+    // a new pin over the shared subtree marks it deep (its record had no `deep`)
+    await records.add(dag.cid('fresh'), Infinity, dag.blocks('fresh'))
+    assert.deepEqual([(await recordOf(ds, dag.cid('shared'))).pinCount, (await recordOf(ds, dag.cid('shared'))).refs], [1, 1])
+    await records.remove(dag.cid('old'), async () => dag.blocks('old').map(b => b.cid))
+    assert.deepEqual(await dag.recorded(ds), ['fresh', 'leaf', 'shared'])
+    await records.remove(dag.cid('fresh'), async () => [])
+    assert.deepEqual(await dag.recorded(ds), [])
   })
 
   it('writes block keys in the base36 Helia reads (multiformats), leading zero bytes included', () => {
@@ -60,24 +164,25 @@ describe('pin records', () => {
     for (const b of inputs) assert.equal(toBase36(b), base36.encode(b), `bytes ${Buffer.from(b).toString('hex')}`)
   })
 
-  it('keeps the links of a block in its record, and re-reads records that changed since they were read', async () => {
+  it('keeps the links of a block in its record, and lists a pin again when records changed since it was read', async () => {
     const ds = new MemoryDatastore()
     const records = new PinRecords(ds)
-    const [a, b, leaf, p] = await Promise.all(['a', 'b', 'leaf', 'parent'].map(rawCid))
-    const parent = CID.createV1(0x70, p.multihash)
+    const dag = await Dag.make({ a: ['parent'], b: ['parent'], parent: ['leaf'] })
     const generation = records.generation
-    const [before] = await records.lookup([parent])
+    const [before] = await records.lookup([dag.cid('parent')])
     assert.equal(before, undefined)
-    await records.add(a, Infinity, [{ cid: parent, links: [leaf] }, { cid: leaf }])
-    const rec = cborg.decode(await ds.get(blockKey(parent))) as { pinCount: number, codec: number, links: Uint8Array[] }
-    assert.equal(rec.codec, 0x70)
-    assert.deepEqual(rec.links.map(l => CID.decode(l).toString()), [leaf.toString()])
-    // b's blocks come with the (now stale) "no record" read before a was recorded: they must be read again
-    await records.add(b, Infinity, [{ cid: parent, record: before ?? null }, { cid: leaf, record: null }], { generation })
-    const after = cborg.decode(await ds.get(blockKey(parent))) as { pinCount: number, links: Uint8Array[] }
-    assert.equal(after.pinCount, 2, 'a stale record would have reset the count to 1')
-    assert.equal(after.links.length, 1, 'links kept')
-    await records.remove(a, async () => [parent, leaf])
-    assert.equal((cborg.decode(await ds.get(blockKey(parent))) as { links: Uint8Array[] }).links.length, 1, 'links kept on unpin')
+    await records.add(dag.cid('a'), Infinity, dag.blocks('a'))
+    const rec = await recordOf(ds, dag.cid('parent'))
+    assert.deepEqual(rec.links?.map(l => CID.decode(l).toString()), [dag.cid('leaf').toString()])
+    // b was listed before a was recorded, with the (now stale) "no record": it is listed again
+    let rescans = 0
+    const stale = dag.blocks('b').map(b => ({ ...b, record: null }))
+    await records.add(dag.cid('b'), Infinity, stale, { generation, rescan: async () => { rescans++; return dag.blocks('b', ['parent']).map(b => ({ ...b, record: undefined })) } })
+    assert.equal(rescans, 1)
+    const after = await recordOf(ds, dag.cid('parent'))
+    assert.equal(after.refs, 2, 'a stale record would have reset the count to 1')
+    assert.equal((await recordOf(ds, dag.cid('leaf'))).refs, 1, 'parent was deep already: not counted twice')
+    await records.remove(dag.cid('a'), async () => [])
+    assert.equal((await recordOf(ds, dag.cid('parent'))).links?.length, 1, 'links kept on unpin')
   })
 })

@@ -201,19 +201,20 @@ export class IpfsNodeImpl implements IpfsNode {
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
       const { blocks, generation } = await this.fetchDag(running, root, depth, options)
       // 2. record the pin without the signal (Helia cannot undo a half-recorded pin)
+      let written = 0
       try {
         if (existing != null) {
           this.log('changing pin depth of %c from %s to %s', root, existing.depth, depth)
           await running.records.remove(root, async d => await this.localBlocks(running, root, d))
           pins.delete(key)
         }
-        await running.records.add(root, depth, blocks, { generation, rescan: async () => await this.heldBlocks(running, root, depth) })
+        written = await running.records.add(root, depth, blocks, { generation, rescan: async () => await this.heldBlocks(running, root, depth) })
         pins.set(key, { cid: root, depth })
       } catch (err) {
         await this.reloadPin(running, root)
         throw err
       }
-      this.log('pinned %c (depth %s, %d blocks)', root, depth, blocks.length)
+      this.log('pinned %c (depth %s, %d blocks listed, %d block records written)', root, depth, blocks.length, written)
       this.emitPinChange(root, true)
     })
   }

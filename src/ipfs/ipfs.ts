@@ -17,7 +17,7 @@ import { importCar, importEntries, WriteBehind, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
-import { blockId, scanLocalDag, type LocalDagInit } from './local-dag.js'
+import { blockId, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
 import { installBitswapSender, type InstalledBitswap } from './bitswap-sender.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
 import type { IpfsInit, IpfsNode } from './index.js'
@@ -237,22 +237,34 @@ export class IpfsNodeImpl implements IpfsNode {
       const blocks = local.blocks
       options.onProgress?.(blocks.length)
       this.checkQuota(running, root, options.maxRepoBytes)
-      if (local.missing.length === 0) return { blocks, generation }
-      // the scan marked the missing blocks seen; the network walk yields them first
-      for (const m of local.missing) seen.delete(blockId(m.cid))
       // fetched blocks are stored while the walk goes on; all of them have landed before the pin is recorded
       const writes = new WriteBehind({ put: async (cid, block) => { await this.storeBlock(running, cid, block) } }, fetchSignal)
       try {
-        for await (const node of this.fetchWalker(running, writes).walkFrom(local.missing, { depth, signal: fetchSignal })) {
-          const id = blockId(node.block.cid)
-          if (!seen.has(id)) {
-            seen.add(id)
-            blocks.push({ cid: node.block.cid, links: [...node.block.links()].map(([, cid]) => cid) })
+        // The network walk starts from the blocks found missing and leaves out the children it finds held here:
+        // those are listed by the local scan, which stops at deep records. A new version of a mirror fetched by a
+        // follower is new directories over unchanged subtrees, and walking those would read all of them again.
+        let missing = local.missing
+        while (missing.length > 0) {
+          // the scan marked the missing blocks seen; the network walk yields them first
+          for (const m of missing) seen.delete(blockId(m.cid))
+          const held: Array<{ cid: CID, depth: number }> = []
+          for await (const node of this.fetchWalker(running, writes, held).walkFrom(missing, { depth, signal: fetchSignal })) {
+            const id = blockId(node.block.cid)
+            if (!seen.has(id)) {
+              seen.add(id)
+              blocks.push({ cid: node.block.cid, links: [...node.block.links()].map(([, cid]) => cid) })
+            }
+            this.checkQuota(running, root, options.maxRepoBytes)
+            options.onProgress?.(blocks.length)
           }
-          this.checkQuota(running, root, options.maxRepoBytes)
+          await writes.flush()
+          if (held.length === 0) break
+          // below a held block, blocks can be missing (a fetch stopped half-way): they go to the next round
+          const below = await scanLocalDagFrom(held, depth, this.localDagReader(running), { signal: fetchSignal, seen, stopAtDeep: depth === Infinity })
+          blocks.push(...below.blocks)
           options.onProgress?.(blocks.length)
+          missing = below.missing
         }
-        await writes.flush()
       } finally {
         await writes.settle()
       }
@@ -459,8 +471,12 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
-  /** Loads blocks from the network when missing. */
-  private fetchWalker (running: Running, writes?: WriteBehind): ParallelWalker {
+  /**
+   * Loads blocks from the network when missing.
+   * @param deferred when given, blocks found held here are not loaded but added to it (with their depth), for
+   * the caller to list from the local store
+   */
+  private fetchWalker (running: Running, writes?: WriteBehind, deferred?: Array<{ cid: CID, depth: number }>): ParallelWalker {
     const delay = this.init.childLookupDelay ?? DEFAULT_CHILD_LOOKUP_DELAY
     // whether a block is held, asked for all children of a block at once (one level lookup for up to 174 links)
     const held = new Map<string, Promise<boolean>>()
@@ -479,6 +495,10 @@ export class IpfsNodeImpl implements IpfsNode {
         held.delete(id)
         // a miss costs no thrown NotFoundError; a block linked twice is looked up again
         if (await (known ?? running.blockstore.has(cid, { signal }))) {
+          if (deferred != null) {
+            deferred.push({ cid, depth })
+            return undefined
+          }
           const local = await this.localBlock(running, cid, signal)
           if (local != null) return local
         }

@@ -51,6 +51,11 @@ export interface ScanOptions {
 
 /** Walks the DAG under `root` down to `maxDepth` (Infinity: all of it) through the local store only. */
 export async function scanLocalDag (root: CID, maxDepth: number, init: LocalDagInit, options: ScanOptions = {}): Promise<LocalDag> {
+  return await scanLocalDagFrom([{ cid: root, depth: 0 }], maxDepth, init, options)
+}
+
+/** The same from several blocks of one DAG, each at its depth in it (held blocks found below fetched ones). */
+export async function scanLocalDagFrom (starts: Array<{ cid: CID, depth: number }>, maxDepth: number, init: LocalDagInit, options: ScanOptions = {}): Promise<LocalDag> {
   const seen = options.seen ?? new Set<string>()
   const blocks: PinBlock[] = []
   const missing: LocalDag['missing'] = []
@@ -61,7 +66,7 @@ export async function scanLocalDag (root: CID, maxDepth: number, init: LocalDagI
     seen.add(id)
     queue.push({ cid, depth })
   }
-  enqueue(root, 0)
+  for (const start of starts) enqueue(start.cid, start.depth)
   while (queue.length > 0) {
     options.signal?.throwIfAborted()
     const level = queue

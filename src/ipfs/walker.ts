@@ -15,8 +15,11 @@ export interface LoadOptions {
 }
 
 export interface ParallelWalkerInit {
-  /** Returns the bytes of a block (from the local store, or fetched). */
-  load(cid: CID, options: LoadOptions): Promise<Uint8Array>
+  /**
+   * Returns the bytes of a block (from the local store, or fetched), or undefined to leave the block out: it is
+   * neither yielded nor gone below (the caller lists it another way, e.g. a block held here).
+   */
+  load(cid: CID, options: LoadOptions): Promise<Uint8Array | undefined>
   getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
   /** Blocks loaded at once. Default 32. */
   concurrency?: number
@@ -38,7 +41,7 @@ export interface ParallelWalker extends GraphWalker {
 }
 
 interface Job { cid: CID, depth: number, path: CID[] }
-type Outcome = { id: number, node: GraphNode<any>, error?: undefined } | { id: number, error: Error }
+type Outcome = { id: number, node?: GraphNode<any>, error?: undefined } | { id: number, error: Error }
 
 /**
  * Yields every block of the DAG under `cid` down to `options.depth` (Infinity by default), in completion order.
@@ -67,6 +70,7 @@ export function parallelWalker (init: ParallelWalkerInit): ParallelWalker {
       const run = async (id: number, job: Job): Promise<Outcome> => {
         try {
           const bytes = await init.load(job.cid, { signal, depth: job.depth })
+          if (bytes === undefined) return { id }
           const block = createUnsafe({ cid: job.cid, bytes, codec: await init.getCodec(job.cid.code) })
           return { id, node: { block, depth: job.depth, path: job.path } }
         } catch (err) {
@@ -88,6 +92,7 @@ export function parallelWalker (init: ParallelWalkerInit): ParallelWalker {
             throw outcome.error
           }
           const node = outcome.node
+          if (node == null) continue
           if (node.depth < maxDepth) {
             const children: Job[] = []
             for (const [, child] of node.block.links()) {

@@ -361,6 +361,42 @@ describe('ipfs node', () => {
     }
   })
 
+  it('a peer pinning the new version of a tree fetches the new blocks and does not walk the subtrees it holds', async () => {
+    let a: TestPeer | undefined
+    let b: TestPeer | undefined
+    try {
+      a = await startPeer('walk-a')
+      b = await startPeer('walk-b')
+      const files: Record<string, Uint8Array> = {}
+      for (let d = 0; d < 10; d++) for (let f = 0; f < 20; f++) files[`pool/d${d}/f${f}.deb`] = randomBytes(300_000 + d * 10 + f)
+      let added: Array<{ name: string, cid: string }> = []
+      const rootOf = async (): Promise<CID> => {
+        added = await collect(a!.node.addEntries(tree(files), { cid_version: 1, wrap_with_directory: true, chunk_size: 65_536 }))
+        return CID.parse(added.at(-1)?.cid ?? '')
+      }
+      const fileCid = (path: string): CID => CID.parse(added.find(o => o.name.endsWith(path))?.cid ?? '')
+      const v1 = await rootOf()
+      await b.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
+      let listed = 0
+      await b.node.pin(v1, { onProgress: n => { listed = n } })
+      // 200 files of 5 leaves and a root each, 10 directories, pool and the root
+      assert.equal(listed, 200 * 6 + 12)
+      files['pool/d4/f7.deb'] = randomBytes(100)
+      const v2 = await rootOf()
+      await b.node.pin(v2, { onProgress: n => { listed = n } })
+      // fetched: root, pool, d4 and the new file; listed from records: the 9 other directories and 19 files of d4
+      assert.equal(listed, 4 + 9 + 19, `${listed} blocks listed for one changed file`)
+      assert.equal(await b.node.isPinned(v2), true)
+      await a.node.stop() // what b reads from here on, it holds
+      assert.deepEqual(await concatBytes(b.node.cat(fileCid('pool/d4/f7.deb'))), Buffer.from(files['pool/d4/f7.deb']))
+      await b.node.unpin(v1)
+      assert.deepEqual(await concatBytes(b.node.cat(fileCid('pool/d9/f19.deb'))), Buffer.from(files['pool/d9/f19.deb']), 'unchanged files stay')
+    } finally {
+      await stopPeers(a, b)
+      await removeDirs(a, b)
+    }
+  })
+
   it('direct pins take the root only, and a recursive pin upgrades them', async () => {
     let a: TestPeer | undefined
     let b: TestPeer | undefined

@@ -5,7 +5,7 @@
 // entries, so progress output and signals are not held up.
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { join } from 'node:path'
+import { resolve } from 'node:path'
 import { InvalidParameterError } from '../errors.js'
 import type { BigIntStats } from 'node:fs'
 
@@ -41,7 +41,8 @@ function entryOf (kind: TreeEntry['kind'], path: string, abs: string, st: BigInt
  * One generator over a stack of directories (nested generators, one per level, cost each entry a resumption per
  * level: ~60 ms of a 13,000-entry walk).
  */
-export async function * walkTree (root: string, skipped: string[] = []): AsyncGenerator<TreeEntry> {
+export async function * walkTree (dir: string, skipped: string[] = []): AsyncGenerator<TreeEntry> {
+  const root = resolve(dir)
   let st: BigIntStats
   try {
     st = lstatSync(root, { bigint: true })
@@ -90,11 +91,11 @@ interface Child { name: string, abs: string, st: BigIntStats }
 
 /** The entries of one directory that can be stored, in dag-pb link order; the others go to `skipped`. */
 function readDir (abs: string, path: string, skipped: string[]): Child[] {
-  // by UTF-8 bytes, as dag-pb orders links
-  const names = readdirSync(abs).map(n => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map(x => x.n)
+  const names = sortByUtf8(readdirSync(abs))
   const children: Child[] = []
   for (const name of names) {
-    const child = join(abs, name)
+    // abs is resolved (no trailing slash but for '/'): cheaper than path.join per entry
+    const child = abs.endsWith('/') ? `${abs}${name}` : `${abs}/${name}`
     let cst: BigIntStats
     try {
       cst = lstatSync(child, { bigint: true })
@@ -107,4 +108,14 @@ function readDir (abs: string, path: string, skipped: string[]): Child[] {
     else skipped.push(path === '' ? name : `${path}/${name}`)
   }
   return children
+}
+
+/**
+ * Names in UTF-8 byte order, as dag-pb orders links. JavaScript compares UTF-16 code units, which is the same
+ * order unless a surrogate (a character past U+FFFF) meets a character in U+E000-U+FFFF: without surrogates,
+ * names are compared as they are (a walk of 13,000 entries spent ~30 ms making a Buffer of each name).
+ */
+export function sortByUtf8 (names: string[]): string[] {
+  if (!names.some(n => /[\uD800-\uDFFF]/.test(n))) return names.sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+  return names.map(n => ({ n, b: Buffer.from(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map(x => x.n)
 }

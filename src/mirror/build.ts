@@ -12,6 +12,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { DEFAULT_CHUNK_SIZE } from '../ipfs/add.js'
+import { parseCid } from '../utils/cid.js'
 import type { CachedDir, CachedFile } from './cache.js'
 import type { TreeEntry } from './walk.js'
 
@@ -199,22 +200,25 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   const fileBuilder: NonNullable<ImporterOptions['fileBuilder']> = async (file) => {
     const path = file.path ?? ''
     const dir = kept.get(path)
-    if (dir != null) return { cid: CID.parse(dir[1]), size: BigInt(dir[2]), path: file.path, originalPath: file.originalPath }
+    if (dir != null) return { cid: parseCid(dir[1]), size: BigInt(dir[2]), path: file.path, originalPath: file.originalPath }
     const entry = pendingFiles.get(path)
     if (entry == null) throw new Error(`mirror build: no entry for ${path}`)
     pendingFiles.delete(path)
     const hit = init.cached?.(entry)
     let cid: CID
     let size: bigint
+    let cidString: string
     if (hit != null) {
-      cid = CID.parse(hit.cid)
+      cid = parseCid(hit.cid)
+      cidString = hit.cid
       size = BigInt(hit.tsize)
     } else {
       ({ cid, size } = await importFile(entry, file.mtime, file.mode))
+      cidString = cid.toString()
       stats.filesRead++
       stats.bytesRead += entry.size
     }
-    files[entry.path] = [entry.size, entry.mtimeNs.toString(), entry.mode, cid.toString(), Number(size)]
+    files[entry.path] = [entry.size, entry.mtimeNs.toString(), entry.mode, cidString, Number(size)]
     init.onFile?.(entry, hit == null)
     return { cid, size, path: file.path, originalPath: file.originalPath }
   }

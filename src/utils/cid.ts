@@ -26,3 +26,33 @@ export function pinsetKey (cid: string): string {
 export function tryCidKey (cid: string): string | undefined {
   try { return cidKey(cid) } catch { return undefined }
 }
+
+const BASE32_VALUES = (() => {
+  const values = new Int8Array(128).fill(-1)
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567'
+  for (let i = 0; i < alphabet.length; i++) values[alphabet.charCodeAt(i)] = i
+  return values
+})()
+
+/**
+ * CID.parse, with a fast path for the base32 CIDv1 strings cairn writes: multiformats' base32 decoder costs
+ * ~10 us per CID, 35 ms of a mirror re-sync that takes 3,500 CIDs from its cache. Strings in another form, or
+ * with non-zero trailing bits (which multiformats refuses), go to CID.parse and its errors.
+ */
+export function parseCid (s: string): CID {
+  if (!V1_BASE32.test(s)) return CID.parse(s)
+  const bytes = new Uint8Array(Math.floor((s.length - 1) * 5 / 8))
+  let bits = 0
+  let value = 0
+  let j = 0
+  for (let i = 1; i < s.length; i++) {
+    value = ((value << 5) | BASE32_VALUES[s.charCodeAt(i)]) & 0xfff
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      bytes[j++] = (value >>> bits) & 0xff
+    }
+  }
+  if ((value & ((1 << bits) - 1)) !== 0) return CID.parse(s)
+  return CID.decode(bytes)
+}

@@ -7,7 +7,7 @@ import { base32 } from 'multiformats/bases/base32'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
-import { cidKey, pinsetKey } from '../../src/utils/cid.js'
+import { cidKey, parseCid, pinsetKey } from '../../src/utils/cid.js'
 
 describe('pinsetKey', () => {
   it('equals cidKey for CIDv0 and CIDv1 of several codecs and hashes', async () => {
@@ -32,5 +32,28 @@ describe('pinsetKey', () => {
     const v0InBase32 = base32.encode(CID.createV0(await sha256.digest(Uint8Array.of(1))).bytes)
     assert.throws(() => cidKey(v0InBase32))
     assert.throws(() => pinsetKey(v0InBase32))
+  })
+})
+
+describe('parseCid', () => {
+  it('parses what CID.parse parses, to the same CID, and refuses what it refuses', async () => {
+    for (let i = 0; i < 200; i++) {
+      const bytes = randomBytes(1 + (i % 40))
+      const digest = i % 3 === 0 ? await sha512.digest(bytes) : i % 3 === 1 ? await sha256.digest(bytes) : identity.digest(bytes)
+      for (const cid of [CID.createV1([raw.code, 0x70, 0x71][i % 3], digest), ...(digest.code === sha256.code ? [CID.createV0(digest)] : [])]) {
+        const s = cid.toString()
+        const parsed = parseCid(s)
+        assert.ok(parsed.equals(CID.parse(s)), s)
+        assert.equal(parsed.toString(), s)
+      }
+    }
+    const good = CID.createV1(raw.code, await sha256.digest(Uint8Array.of(7))).toString()
+    // the last character carries 2 unused bits: set, the string is not canonical (multiformats refuses it)
+    const last = 'abcdefghijklmnopqrstuvwxyz234567'.indexOf(good.at(-1) ?? '')
+    const nonCanonical = good.slice(0, -1) + 'abcdefghijklmnopqrstuvwxyz234567'[last | 1]
+    for (const bad of [nonCanonical, good.slice(0, -3), `${good}aa`, 'bafyINVALID', base32.encode(CID.createV0(await sha256.digest(Uint8Array.of(1))).bytes), '']) {
+      assert.throws(() => CID.parse(bad), `CID.parse refuses ${bad}`)
+      assert.throws(() => parseCid(bad), `parseCid refuses ${bad}`)
+    }
   })
 })

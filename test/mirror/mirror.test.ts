@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
@@ -192,6 +192,67 @@ describe('cairn mirror sync', () => {
 })
 
 describe('mirror DAG', () => {
+  it('builds flat directories itself, node for node as the importer does, with and without metadata, first sync and re-sync', async () => {
+    const tmp = await tempDir('cairn-mirror-flat-')
+    try {
+      const t = join(tmp.path, 'tree')
+      for (let d = 0; d < 6; d++) {
+        await mkdir(join(t, 'pool', `d${d}`, 'sub'), { recursive: true })
+        for (let f = 0; f < 5; f++) await writeFile(join(t, 'pool', `d${d}`, `pkg-${f}_1.0_all.deb`), randomBytes(100 + d * 3000 + f * 50_000))
+        await writeFile(join(t, 'pool', `d${d}`, 'sub', 'Release'), `release ${d}`)
+      }
+      await mkdir(join(t, 'empty', 'deeper'), { recursive: true })
+      await writeFile(join(t, 'big.iso'), randomBytes(700_000))
+      await writeFile(join(t, 'ünïcode 名前.txt'), 'x')
+      await symlink('pool/d1/pkg-0_1.0_all.deb', join(t, 'latest.deb'))
+      const walk = async (): Promise<TreeEntry[]> => { const out: TreeEntry[] = []; for await (const e of walkTree(t)) out.push(e); return out }
+      const build = async (entries: TreeEntry[], metadata: boolean, useImporter: boolean, before?: Awaited<ReturnType<typeof buildTree>>): Promise<{ built: Awaited<ReturnType<typeof buildTree>>, blocks: string[] }> => {
+        const blocks: string[] = []
+        const cached = (e: TreeEntry): { cid: string, tsize: number } | undefined => {
+          const c = before?.files[e.path]
+          return c != null && c[0] === e.size && c[1] === e.mtimeNs.toString() && c[2] === e.mode ? { cid: c[3], tsize: c[4] } : undefined
+        }
+        const built = await buildTree(entries, {
+          metadata,
+          useImporter,
+          cached,
+          previous: before != null ? { dirs: before.dirs, files: before.files } : undefined,
+          sink: async cid => { blocks.push(cid.toString()) }
+        })
+        return { built, blocks: blocks.sort() }
+      }
+      for (const metadata of [true, false]) {
+        const first = await walk()
+        const flat = await build(first, metadata, false)
+        const imported = await build(first, metadata, true)
+        assert.equal(flat.built.root.toString(), imported.built.root.toString(), `metadata ${metadata}: same root`)
+        assert.equal(flat.built.rootSize, imported.built.rootSize)
+        assert.deepEqual(flat.blocks, imported.blocks, 'the same blocks, no orphan')
+        // the importer never hands back empty directories, so its cache lacks them (they are rebuilt each time)
+        for (const [path, dir] of Object.entries(imported.built.dirs)) assert.deepEqual(flat.built.dirs[path], dir, path)
+        assert.deepEqual(Object.keys(flat.built.dirs).filter(p => imported.built.dirs[p] == null), ['empty/deeper'])
+        assert.deepEqual(flat.built.files, imported.built.files)
+        assert.equal(flat.built.filesRead, first.filter(e => e.kind === 'file').length)
+
+        // a re-sync: one file changed, one added; the rest comes from the first build
+        await writeFile(join(t, 'pool', 'd2', 'pkg-3_1.0_all.deb'), randomBytes(1234))
+        await writeFile(join(t, 'pool', 'd4', 'sub', 'new.deb'), randomBytes(4321))
+        const second = await walk()
+        const flat2 = await build(second, metadata, false, flat.built)
+        const imported2 = await build(second, metadata, true, imported.built)
+        assert.equal(flat2.built.root.toString(), imported2.built.root.toString(), `metadata ${metadata}: same root after the change`)
+        assert.deepEqual(flat2.blocks, imported2.blocks)
+        for (const [path, dir] of Object.entries(imported2.built.dirs)) assert.deepEqual(flat2.built.dirs[path], dir, path)
+        assert.equal(flat2.built.filesRead, 2, 'only the changed and the new file are read')
+        assert.equal(flat2.built.dirsKept, imported2.built.dirsKept)
+        const scratch = await build(second, metadata, true)
+        assert.equal(flat2.built.root.toString(), scratch.built.root.toString(), 'equal to a build from scratch')
+      }
+    } finally {
+      await tmp.cleanup()
+    }
+  })
+
   it('without metadata, equals the peer-side add; a 3,200-entry directory is sharded into blocks well under 1 MiB', async () => {
     const tmp = await tempDir('cairn-mirror-dag-')
     try {

@@ -1,6 +1,7 @@
 // Builds a mirror's UnixFS DAG on the client: files that changed are read and chunked, unchanged files come
-// from the cache as (CID, Tsize) without being opened, and the importer's own tree builder makes the directories
-// (Kubo's layout: HAMT shards past 256 KiB of links), so the CIDs are those a peer-side add would make.
+// from the cache as (CID, Tsize) without being opened. Flat directories are made here; a tree with a directory
+// the importer could shard (Kubo's layout: HAMT shards past 256 KiB of links) goes through the importer's own
+// tree builder. Either way the CIDs are those a peer-side add would make.
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'

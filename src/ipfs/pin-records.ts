@@ -350,7 +350,10 @@ function markDeep (root: CID, list: PinBlock[], records: Array<PinnedBlock | und
     }
     updates.push({ cid: block.cid, record: next })
   }
-  return updates
+  // Written children first (the list has parents first), in slices that each land whole: a pin cut short (a
+  // crash) can leave a child counted once too often, which keeps it longer, but never a deep block whose
+  // children are not recorded, which a later pin would stop at and leave unrecorded.
+  return updates.reverse()
 }
 
 /** A depth-limited pin: a claim on every listed block, as Helia records pins. */

@@ -153,6 +153,30 @@ describe('pin records', () => {
     assert.deepEqual(await dag.recorded(ds), [])
   })
 
+  it('a pin cut short between two slices leaves nothing a later pin of it would miss', async () => {
+    const ds = new MemoryDatastore()
+    const links: Record<string, string[]> = { root: [] }
+    for (let d = 0; d < 50; d++) {
+      links.root.push(`d${d}`)
+      links[`d${d}`] = Array.from({ length: 50 }, (_, l) => `d${d}-leaf${l}`)
+    }
+    const dag = await Dag.make(links)
+    // the second slice of 2,048 records fails, as a crash would cut it
+    let commits = 0
+    const failing = Object.create(ds) as MemoryDatastore
+    failing.batch = () => {
+      const batch = ds.batch()
+      const commit = batch.commit.bind(batch)
+      batch.commit = async () => { if (++commits === 2) throw new Error('disk gone'); await commit() }
+      return batch
+    }
+    await assert.rejects(new PinRecords(failing).add(dag.cid('root'), Infinity, dag.blocks('root')), /disk gone/)
+    assert.equal(await ds.has(pinKey(dag.cid('root'))), false, 'the pin is not recorded')
+    // the tracker pins it again
+    await new PinRecords(ds).add(dag.cid('root'), Infinity, dag.blocks('root'))
+    assert.equal((await dag.recorded(ds)).length, 2551, 'every block recorded')
+  })
+
   it('writes block keys in the base36 Helia reads (multiformats), leading zero bytes included', () => {
     const inputs = [new Uint8Array(0), Uint8Array.of(0), Uint8Array.of(0, 0, 1), Uint8Array.of(255), Uint8Array.of(0, 35, 36)]
     for (let i = 0; i < 200; i++) {

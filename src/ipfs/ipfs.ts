@@ -10,6 +10,8 @@ import { defaultLogger } from '@libp2p/logger'
 import { LevelDatastore } from 'datastore-level'
 import { createHeliaLight } from 'helia'
 import { exporter } from 'ipfs-unixfs-exporter'
+import { createUnsafe } from 'multiformats/block'
+import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError, NotStartedError, QuotaExceededError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
@@ -17,7 +19,7 @@ import { importCar, importEntries, WriteBehind, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
-import { blockId, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
+import { blockId, RecentLinks, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
 import { installBitswapSender, type InstalledBitswap } from './bitswap-sender.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
 import type { IpfsInit, IpfsNode } from './index.js'
@@ -32,6 +34,8 @@ import { concatChunks } from '../utils/bytes.js'
 type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
+/** Imported blocks whose links are remembered (RecentLinks): a few MB for trees of small files. */
+const RECENT_LINKS = 100_000
 const DEFAULT_CAT_STALL_MS = 10_000
 const CAT_ATTEMPTS = 12
 const CAT_READ_AHEAD = 16
@@ -63,6 +67,8 @@ interface Running {
   shutdown: AbortController
   /** Pin records in Helia's keys, recursive pins counted by reference (pin-records.ts). */
   records: PinRecords
+  /** Links of the blocks imported last: a pin of what was just added does not read it back. */
+  recent: RecentLinks
   /** Bitswap's sending half (undefined: @helia/bitswap's own, not recognised). */
   bitswap?: InstalledBitswap
 }
@@ -140,7 +146,7 @@ export class IpfsNodeImpl implements IpfsNode {
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))) }
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -298,7 +304,8 @@ export class IpfsNodeImpl implements IpfsNode {
       records: async cids => await running.records.lookup(cids),
       getMany: async cids => await running.blockstore.getBlocks(cids),
       hasMany: async cids => await running.blockstore.hasBlocks(cids),
-      getCodec: running.helia.getCodec
+      getCodec: running.helia.getCodec,
+      recentLinks: cid => running.recent.get(cid)
     }
   }
 
@@ -395,6 +402,7 @@ export class IpfsNodeImpl implements IpfsNode {
       if (running.pins.has(cidKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
       if (!(await running.blockstore.has(cid, options))) continue
       await running.blockstore.delete(cid, options)
+      running.recent.delete(cid)
       dropped++
     }
     return dropped
@@ -587,7 +595,14 @@ export class IpfsNodeImpl implements IpfsNode {
    */
   private importSink (running: Running): BlockSink {
     if (running.bitswap == null) return running.helia.blockstore
-    return { put: async (cid: CID, block: Uint8Array) => { await this.storeBlock(running, cid, block) } }
+    return {
+      put: async (cid: CID, block: Uint8Array) => {
+        await this.storeBlock(running, cid, block)
+        if (cid.code !== raw.code) {
+          running.recent.set(cid, [...createUnsafe({ cid, bytes: block, codec: await running.helia.getCodec(cid.code) }).links()].map(([, link]) => link))
+        }
+      }
+    }
   }
 
   /**

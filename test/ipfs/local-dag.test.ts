@@ -5,7 +5,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { scanLocalDag, type LocalDagInit } from '../../src/ipfs/local-dag.js'
+import { RecentLinks, scanLocalDag, type LocalDagInit } from '../../src/ipfs/local-dag.js'
 import type { PinnedBlock } from '../../src/ipfs/pin-records.js'
 
 async function rawBlock (text: string): Promise<{ cid: CID, bytes: Uint8Array }> {
@@ -67,6 +67,20 @@ describe('local DAG scan', () => {
     assert.equal(stopping.reads, 2, 'read root and the missing dir only')
     // without stopAtDeep (a depth-limited pin, an unpin of an older pin) the same record is followed
     assert.equal((await scanLocalDag(root.cid, Infinity, store([root, shared, l1, l2, l3], deep))).blocks.length, 4)
+
+    // blocks imported lately: their links are known, they are not read back
+    const recent = new RecentLinks(2)
+    recent.set(root.cid, [shared.cid, shared.cid, gone.cid, missingDir.cid])
+    recent.set(shared.cid, [l1.cid, l2.cid])
+    const imported = Object.assign(store([root, shared, l1, l2, l3]), { recentLinks: (cid: CID) => recent.get(cid) })
+    const fromRecent = await scanLocalDag(root.cid, Infinity, imported)
+    assert.equal(imported.reads, 1, 'only the missing dir is read (and found missing); root and shared were 2 of the 3 reads')
+    assert.deepEqual(fromRecent.blocks.map(b => b.cid.toString()).sort(), scan.blocks.map(b => b.cid.toString()).sort())
+    assert.deepEqual(fromRecent.missing.map(m => m.cid.toString()).sort(), scan.missing.map(m => m.cid.toString()).sort())
+    // missingDir: in no record and not recent, it is read (and found missing)
+    recent.set(l3.cid, []) // the oldest (root) goes
+    assert.equal(recent.get(root.cid), undefined)
+    assert.equal(recent.get(CID.createV1(raw.code, shared.cid.multihash)), undefined, 'same bytes under another codec: not known')
 
     // a record written by Helia (or an older cairn) has no links: that block is read
     const helia = store([root, shared, l1, l2, l3], new Map([[shared.cid.toString(), { pinCount: 1, pinnedBy: [] }]]))

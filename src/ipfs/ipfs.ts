@@ -34,8 +34,8 @@ import { concatChunks } from '../utils/bytes.js'
 type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
-/** Imported blocks whose links are remembered (RecentLinks): a few MB for trees of small files. */
-const RECENT_LINKS = 100_000
+/** Bytes of link CIDs remembered for the blocks imported last (RecentLinks): ~450,000 links. */
+const RECENT_LINKS_BYTES = 16 * 1024 * 1024
 const DEFAULT_CAT_STALL_MS = 10_000
 const CAT_ATTEMPTS = 12
 const CAT_READ_AHEAD = 16
@@ -146,7 +146,7 @@ export class IpfsNodeImpl implements IpfsNode {
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS) }
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })

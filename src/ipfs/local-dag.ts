@@ -116,29 +116,54 @@ export async function scanLocalDagFrom (starts: Array<{ cid: CID, depth: number 
 }
 
 /**
- * The links of the blocks imported last (add, CAR upload), up to `max` blocks, oldest dropped first. Pinning what
- * was just added would otherwise read every node back to learn its links: for a package tree whose small files
- * are UnixFS nodes holding their bytes (with mtime and mode), that was reading the whole tree again (520 MiB
- * for the mirror benchmark's first sync).
+ * The links of the blocks imported last (add, CAR upload), within a byte budget, oldest dropped first. Pinning
+ * what was just added would otherwise read every node back to learn its links: for a package tree whose small
+ * files are UnixFS nodes holding their bytes (with mtime and mode), that was reading the whole tree again (520
+ * MiB for the mirror benchmark's first sync). Links are kept as copies of their CID bytes, one buffer per block:
+ * CIDs decoded from a block point into its bytes and would keep the whole block in memory.
  */
 export class RecentLinks {
-  private readonly links = new Map<string, { code: number, links: CID[] }>()
+  private readonly blocks = new Map<string, { code: number, links: Uint8Array }>()
+  private bytes = 0
 
-  constructor (private readonly max: number) {}
+  /** @param budget bytes of link CIDs kept (36 per CIDv1 link; keys and map entries come on top) */
+  constructor (private readonly budget: number) {}
 
   set (cid: CID, links: CID[]): void {
     const id = blockId(cid)
-    this.links.delete(id)
-    if (this.links.size >= this.max) this.links.delete(this.links.keys().next().value as string)
-    this.links.set(id, { code: cid.code, links })
+    this.delete(cid)
+    const packed = new Uint8Array(links.reduce((n, l) => n + l.bytes.byteLength, 0))
+    let offset = 0
+    for (const l of links) {
+      packed.set(l.bytes, offset)
+      offset += l.bytes.byteLength
+    }
+    this.blocks.set(id, { code: cid.code, links: packed })
+    this.bytes += packed.byteLength + id.length
+    while (this.bytes > this.budget && this.blocks.size > 0) {
+      const [oldest, entry] = this.blocks.entries().next().value as [string, { links: Uint8Array }]
+      this.blocks.delete(oldest)
+      this.bytes -= entry.links.byteLength + oldest.length
+    }
   }
 
   get (cid: CID): CID[] | undefined {
-    const known = this.links.get(blockId(cid))
-    return known?.code === cid.code ? known.links : undefined
+    const known = this.blocks.get(blockId(cid))
+    if (known?.code !== cid.code) return undefined
+    const links: CID[] = []
+    for (let rest = known.links; rest.byteLength > 0;) {
+      const [link, remainder] = CID.decodeFirst(rest)
+      links.push(link)
+      rest = remainder
+    }
+    return links
   }
 
   delete (cid: CID): void {
-    this.links.delete(blockId(cid))
+    const id = blockId(cid)
+    const entry = this.blocks.get(id)
+    if (entry == null) return
+    this.blocks.delete(id)
+    this.bytes -= entry.links.byteLength + id.length
   }
 }

@@ -69,7 +69,8 @@ describe('local DAG scan', () => {
     assert.equal((await scanLocalDag(root.cid, Infinity, store([root, shared, l1, l2, l3], deep))).blocks.length, 4)
 
     // blocks imported lately: their links are known, they are not read back
-    const recent = new RecentLinks(2)
+    // a budget for the links of two of these blocks (4 and 2 CIDs of 36 bytes, keys of 34)
+    const recent = new RecentLinks(6 * 36 + 2 * 34)
     recent.set(root.cid, [shared.cid, shared.cid, gone.cid, missingDir.cid])
     recent.set(shared.cid, [l1.cid, l2.cid])
     const imported = Object.assign(store([root, shared, l1, l2, l3]), { recentLinks: (cid: CID) => recent.get(cid) })
@@ -78,8 +79,9 @@ describe('local DAG scan', () => {
     assert.deepEqual(fromRecent.blocks.map(b => b.cid.toString()).sort(), scan.blocks.map(b => b.cid.toString()).sort())
     assert.deepEqual(fromRecent.missing.map(m => m.cid.toString()).sort(), scan.missing.map(m => m.cid.toString()).sort())
     // missingDir: in no record and not recent, it is read (and found missing)
-    recent.set(l3.cid, []) // the oldest (root) goes
+    recent.set(missingDir.cid, [l3.cid]) // past the budget: the oldest (root) goes
     assert.equal(recent.get(root.cid), undefined)
+    assert.deepEqual(recent.get(shared.cid)?.map(String), [l1.cid.toString(), l2.cid.toString()], 'the newer ones stay')
     assert.equal(recent.get(CID.createV1(raw.code, shared.cid.multihash)), undefined, 'same bytes under another codec: not known')
 
     // a record written by Helia (or an older cairn) has no links: that block is read

@@ -95,11 +95,25 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
   const dir = resolve(params.dir)
   const cacheFile = params.cacheFile ?? defaultCachePath(name, params.env)
 
-  // what the cluster holds of this mirror (fails early when the API cannot be reached)
-  const versions = await listVersions(client, name, { signal })
-  const newest = versions[0]
+  // what the cluster holds of this mirror, and the cache: both asked for while the tree is walked (a bad API
+  // address or credentials still fail before anything is read or sent)
+  const listing = listVersions(client, name, { signal })
+  const loading = loadCache(cacheFile)
+  listing.catch(() => {})
+  loading.catch(() => {})
 
-  const loaded = await loadCache(cacheFile)
+  // 1. walk
+  const skipped: string[] = []
+  const entries: TreeEntry[] = []
+  let totalBytes = 0
+  for await (const e of walkTree(dir, skipped)) {
+    signal?.throwIfAborted()
+    entries.push(e)
+    if (e.kind === 'file') totalBytes += e.size
+  }
+  const versions = await listing
+  const newest = versions[0]
+  const loaded = await loading
   const cache = loaded.cache?.mirror === name ? loaded.cache : undefined
   let cacheState = loaded.problem ?? (loaded.cache == null ? 'none' : cache == null ? `it is the cache of mirror "${loaded.cache.mirror}"` : 'used')
   let reuse = cache
@@ -114,15 +128,6 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
     }
   }
 
-  // 1. walk
-  const skipped: string[] = []
-  const entries: TreeEntry[] = []
-  let totalBytes = 0
-  for await (const e of walkTree(dir, skipped)) {
-    signal?.throwIfAborted()
-    entries.push(e)
-    if (e.kind === 'file') totalBytes += e.size
-  }
   const fileEntries = entries.filter(e => e.kind === 'file')
   onProgress?.({ phase: 'scan', files: fileEntries.length, bytes: totalBytes })
   let mark = Date.now()
@@ -254,17 +259,24 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
       signal
     })
   }
-  // the root is in the pinset and its new blocks on the peer: the cache is good from here on
-  await saveCache(cacheFile, nextCache(result.version))
+  // the root is in the pinset and its new blocks on the peer: the cache is good from here on (written while
+  // the peers pin, and before this returns or throws)
+  const saving = saveCache(cacheFile, nextCache(result.version))
+  saving.catch(() => {})
   phases.pin = lap()
 
   // 5. wait until pinned on its allocations
-  const waited = await waitPinned(client, pin, {
-    timeoutMs: params.pinTimeoutMs ?? DEFAULT_PIN_TIMEOUT_MS,
-    pollMs: params.pollMs ?? 1000,
-    signal,
-    onProgress: (pinned, peers) => { onProgress?.({ phase: 'wait', cid: root, pinned, peers }) }
-  })
+  let waited: Awaited<ReturnType<typeof waitPinned>>
+  try {
+    waited = await waitPinned(client, pin, {
+      timeoutMs: params.pinTimeoutMs ?? DEFAULT_PIN_TIMEOUT_MS,
+      pollMs: params.pollMs ?? 1000,
+      signal,
+      onProgress: (pinned, peers) => { onProgress?.({ phase: 'wait', cid: root, pinned, peers }) }
+    })
+  } finally {
+    await saving
+  }
   result.pinned_on = waited.pinned
   result.unreachable = waited.unreachable
   phases.wait = lap()

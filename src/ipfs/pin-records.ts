@@ -215,8 +215,13 @@ export class PinRecords {
       const drops = new Map<string, { cid: CID, n: number }>()
       for (const { record } of chunk) {
         if (record.deep !== true) continue
-        for (const child of distinct((record.links ?? []).map(l => CID.decode(l)))) {
+        // a block linking a child twice took one ref on it
+        const children = new Set<string>()
+        for (const bytes of record.links ?? []) {
+          const child = CID.decode(bytes)
           const id = blockId(child)
+          if (children.has(id)) continue
+          children.add(id)
           const d = drops.get(id)
           if (d == null) drops.set(id, { cid: child, n: 1 })
           else d.n++
@@ -269,11 +274,10 @@ interface Update { cid: CID, record: PinnedBlock | null }
 /** A block whose record was deleted, with that record (its links, whether it was deep). */
 interface Released { cid: CID, record: PinnedBlock }
 
-/** The CIDs of distinct blocks (by multihash), in order. */
-function distinct (cids: CID[]): CID[] {
-  if (cids.length < 2) return cids
-  const seen = new Set<string>()
-  return cids.filter(c => { const id = blockId(c); if (seen.has(id)) return false; seen.add(id); return true })
+/** `root`'s claim added to a record (a copy), or undefined when the record has it already. */
+function claimed (record: PinnedBlock | undefined, root: CID): PinnedBlock | undefined {
+  if (record?.pinnedBy.some(by => equals(by, root.bytes)) === true) return undefined
+  return { ...(record ?? { pinCount: 0, pinnedBy: [] }), pinCount: (record?.pinCount ?? 0) + 1, pinnedBy: [...(record?.pinnedBy ?? []), root.bytes] }
 }
 
 /** The links of a listed block: given, or from its record, or none for a raw block. */
@@ -338,16 +342,12 @@ function markDeep (root: CID, list: PinBlock[], records: Array<PinnedBlock | und
     if (i !== top && links == null && refs[i] === 0) continue
     const block = list[i]
     const record = records[i]
-    const next: PinnedBlock = record != null ? { ...record } : { pinCount: 0, pinnedBy: [] }
+    const next: PinnedBlock = (i === top ? claimed(record, root) : undefined) ?? { ...(record ?? { pinCount: 0, pinnedBy: [] }) }
     if (links != null) {
       next.deep = true
       withLinks(next, block, links)
     }
     if (refs[i] > 0) next.refs = (record?.refs ?? 0) + refs[i]
-    if (i === top && !next.pinnedBy.some(by => equals(by, root.bytes))) {
-      next.pinCount++
-      next.pinnedBy = [...next.pinnedBy, root.bytes]
-    }
     updates.push({ cid: block.cid, record: next })
   }
   // Written children first (the list has parents first), in slices that each land whole: a pin cut short (a
@@ -366,8 +366,8 @@ function claimAll (root: CID, list: PinBlock[], records: Array<PinnedBlock | und
     if (seen.has(id)) continue
     seen.add(id)
     const record = records[i]
-    if (record?.pinnedBy.some(by => equals(by, root.bytes)) === true) continue
-    const next: PinnedBlock = { ...(record ?? { pinCount: 0, pinnedBy: [] }), pinCount: (record?.pinCount ?? 0) + 1, pinnedBy: [...(record?.pinnedBy ?? []), root.bytes] }
+    const next = claimed(record, root)
+    if (next == null) continue
     updates.push({ cid: block.cid, record: record?.links != null && record.codec != null ? next : withLinks(next, block, block.links) })
   }
   return updates

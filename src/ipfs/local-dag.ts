@@ -131,7 +131,7 @@ export class RecentLinks {
 
   set (cid: CID, links: CID[]): void {
     const id = blockId(cid)
-    this.delete(cid)
+    this.drop(id)
     const packed = new Uint8Array(links.reduce((n, l) => n + l.bytes.byteLength, 0))
     let offset = 0
     for (const l of links) {
@@ -140,11 +140,7 @@ export class RecentLinks {
     }
     this.blocks.set(id, { code: cid.code, links: packed })
     this.bytes += packed.byteLength + id.length
-    while (this.bytes > this.budget && this.blocks.size > 0) {
-      const [oldest, entry] = this.blocks.entries().next().value as [string, { links: Uint8Array }]
-      this.blocks.delete(oldest)
-      this.bytes -= entry.links.byteLength + oldest.length
-    }
+    while (this.bytes > this.budget && this.blocks.size > 0) this.drop(this.blocks.keys().next().value as string)
   }
 
   get (cid: CID): CID[] | undefined {
@@ -160,7 +156,10 @@ export class RecentLinks {
   }
 
   delete (cid: CID): void {
-    const id = blockId(cid)
+    this.drop(blockId(cid))
+  }
+
+  private drop (id: string): void {
     const entry = this.blocks.get(id)
     if (entry == null) return
     this.blocks.delete(id)

@@ -199,8 +199,7 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   // metadata of this one is copied onto it), so theirs would be an orphan block.
   const dirBuilder: NonNullable<ImporterOptions['dirBuilder']> = async (dir, _blockstore, opts) => {
     const unixfs = new UnixFS({ type: 'directory', mtime: dir.mtime, mode: dir.mode })
-    const block = dagPb.encode(dagPb.prepare({ Data: unixfs.marshal() }))
-    const cid = CID.create(opts.cidVersion, dagPb.code, await sha256.digest(block))
+    const { cid, block } = await encodeNode(unixfs, [], opts.cidVersion)
     if (dir.path != null && emptyDirs.has(dir.path)) await treeStore.put(cid, block)
     return { cid, path: dir.path, unixfs, size: BigInt(block.length), originalPath: dir.originalPath, block }
   }
@@ -212,23 +211,31 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
     const entry = pendingFiles.get(path)
     if (entry == null) throw new Error(`mirror build: no entry for ${path}`)
     pendingFiles.delete(path)
+    const { cid, size } = await fileNode(entry, file.mtime, file.mode)
+    return { cid, size: BigInt(size), path: file.path, originalPath: file.originalPath }
+  }
+
+  /** A file's node: from the cache when unchanged, else read and imported; its cache entry and counts too. */
+  async function fileNode (entry: TreeEntry, mtime: Mtime | undefined, mode: number | undefined): Promise<{ cid: CID, size: number }> {
     const hit = init.cached?.(entry)
     let cid: CID
-    let size: bigint
+    let size: number
     let cidString: string
     if (hit != null) {
       cid = parseCid(hit.cid)
       cidString = hit.cid
-      size = BigInt(hit.tsize)
+      size = hit.tsize
     } else {
-      ({ cid, size } = await importFile(entry, file.mtime, file.mode))
+      const imported = await importFile(entry, mtime, mode)
+      cid = imported.cid
       cidString = cid.toString()
+      size = Number(imported.size)
       stats.filesRead++
       stats.bytesRead += entry.size
     }
-    files[entry.path] = [entry.size, entry.mtimeNs.toString(), entry.mode, cidString, Number(size)]
+    files[entry.path] = [entry.size, entry.mtimeNs.toString(), entry.mode, cidString, size]
     init.onFile?.(entry, hit == null)
-    return { cid, size, path: file.path, originalPath: file.originalPath }
+    return { cid, size }
   }
 
   /** Imports one file; forwards its blocks but the raw leaf the importer wraps (and orphans) to hold metadata. */
@@ -310,40 +317,27 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
     for (const [e, before] of toKeep) links.set(e.path, { cid: parseCid(before[1]), size: before[2] })
 
     // files: from the cache, or read (a few at once, as the importer does)
-    const toRead: TreeEntry[] = []
+    const fileEntries: TreeEntry[] = []
     for (const list of children.values()) {
       for (const e of list) {
         if (e.kind === 'symlink') {
-          const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from(e.link ?? ''), ...meta(e) }).marshal() }))
-          const cid = CID.createV1(dagPb.code, await sha256.digest(block))
+          const { cid, block } = await encodeNode(new UnixFS({ type: 'symlink', data: Buffer.from(e.link ?? ''), ...meta(e) }))
           await treeStore.put(cid, block)
           links.set(e.path, { cid, size: block.byteLength })
         } else if (e.kind === 'file') {
-          const hit = init.cached?.(e)
-          if (hit == null) {
-            toRead.push(e)
-            continue
-          }
-          links.set(e.path, { cid: parseCid(hit.cid), size: hit.tsize })
-          files[e.path] = [e.size, e.mtimeNs.toString(), e.mode, hit.cid, hit.tsize]
-          init.onFile?.(e, false)
+          fileEntries.push(e)
         }
       }
     }
     let next = 0
-    const reader = async (): Promise<void> => {
-      while (next < toRead.length) {
-        const e = toRead[next++]
+    const worker = async (): Promise<void> => {
+      while (next < fileEntries.length) {
+        const e = fileEntries[next++]
         const { mtime, mode } = meta(e)
-        const { cid, size } = await importFile(e, mtime, mode)
-        stats.filesRead++
-        stats.bytesRead += e.size
-        links.set(e.path, { cid, size: Number(size) })
-        files[e.path] = [e.size, e.mtimeNs.toString(), e.mode, cid.toString(), Number(size)]
-        init.onFile?.(e, true)
+        links.set(e.path, await fileNode(e, mtime, mode))
       }
     }
-    await Promise.all(Array.from({ length: Math.min(FILE_READ_CONCURRENCY, toRead.length) }, reader))
+    await Promise.all(Array.from({ length: Math.min(FILE_READ_CONCURRENCY, fileEntries.length) }, worker))
 
     // directories, deepest first (the walk lists a directory before its entries)
     for (let i = toBuild.length - 1; i >= 0; i--) {
@@ -355,8 +349,7 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
         if (link == null) throw new Error(`mirror build: no node for ${c.path}`)
         return { Name: nameOf(c.path), Hash: link.cid, Tsize: link.size }
       })
-      const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory', ...meta(dir) }).marshal(), Links: dirLinks }))
-      const cid = CID.createV1(dagPb.code, await sha256.digest(block))
+      const { cid, block } = await encodeNode(new UnixFS({ type: 'directory', ...meta(dir) }), dirLinks)
       await treeStore.put(cid, block)
       const size = dirLinks.reduce((sum, l) => sum + l.Tsize, block.byteLength)
       links.set(dir.path, { cid, size })
@@ -398,6 +391,12 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   if (root == null) throw new Error('mirror build: the importer made no root')
   carryOver()
   return { root: root.cid, rootSize: Number(root.size), files, dirs, treeBlocks, dirsKept: kept.size, ...stats }
+}
+
+/** A dag-pb node holding `unixfs` (a directory or symlink), as the importer encodes them. */
+async function encodeNode (unixfs: UnixFS, links: dagPb.PBLink[] = [], cidVersion: 0 | 1 = 1): Promise<{ cid: CID, block: Uint8Array }> {
+  const block = dagPb.encode(dagPb.prepare({ Data: unixfs.marshal(), Links: links }))
+  return { cid: CID.create(cidVersion, dagPb.code, await sha256.digest(block)), block }
 }
 
 /** The settings of POST /add with cid-version=1: Kubo's layout, CIDv1, raw leaves, fixed-size chunks. */

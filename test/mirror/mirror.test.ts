@@ -14,7 +14,7 @@ import { createClient, type Client } from '../../src/client/index.js'
 import { runCli } from '../../src/cli/program.js'
 import { importEntries } from '../../src/ipfs/add.js'
 import { buildTree, listMirrors, syncMirror, walkTree, type MirrorSyncResult } from '../../src/mirror/index.js'
-import type { TreeEntry } from '../../src/mirror/walk.js'
+import { sortByUtf8, type TreeEntry } from '../../src/mirror/walk.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { tempDir, waitFor } from '../util.js'
 import type { CairnPeer } from '../../src/peer.js'
@@ -281,5 +281,20 @@ describe('mirror DAG', () => {
     } finally {
       await tmp.cleanup()
     }
+  })
+})
+
+describe('mirror walk order', () => {
+  it('sorts names in UTF-8 byte order, surrogates (characters past U+FFFF) included', () => {
+    const pool = ['a', 'B', 'é', '\uE000x', '😀', 'z', '\uFFFDq', 'a\u00ff', 'a\u0100', '日本', '\uD7FF', 'ab', '']
+    let seed = 7
+    const next = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+    for (let i = 0; i < 2000; i++) {
+      const names = Array.from({ length: 1 + (i % 12) }, () => pool[Math.floor(next() * pool.length)] + pool[Math.floor(next() * pool.length)])
+      const bytewise = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+      assert.deepEqual(sortByUtf8([...names]), bytewise, names.join(' | '))
+    }
+    // the case where UTF-16 order differs: U+FFFD sorts before an emoji in UTF-8, after it in UTF-16
+    assert.deepEqual(sortByUtf8(['😀', '\uFFFD']), ['\uFFFD', '😀'])
   })
 })

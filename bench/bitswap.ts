@@ -14,7 +14,11 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { peerIdFromString } from '@libp2p/peer-id'
+import * as raw from 'multiformats/codecs/raw'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { carHeader } from '../src/mirror/upload.js'
+import { lengthPrefixed } from '../src/utils/bytes.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
@@ -92,6 +96,33 @@ export async function importRandomFile (ipfs: IpfsNode, bytes: number, seed: num
   const entries = (async function * () { yield { path: 'random.bin', content: randomBytes(bytes, seed) } })()
   for await (const out of ipfs.addEntries(entries, {})) cid = out.cid
   return { cid, ms: performance.now() - t }
+}
+
+/**
+ * Imports a CAR of `bytes` pseudo-random bytes in 256 KiB raw blocks, built before the clock starts: the same
+ * per-block work as a fetch on this peer (each block checked against its CID, then written to level through the
+ * same write-behind) with no network and no bitswap. Returns the ms it took.
+ */
+export async function importRandomCar (ipfs: IpfsNode, bytes: number, seed: number): Promise<Record<string, unknown>> {
+  const sections: Uint8Array[] = []
+  let root: CID | undefined
+  for await (const chunk of randomBytes(bytes, seed)) {
+    for (let at = 0; at < chunk.byteLength; at += SEND_CHUNK) {
+      const block = chunk.subarray(at, at + SEND_CHUNK)
+      const cid = CID.createV1(raw.code, await sha256.digest(block))
+      root ??= cid
+      const body = new Uint8Array(cid.bytes.byteLength + block.byteLength)
+      body.set(cid.bytes)
+      body.set(block, cid.bytes.byteLength)
+      sections.push(lengthPrefixed(body))
+    }
+  }
+  if (root == null) throw new Error('no bytes to import')
+  const car = [carHeader(root), ...sections]
+  const t = performance.now()
+  let size = 0
+  for await (const out of ipfs.addCar((async function * () { yield * car })())) size = out.size ?? 0
+  return { ms: performance.now() - t, blocks: sections.length, size }
 }
 
 /**
@@ -279,6 +310,14 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       `${pinned.messages} messages in, ${pinned.message_stalls} pauses > 20 ms between them, ${(pinned.message_stalled_ms / 1000).toFixed(2)} s in all`)
     const raw2 = await stream('#2')
 
+    // the fetcher's own share: the same amount of fresh blocks checked and written there, with no network
+    await waitIdle(b, signal)
+    const storeBefore = await b.stats()
+    const stored = await ask<{ ms: number, blocks: number }>(b, 'import-random-car', { bytes, seed: o.seed + 1 }, `import a CAR of ${o.mb} MB`)
+    const storeCpu = cpuSeconds(storeBefore, await b.stats())
+    const storeS = stored.ms / 1000
+    log(`${b.name} imported a CAR of ${stored.blocks} blocks (${o.mb} MB) in ${storeS.toFixed(2)} s, ${storeCpu.toFixed(2)} s of CPU`)
+
     const rawS = (raw1 + raw2) / 2
     const rawRate = o.mb / rawS
     const bitswapRate = o.mb / fetchS
@@ -296,12 +335,17 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       { key: 'message_stalled_seconds', label: `bitswap: time in pauses > 20 ms between messages received (${pinned.message_stalls} of ${pinned.messages} messages)`, value: pinned.message_stalled_ms / 1000, unit: 's', digits: 2 },
       ...peers.map((p, i): Metric => ({
         key: `cpu_${p.name}`, label: `CPU time ${p.name} (${i === 0 ? 'sender' : 'fetcher'}) over the bitswap transfer`, value: cpuSeconds(statsBefore[i], statsAfter[i]), unit: 's', digits: 2
-      }))
+      })),
+      { key: 'store_mbps', label: `the same amount as a CAR imported on ${b.name} (block checks + level writes, no network)`, value: o.mb / storeS, unit: 'MB/s' },
+      { key: 'store_seconds', label: `CAR import on ${b.name}: time`, value: storeS, unit: 's', digits: 2 },
+      { key: 'store_cpu_seconds', label: `CAR import on ${b.name}: CPU time (all its threads)`, value: storeCpu, unit: 's', digits: 2 }
     ]
     const notes = [
       `content: one file of ${o.mb} MB pseudo-random bytes imported on ${a.name} in ${(imported.ms / 1000).toFixed(1)} s (CIDv0, 256 KiB chunks, not pinned), root ${imported.cid}; ` +
         `measured once ${a.name} was idle again (${(settledMs / 1000).toFixed(1)} s after the import: LevelDB compacting it)`,
-      `the raw stream sends the same ${o.mb} MB in 256 KiB messages on ${RAW_PROTOCOL}, timed from opening the stream to the receiver's byte count`
+      `the raw stream sends the same ${o.mb} MB in 256 KiB messages on ${RAW_PROTOCOL}, timed from opening the stream to the receiver's byte count`,
+      `the CAR import (fresh pseudo-random 256 KiB raw blocks, built before timing; after the raw streams, once ${b.name} was idle) is what ${b.name} does ` +
+        'for each fetched block besides receiving it (check, level write): its rate bounds the bitswap rate on this machine'
     ]
     if (rawRetries > 0) notes.push(`${rawRetries} raw stream(s) stalled and were sent again (see RAW_STREAM_TIMEOUT_MS)`)
     if (o.cpuProf) notes.push(`CPU profiles over the bitswap transfer: ${profDir}`)

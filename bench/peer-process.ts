@@ -8,7 +8,7 @@ import { startDaemon } from '../src/daemon.js'
 import type { CairnPeer } from '../src/peer.js'
 import type { PeerProgress, PeerReady, PeerStats } from './lib.js'
 import { benchPins, pinsetDigest } from './pinset-data.js'
-import { importRandomFile, pinTimed, serveRawStream, sendRawStream } from './bitswap.js'
+import { importRandomCar, importRandomFile, pinTimed, serveRawStream, sendRawStream } from './bitswap.js'
 
 const path = process.argv[2]
 if (path === undefined || process.send === undefined) {
@@ -131,13 +131,14 @@ process.on('message', (msg: { type?: string, seq?: number, action?: string, file
       if (peer === undefined) throw new Error('the peer is not running')
       return { stats: peer.pinset.stats() }
     })
-  } else if (msg?.type === 'import-random' || msg?.type === 'pin-timed' || msg?.type === 'raw-stream-serve' || msg?.type === 'raw-stream-send') {
+  } else if (msg?.type === 'import-random' || msg?.type === 'import-random-car' || msg?.type === 'pin-timed' || msg?.type === 'raw-stream-serve' || msg?.type === 'raw-stream-send') {
     // bench/bitswap.ts: content on one peer, a timed pin (bitswap fetch) or one raw stream on the other
     const type = msg.type
     answer(type, msg.seq, async () => {
       if (peer === undefined) throw new Error('the peer is not running')
       const m = msg as unknown as Record<string, unknown>
       if (type === 'import-random') return await importRandomFile(peer.ipfs, Number(m.bytes), Number(m.seed))
+      if (type === 'import-random-car') return await importRandomCar(peer.ipfs, Number(m.bytes), Number(m.seed))
       if (type === 'pin-timed') return await pinTimed(peer.ipfs, String(m.cid))
       if (type === 'raw-stream-serve') return await serveRawStream(peer.ipfs.libp2p)
       return await sendRawStream(peer.ipfs.libp2p, String(m.peer), Number(m.bytes))

@@ -28,7 +28,8 @@ import {
 
 const USAGE = `  --mb N            megabytes (10^6 bytes) moved each way (default 256)
   --seed S          seed of the content (default 1)
-  --cpu-prof        write V8 CPU profiles of both peers over the bitswap transfer (path printed under the table)
+  --cpu-prof        write V8 CPU profiles of both peers over the bitswap transfer, and of the fetcher over the CAR
+                    import (path printed under the table)
   --keep            keep the peers' folders (path printed under the table)
   --verbose         show the peers' log lines on stderr`
 
@@ -313,7 +314,9 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     // the fetcher's own share: the same amount of fresh blocks checked and written there, with no network
     await waitIdle(b, signal)
     const storeBefore = await b.stats()
+    if (o.cpuProf) await b.startCpuProfile()
     const stored = await ask<{ ms: number, blocks: number }>(b, 'import-random-car', { bytes, seed: o.seed + 1 }, `import a CAR of ${o.mb} MB`)
+    if (o.cpuProf) await b.stopCpuProfile(join(profDir, `${b.name}-car-import.cpuprofile`))
     const storeCpu = cpuSeconds(storeBefore, await b.stats())
     const storeS = stored.ms / 1000
     log(`${b.name} imported a CAR of ${stored.blocks} blocks (${o.mb} MB) in ${storeS.toFixed(2)} s, ${storeCpu.toFixed(2)} s of CPU`)

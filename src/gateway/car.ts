@@ -1,8 +1,7 @@
 // CARv1 streams of a DAG (trustless gateway `format=car`): header, then each block as varint(len) | cid | bytes.
-import * as dagCbor from '@ipld/dag-cbor'
-import { varint } from 'multiformats'
 import { parallelWalker } from '../ipfs/walker.js'
-import { concatChunks, lengthPrefixed } from '../utils/bytes.js'
+import { concatChunks } from '../utils/bytes.js'
+import { carHeader, carSectionHead } from '../utils/car.js'
 import type { BlockCodec } from 'multiformats/codecs/interface'
 import type { CID } from 'multiformats/cid'
 import type { ReadableStorage } from 'ipfs-unixfs-exporter'
@@ -18,7 +17,7 @@ export interface CarInit {
 
 /** Yields a CARv1 with `root` as its one root and every block of the DAG under it, in the order they arrive. */
 export async function * carStream (root: CID, init: CarInit, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  yield lengthPrefixed(dagCbor.encode({ version: 1, roots: [root] }))
+  yield carHeader(root)
   const walker = parallelWalker({
     concurrency: init.concurrency,
     getCodec: init.getCodec,
@@ -26,11 +25,7 @@ export async function * carStream (root: CID, init: CarInit, signal: AbortSignal
   })
   for await (const node of walker.walk(root, { signal })) {
     const { cid, bytes } = node.block
-    const length = cid.bytes.byteLength + bytes.byteLength
-    const head = new Uint8Array(varint.encodingLength(length) + cid.bytes.byteLength)
-    varint.encodeTo(length, head, 0)
-    head.set(cid.bytes, head.byteLength - cid.bytes.byteLength)
-    yield head
+    yield carSectionHead(cid, bytes.byteLength)
     yield bytes
   }
 }

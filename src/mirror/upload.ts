@@ -1,10 +1,9 @@
 // Streams blocks to the peer as one CAR while they are being made: a bounded queue between the DAG builder and
 // the HTTP body, so memory stays flat and hashing waits when the network is slower.
-import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import * as raw from 'multiformats/codecs/raw'
-import { varint } from 'multiformats'
+import { carHeader, carSectionHead } from '../utils/car.js'
 
 /**
  * The CAR header names one root, which is only known once every block has been made. The upload stores the
@@ -29,11 +28,7 @@ export class BlockQueue implements AsyncIterable<Uint8Array> {
   /** Queues one block as CAR section bytes; resolves once there is room again. */
   async put (cid: CID, bytes: Uint8Array): Promise<void> {
     if (this.error != null) throw this.error
-    const cidBytes = cid.bytes
-    const length = cidBytes.byteLength + bytes.byteLength
-    const head = varint.encodeTo(length, new Uint8Array(varint.encodingLength(length)))
-    this.push(head)
-    this.push(cidBytes)
+    this.push(carSectionHead(cid, bytes.byteLength))
     this.push(bytes)
     while (this.queued > this.maxBytes && this.error == null) {
       await new Promise<void>(resolve => { this.wakeWriters.push(resolve) })
@@ -104,14 +99,4 @@ function * coalesce (items: Uint8Array[]): Generator<Uint8Array> {
     }
   }
   if (run.length > 0) yield run.length === 1 ? run[0] : Buffer.concat(run, runBytes)
-}
-
-/** CARv1 header: varint length, then dag-cbor { version: 1, roots }. */
-export function carHeader (root: CID): Uint8Array {
-  const header = dagCbor.encode({ version: 1, roots: [root] })
-  const head = varint.encodeTo(header.byteLength, new Uint8Array(varint.encodingLength(header.byteLength)))
-  const out = new Uint8Array(head.byteLength + header.byteLength)
-  out.set(head)
-  out.set(header, head.byteLength)
-  return out
 }

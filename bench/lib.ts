@@ -305,6 +305,14 @@ export function quantile (sorted: Float64Array | number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
 }
 
+/** The median of values (the mean of the two middle ones for an even count); NaN for none. */
+export function median (values: number[]): number {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Memory and CPU
 

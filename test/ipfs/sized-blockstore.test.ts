@@ -1,30 +1,55 @@
-// The level blockstore with a byte count: concurrent writes go to level in batches, and every one lands.
+// The level blockstore with a byte count: concurrent writes go to level in batches, and every one lands; blocks
+// are kept in the order written (no LevelDB compactions as the store grows), deleted space is given back, and a
+// store written by an earlier version (blockstore-level's layout) still reads.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { LevelBlockstore } from 'blockstore-level'
 import { LevelDatastore } from 'datastore-level'
+import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { SizedBlockstore } from '../../src/ipfs/sized-blockstore.js'
 import { concatChunks } from '../../src/utils/bytes.js'
-import { tempDir } from '../util.js'
+import { tempDir, waitFor } from '../util.js'
 
 const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
 
+async function makeBlocks (n: number, size: (i: number) => number): Promise<Array<{ cid: CID, bytes: Uint8Array }>> {
+  return await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const bytes = randomBytes(size(i))
+    return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+  }))
+}
+
+/** Bytes of the files in a folder. */
+async function du (dir: string): Promise<number> {
+  let total = 0
+  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size
+  return total
+}
+
+async function withStore (fn: (tmp: string, datastore: LevelDatastore) => Promise<void>): Promise<void> {
+  const tmp = await tempDir('cairn-blockstore-')
+  const datastore = new LevelDatastore(join(tmp.path, 'datastore'))
+  await datastore.open()
+  try {
+    await fn(tmp.path, datastore)
+  } finally {
+    await datastore.close()
+    await tmp.cleanup()
+  }
+}
+
 describe('SizedBlockstore', () => {
   it('stores 500 blocks written at once (duplicates too), counts each once, and keeps the count across a restart', async () => {
-    const tmp = await tempDir('cairn-blockstore-')
-    const datastore = new LevelDatastore(join(tmp.path, 'datastore'))
-    await datastore.open()
-    try {
-      const blocks = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
-        const bytes = randomBytes(1 + (i * 997) % 20_000)
-        return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
-      }))
+    await withStore(async (tmp, datastore) => {
+      const blocks = await makeBlocks(500, i => 1 + (i * 997) % 20_000)
       const expected = blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
-      let store = new SizedBlockstore({ path: join(tmp.path, 'blocks'), datastore, log })
+      let store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
       await store.open()
       // every block twice, all in flight together
       await Promise.all([...blocks, ...blocks].map(async ({ cid, bytes }) => await store.put(cid, bytes)))
@@ -32,15 +57,111 @@ describe('SizedBlockstore', () => {
       assert.deepEqual(await store.hasBlocks(blocks.map(b => b.cid)), blocks.map(() => true))
       for (const { cid, bytes } of blocks.slice(0, 20)) assert.ok(Buffer.from(await concatChunks(store.get(cid))).equals(bytes))
       await store.close()
-      store = new SizedBlockstore({ path: join(tmp.path, 'blocks'), datastore, log })
+      store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
       await store.open()
       assert.equal(store.size(), expected)
       const got = await store.getBlocks(blocks.map(b => b.cid))
       assert.ok(got.every((b, i) => b != null && Buffer.from(b).equals(blocks[i].bytes)), 'every block reads back after a restart')
       await store.close()
-    } finally {
-      await datastore.close()
-      await tmp.cleanup()
-    }
+    })
+  })
+
+  it('rebuilds the count from the index after a crash, and goes on numbering blocks after the last one', async () => {
+    await withStore(async (tmp, datastore) => {
+      const blocks = await makeBlocks(60, i => 100 + i)
+      let store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
+      await store.open()
+      for (const b of blocks.slice(0, 40)) await store.put(b.cid, b.bytes)
+      await store.delete(blocks[0].cid)
+      await store.close()
+      // a crash: the count was never saved
+      await datastore.delete(new Key('/cairn/ipfs/repo-size'))
+      store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
+      await store.open()
+      assert.equal(store.size(), blocks.slice(1, 40).reduce((n, b) => n + b.bytes.byteLength, 0))
+      for (const b of blocks.slice(40)) await store.put(b.cid, b.bytes)
+      const got = await store.getBlocks(blocks.map(b => b.cid))
+      assert.equal(got[0], undefined, 'the deleted block stays deleted')
+      assert.ok(got.slice(1).every((b, i) => b != null && Buffer.from(b).equals(blocks[i + 1].bytes)), 'blocks written before and after the restart all read back')
+      await assert.rejects(concatChunks(store.get(blocks[0].cid)), { name: 'NotFoundError' })
+      const all = new Map<string, Uint8Array>()
+      for await (const { cid, bytes } of store.getAll()) all.set(Buffer.from(cid.multihash.bytes).toString('hex'), await concatChunks(bytes))
+      assert.equal(all.size, 59)
+      assert.ok(blocks.slice(1).every(b => all.get(Buffer.from(b.cid.multihash.bytes).toString('hex'))?.length === b.bytes.length), 'getAll yields every block held, with its bytes')
+      await store.close()
+    })
+  })
+
+  it('writes 256 KiB blocks without LevelDB compactions (blocks in the order written), where keys by hash are merged', async () => {
+    await withStore(async (tmp, datastore) => {
+      // 1 MiB memtables: 40 MB of blocks make ~40 table files
+      const blocks = await makeBlocks(160, () => 256 * 1024)
+      const store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log, writeBufferSize: 1024 * 1024 })
+      await store.open()
+      for (let i = 0; i < blocks.length; i += 8) await Promise.all(blocks.slice(i, i + 8).map(async b => await store.put(b.cid, b.bytes)))
+      await store.close()
+      const ours = await readFile(join(tmp, 'blocks', 'LOG'), 'utf8')
+      assert.match(ours, /Level-0 table #\d+: started/, 'memtables were flushed')
+      assert.doesNotMatch(ours, /Compacting/, 'no table file was merged')
+
+      // the same blocks under their multihashes (blockstore-level's layout), for comparison
+      const byHash = new LevelBlockstore(join(tmp, 'by-hash'), { writeBufferSize: 1024 * 1024 })
+      await byHash.open()
+      for (let i = 0; i < blocks.length; i += 8) await Promise.all(blocks.slice(i, i + 8).map(async b => await byHash.put(b.cid, b.bytes)))
+      await byHash.close()
+      assert.match(await readFile(join(tmp, 'by-hash', 'LOG'), 'utf8'), /Compacting/)
+    })
+  })
+
+  it('gives the space of deleted blocks back', async () => {
+    await withStore(async (tmp, datastore) => {
+      const blocks = await makeBlocks(48, () => 1024 * 1024)
+      const store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log, writeBufferSize: 4 * 1024 * 1024, reclaimBytes: 8 * 1024 * 1024 })
+      await store.open()
+      try {
+        for (const b of blocks) await store.put(b.cid, b.bytes)
+        await waitFor(async () => await du(join(tmp, 'blocks')) > 40e6, { timeoutMs: 10_000, message: 'the blocks are on disk' })
+        for (const b of blocks.slice(0, 40)) await store.delete(b.cid)
+        assert.equal(store.size(), 8 * 1024 * 1024)
+        // compactions run in the background: what was deleted leaves the disk
+        await waitFor(async () => await du(join(tmp, 'blocks')) < 20e6, { timeoutMs: 20_000, message: 'deleted blocks still take space' })
+        const left = await store.getBlocks(blocks.slice(40).map(b => b.cid))
+        assert.ok(left.every((b, i) => b != null && Buffer.from(b).equals(blocks[40 + i].bytes)), 'the blocks not deleted are intact')
+      } finally {
+        await store.close()
+      }
+    })
+  })
+
+  it('reads, counts and deletes blocks a store of the earlier layout (blockstore-level) holds, and adds new ones beside them', async () => {
+    await withStore(async (tmp, datastore) => {
+      const old = await makeBlocks(30, i => 500 + i)
+      const fresh = await makeBlocks(10, i => 700 + i)
+      const earlier = new LevelBlockstore(join(tmp, 'blocks'))
+      await earlier.open()
+      for (const b of old) await earlier.put(b.cid, b.bytes)
+      await earlier.close()
+
+      const store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
+      await store.open()
+      try {
+        assert.equal(store.size(), old.reduce((n, b) => n + b.bytes.byteLength, 0), 'the earlier blocks are counted')
+        assert.deepEqual(await store.hasBlocks(old.map(b => b.cid)), old.map(() => true))
+        assert.ok(Buffer.from(await concatChunks(store.get(old[3].cid))).equals(old[3].bytes))
+        // a block held already is not written again
+        await store.put(old[4].cid, old[4].bytes)
+        for (const b of fresh) await store.put(b.cid, b.bytes)
+        await store.delete(old[0].cid)
+        assert.equal(store.size(), [...old.slice(1), ...fresh].reduce((n, b) => n + b.bytes.byteLength, 0))
+        const got = await store.getBlocks([...old, ...fresh].map(b => b.cid))
+        assert.equal(got[0], undefined)
+        assert.ok(got.slice(1).every((b, i) => b != null && Buffer.from(b).equals([...old, ...fresh][i + 1].bytes)))
+        let n = 0
+        for await (const _ of store.getAll()) n++
+        assert.equal(n, 39)
+      } finally {
+        await store.close()
+      }
+    })
   })
 })

@@ -208,7 +208,8 @@ export class SizedBlockstore implements Blockstore {
   /** Where each block is (undefined when not held): its data key and length, or its earlier-layout key. */
   private async locate (cids: CID[]): Promise<Array<Ref | undefined>> {
     const names = cids.map(cid => this.name(cid))
-    const values = await Promise.all(names.map(async name => await this.refs.call(INDEX + name)))
+    // a lone lookup joins the others made meanwhile; a bulk one (bitswap's sender, a DAG scan) is one read itself
+    const values = cids.length === 1 ? [await this.refs.call(INDEX + names[0])] : await this.index.getMany(names.map(name => INDEX + name))
     const refs: Array<Ref | undefined> = values.map(v => v === undefined ? undefined : decodeRef(v))
     if (this.legacy) {
       const missing = refs.flatMap((r, i) => r === undefined ? [i] : [])

@@ -20,9 +20,9 @@ import { DEFAULT_WRITE_BUFFER_SIZE, SizedBlockstore } from '../src/ipfs/sized-bl
 import { BenchUsageError, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport, type Metric } from './lib.js'
 
 const USAGE = `  --mb N            megabytes (10^6 bytes) written to each store (default 2048)
+  --block-size N    bytes per block (default 262144)
   --keep            keep the stores' folders (path printed under the table)`
 
-const BLOCK = 256 * 1024
 const IN_FLIGHT = 32
 
 interface Result { writeS: number, closeS: number, cpuS: number, compactions: number }
@@ -34,13 +34,13 @@ interface Store {
 }
 
 /** Writes `count` blocks (fresh bytes each, hashed before the clock runs in batches) into an opened store. */
-async function fill (store: Store, count: number, signal: AbortSignal): Promise<{ writeS: number, cpuS: number }> {
+async function fill (store: Store, count: number, blockSize: number, signal: AbortSignal): Promise<{ writeS: number, cpuS: number }> {
   let cpu = 0
   let wall = 0
   for (let done = 0; done < count; done += IN_FLIGHT) {
     signal.throwIfAborted()
     const batch = await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count - done) }, async () => {
-      const bytes = randomBytes(BLOCK)
+      const bytes = randomBytes(blockSize)
       return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
     }))
     const c = process.cpuUsage()
@@ -53,14 +53,14 @@ async function fill (store: Store, count: number, signal: AbortSignal): Promise<
   return { writeS: wall / 1000, cpuS: cpu }
 }
 
-async function measure (name: string, dir: string, make: () => Promise<Store>, count: number, ctx: BenchContext): Promise<Result> {
+async function measure (name: string, dir: string, make: () => Promise<Store>, count: number, blockSize: number, ctx: BenchContext): Promise<Result> {
   // neither store pays for the other's writeback
   execFileSync('sync')
   const store = await make()
   await store.open()
   let filled: { writeS: number, cpuS: number }
   try {
-    filled = await fill(store, count, ctx.signal)
+    filled = await fill(store, count, blockSize, ctx.signal)
   } catch (err) {
     await store.close()
     throw err
@@ -76,12 +76,13 @@ async function measure (name: string, dir: string, make: () => Promise<Store>, c
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
   let values
   try {
-    ({ values } = parseArgs({ args: argv, options: { mb: { type: 'string' }, keep: { type: 'boolean' } }, strict: true, allowPositionals: false }))
+    ({ values } = parseArgs({ args: argv, options: { mb: { type: 'string' }, 'block-size': { type: 'string' }, keep: { type: 'boolean' } }, strict: true, allowPositionals: false }))
   } catch (err) {
     throw new BenchUsageError((err as Error).message)
   }
   const mb = positiveInt('mb', values.mb, 2048)
-  const count = Math.ceil(mb * 1e6 / BLOCK)
+  const blockSize = positiveInt('block-size', values['block-size'], 256 * 1024)
+  const count = Math.ceil(mb * 1e6 / blockSize)
   const root = await tempDir('cairn-bench-blockstore-')
   const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
   try {
@@ -90,13 +91,13 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     let ours: Result
     try {
       ours = await measure('in the order written', join(root.path, 'ours'), async () =>
-        new SizedBlockstore({ path: join(root.path, 'ours'), datastore, log }), count, ctx)
+        new SizedBlockstore({ path: join(root.path, 'ours'), datastore, log }), count, blockSize, ctx)
     } finally {
       await datastore.close()
     }
     const byHash = await measure('by multihash', join(root.path, 'by-hash'), async () =>
-      new LevelBlockstore(join(root.path, 'by-hash'), { writeBufferSize: DEFAULT_WRITE_BUFFER_SIZE }), count, ctx)
-    const mbps = (r: Result): number => count * BLOCK / 1e6 / r.writeS
+      new LevelBlockstore(join(root.path, 'by-hash'), { writeBufferSize: DEFAULT_WRITE_BUFFER_SIZE }), count, blockSize, ctx)
+    const mbps = (r: Result): number => count * blockSize / 1e6 / r.writeS
     const metrics: Metric[] = [
       { key: 'ordered_mbps', label: 'cairn\'s blockstore (blocks in the order written, plus an index): write rate', value: mbps(ours), unit: 'MB/s' },
       { key: 'by_hash_mbps', label: 'blockstore-level (each block under its multihash): write rate', value: mbps(byHash), unit: 'MB/s' },
@@ -109,13 +110,13 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       { key: 'by_hash_close', label: 'blockstore-level: close', value: byHash.closeS, unit: 's', digits: 2 }
     ]
     const notes = [
-      `${count} fresh pseudo-random blocks of 256 KiB into each store, ${IN_FLIGHT} puts in flight; memtable ${DEFAULT_WRITE_BUFFER_SIZE / 2 ** 20} MiB for both; ` +
+      `${count} fresh pseudo-random blocks of ${blockSize} bytes into each store, ${IN_FLIGHT} puts in flight; memtable ${DEFAULT_WRITE_BUFFER_SIZE / 2 ** 20} MiB for both; ` +
         'blocks are made and hashed outside the timed part; `sync` before each store; CPU covers all of this process\'s threads (LevelDB\'s included) over the timed part'
     ]
     if (values.keep === true) notes.push(`stores kept in ${root.path}`)
     return {
-      title: `blockstore: ${mb} MB of 256 KiB blocks written to cairn's blockstore and to blockstore-level's layout`,
-      params: { mb, blocks: count },
+      title: `blockstore: ${mb} MB of ${blockSize}-byte blocks written to cairn's blockstore and to blockstore-level's layout`,
+      params: { mb, block_size: blockSize, blocks: count },
       metrics,
       notes
     }

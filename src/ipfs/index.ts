@@ -11,7 +11,7 @@ export type { CairnServices, HostInit }
 export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from './add.js'
 
 export interface IpfsInit {
-  /** Holds `blocks/` (blockstore) and `datastore/` (pins, peer store, DHT records), both level. */
+  /** Holds `blocks/` and `blocks-index/` (the blockstore) and `datastore/` (pins, peer store, DHT records), all level. */
   dataDir: string
   /** The libp2p host; its datastore is the node's own. */
   host: Omit<HostInit, 'datastore'>

@@ -42,8 +42,18 @@ const INDEX_END = '/i0'
 /** Every key of the earlier layout: '/' then base32upper, which sorts before '/d/' and '/i/'. */
 const LEGACY = { gt: '/', lt: '/[' }
 const SEQ_DIGITS = 12
-/** Bytes deleted before the range they were in is compacted, so that level gives the space back. */
+/** Bytes deleted before the ranges they were in are looked at for compaction, so that level gives the space back. */
 const RECLAIM_BYTES = 64 * 1024 * 1024
+/** Deleted blocks further apart than this many sequence numbers are in different ranges. */
+const RUN_GAP = 256
+/** A range is compacted when at least this share of what level holds there was deleted (rewriting costs 1/share). */
+const RECLAIM_DENSITY = 0.25
+/** Deleted blocks remembered at most (the oldest are forgotten past it: their space waits for a later compaction). */
+const MAX_PENDING = 200_000
+/** Where the deleted blocks not compacted yet are kept across a restart. */
+const PENDING_KEY = new Key('/cairn/ipfs/blocks-deleted')
+/** Table files of blocks: a memtable's worth (files of blocks are rarely rewritten, so they stay that size). */
+const MAX_FILE_SIZE = 64 * 1024 * 1024
 
 export interface SizedBlockstoreInit {
   /** Directory of the level database. */
@@ -101,8 +111,10 @@ export class SizedBlockstore implements Blockstore {
   private legacy = false
   /** Puts and deletes in flight, by key: keeps the count exact when the same block is written twice at once. */
   private readonly inflight = new Map<string, Promise<unknown>>()
-  /** Data deleted since the last compaction of its range. */
-  private reclaim: { bytes: number, from: string, to: string } | undefined
+  /** Deleted blocks whose space level has not given back yet: [sequence number, length]. */
+  private pending: Array<[number, number]> = []
+  /** Bytes deleted since the ranges were last looked at. */
+  private fresh = 0
   private compacting: Promise<void> | undefined
   /**
    * Index lookups, grouped: one level read (a thread-pool round trip) for all the lookups made while the
@@ -134,7 +146,7 @@ export class SizedBlockstore implements Blockstore {
   }
 
   async open (): Promise<void> {
-    await this.db.open({ createIfMissing: true, compression: false, writeBufferSize: this.writeBufferSize } as never)
+    await this.db.open({ createIfMissing: true, compression: false, writeBufferSize: this.writeBufferSize, maxFileSize: MAX_FILE_SIZE } as never)
     try {
       await this.index.open({ createIfMissing: true } as never)
     } catch (err) {
@@ -145,6 +157,8 @@ export class SizedBlockstore implements Blockstore {
       this.seq = parseInt(key.slice(DATA.length), 16) + 1
     }
     for await (const _ of this.db.keys({ ...LEGACY, limit: 1 })) this.legacy = true
+    this.pending = await this.readPending()
+    this.fresh = this.pending.reduce((n, [, length]) => n + length, 0)
     const saved = await this.readSaved()
     if (saved != null) {
       this.bytes = saved
@@ -167,6 +181,7 @@ export class SizedBlockstore implements Blockstore {
     this.opened = false
     await Promise.allSettled([...this.inflight.values()])
     await this.compacting
+    if (this.pending.length > 0) await this.datastore.put(PENDING_KEY, new TextEncoder().encode(JSON.stringify(this.pending)))
     await this.datastore.put(SIZE_KEY, new TextEncoder().encode(String(this.bytes)))
     await Promise.all([this.db.close(), this.index.close()])
   }
@@ -184,6 +199,18 @@ export class SizedBlockstore implements Blockstore {
       if ((err as Error).name === 'NotFoundError') {
         return undefined
       }
+      throw err
+    }
+  }
+
+  /** The deleted blocks saved by the last clean close (an unclean one loses them: their space waits). */
+  private async readPending (): Promise<Array<[number, number]>> {
+    try {
+      const pending = JSON.parse(new TextDecoder().decode(await this.datastore.get(PENDING_KEY))) as unknown
+      await this.datastore.delete(PENDING_KEY)
+      return Array.isArray(pending) ? pending.filter((p): p is [number, number] => Array.isArray(p) && p.length === 2 && p.every(n => Number.isSafeInteger(n))) : []
+    } catch (err) {
+      if ((err as Error).name === 'NotFoundError' || err instanceof SyntaxError) return []
       throw err
     }
   }
@@ -303,40 +330,64 @@ export class SizedBlockstore implements Blockstore {
       const indexed = ref.key.startsWith(DATA)
       await this.writes.call({ index: indexed ? [{ type: 'del', key: INDEX + name }] : [], dataDelete: { type: 'del', key: ref.key } })
       this.bytes -= ref.length
-      if (ref.key.startsWith(DATA)) this.deleted(ref)
+      if (indexed) this.deleted(ref)
     })
   }
 
   /**
    * Level gives the space of deleted blocks back only when it compacts the files that held them, and files of
-   * blocks in written order are otherwise moved down whole, never rewritten: once enough was deleted, the range
-   * it was in is compacted (in the background, one at a time).
+   * blocks in written order are otherwise moved down whole, never rewritten. Once reclaimBytes were deleted, the
+   * deleted blocks are grouped into ranges (no two more than RUN_GAP blocks apart: a mirror version's own blocks
+   * were written together), and each range where at least RECLAIM_DENSITY of what level holds was deleted is
+   * compacted, in the background, one range at a time; the others wait for more deletes around them.
    */
   private deleted (ref: Ref): void {
-    const r = this.reclaim ?? { bytes: 0, from: ref.key, to: ref.key }
-    r.bytes += ref.length
-    if (ref.key < r.from) r.from = ref.key
-    if (ref.key > r.to) r.to = ref.key
-    this.reclaim = r
+    this.pending.push([parseInt(ref.key.slice(DATA.length), 16), ref.length])
+    if (this.pending.length > MAX_PENDING) this.pending.splice(0, this.pending.length - MAX_PENDING)
+    this.fresh += ref.length
     this.compactDeleted()
   }
 
-  /** Compacts the range of the blocks deleted, once they add up to reclaimBytes and no compaction runs. */
   private compactDeleted (): void {
-    const r = this.reclaim
-    if (r == null || r.bytes < this.reclaimBytes || this.compacting != null || !this.opened) return
-    this.reclaim = undefined
-    const started = Date.now()
-    // classic-level has compactRange; level's type (shared with browser-level) does not say so
-    const db = this.db as unknown as { compactRange: (start: string, end: string) => Promise<void> }
-    this.compacting = db.compactRange(r.from, r.to + '\xff')
-      .then(() => { this.log('compacted %s..%s after %d bytes deleted in %d ms', r.from, r.to, r.bytes, Date.now() - started) })
-      .catch((err: Error) => { this.log.error('compacting %s..%s - %e', r.from, r.to, err) })
-      .finally(() => {
-        this.compacting = undefined
-        // what was deleted meanwhile
-        this.compactDeleted()
-      })
+    if (this.fresh < this.reclaimBytes || this.compacting != null || !this.opened) return
+    this.fresh = 0
+    const pending = this.pending.sort((a, b) => a[0] - b[0])
+    this.pending = []
+    const runs: Array<Array<[number, number]>> = []
+    for (const p of pending) {
+      const run = runs.at(-1)
+      if (run != null && p[0] - run[run.length - 1][0] <= RUN_GAP) run.push(p)
+      else runs.push([p])
+    }
+    // classic-level has these; level's type (shared with browser-level) does not say so
+    const db = this.db as unknown as {
+      compactRange: (start: string, end: string) => Promise<void>
+      approximateSize: (start: string, end: string) => Promise<number>
+    }
+    const key = (seq: number): string => DATA + seq.toString(16).padStart(SEQ_DIGITS, '0')
+    this.compacting = (async () => {
+      for (const run of runs) {
+        const from = key(run[0][0])
+        const to = key(run[run.length - 1][0]) + '~'
+        const deleted = run.reduce((n, [, length]) => n + length, 0)
+        try {
+          const held = await db.approximateSize(from, to)
+          if (!this.opened || deleted < RECLAIM_DENSITY * held) {
+            for (const p of run) this.pending.push(p)
+            continue
+          }
+          const started = Date.now()
+          await db.compactRange(from, to)
+          this.log('compacted %s..%s, %d of ~%d bytes deleted, in %d ms', from, to, deleted, held, Date.now() - started)
+        } catch (err) {
+          this.log.error('compacting %s..%s - %e', from, to, err)
+        }
+      }
+    })().finally(() => {
+      this.compacting = undefined
+      // what was deleted meanwhile
+      this.compactDeleted()
+    })
   }
 
   async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {

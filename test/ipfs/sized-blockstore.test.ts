@@ -133,6 +133,49 @@ describe('SizedBlockstore', () => {
     })
   })
 
+  it('remembers deleted blocks across a restart, and compacts only ranges that are mostly deleted', async () => {
+    await withStore(async (tmp, datastore) => {
+      // 12 MiB in blocks 0-11, 300 small blocks, 25 MiB in blocks 312-336, then 8 MiB more (so that the blocks
+      // before are in table files: level's size estimate leaves out its memtable)
+      const dense = await makeBlocks(12, () => 1024 * 1024)
+      const filler = await makeBlocks(300, () => 1024)
+      const sparse = await makeBlocks(25, () => 1024 * 1024)
+      const tail = await makeBlocks(8, () => 1024 * 1024)
+      const options = { path: join(tmp, 'blocks'), datastore, log, writeBufferSize: 4 * 1024 * 1024, reclaimBytes: 8 * 1024 * 1024 }
+      let store = new SizedBlockstore(options)
+      await store.open()
+      for (const b of [...dense, ...filler, ...sparse, ...tail]) await store.put(b.cid, b.bytes)
+      // every tenth block of the 25: a range where ~15% was deleted, not worth rewriting for the space
+      const sparseDeleted = sparse.filter((_, i) => i % 10 === 0)
+      for (const b of sparseDeleted) await store.delete(b.cid)
+      // 5 MiB of the first range (8 MiB deleted in all, at the threshold: the sparse range is looked at, and left)
+      for (const b of dense.slice(0, 5)) await store.delete(b.cid)
+      await waitFor(async () => (await readFile(join(tmp, 'blocks', 'LOG'), 'utf8')).includes('Manual compaction'), { timeoutMs: 10_000, message: 'no compaction ran' })
+      // then 4 MiB more of it, and a restart: those wait for more deletes
+      for (const b of dense.slice(5, 9)) await store.delete(b.cid)
+      await store.close()
+      const before = await du(join(tmp, 'blocks'))
+      store = new SizedBlockstore(options)
+      await store.open()
+      try {
+        // with the 7 MiB remembered across the restart (the sparse range's 3 and these 4), one more delete is enough
+        await store.delete(dense[9].cid)
+        await waitFor(async () => await du(join(tmp, 'blocks')) < before - 4e6, { timeoutMs: 20_000, message: 'the deleted range still takes space' })
+        const compacted = [...(await readFile(join(tmp, 'blocks', 'LOG'), 'utf8')).matchAll(/Manual compaction at level-\d+ from '\/d\/([0-9a-f]{12})/g)]
+          .map(m => parseInt(m[1], 16))
+        assert.ok(compacted.includes(5), `blocks 5-9 were compacted after the restart (from sequence numbers ${compacted.join(', ')})`)
+        assert.ok(compacted.every(seq => seq < 12), `only the dense range was compacted (from sequence numbers ${compacted.join(', ')})`)
+        const deletedDense = dense.slice(0, 10)
+        const all = [...dense, ...filler, ...sparse, ...tail]
+        const gone = new Set([...deletedDense, ...sparseDeleted])
+        const left = await store.getBlocks(all.map(b => b.cid))
+        assert.ok(left.every((b, i) => gone.has(all[i]) ? b === undefined : b != null && Buffer.from(b).equals(all[i].bytes)), 'exactly the deleted blocks are gone')
+      } finally {
+        await store.close()
+      }
+    })
+  })
+
   it('reads, counts and deletes blocks a store of the earlier layout (blockstore-level) holds, and adds new ones beside them', async () => {
     await withStore(async (tmp, datastore) => {
       const old = await makeBlocks(30, i => 500 + i)

@@ -89,8 +89,16 @@ interface Write { data?: Op, index: Op[], dataDelete?: Op }
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+const hexSeq = (seq: number): string => seq.toString(16).padStart(SEQ_DIGITS, '0')
+
+/** A block's data key, from its sequence number. */
+const dataKey = (seq: number): string => DATA + hexSeq(seq)
+
+/** The sequence number of a data key. */
+const seqOf = (key: string): number => parseInt(key.slice(DATA.length), 16)
+
 function encodeRef (seq: number, length: number): Uint8Array {
-  return encoder.encode(seq.toString(16).padStart(SEQ_DIGITS, '0') + length.toString(16))
+  return encoder.encode(hexSeq(seq) + length.toString(16))
 }
 
 function decodeRef (value: Uint8Array): Ref {
@@ -156,7 +164,7 @@ export class SizedBlockstore implements Blockstore {
       throw err
     }
     for await (const key of this.db.keys({ gt: DATA, lt: DATA_END, reverse: true, limit: 1 })) {
-      this.seq = parseInt(key.slice(DATA.length), 16) + 1
+      this.seq = seqOf(key) + 1
     }
     for await (const _ of this.db.keys({ ...LEGACY, limit: 1 })) this.legacy = true
     this.pending = await this.readPending()
@@ -183,8 +191,8 @@ export class SizedBlockstore implements Blockstore {
     this.opened = false
     await Promise.allSettled([...this.inflight.values()])
     await this.compacting
-    if (this.pending.length > 0) await this.datastore.put(PENDING_KEY, new TextEncoder().encode(JSON.stringify(this.pending)))
-    await this.datastore.put(SIZE_KEY, new TextEncoder().encode(String(this.bytes)))
+    if (this.pending.length > 0) await this.datastore.put(PENDING_KEY, encoder.encode(JSON.stringify(this.pending)))
+    await this.datastore.put(SIZE_KEY, encoder.encode(String(this.bytes)))
     await Promise.all([this.db.close(), this.index.close()])
   }
 
@@ -193,10 +201,10 @@ export class SizedBlockstore implements Blockstore {
     return this.bytes
   }
 
-  private async readSaved (): Promise<number | undefined> {
+  /** A value saved in the datastore by the last clean close, as text; undefined when there is none. */
+  private async readText (key: Key): Promise<string | undefined> {
     try {
-      const n = Number(new TextDecoder().decode(await this.datastore.get(SIZE_KEY)))
-      return Number.isSafeInteger(n) && n >= 0 ? n : undefined
+      return decoder.decode(await this.datastore.get(key))
     } catch (err) {
       if ((err as Error).name === 'NotFoundError') {
         return undefined
@@ -205,16 +213,25 @@ export class SizedBlockstore implements Blockstore {
     }
   }
 
+  private async readSaved (): Promise<number | undefined> {
+    const text = await this.readText(SIZE_KEY)
+    if (text === undefined) return undefined
+    const n = Number(text)
+    return Number.isSafeInteger(n) && n >= 0 ? n : undefined
+  }
+
   /** The deleted blocks saved by the last clean close (an unclean one loses them: their space waits). */
   private async readPending (): Promise<Array<[number, number]>> {
+    const text = await this.readText(PENDING_KEY)
+    if (text === undefined) return []
+    await this.datastore.delete(PENDING_KEY)
+    let pending: unknown
     try {
-      const pending = JSON.parse(new TextDecoder().decode(await this.datastore.get(PENDING_KEY))) as unknown
-      await this.datastore.delete(PENDING_KEY)
-      return Array.isArray(pending) ? pending.filter((p): p is [number, number] => Array.isArray(p) && p.length === 2 && p.every(n => Number.isSafeInteger(n))) : []
-    } catch (err) {
-      if ((err as Error).name === 'NotFoundError' || err instanceof SyntaxError) return []
-      throw err
+      pending = JSON.parse(text)
+    } catch {
+      return []
     }
+    return Array.isArray(pending) ? pending.filter((p): p is [number, number] => Array.isArray(p) && p.length === 2 && p.every(n => Number.isSafeInteger(n))) : []
   }
 
   private async exclusive<T> (key: string, fn: () => Promise<T>): Promise<T> {
@@ -243,10 +260,11 @@ export class SizedBlockstore implements Blockstore {
     if (this.legacy) {
       const missing = refs.flatMap((r, i) => r === undefined ? [i] : [])
       if (missing.length > 0) {
-        const found = await this.db.getMany(missing.map(i => '/' + names[i]))
+        const keys = missing.map(i => '/' + names[i])
+        const found = await this.db.getMany(keys)
         missing.forEach((i, j) => {
           const value = found[j]
-          if (value !== undefined) refs[i] = { key: '/' + names[i], length: value.byteLength }
+          if (value !== undefined) refs[i] = { key: keys[j], length: value.byteLength }
         })
       }
     }
@@ -286,7 +304,7 @@ export class SizedBlockstore implements Blockstore {
       // numbered here, in call order, so that batches carry increasing keys
       const seq = this.seq++
       await this.writes.call({
-        data: { type: 'put', key: DATA + seq.toString(16).padStart(SEQ_DIGITS, '0'), value: block },
+        data: { type: 'put', key: dataKey(seq), value: block },
         index: [{ type: 'put', key: INDEX + name, value: encodeRef(seq, block.byteLength) }]
       })
       this.bytes += block.byteLength
@@ -344,7 +362,7 @@ export class SizedBlockstore implements Blockstore {
    * compacted, in the background, one range at a time; the others wait for more deletes around them.
    */
   private deleted (ref: Ref): void {
-    this.pending.push([parseInt(ref.key.slice(DATA.length), 16), ref.length])
+    this.pending.push([seqOf(ref.key), ref.length])
     if (this.pending.length > MAX_PENDING) this.pending.splice(0, this.pending.length - MAX_PENDING)
     this.fresh += ref.length
     this.compactDeleted()
@@ -366,11 +384,10 @@ export class SizedBlockstore implements Blockstore {
       compactRange: (start: string, end: string) => Promise<void>
       approximateSize: (start: string, end: string) => Promise<number>
     }
-    const key = (seq: number): string => DATA + seq.toString(16).padStart(SEQ_DIGITS, '0')
     this.compacting = (async () => {
       for (const run of runs) {
-        const from = key(run[0][0])
-        const to = key(run[run.length - 1][0]) + '~'
+        const from = dataKey(run[0][0])
+        const to = dataKey(run[run.length - 1][0]) + '~'
         const deleted = run.reduce((n, [, length]) => n + length, 0)
         try {
           const held = await db.approximateSize(from, to)

@@ -26,8 +26,8 @@ import { addAsBlocks, type BlockAddComponents } from '../src/client/add-blocks.j
 import { createClient } from '../src/client/index.js'
 import type { AddedOutput } from '../src/components.js'
 import {
-  BenchUsageError, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, startPeerProcesses, stopAll,
-  tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
+  BenchUsageError, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, startPeerProcesses, stopAll,
+  tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
 } from './lib.js'
 
 const USAGE = `  --files N         files in the generated tree (default 10000; sizes scale with it, ~35 KB a file on average)
@@ -314,16 +314,8 @@ interface Round {
  */
 async function addRound (o: Options, tree: string, dir: string, copy: string, profile: string | undefined, ctx: BenchContext): Promise<Round> {
   const { log, signal } = ctx
-  await mkdir(dir)
-  let peers: ChildPeer[] = []
-  try {
-    const prepared = await preparePeers({ peers: 1, root: dir })
-    peers = await startPeerProcesses(prepared, {
-      output: o.verbose ? (name, line) => { log(`${name}: ${line}`) } : undefined,
-      signal
-    })
-    const [peer] = peers
-
+  const output = o.verbose ? (name: string, line: string) => { log(`${name}: ${line}`) } : undefined
+  return await withFreshPeer(dir, { keep: o.keep || profile != null, output }, signal, async peer => {
     const t0 = performance.now()
     const warmed = await warm(tree)
     log(`read the tree (${(warmed / MiB).toFixed(1)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s: page cache warm`)
@@ -363,16 +355,28 @@ async function addRound (o: Options, tree: string, dir: string, copy: string, pr
       pinned,
       root: rootLine.cid,
       lines,
-      peerCpu: (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6,
+      peerCpu: cpuSeconds(before, after),
       clientCpu: clientCpuS,
       rssPeak,
-      peerDirBytes: await duBytes(prepared[0].dir),
+      peerDirBytes: await duBytes(peer.dir),
       threads
     }
+  })
+}
+
+/**
+ * Runs `fn` with a fresh peer whose folder is under `dir`; then stops it, removes `dir` (unless `keep`) and runs
+ * `sync`, so that nothing the peer still does (LevelDB compactions, writeback) lands in the next step.
+ */
+async function withFreshPeer<T> (dir: string, options: { keep: boolean, output?: PeerProcessOptions['output'] }, signal: AbortSignal, fn: (peer: ChildPeer) => Promise<T>): Promise<T> {
+  await mkdir(dir)
+  let peers: ChildPeer[] = []
+  try {
+    peers = await startPeerProcesses(await preparePeers({ peers: 1, root: dir }), { output: options.output, signal })
+    return await fn(peers[0])
   } finally {
     await stopAll(peers)
-    peers = []
-    if (!o.keep && profile == null) await rm(dir, { recursive: true, force: true })
+    if (!options.keep) await rm(dir, { recursive: true, force: true })
     await run('sync', [], signal)
   }
 }
@@ -397,12 +401,7 @@ async function buildCar (tree: string, file: string, signal: AbortSignal): Promi
  */
 async function carRound (o: Options, carFile: string, dir: string, ctx: BenchContext): Promise<{ seconds: number, peerCpu: number }> {
   const { log, signal } = ctx
-  await mkdir(dir)
-  let peers: ChildPeer[] = []
-  try {
-    const prepared = await preparePeers({ peers: 1, root: dir })
-    peers = await startPeerProcesses(prepared, { signal })
-    const [peer] = peers
+  return await withFreshPeer(dir, { keep: o.keep }, signal, async peer => {
     await readFile(carFile)
     await run('sync', [], signal)
     const client = createClient({ api: `${peer.rest.host}:${peer.rest.port}` })
@@ -412,12 +411,8 @@ async function carRound (o: Options, carFile: string, dir: string, ctx: BenchCon
     const seconds = (performance.now() - t) / 1000
     const after = await peer.stats()
     log(`CAR into a fresh peer: ${seconds.toFixed(2)} s`)
-    return { seconds, peerCpu: (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6 }
-  } finally {
-    await stopAll(peers)
-    if (!o.keep) await rm(dir, { recursive: true, force: true })
-    await run('sync', [], signal)
-  }
+    return { seconds, peerCpu: cpuSeconds(before, after) }
+  })
 }
 
 async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport> {

@@ -23,8 +23,8 @@ import { carHeader, carSectionHead } from '../src/utils/car.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  BenchUsageError, median, MiB, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
-  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerStats
+  BenchUsageError, cpuSeconds, median, MiB, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
+  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
 } from './lib.js'
 
 const USAGE = `  --mb N            megabytes (10^6 bytes) moved each way (default 256)
@@ -240,8 +240,6 @@ async function openStream (libp2p: Libp2p, peer: string, signal: AbortSignal): P
 // ---------------------------------------------------------------------------------------------------------
 // The benchmark
 
-const cpuSeconds = (before: PeerStats, after: PeerStats): number =>
-  (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6
 
 /** Waits (up to 30 s) until `peer` uses under 5% of a core over half a second; returns how long that took. */
 async function waitIdle (peer: ChildPeer, signal: AbortSignal): Promise<number> {

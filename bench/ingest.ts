@@ -12,9 +12,9 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import {
-  BenchUsageError, closedLoop, countLines, formatNumber, httpRequest, keepAliveAgent, MiB, positiveInt,
+  BenchUsageError, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, positiveInt,
   preparePeers, quantile, sampleRss, sleep, startPeerProcesses, stopAll, tempDir, waitFor, waitForClusterPeers,
-  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerStats
+  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
 } from './lib.js'
 
 const USAGE = `  --pins N          pins to post (default 5000)
@@ -177,8 +177,6 @@ async function verify (peer: ChildPeer, target: number, signal: AbortSignal): Pr
   return pinned.seconds
 }
 
-const cpuSeconds = (before: PeerStats, after: PeerStats): number =>
-  (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6
 
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
   const o = parseOptions(argv)

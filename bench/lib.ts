@@ -431,6 +431,10 @@ export interface PeerStats {
   cpuSystemUs: number
 }
 
+/** CPU seconds (user + system) a peer used between two of its stats. */
+export const cpuSeconds = (before: PeerStats, after: PeerStats): number =>
+  (after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1e6
+
 export interface PeerProgress {
   /** Pins in the peer's pinset. */
   pinset: number

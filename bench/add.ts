@@ -26,8 +26,8 @@ import { addAsBlocks, type BlockAddComponents } from '../src/client/add-blocks.j
 import { createClient } from '../src/client/index.js'
 import type { AddedOutput } from '../src/components.js'
 import {
-  BenchUsageError, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, startPeerProcesses, stopAll,
-  tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
+  BenchUsageError, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, spread,
+  startPeerProcesses, stopAll, tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
 } from './lib.js'
 
 const USAGE = `  --files N         files in the generated tree (default 10000; sizes scale with it, ~35 KB a file on average)
@@ -455,8 +455,7 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
     const pinnedS = o.pin ? med(r => r.pinned ?? NaN) : undefined
     const carS = o.car ? med(r => r.car?.seconds ?? NaN) : undefined
     const of = o.rounds > 1 ? ` (median of ${o.rounds} rounds)` : ''
-    const range = (f: (r: Round) => number, digits = 2): string =>
-      `${Math.min(...rounds.map(f)).toFixed(digits)}-${Math.max(...rounds.map(f)).toFixed(digits)}`
+    const range = (f: (r: Round) => number): string => spread(rounds.map(f), 2)
 
     const mb = manifest.bytes / 1e6
     const metrics: Metric[] = [

@@ -23,7 +23,7 @@ import { carHeader, carSectionHead } from '../src/utils/car.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  BenchUsageError, cpuSeconds, median, MiB, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
+  BenchUsageError, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
   type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
 } from './lib.js'
 
@@ -371,8 +371,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     const storeRate = (r: Round): number => o.mb / r.storeS
     const ratio = med(r => bitswapRate(r) / rawRate(r))
     const of = o.rounds > 1 ? ` (median of ${o.rounds} rounds)` : ''
-    const range = (f: (r: Round) => number, digits: number): string =>
-      o.rounds > 1 ? `${Math.min(...rounds.map(f)).toFixed(digits)}-${Math.max(...rounds.map(f)).toFixed(digits)}` : rounds.map(f)[0].toFixed(digits)
+    const range = (f: (r: Round) => number, digits: number): string => spread(rounds.map(f), digits)
     const metrics: Metric[] = [
       { key: 'bitswap_mbps', label: `bitswap: ${o.mb} MB fetched by ${b.name} from ${a.name} (pin, all blocks in)${of}`, value: med(bitswapRate), unit: 'MB/s' },
       { key: 'raw_stream_mbps', label: `one libp2p stream, same peers and connection (each round: mean of one before, one after)${of}`, value: med(rawRate), unit: 'MB/s' },

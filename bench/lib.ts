@@ -305,6 +305,11 @@ export function quantile (sorted: Float64Array | number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
 }
 
+/** "min-max" of values, each with `digits` decimals (how the benchmarks print a spread over rounds). */
+export function spread (values: number[], digits: number): string {
+  return `${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)}`
+}
+
 /** The median of values (the mean of the two middle ones for an even count); NaN for none. */
 export function median (values: number[]): number {
   if (values.length === 0) return NaN

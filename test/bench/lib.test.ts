@@ -2,7 +2,7 @@
 // wrong figure in the README.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { median, quantile } from '../../bench/lib.js'
+import { median, quantile, spread } from '../../bench/lib.js'
 
 describe('bench median', () => {
   it('takes the middle value of an odd count, whatever the order', () => {
@@ -24,5 +24,12 @@ describe('bench median', () => {
   it('agrees with quantile(0.5) on an odd count', () => {
     const values = [9, 2, 7, 4, 5]
     assert.equal(median(values), quantile([...values].sort((a, b) => a - b), 0.5))
+  })
+})
+
+describe('bench spread', () => {
+  it('prints the lowest and highest value of the rounds, whatever their order', () => {
+    assert.equal(spread([0.47, 0.33, 0.5], 2), '0.33-0.50')
+    assert.equal(spread([141.2], 1), '141.2-141.2')
   })
 })

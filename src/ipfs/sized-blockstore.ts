@@ -251,11 +251,10 @@ export class SizedBlockstore implements Blockstore {
     return base32upper.encoder.encode(cid.multihash.bytes)
   }
 
-  /** Where each block is (undefined when not held): its data key and length, or its earlier-layout key. */
-  private async locate (cids: CID[]): Promise<Array<Ref | undefined>> {
-    const names = cids.map(cid => this.name(cid))
+  /** Where each block is, by name (undefined when not held): its data key and length, or its earlier-layout key. */
+  private async locate (names: string[]): Promise<Array<Ref | undefined>> {
     // a lone lookup joins the others made meanwhile; a bulk one (bitswap's sender, a DAG scan) is one read itself
-    const values = cids.length === 1 ? [await this.refs.call(INDEX + names[0])] : await this.index.getMany(names.map(name => INDEX + name))
+    const values = names.length === 1 ? [await this.refs.call(INDEX + names[0])] : await this.index.getMany(names.map(name => INDEX + name))
     const refs: Array<Ref | undefined> = values.map(v => v === undefined ? undefined : decodeRef(v))
     if (this.legacy) {
       const missing = refs.flatMap((r, i) => r === undefined ? [i] : [])
@@ -273,19 +272,19 @@ export class SizedBlockstore implements Blockstore {
 
   async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     options?.signal?.throwIfAborted()
-    return (await this.locate([cid]))[0] !== undefined
+    return (await this.locate([this.name(cid)]))[0] !== undefined
   }
 
   /** Whether each block is held, in one index read. */
   async hasBlocks (cids: CID[], options?: AbortOptions): Promise<boolean[]> {
     options?.signal?.throwIfAborted()
-    return (await this.locate(cids)).map(r => r !== undefined)
+    return (await this.locate(cids.map(cid => this.name(cid)))).map(r => r !== undefined)
   }
 
   /** The bytes of each block (undefined when missing), in one index read and one data read. */
   async getBlocks (cids: CID[], options?: AbortOptions): Promise<Array<Uint8Array | undefined>> {
     options?.signal?.throwIfAborted()
-    const refs = await this.locate(cids)
+    const refs = await this.locate(cids.map(cid => this.name(cid)))
     const keys = refs.flatMap(r => r === undefined ? [] : [r.key])
     const values = keys.length > 0 ? await this.db.getMany(keys) : []
     let next = 0
@@ -298,7 +297,7 @@ export class SizedBlockstore implements Blockstore {
     const name = this.name(cid)
     return this.exclusive(name, async () => {
       options?.signal?.throwIfAborted()
-      if ((await this.locate([cid]))[0] !== undefined) {
+      if ((await this.locate([name]))[0] !== undefined) {
         return cid
       }
       // numbered here, in call order, so that batches carry increasing keys
@@ -343,7 +342,7 @@ export class SizedBlockstore implements Blockstore {
     const name = this.name(cid)
     await this.exclusive(name, async () => {
       options?.signal?.throwIfAborted()
-      const [ref] = await this.locate([cid])
+      const [ref] = await this.locate([name])
       if (ref === undefined) {
         return
       }

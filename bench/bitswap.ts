@@ -9,7 +9,8 @@
 // fetchDag). The baseline streams the same number of bytes from A to B on a bench protocol (B counts them and
 // answers with the count), once before and once after the bitswap transfer; its figure is the mean of both.
 // The run is several rounds (a fresh file each), and the figures are medians: on this machine the raw stream
-// alone moved between ~200 and ~450 MB/s from one run to the next.
+// alone moved between ~200 and ~450 MB/s from one run to the next. Before the rounds, both are warmed up
+// untimed: a 4 MiB raw stream and a 32 MB bitswap transfer.
 import { createCipheriv, createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -39,6 +40,8 @@ const USAGE = `  --mb N            megabytes (10^6 bytes) moved each way (defaul
 const GOAL_RATIO = 0.5
 const RAW_PROTOCOL = '/cairn-bench/raw-stream/1.0.0'
 const SEND_CHUNK = 256 * 1024
+/** The untimed bitswap transfer before the rounds. */
+const WARM_UP_BYTES = 32_000_000
 /**
  * In about one run in fifteen, a raw stream after the bitswap transfer stalled for good at its close (not all of
  * its data acknowledged by the receiver; the cause was not found): it gets this long, then one more try.
@@ -275,6 +278,9 @@ interface Round {
   cpu: number[]
   storeS: number
   storeCpu: number
+  /** Blocks the sender sent and the fetcher received over the transfer (more than the DAG's: duplicates). */
+  sent: number
+  received: number
 }
 
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
@@ -305,6 +311,8 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       log(`${a.name} imported ${o.mb} MB as ${imported.cid} in ${(imported.ms / 1000).toFixed(1)} s`)
       contents.push(imported)
     }
+    // and one of 32 MB for a transfer before the rounds, as the raw stream gets a warm-up
+    const warmUp = await ask<{ cid: string, ms: number }>(a, 'import-random', { bytes: WARM_UP_BYTES, seed: o.seed + 100_000 }, 'import the warm-up file')
     // LevelDB goes on compacting what the import wrote for a while: the measurements start once it is done
     // (as for a mirror served long after it was imported), not while it takes a core
     const settledMs = await waitIdle(a, signal)
@@ -326,8 +334,10 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       log(`raw stream ${label}: ${(ms / 1000).toFixed(2)} s, ${(bytes / 1e3 / ms).toFixed(1)} MB/s`)
       return ms / 1000
     }
-    // one small round first, so that both ends have the protocol negotiated and their code warm
+    // one small round first, so that both ends have the protocol negotiated and their code warm; the same for
+    // bitswap (without it the first round was the slowest in every run: sender CPU 0.8-1.6 s against ~0.6 s)
     await ask(a, 'raw-stream-send', { peer: b.id, bytes: 4 * MiB }, 'send a warm-up stream')
+    await ask<PinTimed>(b, 'pin-timed', { cid: warmUp.cid }, 'pin the warm-up file')
 
     const rounds: Round[] = []
     for (let r = 0; r < o.rounds; r++) {
@@ -344,6 +354,9 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       log(`bitswap: ${pinned.blocks} blocks fetched in ${fetchS.toFixed(2)} s (${(o.mb / fetchS).toFixed(1)} MB/s), pinned after ${(pinned.pin_ms / 1000).toFixed(2)} s; ` +
         `${pinned.stalls} pauses > 20 ms between blocks, ${(pinned.stalled_ms / 1000).toFixed(2)} s in all; ` +
         `${pinned.messages} messages in, ${pinned.message_stalls} pauses > 20 ms between them, ${(pinned.message_stalled_ms / 1000).toFixed(2)} s in all`)
+      const sent = (statsAfter[0].bitswap?.blocksOut ?? NaN) - (statsBefore[0].bitswap?.blocksOut ?? NaN)
+      const received = (statsAfter[1].bitswap?.blocksIn ?? NaN) - (statsBefore[1].bitswap?.blocksIn ?? NaN)
+      log(`blocks sent by ${a.name}: ${sent}; received by ${b.name}: ${received} (the DAG has ${pinned.blocks})`)
       const raw2 = await stream('after')
 
       // the fetcher's own share: the same amount of fresh blocks checked and written there, with no network
@@ -361,7 +374,9 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
         pinned,
         cpu: peers.map((_, i) => cpuSeconds(statsBefore[i], statsAfter[i])),
         storeS,
-        storeCpu
+        storeCpu,
+        sent,
+        received
       })
     }
 
@@ -397,7 +412,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
         'for each fetched block besides receiving it (check, level write): its rate bounds the bitswap rate on this machine',
       ...rounds.map((r, i) => `round ${i + 1}: bitswap ${bitswapRate(r).toFixed(1)} MB/s, raw stream ${(o.mb / r.raw1).toFixed(1)} / ${(o.mb / r.raw2).toFixed(1)} MB/s ` +
         `(before / after), ratio ${(bitswapRate(r) / rawRate(r)).toFixed(2)}, CPU ${r.cpu.map(c => c.toFixed(2)).join(' / ')} s (sender / fetcher), ` +
-        `${(r.pinned.stalled_ms / 1000).toFixed(2)} s in pauses between blocks; CAR import ${storeRate(r).toFixed(1)} MB/s (${(storeRate(r) / rawRate(r)).toFixed(2)} of the raw stream), CPU ${r.storeCpu.toFixed(2)} s`),
+        `${(r.pinned.stalled_ms / 1000).toFixed(2)} s in pauses between blocks, ${r.sent} / ${r.received} blocks sent / received; CAR import ${storeRate(r).toFixed(1)} MB/s (${(storeRate(r) / rawRate(r)).toFixed(2)} of the raw stream), CPU ${r.storeCpu.toFixed(2)} s`),
       ...(o.rounds > 1 ? [`range over the rounds: bitswap ${range(bitswapRate, 1)} MB/s, raw stream ${range(rawRate, 1)} MB/s, ratio ${range(r => bitswapRate(r) / rawRate(r), 2)}, CAR import / raw stream ${range(r => storeRate(r) / rawRate(r), 2)}`] : [])
     ]
     if (rawRetries > 0) notes.push(`${rawRetries} raw stream(s) stalled and were sent again (see RAW_STREAM_TIMEOUT_MS)`)

@@ -1,7 +1,8 @@
 // `blockstore`: the peer's blockstore (src/ipfs/sized-blockstore.ts: blocks under increasing keys, plus an index)
 // against blockstore-level's layout (each block under its multihash), both LevelDB with the same 64 MiB
-// memtable, in the same run. N MB of fresh pseudo-random 256 KiB blocks are written 32 at a time (as a fetch's
-// write-behind does), each store in a new folder; the figure is MB/s until the last write resolved, then the
+// memtable, in the same run. N MB of fresh pseudo-random 256 KiB blocks are written with as many puts in flight as the
+// peer's write-behind allows (src/ipfs/add.ts WriteBehind, used by the add and by fetches: 256 blocks, 32 MiB),
+// each store in a new folder; the figure is MB/s until the last write resolved, then the
 // time until the store is closed, the compactions LevelDB logged, and the CPU time of this process.
 // Why it matters: under random keys LevelDB merges the table files again at each level as the store grows, and a
 // mirror is hundreds of GB.
@@ -16,6 +17,7 @@ import { LevelDatastore } from 'datastore-level'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { WRITE_BEHIND_BLOCKS, WRITE_BEHIND_BYTES } from '../src/ipfs/add.js'
 import { DEFAULT_WRITE_BUFFER_SIZE, SizedBlockstore } from '../src/ipfs/sized-blockstore.js'
 import { BenchUsageError, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport, type Metric } from './lib.js'
 
@@ -23,7 +25,6 @@ const USAGE = `  --mb N            megabytes (10^6 bytes) written to each store 
   --block-size N    bytes per block (default 262144)
   --keep            keep the stores' folders (path printed under the table)`
 
-const IN_FLIGHT = 32
 
 interface Result { writeS: number, closeS: number, cpuS: number, compactions: number }
 
@@ -33,19 +34,34 @@ interface Store {
   close: () => Promise<void>
 }
 
-/** Writes `count` blocks (fresh bytes each, hashed before the clock runs in batches) into an opened store. */
+/** Puts in flight for blocks of this size: as many as the peer's write-behind allows. */
+export const inFlight = (blockSize: number): number => Math.max(1, Math.min(WRITE_BEHIND_BLOCKS, Math.floor(WRITE_BEHIND_BYTES / blockSize)))
+
+/**
+ * Writes `count` blocks into an opened store, inFlight() puts in flight at all times (a new one as soon as one
+ * lands, as the write-behind does). The blocks are made and hashed in batches with the clock
+ * stopped: each batch is made, then written, and the next one made once it has all landed.
+ */
 async function fill (store: Store, count: number, blockSize: number, signal: AbortSignal): Promise<{ writeS: number, cpuS: number }> {
   let cpu = 0
   let wall = 0
-  for (let done = 0; done < count; done += IN_FLIGHT) {
+  const BATCH = 1024
+  for (let done = 0; done < count; done += BATCH) {
     signal.throwIfAborted()
-    const batch = await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count - done) }, async () => {
+    const batch = await Promise.all(Array.from({ length: Math.min(BATCH, count - done) }, async () => {
       const bytes = randomBytes(blockSize)
       return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
     }))
     const c = process.cpuUsage()
     const t = performance.now()
-    await Promise.all(batch.map(async b => await store.put(b.cid, b.bytes)))
+    let next = 0
+    // writers, each taking the next block as soon as its put lands
+    await Promise.all(Array.from({ length: inFlight(blockSize) }, async () => {
+      while (next < batch.length) {
+        const b = batch[next++]
+        await store.put(b.cid, b.bytes)
+      }
+    }))
     wall += performance.now() - t
     const d = process.cpuUsage(c)
     cpu += (d.user + d.system) / 1e6
@@ -110,7 +126,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       { key: 'by_hash_close', label: 'blockstore-level: close', value: byHash.closeS, unit: 's', digits: 2 }
     ]
     const notes = [
-      `${count} fresh pseudo-random blocks of ${blockSize} bytes into each store, ${IN_FLIGHT} puts in flight; memtable ${DEFAULT_WRITE_BUFFER_SIZE / 2 ** 20} MiB for both; ` +
+      `${count} fresh pseudo-random blocks of ${blockSize} bytes into each store, ${inFlight(blockSize)} puts in flight at all times, as the peer's write-behind allows (blocks made in batches of 1024 with the clock stopped); memtable ${DEFAULT_WRITE_BUFFER_SIZE / 2 ** 20} MiB for both; ` +
         'blocks are made and hashed outside the timed part; `sync` before each store; CPU covers all of this process\'s threads (LevelDB\'s included) over the timed part'
     ]
     if (values.keep === true) notes.push(`stores kept in ${root.path}`)

@@ -434,6 +434,8 @@ export interface PeerStats {
   /** process.cpuUsage() so far, microseconds. */
   cpuUserUs: number
   cpuSystemUs: number
+  /** Block traffic over bitswap so far (src/metrics/bitswap.ts), when the peer's bitswap is recognised. */
+  bitswap?: { blocksIn: number, bytesIn: number, blocksOut: number, bytesOut: number }
 }
 
 /** CPU seconds (user + system) a peer used between two of its stats. */

@@ -24,6 +24,7 @@ const BENCHMARKS: Readonly<Record<string, Entry>> = {
   },
   bitswap: { description: '256 MB moved between two peers over bitswap, against one raw libp2p stream', load: async () => (await import('./bitswap.js')).bitswap },
   blockstore: { description: '2 GB of 256 KiB blocks written to cairn\'s blockstore and to blockstore-level\'s layout', load: async () => (await import('./blockstore.js')).blockstore },
+  gc: { description: 'repo GC of N blocks, half pinned: cairn\'s GC against Helia\'s helia.gc(), same blocks, same run', load: async () => (await import('./gc.js')).gc },
   mirror: { description: 'mirror sync of a 10,000-file package tree to one peer, then a re-sync after changing 1% of its files', load: async () => (await import('./mirror.js')).mirror }
 }
 

@@ -8,20 +8,28 @@ import {
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
-import { cidKey, pinsetKey } from './utils/cid.js'
+import { checkReadable, cidKey, pinsetKey } from './utils/cid.js'
+import { mapLimit } from './utils/concurrency.js'
 import type { Monitor } from './monitor/index.js'
 import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { ZERO_TIME } from './components.js'
 import type {
-  AbortOptions, AddedOutput, AddEntry, AlertInfo, ConnectGraph, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, IDInfo, Pin, PinInfo, PinInfoShort,
-  PinOptions, Pinset, PinTracker, PinType, Startable, TrackerStatus
+  AbortOptions, AddedOutput, AddEntry, AlertInfo, ConnectGraph, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinInfo, PinInfoShort,
+  PinOptions, Pinset, PinTracker, PinType, RepoGC, Startable, TrackerStatus
 } from './components.js'
+import type { GcOptions } from './ipfs/index.js'
 import type { Helia } from '@helia/interface'
 import type { Identify } from '@libp2p/identify'
 import type { ComponentLogger, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 export const RPC_PROTOCOL_VERSION = '/cairn/rpc/1.0.0'
+/** How long a peer's repo GC may take when another peer asked for it (a GC waits up to 60 s, then scans the store). */
+const GC_DEADLINE_MS = 30 * 60_000
+/** How long an add without a pin keeps repo GC off after it ends (its pin comes in the next request). */
+const NO_PIN_HOLD_MS = 30_000
+/** Status calls at once while a repo GC checks the content held here for other peers. */
+const GC_STATUS_CONCURRENCY = 8
 
 export interface ClusterInit {
   cluster: string
@@ -37,14 +45,25 @@ export interface ClusterInit {
   repinOnPeerLoss?: boolean
   /** How often expired pins (expire_at passed) are looked for (default 10 s). */
   expiryIntervalMs?: number
+  /** How long an add without a pin keeps repo GC off after it ends (default 30 s; its pin comes next). */
+  noPinHoldMs?: number
+  /** A repo GC this often when the pinset changed since the last one (default 0: none). */
+  gcIntervalMs?: number
   secret?: ClusterSecret
 }
 
 export interface Importer {
   addEntries(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>
   addCar(bytes: AsyncIterable<Uint8Array>, options?: AbortOptions): AsyncIterable<AddedOutput>
+  /** Holds off repo GC (an add's blocks are not pinned until its pin is in the pinset); returns the release. */
+  holdBlocks(signal?: AbortSignal): Promise<() => void>
+  /** Repo GC (src/ipfs): deletes the blocks no local pin holds and none of `keep` reaches; the CIDs deleted. */
+  gc(options?: GcOptions): Promise<CID[]>
+  hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
+  /** Whether the pin with this pinset key is held here. */
+  holdsPin(key: string): boolean
   /** The local store, for sharded adds. */
-  readonly helia: Pick<Helia, 'blockstore' | 'getCodec'>
+  readonly helia: Pick<Helia, 'blockstore' | 'getCodec' | 'getHasher'>
   /** Deletes those of the blocks that no local pin protects; resolves with how many were deleted. */
   dropUnpinned(cids: CID[], options?: AbortOptions): Promise<number>
 }
@@ -110,7 +129,16 @@ class CairnCluster implements Cluster {
         status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },
         statusAll: { handler: (_p, { signal }) => tracker.statusAll({ signal }) },
         recover: { trustedOnly: true, handler: async (p: { cid: string }, { signal }) => await tracker.recover(String(p?.cid), { signal }) },
-        recoverAll: { trustedOnly: true, handler: (_p, { signal }) => tracker.recoverAll({ signal }) }
+        recoverAll: { trustedOnly: true, handler: (_p, { signal }) => tracker.recoverAll({ signal }) },
+        repoGC: {
+          trustedOnly: true,
+          deadlineMs: GC_DEADLINE_MS,
+          handler: async (_p, { signal }) => {
+            // as IPFS Cluster's followers close RepoGCLocal: the cluster's maintainers cannot GC a volunteer
+            if (!this.init.isWriter()) throw new FollowerModeError('this peer is a follower: its repo GC runs only from its own API')
+            return await this.repoGCLocal({ signal })
+          }
+        }
       }
     }, components)
   }
@@ -134,12 +162,19 @@ class CairnCluster implements Cluster {
     this.stopExpiryIndex = pinset.onChange(change => {
       for (const pin of change.added) this.indexExpiry(pin)
       for (const cid of change.removed) this.expiring.delete(pinsetKey(cid))
+      // a pin removed, or moved away from this peer, leaves garbage for the next scheduled GC
+      this.gcDue = true
     })
     for (const pin of pinset.list()) this.indexExpiry(pin)
     this.expiryTimer = setInterval(() => {
       void this.removeExpired().catch(err => { this.log.error('removing expired pins failed: %e', err) })
     }, this.init.expiryIntervalMs ?? 10_000)
     this.expiryTimer.unref()
+    const gcInterval = this.init.gcIntervalMs ?? 0
+    if (gcInterval > 0) {
+      this.gcTimer = setInterval(() => { void this.scheduledGC() }, gcInterval)
+      this.gcTimer.unref()
+    }
     if (this.init.repinOnPeerLoss !== false) {
       this.stopAlerts = this.components.monitor?.onAlert(alert => {
         if (alert.name === 'ping') void this.repinFrom(alert.peer).catch(err => { this.log.error('repinning the pins of lost peer %s failed: %e', alert.peer, err) })
@@ -149,6 +184,10 @@ class CairnCluster implements Cluster {
 
   private stopAlerts?: () => void
   private stopExpiryIndex?: () => void
+  private gcTimer?: NodeJS.Timeout
+  /** The pinset changed since the last scheduled GC (true at start: what an earlier run left). */
+  private gcDue = true
+  private gcRunning = false
   private expiryTimer?: NodeJS.Timeout
   /** cidKey -> expiry (ms since epoch) of every pin that has one. */
   private readonly expiring = new Map<string, number>()
@@ -256,6 +295,7 @@ class CairnCluster implements Cluster {
     const { libp2p } = this.components
     clearInterval(this.memberTimer)
     clearInterval(this.expiryTimer)
+    clearInterval(this.gcTimer)
     this.stopExpiryIndex?.()
     this.stopAlerts?.()
     libp2p.removeEventListener('peer:identify', this.onIdentify)
@@ -431,12 +471,16 @@ class CairnCluster implements Cluster {
   async pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
     this.requireWritable()
     const parsed = parseCid(cid)
+    // every peer runs the same codecs: a CID this one cannot read would only be a pin_error everywhere (a direct
+    // pin too: the walker decodes every block it fetches, as Kubo's pin add does)
+    await checkReadable(parsed, this.components.importer.helia)
     let existing = this.components.pinset.get(cid)
-    if (options.pin_update != null && existing == null) {
+    // checked even when the new CID is pinned already, where the old one's options are not taken
+    const from = options.pin_update != null ? this.components.pinset.get(parseCid(options.pin_update).toString()) : undefined
+    if (options.pin_update != null && from == null) throw new InvalidParameterError(`pin-update: ${options.pin_update} is not in the pinset`)
+    if (from != null && existing == null) {
       // As IPFS Cluster's PinUpdate: the new pin takes the old one's replication and allocations (so the same
       // peers pin it and fetch only the blocks that differ), and its other options unless given.
-      const from = this.components.pinset.get(parseCid(options.pin_update).toString())
-      if (from == null) throw new InvalidParameterError(`pin-update: ${options.pin_update} is not in the pinset`)
       options = {
         ...options,
         replication_factor_min: options.replication_factor_min ?? from.replication_factor_min,
@@ -652,6 +696,74 @@ class CairnCluster implements Cluster {
     for (const [key, map] of byCid) yield this.globalFrom(key, pinset.get(key), map)
   }
 
+  // ----- repo gc
+
+  async repoGC (options: AbortOptions & { local?: boolean } = {}): Promise<GlobalRepoGC> {
+    // a follower reports on itself only, as IPFS Cluster's followers do
+    const peers = options.local === true || !this.init.isWriter() ? [this.self] : await this.peerset()
+    const entries = await Promise.all(peers.map(async (peer): Promise<RepoGC> => {
+      try {
+        return peer === this.self ? await this.repoGCLocal(options) : await this.rpc.callOne<RepoGC>(peer, 'repoGC', {}, { ...options, timeoutMs: GC_DEADLINE_MS })
+      } catch (err) {
+        return { peer, peername: this.names.get(peer) ?? '', keys: [], error: (err as Error).message }
+      }
+    }))
+    return { peer_map: Object.fromEntries(entries.map(e => [e.peer, e])) }
+  }
+
+  /** The scheduled GC: only when the pinset changed since the last one; a busy repo is tried at the next tick. */
+  private async scheduledGC (): Promise<void> {
+    if (!this.gcDue || this.gcRunning || !this.running) return
+    this.gcDue = false
+    this.gcRunning = true
+    try {
+      await this.repoGCLocal({})
+    } catch (err) {
+      if (!this.running) return
+      this.gcDue = true
+      this.log.error('scheduled repo gc: %e', err)
+    } finally {
+      this.gcRunning = false
+    }
+  }
+
+  private async repoGCLocal (options: AbortOptions): Promise<RepoGC> {
+    const removed = await this.components.importer.gc({ signal: options.signal, keep: async () => await this.gcKeep(options) })
+    this.log('repo gc deleted %d blocks', removed.length)
+    return { peer: this.self, peername: this.init.peername, keys: removed.map(cid => ({ key: cid.toString() })) }
+  }
+
+  /**
+   * What a repo GC must leave although no local pin holds it (asked under the GC lock): pins allocated here not
+   * pinned yet (an add's blocks wait here for the tracker), and pins allocated elsewhere whose root is held here
+   * (an add made here, shards kept for other peers) until enough of their allocations have pinned them.
+   */
+  private async gcKeep (options: AbortOptions): Promise<Array<{ cid: CID, depth: number }>> {
+    const { pinset, importer } = this.components
+    const keep: Array<{ cid: CID, depth: number }> = []
+    const root = (pin: Pin): { cid: CID, depth: number } => ({ cid: CID.parse(pin.cid), depth: pin.max_depth < 0 ? Infinity : pin.max_depth })
+    // one pass without awaiting (the pinset may change between awaits), keeping only the pins not held here
+    const elsewhere: Pin[] = []
+    for (const pin of pinset.list()) {
+      if (pin.type === 'meta-pin' || importer.holdsPin(cidKey(pin.cid))) continue
+      if (this.isAllocated(pin, this.self)) keep.push(root(pin))
+      else elsewhere.push(pin)
+    }
+    const held: Pin[] = []
+    for (const pin of elsewhere) {
+      options.signal?.throwIfAborted()
+      if (await importer.hasBlock(CID.parse(pin.cid), options)) held.push(pin)
+    }
+    const owed = await mapLimit(held, GC_STATUS_CONCURRENCY, async pin => {
+      const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000)
+      const status = await this.status(pin.cid, { signal }).catch(() => undefined)
+      const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
+      return pinned < Math.max(1, pin.replication_factor_min)
+    })
+    keep.push(...held.filter((_, i) => owed[i]).map(root))
+    return keep
+  }
+
   // ----- add
 
   async * add (entries: AsyncIterable<AddEntry>, params: AddParams, options: AbortOptions = {}): AsyncIterable<AddedOutput> {
@@ -662,6 +774,24 @@ class CairnCluster implements Cluster {
       checkShardSize(params.shard_size ?? 0)
       if (params.format === 'car') throw new InvalidParameterError('shard: a CAR cannot be added sharded; add the files instead')
     }
+    const { importer } = this.components
+    // no repo GC until the pin is in the pinset: the blocks imported belong to no pin before
+    const release = await importer.holdBlocks(options.signal)
+    let lingering = false
+    try {
+      yield * this.addHeld(entries, params, options)
+      // An add without a pin is how `cairn add` and `mirror sync` upload blocks, then pin the root by CID in a
+      // second request: the hold lasts a little longer, so that no GC comes in between
+      if (params.no_pin === true) {
+        lingering = true
+        setTimeout(release, this.init.noPinHoldMs ?? NO_PIN_HOLD_MS).unref()
+      }
+    } finally {
+      if (!lingering) release()
+    }
+  }
+
+  private async * addHeld (entries: AsyncIterable<AddEntry>, params: AddParams, options: AbortOptions): AsyncIterable<AddedOutput> {
     const { importer } = this.components
     let root: AddedOutput | undefined
     let source: AsyncIterable<AddedOutput>

@@ -296,6 +296,24 @@ export interface ClusterAPI {
    * UnknownPeerError when it is neither in the peerset nor in any allocation. Resolves with the pins moved.
    */
   vacate(peerId: string, options?: AbortOptions): Promise<number>
+  /**
+   * POST /ipfs/gc: repo GC on every peer of the peerset (local: this one only), each deleting the blocks none of
+   * its pins holds. A follower runs it only from its own API, and a peer's failure is its entry's `error`.
+   */
+  repoGC(options?: AbortOptions & { local?: boolean }): Promise<GlobalRepoGC>
+}
+
+/** IPFS Cluster's RepoGC: the blocks one peer's GC deleted (`error` only when it failed). */
+export interface RepoGC {
+  peer: string
+  peername: string
+  keys: Array<{ key: string, error?: string }>
+  error?: string
+}
+
+/** IPFS Cluster's GlobalRepoGC, by peer id. */
+export interface GlobalRepoGC {
+  peer_map: Record<string, RepoGC>
 }
 
 /** The DHT reprovider's progress (GET /reprovide/status, `cairn reprovide status`, Prometheus /metrics). */

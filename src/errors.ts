@@ -30,5 +30,7 @@ export class PeerUnreachableError extends defineError('PeerUnreachableError', 'p
 export class QuotaExceededError extends defineError('QuotaExceededError', 'quota exceeded: storage_max reached') {}
 export class RetrievalTimeoutError extends defineError('RetrievalTimeoutError', 'content could not be retrieved in time') {}
 export class ShuttingDownError extends defineError('ShuttingDownError', 'the peer is shutting down') {}
+/** A repo GC could not start: one runs already, or pins and adds kept writing blocks for longer than it waits. */
+export class RepoBusyError extends defineError('RepoBusyError', 'the repo is busy: try the GC again later') {}
 /** A peer sent bytes that are not the block asked for (another hash function or digest). */
 export class InvalidBlockError extends defineError('InvalidBlockError', 'a peer sent a block that does not match its CID') {}

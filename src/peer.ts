@@ -32,6 +32,8 @@ export interface PeerInit {
   checkpointThreshold?: number
   /** How often expired pins are looked for (default 10 s). */
   expiryIntervalMs?: number
+  /** How long an add without a pin keeps repo GC off after it ends (default 30 s). */
+  noPinHoldMs?: number
 }
 
 export interface CairnPeer extends Startable {
@@ -163,6 +165,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           cluster: config.cluster.name,
           peername: config.peer.peername,
           secret,
+          isTrusted,
           checkIntervalMs: Math.min(5000, Math.ceil(config.peer.monitor.metric_ttl_ms / 2)),
           informers: [
             pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
@@ -181,7 +184,9 @@ export function createPeer (init: PeerInit): CairnPeer {
           isTrusted,
           secret,
           isWriter,
-          expiryIntervalMs: init.expiryIntervalMs
+          expiryIntervalMs: init.expiryIntervalMs,
+          noPinHoldMs: init.noPinHoldMs,
+          gcIntervalMs: config.peer.gc.interval_ms
         }, { pinset, tracker, monitor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
@@ -214,7 +219,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         if (config.peer.metrics.enabled) {
           const self = this as { reprovider?: ReprovideAPI }
           metrics = createMetricsServer({ listen: config.peer.metrics.listen, peerId: id, peername: config.peer.peername, cluster: config.cluster.name }, {
-            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), helia: () => ipfs.helia, reprovider: () => self.reprovider, logger
+            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), helia: () => ipfs.helia, reprovider: () => self.reprovider, logger
           })
           await metrics.start()
           started.push(metrics)

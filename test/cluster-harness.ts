@@ -33,6 +33,8 @@ export interface TestClusterOptions {
   basicAuth?: Record<string, string>
   /** Per-peer monitor settings (storage_max, tags, metric_ttl_ms). */
   monitor?: (i: number) => Record<string, unknown>
+  /** Repo GC settings of every peer (interval_ms). */
+  gc?: Record<string, unknown>
 }
 
 export interface TestCluster {
@@ -84,7 +86,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
   let server: Server | undefined
   let configUrl: string | undefined
   if (options.serveConfig === true) {
-    server = createHttpServer((req, res) => {
+    server = createHttpServer((_req, res) => {
       readFile(clusterFile).then(body => { res.writeHead(200, { 'content-type': 'application/json' }).end(body) },
         () => { res.writeHead(500).end() })
     })
@@ -104,6 +106,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, pin_timeout_ms: 4000, ...options.tracker })
     if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
+    if (options.gc != null) Object.assign(loaded.peer.gc, options.gc)
     configs.push(loaded)
   }
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)
@@ -122,7 +125,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     url: i => `http://127.0.0.1:${restPorts[i]}`,
     async start (i) {
       if (peers[i] != null) return peers[i]
-      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500 })
+      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500, noPinHoldMs: 5000 })
       await peer.start()
       peers[i] = peer
       return peer

@@ -3,6 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger, type CairnLogger } from '../src/logger.js'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { identity } from 'multiformats/hashes/identity'
 
 export async function tempDir (prefix = 'cairn-test-'): Promise<{ path: string, cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix))
@@ -31,3 +35,11 @@ export async function waitFor<T> (check: () => T | Promise<T>, options: { timeou
 export function quietLogger (peer?: string): CairnLogger {
   return createLogger({ level: (process.env.CAIRN_TEST_LOG_LEVEL as 'debug' | undefined) ?? 'silent', peer })
 }
+
+// CIDs no cairn peer can read, whose pins and gateway requests are refused
+/** Codec 0x9999 (unknown), identity hash. */
+export const UNKNOWN_CODEC = CID.createV1(0x9999, identity.digest(new Uint8Array([1, 2, 3]))).toString()
+/** Raw, hash function 0x1234 (unknown). */
+export const UNKNOWN_HASH = CID.createV1(raw.code, createDigest(0x1234, new Uint8Array([1, 2, 3]))).toString()
+/** dag-cbor with inline bytes that are not CBOR (an indefinite-length item). */
+export const BAD_INLINE_CBOR = CID.createV1(0x71, identity.digest(new Uint8Array([0xff, 0xff]))).toString()

@@ -74,9 +74,18 @@ export function notFound (body: (status: number, message: string) => unknown): R
   return (_req, res) => { sendJson(res, 404, body(404, 'not found')) }
 }
 
+/**
+ * The client went away (the request's signal then aborts with "client disconnected"): there is nobody to answer,
+ * and nothing went wrong here, so an error handler neither answers nor logs.
+ */
+export function clientGone (req: Request, res: Response): boolean {
+  return res.destroyed || req.socket?.destroyed === true
+}
+
 /** The one error middleware: error names -> status via ./errors.ts, body in the API's own shape. */
 export function errorHandler (body: (status: number, message: string) => unknown, log?: Logger): ErrorRequestHandler {
-  return (err, _req, res, _next) => {
+  return (err, req, res, _next) => {
+    if (clientGone(req, res)) return
     const { status, message } = toHttpError(err, log)
     // a streaming response already sent its status: cutting the connection is the only signal left
     if (res.headersSent) { res.destroy(); return }

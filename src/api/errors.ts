@@ -17,7 +17,13 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
   NotEnoughPeersError: 500,
   ShuttingDownError: 503,
+  RepoBusyError: 503,
   InvalidBlockError: 502,
+  // Helia's and the UnixFS exporter's, for a block below the CID asked for (that one is checked first) in a codec
+  // or hash function this peer does not know: the content, not the request, is what cannot be served
+  UnknownCodecError: 502,
+  UnknownHashAlgorithmError: 502,
+  NoResolverError: 502,
   RetrievalTimeoutError: 504
 })
 

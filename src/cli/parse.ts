@@ -26,9 +26,32 @@ export function parseDuration (value: string): number {
   return ms
 }
 
-/** Seconds as a plain number, or a Go duration; in milliseconds. */
+/** Node's timers fire at once (with only a warning) past 2^31-1 ms, ~24.8 days: longer waits are refused. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+function checkTimeout (value: string, ms: number): number {
+  if (ms > MAX_TIMEOUT_MS) throw new InvalidArgumentError(`"${value}" is longer than the longest timeout, ${formatDuration(Math.floor(MAX_TIMEOUT_MS / 3_600_000) * 3_600_000)}.`)
+  return ms
+}
+
+/** A timeout as a Go duration, at most ~24.8 days; in milliseconds. */
+export function parseTimeout (value: string): number {
+  return checkTimeout(value, parseDuration(value))
+}
+
+/** Seconds as a plain number, or a Go duration; in milliseconds (a timeout, so at most ~24.8 days). */
 export function parseSeconds (value: string): number {
-  return /^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : parseDuration(value)
+  return checkTimeout(value, /^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : parseDuration(value))
+}
+
+/** The latest time a Date can hold (year 275760). */
+const MAX_DATE_MS = 8.64e15
+
+/** An --expire-in duration in milliseconds; refused when the expiry would be past what a date can hold. */
+export function parseExpireIn (value: string): number {
+  const ms = parseDuration(value)
+  if (Date.now() + ms > MAX_DATE_MS) throw new InvalidArgumentError(`"${value}" is too long: the expiry would be past year 275760.`)
+  return ms
 }
 
 export function parseList (value: string): string[] {

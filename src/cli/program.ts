@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander'
 import { registerAdd } from './commands/add.js'
 import { registerFollow } from './commands/follow.js'
+import { registerIpfs } from './commands/ipfs.js'
 import { registerMirror } from './commands/mirror.js'
 import { registerNode } from './commands/node.js'
 import { registerPeers } from './commands/peers.js'
@@ -38,6 +39,7 @@ export function buildProgram (io: CliIO): Command {
   registerState(program, io)
   registerReprovide(program, io)
   registerMirror(program, io)
+  registerIpfs(program, io)
   return program
 }
 

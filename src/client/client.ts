@@ -3,7 +3,7 @@ import { apiUrl } from './address.js'
 import { ClientError, Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
 import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
-import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinType, ReprovideStatus } from '../components.js'
+import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinType, ReprovideStatus } from '../components.js'
 
 export class RestClient implements Client {
   readonly url: string
@@ -76,6 +76,10 @@ export class RestClient implements Client {
 
   recoverAll (options: LocalOptions = {}): AsyncIterable<GlobalPinInfo> {
     return this.http.ndjson({ method: 'POST', path: '/pins/recover', query: localQuery(options), signal: options.signal })
+  }
+
+  async repoGC (options: LocalOptions = {}): Promise<GlobalRepoGC> {
+    return await this.http.json({ method: 'POST', path: '/ipfs/gc', query: localQuery(options), signal: options.signal })
   }
 
   async * add (paths: string[], options: AddOptions = {}): AsyncGenerator<AddedOutput> {

@@ -1,6 +1,6 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
-import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType, ReprovideStatus, TrackerStatus } from '../components.js'
+import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType, ReprovideStatus, TrackerStatus } from '../components.js'
 
 export { ClientError } from './http.js'
 export { apiUrl } from './address.js'
@@ -86,6 +86,8 @@ export interface Client {
   recover(cid: string, options?: LocalOptions): Promise<GlobalPinInfo>
   /** Yields the items actually re-queued. */
   recoverAll(options?: LocalOptions): AsyncIterable<GlobalPinInfo>
+  /** POST /ipfs/gc: repo GC on every peer (local: the one asked only); the blocks each deleted. */
+  repoGC(options?: LocalOptions): Promise<GlobalRepoGC>
   /** Uploads files and directories (streamed from disk) and yields the AddedOutput lines, the root last. */
   add(paths: string[], options?: AddOptions): AsyncIterable<AddedOutput>
   /** POST /add?format=car with a CAR streamed from memory (one root, blocks verified by the peer); yields its root line. */

@@ -223,6 +223,12 @@ export const monitorConfigSchema = section({
   metric_ttl_ms: positiveInt().default(30_000)
 })
 
+/** Repo GC on a schedule (`cairn ipfs gc` runs one at any time). */
+export const gcConfigSchema = section({
+  /** How often this peer deletes the blocks none of its pins holds, when the pinset changed since; 0 = never. */
+  interval_ms: nonNegativeInt().default(3_600_000)
+})
+
 /** A listening HTTP service of the peer (pinning API, gateway, metrics); enabled = false turns it off. */
 const serviceSchema = (listen: string) => section({
   enabled: bool().default(true),
@@ -253,6 +259,7 @@ export const peerConfigSchema = z.strictObject({
   rest: restConfigSchema.prefault({}),
   tracker: trackerConfigSchema.prefault({}),
   monitor: monitorConfigSchema.prefault({}),
+  gc: gcConfigSchema.prefault({}),
   pinsvc: pinsvcConfigSchema.prefault({}),
   gateway: gatewayConfigSchema.prefault({}),
   metrics: metricsConfigSchema.prefault({}),
@@ -288,6 +295,7 @@ export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
   REST: { file: 'peer', path: ['rest'], keys: restConfigSchema.shape },
   TRACKER: { file: 'peer', path: ['tracker'], keys: trackerConfigSchema.shape },
   MONITOR: { file: 'peer', path: ['monitor'], keys: monitorConfigSchema.shape },
+  GC: { file: 'peer', path: ['gc'], keys: gcConfigSchema.shape },
   PINSVC: { file: 'peer', path: ['pinsvc'], keys: pinsvcConfigSchema.shape },
   GATEWAY: { file: 'peer', path: ['gateway'], keys: gatewayConfigSchema.shape },
   METRICS: { file: 'peer', path: ['metrics'], keys: metricsConfigSchema.shape },

@@ -7,9 +7,10 @@ import express from 'express'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import { InvalidParameterError, NotFoundError, RetrievalTimeoutError } from '../errors.js'
-import { parseCid, queryOf, requestSignals, sendJson } from '../api/common.js'
+import { clientGone, parseCid, queryOf, requestSignals, sendJson } from '../api/common.js'
 import { restErrorBody, toHttpError } from '../api/errors.js'
 import { concatChunks } from '../utils/bytes.js'
+import { checkReadable } from '../utils/cid.js'
 import { CAR_CONTENT_TYPE, carStream } from './car.js'
 import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
 import { ifRangeAllows, matchingEtag, parseRange, trustlessFormat, type TrustlessFormat } from './http.js'
@@ -30,6 +31,8 @@ export interface GatewayAppOptions {
   /** The node's blockstore: reads local blocks, fetches missing ones over bitswap. */
   blocks: ReadableStorage
   getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
+  /** The node's hash functions; a request for a CID whose codec or hash is unknown is a 400. */
+  getHasher(code: number): unknown
   mirrors: MirrorIndex
   /** A request fails with 504 when a block it needs does not arrive within this many ms. Default 60 s. */
   timeoutMs?: number
@@ -94,7 +97,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     return { root, segments: pathSegments(rest.join('/')), urlPath, trailingSlash: urlPath.endsWith('/') }
   }))
 
-  app.all(['/mirror', '/mirror/', '/mirror/*path'], handle((req, res, urlPath) => {
+  app.all(['/mirror', '/mirror/', '/mirror/*path'], handle((_req, res, urlPath) => {
     const [namePart = '', ...rest] = urlPath.slice('/mirror/'.length).split('/')
     if (namePart === '') {
       // the mirrors this peer knows, newest version of each
@@ -121,6 +124,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     res.status(404).type('text/plain').end(`not found: ${rawPath(req)}; the gateway serves /ipfs/<cid>/<path> and /mirror/<name>/<path>\n`)
   })
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (clientGone(req, res)) return
     const { status, message } = toHttpError(err, log)
     // a body already on its way: cutting the connection is the only signal left
     if (res.headersSent) { res.destroy(); return }
@@ -137,6 +141,8 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
   async function serve (ctx: Ctx, target: Target): Promise<void> {
     const { req, res } = ctx
     const format = trustlessFormat(queryOf(req), req.get('accept'))
+    // a raw block is served as it is; anything else decodes the root
+    await checkReadable(target.root, options, { decode: format !== 'raw' || target.segments.length > 0 })
     const { cid, roots } = await resolvePath(target.root, target.segments, ctx.blocks, { signal: ctx.signal })
     res.setHeader('X-Ipfs-Path', `/ipfs/${target.root}${target.segments.map(s => '/' + encodeSegment(s)).join('')}`)
     res.setHeader('X-Ipfs-Roots', roots.map(String).join(','))

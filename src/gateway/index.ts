@@ -51,6 +51,7 @@ export function createGateway (init: GatewayInit, components: GatewayComponents)
       const app = createGatewayApp({
         blocks: helia.blockstore,
         getCodec: async code => await helia.getCodec(code),
+        getHasher: async code => await helia.getHasher(code),
         mirrors,
         timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         log,

@@ -109,19 +109,32 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
   const explicitDirs = new Map<string, ImportResult>()
   const ancestors = new Set<string>()
 
+  // paths given as files: the importer keeps only the last entry of a name, so a second one would silently
+  // drop the first from its directory
+  const files = new Set<string>()
+  const dirs = new Set<string>()
+
   async function * candidates (): AsyncGenerator<ImportCandidate> {
     let next = first
     while (next.done !== true) {
       const entry = next.value
       const path = normalisePath(entry.path)
+      if (files.has(path)) throw new InvalidParameterError(`invalid path "${entry.path}": "${path}" was already given as a file`)
       if (entry.content == null && ancestors.has(path)) {
         // already implied by an earlier entry: given again, the importer would replace it, contents and all
         next = await iterator.next()
         continue
       }
-      for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
-        ancestors.add(path.slice(0, i))
+      if (entry.content != null && (ancestors.has(path) || dirs.has(path))) {
+        throw new InvalidParameterError(`invalid path "${entry.path}": "${path}" was already given as a directory`)
       }
+      for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+        const parent = path.slice(0, i)
+        if (files.has(parent)) throw new InvalidParameterError(`invalid path "${entry.path}": "${parent}" was already given as a file`)
+        ancestors.add(parent)
+      }
+      if (entry.content != null) files.add(path)
+      else dirs.add(path)
       yield entry.content == null ? { path } : { path, content: readContent(path, entry.content) }
       next = await iterator.next()
     }
@@ -265,8 +278,8 @@ export function encodeFileLeaf (data: Uint8Array): Uint8Array {
 }
 
 /** Block writes in flight at most, and their bytes: bounds the memory the write-behind holds. */
-const WRITE_BEHIND_BLOCKS = 256
-const WRITE_BEHIND_BYTES = 32 * 1024 * 1024
+export const WRITE_BEHIND_BLOCKS = 256
+export const WRITE_BEHIND_BYTES = 32 * 1024 * 1024
 
 /**
  * Block writes that do not hold up the importer. The importer builds one file at a time (multipart entries

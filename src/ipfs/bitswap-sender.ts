@@ -30,6 +30,11 @@ const DEFAULT_READ_BATCH = 8
 /** Kubo and Helia send small blocks instead of a HAVE below this size. */
 const DEFAULT_MAX_SIZE_REPLACE_HAS_WITH_BLOCK = 1024
 const DEFAULT_MAX_WANTS_PER_PEER = 8192
+/**
+ * All peers' wants together (~300 B each): a few hundred connections at the per-peer cap would be millions.
+ * 32 peers at the per-peer cap, or a thousand fetching 256 blocks at a time, fit.
+ */
+const DEFAULT_MAX_WANTS = 262_144
 /** Under Helia's 10 s receive timeout, so we close an idle stream before the receiver resets it. */
 const DEFAULT_IDLE_CLOSE_MS = 2_000
 const DEFAULT_SEND_TIMEOUT_MS = 10_000
@@ -45,6 +50,8 @@ export interface BitswapSenderInit {
   maxSizeReplaceHasWithBlock?: number
   /** Wants kept per peer; the oldest unanswerable ones go first. Default 8192. */
   maxWantsPerPeer?: number
+  /** Wants kept for all peers together; past it, the peer whose message went over keeps fewer. Default 262,144. */
+  maxWants?: number
   /** An outbound stream with nothing to send for this long is closed. Default 2000 ms. */
   idleCloseMs?: number
   /** Opening a stream, or a write waiting for the peer to read, gives up after this. Default 10,000 ms. */
@@ -141,6 +148,7 @@ class BitswapSenderImpl implements BitswapSender {
   private readonly readBatch: number
   private readonly maxSizeReplaceHasWithBlock: number
   private readonly maxWantsPerPeer: number
+  private readonly maxWants: number
   private readonly ledgers = new Map<string, Ledger>()
   private readonly loops = new Set<Promise<void>>()
   private readonly counters = { blocksSent: 0, bytesSent: 0, sendFailures: 0 }
@@ -153,6 +161,7 @@ class BitswapSenderImpl implements BitswapSender {
     this.readBatch = init.readBatch ?? DEFAULT_READ_BATCH
     this.maxSizeReplaceHasWithBlock = init.maxSizeReplaceHasWithBlock ?? DEFAULT_MAX_SIZE_REPLACE_HAS_WITH_BLOCK
     this.maxWantsPerPeer = init.maxWantsPerPeer ?? DEFAULT_MAX_WANTS_PER_PEER
+    this.maxWants = init.maxWants ?? DEFAULT_MAX_WANTS
   }
 
   receiveMessage (peer: PeerId, message: IncomingMessage): void {
@@ -252,7 +261,9 @@ class BitswapSenderImpl implements BitswapSender {
 
   /** Past the cap, wants we cannot answer (missing) go first, oldest first, then the oldest of the rest. */
   private trim (ledger: Ledger): void {
-    let excess = ledger.wants.size - this.maxWantsPerPeer
+    let total = 0
+    for (const l of this.ledgers.values()) total += l.wants.size
+    let excess = Math.max(ledger.wants.size - this.maxWantsPerPeer, total - this.maxWants)
     if (excess <= 0) return
     for (const [key, want] of ledger.wants) {
       if (excess <= 0) break
@@ -264,8 +275,19 @@ class BitswapSenderImpl implements BitswapSender {
     }
   }
 
+  /**
+   * A ledger with no wants left is forgotten (the next message makes a new one): peers that asked once, and
+   * messages arriving after their peer disconnected, leave nothing behind.
+   */
+  private dropIfEmpty (ledger: Ledger): void {
+    if (ledger.running || ledger.wants.size > 0) return
+    const id = ledger.peer.toString()
+    if (this.ledgers.get(id) === ledger) this.ledgers.delete(id)
+  }
+
   private schedule (ledger: Ledger): void {
-    if (ledger.running || ledger.gone || this.stopped || !hasWanted(ledger)) return
+    if (ledger.running || ledger.gone || this.stopped) return
+    if (!hasWanted(ledger)) { this.dropIfEmpty(ledger); return }
     ledger.running = true
     const loop = this.run(ledger)
       .catch(err => { this.log.error('sending to %p - %e', ledger.peer, err) })
@@ -273,8 +295,10 @@ class BitswapSenderImpl implements BitswapSender {
         this.loops.delete(loop)
         ledger.running = false
         if (ledger.gone || this.stopped) return
-        // wants that came back (a failed send, a block that arrived) while the loop was finishing
+        // wants that came back (a failed send, a block that arrived) while the loop was finishing; schedule drops
+        // a ledger left empty, as this does after the failed sends that cleared its wants
         if (ledger.failures < MAX_SEND_FAILURES) this.schedule(ledger)
+        else this.dropIfEmpty(ledger)
       })
     this.loops.add(loop)
   }

@@ -55,8 +55,43 @@ export interface IpfsNode extends IpfsConnector {
   onPinChange(listener: (cid: CID, pinned: boolean) => void): () => void
   /** Deletes those of the blocks that no local pin protects (a sharded add's blocks held for other peers). */
   dropUnpinned(cids: CID[], options?: AbortOptions): Promise<number>
+  /**
+   * Holds off repo GC until the returned release is called: for writes whose blocks are not pinned yet (an add,
+   * until its pin is in the pinset). Waits while a GC runs.
+   */
+  holdBlocks(signal?: AbortSignal): Promise<() => void>
+  /**
+   * Repo GC: deletes every block that no local pin holds and none of `keep` reaches here, once no pin is fetching
+   * and no add importing. Returns the blocks deleted, as raw-codec CIDs. RepoBusyError when a GC runs already or
+   * the writers do not finish within `waitMs`.
+   */
+  gc(options?: GcOptions): Promise<CID[]>
+  /** Repo GCs since start: for /metrics. */
+  gcStats(): GcStats
   /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
   cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
+}
+
+export interface GcStats {
+  /** GCs that ran to the end. */
+  runs: number
+  /** GCs that failed (busy repo, stop, store errors). */
+  failures: number
+  blocks_deleted: number
+  /** When the last GC ended (ms since epoch; 0 = none yet), and how long it took. */
+  last_finished: number
+  last_duration_ms: number
+}
+
+export interface GcOptions extends AbortOptions {
+  /**
+   * Roots whose blocks held here stay although not pinned here (yet): pins still to be pinned, content other peers
+   * still fetch from here. Depth: Infinity for recursive. Asked once the GC holds the lock, so that an add that
+   * finished meanwhile is in the answer.
+   */
+  keep?: () => Promise<Array<{ cid: CID, depth: number }>>
+  /** How long to wait for pins fetching and adds importing to finish (new ones wait meanwhile). Default 60 s. */
+  waitMs?: number
 }
 
 export function createIpfs (init: IpfsInit): IpfsNode {

@@ -22,7 +22,8 @@ import { SizedBlockstore } from './sized-blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
 import { installBitswapSender, type InstalledBitswap } from './bitswap-sender.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
-import type { IpfsInit, IpfsNode } from './index.js'
+import { GcLock } from './gc-lock.js'
+import type { GcOptions, GcStats, IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
 import type { Helia, Pin } from '@helia/interface'
@@ -36,6 +37,10 @@ type CairnHelia = Helia & { libp2p: Libp2p<CairnServices> }
 const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 /** Bytes of link CIDs remembered for the blocks imported last (RecentLinks): ~450,000 links. */
 const RECENT_LINKS_BYTES = 16 * 1024 * 1024
+/** How long a repo GC waits for the pins and adds writing blocks to finish (new ones wait meanwhile). */
+const DEFAULT_GC_WAIT_MS = 60_000
+/** Blocks whose pin records a repo GC reads at once. */
+const GC_SLICE = 2048
 const DEFAULT_CAT_STALL_MS = 10_000
 const CAT_ATTEMPTS = 12
 const CAT_READ_AHEAD = 16
@@ -83,6 +88,11 @@ export class IpfsNodeImpl implements IpfsNode {
   private readonly locks = new Map<string, Promise<void>>()
   /** onPinChange listeners (the reprovider's fast provide). */
   private readonly pinListeners = new Set<(cid: CID, pinned: boolean) => void>()
+  /** Pins (while they fetch and record) and adds (until their pin is in the pinset) against repo GC. */
+  private readonly gcLock = new GcLock()
+  /** Repo GCs running (stop waits for them to end between slices). */
+  private readonly gcs = new Set<Promise<unknown>>()
+  private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, last_finished: 0, last_duration_ms: 0 }
 
   constructor (init: IpfsInit) {
     this.init = init
@@ -166,7 +176,7 @@ export class IpfsNodeImpl implements IpfsNode {
     this.running = undefined
     running.shutdown.abort()
     // pins in flight stop fetching; those recording a pin finish, so no pin is left half-counted
-    await Promise.allSettled([...this.locks.values()])
+    await Promise.allSettled([...this.locks.values(), ...this.gcs])
     try {
       await running.bitswap?.stop()
       await running.helia.stop()
@@ -197,7 +207,9 @@ export class IpfsNodeImpl implements IpfsNode {
     // Helia keys pins by CIDv1 but records "pinned by" with the bytes given: use one form throughout
     const root = cid.toV1()
     const key = root.toString()
-    await this.withLock(key, options.signal, async () => {
+    // the CID's lock first, so that pins and unpins of a CID keep their call order; then, as blocks found held by
+    // the local scan must stay until the pin is recorded, no repo GC meanwhile
+    await this.withLock(key, options.signal, async () => await this.gcLock.shared(async () => {
       const existing = pins.get(key)
       if (existing?.depth === depth) {
         return
@@ -222,7 +234,7 @@ export class IpfsNodeImpl implements IpfsNode {
       }
       this.log('pinned %c (depth %s, %d blocks listed, %d block records written)', root, depth, blocks.length, written)
       this.emitPinChange(root, true)
-    })
+    }, options.signal))
   }
 
   /**
@@ -401,11 +413,67 @@ export class IpfsNodeImpl implements IpfsNode {
       // every block held for a pin has a record (claimed or referenced): a block with none belongs to no local pin
       if (running.pins.has(cidKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
       if (!(await running.blockstore.has(cid, options))) continue
-      await running.blockstore.delete(cid, options)
-      running.recent.delete(cid)
+      await this.deleteBlock(running, cid, options)
       dropped++
     }
     return dropped
+  }
+
+  /** Deletes a block, and what is remembered of its links. */
+  private async deleteBlock (running: Running, cid: CID, options?: AbortOptions): Promise<void> {
+    await running.blockstore.delete(cid, options)
+    running.recent.delete(cid)
+  }
+
+  async holdBlocks (signal?: AbortSignal): Promise<() => void> {
+    this.require()
+    return await this.gcLock.acquire(signal)
+  }
+
+  async gc (options: GcOptions = {}): Promise<CID[]> {
+    const running = this.require()
+    // stopping the node ends a GC between slices (a slice's deletes finish: the count stays exact)
+    const signal = options.signal != null ? AbortSignal.any([options.signal, running.shutdown.signal]) : running.shutdown.signal
+    const run = this.gcLock.exclusive(async () => {
+      const started = Date.now()
+      // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
+      const kept = new Set<string>()
+      const roots = await options.keep?.() ?? []
+      for (const { cid, depth } of roots) {
+        await scanLocalDag(cid.toV1(), depth, this.localDagReader(running), { signal, seen: kept, stopAtDeep: depth === Infinity })
+      }
+      const removed: CID[] = []
+      let scanned = 0
+      for await (const slice of running.blockstore.cidSlices(GC_SLICE, { signal })) {
+        scanned += slice.length
+        // every block held for a local pin has a record (claimed or referenced)
+        const records = await running.records.lookup(slice, { signal })
+        const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)))
+        await Promise.all(garbage.map(async cid => { await this.deleteBlock(running, cid) }))
+        removed.push(...garbage)
+      }
+      const counters = this.gcCounters
+      counters.runs++
+      counters.blocks_deleted += removed.length
+      counters.last_finished = Date.now()
+      counters.last_duration_ms = counters.last_finished - started
+      this.log('repo gc: deleted %d of %d blocks (%d kept for %d roots not pinned here yet) in %d ms', removed.length, scanned, kept.size, roots.length, counters.last_duration_ms)
+      return removed
+    }, { waitMs: options.waitMs ?? DEFAULT_GC_WAIT_MS, signal })
+    this.gcs.add(run)
+    try {
+      return await run
+    } catch (err) {
+      this.gcCounters.failures++
+      if (running.shutdown.signal.aborted) throw new ShuttingDownError('stopped during a repo GC')
+      throw err
+    } finally {
+      this.gcs.delete(run)
+    }
+  }
+
+  gcStats (): GcStats {
+    return { ...this.gcCounters }
   }
 
   async hasBlock (cid: CID, options: AbortOptions = {}): Promise<boolean> {
@@ -611,7 +679,7 @@ export class IpfsNodeImpl implements IpfsNode {
    * lost them (docs/DESIGN.md §10, "Stuck fetches").
    */
   async * cat (cid: CID, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
-    const { helia } = this.require()
+    this.require()
     const stallMs = this.init.catStallMs ?? DEFAULT_CAT_STALL_MS
     let offset = 0
     for (let attempt = 1; ; attempt++) {

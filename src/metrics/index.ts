@@ -10,6 +10,7 @@ import { attachBitswapTraffic, type BitswapTraffic } from './bitswap.js'
 import { CONTENT_TYPE, LATENCY_BUCKETS, Registry, type Histogram, type Sample } from './registry.js'
 import type { AbortOptions, Pinset, PinTracker, ReprovideAPI, ReprovideStatus, Startable, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
+import type { GcStats } from '../ipfs/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export { Registry, LATENCY_BUCKETS, CONTENT_TYPE, escapeLabelValue, formatValue } from './registry.js'
@@ -40,6 +41,8 @@ export interface MetricsComponents {
   helia?: () => unknown
   /** The reprovider, when this peer has one (it may be built after this component). */
   reprovider?: () => ReprovideAPI | undefined
+  /** Repo GC counters of the IPFS node. */
+  gcStats?: () => GcStats
   logger?: ComponentLogger
 }
 
@@ -62,7 +65,7 @@ export function createMetricsServer (init: MetricsInit, components: MetricsCompo
 interface StatusCache { at: number, ttl: number, counts: Promise<Map<TrackerStatus, number>> }
 
 /** Rejection reasons always exported (as 0 until one happens), so alerts on them need no absent() dance. */
-const REJECT_REASONS = ['signature', 'untrusted', 'malformed', 'cluster', 'checkpoint']
+const REJECT_REASONS = ['signature', 'untrusted', 'sender', 'malformed', 'cluster', 'checkpoint']
 
 class PeerMetrics implements MetricsServer {
   private readonly registry = new Registry()
@@ -153,6 +156,14 @@ class PeerMetrics implements MetricsServer {
     r.counter({ name: 'cairn_reprovide_cycles_overrun_total', help: 'Cycles that did not finish within their interval.', collect: rp(s => s.cycles_overrun_total) })
 
     // ----- ipfs and network
+    if (c.gcStats != null) {
+      const gc = c.gcStats
+      r.counter({ name: 'cairn_repo_gc_runs_total', help: 'Repo GCs that ran to the end (scheduled, or POST /ipfs/gc).', collect: () => gc().runs })
+      r.counter({ name: 'cairn_repo_gc_failures_total', help: 'Repo GCs that failed (the repo busy past the wait, a stop, a store error).', collect: () => gc().failures })
+      r.counter({ name: 'cairn_repo_gc_blocks_deleted_total', help: 'Blocks deleted by repo GCs.', collect: () => gc().blocks_deleted })
+      r.gauge({ name: 'cairn_repo_gc_last_run_timestamp_seconds', help: 'When the last repo GC ended (0 = none since start).', collect: () => gc().last_finished / 1000 })
+      r.gauge({ name: 'cairn_repo_gc_last_run_duration_seconds', help: 'How long the last repo GC took.', collect: () => gc().last_duration_ms / 1000 })
+    }
     if (c.repoSize != null) {
       const repoSize = c.repoSize
       r.gauge({ name: 'cairn_ipfs_repo_bytes', help: 'Bytes of blocks held by this peer.', collect: async () => await repoSize({ signal: AbortSignal.timeout(5000) }) })

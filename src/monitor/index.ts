@@ -51,6 +51,16 @@ export interface MonitorInit {
   checkIntervalMs?: number
   /** Alerts kept, newest first (default 1000). */
   maxAlerts?: number
+  /**
+   * Peers whose metrics are kept (default 5000). Anyone can sign metrics with a key of their own: past this, a
+   * peer whose metrics have all expired makes room, and otherwise a new peer's metrics are dropped (`full`).
+   * Trusted peers are let in past it (the config names them, so they are few).
+   */
+  maxPeers?: number
+  /** Peers the cluster's config trusts: a table full of other identities never keeps them out. */
+  isTrusted?: (peerId: string) => boolean
+  /** Metric names kept per peer (default 32; a peer publishes ping, freespace, pinqueue and its tags). */
+  maxNamesPerPeer?: number
 }
 
 export interface MonitorComponents {

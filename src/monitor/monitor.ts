@@ -11,7 +11,7 @@ import {
   MAX_MESSAGE_BYTES, MAX_METRIC_TTL_MS, MAX_METRICS_PER_MESSAGE, MAX_NAME_LENGTH, MAX_VALUE_LENGTH
 } from './protocol.js'
 import type { Alert, Informer, Metric, Monitor, MonitorComponents, MonitorInit, PeerInfo } from './index.js'
-import type { Message } from '@libp2p/gossipsub'
+import type { Message, SubscriptionChangeData } from '@libp2p/gossipsub'
 import type { Logger } from '@libp2p/interface'
 
 /** Tolerated clock difference when checking how far ahead a peer's metric expires. */
@@ -19,6 +19,17 @@ const CLOCK_SKEW_MS = 60_000
 /** Expired metrics are kept this long (peerInfo of a lost peer, its last values), then forgotten. */
 const RETAIN_EXPIRED_MS = 60 * 60_000
 const NS_PER_MS = 1_000_000
+const DEFAULT_MAX_PEERS = 5000
+const DEFAULT_MAX_NAMES_PER_PEER = 32
+/** A full table is swept for peers whose metrics all expired at most this often. */
+const SWEEP_INTERVAL_MS = 1000
+/**
+ * A peer that subscribes to the metrics topic is sent this peer's metrics after this long, at most once per
+ * WELCOME_INTERVAL_MS however many subscribe: else it waits up to TTL/2 (15 s) for the next round, and a peer
+ * that just joined is not in its peerset for that long.
+ */
+const WELCOME_DELAY_MS = 100
+const WELCOME_INTERVAL_MS = 2000
 
 interface Entry {
   metric: Metric
@@ -36,12 +47,19 @@ export class PubsubMonitor implements Monitor {
   private readonly maxAlerts: number
   /** name -> peer -> latest metric. */
   private readonly metrics = new Map<string, Map<string, Entry>>()
+  /** The metric names held for each peer: bounds what one peer, or many, can make this peer keep. */
+  private readonly namesOf = new Map<string, Set<string>>()
+  private readonly maxPeers: number
+  private readonly maxNamesPerPeer: number
+  private lastSweep = 0
   private readonly alertList: Alert[] = []
   private readonly listeners = new Set<(alert: Alert) => void>()
   private readonly dropped = new Map<string, number>()
   /** When each informer is next due (unix ms). */
   private readonly due = new Map<Informer, number>()
   private publishTimer?: NodeJS.Timeout
+  private welcomeTimer?: NodeJS.Timeout
+  private lastWelcome = 0
   private checkTimer?: NodeJS.Timeout
   private shutdown = new AbortController()
   /** Publish rounds run one at a time. */
@@ -54,6 +72,11 @@ export class PubsubMonitor implements Monitor {
     if (!(this.checkIntervalMs > 0)) throw new ConfigError(`monitor: checkIntervalMs must be a positive number of ms, got ${init.checkIntervalMs}`)
     this.maxAlerts = init.maxAlerts ?? 1000
     if (!Number.isSafeInteger(this.maxAlerts) || this.maxAlerts < 0) throw new ConfigError(`monitor: maxAlerts must be a non-negative integer, got ${init.maxAlerts}`)
+    this.maxPeers = init.maxPeers ?? DEFAULT_MAX_PEERS
+    this.maxNamesPerPeer = init.maxNamesPerPeer ?? DEFAULT_MAX_NAMES_PER_PEER
+    for (const [name, v] of [['maxPeers', this.maxPeers], ['maxNamesPerPeer', this.maxNamesPerPeer]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`monitor: ${name} must be a positive integer, got ${v}`)
+    }
     this.log = components.logger.forComponent('cairn:monitor')
     this.self = components.libp2p.peerId.toString()
     this.topic = metricsTopic(init.cluster)
@@ -84,6 +107,7 @@ export class PubsubMonitor implements Monitor {
     const pubsub = this.components.libp2p.services.pubsub
     pubsub.topicValidators.set(this.topic, async (_from, msg) => await this.validate(msg))
     pubsub.subscribe(this.topic)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.started = true
     this.checkTimer = setInterval(() => { this.check() }, this.checkIntervalMs)
     this.checkTimer.unref()
@@ -96,8 +120,11 @@ export class PubsubMonitor implements Monitor {
     this.started = false
     this.shutdown.abort()
     clearTimeout(this.publishTimer)
+    clearTimeout(this.welcomeTimer)
+    this.welcomeTimer = undefined
     clearInterval(this.checkTimer)
     const pubsub = this.components.libp2p.services.pubsub
+    pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     pubsub.topicValidators.delete(this.topic)
     try { pubsub.unsubscribe(this.topic) } catch {}
     await this.rounds
@@ -204,6 +231,19 @@ export class PubsubMonitor implements Monitor {
     }
   }
 
+  /** A peer subscribed to the metrics topic: it gets this peer's metrics now rather than at the next round. */
+  private readonly onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    if (!this.started || this.welcomeTimer != null) return
+    if (!evt.detail.subscriptions.some(s => s.topic === this.topic && s.subscribe)) return
+    const wait = Math.max(WELCOME_DELAY_MS, this.lastWelcome + WELCOME_INTERVAL_MS - Date.now())
+    this.welcomeTimer = setTimeout(() => {
+      this.welcomeTimer = undefined
+      this.lastWelcome = Date.now()
+      this.publishNow().catch(err => { this.log.error('publishing metrics for a new subscriber failed: %e', err) })
+    }, wait)
+    this.welcomeTimer.unref()
+  }
+
   /** One timer for the earliest due informer; informers due soon after it go in the same message. */
   private schedule (): void {
     clearTimeout(this.publishTimer)
@@ -263,26 +303,69 @@ export class PubsubMonitor implements Monitor {
     if (far != null) return this.drop('ttl', Reject, `${m.peer}'s "${far.name}" expires ${new Date(far.expire / NS_PER_MS).toISOString()}`)
     if (m.peer === this.self) return Ignore
     if (!this.counts(m.peer)) return this.drop('member', Ignore, `${m.peer} is not a member`)
+    if (!this.namesOf.has(m.peer) && this.namesOf.size >= this.maxPeers && this.init.isTrusted?.(m.peer) !== true && !this.sweep(now)) {
+      return this.drop('full', Ignore, `metrics of ${this.maxPeers} peers are held already; ${m.peer}'s are not kept`)
+    }
     let stored = 0
+    let refused = 0
     for (const metric of m.metrics) {
       if (metric.expire / NS_PER_MS <= now) continue
-      if (this.store({ ...metric, received_at: now * NS_PER_MS })) stored++
+      const outcome = this.store({ ...metric, received_at: now * NS_PER_MS })
+      if (outcome === 'stored') stored++
+      else if (outcome === 'names') refused++
     }
-    if (stored === 0) return this.drop('stale', Ignore, `metrics of ${m.peer} expired or older than those held`)
+    if (refused > 0) this.drop('names', Ignore, `${m.peer} published more than ${this.maxNamesPerPeer} metric names; ${refused} not kept`)
+    if (stored === 0) return refused > 0 ? Ignore : this.drop('stale', Ignore, `metrics of ${m.peer} expired or older than those held`)
     return Accept
   }
 
-  /** Keeps the metric unless a live one expiring later is already held (out-of-order delivery). */
-  private store (metric: Metric): boolean {
+  /**
+   * Keeps the metric unless a live one expiring later is already held (out-of-order delivery), or it would be
+   * one name too many for its peer.
+   */
+  private store (metric: Metric): 'stored' | 'older' | 'names' {
+    let names = this.namesOf.get(metric.peer)
+    // this peer's own informers are its config's business
+    if (metric.peer !== this.self && names?.has(metric.name) !== true && (names?.size ?? 0) >= this.maxNamesPerPeer) return 'names'
     let byPeer = this.metrics.get(metric.name)
     if (byPeer == null) {
       byPeer = new Map()
       this.metrics.set(metric.name, byPeer)
     }
     const old = byPeer.get(metric.peer)
-    if (old != null && !old.expired && old.metric.expire > metric.expire) return false
+    if (old != null && !old.expired && old.metric.expire > metric.expire) return 'older'
     byPeer.set(metric.peer, { metric, expired: false })
-    return true
+    if (names == null) {
+      names = new Set()
+      this.namesOf.set(metric.peer, names)
+    }
+    names.add(metric.name)
+    return 'stored'
+  }
+
+  private forget (name: string, byPeer: Map<string, Entry>, peer: string): void {
+    byPeer.delete(peer)
+    const names = this.namesOf.get(peer)
+    names?.delete(name)
+    if (names?.size === 0) this.namesOf.delete(peer)
+  }
+
+  /**
+   * With the table full: forgets the peers whose metrics have all expired (kept only to show a lost peer's last
+   * values), at most once a second. Whether there is room now.
+   */
+  private sweep (now: number): boolean {
+    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return false
+    this.lastSweep = now
+    const live = new Set<string>()
+    for (const byPeer of this.metrics.values()) {
+      for (const [peer, entry] of byPeer) if (entry.metric.expire / NS_PER_MS > now) live.add(peer)
+    }
+    for (const [name, byPeer] of this.metrics) {
+      for (const peer of byPeer.keys()) if (!live.has(peer) && peer !== this.self) this.forget(name, byPeer, peer)
+      if (byPeer.size === 0) this.metrics.delete(name)
+    }
+    return this.namesOf.size < this.maxPeers
   }
 
   // ----- expiry
@@ -292,7 +375,7 @@ export class PubsubMonitor implements Monitor {
     const now = Date.now()
     for (const [name, byPeer] of this.metrics) {
       for (const [peer, entry] of byPeer) {
-        if (!this.counts(peer)) { byPeer.delete(peer); continue }
+        if (!this.counts(peer)) { this.forget(name, byPeer, peer); continue }
         const expire = entry.metric.expire / NS_PER_MS
         if (expire > now) continue
         if (!entry.expired) {
@@ -302,7 +385,7 @@ export class PubsubMonitor implements Monitor {
             this.raise({ ...entry.metric, triggered_at: new Date(now).toISOString() })
           }
         } else if (now - expire > RETAIN_EXPIRED_MS) {
-          byPeer.delete(peer)
+          this.forget(name, byPeer, peer)
         }
       }
       if (byPeer.size === 0) this.metrics.delete(name)

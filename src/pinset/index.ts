@@ -66,11 +66,13 @@ export function pinsetTopic (cluster: string): string { return `cairn/${cluster}
 export function pinsetSyncProtocol (cluster: string): string { return `/cairn/${cluster}/pinset-sync/1.0.0` }
 
 const LOCAL = Symbol('local')
-const CHUNK_SIZE = 1024 * 1024
 /** Largest checkpoint state accepted (a 1M-pin state is ~200 MB). */
 const MAX_CHECKPOINT_STATE = 2 ** 31 - 1
 /** Changes of up to this many keys are reported in one event; larger ones in slices of this size. */
 const SMALL_CHANGE = 10_000
+/** Catch-up envelopes are verified and applied in batches of this many, or of this many bytes. */
+const INGEST_BATCH = 500
+const INGEST_BATCH_BYTES = 16 * 1024 * 1024
 
 /**
  * The number of entries of a Y.Map. Y.Map.size spreads every [key, item] pair into an array: at 1M pins,
@@ -192,7 +194,7 @@ class YjsPinset implements Pinset {
 
     const { libp2p } = this.components
     const pubsub = libp2p.services.pubsub
-    pubsub.topicValidators.set(this.topic, async (_from, msg) => await this.validateGossip(msg.data))
+    pubsub.topicValidators.set(this.topic, async (_from, msg) => await this.validateGossip(msg.data, msg.type === 'signed' ? msg.from.toString() : undefined))
     pubsub.addEventListener('message', this.onMessage)
     pubsub.subscribe(this.topic)
     await libp2p.handle(this.protocol, (stream, connection) => { void this.serveSync(stream, connection) }, {
@@ -465,7 +467,7 @@ class YjsPinset implements Pinset {
     return undefined
   }
 
-  private async validateGossip (sealed: Uint8Array): Promise<TopicValidatorResult> {
+  private async validateGossip (sealed: Uint8Array, publisher?: string): Promise<TopicValidatorResult> {
     let data: Uint8Array
     try {
       data = this.secret.open(sealed)
@@ -475,7 +477,13 @@ class YjsPinset implements Pinset {
     }
     try {
       const msg = decodeGossip(data)
-      if (msg.type === 'notice') return TopicValidatorResult.Accept
+      if (msg.type === 'notice') {
+        // a notice makes every peer that gets it pull from its publisher: only a trusted author announces its own
+        const { author, seq } = msg.notice
+        if (author !== this.self && !this.init.isTrusted(author)) { this.reject('untrusted', `notice of ${author} seq ${seq}`); return TopicValidatorResult.Reject }
+        if (publisher !== author) { this.reject('sender', `${publisher ?? 'an unsigned message'} published a notice of ${author} seq ${seq}`); return TopicValidatorResult.Reject }
+        return TopicValidatorResult.Accept
+      }
       if (this.seqs.has(msg.envelope.author, msg.envelope.seq)) { this.duplicates++; return TopicValidatorResult.Ignore }
       const why = await this.check(msg.envelope)
       if (why == null) return TopicValidatorResult.Accept
@@ -677,6 +685,8 @@ class YjsPinset implements Pinset {
       await stream.close({ signal })
       let proven = !this.secret.enabled
       let batch: Envelope[] = []
+      // a server may send any envelopes (up to 64 MiB each): they are held unverified only until the batch is full
+      let batchBytes = 0
       const finishCheckpoint = async (): Promise<void> => {
         if (checkpoint == null) return
         const cp = checkpoint
@@ -722,10 +732,15 @@ class YjsPinset implements Pinset {
         await finishCheckpoint()
         try {
           batch.push(decodeEnvelope(f.bytes))
+          batchBytes += f.bytes.length
         } catch (err) {
           this.reject('malformed', `catch-up from ${peerId}: ${(err as Error).message}`)
         }
-        if (batch.length >= 500) { applied += await this.ingest(batch); batch = [] }
+        if (batch.length >= INGEST_BATCH || batchBytes >= INGEST_BATCH_BYTES) {
+          applied += await this.ingest(batch)
+          batch = []
+          batchBytes = 0
+        }
       }
       await finishCheckpoint()
       applied += await this.ingest(batch)

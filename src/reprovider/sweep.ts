@@ -132,18 +132,33 @@ export class Sweeper {
       next = r + 1 < regions.length ? this.regionPeers(regions[r + 1], bits, signal) : undefined
       next?.catch(() => {})
       // keys near a region's edge may be closer to the previous region's peers
-      const candidates = bits === 0 ? peers : unionPeers(peers, previous)
-      previous = peers
+      let own = peers
+      let candidates = bits === 0 ? own : unionPeers(own, previous)
+      let relooked = false
       for (let i = region.start; i < region.end; i += this.init.batchSize) {
         signal.throwIfAborted()
         const batch = entries.slice(i, Math.min(i + this.init.batchSize, region.end))
-        const result = await this.sendBatch(batch, candidates, channels, signal, options.onAcked)
+        let result = await this.sendBatch(batch, candidates, channels, signal, options.onAcked)
+        if (result.failed.length > 0 && !relooked) {
+          // every peer some records went to was given up on (e.g. all the peers a cached lookup named are gone):
+          // the region's peers are asked for again (a new lookup when too many of the cached ones were given up on),
+          // once per region and sweep, and those records go to the live peers named
+          relooked = true
+          own = (await this.regionPeers(region, bits, signal)).filter(p => !this.isDown(p.id.toString()))
+          candidates = bits === 0 ? own : unionPeers(own, previous.filter(p => !this.isDown(p.id.toString())))
+          if (candidates.length > 0) {
+            this.init.log('%d records had no live DHT peer: sending them to the region\'s %d live peers', result.failed.length, candidates.length)
+            const again = await this.sendBatch(result.failed, candidates, channels, signal, options.onAcked)
+            result = { entries: batch, announced: result.announced + again.announced, failed: again.failed }
+          }
+        }
         await options.onBatch?.(result)
       }
+      previous = own
       // streams to peers the next region does not use are closed now
       if (bits > 0) {
         for (const [id, ch] of channels) {
-          if (!peers.some(p => p.id.toString() === id)) { ch.close(); channels.delete(id) }
+          if (!own.some(p => p.id.toString() === id)) { ch.close(); channels.delete(id) }
         }
       }
     }

@@ -14,6 +14,13 @@ export interface RpcMethod {
   handler: RpcHandler
   /** Only trusted peers may call it (state-changing or costly calls). */
   trustedOnly?: boolean
+  /** How long a call may run here (default 4x the RPC timeout). */
+  deadlineMs?: number
+}
+
+export interface CallOptions extends AbortOptions {
+  /** How long to wait for the whole answer (default the RPC timeout). */
+  timeoutMs?: number
 }
 
 export interface RpcInit {
@@ -34,9 +41,9 @@ export interface Rpc {
   start(): Promise<void>
   stop(): Promise<void>
   /** Calls a method on a peer; yields each result item. */
-  call<T = unknown>(peer: string, method: string, params?: unknown, options?: AbortOptions): AsyncGenerator<T>
+  call<T = unknown>(peer: string, method: string, params?: unknown, options?: CallOptions): AsyncGenerator<T>
   /** Calls a method that returns one item. */
-  callOne<T = unknown>(peer: string, method: string, params?: unknown, options?: AbortOptions): Promise<T>
+  callOne<T = unknown>(peer: string, method: string, params?: unknown, options?: CallOptions): Promise<T>
 }
 
 export function rpcProtocol (cluster: string): string { return `/cairn/${cluster}/rpc/1.0.0` }
@@ -55,13 +62,15 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
 
   async function serve (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString()
-    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 4)])
+    let signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 4)])
     try {
       const { proof, rest } = splitProof(secret, await readOneFrame(stream, { signal, maxDataLength: 4 * 1024 * 1024 }))
       if (!secret.verify(proof, protocol, peer, self)) throw new SecretMismatchError(`rpc from ${peer} without the cluster secret`)
       if (secret.enabled) await sendFrame(stream, secret.proof(protocol, self, peer), { signal })
       const req = JSON.parse(dec.decode(rest))
-      const method = init.methods[req?.method]
+      // own keys only: "constructor" or "__proto__" would otherwise find Object.prototype's members
+      const method = typeof req?.method === 'string' && Object.hasOwn(init.methods, req.method) ? init.methods[req.method] : undefined
+      if (method?.deadlineMs != null) signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(method.deadlineMs)])
       try {
         if (method == null) throw new Error(`unknown rpc method ${String(req?.method)}`)
         if (method.trustedOnly === true && !init.isTrusted(peer)) throw new UnauthorizedError(`rpc ${String(req.method)}: peer ${peer} is not trusted`)
@@ -81,8 +90,8 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
     }
   }
 
-  async function * call<T> (peer: string, method: string, params?: unknown, options: AbortOptions = {}): AsyncGenerator<T> {
-    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs), ...(options.signal != null ? [options.signal] : [])])
+  async function * call<T> (peer: string, method: string, params?: unknown, options: CallOptions = {}): AsyncGenerator<T> {
+    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(options.timeoutMs ?? timeoutMs), ...(options.signal != null ? [options.signal] : [])])
     let stream: Stream
     try {
       stream = await components.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal })
@@ -125,7 +134,7 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
       await components.libp2p.unhandle(protocol).catch(() => {})
     },
     call,
-    async callOne<T>(peer: string, method: string, params?: unknown, options?: AbortOptions): Promise<T> {
+    async callOne<T>(peer: string, method: string, params?: unknown, options?: CallOptions): Promise<T> {
       for await (const item of call<T>(peer, method, params, options)) return item
       throw new PeerUnreachableError(`peer ${peer}: empty answer to ${method}`)
     }

@@ -1,4 +1,7 @@
 import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
+import { InvalidCIDError } from '../errors.js'
+import type { BlockCodec } from 'multiformats/codecs/interface'
 
 /** The pinset's map key for a CID string: CIDv1, base32 (Qm... and bafy... of the same content share a key). */
 export function cidKey (cid: string | CID): string {
@@ -55,4 +58,39 @@ export function parseCid (s: string): CID {
   }
   if ((value & ((1 << bits) - 1)) !== 0) return CID.parse(s)
   return CID.decode(bytes)
+}
+
+/** Where a peer looks up the codecs and hash functions it knows (Helia's getCodec and getHasher). */
+export interface CidReaders {
+  getCodec(code: number): BlockCodec<number, any> | Promise<BlockCodec<number, any>>
+  getHasher(code: number): unknown
+}
+
+/**
+ * Refuses a CID no peer could read: a hash function this peer does not know (no block of it can be verified),
+ * and, when the CID is to be decoded (`decode`, the default: any pin, a path, a file or a CAR; not a raw block),
+ * a codec it does not know or an identity CID whose inline bytes do not decode with its codec. Serving or pinning
+ * it could only fail later, as a 500 or a pin_error. InvalidCIDError names the CID and what is wrong with it.
+ */
+export async function checkReadable (cid: CID, readers: CidReaders, { decode = true }: { decode?: boolean } = {}): Promise<void> {
+  const unsupported = (why: string): InvalidCIDError => new InvalidCIDError(`unsupported CID "${cid}": ${why}`)
+  try {
+    await readers.getHasher(cid.multihash.code)
+  } catch {
+    throw unsupported(`hash function 0x${cid.multihash.code.toString(16)} is not one this peer can verify`)
+  }
+  if (!decode) return
+  let codec: BlockCodec<number, any>
+  try {
+    codec = await readers.getCodec(cid.code)
+  } catch {
+    throw unsupported(`codec 0x${cid.code.toString(16)} is not one this peer can decode`)
+  }
+  if (cid.multihash.code === identity.code) {
+    try {
+      codec.decode(cid.multihash.digest)
+    } catch (err) {
+      throw new InvalidCIDError(`invalid CID "${cid}": its inline (identity) data is not valid ${codec.name}: ${(err as Error).message}`)
+    }
+  }
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import express from 'express'
 import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
-import { errorHandler, listen, parseCid } from '../../src/api/common.js'
+import { errorHandler, listen, parseCid, requestSignals } from '../../src/api/common.js'
 import { HTTP_STATUS_BY_NAME, restErrorBody, toHttpError } from '../../src/api/errors.js'
 import { decodePartPath } from '../../src/api/rest/multipart.js'
 import { parseAddQuery, parseGoDuration, parsePinOptions, parseRfc3339 } from '../../src/api/rest/pin-options.js'
@@ -18,13 +18,18 @@ describe('error status map', () => {
       InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
       NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
       QueueFullError: 429, QuotaExceededError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
-      ShuttingDownError: 503, InvalidBlockError: 502
+      ShuttingDownError: 503, RepoBusyError: 503, InvalidBlockError: 502
     }
     for (const [name, status] of Object.entries(expected)) {
       const Cls = (errors as unknown as Record<string, new () => Error>)[name]
       assert.equal(toHttpError(new Cls()).status, status, name)
     }
-    assert.deepEqual(HTTP_STATUS_BY_NAME, expected)
+    // other libraries' errors, by name: a block in a codec or hash function this peer does not know
+    const foreign = { UnknownCodecError: 502, UnknownHashAlgorithmError: 502, NoResolverError: 502 }
+    for (const [name, status] of Object.entries(foreign)) {
+      assert.equal(toHttpError(Object.assign(new Error('x'), { name })).status, status, name)
+    }
+    assert.deepEqual(HTTP_STATUS_BY_NAME, { ...expected, ...foreign })
     assert.deepEqual(toHttpError(new TypeError('boom')), { status: 500, message: 'boom' })
   })
 
@@ -39,6 +44,35 @@ describe('error status map', () => {
       assert.equal(bad.status, 400)
       assert.match((await bad.json() as { message: string }).message, /^malformed JSON body: /)
       assert.equal((await post('{"a":"0123456789"}')).status, 413)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('a request whose client went away is not logged as a server error', async () => {
+    const errorsLogged: string[] = []
+    const log = Object.assign(() => {}, { error: (f: string, ...a: unknown[]) => { errorsLogged.push(`${f} ${a.map(String).join(' ')}`) }, trace: () => {}, enabled: false }) as never
+    const signals = requestSignals()
+    let failed!: () => void
+    const handled = new Promise<void>(resolve => { failed = resolve })
+    const app = express()
+    // a handler still waiting (say, for a block nobody has) when its client leaves: it fails with the signal's reason
+    app.get('/slow', (_req, res, next) => {
+      const signal = signals(res)
+      signal.addEventListener('abort', () => { next(signal.reason); setImmediate(failed) }, { once: true })
+    })
+    app.get('/boom', () => { throw new TypeError('boom') })
+    app.use(errorHandler(restErrorBody, log))
+    const server = await listen(app, '127.0.0.1', 0)
+    try {
+      const base = `http://127.0.0.1:${server.address.port}`
+      await assert.rejects(fetch(`${base}/slow`, { signal: AbortSignal.timeout(200) }))
+      await handled
+      assert.deepEqual(errorsLogged, [])
+      // a failure of ours still is
+      assert.equal((await fetch(`${base}/boom`)).status, 500)
+      assert.equal(errorsLogged.length, 1)
+      assert.match(errorsLogged[0], /boom/)
     } finally {
       await server.close()
     }
@@ -101,7 +135,11 @@ describe('query parsing', () => {
     assert.deepEqual(parseAddQuery(q('cid-version=1')).params, { cid_version: 1, raw_leaves: true })
     assert.deepEqual(parseAddQuery(q('cid-version=1&raw-leaves=false')).params, { cid_version: 1, raw_leaves: false })
     assert.deepEqual(parseAddQuery(q('shard-size=5&pin-update=' + V0)).params, {})
-    assert.deepEqual(parseAddQuery(q('shard=true&shard-size=5')).params, { shard_size: 5 })
+    assert.deepEqual(parseAddQuery(q('shard=true&shard-size=1048576')).params, { shard_size: 1048576 })
+    // refused before the upload is read; 0 would otherwise read as "not sharded" and the add go on unsharded
+    for (const size of ['5', '0']) {
+      assert.throws(() => parseAddQuery(q(`shard=true&shard-size=${size}`)), { name: 'InvalidParameterError', message: `shard-size must be at least 65536 bytes, got ${size}` })
+    }
     assert.deepEqual(parseAddQuery(q('shard=true')).params, { shard_size: 104857600 })
     assert.deepEqual(parseAddQuery(q('stream-channels=false&local=true&no-pin=1&progress=t')), {
       params: { no_pin: true, progress: true }, streamChannels: false, local: true

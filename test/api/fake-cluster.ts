@@ -4,7 +4,7 @@ import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src
 import { ZERO_TIME } from '../../src/components.js'
 import { tryCidKey } from '../../src/utils/cid.js'
 import type {
-  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, IDInfo, Pin, PinOptions, PinType,
+  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType,
   TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
 
 export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
@@ -143,6 +143,11 @@ export class FakeCluster implements ClusterAPI {
   async recover (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
     this.record('recover', cid, { local: options?.local })
     return this.gpi(cid, 'pin_queued')
+  }
+
+  async repoGC (options?: AbortOptions & { local?: boolean }): Promise<GlobalRepoGC> {
+    this.record('repoGC', { local: options?.local })
+    return { peer_map: { [PEER]: { peer: PEER, peername: 'fake', keys: [{ key: 'bafkqaaa' }] } } }
   }
 
   recoverAll (options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo> {

@@ -201,6 +201,8 @@ describe('pinning service API', () => {
     assert.deepEqual(pending.results.map((r: any) => r.requestid), [stuck.requestid])
     assert.ok(['queued', 'pinning', 'failed'].includes(pending.results[0].status))
     assert.equal((await list(0, `meta=${m}&status=pinned`)).count, names.length)
+    // a list may also come as repeated parameters
+    assert.equal((await list(0, `meta=${m}&status=pinned&status=queued&status=pinning&status=failed`)).count, names.length + 1)
 
     // name + match
     const named = async (query: string): Promise<string[]> => (await list(0, `meta=${m}&${query}`)).results.map((r: any) => r.pin.name).sort()
@@ -278,6 +280,8 @@ describe('pinning service API', () => {
     assertFailure(await call(0, 'POST', '/pins', { cid: 'not-a-cid' }), 400, 'BAD_REQUEST', /invalid CID "not-a-cid"/)
     assertFailure(await call(0, 'POST', '/pins', { cid, name: 'x'.repeat(256) }), 400, 'BAD_REQUEST', /name/)
     assertFailure(await call(0, 'POST', '/pins', { cid, meta: { a: 1 } }), 400, 'BAD_REQUEST', /meta/)
+    // JSON.parse makes "__proto__" an own key, which the parsed record would silently drop
+    assertFailure(await call(0, 'POST', '/pins', `{"cid": "${cid}", "meta": {"__proto__": "x", "a": "b"}}`), 400, 'BAD_REQUEST', /^invalid Pin object: meta key "__proto__" is not allowed$/)
     assertFailure(await call(0, 'POST', '/pins', { cid, origins: ['nope'] }), 400, 'BAD_REQUEST', /origin "nope" is not a valid multiaddr/)
     assertFailure(await call(0, 'POST', '/pins', { cid, origins: ['/ip4/1.2.3.4/tcp/1'] }), 400, 'BAD_REQUEST', /p2p/)
     assertFailure(await call(0, 'GET', '/pins/not-a-request'), 400, 'BAD_REQUEST', /requestid/)
@@ -285,9 +289,9 @@ describe('pinning service API', () => {
     assertFailure(await call(0, 'GET', '/nope'), 404, 'NOT_FOUND')
     for (const [query, re] of [
       ['limit=0', /limit/], ['limit=1001', /limit/], ['limit=ten', /limit/],
-      ['status=done', /status/], ['match=fuzzy', /match/], ['before=yesterday', /before/], ['after=2020-13-01T00:00:00Z', /after/],
+      ['status=done', /status/], ['match=fuzzy', /match/], ['before=yesterday', /before/], ['after=2020-13-01T00:00:00Z', /after/], ['before=2024-02-30T00:00:00Z', /before/], ['name=a&name=b', /^invalid name "a&b": given more than once$/], ['limit=1&limit=2', /limit.*given more than once/],
       ['cid=bogus', /invalid CID/], ['cid=', /cid/], [`cid=${Array(11).fill(cid).join(',')}`, /1 to 10/],
-      ['meta=notjson', /meta/], ['meta=%5B1%5D', /meta/], ['meta=%7B%22a%22%3A1%7D', /meta/], [`name=${'n'.repeat(256)}`, /name/]
+      ['meta=notjson', /meta/], ['meta=%5B1%5D', /meta/], ['meta=%7B%22a%22%3A1%7D', /meta/], ['meta=%7B%22__proto__%22%3A%22x%22%7D', /meta key "__proto__" is not allowed/], [`name=${'n'.repeat(256)}`, /name/]
     ] as const) {
       assertFailure(await call(0, 'GET', `/pins?${query}`), 400, 'BAD_REQUEST', re)
     }

@@ -278,10 +278,12 @@ describe('REST API', () => {
       ['mode=shallow', 'invalid value for "mode": "shallow" must be "recursive" or "direct"'],
       ['expire-in=10ms', 'invalid value for "expire-in": "10ms" is shorter than 1s'],
       ['expire-in=tomorrow', 'invalid value for "expire-in": "tomorrow" is not a duration (e.g. 24h, 1h30m, 90s)'],
+      ['expire-in=99999999999h', 'invalid value for "expire-in": "99999999999h" is too long (the expiry would be past year 275760)'],
       ['expire-at=2024-02-30T00:00:00Z', 'invalid value for "expire-at": "2024-02-30T00:00:00Z" is not an RFC3339 timestamp'],
       ['user-allocations=bob', 'invalid value for "user-allocations": "bob" is not a valid peer ID'],
       ['origins=/ip4/1.2.3.4/tcp/4001', 'invalid value for "origins": "/ip4/1.2.3.4/tcp/4001" must include /p2p/<peer ID>'],
-      ['shard-size=-1', 'invalid value for "shard-size": "-1" is not a non-negative integer']
+      ['shard-size=-1', 'invalid value for "shard-size": "-1" is not a non-negative integer'],
+      ['meta-a=1&meta-__proto__=x', 'invalid value for "meta-__proto__": "x" is not allowed: "__proto__" cannot be a metadata key']
     ]) {
       it(`a bad option is a 400 naming it: ${query}`, async () => {
         const res = await get(`/pins/${OTHER}?${query}`, { method: 'POST' })
@@ -334,6 +336,14 @@ describe('REST API', () => {
       const res = await get(`/pins/${V0}/recover`, { method: 'POST' })
       assert.equal(res.status, 200)
       assert.equal((await json(res)).cid, V0)
+    })
+
+    it('POST /ipfs/gc answers a GlobalRepoGC, local=true passed on', async () => {
+      const res = await get('/ipfs/gc?local=true', { method: 'POST' })
+      assert.equal(res.status, 200)
+      assert.deepEqual((await json(res)).peer_map[PEER].keys, [{ key: 'bafkqaaa' }])
+      assert.deepEqual(cluster.lastCall('repoGC'), [{ local: true }])
+      assert.equal((await get('/ipfs/gc?local=maybe', { method: 'POST' })).status, 400)
     })
   })
 

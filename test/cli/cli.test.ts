@@ -80,6 +80,10 @@ describe('cairn CLI against a fake REST API', () => {
       },
       'POST /pins/recover': (_req, res) => { sendNdjson(res, [sampleStatus(FAIL, { peerB: { peername: 'two', status: 'pin_queued' } })]) },
       [`DELETE /pins/${FAIL}`]: (_req, res) => { sendJson(res, 200, samplePin(FAIL)) },
+      'POST /ipfs/gc': (req, res) => {
+        const one = { peer: 'peerA', peername: 'one', keys: [{ key: 'bafkqaaa' }, { key: 'bafkqaab' }] }
+        sendJson(res, 200, { peer_map: new URL(req.url ?? '/', 'http://x').searchParams.get('local') === 'true' ? { peerA: one } : { peerA: one, peerB: { peer: 'peerB', peername: 'two', keys: [], error: 'this peer is a follower: its repo GC runs only from its own API' } } })
+      },
       'POST /add': async (req, res) => {
         const parts = await readMultipart(req)
         sendNdjson(res, parts.map((p, i) => ({ name: decodeURIComponent(p.filename), cid: `bafk${i}`, size: p.content.length })))
@@ -189,6 +193,18 @@ describe('cairn CLI against a fake REST API', () => {
     assert.match(debug.err, /\n {4}at /, '--debug prints the stack')
   })
 
+  it('runs a repo GC: counts per peer, the CIDs with --keys, exit 1 when a peer failed', async () => {
+    const local = await cairn('ipfs', 'gc', '--local', '--keys')
+    assert.equal(local.code, 0)
+    assert.equal(local.out, 'one (peerA): 2 blocks deleted\n  bafkqaaa\n  bafkqaab\n')
+    const all = await cairn('ipfs', 'gc')
+    assert.equal(all.code, 1)
+    assert.equal(all.out, 'one (peerA): 2 blocks deleted\ntwo (peerB): error: this peer is a follower: its repo GC runs only from its own API\n')
+    assert.equal(all.err, 'error: repo GC failed on 1 of 2 peers\n')
+    const json = await cairn('--json', 'ipfs', 'gc', '--local')
+    assert.deepEqual(JSON.parse(json.out).peer_map.peerA.keys, [{ key: 'bafkqaaa' }, { key: 'bafkqaab' }])
+  })
+
   it('recovers everything and unpins, printing statuses', async () => {
     const recover = await cairn('recover', '--local')
     assert.equal(recover.out, `${FAIL} | site:\n    > two                  : PIN_QUEUED | ${TS} | Attempts: 0 | Priority: false\n`)
@@ -263,5 +279,21 @@ describe('cairn CLI against a fake REST API', () => {
       assert.notEqual(err, '', `cairn ${args.join(' ')} says why`)
     }
     assert.equal((await cairn('--help')).code, 0)
+  })
+
+  it('refuses durations no date or timer can hold, naming them, instead of failing or timing out at once', async () => {
+    const before = api.requests.length
+    const expire = await cairn('pin', 'add', CID, '--expire-in', '99999999999h')
+    assert.equal(expire.code, 2)
+    assert.match(expire.err, /^error: option '--expire-in <duration>' argument '99999999999h' is invalid\. "99999999999h" is too long: the expiry would be past year 275760\./)
+    const timeout = await cairn('--timeout', '600h', 'id')
+    assert.equal(timeout.code, 2)
+    assert.match(timeout.err, /"600h" is longer than the longest timeout, 596h\./)
+    const wait = await cairn('pin', 'add', CID, '-w', '--wait-timeout', '30d')
+    assert.equal(wait.code, 2, 'not a duration at all')
+    const waitLong = await cairn('pin', 'add', CID, '-w', '--wait-timeout', '9999h')
+    assert.match(waitLong.err, /"9999h" is longer than the longest timeout/)
+    assert.equal(api.requests.length, before, 'nothing was sent')
+    assert.equal((await cairn('--timeout', '596h', 'id')).code, 0, 'the longest timeout still works')
   })
 })

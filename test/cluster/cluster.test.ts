@@ -9,7 +9,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { tempDir, waitFor } from '../util.js'
+import { BAD_INLINE_CBOR, tempDir, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
 import type { GlobalPinInfo } from '../../src/components.js'
 
 async function collect<T> (it: AsyncIterable<T>): Promise<T[]> {
@@ -163,7 +163,11 @@ describe('a 3-peer cluster', () => {
       ['POST', `/pins/${await putRaw(tc, [0], 'w')}?user-allocations=12D3KooWGzh4wQhDLTBPZaN8Nms8zwqZ4L3cWpqfRx9ySzVH2dfT`, /unknown peer/],
       ['POST', `/pins/${await putRaw(tc, [0], 'v')}?expire-at=2001-01-01T00:00:00Z`, /expire-at/],
       ['GET', '/pins?filter=nonsense', /filter/],
-      ['GET', '/pins/bafynotvalid', /bafynotvalid/]
+      ['GET', '/pins/bafynotvalid', /bafynotvalid/],
+      // CIDs no peer can read would be a pin_error on every peer, forever
+      ['POST', `/pins/${UNKNOWN_CODEC}`, new RegExp(`unsupported CID "${UNKNOWN_CODEC}": codec 0x9999 is not one this peer can decode`)],
+      ['POST', `/pins/${UNKNOWN_HASH}`, new RegExp(`unsupported CID "${UNKNOWN_HASH}": hash function 0x1234 is not one this peer can verify`)],
+      ['POST', `/pins/${BAD_INLINE_CBOR}`, new RegExp(`invalid CID "${BAD_INLINE_CBOR}": its inline \\(identity\\) data is not valid dag-cbor`)]
     ]
     for (const [method, path, pattern] of cases) {
       const res = await fetch(url + path, { method })
@@ -182,6 +186,7 @@ describe('a 3-peer cluster', () => {
     const del = await fetch(`${url}/pins/${await putRaw(tc, [0], 'never-pinned')}`, { method: 'DELETE' })
     assert.equal(del.status, 404)
     assert.deepEqual(await del.json(), { code: 404, message: 'pin is not part of the pinset' })
+    for (const cid of [UNKNOWN_CODEC, UNKNOWN_HASH, BAD_INLINE_CBOR]) assert.equal(tc.peer(0).pinset.get(cid), undefined, `${cid} stays out of the pinset`)
     // Still serving.
     const id = await (await fetch(`${url}/id`)).json() as { id: string }
     assert.equal(id.id, tc.peer(0).id)

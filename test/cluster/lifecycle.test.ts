@@ -114,6 +114,15 @@ describe('quota, expiry, pin update', () => {
       assert.match(((await res.json()) as { message: string }).message, message, query)
     }
     assert.equal(tc.peer(0).pinset.has(cid), false, 'nothing was pinned')
+
+    // an unknown pin-update source is refused even when the new CID is pinned already; that pin stays as it was
+    const pinned = await add(randomBytes(KB), { name: 'kept' })
+    const unknown = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+    const res = await fetch(`${tc.url(0)}/pins/${pinned}?pin-update=${unknown}&name=changed`, { method: 'POST' })
+    assert.equal(res.status, 400)
+    assert.equal(((await res.json()) as { message: string }).message, `pin-update: ${unknown} is not in the pinset`)
+    assert.equal(tc.peer(0).pinset.get(pinned)?.name, 'kept')
+    assert.equal(tc.peer(0).pinset.get(pinned)?.pin_update, null)
   })
 
   it('GET /health/graph shows who is connected to whom', async () => {

@@ -5,6 +5,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { CarReader } from '@ipld/car'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -15,7 +17,7 @@ import { matchingEtag, parseRange } from '../../src/gateway/http.js'
 import { createGateway } from '../../src/gateway/index.js'
 import { MIRROR_KEY, MIRROR_VERSION_KEY } from '../../src/mirror/meta.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
+import { BAD_INLINE_CBOR, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
 import type { AddEntry, AddedOutput } from '../../src/components.js'
 
 const enc = new TextEncoder()
@@ -233,6 +235,26 @@ describe('the HTTP gateway', () => {
     assert.equal(bad.status, 400)
     assert.match(await bad.text(), /invalid CID "not-a-cid"/)
     assert.equal((await fetch(`${gw}/ipfs/${root}/x?format=tar`)).status, 400)
+    // CIDs no peer can read: 400s naming them, not 500s
+    for (const [cid, why] of [[UNKNOWN_CODEC, 'codec 0x9999 is not one this peer can decode'], [UNKNOWN_HASH, 'hash function 0x1234 is not one this peer can verify']]) {
+      for (const suffix of ['', '/a', '?format=car']) {
+        const res = await fetch(`${gw}/ipfs/${cid}${suffix}`)
+        assert.equal(res.status, 400, `${cid}${suffix}`)
+        assert.equal(await res.text(), `unsupported CID "${cid}": ${why}\n`)
+      }
+    }
+    // a raw block is served as it is, whatever its codec (this one's bytes are inline)
+    const rawBlock = await fetch(`${gw}/ipfs/${UNKNOWN_CODEC}?format=raw`)
+    assert.equal(rawBlock.status, 200)
+    assert.deepEqual(new Uint8Array(await rawBlock.arrayBuffer()), new Uint8Array([1, 2, 3]))
+    // a directory (inline) linking to a block of a codec no peer knows: the path through it is a 502 naming it
+    const dir = CID.createV1(dagPb.code, identity.digest(dagPb.encode({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'weird', Hash: CID.parse(UNKNOWN_CODEC), Tsize: 3 }] })))
+    const deep = await fetch(`${gw}/ipfs/${dir}/weird`)
+    assert.equal(deep.status, 502, `/ipfs/${dir}/weird`)
+    assert.match(await deep.text(), /0x9999|39321/)
+    const badInline = await fetch(`${gw}/ipfs/${BAD_INLINE_CBOR}`)
+    assert.equal(badInline.status, 400)
+    assert.match(await badInline.text(), new RegExp(`^invalid CID "${BAD_INLINE_CBOR}": its inline \\(identity\\) data is not valid dag-cbor`))
 
     // no climbing out of the root, however it is spelled
     for (const path of [`/ipfs/${root}/docs/../hello.txt`, `/ipfs/${root}/docs/%2E%2E/hello.txt`, `/ipfs/${root}/docs%2F..%2Fhello.txt`]) {
@@ -243,7 +265,9 @@ describe('the HTTP gateway', () => {
     assert.equal((await fetch(`${gw}/ipfs/${root}/hello.txt`, { method: 'POST' })).status, 405)
 
     // content nobody has: a short per-request timeout on a second gateway of peer 1
-    const impatient = createGateway({ listen: '127.0.0.1:0', timeoutMs: 1500 }, { ipfs: tc.peer(1).ipfs, pinset: tc.peer(1).pinset })
+    const errorsLogged: string[] = []
+    const gatewayLog = Object.assign(() => {}, { error: (f: string, ...a: unknown[]) => { errorsLogged.push(`${f} ${a.map(String).join(' ')}`) }, trace: () => {}, enabled: false, newScope: () => gatewayLog })
+    const impatient = createGateway({ listen: '127.0.0.1:0', timeoutMs: 1500 }, { ipfs: tc.peer(1).ipfs, pinset: tc.peer(1).pinset, logger: { forComponent: () => gatewayLog } as never })
     await impatient.start()
     try {
       const nobody = CID.createV1(raw.code, await sha256.digest(randomBytes(32)))
@@ -252,6 +276,11 @@ describe('the HTTP gateway', () => {
       assert.equal(res.status, 504)
       assert.match(await res.text(), new RegExp(`block ${nobody} could not be retrieved within 1.5 s`))
       assert.ok(Date.now() - t0 < 10_000)
+      // a client that gives up first is no server error: nothing is logged at error level
+      const other = CID.createV1(raw.code, await sha256.digest(randomBytes(32)))
+      await assert.rejects(fetch(`http://127.0.0.1:${impatient.address().port}/ipfs/${other}`, { signal: AbortSignal.timeout(300) }))
+      await new Promise(resolve => setTimeout(resolve, 2000))
+      assert.deepEqual(errorsLogged, [])
     } finally {
       await impatient.stop()
     }

@@ -43,4 +43,31 @@ describe('add import', () => {
       assert.deepEqual(new Map([...ours].sort()), new Map([...theirs].sort()))
     })
   }
+
+  it('refuses a path given twice, or as both a file and a directory, instead of keeping only the last entry', async () => {
+    const cases: Array<[Array<[string, string | undefined]>, string]> = [
+      [[['d/a', 'x'], ['d/a', 'y']], 'invalid path "d/a": "d/a" was already given as a file'],
+      [[['a.txt', 'x'], ['./a.txt', 'y']], 'invalid path "./a.txt": "a.txt" was already given as a file'],
+      [[['d', 'x'], ['d/a', 'y']], 'invalid path "d/a": "d" was already given as a file'],
+      [[['d/a', 'x'], ['d', 'y']], 'invalid path "d": "d" was already given as a directory'],
+      [[['e', undefined], ['e', 'y']], 'invalid path "e": "e" was already given as a directory'],
+      [[['f', 'x'], ['f', undefined]], 'invalid path "f": "f" was already given as a file']
+    ]
+    for (const [given, message] of cases) {
+      const entries = async function * (): AsyncGenerator<AddEntry> {
+        for (const [path, text] of given) yield text === undefined ? { path } : { path, content: (async function * () { yield new TextEncoder().encode(text) })() }
+      }
+      await assert.rejects(async () => {
+        for await (const _ of importEntries(entries(), { wrap_with_directory: true }, { put: () => {} })) { /* drain */ }
+      }, (err: Error) => err.name === 'InvalidParameterError' && err.message === message, JSON.stringify(given))
+    }
+    // a directory given again after its files is still fine: it is already implied
+    const outs: string[] = []
+    const ok = async function * (): AsyncGenerator<AddEntry> {
+      yield { path: 'd/a', content: (async function * () { yield new Uint8Array([1]) })() }
+      yield { path: 'd' }
+    }
+    for await (const out of importEntries(ok(), {}, { put: () => {} })) outs.push(out.name)
+    assert.deepEqual(outs, ['d/a', 'd'])
+  })
 })

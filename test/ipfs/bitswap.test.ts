@@ -323,6 +323,32 @@ describe('bitswap sender', () => {
     }
   })
 
+  it('keeps at most maxWants wants over all peers, and nothing for a peer whose wants are gone', async () => {
+    const [p1, p2] = await Promise.all([0, 1].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+    const absent = await blocks(16, 10)
+    const held = (await blocks(1, 100))[0]
+    const { streams } = fakeStreams()
+    const sender = createBitswapSender({ maxWantsPerPeer: 8, maxWants: 10 }, {
+      streams, logger: defaultLogger(), getBlocks: async cids => cids.map(c => c.equals(held.cid) ? held.data : undefined)
+    })
+    try {
+      // wants for blocks this peer lacks stay (to be answered when they arrive): 8 from p1 (its cap), then p2's
+      // 8 take the total past 10, so p2 keeps 2
+      sender.receiveMessage(p1, incoming(wantlistPart(absent.slice(0, 8).map(b => ({ cid: b.cid })))))
+      sender.receiveMessage(p2, incoming(wantlistPart(absent.slice(8).map(b => ({ cid: b.cid })))))
+      assert.equal(sender.wantsOf(p1).length, 8)
+      assert.equal(sender.wantsOf(p2).length, 2)
+      assert.deepEqual({ peers: sender.stats().peers, wants: sender.stats().wants }, { peers: 2, wants: 10 })
+      // p2 cancels its wants: its ledger goes; a want answered at once leaves none either
+      sender.receiveMessage(p2, incoming(wantlistPart(sender.wantsOf(p2).map(cid => ({ cid, cancel: true })))))
+      await waitFor(() => sender.stats().peers === 1, 5000, 'the empty ledger to go')
+      sender.receiveMessage(p2, incoming(wantlistPart([{ cid: held.cid }])))
+      await waitFor(() => sender.stats().blocksSent === 1 && sender.stats().peers === 1, 5000, 'the block sent and the ledger gone')
+    } finally {
+      await sender.stop()
+    }
+  })
+
   it('a block that could not be written is sent again on the next write; a late block goes to the peer that wanted it', async () => {
     const peer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const wanted = await blocks(5, 1024)

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test'
 import { LevelBlockstore } from 'blockstore-level'
 import { LevelDatastore } from 'datastore-level'
 import { Key } from 'interface-datastore'
+import { Level } from 'level'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -89,6 +90,53 @@ describe('SizedBlockstore', () => {
       assert.equal(all.size, 59)
       assert.ok(blocks.slice(1).every(b => all.get(Buffer.from(b.cid.multihash.bytes).toString('hex'))?.length === b.bytes.length), 'getAll yields every block held, with its bytes')
       await store.close()
+    })
+  })
+
+  it('after a crash, deletes the bytes written but never indexed, and keeps them when there are more than a crash leaves', async () => {
+    await withStore(async (tmp, datastore) => {
+      const path = join(tmp, 'blocks')
+      const blocks = await makeBlocks(30, i => 1000 + i)
+      let store = new SizedBlockstore({ path, datastore, log })
+      await store.open()
+      for (const b of blocks) await store.put(b.cid, b.bytes)
+      await store.close()
+      const dataKeys = async (): Promise<string[]> => {
+        const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+        const keys = await db.keys({ gt: '/d/', lt: '/d0' }).all()
+        await db.close()
+        return keys
+      }
+      /** Bytes of blocks numbered after the last one, with no index entry: what a crash mid-write leaves. */
+      const crash = async (n: number, size: number): Promise<void> => {
+        const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+        const [last] = await db.keys({ gt: '/d/', lt: '/d0', reverse: true, limit: 1 }).all()
+        const next = parseInt(last.slice(3), 16) + 1
+        await db.batch(Array.from({ length: n }, (_, i) => ({ type: 'put' as const, key: '/d/' + (next + i).toString(16).padStart(12, '0'), value: new Uint8Array(size) })))
+        await db.close()
+        await datastore.delete(new Key('/cairn/ipfs/repo-size'))
+      }
+      const expected = blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
+
+      await crash(200, 64 * 1024)
+      assert.equal((await dataKeys()).length, 230)
+      store = new SizedBlockstore({ path, datastore, log })
+      await store.open()
+      assert.equal(store.size(), expected)
+      const more = await makeBlocks(5, () => 500)
+      for (const b of more) await store.put(b.cid, b.bytes)
+      const got = await store.getBlocks([...blocks, ...more].map(b => b.cid))
+      assert.ok(got.every((b, i) => b != null && Buffer.from(b).equals([...blocks, ...more][i].bytes)), 'every indexed block reads back')
+      await store.close()
+      assert.equal((await dataKeys()).length, 35, 'the 200 unindexed blocks are gone, the 35 indexed ones stay')
+
+      // an index that does not match the store (more unindexed blocks than writes in flight): nothing is deleted
+      await crash(10_001, 10)
+      store = new SizedBlockstore({ path, datastore, log })
+      await store.open()
+      assert.equal(store.size(), expected + 5 * 500)
+      await store.close()
+      assert.equal((await dataKeys()).length, 35 + 10_001)
     })
   })
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
 import { createMetricsServer, Registry } from '../../src/metrics/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { waitFor } from '../util.js'
@@ -68,7 +69,9 @@ describe('/metrics on a 2-peer cluster', () => {
       'cairn_pinset_envelopes_rejected_total', 'cairn_pinset_envelopes_applied_total', 'cairn_pinset_envelopes_duplicate_total',
       'cairn_pinset_checkpoints_total', 'cairn_pinset_sync_bytes_total', 'cairn_ipfs_repo_bytes', 'cairn_bitswap_bytes_total',
       'cairn_bitswap_blocks_total', 'cairn_libp2p_connections', 'cairn_api_request_duration_seconds',
-      'process_resident_memory_bytes', 'process_cpu_seconds_total', 'process_start_time_seconds'
+      'process_resident_memory_bytes', 'process_cpu_seconds_total', 'process_start_time_seconds',
+      'cairn_repo_gc_runs_total', 'cairn_repo_gc_failures_total', 'cairn_repo_gc_blocks_deleted_total',
+      'cairn_repo_gc_last_run_timestamp_seconds', 'cairn_repo_gc_last_run_duration_seconds'
     ]) assert.ok(families.has(name), `family ${name}`)
     assert.equal(families.get('cairn_api_request_duration_seconds')?.type, 'histogram')
     assert.equal(sampleValue(families, 'cairn_info', { peer_id: cluster.peer(0).id }), 1)
@@ -118,6 +121,18 @@ describe('/metrics on a 2-peer cluster', () => {
     }, { message: 'peer 1 sees the 3 pins' })
     assert.ok(sampleValue(after1, 'cairn_bitswap_bytes_total', { direction: 'out' })! - outBefore >= total, 'peer 1 sent the file bytes over bitswap')
     assert.ok((sampleValue(after1, 'cairn_pinset_envelopes_applied_total') ?? 0) >= 1, 'peer 1 applied peer 0\'s envelope')
+
+    // a repo GC on peer 1 after unpinning one file: the counters move
+    const gcBefore = await scrape(1)
+    await fetch(`${cluster.url(0)}/pins/${cids[0]}`, { method: 'DELETE' })
+    await waitFor(async () => !(await cluster.peer(1).ipfs.isPinned(CID.parse(cids[0]))), { timeoutMs: 30_000, message: 'peer 1 unpins the first file' })
+    const gc = await (await fetch(`${cluster.url(1)}/ipfs/gc?local=true`, { method: 'POST' })).json() as { peer_map: Record<string, { keys: unknown[] }> }
+    const deleted = gc.peer_map[cluster.peer(1).id].keys.length
+    assert.ok(deleted >= 2, `the file's blocks deleted: ${deleted}`)
+    const gcAfter = await scrape(1)
+    assert.equal(sampleValue(gcAfter, 'cairn_repo_gc_runs_total'), (sampleValue(gcBefore, 'cairn_repo_gc_runs_total') ?? 0) + 1)
+    assert.equal(sampleValue(gcAfter, 'cairn_repo_gc_blocks_deleted_total'), (sampleValue(gcBefore, 'cairn_repo_gc_blocks_deleted_total') ?? 0) + deleted)
+    assert.ok(Math.abs(sampleValue(gcAfter, 'cairn_repo_gc_last_run_timestamp_seconds')! - Date.now() / 1000) < 60)
 
     // a 404 on an unknown REST route is counted under "unmatched", not under its raw path
     await (await fetch(`${cluster.url(0)}/no/such/route`)).text()

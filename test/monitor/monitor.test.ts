@@ -56,6 +56,9 @@ function harness (): { node: (name: string, opts?: NodeOptions) => Promise<Node>
       peername: name,
       secret: clusterSecret(opts.secret ?? ''),
       isMember: opts.isMember,
+      isTrusted: opts.isTrusted,
+      maxPeers: opts.maxPeers,
+      maxNamesPerPeer: opts.maxNamesPerPeer,
       checkIntervalMs: CHECK,
       informers: opts.informers ?? [
         pingInformer({ peername: name, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: ttl }),
@@ -77,9 +80,12 @@ interface NodeOptions {
   secret?: string
   cluster?: string
   isMember?: (peerId: string) => boolean
+  isTrusted?: (peerId: string) => boolean
   informers?: Informer[]
   /** TTL of the default informers (default TTL). */
   ttlMs?: number
+  maxPeers?: number
+  maxNamesPerPeer?: number
 }
 
 async function connect (from: Node, to: Node): Promise<void> {
@@ -187,6 +193,25 @@ describe('monitor: three peers', () => {
   })
 })
 
+describe('monitor: a peer that joins', () => {
+  const { node } = harness()
+
+  it('is sent the others\' metrics when it subscribes, not at their next round (TTL/2 = 30 s here)', async () => {
+    const a = await node('a', { ttlMs: 60_000 })
+    const b = await node('b', { ttlMs: 60_000 })
+    // both published their first round at start, to nobody
+    const t0 = Date.now()
+    await connect(b, a)
+    await waitFor(() => a.monitor.peerset().length === 2 && b.monitor.peerset().length === 2, { timeoutMs: 5000, message: 'a and b see each other' })
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`)
+    // a third peer joining a moment later is welcomed too (one round per 2 s at most, however many subscribe)
+    const c = await node('c', { ttlMs: 60_000 })
+    await connect(c, a)
+    await connect(c, b)
+    await waitFor(() => [a, b, c].every(n => n.monitor.peerset().length === 3), { timeoutMs: 8000, message: 'all three see each other' })
+  })
+})
+
 describe('monitor: forged metrics', () => {
   const { node } = harness()
 
@@ -232,6 +257,53 @@ describe('monitor: forged metrics', () => {
     }
     // mallory's honest metrics still count: rejection is per message
     assert.ok(a.monitor.peerset().includes(m.id))
+  })
+})
+
+describe('monitor: bounded by peers and names', () => {
+  const { node } = harness()
+
+  it('keeps at most maxNamesPerPeer names per peer and maxPeers peers (trusted ones past it), making room when a peer\'s metrics expire', async () => {
+    const trusted = new Set<string>()
+    const a = await node('a', { maxPeers: 3, maxNamesPerPeer: 5, isTrusted: id => trusted.has(id) })
+    // b publishes its 4 informers and then 6 more names: a keeps 5 of them
+    const b = await node('b')
+    await connect(b, a)
+    await waitFor(() => a.monitor.peerset().includes(b.id) || undefined, { message: 'a sees b' })
+    await waitFor(() => b.libp2p.services.pubsub.getSubscribers(metricsTopic(CLUSTER)).some(p => p.toString() === a.id), { message: 'b knows a subscribes' })
+    const metric = (peer: string, name: string): Metric => ({
+      name, peer, value: 'x', expire: (Date.now() + 60_000) * 1e6, valid: true, weight: 1, partitionable: false, received_at: 0
+    })
+    const bytes = encodeMetricsBody({ cluster: CLUSTER, peer: b.id, metrics: Array.from({ length: 6 }, (_, i) => metric(b.id, `extra-${i}`)) })
+    await b.libp2p.services.pubsub.publish(metricsTopic(CLUSTER), encodeMetricsMessage(bytes, await b.key.sign(metricsSigningPayload(bytes))))
+    await waitFor(() => (a.monitor.rejected().names ?? 0) >= 1 || undefined, { message: 'a refuses names past the bound' })
+    const namesOfB = a.monitor.names().filter(n => metricOf(a.monitor, n, b.id) != null)
+    assert.equal(namesOfB.length, 5, `a keeps 5 names of b: ${namesOfB.join(', ')}`)
+    assert.ok(a.monitor.peerset().includes(b.id), 'b still counts')
+
+    // a holds itself and b; c fits, d does not
+    const c = await node('c', { ttlMs: PEER_TTL })
+    await connect(c, a)
+    await waitFor(() => a.monitor.peerset().includes(c.id) || undefined, { message: 'a sees c' })
+    const d = await node('d')
+    await connect(d, a)
+    await waitFor(() => (a.monitor.rejected().full ?? 0) >= 1 || undefined, { message: 'a turns d away' })
+    assert.ok(!a.monitor.peerset().includes(d.id), 'd is not in a\'s peerset')
+    assert.deepEqual(sorted(a.monitor.peerset()), sorted([a.id, b.id, c.id]))
+
+    // a peer the config trusts is let in all the same
+    const e = await node('e', { ttlMs: PEER_TTL })
+    trusted.add(e.id)
+    await connect(e, a)
+    await waitFor(() => a.monitor.peerset().includes(e.id) || undefined, { message: 'a lets trusted e in past the bound' })
+    assert.ok(!a.monitor.peerset().includes(d.id), 'd is still turned away')
+
+    // once c and e stop and all their metrics expired, d's next metrics take a place
+    await c.monitor.stop()
+    await e.monitor.stop()
+    await waitFor(() => a.monitor.peerset().includes(d.id) || undefined, { timeoutMs: 15_000, message: 'd is let in once c and e expired' })
+    assert.ok(!a.monitor.peerset().includes(c.id))
+    assert.throws(() => createMonitor({ ...a.init, maxPeers: 0 }, { libp2p: a.libp2p, privateKey: a.key, logger: quietLogger('x') }), /maxPeers must be a positive integer, got 0/)
   })
 })
 

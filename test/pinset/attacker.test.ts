@@ -8,7 +8,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import * as Y from 'yjs'
 import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetSyncProtocol, pinsetTopic } from '../../src/pinset/index.js'
-import { decodeEnvelope, decodeSyncRequest, encodeBody, encodeEnvelope, signingPayload } from '../../src/pinset/protocol.js'
+import { decodeEnvelope, decodeSyncRequest, encodeBody, encodeEnvelope, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
 import { readOneFrame, sendFrame } from '../../src/utils/stream.js'
 import { quietLogger, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
@@ -116,5 +116,69 @@ describe('attacks on the pinset', () => {
     assert.ok(st.envelopes_rejected - rejectedBefore >= 1 + flipped, JSON.stringify(st.rejected_by_reason))
     assert.ok((st.rejected_by_reason.signature ?? 0) >= 1 && (st.rejected_by_reason.untrusted ?? 0) >= 1, JSON.stringify(st.rejected_by_reason))
     assert.ok(st.envelopes_duplicate >= 3, 'replays were recognised as duplicates')
+  })
+
+  it('a catch-up server sending big envelopes gets them verified and dropped as they come, not held until the stream ends', async () => {
+    const vKey = await generateKeyPair('Ed25519')
+    trusted.add(peerIdFromPrivateKey(vKey).toString())
+    const victim = await peer(vKey)
+    const evilKey = await generateKeyPair('Ed25519')
+    const evil = await host(evilKey)
+    const evilId = peerIdFromPrivateKey(evilKey).toString()
+    const untrusted = (): number => victim.pinset.stats().rejected_by_reason.untrusted ?? 0
+    const before = untrusted()
+    // 3.5 MiB envelopes by the attacker's own (untrusted) identity: 5 of them pass the 16 MiB batch limit. Held
+    // unverified until 500 had come, 500 frames of up to 64 MiB each were ~32 GB in the victim's memory.
+    let countedWhileOpen = false
+    await evil.handle(pinsetSyncProtocol('atk'), async stream => {
+      await readOneFrame(stream)
+      const update = new Uint8Array(3.5 * 1024 * 1024)
+      for (let seq = 1; seq <= 5; seq++) {
+        const body = encodeBody('atk', evilId, seq, update)
+        await sendFrame(stream, encodeEnvelope(body, await evilKey.sign(signingPayload(body))))
+      }
+      countedWhileOpen = await waitFor(() => untrusted() >= before + 5, { timeoutMs: 5000 }).then(() => true, () => false)
+      await stream.close()
+    })
+    await victim.libp2p.dial(evil.getMultiaddrs()[0])
+    assert.equal(await victim.pinset.syncWith(evilId), 0)
+    assert.ok(countedWhileOpen, `the victim verified the envelopes before the stream ended (${untrusted() - before} counted)`)
+    assert.equal(victim.pinset.size(), 0)
+  })
+
+  it('notices (pull an envelope too big to gossip) are taken only from their trusted author', async () => {
+    const aKey = await generateKeyPair('Ed25519')
+    const vKey = await generateKeyPair('Ed25519')
+    trusted.add(peerIdFromPrivateKey(aKey).toString())
+    trusted.add(peerIdFromPrivateKey(vKey).toString())
+    const aHost = await host(aKey)
+    const aDir = await tempDir()
+    // every envelope of a goes out as a notice
+    const a = createPinset({ cluster: 'atk', dataDir: aDir.path, isTrusted: p => trusted.has(p), syncIntervalMs: 60_000, maxGossipBytes: 1 }, { libp2p: aHost, privateKey: aKey, logger: quietLogger() })
+    await a.start()
+    cleanups.push(async () => { await a.stop(); await aDir.cleanup() })
+    const victim = await peer(vKey)
+    const evilKey = await generateKeyPair('Ed25519')
+    const evil = await host(evilKey)
+    const topic = pinsetTopic('atk')
+    evil.services.pubsub.subscribe(topic)
+    await aHost.dial(victim.libp2p.getMultiaddrs()[0])
+    await evil.dial(victim.libp2p.getMultiaddrs()[0])
+    await waitFor(() => evil.services.pubsub.getSubscribers(topic).length === 1 && aHost.services.pubsub.getSubscribers(topic).length === 1, { message: 'mesh' })
+    const reasons = (): Record<string, number> => victim.pinset.stats().rejected_by_reason
+    const before = { untrusted: reasons().untrusted ?? 0, sender: reasons().sender ?? 0 }
+
+    // Accepted, each of these made every peer reached pull from the attacker: a notice of its own (untrusted)
+    // envelope, and one claiming to be from a trusted author.
+    await evil.services.pubsub.publish(topic, encodeNotice({ author: evil.peerId.toString(), seq: 1 }))
+    await evil.services.pubsub.publish(topic, encodeNotice({ author: aHost.peerId.toString(), seq: 7 }))
+    await waitFor(() => (reasons().untrusted ?? 0) > before.untrusted && (reasons().sender ?? 0) > before.sender, {
+      timeoutMs: 5000, message: `the victim rejected both notices (${JSON.stringify(reasons())})`
+    })
+
+    // The author's own notice still brings its envelope over catch-up.
+    const z = await fakeCid('big')
+    await a.put([pinOf(z, 'big')])
+    await waitFor(() => victim.pinset.has(z), { timeoutMs: 5000, message: 'the victim pulled the envelope a gave notice of' })
   })
 })

@@ -73,4 +73,13 @@ describe('cluster secret', () => {
     await assert.rejects(none.rpc.callOne(a.id, 'hello'))
     await assert.rejects(a.rpc.callOne(none.id, 'hello'))
   })
+
+  it('an RPC call naming a method the peer lacks, or a member of Object.prototype, is answered "unknown rpc method"', async () => {
+    const [a, b] = [await node(''), await node('')]
+    await b.libp2p.dial(a.libp2p.getMultiaddrs()[0])
+    assert.equal(await b.rpc.callOne(a.id, 'hello'), 'hi')
+    for (const method of ['nope', '__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      await assert.rejects(b.rpc.callOne(a.id, method), (err: Error) => err.message.includes(`unknown rpc method ${method}`), method)
+    }
+  })
 })

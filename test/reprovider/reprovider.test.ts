@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { unixfs } from '@helia/unixfs'
+import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { runCli } from '../../src/cli/program.js'
 import { createClient } from '../../src/client/index.js'
@@ -198,6 +199,46 @@ describe('reprovider', { timeout: 180_000 }, () => {
       assert.equal(status.cycles_total, 2)
     } finally {
       await cluster.close()
+    }
+  })
+
+  it('when every DHT peer a cached lookup named is gone, the cycle looks the keyspace up again and announces every CID', async () => {
+    // a DHT of its own: 5 nodes the peer announces to first, then 5 others it meets while the first 5 go away
+    const first = await createDhtNetwork(5, { protocol: PROTOCOL })
+    const second = await createDhtNetwork(5, { protocol: PROTOCOL })
+    const cluster = await createTestCluster(1, {
+      name: 'rp5',
+      cluster: {
+        dht: { profile: 'lan', protocol: PROTOCOL, bootstrap: [first.addr(0)], client_mode: true },
+        // a 10 min region cache: the second cycle starts from the first one's lookup
+        reprovide: { interval_ms: 600_000, validity_ms: 1_200_000, batch_size: 20, fast_provide: false, retries: 1, retry_backoff_ms: 100, send_timeout_ms: 1500 }
+      }
+    })
+    try {
+      const peer = cluster.peer(0)
+      const id = peer.ipfs.libp2p.peerId.toString()
+      await addFile(cluster, 0, 60 * 1024, 'size-1024')
+      const before = await peer.reprovider.reprovideNow() as ReprovideStatusDetail
+      const total = before.last_cycle_cids
+      assert.ok(total > 60, `60 leaves of 1 KiB and their root: ${total}`)
+      const held = async (net: DhtNetwork): Promise<number[]> => await Promise.all(net.nodes.map(async (_, i) => await net.providerRecords(i, id)))
+      assert.ok((await held(first)).some(n => n === total), 'the first cycle stored every record on the first DHT')
+      for (let i = 0; i < second.nodes.length; i++) await peer.ipfs.libp2p.dial(multiaddr(second.addr(i)))
+      // the second DHT's nodes in the peer's routing table (identify ran) before the first one goes
+      const table = (peer.ipfs.libp2p.services.dht as unknown as { routingTable: { find: (p: unknown) => Promise<unknown> } }).routingTable
+      await waitFor(async () => (await Promise.all(second.nodes.map(async n => await table.find(n.peerId)))).every(p => p != null),
+        { timeoutMs: 20_000, message: 'the second DHT\'s nodes in the routing table' })
+      await first.stop()
+      const after = await peer.reprovider.reprovideNow() as ReprovideStatusDetail
+      assert.equal(after.cycles_total, 2)
+      assert.ok(after.failures_total > before.failures_total, 'the sends to the DHT nodes gone were counted as failures')
+      assert.equal(after.last_cycle_cids, total, 'every CID, the first batch too, reached the DHT nodes that answer')
+      const now = await held(second)
+      assert.ok(now.some(n => n === total), `a node of the second DHT holds every record: ${now.join(',')} of ${total}`)
+    } finally {
+      await cluster.close()
+      await first.stop()
+      await second.stop()
     }
   })
 })

@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { InvalidBodyError, InvalidParameterError } from '../../errors.js'
 import { parseCid } from '../common.js'
+import { parseRfc3339 } from '../rest/pin-options.js'
 import { SVC_STATUSES, type SvcStatus } from './status.js'
 
 export const MAX_LIMIT = 1000
@@ -16,7 +17,10 @@ const MAX_META_KEYS = 1000
 export const MATCHES = ['exact', 'iexact', 'partial', 'ipartial'] as const
 export type Match = typeof MATCHES[number]
 
-const metaSchema = z.record(z.string(), z.string({ error: 'meta values must be strings' }), { error: 'meta must be an object of strings' })
+// checked before the record: it is built by assignment, where "__proto__" sets the prototype and the key is lost
+const metaSchema = z.unknown()
+  .refine(m => typeof m !== 'object' || m === null || !Object.hasOwn(m, '__proto__'), 'meta key "__proto__" is not allowed')
+  .pipe(z.record(z.string(), z.string({ error: 'meta values must be strings' }), { error: 'meta must be an object of strings' }))
   .refine(m => Object.keys(m).length <= MAX_META_KEYS, `meta may hold at most ${MAX_META_KEYS} keys`)
 
 const originSchema = z.string({ error: 'origins must be multiaddr strings' }).transform((o, ctx) => {
@@ -95,8 +99,9 @@ function invalid (param: string, value: string, why: string): InvalidParameterEr
  */
 function parseTime (param: 'before' | 'after', value: string): string {
   const m = RFC3339.exec(value)
-  const ms = m === null ? NaN : Date.parse(value)
-  if (m === null || Number.isNaN(ms)) throw invalid(param, value, 'expected an RFC 3339 date-time such as 2020-07-27T17:32:28Z')
+  // parseRfc3339 refuses what Date.parse cannot read, and the dates it rolls over (2024-02-30 as March 1st)
+  if (m === null || parseRfc3339(value) === undefined) throw invalid(param, value, 'expected an RFC 3339 date-time such as 2020-07-27T17:32:28Z')
+  const ms = Date.parse(value)
   const finer = (m[8] ?? '').length > 3 && /[1-9]/.test(m[8].slice(3))
   const t = param === 'before' && finer ? ms + 1 : ms
   // keep the 4-digit-year ISO form, which sorts as the index keys do
@@ -106,13 +111,20 @@ function parseTime (param: 'before' | 'after', value: string): string {
 
 /** GET /pins's query; `status` defaults to pinned (the spec: "when no filter is provided, only successful pins"). */
 export function parseListQuery (q: URLSearchParams): ListQuery {
-  const one = (name: string): string | undefined => {
+  // the lists (cid, status) may also come as repeated parameters; a repeated single value is refused, since
+  // joined it would be searched for as one ("name=a&name=b" would look for the name "a,b")
+  const list = (name: string): string | undefined => {
     const all = q.getAll(name)
     return all.length === 0 ? undefined : all.join(',')
   }
+  const one = (name: string): string | undefined => {
+    const all = q.getAll(name)
+    if (all.length > 1) throw invalid(name, all.join('&'), 'given more than once')
+    return all[0]
+  }
   const out: ListQuery = { match: 'exact', statuses: new Set(['pinned']), limit: DEFAULT_LIMIT }
 
-  const cid = one('cid')
+  const cid = list('cid')
   if (cid !== undefined) {
     const items = cid.split(',')
     if (items.some(c => c === '') || items.length > MAX_CIDS) throw invalid('cid', cid, `expected 1 to ${MAX_CIDS} comma-separated CIDs`)
@@ -130,7 +142,7 @@ export function parseListQuery (q: URLSearchParams): ListQuery {
     out.match = match as Match
   }
 
-  const status = one('status')
+  const status = list('status')
   if (status !== undefined) {
     const items = status.split(',')
     const bad = items.find(s => !(SVC_STATUSES as readonly string[]).includes(s))

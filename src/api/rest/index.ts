@@ -122,6 +122,9 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
   app.post('/pins/:cid/recover', async (req, res) => {
     sendJson(res, 200, await cluster.recover(cidOf(req), { signal: signalOf(res), local: localOf(req) }))
   })
+  app.post('/ipfs/gc', async (req, res) => {
+    sendJson(res, 200, await cluster.repoGC({ signal: signalOf(res), local: localOf(req) }))
+  })
 
   const pin = async (req: Request, res: Response): Promise<void> => {
     const cid = cidOf(req)

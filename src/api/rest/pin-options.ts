@@ -4,6 +4,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../../errors.js'
+import { checkShardSize } from '../../sharding.js'
 import { parseCid } from '../common.js'
 import type { AddParams, PinMode, PinOptions } from '../../components.js'
 
@@ -126,12 +127,18 @@ export function parsePinOptions (q: URLSearchParams, now: number = Date.now()): 
     const ms = parseGoDuration(expireIn)
     if (ms === undefined) throw invalid('expire-in', expireIn, 'is not a duration (e.g. 24h, 1h30m, 90s)')
     if (ms < 1000) throw invalid('expire-in', expireIn, 'is shorter than 1s')
-    opts.expire_at = new Date(now + ms).toISOString()
+    // Date ends at year 275760: toISOString throws a bare RangeError past it
+    const at = new Date(now + ms)
+    if (Number.isNaN(at.getTime())) throw invalid('expire-in', expireIn, 'is too long (the expiry would be past year 275760)')
+    opts.expire_at = at.toISOString()
   }
 
   const metadata: Record<string, string> = {}
   for (const key of new Set(q.keys())) {
-    if (key.startsWith('meta-') && key.length > 5) metadata[key.slice(5)] = q.get(key) ?? ''
+    if (!key.startsWith('meta-') || key.length === 5) continue
+    // assigning "__proto__" would set the object's prototype: the entry would be lost without a word
+    if (key === 'meta-__proto__') throw invalid(key, q.get(key) ?? '', 'is not allowed: "__proto__" cannot be a metadata key')
+    metadata[key.slice(5)] = q.get(key) ?? ''
   }
   if (Object.keys(metadata).length > 0) opts.metadata = metadata
 
@@ -206,8 +213,13 @@ export function parseAddQuery (q: URLSearchParams, now: number = Date.now()): Ad
   if (parseBool(q, 'nocopy') === true) throw invalid('nocopy', 'true', 'is not supported (no filestore)')
 
   // AddParams says "shard" as shard_size > 0; a shard-size without shard=true means nothing to an add
-  if (parseBool(q, 'shard') === true) params.shard_size ||= DEFAULT_SHARD_SIZE
-  else delete params.shard_size
+  if (parseBool(q, 'shard') === true) {
+    // an explicit 0 would read as "not sharded" downstream: refused like any size under the minimum
+    if (params.shard_size !== undefined) checkShardSize(params.shard_size)
+    params.shard_size ??= DEFAULT_SHARD_SIZE
+  } else {
+    delete params.shard_size
+  }
 
   for (const [param, key] of [['wrap-with-directory', 'wrap_with_directory'], ['no-pin', 'no_pin'], ['progress', 'progress']] as const) {
     const v = parseBool(q, param)

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { formatAdded } from '../format.js'
-import { formatBytes, parseDuration, parseSize } from '../parse.js'
+import { formatBytes, parseSize, parseTimeout } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import { waitPinned } from '../wait.js'
 import { pinOptionsOf, withPinFlags, type PinFlags } from './pin.js'
@@ -45,7 +45,7 @@ export function registerAdd (program: Command, io: CliIO): void {
     .option('-q, --quiet', 'print only CIDs')
     .option('-Q, --quieter', 'print only the root CID')
     .option('--wait', 'wait until every allocated peer has pinned the root')
-    .option('--wait-timeout <duration>', 'stop waiting after this long, e.g. 60s (default: forever)', parseDuration)
+    .option('--wait-timeout <duration>', 'stop waiting after this long, e.g. 60s (default: forever)', parseTimeout)
     .action(async (paths: string[], o: AddFlags, cmd: Command) => {
       const s = new Session(io, cmd)
       if (o.format === 'car' && (paths.length > 1 || o.wrapWithDirectory === true)) s.usage('--format car imports exactly one CAR file, without -w')

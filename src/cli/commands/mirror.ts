@@ -2,7 +2,7 @@
 import { homedir } from 'node:os'
 import type { Command } from 'commander'
 import { DEFAULT_KEEP, formatStatusCounts, isMirrorName, listMirrors, syncMirror, type MirrorSyncResult } from '../../mirror/index.js'
-import { formatBytes, parseDuration, parseInteger } from '../parse.js'
+import { formatBytes, parseInteger, parseTimeout } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import type { Progress } from '../progress.js'
 
@@ -29,7 +29,7 @@ export function registerMirror (program: Command, io: CliIO): void {
     .option('--replication <n>', 'replication factor, min and max (default: that of the previous version)', parseInteger)
     .option('--rmin <n>', 'minimum replication factor', parseInteger)
     .option('--rmax <n>', 'maximum replication factor', parseInteger)
-    .option('--wait-timeout <duration>', 'give up waiting for the new version to be pinned after this long (default: 10m)', parseDuration)
+    .option('--wait-timeout <duration>', 'give up waiting for the new version to be pinned after this long (default: 10m)', parseTimeout)
     .action(async (dir: string, o: SyncFlags, cmd: Command) => {
       const s = new Session(io, cmd)
       if (!isMirrorName(o.name)) s.usage(`invalid mirror name "${o.name}": use letters, digits, ".", "_" or "-", starting with a letter or digit`)

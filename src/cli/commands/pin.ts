@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { formatPin, formatStatus } from '../format.js'
-import { parseDuration, parseInteger, parseList, parseMetadata } from '../parse.js'
+import { parseExpireIn, parseInteger, parseList, parseMetadata, parseTimeout } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import { waitPinned } from '../wait.js'
 import type { ClientPinOptions } from '../../client/index.js'
@@ -26,7 +26,7 @@ export function withPinFlags (cmd: Command, replication: string): Command {
     .option('--rmin <n>', 'minimum replication factor', parseInteger)
     .option('--rmax <n>', 'maximum replication factor', parseInteger)
     .option('--allocations <peers>', 'comma-separated peer IDs to allocate first', parseList)
-    .option('--expire-in <duration>', 'unpin automatically after this long, e.g. 24h', parseDuration)
+    .option('--expire-in <duration>', 'unpin automatically after this long, e.g. 24h', parseExpireIn)
     .option('--metadata <key=value>', 'metadata entry (repeatable)', parseMetadata)
 }
 
@@ -46,7 +46,7 @@ function withWaitFlags (cmd: Command): Command {
   return cmd
     .option('--no-status', 'print the pin instead of fetching its status')
     .option('-w, --wait', 'wait until every allocated peer has pinned it')
-    .option('--wait-timeout <duration>', 'stop waiting after this long, e.g. 60s (default: forever)', parseDuration)
+    .option('--wait-timeout <duration>', 'stop waiting after this long, e.g. 60s (default: forever)', parseTimeout)
 }
 
 /** After a pin request: optionally wait, then print the global status (or the pin itself with --no-status). */
@@ -79,7 +79,7 @@ export function registerPin (program: Command, io: CliIO): void {
   withWaitFlags(pin.command('update <from> <to>'))
     .description('pin <to> with the allocations and options of <from> (which stays pinned)')
     .option('-n, --name <name>', 'name of the new pin')
-    .option('--expire-in <duration>', 'unpin the new pin automatically after this long', parseDuration)
+    .option('--expire-in <duration>', 'unpin the new pin automatically after this long', parseExpireIn)
     .action(async (from: string, to: string, o: PinFlags & ShowFlags, cmd: Command) => {
       const s = new Session(io, cmd)
       await show(s, await s.client.pinUpdate(from, to, pinOptionsOf({ name: o.name, expireIn: o.expireIn })), o)

@@ -475,12 +475,15 @@ class CairnCluster implements Cluster {
     // pin too: the walker decodes every block it fetches, as Kubo's pin add does)
     await checkReadable(parsed, this.components.importer.helia)
     let existing = this.components.pinset.get(cid)
-    // checked even when the new CID is pinned already, where the old one's options are not taken
-    const from = options.pin_update != null ? this.components.pinset.get(parseCid(options.pin_update).toString()) : undefined
-    if (options.pin_update != null && from == null) throw new InvalidParameterError(`pin-update: ${options.pin_update} is not in the pinset`)
-    if (from != null && existing == null) {
-      // As IPFS Cluster's PinUpdate: the new pin takes the old one's replication and allocations (so the same
-      // peers pin it and fetch only the blocks that differ), and its other options unless given.
+    const updateFrom = options.pin_update != null ? parseCid(options.pin_update) : undefined
+    if (updateFrom != null && cidKey(updateFrom) !== cidKey(parsed)) {
+      // As IPFS Cluster's PinUpdate, whether or not the new CID is pinned already: the new pin takes the old one's
+      // replication and allocations (so the same peers pin it and fetch only the blocks that differ), and its
+      // other options unless given
+      const from = this.components.pinset.get(updateFrom.toString())
+      if (from == null) throw new InvalidParameterError(`pin-update: ${options.pin_update} is not in the pinset`)
+      if (from.type !== 'pin') throw new InvalidParameterError(`pin-update: ${options.pin_update} is a ${from.type}, which cannot be updated`)
+      if (existing != null && existing.type !== 'pin') throw new InvalidParameterError(`${cid} is already pinned as ${existing.type}; its type cannot change`)
       options = {
         ...options,
         replication_factor_min: options.replication_factor_min ?? from.replication_factor_min,
@@ -489,7 +492,8 @@ class CairnCluster implements Cluster {
         origins: options.origins ?? from.origins,
         metadata: options.metadata ?? from.metadata ?? undefined,
         expire_at: options.expire_at ?? (from.expire_at !== ZERO_TIME && Date.parse(from.expire_at) > Date.now() ? from.expire_at : undefined),
-        user_allocations: options.user_allocations ?? from.user_allocations ?? undefined
+        user_allocations: options.user_allocations ?? from.user_allocations ?? undefined,
+        pin_update: updateFrom.toString()
       }
       existing = { ...from, replication_factor_max: options.replication_factor_max ?? from.replication_factor_max }
       const pin = await this.buildPin(parsed, options, 'pin', existing)

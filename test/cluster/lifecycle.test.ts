@@ -82,6 +82,25 @@ describe('quota, expiry, pin update', () => {
     assert.equal(await tc.peer(0).ipfs.isPinned(CID.parse(to)), false)
   })
 
+  it('pin update onto a CID pinned already replaces its options with the old pin\'s, and keeps pin_update as given', async () => {
+    // 300 KiB: a dag-pb root, which has a CIDv0 form
+    const from = await add(randomBytes(300 * KB), { replication_factor_min: 1, replication_factor_max: 1, user_allocations: [ids[1]], metadata: { v: '1' } })
+    const to = await add(randomBytes(16 * KB), { name: 'to', replication_factor_min: 2, replication_factor_max: 2, user_allocations: [ids[0], ids[2]] })
+    await waitFor(async () => await tc.peer(2).ipfs.isPinned(CID.parse(to)), { timeoutMs: 30_000, message: 'the new CID pinned as it was first' })
+    const fromV0 = CID.parse(from).toV0().toString()
+    const res = await fetch(`${tc.url(0)}/pins/${to}?pin-update=${fromV0}`, { method: 'POST' })
+    assert.equal(res.status, 200, await res.clone().text())
+    const pin = await res.json() as { allocations: string[], replication_factor_min: number, replication_factor_max: number, name: string, metadata: Record<string, string>, pin_update: string }
+    assert.deepEqual(pin.allocations, [ids[1]], 'the old pin\'s allocations')
+    assert.equal(pin.replication_factor_min, 1)
+    assert.equal(pin.replication_factor_max, 1)
+    assert.deepEqual(pin.metadata, { v: '1' })
+    assert.equal(pin.pin_update, fromV0, 'pin_update in the form given (CIDv0)')
+    assert.equal(tc.peer(0).pinset.get(to)?.pin_update, fromV0)
+    await waitFor(async () => await tc.peer(1).ipfs.isPinned(CID.parse(to)), { timeoutMs: 30_000, message: 'the new CID pinned where the old one is' })
+    await waitFor(async () => !(await tc.peer(2).ipfs.isPinned(CID.parse(to))), { timeoutMs: 30_000, message: 'and released where it no longer is allocated' })
+  })
+
   it('dials a pin\'s origins before fetching: content held only by a node outside the cluster is fetched', async () => {
     // another DHT protocol, and no connection to any cluster peer: the origin is the only way to find it
     const outside = await startPeer('origin')

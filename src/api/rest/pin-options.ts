@@ -145,7 +145,7 @@ export function parsePinOptions (q: URLSearchParams, now: number = Date.now()): 
   const pinUpdate = get(q, 'pin-update')
   if (pinUpdate !== undefined) {
     try {
-      opts.pin_update = parseCid(pinUpdate).key
+      opts.pin_update = parseCid(pinUpdate).cid.toString()
     } catch (err) {
       throw new InvalidParameterError(`invalid value for "pin-update": ${(err as Error).message}`)
     }

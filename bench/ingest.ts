@@ -4,7 +4,7 @@
 // last answer every pinset holds every pin, and every peer has them all pinned (then checked over REST: all
 // allocated and `pinned`); RSS and CPU per peer.
 // Goal (issue): >= 5,000 pins/s accepted, converged <= 2 s after the last answer.
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -29,6 +29,40 @@ const USAGE = `  --pins N          pins to post (default 5000)
 const SEED_BATCH = 1000
 const GOAL_RATE = 5000
 const GOAL_CONVERGE_S = 2
+/** The flags the README's figures were measured with: only such a run is compared with them. */
+const RECORDED_PARAMS = { pins: 5000, peers: 3, concurrency: 64 }
+
+/** The README's ingest figures, which a run with the default flags must not fall far behind. */
+export interface RecordedIngest {
+  /** Seconds after the last answer until every pin is `pinned` on every peer. */
+  pinnedS: number
+  /** CPU of all peers per pin, ms. */
+  cpuPerPinMs: number
+}
+
+/** Reads the figures from the README's `ingest` row of the benchmark table; undefined when it has none. */
+export function parseRecordedIngest (readme: string): RecordedIngest | undefined {
+  const row = readme.split('\n').find(line => line.startsWith('| `ingest`'))
+  const pinned = row?.match(/all `pinned` everywhere after ([\d.]+) s/)
+  const cpu = row?.match(/([\d.]+) ms CPU per pin/)
+  if (pinned == null || cpu == null) return undefined
+  return { pinnedS: Number(pinned[1]), cpuPerPinMs: Number(cpu[1]) }
+}
+
+/**
+ * A run slower than the recorded figures by more than this machine's noise (twice the figure, and a second more
+ * for the convergence) is a regression: the kind that went unnoticed from 1.3 s to 12-15 s over a few commits.
+ */
+export function ingestRegressions (recorded: RecordedIngest, run: RecordedIngest): string[] {
+  const out: string[] = []
+  if (run.pinnedS > Math.max(2 * recorded.pinnedS, recorded.pinnedS + 1)) {
+    out.push(`every pin pinned everywhere ${run.pinnedS.toFixed(2)} s after the last answer; the README records ${recorded.pinnedS} s`)
+  }
+  if (run.cpuPerPinMs > 2 * recorded.cpuPerPinMs) {
+    out.push(`${run.cpuPerPinMs.toFixed(2)} ms of CPU per pin; the README records ${recorded.cpuPerPinMs} ms`)
+  }
+  return out
+}
 
 interface Options {
   pins: number
@@ -311,6 +345,13 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
         'checked over REST afterwards (GET /allocations, GET /pins?local=true&filter=pinned); the figures are upper ' +
         `bounds, late by up to ${(last('allocatedMs').allocatedSlackMs / 1000).toFixed(2)} s and ${(last('pinnedMs').pinnedSlackMs / 1000).toFixed(2)} s`
     ]
+    const cpuPerPin = metrics.find(m => m.key === 'cpu_per_pin')?.value ?? NaN
+    const recorded = parseRecordedIngest(await readFile(new URL('../../README.md', import.meta.url), 'utf8').catch(() => ''))
+    const comparable = o.pins === RECORDED_PARAMS.pins && o.peers === RECORDED_PARAMS.peers && o.concurrency === RECORDED_PARAMS.concurrency
+    let regressions: string[] = []
+    if (recorded == null) notes.push('the README has no ingest figures to compare with')
+    else if (!comparable) notes.push(`not compared with the README's figures (measured with --pins ${RECORDED_PARAMS.pins} --peers ${RECORDED_PARAMS.peers} --concurrency ${RECORDED_PARAMS.concurrency})`)
+    else regressions = ingestRegressions(recorded, { pinnedS, cpuPerPinMs: cpuPerPin })
     if (o.cpuProf) notes.push(`CPU profiles (peer-0 is the one pinned through): ${profDir}`)
     if (o.keep || o.cpuProf) notes.push(`peer folders kept in ${root.path}`)
     return {
@@ -324,7 +365,8 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
           met: allocatedS <= GOAL_CONVERGE_S
         }
       ],
-      notes
+      notes,
+      regressions
     }
   } finally {
     agent.destroy()

@@ -55,6 +55,8 @@ export interface BenchReport {
   goals?: Goal[]
   /** Extra lines printed under the table (where profiles were written, ...). */
   notes?: string[]
+  /** Figures worse than the recorded ones by more than noise: printed loudly, and the run exits 1. */
+  regressions?: string[]
 }
 
 export interface Benchmark {
@@ -108,6 +110,7 @@ export function formatReport (report: BenchReport, machine: MachineInfo = machin
   const out = [report.title, '', line(header), line(width.map(w => '-'.repeat(w))), ...rows.map(line), '']
   for (const goal of report.goals ?? []) out.push(`goal ${goal.met ? 'met    ' : 'NOT met'}  ${goal.text}`)
   for (const note of report.notes ?? []) out.push(note)
+  for (const r of report.regressions ?? []) out.push(`REGRESSION  ${r}`)
   out.push(formatMachine(machine))
   return out.join('\n') + '\n'
 }
@@ -122,6 +125,7 @@ export function reportJson (name: string, report: BenchReport, machine: MachineI
     }])),
     goals: report.goals ?? [],
     notes: report.notes ?? [],
+    regressions: report.regressions ?? [],
     machine
   }
 }

@@ -74,6 +74,10 @@ async function main (argv: string[]): Promise<never> {
     const report = await benchmark.run(flags, { log, signal: controller.signal })
     const machine = machineInfo()
     const out = json ? `${JSON.stringify(reportJson(name, report, machine), null, 2)}\n` : formatReport(report, machine)
+    const regressions = report.regressions ?? []
+    if (regressions.length > 0) {
+      return await exit(1, out, regressions.map(r => `${name}: REGRESSION: ${r}\n`).join(''))
+    }
     return await exit(0, out)
   } catch (err) {
     if ((err as Error).name === 'BenchUsageError' || err instanceof BenchUsageError) {

@@ -17,7 +17,7 @@ import { libp2pOptions } from '../libp2p/index.js'
 import { cidKey } from '../utils/cid.js'
 import { importCar, importEntries, WriteBehind, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
-import { PinRecords, type PinBlock } from './pin-records.js'
+import { PinRecords, type Generation, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
 import { installBitswapSender, type InstalledBitswap } from './bitswap-sender.js'
@@ -242,7 +242,7 @@ export class IpfsNodeImpl implements IpfsNode {
    * here already is found with bulk reads (a new version of a mirror is mostly the previous one); the network
    * walk starts from the blocks found missing.
    */
-  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<{ blocks: PinBlock[], generation: number }> {
+  private async fetchDag (running: Running, root: CID, depth: number, options: PinOptions): Promise<{ blocks: PinBlock[], generation: Generation }> {
     const { shutdown } = running
     const signal = options.signal
     const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown.signal]) : shutdown.signal

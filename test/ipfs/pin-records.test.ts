@@ -188,25 +188,74 @@ describe('pin records', () => {
     for (const b of inputs) assert.equal(toBase36(b), base36.encode(b), `bytes ${Buffer.from(b).toString('hex')}`)
   })
 
-  it('keeps the links of a block in its record, and lists a pin again when records changed since it was read', async () => {
+  it('keeps the links of a block in its record, re-reads records written since a pin was listed, and lists it again after a removal', async () => {
     const ds = new MemoryDatastore()
     const records = new PinRecords(ds)
-    const dag = await Dag.make({ a: ['parent'], b: ['parent'], parent: ['leaf'] })
+    const dag = await Dag.make({ a: ['parent'], b: ['parent'], c: ['parent'], parent: ['leaf'] })
     const generation = records.generation
     const [before] = await records.lookup([dag.cid('parent')])
     assert.equal(before, undefined)
     await records.add(dag.cid('a'), Infinity, dag.blocks('a'))
     const rec = await recordOf(ds, dag.cid('parent'))
     assert.deepEqual(rec.links?.map(l => CID.decode(l).toString()), [dag.cid('leaf').toString()])
-    // b was listed before a was recorded, with the (now stale) "no record": it is listed again
+    // b was listed before a was recorded, with the (now stale) "no record": its records are read again; no pin
+    // was removed meanwhile, so the listing itself still holds
     let rescans = 0
     const stale = dag.blocks('b').map(b => ({ ...b, record: null }))
-    await records.add(dag.cid('b'), Infinity, stale, { generation, rescan: async () => { rescans++; return dag.blocks('b', ['parent']).map(b => ({ ...b, record: undefined })) } })
-    assert.equal(rescans, 1)
-    const after = await recordOf(ds, dag.cid('parent'))
-    assert.equal(after.refs, 2, 'a stale record would have reset the count to 1')
+    await records.add(dag.cid('b'), Infinity, stale, { generation, rescan: async () => { rescans++; return dag.blocks('b') } })
+    assert.equal(rescans, 0)
+    assert.equal((await recordOf(ds, dag.cid('parent'))).refs, 2, 'a stale record would have reset the count to 1')
     assert.equal((await recordOf(ds, dag.cid('leaf'))).refs, 1, 'parent was deep already: not counted twice')
+
+    // c is listed while parent is deep (stopping there), then a and b are unpinned: parent is released, and c's
+    // listing must be made again, or leaf would stay unrecorded below a deep parent
+    const listed = records.generation
+    const stopped = dag.blocks('c', ['parent'])
     await records.remove(dag.cid('a'), async () => [])
     assert.equal((await recordOf(ds, dag.cid('parent'))).links?.length, 1, 'links kept on unpin')
+    await records.remove(dag.cid('b'), async () => [])
+    assert.deepEqual(await dag.recorded(ds), [], 'parent and leaf released')
+    await records.add(dag.cid('c'), Infinity, stopped, { generation: listed, rescan: async () => { rescans++; return dag.blocks('c') } })
+    assert.equal(rescans, 1)
+    assert.deepEqual(await dag.recorded(ds), ['c', 'leaf', 'parent'])
+    assert.equal((await recordOf(ds, dag.cid('leaf'))).refs, 1)
+  })
+
+  it('records the adds that queue meanwhile together, in one batch, with counts right across them', async () => {
+    const ds = new MemoryDatastore()
+    let commits = 0
+    const counting = Object.create(ds) as MemoryDatastore
+    counting.batch = () => {
+      const batch = ds.batch()
+      const commit = batch.commit.bind(batch)
+      batch.commit = async () => { commits++; await commit() }
+      return batch
+    }
+    counting.put = async () => assert.fail('every record goes in a batch')
+    const records = new PinRecords(counting)
+    // 50 pins of one leaf each, and 10 sharing one subtree
+    const links: Record<string, string[]> = { shared: ['s1', 's2'] }
+    for (let i = 0; i < 50; i++) links[`p${i}`] = [`leaf${i}`]
+    for (let i = 0; i < 10; i++) links[`q${i}`] = [`own${i}`, 'shared']
+    links.lonely = ['lonelyleaf']
+    links.fresh = ['freshleaf']
+    const dag = await Dag.make(links)
+    const names = [...Array.from({ length: 50 }, (_, i) => `p${i}`), ...Array.from({ length: 10 }, (_, i) => `q${i}`)]
+    const generation = records.generation
+    const written = await Promise.all(names.map(async n => await records.add(dag.cid(n), Infinity, dag.blocks(n).map(b => ({ ...b, record: null })), { generation })))
+    assert.equal(commits, 1, `${commits} batches for 60 pins`)
+    for (const n of names) assert.equal(await ds.has(pinKey(dag.cid(n))), true, `${n} recorded`)
+    assert.equal((await recordOf(ds, dag.cid('shared'))).refs, 10, 'one ref per pin over the shared subtree')
+    assert.equal((await recordOf(ds, dag.cid('s1'))).refs, 1, 'the subtree marked deep once')
+    // p: the pin and its leaf; the first q: 5 blocks; the 9 others: the pin, its own leaf, a ref on shared
+    assert.deepEqual(written, [...Array(50).fill(2), 5, ...Array(9).fill(3)])
+    // in one group, a pin whose listing misses a block fails alone
+    const bad = records.add(dag.cid('lonely'), Infinity, [{ cid: dag.cid('lonely'), links: [dag.cid('lonelyleaf')] }])
+    const good = records.add(dag.cid('fresh'), Infinity, dag.blocks('fresh'))
+    await assert.rejects(bad, /block .* below it was not listed/)
+    assert.equal(await good, 2)
+    assert.equal(commits, 2)
+    assert.equal(await ds.has(pinKey(dag.cid('lonely'))), false)
+    assert.equal(await ds.has(pinKey(dag.cid('fresh'))), true)
   })
 })

@@ -15,6 +15,8 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { sniff, typeByName } from '../../src/gateway/content-type.js'
 import { matchingEtag, parseRange } from '../../src/gateway/http.js'
 import { createGateway } from '../../src/gateway/index.js'
+import { acceptsNpm, registryBase, rewritePackument } from '../../src/gateway/npm.js'
+import { pathSegments } from '../../src/gateway/path.js'
 import { MIRROR_KEY, MIRROR_VERSION_KEY } from '../../src/mirror/meta.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { BAD_INLINE_CBOR, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
@@ -351,5 +353,45 @@ describe('gateway HTTP helpers', () => {
     assert.equal(sniff(new Uint8Array([1, 2, 0, 4])), 'application/octet-stream')
     // a UTF-8 character cut by the sniff window is still text
     assert.equal(sniff(enc.encode('é'.repeat(400)).subarray(0, 511)), 'text/plain; charset=utf-8')
+  })
+
+  it('reads npm\'s scoped names (@scope%2Fname) as two segments, first segment only, and nothing else with a "/"', () => {
+    assert.deepEqual(pathSegments('@scope%2fname', { npmScope: true }), ['@scope', 'name'])
+    assert.deepEqual(pathSegments('@scope%2Fname/-/name-1.0.0.tgz', { npmScope: true }), ['@scope', 'name', '-', 'name-1.0.0.tgz'])
+    assert.deepEqual(pathSegments('@scope/name', { npmScope: true }), ['@scope', 'name'])
+    for (const raw of ['@scope%2F..', '@scope%2F.', 'a/@scope%2Fname', '@a%2Fb%2Fc', 'scope%2Fname']) {
+      assert.throws(() => pathSegments(raw, { npmScope: true }), /decodes to a name with "\/"|not allowed/, raw)
+    }
+    assert.throws(() => pathSegments('@scope%2fname'), /decodes to a name with "\/"/)
+  })
+
+  it('makes relative and registry.npmjs.org tarball URLs of a packument absolute, and nothing else', () => {
+    const base = (): string => 'http://peer:8080/mirror/npm/'
+    const doc = {
+      name: 'a',
+      versions: {
+        1: { dist: { tarball: 'a/-/a-1.tgz' } },
+        2: { dist: { tarball: './a/-/a-2.tgz' } },
+        3: { dist: { tarball: '/a/-/a-3.tgz' } },
+        4: { dist: { tarball: 'https://registry.npmjs.org/a/-/a-4.tgz' } },
+        5: { dist: { tarball: 'https://example.org/a-5.tgz' } },
+        6: { dist: {} },
+        7: 'junk'
+      }
+    }
+    const out = JSON.parse(new TextDecoder().decode(rewritePackument(enc.encode(JSON.stringify(doc)), base, 'x'))) as typeof doc
+    assert.deepEqual(Object.values(out.versions).map(v => typeof v === 'string' ? v : (v.dist as { tarball?: string }).tarball), [
+      'http://peer:8080/mirror/npm/a/-/a-1.tgz', 'http://peer:8080/mirror/npm/a/-/a-2.tgz', 'http://peer:8080/mirror/npm/a/-/a-3.tgz',
+      'http://peer:8080/mirror/npm/a/-/a-4.tgz', 'https://example.org/a-5.tgz', undefined, 'junk'
+    ])
+    // nothing to rewrite: the very bytes, and no Host needed
+    const as = enc.encode('{"name":"b","versions":{"1":{"dist":{"tarball":"https://example.org/b.tgz"}}}}')
+    assert.equal(rewritePackument(as, () => { throw new Error('no base needed') }, 'x'), as)
+    assert.throws(() => rewritePackument(enc.encode('{"versions": '), base, '/ipfs/x/b/index.json'), { name: 'InvalidContentError', message: /^\/ipfs\/x\/b\/index\.json is not a packument: not valid JSON/ })
+    assert.equal(registryBase('[::1]:8080', '/mirror/npm/'), 'http://[::1]:8080/mirror/npm/')
+    for (const host of [undefined, '', 'a b', 'a/b', 'a:8080:1']) assert.throws(() => registryBase(host, '/mirror/npm/'), { name: 'InvalidParameterError' }, host)
+    assert.equal(acceptsNpm('application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*'), true)
+    assert.equal(acceptsNpm('application/json'), false)
+    assert.equal(acceptsNpm('application/vnd.npm.install-v1+json;q=0'), false)
   })
 })

@@ -2,7 +2,6 @@
 // through peer 1's gateway, which fetches every block over bitswap.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { CarReader } from '@ipld/car'
 import * as dagPb from '@ipld/dag-pb'
@@ -19,7 +18,7 @@ import { acceptsNpm, registryBase, rewritePackument } from '../../src/gateway/np
 import { pathSegments } from '../../src/gateway/path.js'
 import { MIRROR_KEY, MIRROR_VERSION_KEY } from '../../src/mirror/meta.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { BAD_INLINE_CBOR, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
+import { BAD_INLINE_CBOR, UNKNOWN_CODEC, UNKNOWN_HASH, rawRequest, waitFor } from '../util.js'
 import type { AddEntry, AddedOutput } from '../../src/components.js'
 
 const enc = new TextEncoder()
@@ -47,20 +46,6 @@ async function addTree (tc: TestCluster, prefix: string, files: Record<string, U
     if (line.cid !== '') out.set(line.name, line)
   }
   return out
-}
-
-/** A GET with the path sent byte for byte (fetch would normalise "..", "%2E%2E" and the like). */
-async function rawGet (port: number, path: string): Promise<{ status: number, body: string }> {
-  return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', c => chunks.push(c))
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }) })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 describe('the HTTP gateway', () => {
@@ -231,7 +216,7 @@ describe('the HTTP gateway', () => {
     assert.equal(body.code, 404)
     assert.match(body.message, /no link named "nope\.txt"/)
     // a path below a file
-    assert.equal((await rawGet(port, `/ipfs/${root}/hello.txt/more`)).status, 404)
+    assert.equal((await rawRequest(port, `/ipfs/${root}/hello.txt/more`)).status, 404)
 
     const bad = await fetch(`${gw}/ipfs/not-a-cid/file.txt`)
     assert.equal(bad.status, 400)
@@ -260,10 +245,10 @@ describe('the HTTP gateway', () => {
 
     // no climbing out of the root, however it is spelled
     for (const path of [`/ipfs/${root}/docs/../hello.txt`, `/ipfs/${root}/docs/%2E%2E/hello.txt`, `/ipfs/${root}/docs%2F..%2Fhello.txt`]) {
-      const res = await rawGet(port, path)
+      const res = await rawRequest(port, path)
       assert.equal(res.status, 400, path)
     }
-    assert.equal((await rawGet(port, `/ipfs/${root}/%E0%A4%A`)).status, 400, 'malformed percent-encoding')
+    assert.equal((await rawRequest(port, `/ipfs/${root}/%E0%A4%A`)).status, 400, 'malformed percent-encoding')
     assert.equal((await fetch(`${gw}/ipfs/${root}/hello.txt`, { method: 'POST' })).status, 405)
 
     // content nobody has: a short per-request timeout on a second gateway of peer 1

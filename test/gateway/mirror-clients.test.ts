@@ -4,11 +4,9 @@
 // a suite that is a symlink. An npm registry tree built from `npm pack` tarballs (packuments written by
 // `cairn mirror npm-index`) is installed from by the real npm CLI.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, readFile, readdir, rename, symlink, writeFile } from 'node:fs/promises'
-import { request } from 'node:http'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { gzipSync } from 'node:zlib'
@@ -17,35 +15,7 @@ import { createClient, type Client } from '../../src/client/index.js'
 import { MAX_SYMLINK_HOPS } from '../../src/gateway/path.js'
 import { syncMirror } from '../../src/mirror/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { tempDir, waitFor } from '../util.js'
-
-interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
-
-/** A request with the path and headers sent as they are (fetch would normalise the path and refuses a Host header). */
-async function get (port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
-  return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', c => chunks.push(c))
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-interface Run { code: number, stdout: string, stderr: string }
-
-/** Runs a program to its end (never through a shell); a non-zero exit is a result, not a throw. */
-async function run (file: string, args: string[], options: { cwd: string, env: NodeJS.ProcessEnv, timeoutMs?: number }): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(file, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err == null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1
-      resolve({ code, stdout, stderr: stderr + (err != null && code === -1 ? `\n${err.message}` : '') })
-    })
-  })
-}
+import { rawRequest, runProgram, tempDir, waitFor, type Run } from '../util.js'
 
 /** Where a program is on PATH, if anywhere. */
 async function which (name: string): Promise<string | undefined> {
@@ -137,34 +107,34 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     })
 
     it('follows relative links inside the mirror, through chains and path segments, with truthful headers', async () => {
-      const direct = await get(port, '/mirror/links/dists/bookworm/Release')
+      const direct = await rawRequest(port, '/mirror/links/dists/bookworm/Release')
       assert.equal(direct.status, 200)
       assert.equal(direct.body.toString(), release)
       assert.equal(direct.headers['x-ipfs-path'], `/ipfs/${root}/dists/bookworm/Release`)
       for (const path of ['dists/stable/Release', 'dists/latest/Release', 'dists/current/Release', 'top-release', 'up/rel']) {
-        const res = await get(port, `/mirror/links/${path}`)
+        const res = await rawRequest(port, `/mirror/links/${path}`)
         assert.equal(res.status, 200, `${path}: ${res.body.toString()}`)
         assert.equal(res.body.toString(), release, path)
         // the immutable path and CIDs of what was served: the target's
         for (const h of ['etag', 'x-ipfs-path', 'x-ipfs-roots', 'content-type', 'content-length']) assert.equal(res.headers[h], direct.headers[h], `${path}: ${h}`)
         assert.equal(res.headers['cache-control'], 'public, max-age=60')
       }
-      const chained = await get(port, '/mirror/links/chain/ok0')
+      const chained = await rawRequest(port, '/mirror/links/chain/ok0')
       assert.equal(chained.status, 200, chained.body.toString())
       assert.equal(chained.body.toString(), 'end of the chain\n')
       assert.equal(chained.headers['x-ipfs-path'], `/ipfs/${root}/chain/end`)
       // a directory reached through a link: browsers get the slash form of the path they asked for, then a listing
-      const redirect = await get(port, '/mirror/links/dists/stable')
+      const redirect = await rawRequest(port, '/mirror/links/dists/stable')
       assert.equal(redirect.status, 302)
       assert.equal(redirect.headers.location, '/mirror/links/dists/stable/')
-      const html = await get(port, '/mirror/links/dists/stable/')
+      const html = await rawRequest(port, '/mirror/links/dists/stable/')
       assert.equal(html.status, 200)
       assert.match(html.body.toString(), /href="Release">Release<\/a>/)
-      const listing = JSON.parse((await get(port, '/mirror/links/dists/stable', { accept: 'application/json' })).body.toString()) as { path: string, entries: Array<{ name: string }> }
+      const listing = JSON.parse((await rawRequest(port, '/mirror/links/dists/stable', { accept: 'application/json' })).body.toString()) as { path: string, entries: Array<{ name: string }> }
       assert.equal(listing.path, '/mirror/links/dists/stable/')
       assert.deepEqual(listing.entries.map(e => e.name), ['Release', 'main'])
       // a missing file below a good link names how far the path went
-      const missing = await get(port, '/mirror/links/dists/stable/main/nope')
+      const missing = await rawRequest(port, '/mirror/links/dists/stable/main/nope')
       assert.equal(missing.status, 404)
       assert.match(missing.body.toString(), /no link named "nope".*resolved as far as "dists\/bookworm\/main"/)
     })
@@ -181,7 +151,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
       ]
       for (const [path, message] of cases) {
         for (const accept of ['text/html', 'application/json']) {
-          const res = await get(port, `/mirror/links/${path}`, { accept })
+          const res = await rawRequest(port, `/mirror/links/${path}`, { accept })
           assert.equal(res.status, 404, `${path}: ${res.body.toString()}`)
           const text = accept === 'text/html' ? res.body.toString() : (JSON.parse(res.body.toString()) as { message: string }).message
           assert.match(text, message, path)
@@ -191,11 +161,11 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     })
 
     it('serves a link itself under /ipfs/, and names it when a path goes through it', async () => {
-      const link = await get(port, `/ipfs/${root}/dists/stable`)
+      const link = await rawRequest(port, `/ipfs/${root}/dists/stable`)
       assert.equal(link.status, 200)
       assert.equal(link.body.toString(), 'bookworm')
       assert.equal(link.headers['content-type'], 'text/plain; charset=utf-8')
-      const through = await get(port, `/ipfs/${root}/dists/stable/Release`)
+      const through = await rawRequest(port, `/ipfs/${root}/dists/stable/Release`)
       assert.equal(through.status, 404)
       assert.match(through.body.toString(), /"dists\/stable" is a symlink \(to "bookworm"\): \/ipfs\/ paths do not follow symlinks/)
     })
@@ -245,7 +215,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     await writeFile(join(pkg, 'DEBIAN', 'control'), 'Package: hello-cairn\nVersion: 1.0\nArchitecture: all\nMaintainer: cairn tests <tests@example.org>\nDescription: a package read through a cairn gateway\n')
     const poolDir = join(repo, 'pool', 'main', 'h', 'hello-cairn')
     await mkdir(poolDir, { recursive: true })
-    const built = await run(dpkgDeb, ['--root-owner-group', '--build', pkg, join(poolDir, 'hello-cairn_1.0_all.deb')], { cwd: work, env: isolatedEnv(work) })
+    const built = await runProgram(dpkgDeb, ['--root-owner-group', '--build', pkg, join(poolDir, 'hello-cairn_1.0_all.deb')], { cwd: work, env: isolatedEnv(work) })
     assert.equal(built.code, 0, built.stderr)
     const deb = await readFile(join(poolDir, 'hello-cairn_1.0_all.deb'))
     // the indexes, as a mirror has them: Packages (plain and gzipped) and a Release listing their SHA256
@@ -283,7 +253,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     await writeFile(join(apt, 'apt.conf'), conf)
     const env = isolatedEnv(work, { APT_CONFIG: join(apt, 'apt.conf') })
 
-    const update = await run(aptGet, ['update'], { cwd: apt, env })
+    const update = await runProgram(aptGet, ['update'], { cwd: apt, env })
     assert.equal(update.code, 0, `apt-get update failed:\n${update.stdout}\n${update.stderr}`)
     assert.doesNotMatch(update.stderr, /^(E|W):/m, update.stderr)
     const lists = await readdir(join(apt, 'state', 'lists'))
@@ -292,7 +262,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
       assert.ok(lists.some(f => f.endsWith(`_mirror_debian_dists_${suite}_main_binary-amd64_Packages`)), `apt stored ${suite}'s Packages index: ${lists.join(', ')}`)
     }
 
-    const download = await run(aptGet, ['download', 'hello-cairn'], { cwd: join(apt, 'download'), env })
+    const download = await runProgram(aptGet, ['download', 'hello-cairn'], { cwd: join(apt, 'download'), env })
     assert.equal(download.code, 0, `apt-get download failed:\n${download.stdout}\n${download.stderr}`)
     const got = await readFile(join(apt, 'download', 'hello-cairn_1.0_all.deb'))
     assert.equal(sha256(got), sha256(deb))
@@ -307,7 +277,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
 
     /** Runs the real npm CLI with its own config, cache and home, talking to nothing but the gateway. */
     const npmRun = async (cwd: string, ...args: string[]): Promise<Run> =>
-      await run(npm!, [...args, '--userconfig', npmrc, '--globalconfig', join(work, 'global-npmrc'), '--cache', join(work, 'npm-cache'),
+      await runProgram(npm!, [...args, '--userconfig', npmrc, '--globalconfig', join(work, 'global-npmrc'), '--cache', join(work, 'npm-cache'),
         '--no-audit', '--no-fund', '--no-update-notifier', '--fetch-retries', '0'], { cwd, env: npmEnv })
 
     /** `npm pack` of a package made of a package.json and an index.js; returns the tarball's path. */
@@ -378,7 +348,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
       assert.equal(await installed('@cairn-test/app'), '2.0.0')
       // the newest 1.x, not the prerelease
       assert.equal(await installed('cairn-leaf'), '1.1.0')
-      const result = await run(process.execPath, ['-e', "console.log(require('@cairn-test/app'))"], { cwd: project, env: npmEnv })
+      const result = await runProgram(process.execPath, ['-e', "console.log(require('@cairn-test/app'))"], { cwd: project, env: npmEnv })
       assert.equal(result.stdout, 'app 2.0.0 with leaf 1.1.0\n')
       const lock = JSON.parse(await readFile(join(project, 'package-lock.json'), 'utf8')) as { packages: Record<string, { resolved: string, integrity: string }> }
       assert.equal(lock.packages['node_modules/cairn-leaf'].resolved, `${registry}cairn-leaf/-/cairn-leaf-1.1.0.tgz`)
@@ -400,7 +370,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     it('serves packuments with tarball URLs for the host asked, and leaves browsers their listing', async t => {
       if (npm == null) { t.skip('the npm CLI is not on PATH'); return }
       const npmAccept = 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*'
-      const scoped = await get(port, '/mirror/npm/@cairn-test%2fapp', { accept: npmAccept, host: 'mirror.example:8080' })
+      const scoped = await rawRequest(port, '/mirror/npm/@cairn-test%2fapp', { accept: npmAccept, host: 'mirror.example:8080' })
       assert.equal(scoped.status, 200, scoped.body.toString())
       assert.equal(scoped.headers['content-type'], 'application/json; charset=utf-8')
       const doc = JSON.parse(scoped.body.toString()) as { name: string, versions: Record<string, { dist: { tarball: string, integrity: string } }> }
@@ -409,27 +379,27 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
       assert.match(doc.versions['2.0.0'].dist.integrity, /^sha512-/)
       assert.match(String(scoped.headers['x-ipfs-path']), /^\/ipfs\/\w+\/%40cairn-test\/app\/index\.json$/)
       // the same packument for the unencoded name, a 304 for its ETag
-      const plain = await get(port, '/mirror/npm/@cairn-test/app', { accept: npmAccept, host: 'mirror.example:8080' })
+      const plain = await rawRequest(port, '/mirror/npm/@cairn-test/app', { accept: npmAccept, host: 'mirror.example:8080' })
       assert.deepEqual(plain.body, scoped.body)
       const etag = String(scoped.headers.etag)
       assert.match(etag, /^"Packument_CID-/)
-      assert.equal((await get(port, '/mirror/npm/@cairn-test%2Fapp', { accept: npmAccept, 'if-none-match': etag })).status, 304)
+      assert.equal((await rawRequest(port, '/mirror/npm/@cairn-test%2Fapp', { accept: npmAccept, 'if-none-match': etag })).status, 304)
 
       // an upstream packument: registry.npmjs.org URLs move onto the mirror, other hosts stay
-      const upstream = JSON.parse((await get(port, '/mirror/npm/upstream', { accept: 'application/json' })).body.toString()) as { versions: Record<string, { dist: { tarball: string } }> }
+      const upstream = JSON.parse((await rawRequest(port, '/mirror/npm/upstream', { accept: 'application/json' })).body.toString()) as { versions: Record<string, { dist: { tarball: string } }> }
       assert.equal(upstream.versions['1.0.0'].dist.tarball, `${registry}upstream/-/upstream-1.0.0.tgz`)
       assert.equal(upstream.versions['0.9.0'].dist.tarball, 'https://elsewhere.example/upstream-0.9.0.tgz')
 
       // a browser gets the directory, as on any mirror
-      const browser = await get(port, '/mirror/npm/cairn-leaf', { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' })
+      const browser = await rawRequest(port, '/mirror/npm/cairn-leaf', { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' })
       assert.equal(browser.status, 302)
-      const page = await get(port, '/mirror/npm/cairn-leaf/', { accept: 'text/html' })
+      const page = await rawRequest(port, '/mirror/npm/cairn-leaf/', { accept: 'text/html' })
       assert.match(page.body.toString(), /href="index\.json"/)
 
-      const broken = await get(port, '/mirror/npm/broken', { accept: npmAccept })
+      const broken = await rawRequest(port, '/mirror/npm/broken', { accept: npmAccept })
       assert.equal(broken.status, 502)
       assert.match(broken.body.toString(), /\/broken\/index\.json is not a packument: not valid JSON/)
-      const badHost = await get(port, '/mirror/npm/cairn-leaf', { accept: npmAccept, host: 'bad host"' })
+      const badHost = await rawRequest(port, '/mirror/npm/cairn-leaf', { accept: npmAccept, host: 'bad host"' })
       assert.equal(badHost.status, 400)
       assert.match(badHost.body.toString(), /Host header "bad host"" is not host\[:port\]/)
     })

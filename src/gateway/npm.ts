@@ -47,11 +47,13 @@ export function rewritePackument (bytes: Uint8Array, base: () => string, where: 
   }
   const versions = isObject(doc) ? doc.versions : undefined
   if (!isObject(versions)) return bytes
+  let root: string | undefined
+  const once = (): string => (root ??= base())
   let changed = false
   for (const version of Object.values(versions)) {
     const dist = isObject(version) ? version.dist : undefined
     if (!isObject(dist) || typeof dist.tarball !== 'string') continue
-    const url = tarballUrl(dist.tarball, base)
+    const url = tarballUrl(dist.tarball, once)
     if (url !== dist.tarball) {
       dist.tarball = url
       changed = true

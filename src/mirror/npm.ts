@@ -5,7 +5,7 @@
 //   <dir>/@<scope>/<name>/-/<name>-<version>.tgz  ->  <dir>/@<scope>/<name>/index.json
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createGunzip } from 'node:zlib'
 import { writeFileAtomic } from '../config/files.js'
@@ -24,8 +24,10 @@ export interface NpmPackageIndexed {
   versions: string[]
   /** dist-tags.latest: the highest version without a prerelease part (the highest of all when every one has one). */
   latest: string
-  /** The packument written. */
+  /** The packument. */
   file: string
+  /** False when it already held what it would have been given (it is then left untouched). */
+  written: boolean
 }
 
 type Json = Record<string, unknown>
@@ -93,8 +95,11 @@ async function writePackument (dir: string, name: string, options: AbortOptions)
     versions: Object.fromEntries(sorted.map(v => [v, versions.get(v)]))
   }
   const file = join(dir, name, PACKUMENT_FILE)
-  await writeFileAtomic(file, JSON.stringify(packument, null, 2) + '\n', 0o644)
-  return { name, versions: sorted, latest, file }
+  const text = JSON.stringify(packument, null, 2) + '\n'
+  // an unchanged packument keeps its mtime, so that a sync after it publishes no new version
+  const before = await readFile(file, 'utf8').catch(() => undefined)
+  if (before !== text) await writeFileAtomic(file, text, 0o644)
+  return { name, versions: sorted, latest, file, written: before !== text }
 }
 
 /** sha1 (hex, npm's `shasum`) and sha512 (SRI, npm's `integrity`) of a file. */

@@ -3,7 +3,7 @@
 // round trip is in test/gateway/mirror-clients.test.ts.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { gzipSync } from 'node:zlib'
@@ -61,6 +61,7 @@ describe('cairn mirror npm-index', () => {
     await put(root, 'top.txt', 'x')
 
     const out = await writePackuments(root)
+    assert.ok(out.every(p => p.written))
     assert.deepEqual(out.map(p => [p.name, p.versions, p.latest]), [
       ['@s/b', ['0.1.0-alpha'], '0.1.0-alpha'],
       ['a', ['1.0.0', '1.2.0', '1.10.0', '2.0.0-rc.1'], '1.10.0']
@@ -79,6 +80,15 @@ describe('cairn mirror npm-index', () => {
     })
     const scoped = JSON.parse(await readFile(join(root, '@s', 'b', 'index.json'), 'utf8')) as { versions: Record<string, { dist: { tarball: string } }> }
     assert.equal(scoped.versions['0.1.0-alpha'].dist.tarball, '@s/b/-/b-0.1.0-alpha.tgz')
+
+    // run again with nothing new: the packuments are left as they are (their mtime too, so a sync sees no change)
+    const mtime = (await stat(join(root, 'a', 'index.json'))).mtimeMs
+    await new Promise(resolve => setTimeout(resolve, 20))
+    const again = await writePackuments(root)
+    assert.deepEqual(again.map(p => p.written), [false, false])
+    assert.equal((await stat(join(root, 'a', 'index.json'))).mtimeMs, mtime)
+    await put(root, 'a/-/a-1.10.1.tgz', tgz([['package/package.json', manifest('a', '1.10.1')]]))
+    assert.deepEqual((await writePackuments(root)).map(p => [p.name, p.written, p.latest]), [['@s/b', false, '0.1.0-alpha'], ['a', true, '1.10.1']])
   })
 
   it('refuses bad tarballs with errors naming the file', async () => {

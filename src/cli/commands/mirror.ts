@@ -110,7 +110,7 @@ export function registerMirror (program: Command, io: CliIO): void {
       const s = new Session(io, cmd)
       const packages = await writePackuments(dir)
       if (!s.json && packages.length === 0) s.note(`no package tarballs in ${dir}: expected <name>/-/*.tgz or @scope/<name>/-/*.tgz`)
-      for (const p of packages) s.item(p, x => `${x.name}: ${x.versions.length} version${x.versions.length === 1 ? '' : 's'}, latest ${x.latest}`)
+      for (const p of packages) s.item(p, x => `${x.name}: ${x.versions.length} version${x.versions.length === 1 ? '' : 's'}, latest ${x.latest}${x.written ? '' : ' (unchanged)'}`)
     })
 }
 

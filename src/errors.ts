@@ -34,3 +34,5 @@ export class ShuttingDownError extends defineError('ShuttingDownError', 'the pee
 export class RepoBusyError extends defineError('RepoBusyError', 'the repo is busy: try the GC again later') {}
 /** A peer sent bytes that are not the block asked for (another hash function or digest). */
 export class InvalidBlockError extends defineError('InvalidBlockError', 'a peer sent a block that does not match its CID') {}
+/** What a mirror holds cannot be served as the client asked (a packument that is not JSON, or too large to rewrite). */
+export class InvalidContentError extends defineError('InvalidContentError', 'the content cannot be served as asked') {}

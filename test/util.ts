@@ -1,5 +1,8 @@
-// Shared test helpers: temp dirs, polling with a deadline (never a bare sleep), quiet loggers.
+// Shared test helpers: temp dirs, polling with a deadline (never a bare sleep), quiet loggers, running programs,
+// raw HTTP requests.
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger, type CairnLogger } from '../src/logger.js'
@@ -43,3 +46,31 @@ export const UNKNOWN_CODEC = CID.createV1(0x9999, identity.digest(new Uint8Array
 export const UNKNOWN_HASH = CID.createV1(raw.code, createDigest(0x1234, new Uint8Array([1, 2, 3]))).toString()
 /** dag-cbor with inline bytes that are not CBOR (an indefinite-length item). */
 export const BAD_INLINE_CBOR = CID.createV1(0x71, identity.digest(new Uint8Array([0xff, 0xff]))).toString()
+
+export interface Run { code: number, stdout: string, stderr: string }
+
+/** Runs a program to its end (never through a shell); a non-zero exit is a result, not a rejection. */
+export async function runProgram (file: string, args: string[], options: { cwd: string, env: NodeJS.ProcessEnv, timeoutMs?: number }): Promise<Run> {
+  return await new Promise(resolve => {
+    execFile(file, args, { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err == null ? 0 : typeof err.code === 'number' ? err.code : -1
+      resolve({ code, stdout, stderr: stderr + (err != null && code === -1 ? `\n${err.message}` : '') })
+    })
+  })
+}
+
+export interface RawReply { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
+
+/** A request to 127.0.0.1 with the path and headers sent as they are (fetch normalises "..", "%2E%2E" and the like, and refuses a Host header). */
+export async function rawRequest (port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawReply> {
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', c => chunks.push(c))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}

@@ -19,6 +19,7 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   ShuttingDownError: 503,
   RepoBusyError: 503,
   InvalidBlockError: 502,
+  InvalidContentError: 502,
   // Helia's and the UnixFS exporter's, for a block below the CID asked for (that one is checked first) in a codec
   // or hash function this peer does not know: the content, not the request, is what cannot be served
   UnknownCodecError: 502,

@@ -1,12 +1,12 @@
 // The gateway's routes: /ipfs/<cid>/<path> (immutable, cached for a year) and /mirror/<name>/<path> (the newest
-// root of a mirror, cached for a minute). Files with type, length, ranges and ETags; directories as index.html
-// or a listing; trustless raw blocks and CARs.
+// root of a mirror, cached for a minute, symlinks followed inside it, npm packuments). Files with type, length,
+// ranges and ETags; directories as index.html or a listing; trustless raw blocks and CARs.
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import express from 'express'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
-import { InvalidParameterError, NotFoundError, RetrievalTimeoutError } from '../errors.js'
+import { InvalidContentError, InvalidParameterError, NotFoundError, RetrievalTimeoutError } from '../errors.js'
 import { clientGone, parseCid, queryOf, requestSignals, sendJson } from '../api/common.js'
 import { restErrorBody, toHttpError } from '../api/errors.js'
 import { concatChunks } from '../utils/bytes.js'
@@ -15,11 +15,12 @@ import { CAR_CONTENT_TYPE, carStream } from './car.js'
 import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
 import { ifRangeAllows, matchingEtag, parseRange, trustlessFormat, type TrustlessFormat } from './http.js'
 import { listDirectory, renderHtml, type Listing } from './listing.js'
-import { encodeSegment, pathSegments, resolvePath } from './path.js'
+import { acceptsNpm, MAX_PACKUMENT_BYTES, PACKUMENT_FILE, registryBase, rewritePackument } from './npm.js'
+import { encodeSegment, pathSegments, resolvePath, type Resolved } from './path.js'
 import type { MirrorIndex } from './mirrors.js'
 import type { Logger } from '@libp2p/logger'
 import type { Express, NextFunction, Request, Response } from 'express'
-import type { ReadableStorage, UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { IdentityNode, RawNode, ReadableStorage, UnixFSEntry, UnixFSFile } from 'ipfs-unixfs-exporter'
 import type { BlockCodec } from 'multiformats/codecs/interface'
 
 export const IMMUTABLE_CACHE = 'public, max-age=29030400, immutable'
@@ -112,7 +113,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     const root = parseCid(newest.pin.cid).cid
     return {
       root,
-      segments: pathSegments(rest.join('/')),
+      segments: pathSegments(rest.join('/'), { npmScope: true }),
       urlPath,
       // "/mirror/<name>" alone is the root directory without its slash
       trailingSlash: urlPath.endsWith('/') && rest.length > 0,
@@ -143,8 +144,11 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     const format = trustlessFormat(queryOf(req), req.get('accept'))
     // a raw block is served as it is; anything else decodes the root
     await checkReadable(target.root, options, { decode: format !== 'raw' || target.segments.length > 0 })
-    const { cid, roots } = await resolvePath(target.root, target.segments, ctx.blocks, { signal: ctx.signal })
-    res.setHeader('X-Ipfs-Path', `/ipfs/${target.root}${target.segments.map(s => '/' + encodeSegment(s)).join('')}`)
+    // a mirror is served as a web server serves its tree: symlinks followed, inside it only
+    const resolved = await resolvePath(target.root, target.segments, ctx.blocks,
+      { signal: ctx.signal, followSymlinks: target.mirror != null, label: target.urlPath })
+    const { cid, roots, path } = resolved
+    res.setHeader('X-Ipfs-Path', `/ipfs/${target.root}${path.map(s => '/' + encodeSegment(s)).join('')}`)
     res.setHeader('X-Ipfs-Roots', roots.map(String).join(','))
     res.setHeader('Cache-Control', target.mirror != null ? MIRROR_CACHE : IMMUTABLE_CACHE)
     res.setHeader('Vary', 'Accept')
@@ -155,13 +159,21 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
 
     const json = wantsJson(req)
     const listingEtag = `"DirIndex-${json ? 'json' : 'html'}_CID-${cid}"`
+    // npm asks a mirror for a package by its directory; the packument in it answers
+    const npm = target.mirror != null && (json || acceptsNpm(req.get('accept')))
+    const packumentEtag = `"Packument_CID-${cid}"`
     // ETags name the representation, so a match needs no block: `"<cid>"` is only ever given to a file or
-    // a directory's index.html, the DirIndex tag only to that listing
-    const known = matchingEtag(req.get('if-none-match'), [`"${cid}"`, listingEtag])
+    // a directory's index.html, the DirIndex tag only to that listing, the Packument tag to the directory's
+    // packument (its tarball URLs depend on the host, which is part of the URL a cache keys on)
+    const known = matchingEtag(req.get('if-none-match'), [`"${cid}"`, listingEtag, ...(npm ? [packumentEtag] : [])])
     if (known != null) { notModified(res, known); return }
 
     const entry = await exporter(cid, ctx.blocks, { signal: ctx.signal })
     if (entry.type === 'directory') {
+      if (npm) {
+        const packument = await childFile(ctx, cid, PACKUMENT_FILE)
+        if (packument != null) { await servePackument(ctx, packument, target, resolved, packumentEtag); return }
+      }
       const html = !json
       if (html && !target.trailingSlash) {
         // relative links in the page need the slash form
@@ -171,7 +183,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
         return
       }
       if (html) {
-        const index = await indexHtml(ctx, cid)
+        const index = await childFile(ctx, cid, 'index.html')
         if (index != null) { await serveFile(ctx, index, 'index.html', `"${cid}"`); return }
       }
       const listing: Listing = {
@@ -192,7 +204,22 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
       sendBytes(ctx, bytes, codecType(cid), `"${cid}"`)
       return
     }
-    await serveFile(ctx, entry, target.segments.at(-1) ?? '', `"${cid}"`)
+    await serveFile(ctx, entry, path.at(-1) ?? '', `"${cid}"`)
+  }
+
+  /** A package's packument, its tarball paths made absolute for the host the client asked. */
+  async function servePackument (ctx: Ctx, file: FileEntry, target: Target, { path, roots }: Resolved, etag: string): Promise<void> {
+    const where = `/ipfs/${target.root}/${[...path, PACKUMENT_FILE].map(encodeSegment).join('/')}`
+    const size = fileSize(file)
+    if (size > MAX_PACKUMENT_BYTES) {
+      throw new InvalidContentError(`${where} is ${size} bytes: packuments larger than ${MAX_PACKUMENT_BYTES} bytes are not served`)
+    }
+    const bytes = size === 0 ? new Uint8Array() : await concatChunks(file.content({ signal: ctx.signal, blockReadConcurrency: 32 }))
+    const mirrorRoot = `/mirror/${encodeSegment(target.mirror ?? '')}/`
+    const body = rewritePackument(bytes, () => registryBase(ctx.req.get('host'), mirrorRoot), where)
+    ctx.res.setHeader('X-Ipfs-Path', where)
+    ctx.res.setHeader('X-Ipfs-Roots', [...roots, file.cid].map(String).join(','))
+    sendBytes(ctx, body, 'application/json; charset=utf-8', etag)
   }
 
   async function serveTrustless (ctx: Ctx, cid: CID, format: TrustlessFormat): Promise<void> {
@@ -218,14 +245,14 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
   async function serveFile (ctx: Ctx, entry: UnixFSEntry, name: string, etag: string): Promise<void> {
     const { req, res } = ctx
     if (entry.type === 'file' && entry.unixfs.type === 'symlink') {
-      // a symlink's target, as text: following it could leave the DAG
+      // the link itself, its target as text, as Kubo serves it (only /ipfs/ gets here: /mirror/ paths follow links)
       sendBytes(ctx, entry.unixfs.data ?? new Uint8Array(), 'text/plain; charset=utf-8', etag)
       return
     }
     if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
       throw new InvalidParameterError(`${entry.cid} is a ${entry.type}, not a file`)
     }
-    const size = Number(entry.type === 'file' ? entry.unixfs.fileSize() : entry.size)
+    const size = fileSize(entry)
     let type = typeByName(name)
     if (type == null) {
       const head = size === 0 ? new Uint8Array() : await concatChunks(entry.content({ offset: 0, length: Math.min(SNIFF_BYTES, size), signal: ctx.signal }))
@@ -253,16 +280,18 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     await stream(ctx, entry.content({ offset, length, signal: ctx.signal, blockReadConcurrency: 32 }))
   }
 
-  async function indexHtml (ctx: Ctx, dir: CID): Promise<UnixFSEntry | undefined> {
+  /** The file `name` in directory `dir` (index.html, a packument), if there is one. */
+  async function childFile (ctx: Ctx, dir: CID, name: string): Promise<FileEntry | undefined> {
     let resolved
     try {
-      resolved = await resolvePath(dir, ['index.html'], ctx.blocks, { signal: ctx.signal })
+      resolved = await resolvePath(dir, [name], ctx.blocks, { signal: ctx.signal })
     } catch (err) {
       if ((err as Error).name === 'NotFoundError') return undefined
       throw err
     }
     const entry = await exporter(resolved.cid, ctx.blocks, { signal: ctx.signal })
-    return entry.type === 'directory' ? undefined : entry
+    if (entry.type === 'file') return entry.unixfs.type === 'symlink' ? undefined : entry
+    return entry.type === 'raw' || entry.type === 'identity' ? entry : undefined
   }
 
   /**
@@ -294,6 +323,14 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
       log?.('response for %s ended early: %e', ctx.req.originalUrl, err)
     }
   }
+}
+
+/** What serves as a file: UnixFS files (symlinks among them), raw and inline blocks. */
+type FileEntry = UnixFSFile | RawNode | IdentityNode
+
+/** The byte length of a file, raw or identity block. */
+function fileSize (entry: UnixFSEntry): number {
+  return Number(entry.type === 'file' ? entry.unixfs.fileSize() : entry.type === 'raw' || entry.type === 'identity' ? entry.size : 0)
 }
 
 function sendBytes (ctx: Ctx, bytes: Uint8Array, type: string, etag: string): void {

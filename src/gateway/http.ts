@@ -69,7 +69,7 @@ export function trustlessFormat (query: URLSearchParams, accept: string | undefi
 }
 
 /** The media types an Accept header lists with q > 0, in order, parameters dropped, lower-cased. */
-function mediaTypes (accept: string | undefined): string[] {
+export function mediaTypes (accept: string | undefined): string[] {
   if (accept == null) return []
   const out: string[] = []
   for (const part of accept.split(',')) {

@@ -1,7 +1,7 @@
 // End to end: the built `cairn` CLI (bin/cairn.js) against three `cairn daemon` processes, as a user runs them.
 // Needs the build (dist/) in place: `npm test` builds first.
 import assert from 'node:assert/strict'
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
@@ -9,15 +9,13 @@ import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { tempDir, waitFor } from '../util.js'
+import { runProgram, tempDir, waitFor, type Run } from '../util.js'
 import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
 
 /** The repo root: this file runs as dist/test/e2e/cli.test.js. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const CAIRN = join(ROOT, 'bin', 'cairn.js')
 const PEERS = 3
-
-interface Run { code: number, stdout: string, stderr: string }
 
 interface Daemon {
   name: string
@@ -44,12 +42,7 @@ function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Runs `node bin/cairn.js <args>`; resolves with its exit code and output (never rejects on a non-zero exit). */
 async function cairn (...args: string[]): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [CAIRN, ...args], { cwd: ROOT, env: childEnv(), timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err == null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
+  return await runProgram(process.execPath, [CAIRN, ...args], { cwd: ROOT, env: childEnv(), timeoutMs: 30_000 })
 }
 
 /** `cairn` that must succeed; the failure message carries its stderr. */

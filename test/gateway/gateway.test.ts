@@ -2,7 +2,6 @@
 // through peer 1's gateway, which fetches every block over bitswap.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { CarReader } from '@ipld/car'
 import * as dagPb from '@ipld/dag-pb'
@@ -15,9 +14,11 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { sniff, typeByName } from '../../src/gateway/content-type.js'
 import { matchingEtag, parseRange } from '../../src/gateway/http.js'
 import { createGateway } from '../../src/gateway/index.js'
+import { acceptsNpm, registryBase, rewritePackument } from '../../src/gateway/npm.js'
+import { pathSegments } from '../../src/gateway/path.js'
 import { MIRROR_KEY, MIRROR_VERSION_KEY } from '../../src/mirror/meta.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { BAD_INLINE_CBOR, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
+import { BAD_INLINE_CBOR, UNKNOWN_CODEC, UNKNOWN_HASH, rawRequest, waitFor } from '../util.js'
 import type { AddEntry, AddedOutput } from '../../src/components.js'
 
 const enc = new TextEncoder()
@@ -45,20 +46,6 @@ async function addTree (tc: TestCluster, prefix: string, files: Record<string, U
     if (line.cid !== '') out.set(line.name, line)
   }
   return out
-}
-
-/** A GET with the path sent byte for byte (fetch would normalise "..", "%2E%2E" and the like). */
-async function rawGet (port: number, path: string): Promise<{ status: number, body: string }> {
-  return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', c => chunks.push(c))
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }) })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 describe('the HTTP gateway', () => {
@@ -229,7 +216,7 @@ describe('the HTTP gateway', () => {
     assert.equal(body.code, 404)
     assert.match(body.message, /no link named "nope\.txt"/)
     // a path below a file
-    assert.equal((await rawGet(port, `/ipfs/${root}/hello.txt/more`)).status, 404)
+    assert.equal((await rawRequest(port, `/ipfs/${root}/hello.txt/more`)).status, 404)
 
     const bad = await fetch(`${gw}/ipfs/not-a-cid/file.txt`)
     assert.equal(bad.status, 400)
@@ -258,10 +245,10 @@ describe('the HTTP gateway', () => {
 
     // no climbing out of the root, however it is spelled
     for (const path of [`/ipfs/${root}/docs/../hello.txt`, `/ipfs/${root}/docs/%2E%2E/hello.txt`, `/ipfs/${root}/docs%2F..%2Fhello.txt`]) {
-      const res = await rawGet(port, path)
+      const res = await rawRequest(port, path)
       assert.equal(res.status, 400, path)
     }
-    assert.equal((await rawGet(port, `/ipfs/${root}/%E0%A4%A`)).status, 400, 'malformed percent-encoding')
+    assert.equal((await rawRequest(port, `/ipfs/${root}/%E0%A4%A`)).status, 400, 'malformed percent-encoding')
     assert.equal((await fetch(`${gw}/ipfs/${root}/hello.txt`, { method: 'POST' })).status, 405)
 
     // content nobody has: a short per-request timeout on a second gateway of peer 1
@@ -351,5 +338,45 @@ describe('gateway HTTP helpers', () => {
     assert.equal(sniff(new Uint8Array([1, 2, 0, 4])), 'application/octet-stream')
     // a UTF-8 character cut by the sniff window is still text
     assert.equal(sniff(enc.encode('é'.repeat(400)).subarray(0, 511)), 'text/plain; charset=utf-8')
+  })
+
+  it('reads npm\'s scoped names (@scope%2Fname) as two segments, first segment only, and nothing else with a "/"', () => {
+    assert.deepEqual(pathSegments('@scope%2fname', { npmScope: true }), ['@scope', 'name'])
+    assert.deepEqual(pathSegments('@scope%2Fname/-/name-1.0.0.tgz', { npmScope: true }), ['@scope', 'name', '-', 'name-1.0.0.tgz'])
+    assert.deepEqual(pathSegments('@scope/name', { npmScope: true }), ['@scope', 'name'])
+    for (const raw of ['@scope%2F..', '@scope%2F.', 'a/@scope%2Fname', '@a%2Fb%2Fc', 'scope%2Fname']) {
+      assert.throws(() => pathSegments(raw, { npmScope: true }), /decodes to a name with "\/"|not allowed/, raw)
+    }
+    assert.throws(() => pathSegments('@scope%2fname'), /decodes to a name with "\/"/)
+  })
+
+  it('makes relative and registry.npmjs.org tarball URLs of a packument absolute, and nothing else', () => {
+    const base = (): string => 'http://peer:8080/mirror/npm/'
+    const doc = {
+      name: 'a',
+      versions: {
+        1: { dist: { tarball: 'a/-/a-1.tgz' } },
+        2: { dist: { tarball: './a/-/a-2.tgz' } },
+        3: { dist: { tarball: '/a/-/a-3.tgz' } },
+        4: { dist: { tarball: 'https://registry.npmjs.org/a/-/a-4.tgz' } },
+        5: { dist: { tarball: 'https://example.org/a-5.tgz' } },
+        6: { dist: {} },
+        7: 'junk'
+      }
+    }
+    const out = JSON.parse(new TextDecoder().decode(rewritePackument(enc.encode(JSON.stringify(doc)), base, 'x'))) as typeof doc
+    assert.deepEqual(Object.values(out.versions).map(v => typeof v === 'string' ? v : (v.dist as { tarball?: string }).tarball), [
+      'http://peer:8080/mirror/npm/a/-/a-1.tgz', 'http://peer:8080/mirror/npm/a/-/a-2.tgz', 'http://peer:8080/mirror/npm/a/-/a-3.tgz',
+      'http://peer:8080/mirror/npm/a/-/a-4.tgz', 'https://example.org/a-5.tgz', undefined, 'junk'
+    ])
+    // nothing to rewrite: the very bytes, and no Host needed
+    const as = enc.encode('{"name":"b","versions":{"1":{"dist":{"tarball":"https://example.org/b.tgz"}}}}')
+    assert.equal(rewritePackument(as, () => { throw new Error('no base needed') }, 'x'), as)
+    assert.throws(() => rewritePackument(enc.encode('{"versions": '), base, '/ipfs/x/b/index.json'), { name: 'InvalidContentError', message: /^\/ipfs\/x\/b\/index\.json is not a packument: not valid JSON/ })
+    assert.equal(registryBase('[::1]:8080', '/mirror/npm/'), 'http://[::1]:8080/mirror/npm/')
+    for (const host of [undefined, '', 'a b', 'a/b', 'a:8080:1']) assert.throws(() => registryBase(host, '/mirror/npm/'), { name: 'InvalidParameterError' }, host)
+    assert.equal(acceptsNpm('application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*'), true)
+    assert.equal(acceptsNpm('application/json'), false)
+    assert.equal(acceptsNpm('application/vnd.npm.install-v1+json;q=0'), false)
   })
 })

@@ -1,7 +1,8 @@
-// `cairn mirror sync|ls`: publish versions of a directory tree (a package mirror) and list them.
+// `cairn mirror sync|ls|npm-index`: publish versions of a directory tree (a package mirror), list them, and write
+// the packuments of an npm mirror tree.
 import { homedir } from 'node:os'
 import type { Command } from 'commander'
-import { DEFAULT_KEEP, formatStatusCounts, isMirrorName, listMirrors, syncMirror, type MirrorSyncResult } from '../../mirror/index.js'
+import { DEFAULT_KEEP, formatStatusCounts, isMirrorName, listMirrors, syncMirror, writePackuments, type MirrorSyncResult } from '../../mirror/index.js'
 import { formatBytes, parseInteger, parseTimeout } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import type { Progress } from '../progress.js'
@@ -101,6 +102,15 @@ export function registerMirror (program: Command, io: CliIO): void {
             x => `  v${x.version}  ${x.root}  ${x.created}  ${formatStatusCounts(x.status)}`)
         }
       }
+    })
+
+  mirror.command('npm-index <dir>')
+    .description('write <name>/index.json (the packument npm reads) for every package with tarballs in <dir>/<name>/-/ or <dir>/@scope/<name>/-/')
+    .action(async (dir: string, _o: unknown, cmd: Command) => {
+      const s = new Session(io, cmd)
+      const packages = await writePackuments(dir)
+      if (!s.json && packages.length === 0) s.note(`no package tarballs in ${dir}: expected <name>/-/*.tgz or @scope/<name>/-/*.tgz`)
+      for (const p of packages) s.item(p, x => `${x.name}: ${x.versions.length} version${x.versions.length === 1 ? '' : 's'}, latest ${x.latest}${x.written ? '' : ' (unchanged)'}`)
     })
 }
 

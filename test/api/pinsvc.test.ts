@@ -10,10 +10,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { RequestIndex } from '../../src/api/pinsvc/request-index.js'
+import { PinService } from '../../src/api/pinsvc/service.js'
 import { svcStatusOf } from '../../src/api/pinsvc/status.js'
-import { ZERO_TIME, type GlobalPinInfo, type Pin, type TrackerStatus } from '../../src/components.js'
+import { ZERO_TIME, type GlobalPinInfo, type Pin, type PinsetChange, type TrackerStatus } from '../../src/components.js'
+import { cidKey } from '../../src/utils/cid.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
+import { tempDir, waitFor } from '../util.js'
+import { FakeCluster, PEER } from './fake-cluster.js'
 
 const STATUSES = ['queued', 'pinning', 'pinned', 'failed']
 const ANY = 'status=queued,pinning,pinned,failed'
@@ -404,5 +408,38 @@ describe('pinning service status across allocations', () => {
     assert.equal(svcStatusOf(gpi({ a: 'pinned', b: 'pin_queued' }), pin(-1, [])).status, 'queued')
     assert.equal(svcStatusOf(gpi({ a: 'pinned', b: 'pin_error' }), pin(-1, [])).status, 'failed')
     assert.equal(svcStatusOf(gpi({ a: 'pinned' }), undefined).status, 'failed')
+  })
+})
+
+describe('pinning service write lost to a concurrent one', () => {
+  it('answers 202 with the request it wrote when another peer\'s write of the same CID won the pin', async () => {
+    const dir = await tempDir('cairn-pinsvc-lost-')
+    const cluster = new FakeCluster()
+    const listeners = new Set<(change: PinsetChange) => void>()
+    // last writer wins: a peer that had not seen our request wrote the CID at the same moment, and its value
+    // (without our request) is what reaches the pinset
+    cluster.pin = async (cid, options) => {
+      const pin = cluster.makePin(cid, { ...options, metadata: {} })
+      cluster.pins.set(cidKey(cid), pin)
+      for (const listener of listeners) listener({ added: [pin], removed: [], local: false })
+      return pin
+    }
+    const pinset = {
+      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      list: () => cluster.pins.values(),
+      onChange: (listener: (change: PinsetChange) => void) => { listeners.add(listener); return () => { listeners.delete(listener) } }
+    }
+    const index = new RequestIndex(join(dir.path, 'pinsvc'), pinset)
+    await index.start()
+    try {
+      const service = new PinService({ cluster, pinset, index, peerId: PEER, addressesOf: async () => [] })
+      const cid = CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()
+      const created = await service.create({ cid, name: 'lost-for-a-moment', origins: [], meta: {} })
+      assert.match(created.requestid, /^[0-9a-f-]{36}$/)
+      assert.deepEqual(created.pin, { cid, name: 'lost-for-a-moment', origins: [], meta: {} })
+    } finally {
+      await index.stop()
+      await dir.cleanup()
+    }
   })
 })

@@ -98,7 +98,7 @@ export class PinService {
     this.requireWritable()
     const request = this.newRequest(body)
     await this.addRequest(request, undefined, options)
-    return await this.render(await this.indexed(request.requestid), options)
+    return await this.render(await this.written(request), options)
   }
 
   async get (requestid: string, options: AbortOptions = {}): Promise<PinStatus> {
@@ -124,7 +124,7 @@ export class PinService {
       await this.addRequest(request, this.components.pinset.get(old.key)?.cid, options)
       await this.removeRequest(old, options).catch(err => { if (err.name !== 'NotFoundError') throw err })
     }
-    return await this.render(await this.indexed(request.requestid), options)
+    return await this.render(await this.written(request), options)
   }
 
   async remove (requestid: string, options: AbortOptions = {}): Promise<void> {
@@ -239,12 +239,13 @@ export class PinService {
     return found
   }
 
-  private async indexed (requestid: string): Promise<IndexedRequest> {
-    await this.components.index.idle()
-    const found = await this.components.index.get(requestid)
-    // written by us a moment ago: only a concurrent delete or re-pin over REST removes it this fast
-    if (found === undefined) throw this.notFound(requestid)
-    return found
+  /**
+   * A request this peer has just written, as written: another peer's write of the same CID may have won the
+   * pin for a moment without it (watch() writes it again), which must not turn the 202 into a 404.
+   */
+  private async written (request: PinRequest): Promise<IndexedRequest> {
+    await this.components.index.idle() // so that a GET right after the 202 finds it here
+    return { ...request, key: cidKey(request.cid) }
   }
 
   private async * byCids (keys: string[], range: { before?: string, after?: string }): AsyncGenerator<IndexedRequest> {

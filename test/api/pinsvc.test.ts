@@ -10,10 +10,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { RequestIndex } from '../../src/api/pinsvc/request-index.js'
+import { PinService } from '../../src/api/pinsvc/service.js'
 import { svcStatusOf } from '../../src/api/pinsvc/status.js'
-import { ZERO_TIME, type GlobalPinInfo, type Pin, type TrackerStatus } from '../../src/components.js'
+import { ZERO_TIME, type GlobalPinInfo, type Pin, type PinsetChange, type TrackerStatus } from '../../src/components.js'
+import { cidKey } from '../../src/utils/cid.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
+import { tempDir, waitFor } from '../util.js'
+import { FakeCluster, PEER } from './fake-cluster.js'
 
 const STATUSES = ['queued', 'pinning', 'pinned', 'failed']
 const ANY = 'status=queued,pinning,pinned,failed'
@@ -30,7 +34,8 @@ function assertPinStatus (x: any, what = 'PinStatus'): void {
   assert.match(x.created, RFC3339, `${what}.created`)
   assert.equal(typeof x.pin, 'object', `${what}.pin`)
   assert.equal(typeof x.pin.cid, 'string', `${what}.pin.cid`)
-  if (x.pin.name !== undefined) assert.ok(typeof x.pin.name === 'string' && x.pin.name.length <= 255, `${what}.pin.name`)
+  // a request without a name has none, rather than "" (which Joi-based spec validators refuse)
+  if (x.pin.name !== undefined) assert.ok(typeof x.pin.name === 'string' && x.pin.name.length >= 1 && x.pin.name.length <= 255, `${what}.pin.name`)
   if (x.pin.origins !== undefined) {
     assert.ok(Array.isArray(x.pin.origins) && x.pin.origins.length <= 20 && x.pin.origins.every((o: unknown) => typeof o === 'string'), `${what}.pin.origins`)
   }
@@ -187,11 +192,23 @@ describe('pinning service API', () => {
     for (const [i, name] of names.entries()) made.push(await create(0, { cid: await block(), name, meta: { ...tag, idx: String(i), kind: i % 2 === 0 ? 'even' : 'odd' } }))
     const stuck = await create(0, { cid: await missing(), name: 'stuck', meta: tag })
     const m = encodeURIComponent(JSON.stringify(tag))
-    await waitFor(async () => (await list(0, `meta=${m}`)).count === names.length, { timeoutMs: 30_000, message: 'all available CIDs pinned' })
+    await waitFor(async () => (await list(0, `meta=${m}&status=pinned`)).count === names.length, { timeoutMs: 30_000, message: 'all available CIDs pinned' })
+    const newestFirst = [...made].reverse().map(r => r.requestid)
 
-    // default: pinned only, newest first
+    // a filter and no status: every status, newest first (the spec gives status no default)
     const all = await list(0, `meta=${m}`)
-    assert.deepEqual(all.results.map((r: any) => r.requestid), made.map(r => r.requestid).reverse())
+    assert.deepEqual(all.results.map((r: any) => r.requestid), [stuck.requestid, ...newestFirst])
+    assert.notEqual(all.results[0].status, 'pinned')
+    for (const query of [`name=stuck`, `cid=${stuck.pin.cid}`, `before=${encodeURIComponent('9999-01-01T00:00:00Z')}&meta=${m}`, `after=${encodeURIComponent(made[5].created)}`]) {
+      assert.ok((await list(0, query)).results.some((r: any) => r.requestid === stuck.requestid), `${query} lists the request that is not pinned`)
+    }
+    // no filter at all: only pinned ones ("when no filter is provided, only successful pins"); limit and match are no filters
+    for (const query of ['', 'limit=1000', 'match=ipartial&limit=1000']) {
+      const unfiltered = await list(0, query)
+      assert.ok(unfiltered.results.every((r: any) => r.status === 'pinned'), `?${query}: pinned only`)
+      assert.ok(!unfiltered.results.some((r: any) => r.requestid === stuck.requestid), `?${query}: not the pending one`)
+    }
+    assert.ok((await list(0, 'limit=1000')).results.some((r: any) => r.requestid === made[0].requestid))
     // every status
     const any = await list(0, `meta=${m}&${ANY}`)
     assert.equal(any.count, names.length + 1)
@@ -222,26 +239,26 @@ describe('pinning service API', () => {
     const v1b58 = CID.parse(made[1].pin.cid).toString((await import('multiformats/bases/base58')).base58btc)
     assert.equal((await list(0, `cid=${v1b58}&${ANY}`)).results[0]?.requestid, made[1].requestid)
 
-    // limit + before: walk every page; count stays the total
+    // limit + before: walk every page (every status on each, as on the first); count stays the total
     const seen: string[] = []
     let query = `meta=${m}&limit=2`
     for (;;) {
       const page = await list(0, query)
-      assert.equal(page.count, names.length - seen.length, 'count: every match older than the cursor')
+      assert.equal(page.count, names.length + 1 - seen.length, 'count: every match older than the cursor')
       assert.ok(page.results.length <= 2)
       if (page.results.length === 0) break
       seen.push(...page.results.map((r: any) => r.requestid))
       query = `meta=${m}&limit=2&before=${encodeURIComponent(page.results.at(-1).created)}`
     }
-    assert.deepEqual(seen, made.map(r => r.requestid).reverse(), 'pages cover every request once, newest first')
+    assert.deepEqual(seen, [stuck.requestid, ...newestFirst], 'pages cover every request once, newest first')
     // after: only newer; with before: a window
-    const newer = await list(0, `meta=${m}&after=${encodeURIComponent(made[3].created)}`)
+    const newer = await list(0, `meta=${m}&status=pinned&after=${encodeURIComponent(made[3].created)}`)
     assert.deepEqual(newer.results.map((r: any) => r.requestid), [made[5].requestid, made[4].requestid])
     const window = await list(0, `meta=${m}&after=${encodeURIComponent(made[1].created)}&before=${encodeURIComponent(made[4].created)}`)
     assert.deepEqual(window.results.map((r: any) => r.requestid), [made[3].requestid, made[2].requestid])
     assert.equal(window.count, 2)
     const max = await list(0, `meta=${m}&limit=1000`)
-    assert.equal(max.results.length, names.length)
+    assert.equal(max.results.length, names.length + 1)
 
     // the follower lists the same requests from its own index
     await waitFor(async () => (await list(2, `meta=${m}&${ANY}`)).count === names.length + 1, { message: 'follower lists them' })
@@ -284,8 +301,12 @@ describe('pinning service API', () => {
     assertFailure(await call(0, 'POST', '/pins', `{"cid": "${cid}", "meta": {"__proto__": "x", "a": "b"}}`), 400, 'BAD_REQUEST', /^invalid Pin object: meta key "__proto__" is not allowed$/)
     assertFailure(await call(0, 'POST', '/pins', { cid, origins: ['nope'] }), 400, 'BAD_REQUEST', /origin "nope" is not a valid multiaddr/)
     assertFailure(await call(0, 'POST', '/pins', { cid, origins: ['/ip4/1.2.3.4/tcp/1'] }), 400, 'BAD_REQUEST', /p2p/)
-    assertFailure(await call(0, 'GET', '/pins/not-a-request'), 400, 'BAD_REQUEST', /requestid/)
-    assertFailure(await call(0, 'GET', `/pins/${randomUUID()}`), 404, 'NOT_FOUND')
+    // a requestid this service never gave out is not found, whatever its form
+    for (const id of ['not-a-request', randomUUID(), 'x'.repeat(300)]) {
+      assertFailure(await call(0, 'GET', `/pins/${id}`), 404, 'NOT_FOUND', new RegExp(`requestid "${id.slice(0, 100)}`))
+      assertFailure(await call(0, 'DELETE', `/pins/${id}`), 404, 'NOT_FOUND')
+      assertFailure(await call(0, 'POST', `/pins/${id}`, { cid }), 404, 'NOT_FOUND')
+    }
     assertFailure(await call(0, 'GET', '/nope'), 404, 'NOT_FOUND')
     for (const [query, re] of [
       ['limit=0', /limit/], ['limit=1001', /limit/], ['limit=ten', /limit/],
@@ -296,6 +317,18 @@ describe('pinning service API', () => {
       assertFailure(await call(0, 'GET', `/pins?${query}`), 400, 'BAD_REQUEST', re)
     }
     assert.equal(tc.peer(0).pinset.has(cid), false, 'nothing half-written')
+  })
+
+  it('leaves the name out of PinStatus when a request has none', async () => {
+    const cid = await missing()
+    for (const pin of [{ cid }, { cid, name: '' }]) {
+      const created = await create(0, pin)
+      assert.deepEqual(created.pin, { cid, origins: [], meta: {} })
+      assert.equal('name' in (await call(0, 'GET', `/pins/${created.requestid}`)).body.pin, false)
+      const listed = (await list(0, `cid=${cid}`)).results.find((r: any) => r.requestid === created.requestid)
+      assert.equal('name' in listed.pin, false)
+      assert.equal((await call(0, 'DELETE', `/pins/${created.requestid}`)).status, 202)
+    }
   })
 
   it('refuses writes on a follower with a spec-shaped 403', async () => {
@@ -375,5 +408,38 @@ describe('pinning service status across allocations', () => {
     assert.equal(svcStatusOf(gpi({ a: 'pinned', b: 'pin_queued' }), pin(-1, [])).status, 'queued')
     assert.equal(svcStatusOf(gpi({ a: 'pinned', b: 'pin_error' }), pin(-1, [])).status, 'failed')
     assert.equal(svcStatusOf(gpi({ a: 'pinned' }), undefined).status, 'failed')
+  })
+})
+
+describe('pinning service write lost to a concurrent one', () => {
+  it('answers 202 with the request it wrote when another peer\'s write of the same CID won the pin', async () => {
+    const dir = await tempDir('cairn-pinsvc-lost-')
+    const cluster = new FakeCluster()
+    const listeners = new Set<(change: PinsetChange) => void>()
+    // last writer wins: a peer that had not seen our request wrote the CID at the same moment, and its value
+    // (without our request) is what reaches the pinset
+    cluster.pin = async (cid, options) => {
+      const pin = cluster.makePin(cid, { ...options, metadata: {} })
+      cluster.pins.set(cidKey(cid), pin)
+      for (const listener of listeners) listener({ added: [pin], removed: [], local: false })
+      return pin
+    }
+    const pinset = {
+      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      list: () => cluster.pins.values(),
+      onChange: (listener: (change: PinsetChange) => void) => { listeners.add(listener); return () => { listeners.delete(listener) } }
+    }
+    const index = new RequestIndex(join(dir.path, 'pinsvc'), pinset)
+    await index.start()
+    try {
+      const service = new PinService({ cluster, pinset, index, peerId: PEER, addressesOf: async () => [] })
+      const cid = CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()
+      const created = await service.create({ cid, name: 'lost-for-a-moment', origins: [], meta: {} })
+      assert.match(created.requestid, /^[0-9a-f-]{36}$/)
+      assert.deepEqual(created.pin, { cid, name: 'lost-for-a-moment', origins: [], meta: {} })
+    } finally {
+      await index.stop()
+      await dir.cleanup()
+    }
   })
 })

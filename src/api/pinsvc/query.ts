@@ -109,7 +109,11 @@ function parseTime (param: 'before' | 'after', value: string): string {
   return new Date(t).toISOString()
 }
 
-/** GET /pins's query; `status` defaults to pinned (the spec: "when no filter is provided, only successful pins"). */
+/**
+ * GET /pins's query. `status` has no default in the spec; its one rule is "when no filter is provided, only
+ * successful pins are returned": so with none of cid, name, status, before, after, meta the list is `pinned`
+ * only, and with any of them and no `status`, every status (`limit` and `match` are not filters).
+ */
 export function parseListQuery (q: URLSearchParams): ListQuery {
   // the lists (cid, status) may also come as repeated parameters; a repeated single value is refused, since
   // joined it would be searched for as one ("name=a&name=b" would look for the name "a,b")
@@ -122,7 +126,7 @@ export function parseListQuery (q: URLSearchParams): ListQuery {
     if (all.length > 1) throw invalid(name, all.join('&'), 'given more than once')
     return all[0]
   }
-  const out: ListQuery = { match: 'exact', statuses: new Set(['pinned']), limit: DEFAULT_LIMIT }
+  const out: ListQuery = { match: 'exact', statuses: new Set(SVC_STATUSES), limit: DEFAULT_LIMIT }
 
   const cid = list('cid')
   if (cid !== undefined) {
@@ -174,6 +178,8 @@ export function parseListQuery (q: URLSearchParams): ListQuery {
     if (!parsed.success) throw invalid('meta', meta, parsed.error.issues[0].message)
     out.meta = parsed.data
   }
+  const filtered = status !== undefined || [out.cids, out.name, out.before, out.after, out.meta].some(f => f !== undefined)
+  if (!filtered) out.statuses = new Set(['pinned'])
   return out
 }
 

@@ -16,7 +16,8 @@ export interface PinStatus {
   requestid: string
   status: SvcStatus
   created: string
-  pin: { cid: string, name: string, origins: string[], meta: Record<string, string> }
+  /** `name` is left out when the request has none: "" would read as a name, and Joi-based spec validators refuse it. */
+  pin: { cid: string, name?: string, origins: string[], meta: Record<string, string> }
   delegates: string[]
   info: Record<string, string>
 }
@@ -46,7 +47,6 @@ const BULK_STATUS_AFTER = 64
 const STATUS_BATCH = 32
 /** How long this peer watches a request it created for a concurrent write on another peer that dropped it. */
 const WATCH_MS = 60_000
-const REQUESTID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export class PinService {
   private lastCreated = 0
@@ -98,7 +98,7 @@ export class PinService {
     this.requireWritable()
     const request = this.newRequest(body)
     await this.addRequest(request, undefined, options)
-    return await this.render(await this.indexed(request.requestid), options)
+    return await this.render(await this.written(request), options)
   }
 
   async get (requestid: string, options: AbortOptions = {}): Promise<PinStatus> {
@@ -124,7 +124,7 @@ export class PinService {
       await this.addRequest(request, this.components.pinset.get(old.key)?.cid, options)
       await this.removeRequest(old, options).catch(err => { if (err.name !== 'NotFoundError') throw err })
     }
-    return await this.render(await this.indexed(request.requestid), options)
+    return await this.render(await this.written(request), options)
   }
 
   async remove (requestid: string, options: AbortOptions = {}): Promise<void> {
@@ -227,25 +227,25 @@ export class PinService {
   // ----- reads
 
   private notFound (requestid: string): NotFoundError {
-    return new NotFoundError(`no pin request with requestid "${requestid}"`)
+    const shown = requestid.length > 100 ? `${requestid.slice(0, 100)}...` : requestid
+    return new NotFoundError(`no pin request with requestid "${shown}"`)
   }
 
+  /** Any requestid this peer does not know is a 404, whatever its form (the spec's NotFound for the path). */
   private async find (requestid: string): Promise<IndexedRequest> {
-    if (!REQUESTID.test(requestid)) {
-      throw new InvalidParameterError(`invalid requestid "${requestid.slice(0, 100)}": expected the UUID returned when the pin was created`)
-    }
     await this.components.index.idle()
     const found = await this.components.index.get(requestid)
     if (found === undefined) throw this.notFound(requestid)
     return found
   }
 
-  private async indexed (requestid: string): Promise<IndexedRequest> {
-    await this.components.index.idle()
-    const found = await this.components.index.get(requestid)
-    // written by us a moment ago: only a concurrent delete or re-pin over REST removes it this fast
-    if (found === undefined) throw this.notFound(requestid)
-    return found
+  /**
+   * A request this peer has just written, as written: another peer's write of the same CID may have won the
+   * pin for a moment without it (watch() writes it again), which must not turn the 202 into a 404.
+   */
+  private async written (request: PinRequest): Promise<IndexedRequest> {
+    await this.components.index.idle() // so that a GET right after the 202 finds it here
+    return { ...request, key: cidKey(request.cid) }
   }
 
   private async * byCids (keys: string[], range: { before?: string, after?: string }): AsyncGenerator<IndexedRequest> {
@@ -265,7 +265,7 @@ export class PinService {
       requestid: r.requestid,
       status: st.status,
       created: r.created,
-      pin: { cid: r.cid, name: r.name, origins: r.origins, meta: r.meta },
+      pin: { cid: r.cid, ...(r.name === '' ? {} : { name: r.name }), origins: r.origins, meta: r.meta },
       delegates: await delegateAddresses(st.delegates, addressesOf, peerId),
       info: { status_details: st.details }
     }

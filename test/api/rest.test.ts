@@ -299,6 +299,21 @@ describe('REST API', () => {
       assert.match((await json(res)).message, /^invalid CID "bafyNOPE": /)
     })
 
+    for (const [bad, why] of [
+      ['xyz', '"x" is not a multibase prefix: a CID is either a CIDv0 (46 base58btc characters starting "Qm") or a CIDv1 starting with its multibase prefix (most often "b", base32, as in "bafy...", or "k", base36)'],
+      [V0.slice(0, 40), 'a CIDv0 is 46 base58btc characters starting "Qm", this one has 40'],
+      [`${OTHER.slice(0, 10)}1${OTHER.slice(11)}`, '"1" (character 11) is not a base32 character (the base its prefix "b" names)']
+    ]) {
+      it(`an invalid CID says in words what is wrong with it: ${bad}`, async () => {
+        const message = `invalid CID "${bad}": ${why}`
+        for (const [method, path] of [['POST', `/pins/${bad}`], ['GET', `/pins/${bad}`], ['DELETE', `/pins/ipfs/${bad}`], ['GET', `/pins?cids=${bad}`]]) {
+          const res = await get(path, { method })
+          assert.equal(res.status, 400, `${method} ${path}`)
+          assert.deepEqual(await json(res), { code: 400, message }, `${method} ${path}`)
+        }
+      })
+    }
+
     it('DELETE /pins/{cid} returns the pin as it was; an unknown CID is 404 with IPFS Cluster\'s message', async () => {
       await cluster.pin(V1, { name: 'gone' })
       const res = await get(`/pins/${V0}`, { method: 'DELETE' })

@@ -133,7 +133,7 @@ describe('cairn CLI against a fake REST API', () => {
       ''
     ].join('\n'))
     const id = await cairn('id')
-    assert.match(id.out, /^peerA \| one \| Sees 1 other peers\n {2}> Addresses:\n {4}- \/ip4\/10\.0\.0\.1.*\n {4}- \/ip4\/127\.0\.0\.1.*\n {2}> IPFS: peerA\n/)
+    assert.match(id.out, /^peerA \| one \| Sees 1 other peer\n {2}> Addresses:\n {4}- \/ip4\/10\.0\.0\.1.*\n {4}- \/ip4\/127\.0\.0\.1.*\n {2}> IPFS: peerA\n/)
   })
 
   it('pins with the given options and prints the status', async () => {
@@ -279,6 +279,23 @@ describe('cairn CLI against a fake REST API', () => {
       assert.notEqual(err, '', `cairn ${args.join(' ')} says why`)
     }
     assert.equal((await cairn('--help')).code, 0)
+  })
+
+  it('status --help lists the filter values; a status it does not know is a usage error naming it', async () => {
+    const help = await cairn('status', '--help')
+    assert.equal(help.code, 0)
+    const text = help.out.replace(/\s+/g, ' ')
+    for (const name of ['error', 'queued', 'pin_queued', 'pinning', 'pinned', 'pin_error', 'unpin_queued', 'unpinning', 'unpinned', 'unpin_error',
+      'remote', 'sharded', 'unexpectedly_unpinned', 'cluster_error']) assert.match(text, new RegExp(`[:,] ${name}[,) ]`), name)
+    assert.match(text, /\(error: cluster_error, pin_error, unpin_error; queued: pin_queued, unpin_queued\)/)
+    const before = api.requests.length
+    const typo = await cairn('status', '--filter', 'pinned,pinnned')
+    assert.equal(typo.code, 2)
+    assert.match(typo.err, /"pinnned" is not a status: give one of error, queued, pin_queued, /)
+    assert.equal(api.requests.length, before, 'nothing was sent')
+    const ok = await cairn('status', '--filter', 'pinned,error')
+    assert.equal(ok.code, 0)
+    assert.equal(api.requests.at(-1)?.query.get('filter'), 'pinned,error')
   })
 
   it('refuses durations no date or timer can hold, naming them, instead of failing or timing out at once', async () => {

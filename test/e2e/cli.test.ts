@@ -208,11 +208,14 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     for (const p of peers) assert.equal(p.error, '', `${p.peername}: ${p.error}`)
   })
 
-  it('rejects an invalid CID with exit code 1 and a message naming it', async () => {
+  it('rejects an invalid CID with exit code 1 and a message naming it and saying what is wrong', async () => {
     const run = await cairn('--api', daemons[0].rest, 'pin', 'add', 'notacid')
     assert.equal(run.code, 1, `stdout: ${run.stdout} stderr: ${run.stderr}`)
-    assert.match(run.stderr, /notacid/)
+    assert.match(run.stderr, /^error: invalid CID "notacid": "n" is not a multibase prefix: a CID is either a CIDv0 \(46 base58btc characters starting "Qm"\) or a CIDv1/)
     assert.equal(run.stdout, '')
+    const short = await cairn('--api', daemons[0].rest, 'status', 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb')
+    assert.equal(short.code, 1)
+    assert.equal(short.stderr, 'error: invalid CID "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb": a CIDv0 is 46 base58btc characters starting "Qm", this one has 44\n')
   })
 
   it('says it cannot reach an API nobody listens on, with exit code 1', async () => {

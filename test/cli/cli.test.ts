@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/program.js'
@@ -248,6 +248,29 @@ describe('cairn CLI against a fake REST API', () => {
     assert.deepEqual([upload.method, upload.path, upload.query.get('format'), upload.query.get('no-pin')], ['POST', '/add', 'car', 'true'])
     assert.match(pin.path, /^\/pins\/ipfs\/Qm\w{44}$/)
     assert.equal(pin.query.get('name'), 'tree')
+  })
+
+  it('adds symlinks as links; --dereference-symlinks follows them and refuses a dangling one before sending anything', async () => {
+    const links = join(dir, 'links')
+    await mkdir(join(links, 'sub'), { recursive: true })
+    await writeFile(join(links, 'sub', 'f'), 'f')
+    await symlink('sub', join(links, 'to-sub'))
+    await symlink('gone', join(links, 'dangling'))
+    const stored = await cairn('add', '-r', links, '--upload', 'files')
+    assert.equal(stored.code, 0, stored.err)
+    assert.equal(stored.out, 'added bafk0 links\nadded bafk1 links/dangling\nadded bafk2 links/sub\nadded bafk3 links/sub/f\nadded bafk4 links/to-sub\n')
+    const before = api.requests.length
+    const refused = await cairn('add', '-r', links, '--dereference-symlinks')
+    assert.equal(refused.code, 1)
+    assert.equal(refused.err, `error: cannot follow the symlink ${join(links, 'dangling')}: it points to "gone", which does not exist\n`)
+    assert.equal(api.requests.length, before)
+    await rm(join(links, 'dangling'))
+    const followed = await cairn('add', '-r', links, '--dereference-symlinks', '--upload', 'files')
+    assert.equal(followed.out, 'added bafk0 links\nadded bafk1 links/sub\nadded bafk2 links/sub/f\nadded bafk3 links/to-sub\nadded bafk4 links/to-sub/f\n')
+    const args = await cairn('add', '-r', join(links, 'to-sub'), '--dereference-args', '--upload', 'files')
+    assert.equal(args.out, 'added bafk0 sub\nadded bafk1 sub/f\n', 'a followed path is named after its target, as Kubo names it')
+    const help = (await cairn('add', '--help')).out.replace(/\s+/g, ' ')
+    assert.match(help, /--dereference-symlinks follow symlinks \(given paths and inside directories\)/)
   })
 
   it('lists metric names', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -176,6 +176,22 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
       return ids.length === PEERS && ids.every(id => g.peer_map[id].status === 'pinned') ? g : undefined
     }, `${cid} pinned on all ${PEERS} peers, as seen from peer 3`)
     assert.deepEqual(Object.keys(status.peer_map).sort(), daemons.map(d => d.id).sort())
+  })
+
+  it('adds a tree with symlinks as links, as ipfs add does: Kubo\'s own symlink test tree gives Kubo\'s CID', async () => {
+    // Kubo's test/sharness/t0044-add-symlink.sh
+    const files = join(tmp.path, 'files')
+    await mkdir(join(files, 'foo'), { recursive: true })
+    await mkdir(join(files, 'bar'))
+    await writeFile(join(files, 'foo', 'baz'), 'some text\n')
+    await symlink('files/foo/baz', join(files, 'bar', 'baz'))
+    await symlink('files/does/not/exist', join(files, 'bad'))
+    const out = await cairnOk('--api', daemons[0].rest, 'add', '-r', '--cid-version', '1', '--no-pin', files)
+    assert.equal(out.trim().split('\n').at(-1), 'added bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua files')
+    assert.match(out, /^added \S+ files\/bad$/m)
+    const followed = await cairn('--api', daemons[0].rest, 'add', '-r', '--dereference-symlinks', files)
+    assert.equal(followed.code, 1)
+    assert.equal(followed.stderr, `error: cannot follow the symlink ${join(files, 'bad')}: it points to "files/does/not/exist", which does not exist\n`)
   })
 
   it('lists the pin on peer 2', async () => {

@@ -4,11 +4,11 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { allocate, allocateBalanced, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
 import {
-  FollowerModeError, InvalidCIDError, InvalidParameterError, NotInPinsetError, UnknownPeerError
+  FollowerModeError, InvalidParameterError, NotInPinsetError, UnknownPeerError
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
-import { checkReadable, cidKey, pinsetKey } from './utils/cid.js'
+import { checkReadable, cidKey, parseUserCid, pinsetKey } from './utils/cid.js'
 import { mapLimit } from './utils/concurrency.js'
 import type { Monitor } from './monitor/index.js'
 import type { ClusterSecret } from './secret.js'
@@ -96,14 +96,6 @@ function toShort (info: PinInfo): PinInfoShort {
     error: info.error,
     attempt_count: info.attempt_count,
     priority_pin: info.priority_pin
-  }
-}
-
-function parseCid (cid: string): CID {
-  try {
-    return CID.parse(cid)
-  } catch (err) {
-    throw new InvalidCIDError(`invalid CID "${cid}": ${(err as Error).message}`)
   }
 }
 
@@ -411,7 +403,7 @@ class CairnCluster implements Cluster {
    * are kept first while the replication stays the same.
    */
   private async buildPin (cid: string | CID, options: PinOptions, type: PinType = 'pin', existing?: Pin, exclude?: Set<string>, debit?: Map<string, number>): Promise<Pin> {
-    const parsed = typeof cid === 'string' ? parseCid(cid) : cid
+    const parsed = typeof cid === 'string' ? parseUserCid(cid) : cid
     const cidString = parsed.toString()
     let min = options.replication_factor_min ?? 0
     let max = options.replication_factor_max ?? 0
@@ -425,7 +417,7 @@ class CairnCluster implements Cluster {
       if (Number.isNaN(t)) throw new InvalidParameterError(`invalid expire-at "${options.expire_at}"`)
       if (t <= Date.now()) throw new InvalidParameterError(`expire-at ${options.expire_at} is in the past`)
     }
-    if (options.pin_update != null) parseCid(options.pin_update)
+    if (options.pin_update != null) parseUserCid(options.pin_update)
     const priority = options.user_allocations ?? []
     // replication -1 allocates to every peer: the peerset only serves to check user allocations
     const peers = max === -1 && priority.length === 0 ? [] : (await this.peerset()).filter(p => exclude?.has(p) !== true)
@@ -470,12 +462,12 @@ class CairnCluster implements Cluster {
 
   async pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
     this.requireWritable()
-    const parsed = parseCid(cid)
+    const parsed = parseUserCid(cid)
     // every peer runs the same codecs: a CID this one cannot read would only be a pin_error everywhere (a direct
     // pin too: the walker decodes every block it fetches, as Kubo's pin add does)
     await checkReadable(parsed, this.components.importer.helia)
     let existing = this.components.pinset.get(cid)
-    const updateFrom = options.pin_update != null ? parseCid(options.pin_update) : undefined
+    const updateFrom = options.pin_update != null ? parseUserCid(options.pin_update) : undefined
     if (updateFrom != null && cidKey(updateFrom) !== cidKey(parsed)) {
       // As IPFS Cluster's PinUpdate, whether or not the new CID is pinned already: the new pin takes the old one's
       // replication and allocations (so the same peers pin it and fetch only the blocks that differ), and its
@@ -508,7 +500,7 @@ class CairnCluster implements Cluster {
 
   async unpin (cid: string, opts?: AbortOptions): Promise<Pin> {
     this.requireWritable()
-    parseCid(cid)
+    parseUserCid(cid)
     const pin = this.components.pinset.get(cid)
     if (pin == null) throw new NotInPinsetError()
     if (pin.type === 'shard-pin' || pin.type === 'clusterdag-pin') {
@@ -546,7 +538,7 @@ class CairnCluster implements Cluster {
   }
 
   allocation (cid: string): Pin {
-    parseCid(cid)
+    parseUserCid(cid)
     const pin = this.components.pinset.get(cid)
     if (pin == null) throw new NotInPinsetError()
     return pin
@@ -583,7 +575,7 @@ class CairnCluster implements Cluster {
   }
 
   async status (cid: string, options: AbortOptions & { local?: boolean } = {}): Promise<GlobalPinInfo> {
-    parseCid(cid)
+    parseUserCid(cid)
     const pin = this.components.pinset.get(cid)
     const { tracker } = this.components
     if (options.local === true) {
@@ -663,7 +655,7 @@ class CairnCluster implements Cluster {
   }
 
   async recover (cid: string, options: AbortOptions & { local?: boolean } = {}): Promise<GlobalPinInfo> {
-    parseCid(cid)
+    parseUserCid(cid)
     if (options.local === true) {
       const info = await this.components.tracker.recover(cid, options)
       return this.globalFrom(cid, this.components.pinset.get(cid), { [this.self]: toShort(info) })

@@ -246,8 +246,10 @@ export interface PinTracker extends Startable {
 export interface AddEntry {
   /** Relative path, '/'-separated, as given in the multipart filename. */
   path: string
-  /** undefined for a directory. */
+  /** A file's bytes; undefined for a directory or a symlink. */
   content?: AsyncIterable<Uint8Array>
+  /** A symlink's target, stored as it is (a UnixFS symlink, never followed). */
+  link?: string
 }
 
 export interface AddParams extends PinOptions {

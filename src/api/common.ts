@@ -2,9 +2,9 @@
 // redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse) and the listener.
 import { raceSignal } from '../utils/abort.js'
 import { createServer } from 'node:http'
-import { bases } from 'multiformats/basics'
-import { CID } from 'multiformats/cid'
-import { ConfigError, InvalidCIDError } from '../errors.js'
+import { ConfigError } from '../errors.js'
+import { parseUserCid } from '../utils/cid.js'
+import type { CID } from 'multiformats/cid'
 import { restErrorBody, toHttpError } from './errors.js'
 import type { AbortOptions } from '../components.js'
 import type { Logger } from '@libp2p/logger'
@@ -12,24 +12,15 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'exp
 import type { RequestListener } from 'node:http'
 import type { Socket } from 'node:net'
 
-const DECODER_BY_PREFIX = new Map(Object.values(bases).map(b => [b.prefix as string, b.decoder]))
-
 export interface ParsedCid {
   cid: CID
   /** The pinset key: CIDv1 in base32, whatever form the user gave (computed when read). */
   readonly key: string
 }
 
-/** Parses a CID in any multibase (or a bare CIDv0); throws InvalidCIDError naming the input. */
+/** Parses a CID in any multibase (or a bare CIDv0); throws InvalidCIDError naming the input and what is wrong. */
 export function parseCid (str: string): ParsedCid {
-  let cid: CID
-  try {
-    if (str === '') throw new Error('empty string')
-    cid = CID.parse(str, DECODER_BY_PREFIX.get(str[0]))
-  } catch (err) {
-    const shown = str.length > 100 ? `${str.slice(0, 100)}...` : str
-    throw new InvalidCIDError(`invalid CID "${shown}": ${(err as Error).message}`)
-  }
+  const cid = parseUserCid(str)
   return {
     cid,
     get key () { return cid.toV1().toString() }

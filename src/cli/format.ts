@@ -24,10 +24,11 @@ export function formatPin (p: Pin): string {
   return `${p.cid} | ${p.name} | ${type} | ${repl} | ${depth} | Metadata: ${meta} | Exp: ${goTime(p.expire_at) ?? '∞'} | Added: ${goTime(p.timestamp) ?? 'unknown'}`
 }
 
-/** `<id> | <peername> | Sees N other peers`, then its addresses and its IPFS identity. */
+/** `<id> | <peername> | Sees N other peers` (ipfs-cluster-ctl's line, "peer" when N is 1), then its addresses and its IPFS identity. */
 export function formatId (id: IDInfo): string {
   if (id.error) return `${id.id} | ERROR: ${id.error}`
-  const lines = [`${id.id} | ${id.peername} | Sees ${Math.max(0, (id.cluster_peers?.length ?? 0) - 1)} other peers`, '  > Addresses:']
+  const others = Math.max(0, (id.cluster_peers?.length ?? 0) - 1)
+  const lines = [`${id.id} | ${id.peername} | Sees ${others} other ${others === 1 ? 'peer' : 'peers'}`, '  > Addresses:']
   for (const a of [...(id.addresses ?? [])].sort()) lines.push(`    - ${a}`)
   if (id.ipfs?.error) {
     lines.push(`  > IPFS ERROR: ${id.ipfs.error}`)

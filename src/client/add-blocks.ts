@@ -6,7 +6,7 @@
 // split between two processes instead of falling on the peer alone.
 import { importEntries, type BlockSink } from '../ipfs/add.js'
 import { BlockQueue } from '../mirror/upload.js'
-import { readChunks, walk, type WalkOptions } from './multipart.js'
+import { readChunks, totalBytes, walk, type WalkOptions } from './multipart.js'
 import type { AddCarOptions, AddOptions, ClientPinOptions } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput, Pin } from '../components.js'
 import type { CID } from 'multiformats/cid'
@@ -26,10 +26,7 @@ export interface BlockAddComponents {
  */
 export async function * addAsBlocks (paths: string[], walkOptions: WalkOptions, params: AddParams, options: AddOptions, components: BlockAddComponents): AsyncGenerator<AddedOutput> {
   const { onProgress } = options
-  let total = 0
-  if (onProgress != null) {
-    for await (const entry of walk(paths, walkOptions)) total += entry.size ?? 0
-  }
+  const total = onProgress != null ? await totalBytes(paths, walkOptions) : 0
   const controller = new AbortController()
   const signal = options.signal != null ? AbortSignal.any([options.signal, controller.signal]) : controller.signal
   const queue = new BlockQueue()
@@ -66,7 +63,7 @@ export async function * addAsBlocks (paths: string[], walkOptions: WalkOptions, 
   }
   async function * entries (): AsyncGenerator<AddEntry> {
     for await (const e of walk(paths, walkOptions)) {
-      yield e.size == null ? { path: e.path } : { path: e.path, content: file(e.abs, e.size) }
+      yield e.link != null ? { path: e.path, link: e.link } : e.size == null ? { path: e.path } : { path: e.path, content: file(e.abs, e.size) }
     }
   }
 

@@ -83,7 +83,7 @@ export class RestClient implements Client {
   }
 
   async * add (paths: string[], options: AddOptions = {}): AsyncGenerator<AddedOutput> {
-    const walkOptions = { recursive: options.recursive, hidden: options.hidden }
+    const walkOptions = { recursive: options.recursive, hidden: options.hidden, dereferenceSymlinks: options.dereferenceSymlinks, dereferenceArgs: options.dereferenceArgs }
     await checkPaths(paths, walkOptions)
     if (options.upload === 'blocks') {
       // loaded here: the importer and the query parser are not needed by any other call

@@ -38,6 +38,13 @@ export interface AddOptions extends ClientPinOptions, AbortOptions {
   recursive?: boolean
   /** Include dot-files below the given directories. */
   hidden?: boolean
+  /**
+   * Follow every symlink (given paths and those inside directories) and add what it points to, as Kubo's
+   * `--dereference-symlinks`. Default: a symlink is added as a UnixFS symlink holding its target, never followed.
+   */
+  dereferenceSymlinks?: boolean
+  /** Follow the given paths when they are symlinks, not those inside directories (Kubo's `--dereference-args`). */
+  dereferenceArgs?: boolean
   wrapWithDirectory?: boolean
   cidVersion?: 0 | 1
   rawLeaves?: boolean

@@ -1,7 +1,6 @@
 // The body of POST /add: Kubo-style multipart/form-data generated while walking the filesystem, so a tree of
 // any size is streamed with a few buffers in memory.
-import { closeSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import { InvalidParameterError } from '../errors.js'
 
@@ -9,42 +8,81 @@ export interface WalkOptions {
   recursive?: boolean
   /** Include entries whose name starts with '.' (below the given paths), as `ipfs add -H`. */
   hidden?: boolean
+  /**
+   * Follow every symlink, the given paths' and those inside directories, and add what they point to (Kubo's
+   * `--dereference-symlinks`); a link whose target is missing is then an error. By default a symlink is added
+   * as a UnixFS symlink holding its target, as `ipfs add` does, never followed.
+   */
+  dereferenceSymlinks?: boolean
+  /**
+   * Follow the given paths when they are symlinks, not the links inside directories (Kubo's older
+   * `--dereference-args`). A followed path is named after its target, as Kubo names it.
+   */
+  dereferenceArgs?: boolean
 }
 
 export interface WalkEntry {
   /** '/'-separated path relative to the parent of the given path: its first segment is the given path's basename. */
   path: string
   abs: string
-  /** undefined for a directory. */
+  /** undefined for a directory or a symlink. */
   size?: number
+  /** A symlink's target, as readlink gives it. */
+  link?: string
 }
 
 /** Read size: the importer's default chunk, so that a file's pieces become its blocks without being copied. */
 const CHUNK = 256 * 1024
 
-/** Fails before any request is made when a path is missing, or is a directory and recursive is not set. */
+/**
+ * Fails before any request is made when a path is missing, is a directory and recursive is not set, or is a
+ * symlink to be followed whose target is missing.
+ */
 export async function checkPaths (paths: string[], options: WalkOptions): Promise<void> {
   if (paths.length === 0) throw new InvalidParameterError('nothing to add: no paths given')
   for (const p of paths) {
     let st: Stats
     try {
-      st = await stat(p)
+      st = lstatSync(p)
     } catch (err) {
       throw new InvalidParameterError(`cannot add ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`)
     }
+    if (st.isSymbolicLink() && followsArgs(options)) st = followed(p)
     if (st.isDirectory() && options.recursive !== true) throw new InvalidParameterError(`${p} is a directory: add it recursively (-r)`)
   }
 }
 
+const followsArgs = (options: WalkOptions): boolean => options.dereferenceSymlinks === true || options.dereferenceArgs === true
+
+/** The stat of a symlink's target; InvalidParameterError naming the link and its target when there is none. */
+function followed (abs: string): Stats {
+  try {
+    return statSync(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    let target = '?'
+    try { target = readlinkSync(abs) } catch {}
+    const why = code === 'ENOENT' ? 'which does not exist' : code === 'ELOOP' ? 'which is a loop of symlinks' : `which cannot be read (${(err as Error).message})`
+    throw new InvalidParameterError(`cannot follow the symlink ${abs}: it points to "${target}", ${why}`)
+  }
+}
+
 /**
- * Every directory and file under the given paths, depth first, directory entries in name order. Symlinks are
- * followed. The file system calls are synchronous: a walk of 10,000 files through the thread pool (a round
- * trip per stat and readdir) cost more than all of them take here from the page cache.
+ * Every directory, file and symlink under the given paths, depth first, directory entries in name order.
+ * Symlinks are entries of their own unless followed (see WalkOptions). The file system calls are synchronous: a
+ * walk of 10,000 files through the thread pool (a round trip per stat and readdir) cost more than all of them
+ * take here from the page cache.
  */
 export async function * walk (paths: string[], options: WalkOptions): AsyncGenerator<WalkEntry> {
   for (const p of paths) {
-    const abs = resolve(p)
-    yield * visit(abs, basename(abs), statSync(abs), options, new Set())
+    let abs = resolve(p)
+    let st = lstatSync(abs)
+    if (st.isSymbolicLink() && followsArgs(options)) {
+      st = followed(abs)
+      // named after what it points to, as Kubo names a followed argument (filepath.EvalSymlinks, then its base name)
+      abs = realpathSync(abs)
+    }
+    yield * visit(abs, basename(abs), st, options, new Set())
   }
 }
 
@@ -53,16 +91,22 @@ function * visit (abs: string, path: string, st: Stats, options: WalkOptions, an
     yield { path, abs, size: st.size }
     return
   }
-  if (!st.isDirectory()) throw new InvalidParameterError(`cannot add ${abs}: not a regular file or directory`)
+  if (st.isSymbolicLink()) {
+    // stored as it is, as `ipfs add` does: its target is never looked at, so a dangling link is fine
+    yield { path, abs, link: readlinkSync(abs) }
+    return
+  }
+  if (!st.isDirectory()) throw new InvalidParameterError(`cannot add ${abs}: not a regular file, directory or symlink`)
   if (options.recursive !== true) throw new InvalidParameterError(`${abs} is a directory: add it recursively (-r)`)
   const key = `${st.dev}:${st.ino}`
-  if (ancestors.has(key)) throw new InvalidParameterError(`cannot add ${abs}: symlink loop`)
+  if (ancestors.has(key)) throw new InvalidParameterError(`cannot add ${abs}: symlink loop (it is a directory above itself)`)
   yield { path, abs }
   const names = readdirSync(abs).filter(name => options.hidden === true || !name.startsWith('.')).sort()
   ancestors.add(key)
   for (const name of names) {
     const child = join(abs, name)
-    yield * visit(child, `${path}/${name}`, statSync(child), options, ancestors)
+    const cst = lstatSync(child)
+    yield * visit(child, `${path}/${name}`, cst.isSymbolicLink() && options.dereferenceSymlinks === true ? followed(child) : cst, options, ancestors)
   }
   ancestors.delete(key)
 }
@@ -74,13 +118,18 @@ export async function totalBytes (paths: string[], options: WalkOptions): Promis
   return total
 }
 
-/** One part per entry (filename = url-encoded relative path, as go-ipfs-files writes it); onBytes gets file bytes sent. */
+/**
+ * One part per entry (filename = url-encoded relative path, as go-ipfs-files writes it; a symlink as Kubo sends
+ * one: type application/symlink, its target as the body); onBytes gets file bytes sent.
+ */
 export async function * multipartBody (entries: AsyncIterable<WalkEntry>, boundary: string, onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
   const crlf = Buffer.from('\r\n')
   for await (const entry of entries) {
-    const type = entry.size == null ? 'application/x-directory' : 'application/octet-stream'
+    const type = entry.link != null ? 'application/symlink' : entry.size == null ? 'application/x-directory' : 'application/octet-stream'
     yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
-    if (entry.size != null) {
+    if (entry.link != null) {
+      yield Buffer.from(entry.link)
+    } else if (entry.size != null) {
       for (const chunk of readChunks(entry.abs, entry.size)) {
         yield chunk
         onBytes?.(chunk.byteLength)

@@ -109,33 +109,44 @@ export async function * importEntries (entries: AsyncIterable<AddEntry>, params:
   const explicitDirs = new Map<string, ImportResult>()
   const ancestors = new Set<string>()
 
-  // paths given as files: the importer keeps only the last entry of a name, so a second one would silently
-  // drop the first from its directory
-  const files = new Set<string>()
+  // paths given as files or symlinks (leaves): the importer keeps only the last entry of a name, so a second one
+  // would silently drop the first from its directory
+  const leaves = new Map<string, 'file' | 'symlink'>()
   const dirs = new Set<string>()
+  const givenAsLeaf = (entry: AddEntry, path: string): InvalidParameterError =>
+    new InvalidParameterError(`invalid path "${entry.path}": "${path}" was already given as a ${leaves.get(path) ?? 'file'}`)
 
   async function * candidates (): AsyncGenerator<ImportCandidate> {
     let next = first
     while (next.done !== true) {
       const entry = next.value
       const path = normalisePath(entry.path)
-      if (files.has(path)) throw new InvalidParameterError(`invalid path "${entry.path}": "${path}" was already given as a file`)
-      if (entry.content == null && ancestors.has(path)) {
+      const leaf = entry.content != null || entry.link != null
+      if (leaves.has(path)) throw givenAsLeaf(entry, path)
+      if (!leaf && ancestors.has(path)) {
         // already implied by an earlier entry: given again, the importer would replace it, contents and all
         next = await iterator.next()
         continue
       }
-      if (entry.content != null && (ancestors.has(path) || dirs.has(path))) {
+      if (leaf && (ancestors.has(path) || dirs.has(path))) {
         throw new InvalidParameterError(`invalid path "${entry.path}": "${path}" was already given as a directory`)
       }
       for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
         const parent = path.slice(0, i)
-        if (files.has(parent)) throw new InvalidParameterError(`invalid path "${entry.path}": "${parent}" was already given as a file`)
+        if (leaves.has(parent)) throw givenAsLeaf(entry, parent)
         ancestors.add(parent)
       }
-      if (entry.content != null) files.add(path)
-      else dirs.add(path)
-      yield entry.content == null ? { path } : { path, content: readContent(path, entry.content) }
+      if (entry.link != null) {
+        // stored as a UnixFS symlink, as Kubo does: the target is never looked at, so a dangling one is fine
+        leaves.set(path, 'symlink')
+        yield { path, link: entry.link }
+      } else if (entry.content != null) {
+        leaves.set(path, 'file')
+        yield { path, content: readContent(path, entry.content) }
+      } else {
+        dirs.add(path)
+        yield { path }
+      }
       next = await iterator.next()
     }
   }

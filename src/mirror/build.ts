@@ -26,7 +26,7 @@ const FILE_READ_CONCURRENCY = 8
 const ROOT = 'root'
 
 export interface BuildInit {
-  /** Store mtime and mode in the UnixFS nodes (default true). Without, CIDs equal `cairn add -r --cid-version 1`. */
+  /** Store mtime and mode in the UnixFS nodes (default true). Without, CIDs equal `cairn add -r -H --cid-version 1`. */
   metadata?: boolean
   chunkSize?: number
   /** The cached (CID, Tsize) of a file whose (size, mtime, mode) are unchanged; undefined to read it. */

@@ -99,8 +99,8 @@ describe('parseCid', () => {
   })
 
   it('names the bad input', () => {
-    assert.throws(() => parseCid('xyz'), { name: 'InvalidCIDError', message: /^invalid CID "xyz": / })
-    assert.throws(() => parseCid(''), { name: 'InvalidCIDError', message: 'invalid CID "": empty string' })
+    assert.throws(() => parseCid('xyz'), { name: 'InvalidCIDError', message: /^invalid CID "xyz": "x" is not a multibase prefix/ })
+    assert.throws(() => parseCid(''), { name: 'InvalidCIDError', message: 'invalid CID "": it is empty' })
   })
 })
 

@@ -9,7 +9,7 @@ import type {
 
 export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
-export interface ReceivedEntry { path: string, content?: string }
+export interface ReceivedEntry { path: string, content?: string, link?: string }
 
 /** As the real pinset: any form of a CID finds its pin (names that are not CIDs key themselves). */
 const keyOf = (cid: string): string => tryCidKey(cid) ?? cid
@@ -175,7 +175,7 @@ export class FakeCluster implements ClusterAPI {
         for await (const chunk of entry.content) chunks.push(chunk)
         content = Buffer.concat(chunks).toString('utf8')
       }
-      this.added.push({ path: entry.path, content })
+      this.added.push(entry.link !== undefined ? { path: entry.path, link: entry.link } : { path: entry.path, content })
       options?.signal?.throwIfAborted()
       yield { name: entry.path, cid: `bafy-${this.added.length}`, size: content?.length ?? 0 }
     }

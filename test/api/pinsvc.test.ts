@@ -294,7 +294,7 @@ describe('pinning service API', () => {
     assertFailure(await call(0, 'POST', '/pins', ''), 400, 'BAD_REQUEST', /Pin object/)
     assertFailure(await call(0, 'POST', '/pins', '[1]'), 400, 'BAD_REQUEST', /Pin object/)
     assertFailure(await call(0, 'POST', '/pins', { name: 'x' }), 400, 'BAD_REQUEST', /cid/)
-    assertFailure(await call(0, 'POST', '/pins', { cid: 'not-a-cid' }), 400, 'BAD_REQUEST', /invalid CID "not-a-cid"/)
+    assertFailure(await call(0, 'POST', '/pins', { cid: 'not-a-cid' }), 400, 'BAD_REQUEST', /invalid CID "not-a-cid": "n" is not a multibase prefix/)
     assertFailure(await call(0, 'POST', '/pins', { cid, name: 'x'.repeat(256) }), 400, 'BAD_REQUEST', /name/)
     assertFailure(await call(0, 'POST', '/pins', { cid, meta: { a: 1 } }), 400, 'BAD_REQUEST', /meta/)
     // JSON.parse makes "__proto__" an own key, which the parsed record would silently drop

@@ -40,14 +40,14 @@ async function waitFor (check: () => boolean, message: string): Promise<void> {
   }
 }
 
-interface Part { path: string, dir?: boolean, content?: string | Buffer, extraHeaders?: string[], rawDisposition?: string }
+interface Part { path: string, dir?: boolean, content?: string | Buffer, extraHeaders?: string[], rawDisposition?: string, type?: string }
 
 /** A Kubo-style add body: one part per file or directory, url-escaped relative paths as filenames. */
 function kuboBody (parts: Part[], boundary = 'kubo-boundary-1234'): { body: Buffer, contentType: string } {
   const chunks: Buffer[] = []
   for (const p of parts) {
     const disposition = p.rawDisposition ?? `form-data; name="file"; filename="${encodeURIComponent(p.path)}"`
-    const headers = [`Content-Disposition: ${disposition}`, `Content-Type: ${p.dir === true ? 'application/x-directory' : 'application/octet-stream'}`, ...(p.extraHeaders ?? [])]
+    const headers = [`Content-Disposition: ${disposition}`, `Content-Type: ${p.type ?? (p.dir === true ? 'application/x-directory' : 'application/octet-stream')}`, ...(p.extraHeaders ?? [])]
     chunks.push(Buffer.from(`--${boundary}\r\n${headers.join('\r\n')}\r\n\r\n`))
     if (p.content !== undefined) chunks.push(Buffer.from(p.content))
     chunks.push(Buffer.from('\r\n'))
@@ -299,6 +299,21 @@ describe('REST API', () => {
       assert.match((await json(res)).message, /^invalid CID "bafyNOPE": /)
     })
 
+    for (const [bad, why] of [
+      ['xyz', '"x" is not a multibase prefix: a CID is either a CIDv0 (46 base58btc characters starting "Qm") or a CIDv1 starting with its multibase prefix (most often "b", base32, as in "bafy...", or "k", base36)'],
+      [V0.slice(0, 40), 'a CIDv0 is 46 base58btc characters starting "Qm", this one has 40'],
+      [`${OTHER.slice(0, 10)}1${OTHER.slice(11)}`, '"1" (character 11) is not a base32 character (the base its prefix "b" names)']
+    ]) {
+      it(`an invalid CID says in words what is wrong with it: ${bad}`, async () => {
+        const message = `invalid CID "${bad}": ${why}`
+        for (const [method, path] of [['POST', `/pins/${bad}`], ['GET', `/pins/${bad}`], ['DELETE', `/pins/ipfs/${bad}`], ['GET', `/pins?cids=${bad}`]]) {
+          const res = await get(path, { method })
+          assert.equal(res.status, 400, `${method} ${path}`)
+          assert.deepEqual(await json(res), { code: 400, message }, `${method} ${path}`)
+        }
+      })
+    }
+
     it('DELETE /pins/{cid} returns the pin as it was; an unknown CID is 404 with IPFS Cluster\'s message', async () => {
       await cluster.pin(V1, { name: 'gone' })
       const res = await get(`/pins/${V0}`, { method: 'DELETE' })
@@ -431,6 +446,78 @@ describe('REST API', () => {
       assert.equal(cluster.added[1].content?.length, big.length)
     })
 
+    it('reads a part\'s filename whatever its disposition type (file, attachment), as Kubo and IPFS Cluster do', async () => {
+      // by hand, as an older go-ipfs-files client (ipfs-cluster-ctl before boxo) wrote it: `file; filename=...`,
+      // and as Kubo's RPC client writes it (`attachment`), with a preamble, transport padding after a boundary,
+      // a folded header, a quoted boundary and no Content-Type on one file
+      const body = [
+        'a preamble, ignored',
+        '--old-client \t',
+        'Content-Disposition: file; filename="dir"',
+        'Content-Type: application/x-directory',
+        '',
+        '',
+        '--old-client',
+        'Content-Disposition: file; filename="dir%2Fa.txt"',
+        'Content-Type: application/octet-stream',
+        '',
+        'hello a',
+        '--old-client',
+        'Content-Disposition: attachment;',
+        ' filename="dir%2Fb+c.txt"',
+        '',
+        'hello b\r\n--old-clientX is not a boundary',
+        '--old-client',
+        'Content-Disposition: FILE; filename*=UTF-8\'\'dir%2Fcaf%C3%A9.txt; filename="ignored.txt"',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'coffee',
+        '--old-client--',
+        'an epilogue, ignored'
+      ].join('\r\n')
+      const res = await raw(base, '/add', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary="old-client"' }, body })
+      assert.equal(res.status, 200, res.body)
+      assert.deepEqual(cluster.added, [
+        { path: 'dir', content: undefined },
+        { path: 'dir/a.txt', content: 'hello a' },
+        { path: 'dir/b c.txt', content: 'hello b\r\n--old-clientX is not a boundary' },
+        { path: 'dir/café.txt', content: 'coffee' }
+      ])
+      assert.deepEqual(ndjson(res.body).map(l => l.name), ['dir', 'dir/a.txt', 'dir/b c.txt', 'dir/café.txt'])
+    })
+
+    it('reads an application/symlink part as a symlink whose body is its target, as Kubo sends links', async () => {
+      const { body, contentType } = kuboBody([
+        { path: 'dir', dir: true },
+        { path: 'dir/a.txt', content: 'hello a' },
+        { path: 'dir/link', content: 'a.txt', type: 'application/symlink' },
+        { path: 'dir/dangling', content: '../nowhere/at all', type: 'application/symlink' }
+      ])
+      const res = await raw(base, '/add', { method: 'POST', headers: { 'content-type': contentType }, body })
+      assert.equal(res.status, 200, res.body)
+      assert.deepEqual(cluster.added, [
+        { path: 'dir', content: undefined },
+        { path: 'dir/a.txt', content: 'hello a' },
+        { path: 'dir/link', link: 'a.txt' },
+        { path: 'dir/dangling', link: '../nowhere/at all' }
+      ])
+    })
+
+    it('a body without its closing boundary is an error after the parts it holds', async () => {
+      const body = '--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nhal\r\n--b'
+      const res = await raw(base, '/add?stream-channels=false', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b' }, body })
+      assert.equal(res.status, 400)
+      assert.equal(JSON.parse(res.body).message, 'malformed multipart body: the body ended without its closing boundary "--b--"')
+    })
+
+    it('skips a form field (a part with neither filename nor file type)', async () => {
+      const body = '--b\r\nContent-Disposition: form-data; name="comment"\r\n\r\njust text\r\n' +
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nA\r\n--b--\r\n'
+      const res = await raw(base, '/add', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=b' }, body })
+      assert.equal(res.status, 200, res.body)
+      assert.deepEqual(cluster.added, [{ path: 'a.txt', content: 'A' }])
+    })
+
     it('format=car hands over the single file part, and refuses several', async () => {
       const one = kuboBody([{ path: 'x.car', content: 'CARBYTES' }])
       const ok = await get('/add?format=car&stream-channels=false', { method: 'POST', headers: { 'content-type': one.contentType }, body: one.body })
@@ -465,8 +552,14 @@ describe('REST API', () => {
     for (const [name, headers, body, pattern] of [
       ['not multipart', { 'content-type': 'application/json' }, '{}', /must be multipart\/form-data/],
       ['no boundary', { 'content-type': 'multipart/form-data' }, 'x', /malformed multipart body: .*[Bb]oundary/],
-      ['truncated', { 'content-type': 'multipart/form-data; boundary=b' }, '--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nhal', /malformed multipart body: Unexpected end of/],
-      ['garbage', { 'content-type': 'multipart/form-data; boundary=b' }, 'this is not a form', /malformed multipart body: Unexpected end of form/]
+      ['truncated', { 'content-type': 'multipart/form-data; boundary=b' }, '--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nhal', /^malformed multipart body: the body ended in the middle of "a"$/],
+      ['garbage', { 'content-type': 'multipart/form-data; boundary=b' }, 'this is not a form', /^malformed multipart body: no boundary line "--b" in the body$/],
+      ['cut in the headers', { 'content-type': 'multipart/form-data; boundary=b' }, '--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n', /^malformed multipart body: the body ended in the headers of a part$/],
+      ['a bad header line', { 'content-type': 'multipart/form-data; boundary=b' }, '--b\r\nContent-Disposition form-data\r\n\r\nx\r\n--b--\r\n', /^malformed multipart body: a part's header line "Content-Disposition form-data" is not "Name: value"$/],
+      ['text after a boundary', { 'content-type': 'multipart/form-data; boundary=b' }, '--b junk\r\n\r\nx\r\n--b--\r\n', /^malformed multipart body: a boundary line "--b" is followed by other text$/],
+      ['a symlink target too long', { 'content-type': 'multipart/form-data; boundary=b' },
+        `--b\r\nContent-Disposition: form-data; name="file"; filename="l"\r\nContent-Type: application/symlink\r\n\r\n${'x'.repeat(65537)}\r\n--b--\r\n`,
+        /^malformed multipart body: the target of symlink "l" is longer than 65536 bytes$/]
     ] as const) {
       it(`a malformed body (${name}) is a 400 and the server still answers`, async () => {
         for (const stream of ['true', 'false']) {

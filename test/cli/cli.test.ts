@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/program.js'
@@ -133,7 +133,7 @@ describe('cairn CLI against a fake REST API', () => {
       ''
     ].join('\n'))
     const id = await cairn('id')
-    assert.match(id.out, /^peerA \| one \| Sees 1 other peers\n {2}> Addresses:\n {4}- \/ip4\/10\.0\.0\.1.*\n {4}- \/ip4\/127\.0\.0\.1.*\n {2}> IPFS: peerA\n/)
+    assert.match(id.out, /^peerA \| one \| Sees 1 other peer\n {2}> Addresses:\n {4}- \/ip4\/10\.0\.0\.1.*\n {4}- \/ip4\/127\.0\.0\.1.*\n {2}> IPFS: peerA\n/)
   })
 
   it('pins with the given options and prints the status', async () => {
@@ -250,6 +250,29 @@ describe('cairn CLI against a fake REST API', () => {
     assert.equal(pin.query.get('name'), 'tree')
   })
 
+  it('adds symlinks as links; --dereference-symlinks follows them and refuses a dangling one before sending anything', async () => {
+    const links = join(dir, 'links')
+    await mkdir(join(links, 'sub'), { recursive: true })
+    await writeFile(join(links, 'sub', 'f'), 'f')
+    await symlink('sub', join(links, 'to-sub'))
+    await symlink('gone', join(links, 'dangling'))
+    const stored = await cairn('add', '-r', links, '--upload', 'files')
+    assert.equal(stored.code, 0, stored.err)
+    assert.equal(stored.out, 'added bafk0 links\nadded bafk1 links/dangling\nadded bafk2 links/sub\nadded bafk3 links/sub/f\nadded bafk4 links/to-sub\n')
+    const before = api.requests.length
+    const refused = await cairn('add', '-r', links, '--dereference-symlinks')
+    assert.equal(refused.code, 1)
+    assert.equal(refused.err, `error: cannot follow the symlink ${join(links, 'dangling')}: it points to "gone", which does not exist\n`)
+    assert.equal(api.requests.length, before)
+    await rm(join(links, 'dangling'))
+    const followed = await cairn('add', '-r', links, '--dereference-symlinks', '--upload', 'files')
+    assert.equal(followed.out, 'added bafk0 links\nadded bafk1 links/sub\nadded bafk2 links/sub/f\nadded bafk3 links/to-sub\nadded bafk4 links/to-sub/f\n')
+    const args = await cairn('add', '-r', join(links, 'to-sub'), '--dereference-args', '--upload', 'files')
+    assert.equal(args.out, 'added bafk0 sub\nadded bafk1 sub/f\n', 'a followed path is named after its target, as Kubo names it')
+    const help = (await cairn('add', '--help')).out.replace(/\s+/g, ' ')
+    assert.match(help, /--dereference-symlinks follow symlinks \(given paths and inside directories\)/)
+  })
+
   it('lists metric names', async () => {
     assert.equal((await cairn('health', 'metrics')).out, 'freespace\nping\n')
     assert.equal((await cairn('health', 'metrics', '--json')).out, '"freespace"\n"ping"\n')
@@ -279,6 +302,23 @@ describe('cairn CLI against a fake REST API', () => {
       assert.notEqual(err, '', `cairn ${args.join(' ')} says why`)
     }
     assert.equal((await cairn('--help')).code, 0)
+  })
+
+  it('status --help lists the filter values; a status it does not know is a usage error naming it', async () => {
+    const help = await cairn('status', '--help')
+    assert.equal(help.code, 0)
+    const text = help.out.replace(/\s+/g, ' ')
+    for (const name of ['error', 'queued', 'pin_queued', 'pinning', 'pinned', 'pin_error', 'unpin_queued', 'unpinning', 'unpinned', 'unpin_error',
+      'remote', 'sharded', 'unexpectedly_unpinned', 'cluster_error']) assert.match(text, new RegExp(`[:,] ${name}[,) ]`), name)
+    assert.match(text, /\(error: cluster_error, pin_error, unpin_error; queued: pin_queued, unpin_queued\)/)
+    const before = api.requests.length
+    const typo = await cairn('status', '--filter', 'pinned,pinnned')
+    assert.equal(typo.code, 2)
+    assert.match(typo.err, /"pinnned" is not a status: give one of error, queued, pin_queued, /)
+    assert.equal(api.requests.length, before, 'nothing was sent')
+    const ok = await cairn('status', '--filter', 'pinned,error')
+    assert.equal(ok.code, 0)
+    assert.equal(api.requests.at(-1)?.query.get('filter'), 'pinned,error')
   })
 
   it('refuses durations no date or timer can hold, naming them, instead of failing or timing out at once', async () => {

@@ -4,9 +4,12 @@
 // neither fetches the other's blocks.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { cp, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
 import { createClient, type AddOptions } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { tempDir, waitFor } from '../util.js'
@@ -17,6 +20,12 @@ async function blockKeys (peer: CairnPeer): Promise<Set<string>> {
   const keys = new Set<string>()
   for await (const { cid } of peer.ipfs.helia.blockstore.getAll()) keys.add(cid.toV1().toString())
   return keys
+}
+
+async function toBytes (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const c of source) chunks.push(c)
+  return Buffer.concat(chunks)
 }
 
 describe('client add, upload blocks', () => {
@@ -37,6 +46,10 @@ describe('client add, upload blocks', () => {
     await writeFile(join(tree, 'sub dir', 'big.bin'), randomBytes(700 * 1024))
     await writeFile(join(tree, 'sub dir', 'deeper', 'c+d %20.txt'), randomBytes(70_000))
     await writeFile(join(tree, '.hidden'), 'secret')
+    // symlinks are added as links, never followed: a relative one, one to a directory, a dangling one
+    await symlink('a.txt', join(tree, 'link to a'))
+    await symlink('sub dir', join(tree, 'link to dir'))
+    await symlink('../../gone', join(tree, 'sub dir', 'dangling'))
     await writeFile(join(tmp.path, 'single.txt'), 'just one')
     tc = await createTestCluster(2, { name: 'add-blocks' })
   })
@@ -85,6 +98,42 @@ describe('client add, upload blocks', () => {
     const named: AddedOutput[] = []
     for await (const line of client.add([join(tmp.path, 'single.txt')], { upload: 'blocks', name: 'given' })) named.push(line)
     assert.equal((await client.allocation(named[0].cid)).name, 'given')
+  })
+
+  it('stores links as UnixFS symlinks; with dereferenceSymlinks adds what they point to, as a copy of the tree with the links followed', async () => {
+    const client = createClient({ api: tc.url(1) })
+    const add = async (paths: string[], options: AddOptions): Promise<AddedOutput[]> => {
+      const lines: AddedOutput[] = []
+      for await (const line of client.add(paths, { recursive: true, cidVersion: 1, noPin: true, ...options })) lines.push(line)
+      return lines
+    }
+    const lines = await add([tree], { upload: 'blocks' })
+    const byName = new Map(lines.map(l => [l.name, l.cid]))
+    for (const [name, target] of [['tree é/link to a', 'a.txt'], ['tree é/link to dir', 'sub dir'], ['tree é/sub dir/dangling', '../../gone']]) {
+      const node = UnixFS.unmarshal(dagPb.decode(await toBytes(tc.peer(1).ipfs.helia.blockstore.get(CID.parse(byName.get(name)!)))).Data!)
+      assert.equal(node.type, 'symlink', name)
+      assert.equal(new TextDecoder().decode(node.data), target, name)
+    }
+    assert.ok(!lines.some(l => l.name.startsWith('tree é/link to dir/')), 'a link to a directory is not walked into')
+
+    // followed: the same DAG as a copy of the tree in which each link is what it points to
+    const linked = join(tmp.path, 'followed')
+    await mkdir(join(linked, 'dir'), { recursive: true })
+    await writeFile(join(linked, 'dir', 'f'), 'content of f')
+    await symlink('dir/f', join(linked, 'to-f'))
+    await symlink('dir', join(linked, 'to-dir'))
+    const copy = join(tmp.path, 'copy')
+    await cp(linked, copy, { recursive: true, dereference: true })
+    const copyRoot = (await add([copy], { upload: 'blocks' })).at(-1)!.cid
+    for (const upload of ['blocks', 'files'] as const) {
+      const followed = await add([linked], { upload, dereferenceSymlinks: true })
+      assert.equal(followed.at(-1)?.cid, copyRoot, `upload ${upload}`)
+      assert.ok(followed.some(l => l.name === 'followed/to-dir/f'))
+      assert.notEqual((await add([linked], { upload })).at(-1)?.cid, copyRoot, 'not followed, the links are links')
+    }
+    // a dangling link cannot be followed: refused before anything is sent
+    await assert.rejects(add([tree], { upload: 'blocks', dereferenceSymlinks: true }),
+      { name: 'InvalidParameterError', message: `cannot follow the symlink ${join(tree, 'link to dir', 'dangling')}: it points to "../../gone", which does not exist` })
   })
 
   it('refuses bad parameters, and falls back to files for a sharded add', async () => {

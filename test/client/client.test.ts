@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -305,6 +305,54 @@ describe('client against a fake IPFS Cluster REST API', () => {
       await assert.rejects(async () => { for await (const _ of createClient({ api: api.url }).add([join(dir, 'tree')], { recursive: true, upload: 'blocks', chunker: 'rabin' })); },
         { name: 'InvalidParameterError', message: /"chunker": "rabin"/ })
       assert.equal(api.requests.length, before)
+    })
+
+    it('sends symlinks as Kubo does (application/symlink, the target as the body), never following them by default', async () => {
+      const links = join(dir, 'links')
+      await mkdir(join(links, 'sub'), { recursive: true })
+      await writeFile(join(links, 'sub', 'f.txt'), 'file')
+      await symlink('sub/f.txt', join(links, 'to-file'))
+      await symlink('sub', join(links, 'to-dir'))
+      await symlink('../nowhere', join(links, 'dangling'))
+      parts.length = 0
+      for await (const _ of createClient({ api: api.url }).add([links], { recursive: true }));
+      assert.deepEqual(parts.map(p => [decodeURIComponent(p.filename), p.type, p.content.toString()]), [
+        ['links', 'application/x-directory', ''],
+        ['links/dangling', 'application/symlink', '../nowhere'],
+        ['links/sub', 'application/x-directory', ''],
+        ['links/sub/f.txt', 'application/octet-stream', 'file'],
+        ['links/to-dir', 'application/symlink', 'sub'],
+        ['links/to-file', 'application/symlink', 'sub/f.txt']
+      ])
+      // a symlink given as the path is the link itself; followed (--dereference-args), it is its target, named so
+      parts.length = 0
+      for await (const _ of createClient({ api: api.url }).add([join(links, 'to-file')]));
+      assert.deepEqual(parts.map(p => [p.filename, p.type, p.content.toString()]), [['to-file', 'application/symlink', 'sub/f.txt']])
+      parts.length = 0
+      for await (const _ of createClient({ api: api.url }).add([join(links, 'to-dir')], { recursive: true, dereferenceArgs: true }));
+      assert.deepEqual(parts.map(p => [decodeURIComponent(p.filename), p.type]), [['sub', 'application/x-directory'], ['sub/f.txt', 'application/octet-stream']])
+
+      // followed, every link is what it points to; a dangling one is refused before anything is sent
+      const before = api.requests.length
+      await assert.rejects(async () => { for await (const _ of createClient({ api: api.url }).add([links], { recursive: true, dereferenceSymlinks: true })); },
+        { name: 'InvalidParameterError', message: `cannot follow the symlink ${join(links, 'dangling')}: it points to "../nowhere", which does not exist` })
+      assert.equal(api.requests.length, before)
+      await rm(join(links, 'dangling'))
+      parts.length = 0
+      for await (const _ of createClient({ api: api.url }).add([links], { recursive: true, dereferenceSymlinks: true }));
+      assert.deepEqual(parts.map(p => [decodeURIComponent(p.filename), p.type, p.content.toString()]), [
+        ['links', 'application/x-directory', ''],
+        ['links/sub', 'application/x-directory', ''],
+        ['links/sub/f.txt', 'application/octet-stream', 'file'],
+        ['links/to-dir', 'application/x-directory', ''],
+        ['links/to-dir/f.txt', 'application/octet-stream', 'file'],
+        ['links/to-file', 'application/octet-stream', 'file']
+      ])
+      // a link to a directory above itself, followed, is a loop
+      await symlink('..', join(links, 'sub', 'up'))
+      await assert.rejects(async () => { for await (const _ of createClient({ api: api.url }).add([links], { recursive: true, dereferenceSymlinks: true })); },
+        { name: 'InvalidParameterError', message: `cannot add ${join(links, 'sub', 'up')}: symlink loop (it is a directory above itself)` })
+      await rm(links, { recursive: true })
     })
 
     it('refuses a directory without recursive, and a missing path, before sending anything', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -171,6 +171,22 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     assert.deepEqual(Object.keys(status.peer_map).sort(), daemons.map(d => d.id).sort())
   })
 
+  it('adds a tree with symlinks as links, as ipfs add does: Kubo\'s own symlink test tree gives Kubo\'s CID', async () => {
+    // Kubo's test/sharness/t0044-add-symlink.sh
+    const files = join(tmp.path, 'files')
+    await mkdir(join(files, 'foo'), { recursive: true })
+    await mkdir(join(files, 'bar'))
+    await writeFile(join(files, 'foo', 'baz'), 'some text\n')
+    await symlink('files/foo/baz', join(files, 'bar', 'baz'))
+    await symlink('files/does/not/exist', join(files, 'bad'))
+    const out = await cairnOk('--api', daemons[0].rest, 'add', '-r', '--cid-version', '1', '--no-pin', files)
+    assert.equal(out.trim().split('\n').at(-1), 'added bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua files')
+    assert.match(out, /^added \S+ files\/bad$/m)
+    const followed = await cairn('--api', daemons[0].rest, 'add', '-r', '--dereference-symlinks', files)
+    assert.equal(followed.code, 1)
+    assert.equal(followed.stderr, `error: cannot follow the symlink ${join(files, 'bad')}: it points to "files/does/not/exist", which does not exist\n`)
+  })
+
   it('lists the pin on peer 2', async () => {
     const pins = ndjson<Pin>(await cairnOk('--api', daemons[1].rest, 'pin', 'ls', '--json'))
     const pin = pins.find(p => p.cid === cid)
@@ -201,11 +217,14 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     for (const p of peers) assert.equal(p.error, '', `${p.peername}: ${p.error}`)
   })
 
-  it('rejects an invalid CID with exit code 1 and a message naming it', async () => {
+  it('rejects an invalid CID with exit code 1 and a message naming it and saying what is wrong', async () => {
     const run = await cairn('--api', daemons[0].rest, 'pin', 'add', 'notacid')
     assert.equal(run.code, 1, `stdout: ${run.stdout} stderr: ${run.stderr}`)
-    assert.match(run.stderr, /notacid/)
+    assert.match(run.stderr, /^error: invalid CID "notacid": "n" is not a multibase prefix: a CID is either a CIDv0 \(46 base58btc characters starting "Qm"\) or a CIDv1/)
     assert.equal(run.stdout, '')
+    const short = await cairn('--api', daemons[0].rest, 'status', 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb')
+    assert.equal(short.code, 1)
+    assert.equal(short.stderr, 'error: invalid CID "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb": a CIDv0 is 46 base58btc characters starting "Qm", this one has 44\n')
   })
 
   it('says it cannot reach an API nobody listens on, with exit code 1', async () => {

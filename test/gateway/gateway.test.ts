@@ -220,7 +220,7 @@ describe('the HTTP gateway', () => {
 
     const bad = await fetch(`${gw}/ipfs/not-a-cid/file.txt`)
     assert.equal(bad.status, 400)
-    assert.match(await bad.text(), /invalid CID "not-a-cid"/)
+    assert.match(await bad.text(), /invalid CID "not-a-cid": "n" is not a multibase prefix/)
     assert.equal((await fetch(`${gw}/ipfs/${root}/x?format=tar`)).status, 400)
     // CIDs no peer can read: 400s naming them, not 500s
     for (const [cid, why] of [[UNKNOWN_CODEC, 'codec 0x9999 is not one this peer can decode'], [UNKNOWN_HASH, 'hash function 0x1234 is not one this peer can verify']]) {

@@ -44,6 +44,35 @@ describe('add import', () => {
     })
   }
 
+  // Kubo's own test of symlinks (test/sharness/t0044-add-symlink.sh): its tree, and the CIDs Kubo gives for it
+  const KUBO_T0044: AddEntry[] = [
+    { path: 'files' },
+    { path: 'files/bad', link: 'files/does/not/exist' },
+    { path: 'files/bar' },
+    { path: 'files/bar/baz', link: 'files/foo/baz' },
+    { path: 'files/foo' },
+    { path: 'files/foo/baz', content: [new TextEncoder().encode('some text\n')] as unknown as AsyncIterable<Uint8Array> }
+  ]
+  const add = async (entries: AddEntry[], params: AddParams): Promise<Array<{ name: string, cid: string }>> => {
+    const out: Array<{ name: string, cid: string }> = []
+    const source = async function * (): AsyncGenerator<AddEntry> {
+      for (const e of entries) yield e.content !== undefined ? { ...e, content: (async function * () { yield * (e.content as unknown as Uint8Array[]) })() } : e
+    }
+    for await (const line of importEntries(source(), params, { put: () => {} })) out.push({ name: line.name, cid: line.cid })
+    return out
+  }
+
+  it('stores symlinks as UnixFS symlinks, dangling ones too: the CIDs Kubo gives its own symlink test tree', async () => {
+    const v0 = await add(KUBO_T0044, {})
+    assert.deepEqual(v0.map(l => l.name), ['files/bad', 'files/bar/baz', 'files/foo/baz', 'files/bar', 'files/foo', 'files'])
+    assert.equal(v0.at(-1)?.cid, 'QmWdiHKoeSW8G1u7ATCgpx4yMoUhYaJBQGkyPLkS9goYZ8')
+    assert.equal((await add(KUBO_T0044, { cid_version: 1 })).at(-1)?.cid, 'bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua')
+    // `ipfs add files/bar/baz` and `ipfs add files/bad`: a symlink alone is the root
+    assert.deepEqual(await add([{ path: 'baz', link: 'files/foo/baz' }], {}), [{ name: 'baz', cid: 'QmdocmZeF7qwPT9Z8SiVhMSyKA2KKoA2J7jToW6z6WBmxR' }])
+    assert.deepEqual(await add([{ path: 'bad', link: 'files/does/not/exist' }], {}), [{ name: 'bad', cid: 'QmWYN8SEXCgNT2PSjB6BnxAx6NJQtazWoBkTRH9GRfPFFQ' }])
+    await assert.rejects(add([{ path: 'l', link: 'x' }, { path: 'l/a', link: 'y' }], {}), { name: 'InvalidParameterError', message: 'invalid path "l/a": "l" was already given as a symlink' })
+  })
+
   it('refuses a path given twice, or as both a file and a directory, instead of keeping only the last entry', async () => {
     const cases: Array<[Array<[string, string | undefined]>, string]> = [
       [[['d/a', 'x'], ['d/a', 'y']], 'invalid path "d/a": "d/a" was already given as a file'],

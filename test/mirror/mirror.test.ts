@@ -189,6 +189,51 @@ describe('cairn mirror sync', () => {
     assert.equal(missing.code, 1)
     assert.match(missing.err, /no such directory/)
   })
+
+  it('without metadata, has the root `cairn add -r -H --cid-version 1` gives, symlinks included, and Kubo\'s for Kubo\'s own symlink test tree', async () => {
+    const addRoot = async (...args: string[]): Promise<string> => {
+      const run = await cli(client, 'add', '-Q', '--no-pin', ...args)
+      assert.equal(run.code, 0, `cairn add ${args.join(' ')}: ${run.err}`)
+      return run.out.trim()
+    }
+    const syncRoot = async (dir: string, name: string): Promise<string> => {
+      const run = await cli(client, '--json', 'mirror', 'sync', dir, '--name', name, '--no-metadata', '--cache', join(tmp.path, `${name}.json`))
+      assert.equal(run.code, 0, run.err)
+      return (JSON.parse(run.out) as MirrorSyncResult).root
+    }
+    // Kubo's test/sharness/t0044-add-symlink.sh: its tree and the CIDs `ipfs add` gives for it
+    const files = join(tmp.path, 'kubo', 'files')
+    await mkdir(join(files, 'foo'), { recursive: true })
+    await mkdir(join(files, 'bar'))
+    await writeFile(join(files, 'foo', 'baz'), 'some text\n')
+    await symlink('files/foo/baz', join(files, 'bar', 'baz'))
+    await symlink('files/does/not/exist', join(files, 'bad'))
+    for (const upload of ['blocks', 'files']) {
+      assert.equal(await addRoot('-r', files, '--upload', upload), 'QmWdiHKoeSW8G1u7ATCgpx4yMoUhYaJBQGkyPLkS9goYZ8', `upload ${upload}`)
+      assert.equal(await addRoot('-r', '--cid-version', '1', files, '--upload', upload), 'bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua', `upload ${upload}`)
+      // a symlink given as the path is the link itself, a dangling one too
+      assert.equal(await addRoot(join(files, 'bar', 'baz'), '--upload', upload), 'QmdocmZeF7qwPT9Z8SiVhMSyKA2KKoA2J7jToW6z6WBmxR')
+      assert.equal(await addRoot(join(files, 'bad'), '--upload', upload), 'QmWYN8SEXCgNT2PSjB6BnxAx6NJQtazWoBkTRH9GRfPFFQ')
+    }
+    assert.equal(await syncRoot(files, 'kubo-t0044'), 'bafybeibyhlx64cklod6isy3h7tsmr4qvam3ae3b74n3hfes5bythjrwyua')
+
+    // links of every kind: relative, into and out of a subdirectory, to a directory, dangling, absolute
+    const links = join(tmp.path, 'links')
+    await mkdir(join(links, 'sub', 'empty'), { recursive: true })
+    await writeFile(join(links, 'sub', 'f.txt'), randomBytes(5000))
+    await writeFile(join(links, 'big'), randomBytes(600_000))
+    await symlink('sub/f.txt', join(links, 'to-f'))
+    await symlink('../big', join(links, 'sub', 'up'))
+    await symlink('sub', join(links, 'to-dir'))
+    await symlink('nowhere/at all', join(links, 'dangling'))
+    await symlink('/etc/hostname', join(links, 'absolute'))
+    // a mirror keeps dot-files: so does add with -H
+    await writeFile(join(links, '.dot'), 'hidden')
+    await symlink('.dot', join(links, 'sub', '.to-dot'))
+    const added = await addRoot('-r', '-H', '--cid-version', '1', links)
+    assert.equal(await addRoot('-r', '-H', '--cid-version', '1', links, '--upload', 'files'), added)
+    assert.equal(await syncRoot(links, 'links'), added)
+  })
 })
 
 describe('mirror DAG', () => {

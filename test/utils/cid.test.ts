@@ -3,11 +3,13 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
+import { base16 } from 'multiformats/bases/base16'
 import { base32 } from 'multiformats/bases/base32'
+import { base64 } from 'multiformats/bases/base64'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
-import { cidKey, parseCid, pinsetKey } from '../../src/utils/cid.js'
+import { cidKey, parseCid, parseUserCid, pinsetKey } from '../../src/utils/cid.js'
 
 describe('pinsetKey', () => {
   it('equals cidKey for CIDv0 and CIDv1 of several codecs and hashes', async () => {
@@ -55,5 +57,42 @@ describe('parseCid', () => {
       assert.throws(() => CID.parse(bad), `CID.parse refuses ${bad}`)
       assert.throws(() => parseCid(bad), `parseCid refuses ${bad}`)
     }
+  })
+})
+
+describe('parseUserCid', () => {
+  const V0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
+  const V1 = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+
+  it('reads a CID in any multibase, and a bare CIDv0', () => {
+    const cid = CID.parse(V1)
+    for (const s of [V1, V1.toUpperCase(), cid.toString(base16), cid.toString(base64)]) assert.ok(parseUserCid(s).equals(cid), s)
+    assert.equal(parseUserCid(V0).version, 0)
+  })
+
+  for (const [input, why] of [
+    ['', 'it is empty'],
+    ['xyz', '"x" is not a multibase prefix: a CID is either a CIDv0 (46 base58btc characters starting "Qm") or a CIDv1 starting with its multibase prefix (most often "b", base32, as in "bafy...", or "k", base36)'],
+    ['Qm123', 'a CIDv0 is 46 base58btc characters starting "Qm", this one has 5'],
+    [`${V0.slice(0, 20)}0${V0.slice(21)}`, '"0" (character 21) is not a base58btc character; a CIDv0 is 46 base58btc characters starting "Qm"'],
+    [`${V1.slice(0, 30)}1${V1.slice(31)}`, '"1" (character 31) is not a base32 character (the base its prefix "b" names)'],
+    [V1.slice(0, 20), 'it does not end on a whole byte in base32: a character is missing, extra or wrong at its end (was it cut short?)'],
+    ['bafy', 'it does not end on a whole byte in base32: a character is missing, extra or wrong at its end (was it cut short?)'],
+    [`f01551220${'ab'.repeat(31)}`, 'it is cut short: its multihash announces a 32-byte digest and 31 bytes follow'],
+    [`f01551220${'ab'.repeat(34)}`, 'it has 2 bytes too many after its 32-byte digest'],
+    ['f0155', 'it is cut short: it ends before its multihash\'s hash function'],
+    ['f02551220', 'its version is 2: a CID is version 0 ("Qm...") or 1'],
+    [`b${base32.baseEncode(CID.parse(V0).bytes)}`, 'these are the bytes of a CIDv0 (a bare sha2-256 multihash), which is written only in base58btc without a prefix ("Qm..."), not in base32'],
+    [`/ipfs/${V0}`, 'it contains "/": give the CID alone, not a path'],
+    [`${V0} `, 'it contains whitespace']
+  ] as const) {
+    it(`says what is wrong with ${JSON.stringify(input)}`, () => {
+      assert.throws(() => parseUserCid(input), { name: 'InvalidCIDError', message: `invalid CID "${input}": ${why}` })
+    })
+  }
+
+  it('quotes at most 100 characters of a long input', () => {
+    const long = 'x'.repeat(5000)
+    assert.throws(() => parseUserCid(long), (err: Error) => err.message.startsWith(`invalid CID "${'x'.repeat(100)}...": "x" is not a multibase prefix`))
   })
 })

@@ -12,6 +12,12 @@ const STATUS_NAMES: Readonly<Record<string, readonly TrackerStatus[]>> = {
   ] as const).map(s => [s, [s]]))
 }
 
+/** The names GET /pins?filter= takes: the statuses, and the groups 'error' and 'queued'. */
+export const STATUS_FILTER_NAMES: readonly string[] = Object.keys(STATUS_NAMES)
+
+/** What each group name of GET /pins?filter= stands for. */
+export const STATUS_FILTER_GROUPS: Readonly<Record<'error' | 'queued', readonly TrackerStatus[]>> = { error: STATUS_NAMES.error, queued: STATUS_NAMES.queued }
+
 const TYPE_NAMES: Readonly<Record<string, readonly PinType[]>> = {
   pin: ['pin'],
   'meta-pin': ['meta-pin'],

@@ -10,6 +10,8 @@ interface AddFlags extends PinFlags {
   recursive?: boolean
   wrapWithDirectory?: boolean
   hidden?: boolean
+  dereferenceSymlinks?: boolean
+  dereferenceArgs?: boolean
   cidVersion?: '0' | '1'
   rawLeaves?: boolean
   format?: 'unixfs' | 'car'
@@ -31,6 +33,9 @@ export function registerAdd (program: Command, io: CliIO): void {
     .option('-r, --recursive', 'add directories recursively')
     .option('-w, --wrap-with-directory', 'wrap the paths in a directory (implied by several paths)')
     .option('-H, --hidden', 'include files whose name starts with a dot')
+    .option('--dereference-symlinks', 'follow symlinks (given paths and inside directories) and add what they point to; ' +
+      'by default a symlink is added as a link, never followed, as ipfs add does')
+    .option('--dereference-args', 'follow the given paths when they are symlinks, not the links inside directories')
     .addOption(new Option('--cid-version <n>', 'CID version (1 implies --raw-leaves)').choices(['0', '1']))
     .option('--raw-leaves', 'use raw blocks for file data')
     .addOption(new Option('--format <format>', 'unixfs: import the files; car: import one CAR file').choices(['unixfs', 'car']))
@@ -58,6 +63,8 @@ export function registerAdd (program: Command, io: CliIO): void {
           ...pinOptionsOf(o),
           recursive: o.recursive,
           hidden: o.hidden,
+          dereferenceSymlinks: o.dereferenceSymlinks,
+          dereferenceArgs: o.dereferenceArgs,
           wrapWithDirectory: o.wrapWithDirectory === true || paths.length > 1 ? true : undefined,
           cidVersion: o.cidVersion != null ? Number(o.cidVersion) as 0 | 1 : undefined,
           rawLeaves: o.rawLeaves,

@@ -26,7 +26,7 @@ export function registerMirror (program: Command, io: CliIO): void {
     .requiredOption('-n, --name <mirror>', 'name of the mirror (letters, digits, ".", "_", "-")')
     .option('-k, --keep <n>', `versions to keep pinned, this one included (default: ${DEFAULT_KEEP})`, parseInteger)
     .option('--cache <file>', 'cache of file hashes (default: $XDG_CACHE_HOME/cairn/mirror/<name>.json or ~/.cache/...)')
-    .option('--no-metadata', 'do not store mtime and mode (CIDs then equal `cairn add -r --cid-version 1`)')
+    .option('--no-metadata', 'do not store mtime and mode (CIDs then equal `cairn add -r -H --cid-version 1`)')
     .option('--replication <n>', 'replication factor, min and max (default: that of the previous version)', parseInteger)
     .option('--rmin <n>', 'minimum replication factor', parseInteger)
     .option('--rmax <n>', 'maximum replication factor', parseInteger)

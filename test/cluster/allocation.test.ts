@@ -69,3 +69,29 @@ describe('allocation by metrics', () => {
     assert.match(body.message, /not enough peers to allocate CID\. Needed at least: 6\. Wanted at most: 6\. Available candidates: 4/)
   })
 })
+
+describe('a fresh cluster', () => {
+  // Issue 17 item 7: the first metrics went out before the gossip mesh formed, and the next ones TTL/2 (15 s)
+  // later, so a started cluster refused replicated pins ("not enough peers to allocate") for ~15 s.
+  it('accepts a replication-2 pin within 2 s of its peers answering /health', async () => {
+    const tc = await createTestCluster(3, { name: 'fresh' })
+    try {
+      await Promise.all([0, 1, 2].map(async i => {
+        const res = await fetch(`${tc.url(i)}/health`)
+        assert.equal(res.status, 204, `peer ${i} answers /health`)
+      }))
+      const healthy = Date.now()
+      const cid = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode('fresh cluster'))).toString()
+      let last = ''
+      const accepted = await waitFor(async () => {
+        const res = await fetch(`${tc.url(0)}/pins/${cid}?replication=2`, { method: 'POST' })
+        last = `${res.status} ${await res.text()}`
+        return res.status === 200 ? Date.now() : undefined
+      }, { timeoutMs: 20_000, intervalMs: 100, message: 'the pin accepted' }).catch(err => { throw new Error(`${(err as Error).message}; last answer: ${last}`) })
+      assert.ok(accepted - healthy <= 2000, `accepted ${accepted - healthy} ms after every peer answered /health (last refusal: ${last})`)
+      assert.equal(tc.peer(0).pinset.get(cid)?.allocations.length, 2)
+    } finally {
+      await tc.close()
+    }
+  })
+})

@@ -1,10 +1,11 @@
 // The orchestrator: pin/unpin/add flows over the pinset, global status across peers over RPC.
 // request -> validate -> allocate -> pinset (durable, gossiped) -> every peer's tracker -> ipfs.
 import { createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CID } from 'multiformats/cid'
 import { allocate, allocateBalanced, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
 import {
-  FollowerModeError, InvalidParameterError, NotInPinsetError, UnknownPeerError
+  FollowerModeError, InvalidParameterError, NotInPinsetError, ShuttingDownError, UnknownPeerError
 } from './errors.js'
 import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
@@ -47,6 +48,8 @@ export interface ClusterInit {
   expiryIntervalMs?: number
   /** How long an add without a pin keeps repo GC off after it ends (default 30 s; its pin comes next). */
   noPinHoldMs?: number
+  /** A connected stranger is identified again after this, then with doubling gaps, 5 times (default 5 s). */
+  strangerRetryMs?: number
   /** A repo GC this often when the pinset changed since the last one (default 0: none). */
   gcIntervalMs?: number
   secret?: ClusterSecret
@@ -99,6 +102,10 @@ function toShort (info: PinInfo): PinInfoShort {
   }
 }
 
+/** A connected peer that is not a cluster peer is identified again this long after, then with doubling gaps. */
+const STRANGER_FIRST_RETRY_MS = 5000
+const STRANGER_RETRIES = 5
+
 class CairnCluster implements Cluster {
   private readonly log: Logger
   private readonly rpc: Rpc
@@ -113,13 +120,16 @@ class CairnCluster implements Cluster {
     this.rpc = createRpc({
       cluster: init.cluster,
       isTrusted: init.isTrusted,
+      // a member publishes signed metrics that this peer's monitor keeps (a stranger who only connects does not)
+      isMember: peer => this.components.monitor?.peerset().includes(peer) === true,
       timeoutMs: init.rpcTimeoutMs,
       secret: init.secret,
       methods: {
         id: { handler: async () => await this.localId() },
         connections: { handler: async () => this.components.libp2p.getPeers().map(String) },
         status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },
-        statusAll: { handler: (_p, { signal }) => tracker.statusAll({ signal }) },
+        // this peer's whole status (300k pins: ~100 MB of frames): cluster members only
+        statusAll: { membersOnly: true, handler: (_p, { signal }) => tracker.statusAll({ signal }) },
         recover: { trustedOnly: true, handler: async (p: { cid: string }, { signal }) => await tracker.recover(String(p?.cid), { signal }) },
         recoverAll: { trustedOnly: true, handler: (_p, { signal }) => tracker.recoverAll({ signal }) },
         repoGC: {
@@ -138,6 +148,7 @@ class CairnCluster implements Cluster {
   async start (): Promise<void> {
     const { libp2p } = this.components
     this.running = true
+    this.shutdown = new AbortController()
     await this.rpc.start()
     libp2p.addEventListener('peer:identify', this.onIdentify)
     libp2p.addEventListener('peer:update', this.onUpdate)
@@ -147,7 +158,7 @@ class CairnCluster implements Cluster {
       const known = await libp2p.peerStore.get(peer).catch(() => undefined)
       if (known?.protocols.includes(this.protocol) === true) this.members.add(peer.toString())
     }
-    this.memberTimer = setInterval(() => { this.checkStrangers() }, 5000)
+    this.memberTimer = setInterval(() => { this.checkStrangers() }, this.init.strangerRetryMs ?? STRANGER_FIRST_RETRY_MS)
     this.memberTimer.unref()
     // Pins with an expiry, kept from pinset changes so a check never scans the whole pinset.
     const { pinset } = this.components
@@ -204,7 +215,7 @@ class CairnCluster implements Cluster {
     if (!trusted.includes(this.self)) trusted.push(this.self)
     const mine = due.filter(cid => closestPeer(cid, trusted) === this.self && this.components.pinset.has(cid))
     if (mine.length === 0) return
-    await this.components.pinset.remove(mine)
+    await this.components.pinset.remove(mine, { signal: this.shutdown.signal })
     this.log('removed %d expired pins', mine.length)
   }
 
@@ -218,7 +229,7 @@ class CairnCluster implements Cluster {
     if (live.includes(lost)) return // it came back
     const trusted = live.filter(p => this.init.isTrusted(p) && p !== lost)
     if (!trusted.includes(this.self)) trusted.push(this.self)
-    await this.reallocateAway(lost, pin => closestPeer(pin.cid, trusted) === this.self)
+    await this.reallocateAway(lost, pin => closestPeer(pin.cid, trusted) === this.self, { signal: this.shutdown.signal })
   }
 
   /** Re-allocates the pins (those `mine` selects) allocated to `gone` without it; returns how many moved. */
@@ -281,9 +292,12 @@ class CairnCluster implements Cluster {
   }
 
   private running = false
+  /** Aborted at stop: the background work (expiry, repin, dropping foreign shards) gives up. */
+  private shutdown = new AbortController()
 
   async stop (): Promise<void> {
     this.running = false
+    this.shutdown.abort(new ShuttingDownError())
     const { libp2p } = this.components
     clearInterval(this.memberTimer)
     clearInterval(this.expiryTimer)
@@ -302,7 +316,8 @@ class CairnCluster implements Cluster {
   /** Connected peers known to speak this cluster's protocols (kept from libp2p events, no store reads). */
   private readonly members = new Set<string>()
   private memberTimer?: NodeJS.Timeout
-  private readonly identified = new Map<string, number>()
+  /** Connected peers that did not identify as cluster peers: when each is asked again, and how often it was. */
+  private readonly strangers = new Map<string, { attempts: number, next: number }>()
 
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
     if (evt.detail.protocols.includes(this.protocol)) this.members.add(evt.detail.peerId.toString())
@@ -316,19 +331,31 @@ class CairnCluster implements Cluster {
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.members.delete(evt.detail.toString())
+    this.strangers.delete(evt.detail.toString())
   }
 
   /**
    * A peer identified before it registered the cluster protocols (libp2p starts first), or whose identify
-   * timed out or whose push got lost, looks like a stranger: ask it again, at most every 5 s per peer.
+   * timed out or whose push got lost, looks like a stranger: ask it again at the next check, then 5, 10, 20 and
+   * 40 s later, then no more while the connection lasts (a later change of its protocols comes as an identify push).
+   * On the public DHT most connected peers are strangers: asking each every 5 s for ever was tens of identifies
+   * a second.
    */
   private checkStrangers (): void {
     const identify = (this.components.libp2p.services as { identify?: Identify }).identify
     if (identify == null) return
+    const now = Date.now()
     for (const conn of this.components.libp2p.getConnections()) {
       const id = conn.remotePeer.toString()
-      if (this.members.has(id) || conn.status !== 'open' || Date.now() - (this.identified.get(id) ?? 0) < 5000) continue
-      this.identified.set(id, Date.now())
+      if (this.members.has(id) || conn.status !== 'open') continue
+      let known = this.strangers.get(id)
+      if (known == null) {
+        known = { attempts: 0, next: now }
+        this.strangers.set(id, known)
+      }
+      if (known.attempts >= STRANGER_RETRIES || now < known.next) continue
+      known.next = now + (this.init.strangerRetryMs ?? STRANGER_FIRST_RETRY_MS) * 2 ** known.attempts
+      known.attempts++
       identify.identify(conn, { signal: AbortSignal.timeout(10_000) })
         .catch(err => { this.log('identify of %s failed: %e', id, err) })
     }
@@ -856,19 +883,20 @@ class CairnCluster implements Cluster {
   private async dropForeignShards (dag: ShardedDag, pins: Pin[], timeoutMs = 3_600_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
     const foreign = dag.shards.filter((_, i) => !this.isAllocated(pins[i], this.self))
-    while (foreign.length > 0 && Date.now() < deadline && this.running) {
-      for (let i = foreign.length - 1; i >= 0; i--) {
+    const { signal } = this.shutdown
+    while (foreign.length > 0 && Date.now() < deadline && !signal.aborted) {
+      for (let i = foreign.length - 1; i >= 0 && !signal.aborted; i--) {
         const shard = foreign[i]
         const pin = this.components.pinset.get(shard.cid.toString())
         if (pin == null) { foreign.splice(i, 1); continue } // unpinned meanwhile
-        const status = await this.status(shard.cid.toString(), { signal: AbortSignal.timeout(30_000) }).catch(() => undefined)
+        const status = await this.status(shard.cid.toString(), { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) }).catch(() => undefined)
         const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
         if (pinned < Math.max(1, pin.replication_factor_min)) continue
         const dropped = await this.components.importer.dropUnpinned([shard.cid, ...shard.blocks])
         this.log('shard %s is pinned on %d peers: dropped %d of its blocks here', shard.cid, pinned, dropped)
         foreign.splice(i, 1)
       }
-      if (foreign.length > 0) await new Promise(resolve => setTimeout(resolve, 1000).unref())
+      if (foreign.length > 0) await sleep(1000, undefined, { signal, ref: false }).catch(() => {})
     }
   }
 

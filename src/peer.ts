@@ -34,6 +34,8 @@ export interface PeerInit {
   expiryIntervalMs?: number
   /** How long an add without a pin keeps repo GC off after it ends (default 30 s). */
   noPinHoldMs?: number
+  /** A connected stranger is identified again after this, then with doubling gaps (default 5 s; tests). */
+  strangerRetryMs?: number
 }
 
 export interface CairnPeer extends Startable {
@@ -186,6 +188,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           isWriter,
           expiryIntervalMs: init.expiryIntervalMs,
           noPinHoldMs: init.noPinHoldMs,
+          strangerRetryMs: init.strangerRetryMs,
           gcIntervalMs: config.peer.gc.interval_ms
         }, { pinset, tracker, monitor, importer: ipfs, libp2p, logger })
         await cluster.start()

@@ -35,6 +35,8 @@ export interface TestClusterOptions {
   monitor?: (i: number) => Record<string, unknown>
   /** Repo GC settings of every peer (interval_ms). */
   gc?: Record<string, unknown>
+  /** How soon a connected stranger is identified again (PeerInit.strangerRetryMs). */
+  strangerRetryMs?: number
 }
 
 export interface TestCluster {
@@ -125,7 +127,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     url: i => `http://127.0.0.1:${restPorts[i]}`,
     async start (i) {
       if (peers[i] != null) return peers[i]
-      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500, noPinHoldMs: 5000 })
+      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500, noPinHoldMs: 5000, strangerRetryMs: options.strangerRetryMs })
       await peer.start()
       peers[i] = peer
       return peer

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { setMaxListeners } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -730,7 +731,7 @@ export class IpfsNodeImpl implements IpfsNode {
         if (!retry || options.signal?.aborted === true || attempt >= CAT_ATTEMPTS) throw err
         this.log('reading %c failed at byte %d (attempt %d): %s; asking again', cid, offset, attempt, (err as Error).message)
         stalled.abort(new Error('retrying'))
-        await new Promise(resolve => setTimeout(resolve, 250 * attempt))
+        await sleep(250 * attempt, undefined, { signal: options.signal })
       } finally {
         clearTimeout(timer)
       }

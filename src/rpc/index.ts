@@ -12,8 +12,10 @@ export type RpcHandler = (params: any, context: { peer: string, signal: AbortSig
 
 export interface RpcMethod {
   handler: RpcHandler
-  /** Only trusted peers may call it (state-changing or costly calls). */
+  /** Only trusted peers may call it (state-changing calls). */
   trustedOnly?: boolean
+  /** Only members of the cluster may call it (costly reads: a whole status), see RpcInit.isMember. */
+  membersOnly?: boolean
   /** How long a call may run here (default 4x the RPC timeout). */
   deadlineMs?: number
 }
@@ -27,6 +29,8 @@ export interface RpcInit {
   cluster: string
   methods: Record<string, RpcMethod>
   isTrusted: (peerId: string) => boolean
+  /** Peers of the cluster (trusted ones are always members); default: trusted peers only. */
+  isMember?: (peerId: string) => boolean
   timeoutMs?: number
   /** The cluster secret: both sides of every call prove they hold it (default: none). */
   secret?: ClusterSecret
@@ -74,6 +78,9 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
       try {
         if (method == null) throw new Error(`unknown rpc method ${String(req?.method)}`)
         if (method.trustedOnly === true && !init.isTrusted(peer)) throw new UnauthorizedError(`rpc ${String(req.method)}: peer ${peer} is not trusted`)
+        if (method.membersOnly === true && !init.isTrusted(peer) && init.isMember?.(peer) !== true) {
+          throw new UnauthorizedError(`rpc ${String(req.method)}: peer ${peer} is not a member of the cluster`)
+        }
         const result = method.handler(req.params, { peer, signal })
         if (result != null && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
           for await (const item of result as AsyncIterable<unknown>) await sendFrame(stream, toFrame({ item }), { signal })

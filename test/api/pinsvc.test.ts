@@ -443,3 +443,34 @@ describe('pinning service write lost to a concurrent one', () => {
     }
   })
 })
+
+describe('pinning service: requests watched for a lost write', () => {
+  // Issue 17 item 6: they were pruned only when a change came from another peer, so a one-peer cluster kept
+  // every request it ever created
+  it('forgets a request once its watch ends, with no change from another peer', async () => {
+    const dir = await tempDir('cairn-pinsvc-watch-')
+    const cluster = new FakeCluster()
+    const pinset = {
+      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      list: () => cluster.pins.values(),
+      onChange: () => () => {}
+    }
+    const index = new RequestIndex(join(dir.path, 'pinsvc'), pinset)
+    await index.start()
+    try {
+      const service = new PinService({ cluster, pinset, index, peerId: PEER, addressesOf: async () => [] }, { watchMs: 200 })
+      const create = async (): Promise<void> => {
+        const cid = CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()
+        await service.create({ cid, name: 'w', origins: [], meta: {} })
+      }
+      for (let i = 0; i < 20; i++) await create()
+      assert.equal(service.watched, 20)
+      await new Promise(resolve => setTimeout(resolve, 300))
+      await create()
+      assert.equal(service.watched, 1, 'the 20 expired requests were forgotten')
+    } finally {
+      await index.stop()
+      await dir.cleanup()
+    }
+  })
+})

@@ -54,7 +54,30 @@ export class PinService {
   /** Requests created here lately, by requestid: see watch(). */
   private readonly recent = new Map<string, { request: PinRequest, key: string, until: number, seenElsewhere: boolean }>()
 
-  constructor (private readonly components: PinServiceComponents) {}
+  private readonly watchMs: number
+
+  /** @param init.watchMs how long a request created here is watched (default 60 s; tests) */
+  constructor (private readonly components: PinServiceComponents, init: { watchMs?: number } = {}) {
+    this.watchMs = init.watchMs ?? WATCH_MS
+  }
+
+  /** Requests created here that are watched now. */
+  get watched (): number { return this.recent.size }
+
+  /**
+   * Watches a request created here. Expired entries go first: they were pruned only when a change came from
+   * another peer, so a one-peer cluster kept every request it ever created.
+   */
+  private remember (request: PinRequest, key: string): void {
+    const now = Date.now()
+    // entries are kept in the order they expire (re-watching one moves it last)
+    for (const [id, w] of this.recent) {
+      if (w.until >= now) break
+      this.recent.delete(id)
+    }
+    this.recent.delete(request.requestid)
+    this.recent.set(request.requestid, { request, key, until: now + this.watchMs, seenElsewhere: false })
+  }
 
   /**
    * A pin is one pinset value, last writer wins: a peer that wrote the same CID at the same moment without
@@ -118,7 +141,7 @@ export class PinService {
         this.recent.delete(old.requestid)
         await this.write(pin.cid, replacingRequest(pin, old.requestid, request), options)
       })
-      this.recent.set(request.requestid, { request, key, until: Date.now() + WATCH_MS, seenElsewhere: false })
+      this.remember(request, key)
     } else {
       // the new pin first (as a pin update of the old CID, so peers fetch only new blocks), then drop the old
       await this.addRequest(request, this.components.pinset.get(old.key)?.cid, options)
@@ -187,7 +210,7 @@ export class PinService {
       if (existing === undefined && updateOf !== undefined) pinOptions.pin_update = updateOf
       await this.write(existing?.cid ?? request.cid, pinOptions, options)
     })
-    this.recent.set(request.requestid, { request, key, until: Date.now() + WATCH_MS, seenElsewhere: false })
+    this.remember(request, key)
   }
 
   private async removeRequest (request: IndexedRequest, options: AbortOptions): Promise<void> {

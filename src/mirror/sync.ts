@@ -163,8 +163,12 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
       for await (const line of client.addCar(queue, { noPin: true, signal: buildSignal })) out.push(line)
       return out
     })()
-    // an upload refused early (401, 403 follower mode) stops the build instead of leaving it waiting for room
-    p.catch(err => { controller.abort(err) })
+    // an upload refused or broken off (401, 403 follower mode, the peer gone) stops the build: a build waiting
+    // for room in the queue would otherwise wait forever, and the process would end with nothing said
+    p.catch(err => {
+      queue.fail(err)
+      controller.abort(err)
+    })
     return p
   }
   let filesDone = 0

@@ -1,23 +1,15 @@
 // End to end: the built `cairn` CLI (bin/cairn.js) against three `cairn daemon` processes, as a user runs them.
 // Needs the build (dist/) in place: `npm test` builds first.
 import assert from 'node:assert/strict'
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { tempDir, waitFor } from '../util.js'
+import { cairn, cairnOk, freePorts, spawnNode, type Spawned } from './processes.js'
 import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
 
-/** The repo root: this file runs as dist/test/e2e/cli.test.js. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const CAIRN = join(ROOT, 'bin', 'cairn.js')
 const PEERS = 3
-
-interface Run { code: number, stdout: string, stderr: string }
 
 interface Daemon {
   name: string
@@ -25,51 +17,7 @@ interface Daemon {
   rest: string
   swarm: string
   id: string
-  child?: ChildProcess
-  exit?: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  output: string
-}
-
-/**
- * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
- * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
- */
-function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-/** Runs `node bin/cairn.js <args>`; resolves with its exit code and output (never rejects on a non-zero exit). */
-async function cairn (...args: string[]): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [CAIRN, ...args], { cwd: ROOT, env: childEnv(), timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err == null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
-
-/** `cairn` that must succeed; the failure message carries its stderr. */
-async function cairnOk (...args: string[]): Promise<string> {
-  const run = await cairn(...args)
-  assert.equal(run.code, 0, `cairn ${args.join(' ')} exited ${run.code}: ${run.stderr}`)
-  return run.stdout
-}
-
-/** Distinct free loopback ports: all bound to port 0 at once, then released. */
-async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
-  return ports
+  process?: Spawned
 }
 
 const ndjson = <T>(text: string): T[] => text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as T)
@@ -83,7 +31,7 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     JSON.parse(await cairnOk('--api', d.rest, 'status', c, '--json')) as GlobalPinInfo
 
   /** The daemons' own output, for failure messages. */
-  const logs = (): string => daemons.map(d => `--- ${d.name}\n${d.output.split('\n').slice(-15).join('\n')}`).join('\n')
+  const logs = (): string => daemons.map(d => `--- ${d.name}\n${(d.process?.output() ?? '').split('\n').slice(-15).join('\n')}`).join('\n')
 
   /** waitFor, with the daemons' recent output in the failure. */
   async function until<T> (check: () => Promise<T>, message: string, timeoutMs = 30_000): Promise<NonNullable<T>> {
@@ -106,8 +54,7 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
         dir: join(tmp.path, `p${k + 1}`),
         rest: `127.0.0.1:${ports[2 * k]}`,
         swarm: `/ip4/127.0.0.1/tcp/${ports[2 * k + 1]}`,
-        id: '',
-        output: ''
+        id: ''
       }
       const out = await cairnOk('init', '--json', '--path', d.dir, '--peername', d.name, '--cluster-config', clusterConfig,
         '--rest-listen', d.rest, '--swarm-listen', d.swarm)
@@ -125,26 +72,17 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     }, null, 2))
 
     for (const d of daemons) {
-      const child = spawn(process.execPath, [CAIRN, 'daemon', '--path', d.dir], {
-        cwd: ROOT,
-        // three peers on one host: the pinning API, gateway and metrics take any free port
-        env: childEnv({
-          CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
-          CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
-          CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
-          CAIRN_METRICS_LISTEN: '127.0.0.1:0'
-        }),
-        stdio: ['ignore', 'pipe', 'pipe']
+      // three peers on one host: the pinning API, gateway and metrics take any free port
+      d.process = spawnNode(['daemon', '--path', d.dir], {
+        CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
+        CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
+        CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
+        CAIRN_METRICS_LISTEN: '127.0.0.1:0'
       })
-      d.child = child
-      d.exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-      const keep = (chunk: Buffer): void => { d.output = (d.output + chunk.toString()).slice(-20_000) }
-      child.stdout.on('data', keep)
-      child.stderr.on('data', keep)
     }
     await until(async () => {
       const ids = await Promise.all(daemons.map(async d => {
-        if (d.child?.exitCode != null) throw new Error(`${d.name} exited with code ${d.child.exitCode}`)
+        if (d.process?.child.exitCode != null) throw new Error(`${d.name} exited with code ${d.process.child.exitCode}`)
         const res = await fetch(`http://${d.rest}/id`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
         return res?.ok === true ? (await res.json() as IDInfo).id : undefined
       }))
@@ -154,9 +92,10 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
 
   after(async () => {
     for (const d of daemons) {
-      if (d.child != null && d.child.exitCode == null && d.child.signalCode == null) d.child.kill('SIGKILL')
+      const child = d.process?.child
+      if (child != null && child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
     }
-    await Promise.all(daemons.map(async d => { await d.exit }))
+    await Promise.all(daemons.map(async d => { await d.process?.exit }))
     await tmp?.cleanup()
   })
 
@@ -223,9 +162,9 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
   })
 
   it('stops every daemon cleanly on SIGTERM, with exit code 0 within 10 s', async () => {
-    for (const d of daemons) d.child?.kill('SIGTERM')
+    for (const d of daemons) d.process?.child.kill('SIGTERM')
     const results = await Promise.all(daemons.map(async d => await Promise.race([
-      d.exit!,
+      d.process!.exit,
       new Promise<'timeout'>(resolve => setTimeout(resolve, 10_000, 'timeout').unref())
     ])))
     for (const [k, r] of results.entries()) {

@@ -1,9 +1,12 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/program.js'
+import {
+  DEFAULT_GATEWAY_LISTEN, DEFAULT_METRICS_LISTEN, DEFAULT_PINSVC_LISTEN, DEFAULT_REST_LISTEN, DEFAULT_SWARM_LISTEN, FOLLOWER_PORT_STEP, followerListen
+} from '../../src/config/index.js'
 import { freePort, readMultipart, samplePin, sampleStatus, sendJson, sendNdjson, startFakeApi, type FakeApi } from '../client/fake-api.js'
 
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
@@ -268,6 +271,33 @@ describe('cairn CLI against a fake REST API', () => {
     const forced = await cairn('init', '--path', path, '--force')
     assert.match(forced.out, new RegExp(`^initialized peer 12D3KooW\\w+ in ${path}\\n$`))
     assert.notEqual(forced.out.split(' ')[2], made.id, '--force makes a new identity')
+  })
+
+  it('init takes a flag for every listener and writes it to peer.json', async () => {
+    const path = join(dir, 'peer-ports')
+    const run = await cairn('init', '--path', path, '--swarm-listen', '/ip4/127.0.0.1/tcp/9396', '--rest-listen', '127.0.0.1:9394',
+      '--pinsvc-listen', '127.0.0.1:9397', '--gateway-listen', '127.0.0.1:8380', '--metrics-listen', '127.0.0.1:9188')
+    assert.equal(run.code, 0, run.err)
+    const peer = JSON.parse(await readFile(join(path, 'peer.json'), 'utf8'))
+    assert.deepEqual([peer.swarm.listen, peer.rest.listen, peer.pinsvc.listen, peer.gateway.listen, peer.metrics.listen],
+      [['/ip4/127.0.0.1/tcp/9396'], '127.0.0.1:9394', '127.0.0.1:9397', '127.0.0.1:8380', '127.0.0.1:9188'])
+    const bad = await cairn('init', '--path', join(dir, 'peer-bad'), '--pinsvc-listen', 'localhost')
+    assert.equal(bad.code, 1)
+    assert.match(bad.err, /peer\.json: pinsvc\.listen: expected host:port, got "localhost"/)
+  })
+
+  it('shows in --help the listener defaults the config really uses', async () => {
+    // commander wraps the help to the terminal's width
+    const help = async (...args: string[]): Promise<string> => (await cairn(...args, '--help')).out.replace(/\s+/g, ' ')
+    const peer = await help('init')
+    for (const value of [...DEFAULT_SWARM_LISTEN, DEFAULT_REST_LISTEN, DEFAULT_PINSVC_LISTEN, DEFAULT_GATEWAY_LISTEN, DEFAULT_METRICS_LISTEN]) {
+      assert.ok(peer.includes(`(default: ${value})`), `init --help lacks ${value}`)
+    }
+    const follower = await help('follow', 'init')
+    const first = followerListen(0)
+    for (const value of [...first.swarm_listen, first.rest_listen, first.pinsvc_listen, first.gateway_listen, first.metrics_listen]) {
+      assert.ok(follower.includes(`(default: ${value}, +${FOLLOWER_PORT_STEP} for each other follower)`), `follow init --help lacks ${value}`)
+    }
   })
 
   it('exits 2 on usage errors', async () => {

@@ -12,6 +12,7 @@ import { freePort, readMultipart, samplePin, sampleStatus, sendJson, sendNdjson,
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 const SLOW = 'bafkreislowslowslowslowslowslowslowslowslowslowslowslowslow'
 const FAIL = 'bafkreifailfailfailfailfailfailfailfailfailfailfailfailfail'
+const LOST = 'bafkreilostlostlostlostlostlostlostlostlostlostlostlostlost'
 const TS = '2024-05-06T10:00:00Z'
 
 interface Run { code: number, out: string, err: string }
@@ -58,6 +59,29 @@ describe('cairn CLI against a fake REST API', () => {
         ])
       },
       'GET /monitor/metrics': (_req, res) => { sendJson(res, 200, ['freespace', 'ping']) },
+      'GET /monitor/metrics/freespace': (_req, res) => {
+        const expire = (Date.now() + 25_000) * 1e6
+        sendJson(res, 200, [
+          { name: 'freespace', peer: 'peerA', value: '5368709120', expire, valid: true, weight: 5368709120, partitionable: false, received_at: 0 },
+          { name: 'freespace', peer: 'peerB', value: '0', expire, valid: true, weight: 0, partitionable: false, received_at: 0 }
+        ])
+      },
+      'GET /monitor/metrics/tag%3Agroup': (_req, res) => { sendJson(res, 200, []) },
+      'GET /health/alerts': (_req, res) => {
+        const now = Date.now()
+        sendJson(res, 200, [{
+          name: 'ping', peer: 'peerC', value: '{}', expire: (now - 20_000) * 1e6, valid: false, weight: 0, partitionable: false, received_at: 0,
+          triggered_at: new Date(now - 3 * 3600_000).toISOString()
+        }])
+      },
+      [`POST /pins/ipfs/${LOST}`]: (_req, res) => { sendJson(res, 200, samplePin(LOST)) },
+      [`GET /pins/${LOST}`]: (_req, res) => {
+        sendJson(res, 200, sampleStatus(LOST, {
+          peerA: { peername: 'one', status: 'pinned' },
+          peerC: { peername: 'three', status: 'cluster_error', error: 'peer lost since 2024-05-06T09:00:00.000Z' },
+          peerD: { peername: 'four', status: 'remote' }
+        }))
+      },
       [`GET /pins/${CID}`]: (_req, res) => { sendJson(res, 200, sampleStatus(CID, twoPeers)) },
       'GET /pins': (_req, res, url) => {
         const cids = url.searchParams.get('cids')?.split(',') ?? [CID, 'bafyother']
@@ -178,6 +202,30 @@ describe('cairn CLI against a fake REST API', () => {
     assert.equal(err, `waiting for ${SLOW}: 1/2 peers pinned\nwaiting for ${SLOW}: 2/2 peers pinned\n`)
     assert.match(out, /> two {18}: PINNED/)
     assert.equal(slowPolls, 2)
+  })
+
+  it('--wait on a pin everywhere does not wait for a lost peer', { timeout: 10_000 }, async () => {
+    const { code, out, err } = await cairn('pin', 'add', LOST, '--wait', '--wait-timeout', '5s')
+    assert.equal(code, 0, err)
+    assert.equal(err, `waiting for ${LOST}: 1/1 peers pinned\n`)
+    assert.match(out, /> three {16}: CLUSTER_ERROR: peer lost since 2024-05-06T09:00:00\.000Z \|/)
+  })
+
+  it('prints health alerts and a metric per peer as ipfs-cluster-ctl does, or NDJSON', async () => {
+    assert.equal((await cairn('health', 'alerts')).out, 'peerC: ping. Expired at: 20 seconds ago. Triggered at: 3 hours ago\n')
+    const alerts = (await cairn('health', 'alerts', '--json')).out.trim().split('\n').map(l => JSON.parse(l))
+    assert.deepEqual(alerts.map(a => [a.peer, a.name]), [['peerC', 'ping']])
+    const free = await cairn('health', 'metrics', 'freespace')
+    assert.equal(free.code, 0, free.err)
+    assert.match(free.out, /^peerA \| freespace: 5\.0 GiB \| Weight: 5368709120 \| Expires in: 2\d seconds from now\npeerB \| freespace: 0 \| Weight: 0 \| Expires in: 2\d seconds from now\n$/)
+    assert.equal(api.requests.at(-1)?.path, '/monitor/metrics/freespace')
+    const json = (await cairn('health', 'metrics', 'freespace', '--json')).out.trim().split('\n').map(l => JSON.parse(l))
+    assert.deepEqual(json.map(m => [m.peer, m.weight]), [['peerA', 5368709120], ['peerB', 0]])
+    // a name no peer publishes: nothing on stdout, a note on stderr; a name with a colon goes in the path as it is
+    const none = await cairn('health', 'metrics', 'tag:group')
+    assert.deepEqual([none.code, none.out], [0, ''])
+    assert.match(none.err, /no peer has a live "tag:group" metric/)
+    assert.equal(api.requests.at(-1)?.path, '/monitor/metrics/tag%3Agroup')
   })
 
   it('--wait stops with exit 1 on pin_error', async () => {

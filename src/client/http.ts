@@ -130,8 +130,9 @@ export class Http {
     let connected = false
     let responded = false
     req.once('socket', socket => {
+      // a kept-alive socket is connected already; over TLS, connected means past the handshake
       if (!socket.connecting) connected = true
-      else socket.once('connect', () => { connected = true })
+      else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => { connected = true })
     })
     const fail = (err: unknown): unknown => {
       if (sourceError != null) return sourceError

@@ -2,6 +2,7 @@
 // the config check (naming the flag's key), before anything is written.
 import type { Command } from 'commander'
 import { parseList } from './parse.js'
+import type { FollowerListen } from '../config/index.js'
 
 export interface ListenFlags {
   swarmListen?: string[]
@@ -12,13 +13,7 @@ export interface ListenFlags {
 }
 
 /** The listen settings of InitPeerOptions that the flags give (the others keep their defaults). */
-export interface ListenSettings {
-  swarm_listen?: string[]
-  rest_listen?: string
-  pinsvc_listen?: string
-  gateway_listen?: string
-  metrics_listen?: string
-}
+export type ListenSettings = Partial<FollowerListen>
 
 /**
  * The defaults as the help shows them. Written out rather than imported: the config schema costs every
@@ -51,12 +46,14 @@ export function listenOptions (cmd: Command, defaults: Record<keyof ListenSettin
     .option('--metrics-listen <host:port>', `Prometheus /metrics listen address (default: ${defaults.metrics_listen})`)
 }
 
+/** The settings of the flags given, and only those: spread over defaults, they replace just what was given. */
 export function listenSettings (o: ListenFlags): ListenSettings {
-  return {
+  const all: ListenSettings = {
     swarm_listen: o.swarmListen,
     rest_listen: o.restListen,
     pinsvc_listen: o.pinsvcListen,
     gateway_listen: o.gatewayListen,
     metrics_listen: o.metricsListen
   }
+  return Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined))
 }

@@ -50,7 +50,7 @@ function portOf (addr: string): number {
 }
 
 /** The fixed TCP ports a peer config listens on. */
-export function listenPorts (peer: Pick<PeerConfig, 'swarm' | 'rest' | 'pinsvc' | 'gateway' | 'metrics'>): number[] {
+function listenPorts (peer: Pick<PeerConfig, 'swarm' | 'rest' | 'pinsvc' | 'gateway' | 'metrics'>): number[] {
   return [...peer.swarm.listen, peer.rest.listen, peer.pinsvc.listen, peer.gateway.listen, peer.metrics.listen].map(portOf).filter(p => p > 0)
 }
 

@@ -32,7 +32,7 @@ export {
 } from './source.js'
 export {
   API_FILE, defaultFollowRoot, FOLLOW_NAME, FOLLOWER_PORT_STEP, FOLLOWER_PORTS, followerListen, followerPath, freeFollowerListen, isProcessAlive,
-  listenPorts, listFollowers, readApiFile, readFollowerFolder, removeApiFile, writeApiFile, type ApiFile, type FollowerFolder, type FollowerListen
+  listFollowers, readApiFile, readFollowerFolder, removeApiFile, writeApiFile, type ApiFile, type FollowerFolder, type FollowerListen
 } from './follow.js'
 export { DEFAULT_WATCH_INTERVAL_MS, watchClusterConfig, type ClusterConfigWatch, type WatchClusterConfigOptions } from './watch.js'
 /** The cluster config `cairn init` writes into a new peer folder. */

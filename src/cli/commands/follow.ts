@@ -155,13 +155,12 @@ export function registerFollow (program: Command, io: CliIO): void {
       if (o.force !== true && await cfg.peerExists(dir)) {
         throw new ConfigError(`follower "${name}" already exists in ${dir}; use --force to replace it`)
       }
-      // fixed ports, clear of the other followers here (and of a trusted peer's defaults); flags win
-      const given = Object.fromEntries(Object.entries(listenSettings(o)).filter(([, v]) => v != null))
       const loaded = await cfg.initPeer(dir, {
         peername: o.peername,
         cluster: source,
+        // fixed ports, clear of the other followers here (and of a trusted peer's defaults); flags win
         ...await cfg.freeFollowerListen(root, name),
-        ...given,
+        ...listenSettings(o),
         force: o.force,
         env: io.env,
         report: line => { s.note(line) }

@@ -2,7 +2,8 @@
 // process. Peer folders are copied to a run dir outside the repo, because a peer's folder is also its data dir
 // and the level stores must not land in the repo; the run dirs are kept, so the pinset survives a restart.
 //
-//   npm run demo                 start (or restart) the demo cluster; Ctrl-C stops it
+//   npm run demo                 start (or restart) the demo cluster; Ctrl-C stops it. A peer that stops on
+//                                its own (`kill <pid>`, a crash) is reported; the others keep running
 //   npm run demo -- --reset      wipe the run dirs first (a fresh, empty pinset)
 //   CAIRN_DEMO_DIR=<dir>         where the run dirs live (default <tmpdir>/cairn-demo-<user>)
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -131,18 +132,27 @@ async function main (): Promise<number> {
     })
     p.exited = exit.then(([code, signal]) => {
       p.child = undefined
+      const how = signal ?? `code ${String(code)}`
       if (stopping.signal.aborted) {
-        if (code !== 0) console.error(`demo: ${p.name} exited with ${signal ?? `code ${String(code)}`}`)
+        if (code !== 0) console.error(`demo: ${p.name} exited with ${how}`)
+        return
+      }
+      // one peer going (killed, crashed, SIGTERMed to try a lost peer) leaves the others running
+      if (code !== 0) exitCode = 1
+      const running = peers.filter(q => q.child != null).map(q => q.name)
+      if (running.length > 0) {
+        console.error(`demo: ${p.name} stopped (${how}); ${running.join(', ')} ${running.length === 1 ? 'keeps' : 'keep'} running (Ctrl-C stops ${running.length === 1 ? 'it' : 'them'})`)
       } else {
-        console.error(`demo: ${p.name} exited on its own (${signal ?? `code ${String(code)}`}); stopping the others`)
-        stop(1)
+        console.error(`demo: ${p.name} stopped (${how}); no peer is left running`)
+        stop(exitCode)
       }
     })
   }
 
   const ready = Promise.all(peers.map(async p => {
     const deadline = Date.now() + READY_TIMEOUT_MS
-    while (!stopping.signal.aborted) {
+    // a peer that exits while starting has said so (above); the others still come up
+    while (!stopping.signal.aborted && p.child != null) {
       const id = await fetchId(p.rest, stopping.signal)
       if (id !== undefined) return id.id
       if (Date.now() > deadline) {
@@ -155,19 +165,23 @@ async function main (): Promise<number> {
     return undefined
   }))
   const ids = await ready
-  if (!stopping.signal.aborted) {
-    const rows = peers.map((p, i) => [p.name, ids[i] ?? '?', `http://${p.rest}`])
-    const widths = [0, 1, 2].map(c => Math.max(...[['peer', 'id', 'REST API'], ...rows].map(r => r[c].length)))
-    const line = (r: string[]): string => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')
+  const up = peers.flatMap((p, i) => ids[i] != null && p.child != null ? [{ ...p, id: ids[i], pid: p.child.pid }] : [])
+  if (!stopping.signal.aborted && up.length > 0) {
+    const header = ['peer', 'id', 'REST API', 'pid']
+    const rows = up.map(p => [p.name, p.id, `http://${p.rest}`, String(p.pid ?? '?')])
+    const widths = header.map((_, c) => Math.max(...[header, ...rows].map(r => r[c].length)))
+    const line = (r: string[]): string => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd()
+    const down = peers.filter(p => !up.some(u => u.name === p.name)).map(p => p.name)
     console.log([
       '',
-      `cairn demo cluster is up (data in ${root})`,
-      line(['peer', 'id', 'REST API']),
+      `cairn demo cluster is up (data in ${root})${down.length > 0 ? `, without ${down.join(', ')}` : ''}`,
+      line(header),
       ...rows.map(line),
       '',
       'try, from the repo root:',
-      `  echo hello > /tmp/hello.txt && node bin/cairn.js --api ${peers[0].rest} add /tmp/hello.txt`,
-      `  node bin/cairn.js --api ${peers[1].rest} status`,
+      `  echo hello > /tmp/hello.txt && node bin/cairn.js --api ${up[0].rest} add /tmp/hello.txt`,
+      `  node bin/cairn.js --api ${up[up.length > 1 ? 1 : 0].rest} status`,
+      `  kill ${String(up[up.length - 1].pid ?? '<pid>')}    # stop one peer: the others keep running, and show it as lost`,
       'Ctrl-C stops the cluster; its pinset is kept for the next run (--reset wipes it).',
       ''
     ].join('\n'))

@@ -11,10 +11,10 @@ import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
 import { checkReadable, cidKey, parseUserCid, pinsetKey } from './utils/cid.js'
 import { mapLimit } from './utils/concurrency.js'
-import type { Monitor } from './monitor/index.js'
+import type { LostPeer, Monitor } from './monitor/index.js'
 import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
-import { ZERO_TIME } from './components.js'
+import { lostPeerError, ZERO_TIME } from './components.js'
 import type {
   AbortOptions, AddedOutput, AddEntry, AlertInfo, ConnectGraph, MetricInfo, AddParams, ClusterAPI, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinInfo, PinInfoShort,
   PinOptions, Pinset, PinTracker, PinType, RepoGC, Startable, TrackerStatus
@@ -73,7 +73,7 @@ export interface Importer {
 
 export interface ClusterComponents {
   /** Peers with a live ping and their names; optional so the cluster also runs without it (tests). */
-  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts' | 'onAlert'>
+  monitor?: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts' | 'onAlert' | 'lost' | 'forgetLost'>
   pinset: Pinset
   tracker: PinTracker
   importer: Importer
@@ -127,6 +127,8 @@ class CairnCluster implements Cluster {
       methods: {
         id: { handler: async () => await this.localId() },
         connections: { handler: async () => this.components.libp2p.getPeers().map(String) },
+        // `peers rm` of a lost peer, asked by the trusted peer that vacated it
+        forgetLost: { trustedOnly: true, handler: async (p: { peer: string }) => this.components.monitor?.forgetLost(String(p?.peer)) ?? false },
         status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },
         // this peer's whole status (300k pins: ~100 MB of frames): cluster members only
         statusAll: { membersOnly: true, handler: (_p, { signal }) => tracker.statusAll({ signal }) },
@@ -260,9 +262,19 @@ class CairnCluster implements Cluster {
 
   async vacate (peerId: string, options: AbortOptions = {}): Promise<number> {
     this.requireWritable()
-    const known = (await this.peerset()).includes(peerId) || [...this.components.pinset.list()].some(p => p.allocations.includes(peerId))
+    const peers = await this.peerset()
+    const lost = this.lostOutside(peers).some(l => l.peer === peerId)
+    const known = lost || peers.includes(peerId) || [...this.components.pinset.list()].some(p => p.allocations.includes(peerId))
     if (!known) throw new UnknownPeerError(`unknown peer: ${peerId} is not a cluster peer and holds no allocation`)
-    return await this.reallocateAway(peerId, () => true, options)
+    const moved = await this.reallocateAway(peerId, () => true, options)
+    if (lost) {
+      // removed: no longer shown as lost, here nor on the other peers (those that do not answer keep showing it)
+      this.components.monitor?.forgetLost(peerId)
+      await Promise.all(peers.filter(p => p !== this.self && p !== peerId).map(async peer => {
+        await this.rpc.callOne(peer, 'forgetLost', { peer: peerId }, options).catch(err => { this.log('%s did not forget lost peer %s: %e', peer, peerId, err) })
+      }))
+    }
+    return moved
   }
 
   async graph (options: AbortOptions = {}): Promise<ConnectGraph> {
@@ -401,7 +413,8 @@ class CairnCluster implements Cluster {
   async id (): Promise<IDInfo> { return await this.localId() }
 
   async * peers (options?: AbortOptions): AsyncIterable<IDInfo> {
-    const results = await Promise.all((await this.peerset()).map(async (peer): Promise<IDInfo> => {
+    const peers = await this.peerset()
+    const results = await Promise.all(peers.map(async (peer): Promise<IDInfo> => {
       if (peer === this.self) return await this.localId()
       try {
         const id = await this.rpc.callOne<IDInfo>(peer, 'id', {}, options)
@@ -415,6 +428,36 @@ class CairnCluster implements Cluster {
       }
     }))
     yield * results
+    // lost peers, with what they were last seen as and how many pins are allocated to them
+    const lost = this.lostOutside(peers)
+    if (lost.length === 0) return
+    const held = new Map(lost.map(l => [l.peer, 0]))
+    for (const pin of this.components.pinset.list()) {
+      for (const l of lost) if (this.holds(pin, l.peer)) held.set(l.peer, (held.get(l.peer) ?? 0) + 1)
+    }
+    for (const l of lost) {
+      const n = held.get(l.peer) ?? 0
+      yield {
+        id: l.peer, addresses: l.addresses, cluster_peers: [], cluster_peers_addresses: [], version: '', commit: '', rpc_protocol_version: '',
+        error: `${lostPeerError(l.since)}; ${n} pin${n === 1 ? '' : 's'} allocated to it`,
+        ipfs: { id: l.peer, addresses: l.addresses, error: '' }, peername: l.peer_name
+      }
+    }
+  }
+
+  /** Lost peers (their ping expired; not back, not removed) other than those of `peers`. */
+  private lostOutside (peers: string[]): LostPeer[] {
+    return (this.components.monitor?.lost() ?? []).filter(l => !peers.includes(l.peer))
+  }
+
+  /** Whether the peer is to hold the pin (a meta-pin is held by no one: its shards are). */
+  private holds (pin: Pin, peer: string): boolean {
+    return pin.type !== 'meta-pin' && this.isAllocated(pin, peer)
+  }
+
+  /** A lost peer's entry in the status of a pin allocated to it. */
+  private lostShort (l: LostPeer): PinInfoShort {
+    return { peername: l.peer_name, ipfs_peer_id: l.peer, status: 'cluster_error', timestamp: l.since, error: lostPeerError(l.since), attempt_count: 0, priority_pin: false }
   }
 
   // ----- pinset writes
@@ -610,7 +653,8 @@ class CairnCluster implements Cluster {
       return this.globalFrom(cid, pin, { [this.self]: toShort(info) })
     }
     const peerMap: Record<string, PinInfoShort> = {}
-    await Promise.all((await this.peerset()).map(async peer => {
+    const peers = await this.peerset()
+    await Promise.all(peers.map(async peer => {
       if (!this.isAllocated(pin, peer)) { peerMap[peer] = this.remoteShort(peer, pin!); return }
       try {
         const info = peer === this.self
@@ -622,6 +666,7 @@ class CairnCluster implements Cluster {
         peerMap[peer] = this.remoteShort(peer, pin!, 'cluster_error', (err as Error).message)
       }
     }))
+    if (pin != null) for (const l of this.lostOutside(peers)) if (this.holds(pin, l.peer)) peerMap[l.peer] = this.lostShort(l)
     return this.globalFrom(cid, pin, peerMap)
   }
 
@@ -659,6 +704,7 @@ class CairnCluster implements Cluster {
         failed.set(peer, (err as Error).message)
       }
     }))
+    const lost = this.lostOutside(peers)
     const emit = (key: string, pin: Pin | undefined): GlobalPinInfo => {
       const map = byCid.get(key) ?? {}
       for (const peer of peers) {
@@ -666,6 +712,7 @@ class CairnCluster implements Cluster {
         if (!this.isAllocated(pin, peer)) map[peer] = this.remoteShort(peer, pin!)
         else if (failed.has(peer)) map[peer] = this.remoteShort(peer, pin!, 'cluster_error', failed.get(peer))
       }
+      if (pin != null) for (const l of lost) if (this.holds(pin, l.peer)) map[l.peer] = this.lostShort(l)
       byCid.delete(key)
       return this.globalFrom(key, pin, map)
     }

@@ -265,9 +265,25 @@ export interface AddParams extends PinOptions {
   progress?: boolean
 }
 
+/**
+ * The `error` of a lost peer (its ping expired, it has not come back nor been removed): on its `ID` in
+ * GET /peers, and as its `cluster_error` entry in the status of each pin allocated to it. IPFS Cluster's wire
+ * types carry it unchanged; clients may match the prefix.
+ */
+export const LOST_PEER_ERROR = 'peer lost since'
+
+export function lostPeerError (since: string): string {
+  return `${LOST_PEER_ERROR} ${since}`
+}
+
+export function isLostPeerError (error: string | undefined): boolean {
+  return error?.startsWith(`${LOST_PEER_ERROR} `) === true
+}
+
 /** What the REST API needs from the cluster: the orchestrator in src/cluster.ts implements it. */
 export interface ClusterAPI {
   id(options?: AbortOptions): Promise<IDInfo>
+  /** The peerset's IDs, then those of lost peers (`error`: lostPeerError, with their last name and addresses). */
   peers(options?: AbortOptions): AsyncIterable<IDInfo>
   /** Validates options, writes the pin into the pinset (durable), returns it as committed. */
   pin(cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin>
@@ -294,8 +310,9 @@ export interface ClusterAPI {
   /** Who is connected to whom (GET /health/graph). */
   graph(options?: AbortOptions): Promise<ConnectGraph>
   /**
-   * DELETE /peers/{id}: re-allocates every pin allocated to the peer to other peers (as repin on peer loss);
-   * UnknownPeerError when it is neither in the peerset nor in any allocation. Resolves with the pins moved.
+   * DELETE /peers/{id}: re-allocates every pin allocated to the peer to other peers (as repin on peer loss),
+   * and has every peer forget it if it is lost; UnknownPeerError when it is neither in the peerset, nor lost,
+   * nor in any allocation. Resolves with the pins moved.
    */
   vacate(peerId: string, options?: AbortOptions): Promise<number>
   /**

@@ -27,6 +27,28 @@ function signals (report: (line: string) => void): Promise<string> {
   })
 }
 
+/** Where a running peer's services are bound (a service turned off is absent). */
+export interface ServiceUrls {
+  /** The REST API, 'http://127.0.0.1:9094'. */
+  api: string
+  pinsvc?: string
+  gateway?: string
+  /** Prometheus text, '.../metrics'. */
+  metrics?: string
+  swarm: string[]
+}
+
+export function serviceUrls (peer: CairnPeer, config: LoadedConfig): ServiceUrls {
+  const url = (a: { host: string, port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
+  return {
+    api: url(peer.restAddress()),
+    pinsvc: config.peer.pinsvc.enabled ? url(peer.pinsvcAddress()) : undefined,
+    gateway: config.peer.gateway.enabled ? url(peer.gatewayAddress()) : undefined,
+    metrics: config.peer.metrics.enabled ? `${url(peer.metricsAddress())}/metrics` : undefined,
+    swarm: peer.swarmAddresses()
+  }
+}
+
 export async function startDaemon (options: Omit<DaemonOptions, 'until'>): Promise<CairnPeer> {
   const report = options.report ?? (() => {})
   const env = options.env ?? process.env
@@ -37,15 +59,14 @@ export async function startDaemon (options: Omit<DaemonOptions, 'until'>): Promi
   const config = options.config ?? await loadConfig(options.path, { env, report })
   const peer = createPeer({ config })
   await peer.start()
-  const { host, port } = peer.restAddress()
+  const urls = serviceUrls(peer, config)
   report(`cairn peer ${peer.id} (${config.peer.peername}) is running`)
   report(`  cluster:  ${config.cluster.name} (${config.cluster.trusted_peers.includes(peer.id) ? 'trusted peer' : 'follower: read-only'})`)
-  report(`  REST API: http://${host}:${port}`)
-  const url = (a: { host: string, port: number }): string => `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
-  if (config.peer.pinsvc.enabled) report(`  pinning:  ${url(peer.pinsvcAddress())} (IPFS Pinning Services API)`)
-  if (config.peer.gateway.enabled) report(`  gateway:  ${url(peer.gatewayAddress())}`)
-  if (config.peer.metrics.enabled) report(`  metrics:  ${url(peer.metricsAddress())}/metrics`)
-  for (const addr of peer.swarmAddresses()) report(`  swarm:    ${addr}`)
+  report(`  REST API: ${urls.api}`)
+  if (urls.pinsvc != null) report(`  pinning:  ${urls.pinsvc} (IPFS Pinning Services API)`)
+  if (urls.gateway != null) report(`  gateway:  ${urls.gateway}`)
+  if (urls.metrics != null) report(`  metrics:  ${urls.metrics}`)
+  for (const addr of urls.swarm) report(`  swarm:    ${addr}`)
   const exposed = exposedWithoutAuth(config)
   if (exposed != null) report(exposed)
   return peer

@@ -2,13 +2,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { formatDuration } from './parse.js'
 import type { Session } from './session.js'
-import type { GlobalPinInfo, Pin } from '../components.js'
+import { isLostPeerError, type GlobalPinInfo, type Pin } from '../components.js'
 
 /** ipfs-cluster-ctl's check interval. */
 const POLL_MS = 1000
 
 /**
- * Resolves with the status once every allocated peer (every non-remote peer when pinned everywhere) reports
+ * Resolves with the status once every allocated peer (every non-remote peer not lost when pinned everywhere) reports
  * `pinned`; throws as soon as one reports `pin_error`, or when timeoutMs (0 = forever) runs out.
  */
 export async function waitPinned (s: Session, pin: Pin, timeoutMs = 0): Promise<GlobalPinInfo> {
@@ -18,9 +18,10 @@ export async function waitPinned (s: Session, pin: Pin, timeoutMs = 0): Promise<
   try {
     for (;;) {
       const status = await s.client.status(pin.cid, { signal: deadline })
+      // pinned everywhere: every peer but those not to hold it and those lost (they pin it when back)
       const peers = pin.allocations?.length > 0
         ? pin.allocations
-        : Object.keys(status.peer_map).filter(id => status.peer_map[id].status !== 'remote')
+        : Object.keys(status.peer_map).filter(id => status.peer_map[id].status !== 'remote' && !isLostPeerError(status.peer_map[id].error))
       const failed = peers.find(id => status.peer_map[id]?.status === 'pin_error')
       if (failed != null) {
         const info = status.peer_map[failed]

@@ -3,7 +3,7 @@ import { apiUrl } from './address.js'
 import { ClientError, Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
 import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
-import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinType, ReprovideStatus } from '../components.js'
+import type { AbortOptions, AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinType, ReprovideStatus } from '../components.js'
 
 export class RestClient implements Client {
   readonly url: string
@@ -130,6 +130,16 @@ export class RestClient implements Client {
 
   async metrics (options: AbortOptions = {}): Promise<string[]> {
     return await this.http.json<string[] | undefined>({ method: 'GET', path: '/monitor/metrics', signal: options.signal }) ?? []
+  }
+
+  /** GET /monitor/metrics/{name}: the latest valid metric of each peer. */
+  async latestMetrics (name: string, options: AbortOptions = {}): Promise<MetricInfo[]> {
+    return await this.http.json<MetricInfo[] | undefined>({ method: 'GET', path: `/monitor/metrics/${encodeURIComponent(name)}`, signal: options.signal }) ?? []
+  }
+
+  /** GET /health/alerts: expired metrics (a `ping` one: a peer lost), newest first. */
+  async alerts (options: AbortOptions = {}): Promise<AlertInfo[]> {
+    return await this.http.json<AlertInfo[] | undefined>({ method: 'GET', path: '/health/alerts', signal: options.signal }) ?? []
   }
 
   async graph (options: AbortOptions = {}): Promise<ConnectGraph> {

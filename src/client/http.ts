@@ -127,7 +127,13 @@ export class Http {
       signal
     })
     let sourceError: unknown
+    let connected = false
     let responded = false
+    req.once('socket', socket => {
+      // a kept-alive socket is connected already; over TLS, connected means past the handshake
+      if (!socket.connecting) connected = true
+      else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => { connected = true })
+    })
     const fail = (err: unknown): unknown => {
       if (sourceError != null) return sourceError
       if (err instanceof ClientError) return err
@@ -136,11 +142,12 @@ export class Http {
         return new ClientError(`the cairn API at ${this.origin} did not ${responded ? 'finish' : 'answer'} ${spec.method} ${spec.path} within ${this.init.timeoutMs} ms`)
       }
       const e = err as NodeJS.ErrnoException
-      if (!responded) {
-        const why = e.code === 'ECONNREFUSED' ? 'connect ECONNREFUSED (is the daemon running?)' : (e.message !== '' ? e.message : e.code ?? String(err))
-        return new ClientError(`cannot reach the cairn API at ${this.origin}: ${why}`, 0, 0, { cause: err })
+      const why = e.message !== '' ? e.message : e.code ?? String(err)
+      if (!connected) {
+        return new ClientError(`cannot reach the cairn API at ${this.origin}: ${e.code === 'ECONNREFUSED' ? 'connect ECONNREFUSED (is the daemon running?)' : why}`, 0, 0, { cause: err })
       }
-      return new ClientError(`the cairn API at ${this.origin} broke off ${spec.method} ${spec.path}: ${e.message}`, 0, 0, { cause: err })
+      // connected, then cut off (the daemon stopped, say) before or while answering
+      return new ClientError(`the cairn API at ${this.origin} broke off ${spec.method} ${spec.path}: ${why} (did the daemon stop?)`, 0, 0, { cause: err })
     }
 
     if (spec.body != null) {

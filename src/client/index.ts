@@ -1,6 +1,6 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
-import type { AbortOptions, AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType, ReprovideStatus, TrackerStatus } from '../components.js'
+import type { AbortOptions, AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinOptions, PinType, ReprovideStatus, TrackerStatus } from '../components.js'
 
 export { ClientError } from './http.js'
 export { apiUrl } from './address.js'
@@ -101,6 +101,10 @@ export interface Client {
   addCar(car: AsyncIterable<Uint8Array>, options?: AddCarOptions): AsyncIterable<AddedOutput>
   /** Names of the metrics known to the peer. */
   metrics(options?: AbortOptions): Promise<string[]>
+  /** GET /monitor/metrics/{name}: the latest valid metric of each peer. */
+  latestMetrics(name: string, options?: AbortOptions): Promise<MetricInfo[]>
+  /** GET /health/alerts: expired-metric alerts, newest first. */
+  alerts(options?: AbortOptions): Promise<AlertInfo[]>
   /** Resolves when GET /health answers 204. */
   health(options?: AbortOptions): Promise<void>
   /** GET /reprovide/status: the peer's DHT reprovider. */

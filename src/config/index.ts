@@ -17,7 +17,8 @@ import {
 
 export {
   clusterConfigSchema, dhtConfigSchema, logConfigSchema, peerConfigSchema, restConfigSchema, swarmConfigSchema,
-  trackerConfigSchema, DEFAULT_CLUSTER_NAME, DEFAULT_DHT_PROTOCOL, DEFAULT_REST_LISTEN, DEFAULT_SWARM_LISTEN, LOG_LEVELS,
+  trackerConfigSchema, DEFAULT_CLUSTER_NAME, DEFAULT_DHT_PROTOCOL, DEFAULT_GATEWAY_LISTEN, DEFAULT_METRICS_LISTEN, DEFAULT_PINSVC_LISTEN,
+  DEFAULT_REST_LISTEN, DEFAULT_SWARM_LISTEN, LOG_LEVELS,
   type ClusterConfig, type ClusterConfigInput, type DhtConfig, type LogConfig, type PeerConfig, type PeerConfigInput,
   type RestConfig, type SwarmConfig, type TrackerConfig
 } from './schema.js'
@@ -30,8 +31,8 @@ export {
   type ClusterOrigin, type ClusterSourceOptions, type ClusterSourceResult, type LastGoodCopy
 } from './source.js'
 export {
-  API_FILE, defaultFollowRoot, FOLLOW_NAME, FOLLOWER_REST_LISTEN, FOLLOWER_SERVICE_LISTEN, FOLLOWER_SWARM_LISTEN, followerPath, isProcessAlive,
-  listFollowers, readApiFile, readFollowerFolder, removeApiFile, writeApiFile, type ApiFile, type FollowerFolder
+  API_FILE, defaultFollowRoot, FOLLOW_NAME, FOLLOWER_PORT_STEP, FOLLOWER_PORTS, followerListen, followerPath, freeFollowerListen, isProcessAlive,
+  listFollowers, readApiFile, readFollowerFolder, removeApiFile, writeApiFile, type ApiFile, type FollowerFolder, type FollowerListen
 } from './follow.js'
 export { DEFAULT_WATCH_INTERVAL_MS, watchClusterConfig, type ClusterConfigWatch, type WatchClusterConfigOptions } from './watch.js'
 /** The cluster config `cairn init` writes into a new peer folder. */

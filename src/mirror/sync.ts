@@ -13,7 +13,7 @@ import { BlockQueue } from './upload.js'
 import { walkTree, type TreeEntry } from './walk.js'
 import { DEFAULT_CHUNK_SIZE } from '../ipfs/add.js'
 import type { Client } from '../client/index.js'
-import type { AbortOptions, AddedOutput, GlobalPinInfo, Pin } from '../components.js'
+import { isLostPeerError, type AbortOptions, type AddedOutput, type GlobalPinInfo, type Pin } from '../components.js'
 
 export const DEFAULT_KEEP = 3
 /** How long to wait for the new version to be pinned on its allocations (10 min). */
@@ -163,8 +163,12 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
       for await (const line of client.addCar(queue, { noPin: true, signal: buildSignal })) out.push(line)
       return out
     })()
-    // an upload refused early (401, 403 follower mode) stops the build instead of leaving it waiting for room
-    p.catch(err => { controller.abort(err) })
+    // an upload refused or broken off (401, 403 follower mode, the peer gone) stops the build: a build waiting
+    // for room in the queue would otherwise wait forever, and the process would end with nothing said
+    p.catch(err => {
+      queue.fail(err)
+      controller.abort(err)
+    })
     return p
   }
   let filesDone = 0
@@ -322,7 +326,7 @@ const QUICK_POLL_MS = 20
 /**
  * Polls the global status until every peer that should hold the pin (its allocations, or every peer when it is
  * pinned everywhere) reports `pinned`: every 20 ms for the first second, then every `pollMs`. Peers that
- * cannot be asked (down) for UNREACHABLE_GRACE_MS (or three polls) are left out as long as one has pinned it:
+ * cannot be asked (down) for UNREACHABLE_GRACE_MS (or three polls), or lost at once, are left out as long as one has pinned it:
  * they catch up from the pinset. Errors are retried by the trackers, so they only show in the timeout message.
  */
 export async function waitPinned (client: Client, pin: Pin, options: WaitPinnedOptions): Promise<{ pinned: string[], unreachable: string[] }> {
@@ -342,7 +346,8 @@ export async function waitPinned (client: Client, pin: Pin, options: WaitPinnedO
       const now = Date.now()
       for (const id of peers) {
         if (status.peer_map[id].status !== 'cluster_error') unreachableSince.delete(id)
-        else if (!unreachableSince.has(id)) unreachableSince.set(id, now)
+        // a lost peer (its ping expired) is known to be down: no grace
+        else if (!unreachableSince.has(id)) unreachableSince.set(id, isLostPeerError(status.peer_map[id].error) ? -Infinity : now)
       }
       const grace = Math.max(options.unreachableGraceMs ?? UNREACHABLE_GRACE_MS, 3 * options.pollMs)
       const unreachable = peers.filter(id => now - (unreachableSince.get(id) ?? now) >= grace)

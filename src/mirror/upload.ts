@@ -55,19 +55,24 @@ export class BlockQueue implements AsyncIterable<Uint8Array> {
   }
 
   async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
-    yield carHeader(PLACEHOLDER_ROOT)
-    for (;;) {
-      if (this.error != null) throw this.error
-      if (this.items.length > 0) {
-        const items = this.items.splice(0)
-        this.queued = 0
-        for (const w of this.wakeWriters.splice(0)) w()
-        yield * coalesce(items)
-        continue
+    try {
+      yield carHeader(PLACEHOLDER_ROOT)
+      for (;;) {
+        if (this.error != null) throw this.error
+        if (this.items.length > 0) {
+          const items = this.items.splice(0)
+          this.queued = 0
+          for (const w of this.wakeWriters.splice(0)) w()
+          yield * coalesce(items)
+          continue
+        }
+        if (this.ended) return
+        await new Promise<void>(resolve => { this.wakeReader = resolve })
+        this.wakeReader = undefined
       }
-      if (this.ended) return
-      await new Promise<void>(resolve => { this.wakeReader = resolve })
-      this.wakeReader = undefined
+    } finally {
+      // the reader gave up (its request destroyed): writers waiting for room must not wait forever
+      if (!this.ended || this.items.length > 0) this.fail(new Error('the upload stopped before every block was sent'))
     }
   }
 }

@@ -49,6 +49,8 @@ export interface MonitorInit {
   isMember?: (peerId: string) => boolean
   /** How often expired metrics are turned into alerts (default 5 s). */
   checkIntervalMs?: number
+  /** How long expired metrics but a lost peer's ping are kept (default 1 h). */
+  retainExpiredMs?: number
   /** Alerts kept, newest first (default 1000). */
   maxAlerts?: number
   /**
@@ -74,6 +76,16 @@ export interface PeerInfo {
   addresses: string[]
 }
 
+/** A peer whose ping expired while this peer watched, and which has not come back nor been removed since. */
+export interface LostPeer {
+  peer: string
+  /** When its ping was found expired (its ping alert's triggered_at), ISO 8601. */
+  since: string
+  /** From its last ping. */
+  peer_name: string
+  addresses: string[]
+}
+
 export interface Monitor extends Startable {
   /** Latest valid (unexpired) metric of each peer for a name, sorted by peer. */
   latest(name: string): Metric[]
@@ -83,6 +95,13 @@ export interface Monitor extends Startable {
   peerset(): string[]
   /** Peer name and addresses from the peer's last ping (also after it expired, until forgotten). */
   peerInfo(peer: string): PeerInfo | undefined
+  /**
+   * Peers whose ping expired (lost), sorted: kept until a fresh ping (the peer is back) or forgetLost, not
+   * forgotten after an hour like other expired metrics (a table full of peers makes room by dropping them).
+   */
+  lost(): LostPeer[]
+  /** Forgets a lost peer (`peers rm`); a live peer is left alone. Whether it was lost. */
+  forgetLost(peer: string): boolean
   /** Newest first. */
   alerts(): Alert[]
   /** Called when a peer's metric expires (a ping expiry = peer lost). Returns an unsubscribe function. */

@@ -10,13 +10,16 @@ import {
   decodeMetricsMessage, encodeMetricsBody, encodeMetricsMessage, metricsSigningPayload, metricsTopic,
   MAX_MESSAGE_BYTES, MAX_METRIC_TTL_MS, MAX_METRICS_PER_MESSAGE, MAX_NAME_LENGTH, MAX_VALUE_LENGTH
 } from './protocol.js'
-import type { Alert, Informer, Metric, Monitor, MonitorComponents, MonitorInit, PeerInfo } from './index.js'
+import type { Alert, Informer, LostPeer, Metric, Monitor, MonitorComponents, MonitorInit, PeerInfo } from './index.js'
 import type { Message, SubscriptionChangeData } from '@libp2p/gossipsub'
 import type { Logger } from '@libp2p/interface'
 
 /** Tolerated clock difference when checking how far ahead a peer's metric expires. */
 const CLOCK_SKEW_MS = 60_000
-/** Expired metrics are kept this long (peerInfo of a lost peer, its last values), then forgotten. */
+/**
+ * Expired metrics are kept this long by default (a lost peer's last values), then forgotten; but a lost peer's
+ * ping is kept until the peer returns or is removed (forgetLost), so it is shown as lost rather than vanish.
+ */
 const RETAIN_EXPIRED_MS = 60 * 60_000
 const NS_PER_MS = 1_000_000
 const DEFAULT_MAX_PEERS = 5000
@@ -35,6 +38,8 @@ interface Entry {
   metric: Metric
   /** Set once the metric expired (and was alerted on if it was valid): one alert per expiry. */
   expired: boolean
+  /** When the expiry was noticed (the alert's triggered_at), unix ms. */
+  expiredAt?: number
 }
 
 export class PubsubMonitor implements Monitor {
@@ -44,6 +49,7 @@ export class PubsubMonitor implements Monitor {
   private readonly secret: ClusterSecret
   private readonly informers: Informer[]
   private readonly checkIntervalMs: number
+  private readonly retainExpiredMs: number
   private readonly maxAlerts: number
   /** name -> peer -> latest metric. */
   private readonly metrics = new Map<string, Map<string, Entry>>()
@@ -70,6 +76,7 @@ export class PubsubMonitor implements Monitor {
     if (init.cluster === '') throw new ConfigError('monitor: cluster name cannot be empty')
     this.checkIntervalMs = init.checkIntervalMs ?? 5_000
     if (!(this.checkIntervalMs > 0)) throw new ConfigError(`monitor: checkIntervalMs must be a positive number of ms, got ${init.checkIntervalMs}`)
+    this.retainExpiredMs = init.retainExpiredMs ?? RETAIN_EXPIRED_MS
     this.maxAlerts = init.maxAlerts ?? 1000
     if (!Number.isSafeInteger(this.maxAlerts) || this.maxAlerts < 0) throw new ConfigError(`monitor: maxAlerts must be a non-negative integer, got ${init.maxAlerts}`)
     this.maxPeers = init.maxPeers ?? DEFAULT_MAX_PEERS
@@ -167,6 +174,26 @@ export class PubsubMonitor implements Monitor {
     } catch {
       return undefined
     }
+  }
+
+  lost (): LostPeer[] {
+    const out: LostPeer[] = []
+    for (const [peer, entry] of this.metrics.get('ping') ?? []) {
+      if (peer === this.self || entry.expiredAt == null || !this.counts(peer)) continue
+      const info = this.peerInfo(peer)
+      out.push({ peer, since: new Date(entry.expiredAt).toISOString(), peer_name: info?.peer_name ?? '', addresses: info?.addresses ?? [] })
+    }
+    return out.sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
+  }
+
+  forgetLost (peer: string): boolean {
+    if (this.metrics.get('ping')?.get(peer)?.expiredAt == null || peer === this.self) return false
+    for (const [name, byPeer] of this.metrics) {
+      if (byPeer.has(peer)) this.forget(name, byPeer, peer)
+      if (byPeer.size === 0) this.metrics.delete(name)
+    }
+    this.log('forgot lost peer %s', peer)
+    return true
   }
 
   alerts (): Alert[] { return this.alertList.map(a => ({ ...a })) }
@@ -352,7 +379,7 @@ export class PubsubMonitor implements Monitor {
 
   /**
    * With the table full: forgets the peers whose metrics have all expired (kept only to show a lost peer's last
-   * values), at most once a second. Whether there is room now.
+   * values, and that it is lost), at most once a second. Whether there is room now.
    */
   private sweep (now: number): boolean {
     if (now - this.lastSweep < SWEEP_INTERVAL_MS) return false
@@ -380,11 +407,12 @@ export class PubsubMonitor implements Monitor {
         if (expire > now) continue
         if (!entry.expired) {
           entry.expired = true
+          entry.expiredAt = now
           if (entry.metric.valid) {
             entry.metric = { ...entry.metric, valid: false }
             this.raise({ ...entry.metric, triggered_at: new Date(now).toISOString() })
           }
-        } else if (now - expire > RETAIN_EXPIRED_MS) {
+        } else if (now - expire > this.retainExpiredMs && name !== 'ping') {
           this.forget(name, byPeer, peer)
         }
       }

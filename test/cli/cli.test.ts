@@ -1,14 +1,18 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/program.js'
+import {
+  DEFAULT_GATEWAY_LISTEN, DEFAULT_METRICS_LISTEN, DEFAULT_PINSVC_LISTEN, DEFAULT_REST_LISTEN, DEFAULT_SWARM_LISTEN, FOLLOWER_PORT_STEP, followerListen
+} from '../../src/config/index.js'
 import { freePort, readMultipart, samplePin, sampleStatus, sendJson, sendNdjson, startFakeApi, type FakeApi } from '../client/fake-api.js'
 
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 const SLOW = 'bafkreislowslowslowslowslowslowslowslowslowslowslowslowslow'
 const FAIL = 'bafkreifailfailfailfailfailfailfailfailfailfailfailfailfail'
+const LOST = 'bafkreilostlostlostlostlostlostlostlostlostlostlostlostlost'
 const TS = '2024-05-06T10:00:00Z'
 
 interface Run { code: number, out: string, err: string }
@@ -55,6 +59,29 @@ describe('cairn CLI against a fake REST API', () => {
         ])
       },
       'GET /monitor/metrics': (_req, res) => { sendJson(res, 200, ['freespace', 'ping']) },
+      'GET /monitor/metrics/freespace': (_req, res) => {
+        const expire = (Date.now() + 25_000) * 1e6
+        sendJson(res, 200, [
+          { name: 'freespace', peer: 'peerA', value: '5368709120', expire, valid: true, weight: 5368709120, partitionable: false, received_at: 0 },
+          { name: 'freespace', peer: 'peerB', value: '0', expire, valid: true, weight: 0, partitionable: false, received_at: 0 }
+        ])
+      },
+      'GET /monitor/metrics/tag%3Agroup': (_req, res) => { sendJson(res, 200, []) },
+      'GET /health/alerts': (_req, res) => {
+        const now = Date.now()
+        sendJson(res, 200, [{
+          name: 'ping', peer: 'peerC', value: '{}', expire: (now - 20_000) * 1e6, valid: false, weight: 0, partitionable: false, received_at: 0,
+          triggered_at: new Date(now - 3 * 3600_000).toISOString()
+        }])
+      },
+      [`POST /pins/ipfs/${LOST}`]: (_req, res) => { sendJson(res, 200, samplePin(LOST)) },
+      [`GET /pins/${LOST}`]: (_req, res) => {
+        sendJson(res, 200, sampleStatus(LOST, {
+          peerA: { peername: 'one', status: 'pinned' },
+          peerC: { peername: 'three', status: 'cluster_error', error: 'peer lost since 2024-05-06T09:00:00.000Z' },
+          peerD: { peername: 'four', status: 'remote' }
+        }))
+      },
       [`GET /pins/${CID}`]: (_req, res) => { sendJson(res, 200, sampleStatus(CID, twoPeers)) },
       'GET /pins': (_req, res, url) => {
         const cids = url.searchParams.get('cids')?.split(',') ?? [CID, 'bafyother']
@@ -177,6 +204,30 @@ describe('cairn CLI against a fake REST API', () => {
     assert.equal(slowPolls, 2)
   })
 
+  it('--wait on a pin everywhere does not wait for a lost peer', { timeout: 10_000 }, async () => {
+    const { code, out, err } = await cairn('pin', 'add', LOST, '--wait', '--wait-timeout', '5s')
+    assert.equal(code, 0, err)
+    assert.equal(err, `waiting for ${LOST}: 1/1 peers pinned\n`)
+    assert.match(out, /> three {16}: CLUSTER_ERROR: peer lost since 2024-05-06T09:00:00\.000Z \|/)
+  })
+
+  it('prints health alerts and a metric per peer as ipfs-cluster-ctl does, or NDJSON', async () => {
+    assert.equal((await cairn('health', 'alerts')).out, 'peerC: ping. Expired at: 20 seconds ago. Triggered at: 3 hours ago\n')
+    const alerts = (await cairn('health', 'alerts', '--json')).out.trim().split('\n').map(l => JSON.parse(l))
+    assert.deepEqual(alerts.map(a => [a.peer, a.name]), [['peerC', 'ping']])
+    const free = await cairn('health', 'metrics', 'freespace')
+    assert.equal(free.code, 0, free.err)
+    assert.match(free.out, /^peerA \| freespace: 5\.0 GiB \| Weight: 5368709120 \| Expires in: 2\d seconds from now\npeerB \| freespace: 0 \| Weight: 0 \| Expires in: 2\d seconds from now\n$/)
+    assert.equal(api.requests.at(-1)?.path, '/monitor/metrics/freespace')
+    const json = (await cairn('health', 'metrics', 'freespace', '--json')).out.trim().split('\n').map(l => JSON.parse(l))
+    assert.deepEqual(json.map(m => [m.peer, m.weight]), [['peerA', 5368709120], ['peerB', 0]])
+    // a name no peer publishes: nothing on stdout, a note on stderr; a name with a colon goes in the path as it is
+    const none = await cairn('health', 'metrics', 'tag:group')
+    assert.deepEqual([none.code, none.out], [0, ''])
+    assert.match(none.err, /no peer has a live "tag:group" metric/)
+    assert.equal(api.requests.at(-1)?.path, '/monitor/metrics/tag%3Agroup')
+  })
+
   it('--wait stops with exit 1 on pin_error', async () => {
     const { code, err } = await cairn('pin', 'add', FAIL, '--wait')
     assert.equal(code, 1)
@@ -291,6 +342,33 @@ describe('cairn CLI against a fake REST API', () => {
     const forced = await cairn('init', '--path', path, '--force')
     assert.match(forced.out, new RegExp(`^initialized peer 12D3KooW\\w+ in ${path}\\n$`))
     assert.notEqual(forced.out.split(' ')[2], made.id, '--force makes a new identity')
+  })
+
+  it('init takes a flag for every listener and writes it to peer.json', async () => {
+    const path = join(dir, 'peer-ports')
+    const run = await cairn('init', '--path', path, '--swarm-listen', '/ip4/127.0.0.1/tcp/9396', '--rest-listen', '127.0.0.1:9394',
+      '--pinsvc-listen', '127.0.0.1:9397', '--gateway-listen', '127.0.0.1:8380', '--metrics-listen', '127.0.0.1:9188')
+    assert.equal(run.code, 0, run.err)
+    const peer = JSON.parse(await readFile(join(path, 'peer.json'), 'utf8'))
+    assert.deepEqual([peer.swarm.listen, peer.rest.listen, peer.pinsvc.listen, peer.gateway.listen, peer.metrics.listen],
+      [['/ip4/127.0.0.1/tcp/9396'], '127.0.0.1:9394', '127.0.0.1:9397', '127.0.0.1:8380', '127.0.0.1:9188'])
+    const bad = await cairn('init', '--path', join(dir, 'peer-bad'), '--pinsvc-listen', 'localhost')
+    assert.equal(bad.code, 1)
+    assert.match(bad.err, /peer\.json: pinsvc\.listen: expected host:port, got "localhost"/)
+  })
+
+  it('shows in --help the listener defaults the config really uses', async () => {
+    // commander wraps the help to the terminal's width
+    const help = async (...args: string[]): Promise<string> => (await cairn(...args, '--help')).out.replace(/\s+/g, ' ')
+    const peer = await help('init')
+    for (const value of [...DEFAULT_SWARM_LISTEN, DEFAULT_REST_LISTEN, DEFAULT_PINSVC_LISTEN, DEFAULT_GATEWAY_LISTEN, DEFAULT_METRICS_LISTEN]) {
+      assert.ok(peer.includes(`(default: ${value})`), `init --help lacks ${value}`)
+    }
+    const follower = await help('follow', 'init')
+    const first = followerListen(0)
+    for (const value of [...first.swarm_listen, first.rest_listen, first.pinsvc_listen, first.gateway_listen, first.metrics_listen]) {
+      assert.ok(follower.includes(`(default: ${value}, +${FOLLOWER_PORT_STEP} for each other follower)`), `follow init --help lacks ${value}`)
+    }
   })
 
   it('exits 2 on usage errors', async () => {

@@ -1,20 +1,14 @@
 // End to end: the built `cairn` CLI (bin/cairn.js) against three `cairn daemon` processes, as a user runs them.
 // Needs the build (dist/) in place: `npm test` builds first.
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { runProgram, tempDir, waitFor, type Run } from '../util.js'
+import { tempDir, waitFor } from '../util.js'
+import { cairn, cairnOk, freePorts, spawnNode, type Spawned } from './processes.js'
 import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
 
-/** The repo root: this file runs as dist/test/e2e/cli.test.js. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const CAIRN = join(ROOT, 'bin', 'cairn.js')
 const PEERS = 3
 
 interface Daemon {
@@ -23,51 +17,15 @@ interface Daemon {
   rest: string
   swarm: string
   id: string
-  child?: ChildProcess
-  exit?: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  output: string
-}
-
-/**
- * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
- * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
- */
-function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-/** Runs `node bin/cairn.js <args>`; resolves with its exit code and output (never rejects on a non-zero exit). */
-async function cairn (...args: string[]): Promise<Run> {
-  return await runProgram(process.execPath, [CAIRN, ...args], { cwd: ROOT, env: childEnv(), timeoutMs: 30_000 })
-}
-
-/** `cairn` that must succeed; the failure message carries its stderr. */
-async function cairnOk (...args: string[]): Promise<string> {
-  const run = await cairn(...args)
-  assert.equal(run.code, 0, `cairn ${args.join(' ')} exited ${run.code}: ${run.stderr}`)
-  return run.stdout
-}
-
-/** Distinct free loopback ports: all bound to port 0 at once, then released. */
-async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
-  return ports
+  process?: Spawned
 }
 
 const ndjson = <T>(text: string): T[] => text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as T)
 
-describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () => {
+/** Metric TTL of the test daemons (30 s by default): a stopped peer is lost within TTL + TTL/2. */
+const METRIC_TTL_MS = 6000
+
+describe('cairn CLI against three daemon processes', { timeout: 240_000 }, () => {
   let tmp: { path: string, cleanup: () => Promise<void> }
   const daemons: Daemon[] = []
   let cid = ''
@@ -76,7 +34,7 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     JSON.parse(await cairnOk('--api', d.rest, 'status', c, '--json')) as GlobalPinInfo
 
   /** The daemons' own output, for failure messages. */
-  const logs = (): string => daemons.map(d => `--- ${d.name}\n${d.output.split('\n').slice(-15).join('\n')}`).join('\n')
+  const logs = (): string => daemons.map(d => `--- ${d.name}\n${(d.process?.output() ?? '').split('\n').slice(-15).join('\n')}`).join('\n')
 
   /** waitFor, with the daemons' recent output in the failure. */
   async function until<T> (check: () => Promise<T>, message: string, timeoutMs = 30_000): Promise<NonNullable<T>> {
@@ -99,8 +57,7 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
         dir: join(tmp.path, `p${k + 1}`),
         rest: `127.0.0.1:${ports[2 * k]}`,
         swarm: `/ip4/127.0.0.1/tcp/${ports[2 * k + 1]}`,
-        id: '',
-        output: ''
+        id: ''
       }
       const out = await cairnOk('init', '--json', '--path', d.dir, '--peername', d.name, '--cluster-config', clusterConfig,
         '--rest-listen', d.rest, '--swarm-listen', d.swarm)
@@ -117,39 +74,43 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
       dht: { profile: 'lan', protocol: '/cairn-e2e/kad/1.0.0', bootstrap }
     }, null, 2))
 
-    for (const d of daemons) {
-      const child = spawn(process.execPath, [CAIRN, 'daemon', '--path', d.dir], {
-        cwd: ROOT,
-        // three peers on one host: the pinning API, gateway and metrics take any free port
-        env: childEnv({
-          CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
-          CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
-          CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
-          CAIRN_METRICS_LISTEN: '127.0.0.1:0'
-        }),
-        stdio: ['ignore', 'pipe', 'pipe']
+    await startDaemons(daemons)
+  })
+
+  /** Starts `cairn daemon` for each, and waits until each answers GET /id with its own id. */
+  async function startDaemons (which: Daemon[]): Promise<void> {
+    for (const d of which) {
+      // three peers on one host: the pinning API, gateway and metrics take any free port
+      d.process = spawnNode(['daemon', '--path', d.dir], {
+        CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
+        CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
+        CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
+        CAIRN_METRICS_LISTEN: '127.0.0.1:0',
+        CAIRN_MONITOR_METRIC_TTL_MS: String(METRIC_TTL_MS)
       })
-      d.child = child
-      d.exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-      const keep = (chunk: Buffer): void => { d.output = (d.output + chunk.toString()).slice(-20_000) }
-      child.stdout.on('data', keep)
-      child.stderr.on('data', keep)
     }
     await until(async () => {
-      const ids = await Promise.all(daemons.map(async d => {
-        if (d.child?.exitCode != null) throw new Error(`${d.name} exited with code ${d.child.exitCode}`)
+      const ids = await Promise.all(which.map(async d => {
+        if (d.process?.child.exitCode != null) throw new Error(`${d.name} exited with code ${d.process.child.exitCode}`)
         const res = await fetch(`http://${d.rest}/id`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
         return res?.ok === true ? (await res.json() as IDInfo).id : undefined
       }))
-      return ids.every((id, k) => id === daemons[k].id)
-    }, 'every daemon answers GET /id with its own id')
-  })
+      return ids.every((id, k) => id === which[k].id)
+    }, `${which.map(d => d.name).join(', ')} answer GET /id with their own id`)
+  }
+
+  /** SIGTERM, and a clean exit. */
+  async function stopDaemon (d: Daemon): Promise<void> {
+    d.process?.child.kill('SIGTERM')
+    assert.deepEqual(await d.process?.exit, { code: 0, signal: null }, `${d.name} did not stop cleanly:\n${logs()}`)
+  }
 
   after(async () => {
     for (const d of daemons) {
-      if (d.child != null && d.child.exitCode == null && d.child.signalCode == null) d.child.kill('SIGKILL')
+      const child = d.process?.child
+      if (child != null && child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
     }
-    await Promise.all(daemons.map(async d => { await d.exit }))
+    await Promise.all(daemons.map(async d => { await d.process?.exit }))
     await tmp?.cleanup()
   })
 
@@ -217,6 +178,73 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     for (const p of peers) assert.equal(p.error, '', `${p.peername}: ${p.error}`)
   })
 
+  it('shows a stopped peer as lost (since when, the pins allocated to it) in peers ls, status and health alerts, until it is back', async () => {
+    const [p1, p2, p3] = daemons
+    const file = join(tmp.path, 'kept.txt')
+    await writeFile(file, `kept while a peer is down ${randomBytes(8).toString('hex')}\n`)
+    const kept = ndjson<{ cid: string }>(await cairnOk('--api', p1.rest, 'add', file, '--json'))[0].cid
+    await until(async () => Object.values((await statusesOn(p2, kept)).peer_map).filter(p => p.status === 'pinned').length === PEERS, `${kept} pinned on all peers`)
+
+    await stopDaemon(p3)
+    // lost, on every peer still running: an ID with the error, its name and addresses kept from its last ping
+    const lostOn = async (d: Daemon): Promise<IDInfo | undefined> =>
+      ndjson<IDInfo>(await cairnOk('--api', d.rest, 'peers', 'ls', '--json')).find(p => p.id === p3.id && p.error.startsWith('peer lost since '))
+    const lost = await until(async () => await lostOn(p1), 'p1 lists p3 as lost', 3 * METRIC_TTL_MS)
+    await until(async () => await lostOn(p2), 'p2 lists p3 as lost', 3 * METRIC_TTL_MS)
+    const since = /^peer lost since (\S+); 1 pin allocated to it$/.exec(lost.error)?.[1]
+    assert.ok(since != null && !Number.isNaN(Date.parse(since)), lost.error)
+    assert.equal(lost.peername, 'p3')
+    assert.ok(lost.addresses.some(a => a.startsWith(p3.swarm)), lost.addresses.join(' '))
+    const text = await cairnOk('--api', p1.rest, 'peers', 'ls')
+    assert.match(text, new RegExp(`^${p3.id} \\| p3 \\| ERROR: peer lost since ${since}; 1 pin allocated to it$`, 'm'))
+    assert.equal(ndjson<IDInfo>(await cairnOk('--api', p1.rest, 'peers', 'ls', '--json')).filter(p => p.error === '').length, 2)
+
+    // its pins: cluster_error, since when
+    const g = await statusesOn(p1, kept)
+    assert.deepEqual(g.peer_map[p3.id], {
+      peername: 'p3', ipfs_peer_id: p3.id, status: 'cluster_error', timestamp: since, error: `peer lost since ${since}`, attempt_count: 0, priority_pin: false
+    })
+    assert.equal(g.peer_map[p1.id].status, 'pinned')
+    // (each peer says since when it has seen p3 lost)
+    assert.match(await cairnOk('--api', p1.rest, 'status', kept), new RegExp(`> p3 +: CLUSTER_ERROR: peer lost since ${since} \\| ${since} \\|`))
+    const errors = ndjson<GlobalPinInfo>(await cairnOk('--api', p2.rest, 'status', '--filter', 'cluster_error', '--json'))
+    assert.deepEqual(errors.map(e => e.cid), [kept])
+
+    // the alert it came from, and the metrics of the peers left
+    const alerts = JSON.parse(`[${(await cairnOk('--api', p1.rest, 'health', 'alerts', '--json')).trim().split('\n').join(',')}]`) as Array<{ peer: string, name: string, triggered_at: string }>
+    assert.ok(alerts.some(a => a.peer === p3.id && a.name === 'ping' && a.triggered_at === since), JSON.stringify(alerts))
+    assert.match(await cairnOk('--api', p1.rest, 'health', 'alerts'), new RegExp(`^${p3.id}: ping\\. Expired at: \\d+ seconds? ago\\. Triggered at: (now|\\d+ seconds? ago)$`, 'm'))
+    const free = (await cairnOk('--api', p1.rest, 'health', 'metrics', 'freespace')).trim().split('\n')
+    assert.deepEqual(free.map(l => l.split(' | ')[0]).sort(), [p1.id, p2.id].sort())
+    for (const line of free) assert.match(line, /^\S+ \| freespace: [\d.]+ (B|KiB|MiB|GiB|TiB) \| Weight: \d+ \| Expires in: (now|\d+ seconds? from now)$/)
+    const freeJson = ndjson<{ peer: string, name: string, weight: number, expire: number }>(await cairnOk('--api', p1.rest, 'health', 'metrics', 'freespace', '--json'))
+    assert.ok(freeJson.every(m => m.name === 'freespace' && m.weight > 0 && m.expire > Date.now() * 1e6), JSON.stringify(freeJson))
+
+    // back: listed as a peer again, pinned
+    await startDaemons([p3])
+    await until(async () => {
+      const peers = ndjson<IDInfo>(await cairnOk('--api', p1.rest, 'peers', 'ls', '--json'))
+      return peers.length === PEERS && peers.every(p => p.error === '')
+    }, 'p3 is back in p1\'s peers ls')
+    await until(async () => (await statusesOn(p1, kept)).peer_map[p3.id]?.status === 'pinned', 'p3 pinned again in p1\'s status')
+  })
+
+  it('peers rm of a lost peer stops every peer listing it; it is a peer again when it comes back', async () => {
+    const [p1, p2, p3] = daemons
+    await stopDaemon(p3)
+    const lostOn = async (d: Daemon): Promise<boolean> =>
+      ndjson<IDInfo>(await cairnOk('--api', d.rest, 'peers', 'ls', '--json')).some(p => p.id === p3.id && p.error.startsWith('peer lost since '))
+    await until(async () => await lostOn(p1) && await lostOn(p2), 'p1 and p2 list p3 as lost', 3 * METRIC_TTL_MS)
+    assert.match(await cairnOk('--api', p1.rest, 'peers', 'rm', p3.id), new RegExp(`^0 pins re-allocated away from ${p3.id}\n$`))
+    for (const d of [p1, p2]) {
+      const peers = ndjson<IDInfo>(await cairnOk('--api', d.rest, 'peers', 'ls', '--json'))
+      assert.deepEqual(peers.map(p => p.id).sort(), [p1.id, p2.id].sort(), `${d.name} still lists p3`)
+      for (const g of ndjson<GlobalPinInfo>(await cairnOk('--api', d.rest, 'status', '--json'))) assert.equal(g.peer_map[p3.id], undefined)
+    }
+    await startDaemons([p3])
+    await until(async () => ndjson<IDInfo>(await cairnOk('--api', p2.rest, 'peers', 'ls', '--json')).filter(p => p.error === '').length === PEERS, 'p3 is back in p2\'s peers ls')
+  })
+
   it('rejects an invalid CID with exit code 1 and a message naming it and saying what is wrong', async () => {
     const run = await cairn('--api', daemons[0].rest, 'pin', 'add', 'notacid')
     assert.equal(run.code, 1, `stdout: ${run.stdout} stderr: ${run.stderr}`)
@@ -235,9 +263,9 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
   })
 
   it('stops every daemon cleanly on SIGTERM, with exit code 0 within 10 s', async () => {
-    for (const d of daemons) d.child?.kill('SIGTERM')
+    for (const d of daemons) d.process?.child.kill('SIGTERM')
     const results = await Promise.all(daemons.map(async d => await Promise.race([
-      d.exit!,
+      d.process!.exit,
       new Promise<'timeout'>(resolve => setTimeout(resolve, 10_000, 'timeout').unref())
     ])))
     for (const [k, r] of results.entries()) {

@@ -21,6 +21,7 @@ import { createPinset } from '../../src/pinset/index.js'
 import { listPinsetOffline } from '../../src/pinset/offline.js'
 import { closedUrl, startConfigServer, type ConfigServer } from '../config/serve.js'
 import { quietLogger, tempDir, waitFor } from '../util.js'
+import { freePorts } from '../../bench/lib.js'
 
 /** The repo root: this file runs as dist/test/follow/follow.test.js. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -74,7 +75,7 @@ describe('cairn follow', () => {
     for (const c of cleanups) await c()
   })
 
-  it('init creates a follower folder from a URL: own identity, any free port, the source, a last good copy', async () => {
+  it('init creates a follower folder from a URL: own identity, fixed ports, the source, a last good copy', async () => {
     const out = await cairnOk('follow', 'init', 'mirrors', server.url)
     const dir = join(root, 'mirrors')
     const identity = await readJson(join(dir, 'identity.json'))
@@ -82,8 +83,11 @@ describe('cairn follow', () => {
     assert.match(out, /cluster: mirrors \(1 trusted peers\)/)
     const peer = await readJson(join(dir, 'peer.json'))
     assert.equal(peer.cluster_config, server.url)
-    assert.deepEqual(peer.swarm.listen, ['/ip4/0.0.0.0/tcp/0'])
-    assert.equal(peer.rest.listen, '127.0.0.1:0')
+    // the first follower in a folder: a trusted peer's default ports + 1000
+    assert.deepEqual(peer.swarm.listen, ['/ip4/0.0.0.0/tcp/10096'])
+    assert.equal(peer.rest.listen, '127.0.0.1:10094')
+    assert.deepEqual([peer.pinsvc.listen, peer.gateway.listen, peer.metrics.listen], ['127.0.0.1:10097', '127.0.0.1:9080', '127.0.0.1:9888'])
+    assert.match(out, /\n {2}gateway: +http:\/\/127\.0\.0\.1:9080\n/)
     assert.notEqual(identity.id, trustedId)
     assert.equal((await readJson(join(dir, LAST_GOOD_FILE))).source, server.url)
 
@@ -92,6 +96,51 @@ describe('cairn follow', () => {
     assert.equal(json.path, join(root, 'mirrors-2'))
     assert.equal(json.id, (await readJson(join(root, 'mirrors-2', 'identity.json'))).id)
     assert.equal(json.cluster, 'mirrors')
+    // the next follower there: the next set of ports, 10 further
+    assert.deepEqual(json.urls, {
+      api: 'http://127.0.0.1:10104', pinsvc: 'http://127.0.0.1:10107', gateway: 'http://127.0.0.1:9090', metrics: 'http://127.0.0.1:9898/metrics', swarm: ['/ip4/0.0.0.0/tcp/10106']
+    })
+  })
+
+  it('init takes a flag for every listener, keeps each follower clear of the others\' ports, and checks the values', async () => {
+    const own = await tempDir('cairn-follow-ports-')
+    cleanups.push(own.cleanup)
+    const env = { CAIRN_FOLLOW_PATH: own.path }
+    const run = async (...args: string[]): Promise<Run> => {
+      let out = ''
+      let err = ''
+      const code = await runCli(args, { out: s => { out += s }, err: s => { err += s }, env })
+      return { code, out, err }
+    }
+    const listens = async (name: string): Promise<string[]> => {
+      const peer = await readJson(join(own.path, name, 'peer.json'))
+      return [...peer.swarm.listen, peer.rest.listen, peer.pinsvc.listen, peer.gateway.listen, peer.metrics.listen]
+    }
+    const flagged = ['--swarm-listen', '/ip4/0.0.0.0/tcp/4001,/ip6/::/tcp/4001', '--rest-listen', '127.0.0.1:5094', '--pinsvc-listen', '127.0.0.1:5097',
+      '--gateway-listen', '0.0.0.0:5080', '--metrics-listen', '127.0.0.1:5888']
+    assert.equal((await run('follow', 'init', 'flagged', server.url, ...flagged)).code, 0)
+    assert.deepEqual(await listens('flagged'), ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001', '127.0.0.1:5094', '127.0.0.1:5097', '0.0.0.0:5080', '127.0.0.1:5888'])
+    // defaults beside it, then a second one, then one flag alone
+    assert.equal((await run('follow', 'init', 'first', server.url)).code, 0)
+    assert.equal((await run('follow', 'init', 'second', server.url)).code, 0)
+    assert.equal((await run('follow', 'init', 'one-flag', server.url, '--gateway-listen', '127.0.0.1:7080')).code, 0)
+    assert.deepEqual(await listens('first'), ['/ip4/0.0.0.0/tcp/10096', '127.0.0.1:10094', '127.0.0.1:10097', '127.0.0.1:9080', '127.0.0.1:9888'])
+    assert.deepEqual(await listens('second'), ['/ip4/0.0.0.0/tcp/10106', '127.0.0.1:10104', '127.0.0.1:10107', '127.0.0.1:9090', '127.0.0.1:9898'])
+    assert.deepEqual(await listens('one-flag'), ['/ip4/0.0.0.0/tcp/10116', '127.0.0.1:10114', '127.0.0.1:10117', '127.0.0.1:7080', '127.0.0.1:9908'])
+    // replacing a follower gives it back its own ports
+    assert.equal((await run('follow', 'init', 'first', server.url, '--force')).code, 0)
+    assert.deepEqual(await listens('first'), ['/ip4/0.0.0.0/tcp/10096', '127.0.0.1:10094', '127.0.0.1:10097', '127.0.0.1:9080', '127.0.0.1:9888'])
+
+    const info = await run('follow', 'info', 'flagged')
+    assert.match(info.out, /\nREST API: +http:\/\/127\.0\.0\.1:5094\ngateway: +http:\/\/0\.0\.0\.0:5080\npinning: +http:\/\/127\.0\.0\.1:5097\nmetrics: +http:\/\/127\.0\.0\.1:5888\/metrics\nswarm: +\/ip4\/0\.0\.0\.0\/tcp\/4001\nswarm: +\/ip6\/::\/tcp\/4001/)
+
+    // a bad value names the key and leaves no folder behind
+    for (const [flag, value, key] of [['--gateway-listen', 'nowhere', 'gateway.listen'], ['--swarm-listen', '9096', 'swarm.listen\\[0\\]'], ['--metrics-listen', '127.0.0.1:70000', 'metrics.listen']]) {
+      const bad = await run('follow', 'init', 'bad', server.url, flag, value)
+      assert.equal(bad.code, 1, `${flag} ${value}`)
+      assert.match(bad.err, new RegExp(`peer\\.json: ${key}: `), bad.err)
+      assert.equal(await exists(join(own.path, 'bad')), false)
+    }
   })
 
   it('init refuses an existing name unless --force, and names that are not plain folder names', async () => {
@@ -138,6 +187,7 @@ describe('cairn follow', () => {
     const dir = join(root, 'inf')
     const id = (await readJson(join(dir, 'identity.json'))).id
     const info = JSON.parse(await cairnOk('follow', 'info', 'inf', '--json'))
+    const peer = await readJson(join(dir, 'peer.json'))
     assert.deepEqual({ ...info, config: { ...info.config, fetched_at: undefined } }, {
       name: 'inf',
       path: dir,
@@ -147,13 +197,21 @@ describe('cairn follow', () => {
       cluster: { name: 'mirrors', trusted_peers: 1 },
       role: 'follower',
       config: { origin: 'fetched', fetched_at: undefined },
-      running: false
+      running: false,
+      urls: {
+        api: `http://${peer.rest.listen}`,
+        pinsvc: `http://${peer.pinsvc.listen}`,
+        gateway: `http://${peer.gateway.listen}`,
+        metrics: `http://${peer.metrics.listen}/metrics`,
+        swarm: peer.swarm.listen
+      }
     })
     const text = await cairnOk('follow', 'info', 'inf')
     assert.match(text, new RegExp(`peer id: +${id}`))
     assert.match(text, /cluster: +mirrors, 1 trusted peers; this peer is a follower/)
     assert.match(text, /config: +fetched from the source at \d{4}-/)
     assert.match(text, /running: +no/)
+    assert.match(text, new RegExp(`\ngateway: +http://${peer.gateway.listen}\n`))
 
     // the publisher is down: the last good copy, and when it is from
     const { fetched_at: fetchedAt } = await readJson(join(dir, LAST_GOOD_FILE))
@@ -258,8 +316,10 @@ describe('cairn follow', () => {
     await rm(join(dir, API_FILE))
   })
 
-  it('run starts the follower (re-reading its source), publishes api.json, answers list and info, and stops on SIGTERM', async () => {
-    await cairnOk('follow', 'init', 'live', server.url)
+  it('run starts the follower (re-reading its source), publishes api.json, answers list and info, stops on SIGTERM, and restarts on the same ports', async () => {
+    const [swarm, rest, pinsvc, gateway, metrics] = await freePorts(5)
+    await cairnOk('follow', 'init', 'live', server.url, '--swarm-listen', `/ip4/127.0.0.1/tcp/${swarm}`, '--rest-listen', `127.0.0.1:${rest}`,
+      '--pinsvc-listen', `127.0.0.1:${pinsvc}`, '--gateway-listen', `127.0.0.1:${gateway}`, '--metrics-listen', `127.0.0.1:${metrics}`)
     const dir = join(root, 'live')
     // a pin already in its store, so the online listing has something to show
     const key = await generateKeyPair('Ed25519')
@@ -273,22 +333,44 @@ describe('cairn follow', () => {
     await pinset.stop()
     await ipfs.stop()
 
-    // the publisher is down at start: the follower still starts, from its last good copy, and says so
-    server.serveRaw(502, 'bad gateway')
     const env: NodeJS.ProcessEnv = { CAIRN_FOLLOW_PATH: root }
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-    const child = spawn(process.execPath, [CAIRN, 'follow', 'run', 'live'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-    const exited = once(child, 'exit')
+    /** `cairn follow run live` until it has written api.json; `stop` sends SIGTERM and checks it ends cleanly. */
+    async function start (): Promise<{ api: any, output: () => string, pid: number, stop: () => Promise<void> }> {
+      const child = spawn(process.execPath, [CAIRN, 'follow', 'run', 'live'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      let output = ''
+      child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+      child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+      const exited = once(child, 'exit')
+      const stop = async (): Promise<void> => {
+        child.kill('SIGTERM')
+        const [code] = await exited
+        assert.equal(code, 0, output)
+        assert.match(output, /stopped\n$/)
+        assert.equal(await exists(join(dir, API_FILE)), false, 'api.json removed on stop')
+      }
+      try {
+        const api = await waitFor(async () => {
+          if (child.exitCode != null) throw new Error(`follow run exited with ${child.exitCode}: ${output}`)
+          const file = await exists(join(dir, API_FILE)) ? await readJson(join(dir, API_FILE)) : undefined
+          return file?.pid === child.pid ? file : undefined
+        }, { timeoutMs: 60_000, message: `api.json (output so far: ${output})` })
+        return { api, output: () => output, pid: child.pid!, stop }
+      } catch (err) {
+        child.kill('SIGKILL')
+        throw err
+      }
+    }
+
+    // the publisher is down at start: the follower still starts, from its last good copy, and says so
+    server.serveRaw(502, 'bad gateway')
+    const first = await start()
     try {
-      const api = await waitFor(async () => await exists(join(dir, API_FILE)) ? await readJson(join(dir, API_FILE)) : undefined,
-        { timeoutMs: 60_000, message: `api.json (output so far: ${output})` })
-      assert.equal(api.pid, child.pid)
-      assert.match(api.url, /^http:\/\/127\.0\.0\.1:\d+$/)
-      assert.match(output, /could not fetch the cluster config from .* \(HTTP 502 Bad Gateway\); using the last good copy from /)
-      assert.match(output, /follower: read-only/)
+      assert.equal(first.api.url, `http://127.0.0.1:${rest}`)
+      assert.deepEqual([first.api.pinsvc, first.api.gateway, first.api.metrics], [`http://127.0.0.1:${pinsvc}`, `http://127.0.0.1:${gateway}`, `http://127.0.0.1:${metrics}/metrics`])
+      assert.match(first.output(), /could not fetch the cluster config from .* \(HTTP 502 Bad Gateway\); using the last good copy from /)
+      assert.match(first.output(), /follower: read-only/)
+      assert.match(first.output(), new RegExp(`gateway: +http://127\\.0\\.0\\.1:${gateway}\n`))
 
       const list = await cairn('follow', 'list', 'live', '--json')
       assert.equal(list.code, 0, list.err)
@@ -298,16 +380,28 @@ describe('cairn follow', () => {
 
       const info = JSON.parse(await cairnOk('follow', 'info', 'live', '--json'))
       assert.equal(info.running, true)
-      assert.equal(info.api, api.url)
-      assert.equal(info.pid, child.pid)
-      assert.equal((await cairn('follow', 'run', 'live')).err.includes(`already running (pid ${child.pid}`), true)
+      assert.equal(info.api, first.api.url)
+      assert.equal(info.pid, first.pid)
+      assert.equal(info.urls.gateway, `http://127.0.0.1:${gateway}`)
+      assert.equal(info.urls.metrics, `http://127.0.0.1:${metrics}/metrics`)
+      assert.ok(info.urls.swarm.some((a: string) => a.startsWith(`/ip4/127.0.0.1/tcp/${swarm}/p2p/`)), info.urls.swarm.join(' '))
+      const text = await cairnOk('follow', 'info', 'live')
+      assert.match(text, new RegExp(`\ngateway: +http://127\\.0\\.0\\.1:${gateway}\npinning: +http://127\\.0\\.0\\.1:${pinsvc}\nmetrics: +http://127\\.0\\.0\\.1:${metrics}/metrics\n`))
+      assert.equal((await fetch(`${info.urls.metrics as string}`)).status, 200)
+      assert.equal((await cairn('follow', 'run', 'live')).err.includes(`already running (pid ${first.pid}`), true)
     } finally {
       server.serveJson({ name: 'mirrors', trusted_peers: [trustedId], dht: { profile: 'lan' } })
-      child.kill('SIGTERM')
-      const [code] = await exited
-      assert.equal(code, 0, output)
+      await first.stop()
     }
-    assert.match(output, /stopped\n$/)
-    assert.equal(await exists(join(dir, API_FILE)), false, 'api.json removed on stop')
+
+    // restarted: the same ports, so the same URLs
+    const second = await start()
+    try {
+      assert.equal(second.api.url, first.api.url)
+      assert.deepEqual([second.api.pinsvc, second.api.gateway, second.api.metrics], [first.api.pinsvc, first.api.gateway, first.api.metrics])
+      assert.equal((await fetch(`http://127.0.0.1:${gateway}/mirror/`)).status, 200, 'the gateway answers on its port')
+    } finally {
+      await second.stop()
+    }
   })
 })

@@ -6,11 +6,13 @@ import { waitPinned } from '../../src/mirror/index.js'
 import type { Client } from '../../src/client/index.js'
 import type { GlobalPinInfo, Pin, PinInfoShort, TrackerStatus } from '../../src/components.js'
 
-const short = (status: TrackerStatus): PinInfoShort =>
-  ({ peername: '', status, timestamp: new Date().toISOString(), error: status === 'cluster_error' ? 'timed out' : '', attempt_count: 0, priority_pin: false })
+/** 'lost' stands for a peer the cluster reports lost: cluster_error, with the lost-peer error. */
+const short = (status: TrackerStatus | 'lost'): PinInfoShort => status === 'lost'
+  ? { peername: '', status: 'cluster_error', timestamp: new Date().toISOString(), error: 'peer lost since 2024-05-06T09:00:00.000Z', attempt_count: 0, priority_pin: false }
+  : { peername: '', status, timestamp: new Date().toISOString(), error: status === 'cluster_error' ? 'timed out' : '', attempt_count: 0, priority_pin: false }
 
 /** A client whose status answers come from `script`, one poll after another (the last one repeats). */
-function scripted (script: Array<Record<string, TrackerStatus>>): { client: Client, polls: () => number } {
+function scripted (script: Array<Record<string, TrackerStatus | 'lost'>>): { client: Client, polls: () => number } {
   let n = 0
   const client = {
     async status (cid: string): Promise<GlobalPinInfo> {
@@ -35,6 +37,13 @@ describe('mirror waitPinned', () => {
     const res = await waitPinned(client, pin, { timeoutMs: 5000, pollMs: 10, unreachableGraceMs: 200 })
     assert.deepEqual(res.pinned.sort(), ['a', 'b', 'c'])
     assert.deepEqual(res.unreachable, [])
+  })
+
+  it('leaves out a lost peer at once, without its grace time', async () => {
+    const { client, polls } = scripted([{ a: 'pinned', b: 'lost', r: 'remote' }])
+    const res = await waitPinned(client, pin, { timeoutMs: 5000, pollMs: 10, unreachableGraceMs: 60_000 })
+    assert.deepEqual(res, { pinned: ['a'], unreachable: ['b'] })
+    assert.equal(polls(), 1)
   })
 
   it('leaves out a peer that stays unreachable for the grace time, and not before', async () => {

@@ -59,6 +59,7 @@ function harness (): { node: (name: string, opts?: NodeOptions) => Promise<Node>
       isTrusted: opts.isTrusted,
       maxPeers: opts.maxPeers,
       maxNamesPerPeer: opts.maxNamesPerPeer,
+      retainExpiredMs: opts.retainExpiredMs,
       checkIntervalMs: CHECK,
       informers: opts.informers ?? [
         pingInformer({ peername: name, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: ttl }),
@@ -86,6 +87,7 @@ interface NodeOptions {
   ttlMs?: number
   maxPeers?: number
   maxNamesPerPeer?: number
+  retainExpiredMs?: number
 }
 
 async function connect (from: Node, to: Node): Promise<void> {
@@ -179,6 +181,8 @@ describe('monitor: three peers', () => {
     assert.deepEqual(a.monitor.latest('freespace').map(m => m.peer), sorted([a.id, b.id]))
     // the lost peer's name stays known (status displays name lost peers)
     assert.equal(a.monitor.peerInfo(c.id)?.peer_name, 'c')
+    // and it is listed as lost, since its ping alert, with what it was last seen as
+    assert.deepEqual(a.monitor.lost(), [{ peer: c.id, since: alert.triggered_at, peer_name: 'c', addresses: c.libp2p.getMultiaddrs().map(String) }])
   })
 
   it('a peer that publishes again is back, and its next expiry raises one new alert', async () => {
@@ -186,10 +190,47 @@ describe('monitor: three peers', () => {
     await c.monitor.start()
     await waitFor(() => a.monitor.peerset().includes(c.id), { message: 'c is back in a\'s peerset' })
     assert.equal(a.monitor.alerts().filter(x => x.name === 'ping' && x.peer === c.id).length, 1)
+    assert.deepEqual(a.monitor.lost(), [], 'back: no longer lost')
     await c.monitor.stop()
     await waitFor(() => a.monitor.alerts().filter(x => x.name === 'ping' && x.peer === c.id).length === 2, { message: 'a second ping alert for c' })
     assert.equal(a.monitor.alerts()[0].peer, c.id, 'newest first')
     assert.equal(a.monitor.peerset().includes(c.id), false)
+    const second = a.monitor.alerts().find(x => x.name === 'ping' && x.peer === c.id)!
+    assert.deepEqual(a.monitor.lost().map(l => [l.peer, l.since]), [[c.id, second.triggered_at]], 'lost again, since the new alert')
+  })
+})
+
+describe('monitor: a lost peer', () => {
+  const { node } = harness()
+
+  it('stays lost past the retention of its other metrics, until it is forgotten (peers rm); a live peer is not forgotten', async () => {
+    // expired metrics are kept 300 ms here (1 h by default)
+    const a = await node('a', { retainExpiredMs: 300 })
+    const b = await node('b')
+    const only = 'only-c'
+    const c = await node('c', {
+      informers: [
+        pingInformer({ peername: 'c', addresses: () => [], ttlMs: PEER_TTL }),
+        { name: only, ttlMs: PEER_TTL, get: async () => ({ value: 'x', weight: 1 }) }
+      ]
+    })
+    await connect(b, a)
+    await connect(c, a)
+    await waitFor(() => a.monitor.peerset().length === 3 && a.monitor.names().includes(only), { message: 'a sees b and c' })
+    await c.monitor.stop()
+    await waitFor(() => a.monitor.lost().some(l => l.peer === c.id), { message: 'c is lost' })
+    // c's own metric is forgotten once kept 300 ms past its expiry; c is still lost, with its name
+    await waitFor(() => !a.monitor.names().includes(only), { timeoutMs: 10_000, message: 'a forgets c\'s other metric' })
+    assert.deepEqual(a.monitor.lost().map(l => [l.peer, l.peer_name]), [[c.id, 'c']])
+    assert.equal(a.monitor.peerInfo(c.id)?.peer_name, 'c')
+
+    assert.equal(a.monitor.forgetLost(b.id), false, 'b is alive')
+    assert.ok(a.monitor.peerset().includes(b.id))
+    assert.equal(a.monitor.forgetLost(c.id), true)
+    assert.deepEqual(a.monitor.lost(), [])
+    assert.equal(a.monitor.peerInfo(c.id), undefined)
+    assert.equal(a.monitor.forgetLost(c.id), false, 'already forgotten')
+    assert.equal(a.monitor.forgetLost(a.id), false, 'never itself')
   })
 })
 

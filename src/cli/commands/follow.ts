@@ -5,7 +5,8 @@ import type { Command } from 'commander'
 import { ConfigError } from '../../errors.js'
 import { Session, type CliIO } from '../session.js'
 import type { Pin, TrackerStatus } from '../../components.js'
-import type { ApiFile } from '../../config/index.js'
+import type { ApiFile, PeerConfig } from '../../config/index.js'
+import { FOLLOWER_LISTEN_DEFAULTS, listenOptions, listenSettings, type ListenFlags } from '../listen.js'
 
 /** One line of `cairn follow list`. */
 export interface FollowListItem {
@@ -29,6 +30,51 @@ interface FollowerInfo {
   running: boolean
   api?: string
   pid?: number
+  /** Where its services listen: as bound while it runs, else as configured. */
+  urls: FollowerUrls
+}
+
+/** A follower's services; null when turned off. */
+interface FollowerUrls {
+  api: string
+  pinsvc: string | null
+  gateway: string | null
+  metrics: string | null
+  swarm: string[]
+}
+
+/** The URLs peer.json gives (port 0: a free port chosen at each start). */
+function configuredUrls (peer: PeerConfig): FollowerUrls {
+  const on = (service: { enabled: boolean, listen: string }, path = ''): string | null => service.enabled ? `http://${service.listen}${path}` : null
+  return {
+    api: `http://${peer.rest.listen}`,
+    pinsvc: on(peer.pinsvc),
+    gateway: on(peer.gateway),
+    metrics: on(peer.metrics, '/metrics'),
+    swarm: [...peer.swarm.listen]
+  }
+}
+
+/** The URLs a running follower wrote to api.json; what it did not write, as configured. */
+function runningUrls (api: ApiFile, configured: FollowerUrls): FollowerUrls {
+  return {
+    api: api.url,
+    pinsvc: configured.pinsvc == null ? null : api.pinsvc ?? configured.pinsvc,
+    gateway: configured.gateway == null ? null : api.gateway ?? configured.gateway,
+    metrics: configured.metrics == null ? null : api.metrics ?? configured.metrics,
+    swarm: api.swarm ?? configured.swarm
+  }
+}
+
+function formatUrls (u: FollowerUrls, indent = ''): string[] {
+  const show = (url: string | null): string => url == null ? 'off' : url.replace(/:0(\/|$)/, ':<a free port at each start>$1')
+  return [
+    `${indent}REST API:  ${show(u.api)}`,
+    `${indent}gateway:   ${show(u.gateway)}`,
+    `${indent}pinning:   ${show(u.pinsvc)}`,
+    `${indent}metrics:   ${show(u.metrics)}`,
+    ...u.swarm.map(a => `${indent}swarm:     ${a.replace(/\/tcp\/0(\/|$)/, '/tcp/<a free port at each start>$1')}`)
+  ]
 }
 
 const config = async (): Promise<typeof import('../../config/index.js')> => await import('../../config/index.js')
@@ -96,11 +142,12 @@ export function registerFollow (program: Command, io: CliIO): void {
     .description('follow a cluster as a volunteer peer: pin what it is allocated, serve it, never change the pinset ' +
       '(folders under $CAIRN_FOLLOW_PATH or ~/.cairn-follow)')
 
-  follow.command('init <name> <source>')
+  const init = follow.command('init <name> <source>')
     .description('create follower <name> of the cluster described by <source>, a cluster.config.json path or http(s) URL')
     .option('--peername <name>', 'human-readable name of this peer (default: the host name)')
+  listenOptions(init, FOLLOWER_LISTEN_DEFAULTS)
     .option('--force', 'replace an existing follower of that name (and its identity)')
-    .action(async (name: string, source: string, o: { peername?: string, force?: boolean }, cmd: Command) => {
+    .action(async (name: string, source: string, o: ListenFlags & { peername?: string, force?: boolean }, cmd: Command) => {
       const s = new Session(io, cmd)
       const cfg = await config()
       const root = cfg.defaultFollowRoot(io.env)
@@ -111,11 +158,9 @@ export function registerFollow (program: Command, io: CliIO): void {
       const loaded = await cfg.initPeer(dir, {
         peername: o.peername,
         cluster: source,
-        swarm_listen: [...cfg.FOLLOWER_SWARM_LISTEN],
-        rest_listen: cfg.FOLLOWER_REST_LISTEN,
-        pinsvc_listen: cfg.FOLLOWER_SERVICE_LISTEN,
-        gateway_listen: cfg.FOLLOWER_SERVICE_LISTEN,
-        metrics_listen: cfg.FOLLOWER_SERVICE_LISTEN,
+        // fixed ports, clear of the other followers here (and of a trusted peer's defaults); flags win
+        ...await cfg.freeFollowerListen(root, name),
+        ...listenSettings(o),
         force: o.force,
         env: io.env,
         report: line => { s.note(line) }
@@ -126,11 +171,13 @@ export function registerFollow (program: Command, io: CliIO): void {
         path: loaded.path,
         source: loaded.peer.cluster_config,
         cluster: loaded.cluster.name,
-        trusted_peers: loaded.cluster.trusted_peers.length
+        trusted_peers: loaded.cluster.trusted_peers.length,
+        urls: configuredUrls(loaded.peer)
       }
       s.one(result, r => [
         `initialized follower ${r.name}: peer ${r.id} in ${r.path}`,
         `  cluster: ${r.cluster} (${r.trusted_peers} trusted peers) from ${r.source}`,
+        ...formatUrls(r.urls, '  '),
         `  start it with: cairn follow run ${r.name}`
       ].join('\n'))
     })
@@ -154,14 +201,13 @@ export function registerFollow (program: Command, io: CliIO): void {
         report('note: this peer is in the cluster\'s trusted_peers, so it runs as a trusted peer, not a follower')
       }
 
-      const { startDaemon } = await import('../../daemon.js')
       const { stopped, dispose } = signals(report)
       try {
+        const { startDaemon, serviceUrls } = await import('../../daemon.js')
         const peer = await startDaemon({ path: dir, init: false, env: io.env, report, config: loaded })
         try {
-          const { host, port } = peer.restAddress()
-          const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
-          await cfg.writeApiFile(dir, { url, pid: process.pid })
+          const { api, ...services } = serviceUrls(peer, loaded)
+          await cfg.writeApiFile(dir, { url: api, pid: process.pid, ...services })
           report(`  API file: ${dir}/${cfg.API_FILE}`)
           await stopped
         } finally {
@@ -232,6 +278,7 @@ export function registerFollow (program: Command, io: CliIO): void {
         configInfo = { error: err.message }
       }
       const api = await runningApi(dir)
+      const configured = configuredUrls(peer)
       const info: FollowerInfo = {
         name,
         path: dir,
@@ -242,7 +289,8 @@ export function registerFollow (program: Command, io: CliIO): void {
         role,
         config: configInfo,
         running: api != null,
-        ...(api != null ? { api: api.url, pid: api.pid } : {})
+        ...(api != null ? { api: api.url, pid: api.pid } : {}),
+        urls: api != null ? runningUrls(api, configured) : configured
       }
       s.one(info, formatInfo)
     })
@@ -277,7 +325,8 @@ function formatInfo (i: FollowerInfo): string {
     `source:    ${i.source}`,
     `cluster:   ${i.cluster != null ? `${i.cluster.name}, ${i.cluster.trusted_peers} trusted peers; this peer is a ${i.role ?? 'follower'}` : 'unknown'}`,
     `config:    ${configLine}`,
-    `running:   ${i.running ? `yes, pid ${i.pid ?? '?'}, REST API ${i.api ?? '?'}` : 'no'}`
+    `running:   ${i.running ? `yes, pid ${i.pid ?? '?'}, REST API ${i.api ?? '?'}` : 'no'}`,
+    ...formatUrls(i.urls)
   ].join('\n')
 }
 

@@ -2,15 +2,13 @@
 // must not pay for libp2p and Helia.
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { parseList } from '../parse.js'
+import { listenOptions, listenSettings, PEER_LISTEN_DEFAULTS, type ListenFlags } from '../listen.js'
 import { Session, type CliIO } from '../session.js'
 
-interface InitFlags {
+interface InitFlags extends ListenFlags {
   path?: string
   peername?: string
   clusterConfig?: string
-  restListen?: string
-  swarmListen?: string[]
   force?: boolean
 }
 
@@ -21,13 +19,12 @@ function configEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 export function registerNode (program: Command, io: CliIO): void {
-  program.command('init')
+  const init = program.command('init')
     .description('create a peer (identity and peer config) in its data directory')
     .option('--path <dir>', 'peer data directory (default: $CAIRN_PATH or ~/.cairn)')
     .option('--peername <name>', 'human-readable name of the peer')
     .option('--cluster-config <file>', 'cluster.config.json of the cluster to join (default: a new one-peer cluster)')
-    .option('--rest-listen <host:port>', 'REST API listen address')
-    .option('--swarm-listen <multiaddrs>', 'comma-separated libp2p listen multiaddrs', parseList)
+  listenOptions(init, PEER_LISTEN_DEFAULTS)
     .option('--force', 'overwrite an existing peer')
     .action(async (o: InitFlags, cmd: Command) => {
       const s = new Session(io, cmd)
@@ -36,8 +33,7 @@ export function registerNode (program: Command, io: CliIO): void {
       const config = await initPeer(path, {
         peername: o.peername,
         cluster: o.clusterConfig != null ? resolve(o.clusterConfig) : undefined,
-        rest_listen: o.restListen,
-        swarm_listen: o.swarmListen,
+        ...listenSettings(o),
         force: o.force,
         env: configEnv(io.env)
       })

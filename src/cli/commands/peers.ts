@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { ConnectGraph } from '../../components.js'
-import { formatId } from '../format.js'
+import { formatAlert, formatId, formatMetric } from '../format.js'
 import { Session, type CliIO } from '../session.js'
 
 export function registerPeers (program: Command, io: CliIO): void {
@@ -20,24 +20,36 @@ export function registerPeers (program: Command, io: CliIO): void {
 
   const peers = program.command('peers').description('cluster peers')
   peers.command('ls')
-    .description('list the peers of the cluster, with their addresses')
+    .description('list the peers of the cluster, with their addresses; a lost peer (ping expired) as ERROR: peer lost since <time>')
     .action(async (_o: unknown, cmd: Command) => {
       const s = new Session(io, cmd)
       for await (const peer of s.client.peersStream()) s.item(peer, formatId)
     })
   peers.command('rm <peer-id>')
-    .description('vacate a peer: re-allocate every pin it holds to other peers (trusted peers only)')
+    .description('vacate a peer: re-allocate every pin it holds to other peers, and stop listing it if it is lost (trusted peers only)')
     .action(async (peer: string, _o: unknown, cmd: Command) => {
       const s = new Session(io, cmd)
       s.one(await s.client.peerRemove(peer), r => `${r.reallocated} pins re-allocated away from ${r.peer}`)
     })
 
   const health = program.command('health').description('cluster health')
-  health.command('metrics')
-    .description('names of the metrics the peers publish')
+  health.command('metrics [name]')
+    .description('names of the metrics the peers publish; with a name, its latest value on each peer (weight, expiry)')
+    .action(async (name: string | undefined, _o: unknown, cmd: Command) => {
+      const s = new Session(io, cmd)
+      if (name == null) {
+        for (const n of await s.client.metrics()) s.item(n, String)
+        return
+      }
+      const metrics = await s.client.latestMetrics(name)
+      if (metrics.length === 0) s.note(`no peer has a live "${name}" metric (names: cairn health metrics)`)
+      for (const m of metrics) s.item(m, m => formatMetric(m))
+    })
+  health.command('alerts')
+    .description('metrics that expired, newest first: an expired ping is a lost peer')
     .action(async (_o: unknown, cmd: Command) => {
       const s = new Session(io, cmd)
-      for (const name of await s.client.metrics()) s.item(name, String)
+      for (const a of await s.client.alerts()) s.item(a, a => formatAlert(a))
     })
   health.command('graph')
     .description('who is connected to whom, as a Graphviz dot graph (--json: the ConnectGraph)')

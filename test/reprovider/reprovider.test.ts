@@ -104,7 +104,9 @@ describe('reprovider', { timeout: 180_000 }, () => {
     // DHT client mode: the cluster peer stores no records itself, so only the 20 DHT nodes hold them
     const cluster = await createTestCluster(1, {
       name: 'rp2',
-      cluster: { dht: dhtConfig({ client_mode: true }), reprovide: { interval_ms: 20_000, validity_ms: 40_000 } }
+      // the first cycle 30 s after start: the adds, their fast provides and the 6 s of record validity must fit
+      // before it (with 20 s, a loaded machine ran the cycle first)
+      cluster: { dht: dhtConfig({ client_mode: true }), reprovide: { interval_ms: 30_000, validity_ms: 60_000 } }
     })
     try {
       const peer = cluster.peer(0)
@@ -119,7 +121,7 @@ describe('reprovider', { timeout: 180_000 }, () => {
       await waitFor(async () => !(await findable(a)) && !(await findable(b)), { timeoutMs: 20_000, message: 'records expire on the DHT nodes' })
       assert.equal(peer.reprovider.status().cycles_total, 0, 'the records lapsed before the first scheduled cycle')
       // the first scheduled cycle announces what is still pinned, and only that
-      await waitFor(() => peer.reprovider.status().cycles_total >= 1, { timeoutMs: 30_000, message: 'the scheduled cycle runs' })
+      await waitFor(() => peer.reprovider.status().cycles_total >= 1, { timeoutMs: 40_000, message: 'the scheduled cycle runs' })
       await waitFor(async () => await findable(a), { timeoutMs: 10_000, message: 'the pinned root is findable again' })
       assert.equal(await findable(b), false, 'the unpinned root is not announced again')
       const status = peer.reprovider.status()

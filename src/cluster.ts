@@ -2,7 +2,7 @@
 // request -> validate -> allocate -> pinset (durable, gossiped) -> every peer's tracker -> ipfs.
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
-import { allocate, allocateBalanced, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
+import { allocate, allocateBalanced, allocateWithProbation, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
 import {
   FollowerModeError, InvalidParameterError, NotInPinsetError, UnknownPeerError
 } from './errors.js'
@@ -11,6 +11,7 @@ import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sha
 import { checkReadable, cidKey, parseUserCid, pinsetKey } from './utils/cid.js'
 import { mapLimit } from './utils/concurrency.js'
 import type { Monitor } from './monitor/index.js'
+import type { AuditorAPI } from './audit/index.js'
 import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { ZERO_TIME } from './components.js'
@@ -50,6 +51,11 @@ export interface ClusterInit {
   /** A repo GC this often when the pinset changed since the last one (default 0: none). */
   gcIntervalMs?: number
   secret?: ClusterSecret
+  /**
+   * Whether a peer may take part at all (default: anyone). A closed cluster's allow-list: others are neither in
+   * the peerset nor answered over RPC. Asked at every use, so a config change applies at once.
+   */
+  isMember?: (peerId: string) => boolean
 }
 
 export interface Importer {
@@ -76,6 +82,11 @@ export interface ClusterComponents {
   importer: Importer
   libp2p: Libp2p
   logger: ComponentLogger
+  /**
+   * Whose copies count toward replication_factor_min (src/audit/); without it every peer's do. Peers on
+   * probation get extra copies only, failed ones none, and a peer that fails an audit has its pins moved.
+   */
+  trust?: Pick<AuditorAPI, 'trustOf' | 'trialLoad' | 'trialLimit' | 'onFailed' | 'alerts' | 'peerTrust'>
 }
 
 export interface Cluster extends ClusterAPI, Startable {
@@ -113,6 +124,7 @@ class CairnCluster implements Cluster {
     this.rpc = createRpc({
       cluster: init.cluster,
       isTrusted: init.isTrusted,
+      isMember: init.isMember,
       timeoutMs: init.rpcTimeoutMs,
       secret: init.secret,
       methods: {
@@ -172,9 +184,15 @@ class CairnCluster implements Cluster {
         if (alert.name === 'ping') void this.repinFrom(alert.peer).catch(err => { this.log.error('repinning the pins of lost peer %s failed: %e', alert.peer, err) })
       })
     }
+    // the auditor that found a peer failing moves its pins: other trusted peers may not have audited it yet
+    this.stopAuditFailures = this.components.trust?.onFailed(peer => {
+      if (!this.writable || !this.running) return
+      void this.reallocateAway(peer, () => true).catch(err => { this.log.error('moving the pins of peer %s, which failed an audit, failed: %e', peer, err) })
+    })
   }
 
   private stopAlerts?: () => void
+  private stopAuditFailures?: () => void
   private stopExpiryIndex?: () => void
   private gcTimer?: NodeJS.Timeout
   /** The pinset changed since the last scheduled GC (true at start: what an earlier run left). */
@@ -290,6 +308,7 @@ class CairnCluster implements Cluster {
     clearInterval(this.gcTimer)
     this.stopExpiryIndex?.()
     this.stopAlerts?.()
+    this.stopAuditFailures?.()
     libp2p.removeEventListener('peer:identify', this.onIdentify)
     libp2p.removeEventListener('peer:update', this.onUpdate)
     libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -339,7 +358,7 @@ class CairnCluster implements Cluster {
     const connected = new Set(this.components.libp2p.getPeers().map(String))
     const out = new Set([this.self])
     for (const p of this.components.monitor?.peerset() ?? []) out.add(p)
-    for (const p of this.members) if (connected.has(p)) out.add(p)
+    for (const p of this.members) if (connected.has(p) && this.init.isMember?.(p) !== false) out.add(p)
     for (const p of out) {
       const name = this.components.monitor?.peerInfo(p)?.peer_name
       if (name != null && name !== '') this.names.set(p, name)
@@ -387,7 +406,15 @@ class CairnCluster implements Cluster {
         }
       }
     }))
-    yield * results
+    yield * results.map(id => this.withTrust(id))
+  }
+
+  /** This peer's judgment of the peer's storage (cairn extension fields: IPFS Cluster's are left as they are). */
+  private withTrust (id: IDInfo): IDInfo {
+    const trust = this.components.trust
+    if (trust == null) return id
+    const t = trust.peerTrust(id.id)
+    return { ...id, trust: t.trust, audits: { passed: t.audits_passed, failed: t.audits_failed, last: t.last_audit, error: t.last_error } }
   }
 
   // ----- pinset writes
@@ -425,20 +452,34 @@ class CairnCluster implements Cluster {
       if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
     }
     const current = existing != null && existing.replication_factor_max === max ? existing.allocations : []
-    const { monitor } = this.components
-    const allocations = max === -1
-      ? []
-      : monitor != null
-        // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
-        ? allocateBalanced({
-          cid: cidString, min, max, current, priority,
-          metrics: Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer)).map(m => {
-            // space promised to earlier shards of the same add is not free any more, though no metric says so yet
-            const owed = name === 'freespace' ? debit?.get(m.peer) ?? 0 : 0
-            return owed === 0 ? m : { ...m, weight: Math.max(0, m.weight - owed), value: String(Math.max(0, m.weight - owed)) }
-          })]))
+    const { monitor, trust } = this.components
+    let allocations: string[] = []
+    if (max !== -1 && monitor == null) {
+      allocations = allocate({ cid: cidString, min, max, current, priority, candidates: peers })
+    } else if (max !== -1 && monitor != null) {
+      // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
+      const metrics = Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer)).map(m => {
+        // space promised to earlier shards of the same add is not free any more, though no metric says so yet
+        const owed = name === 'freespace' ? debit?.get(m.peer) ?? 0 : 0
+        return owed === 0 ? m : { ...m, weight: Math.max(0, m.weight - owed), value: String(Math.max(0, m.weight - owed)) }
+      })]))
+      if (trust == null) {
+        allocations = allocateBalanced({ cid: cidString, min, max, current, priority, metrics })
+      } else {
+        // only trusted and proven peers count toward min; peers on probation get extra copies; failed ones none
+        const chosen = allocateWithProbation({
+          cid: cidString, min, max, current, priority, metrics,
+          exclude: new Set(peers.filter(p => trust.trustOf(p) === 'failed')),
+          counts: p => this.counts(p),
+          trialLoad: p => trust.trialLoad(p),
+          trialLimit: trust.trialLimit
         })
-        : allocate({ cid: cidString, min, max, current, priority, candidates: peers })
+        allocations = chosen.allocations
+        if (chosen.counted.length < min) {
+          this.log('%s: %d trusted or proven peers among its allocations, below replication_factor_min %d: under-replicated until peers on probation prove themselves', cidString, chosen.counted.length, min)
+        }
+      }
+    }
     const mode = options.mode ?? 'recursive'
     return {
       cid: cidString,
@@ -568,6 +609,12 @@ class CairnCluster implements Cluster {
       attempt_count: 0,
       priority_pin: false
     }
+  }
+
+  /** Whether this peer's copies count toward replication_factor_min here (every peer's without an auditor). */
+  private counts (peer: string): boolean {
+    const t = this.components.trust?.trustOf(peer)
+    return t == null || t === 'trusted' || t === 'proven' || t === 'unknown'
   }
 
   private isAllocated (pin: Pin | undefined, peer: string): boolean {
@@ -753,7 +800,8 @@ class CairnCluster implements Cluster {
     const owed = await mapLimit(held, GC_STATUS_CONCURRENCY, async pin => {
       const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000)
       const status = await this.status(pin.cid, { signal }).catch(() => undefined)
-      const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
+      // a peer on probation saying "pinned" proves nothing yet: only copies that count let this one go
+      const pinned = pin.allocations.filter(p => this.counts(p) && status?.peer_map[p]?.status === 'pinned').length
       return pinned < Math.max(1, pin.replication_factor_min)
     })
     keep.push(...held.filter((_, i) => owed[i]).map(root))
@@ -862,7 +910,7 @@ class CairnCluster implements Cluster {
         const pin = this.components.pinset.get(shard.cid.toString())
         if (pin == null) { foreign.splice(i, 1); continue } // unpinned meanwhile
         const status = await this.status(shard.cid.toString(), { signal: AbortSignal.timeout(30_000) }).catch(() => undefined)
-        const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
+        const pinned = pin.allocations.filter(p => this.counts(p) && status?.peer_map[p]?.status === 'pinned').length
         if (pinned < Math.max(1, pin.replication_factor_min)) continue
         const dropped = await this.components.importer.dropUnpinned([shard.cid, ...shard.blocks])
         this.log('shard %s is pinned on %d peers: dropped %d of its blocks here', shard.cid, pinned, dropped)
@@ -881,7 +929,8 @@ class CairnCluster implements Cluster {
   }
 
   alerts (): AlertInfo[] {
-    return this.components.monitor?.alerts() ?? []
+    const all = [...this.components.monitor?.alerts() ?? [], ...this.components.trust?.alerts() ?? []]
+    return all.sort((a, b) => a.triggered_at < b.triggered_at ? 1 : a.triggered_at > b.triggered_at ? -1 : 0)
   }
 }
 

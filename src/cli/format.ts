@@ -24,11 +24,15 @@ export function formatPin (p: Pin): string {
   return `${p.cid} | ${p.name} | ${type} | ${repl} | ${depth} | Metadata: ${meta} | Exp: ${goTime(p.expire_at) ?? '∞'} | Added: ${goTime(p.timestamp) ?? 'unknown'}`
 }
 
-/** `<id> | <peername> | Sees N other peers` (ipfs-cluster-ctl's line, "peer" when N is 1), then its addresses and its IPFS identity. */
+/**
+ * `<id> | <peername> | Sees N other peers` (ipfs-cluster-ctl's line, "peer" when N is 1), then its addresses and its
+ * IPFS identity; in `peers ls`, ` | Trust: <state>` ends the first line (how the answering peer judges its storage).
+ */
 export function formatId (id: IDInfo): string {
-  if (id.error) return `${id.id} | ERROR: ${id.error}`
+  const trust = id.trust != null ? ` | Trust: ${id.trust}${id.trust === 'failed' && id.audits?.error ? ` (${id.audits.error})` : ''}` : ''
+  if (id.error) return `${id.id} | ERROR: ${id.error}${trust}`
   const others = Math.max(0, (id.cluster_peers?.length ?? 0) - 1)
-  const lines = [`${id.id} | ${id.peername} | Sees ${others} other ${others === 1 ? 'peer' : 'peers'}`, '  > Addresses:']
+  const lines = [`${id.id} | ${id.peername} | Sees ${others} other ${others === 1 ? 'peer' : 'peers'}${trust}`, '  > Addresses:']
   for (const a of [...(id.addresses ?? [])].sort()) lines.push(`    - ${a}`)
   if (id.ipfs?.error) {
     lines.push(`  > IPFS ERROR: ${id.ipfs.error}`)

@@ -27,6 +27,8 @@ export interface RpcInit {
   cluster: string
   methods: Record<string, RpcMethod>
   isTrusted: (peerId: string) => boolean
+  /** Who is answered at all (default: anyone); a closed cluster's members. */
+  isMember?: (peerId: string) => boolean
   timeoutMs?: number
   /** The cluster secret: both sides of every call prove they hold it (default: none). */
   secret?: ClusterSecret
@@ -72,6 +74,7 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
       const method = typeof req?.method === 'string' && Object.hasOwn(init.methods, req.method) ? init.methods[req.method] : undefined
       if (method?.deadlineMs != null) signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(method.deadlineMs)])
       try {
+        if (init.isMember != null && !init.isMember(peer)) throw new UnauthorizedError(`rpc ${String(req?.method)}: peer ${peer} is not a member of this cluster`)
         if (method == null) throw new Error(`unknown rpc method ${String(req?.method)}`)
         if (method.trustedOnly === true && !init.isTrusted(peer)) throw new UnauthorizedError(`rpc ${String(req.method)}: peer ${peer} is not trusted`)
         const result = method.handler(req.params, { peer, signal })

@@ -11,6 +11,7 @@ describe('cluster.config.json validation', () => {
       name: 'cairn',
       secret: '',
       trusted_peers: [],
+      followers: [],
       bootstrap: [],
       replication_factor_min: -1,
       replication_factor_max: -1,

@@ -111,6 +111,8 @@ export class Auditor implements AuditorAPI {
   // ----- views
 
   trustOf (peer: string): TrustState {
+    // a peer trusts itself for reading, but a follower has no say on storage, its own included
+    if (peer === this.self) return this.init.isWriter() ? 'trusted' : 'unknown'
     if (this.init.isTrusted(peer)) return 'trusted'
     if (!this.init.isWriter()) return 'unknown'
     const state = this.book.state(peer)

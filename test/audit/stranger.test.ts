@@ -3,6 +3,7 @@
 // libp2p strangers: one that only publishes metrics, one that also answers audits with made-up bytes.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -197,6 +198,7 @@ describe('strangers on a closed cluster (followers allow-list)', { timeout: 120_
 
   it('a stranger never enters the peerset, is refused over RPC and gets no pin; the listed follower counts at once', async () => {
     s = await stranger('closed', tc)
+    const outsider = s.id
     // its metrics arrive, and are dropped as from a non-member
     await waitFor(() => [0, 1].every(i => (tc.peer(i).monitor.rejected().member ?? 0) >= 2), { timeoutMs: 30_000, message: 'the trusted peers drop the stranger\'s metrics' })
     for (const i of [0, 1, 2]) {
@@ -216,5 +218,12 @@ describe('strangers on a closed cluster (followers allow-list)', { timeout: 120_
       assert.equal(pin.allocations.length, 2)
       assert.ok(!pin.allocations.includes(s.id), `${cid} is not allocated to the stranger`)
     }
+
+    // the maintainers open the cluster (empty the allow-list in the shared config): the stranger is let in, on probation
+    const cfg = JSON.parse(await readFile(tc.clusterFile, 'utf8'))
+    await writeFile(tc.clusterFile, JSON.stringify({ ...cfg, followers: [] }))
+    await waitFor(() => tc.peer(0).monitor.peerset().includes(outsider), { timeoutMs: 20_000, message: 'the stranger enters the open cluster\'s peerset' })
+    assert.equal((await trustBy(tc, 0)).get(outsider)?.trust, 'probation')
+    assert.equal((await trustBy(tc, 0)).get(tc.peer(2).id)?.trust, 'probation', 'in an open cluster the follower earns its trust like anyone')
   })
 })

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CID } from 'multiformats/cid'
-import { allocate, allocateBalanced, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
+import { allocate, allocateBalanced, allocateWithProbation, DEFAULT_ALLOCATE_BY } from './allocator/index.js'
 import {
   FollowerModeError, InvalidParameterError, NotInPinsetError, ShuttingDownError, UnknownPeerError
 } from './errors.js'
@@ -12,6 +12,7 @@ import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sha
 import { checkReadable, cidKey, parseUserCid, pinsetKey } from './utils/cid.js'
 import { mapLimit } from './utils/concurrency.js'
 import type { LostPeer, Monitor } from './monitor/index.js'
+import type { AuditorAPI } from './audit/index.js'
 import type { ClusterSecret } from './secret.js'
 import { VERSION } from './version.js'
 import { lostPeerError, ZERO_TIME } from './components.js'
@@ -53,6 +54,11 @@ export interface ClusterInit {
   /** A repo GC this often when the pinset changed since the last one (default 0: none). */
   gcIntervalMs?: number
   secret?: ClusterSecret
+  /**
+   * Whether a peer may take part at all (default: anyone). A closed cluster's allow-list: others are neither in
+   * the peerset nor answered over RPC. Asked at every use, so a config change applies at once.
+   */
+  isMember?: (peerId: string) => boolean
 }
 
 export interface Importer {
@@ -79,6 +85,11 @@ export interface ClusterComponents {
   importer: Importer
   libp2p: Libp2p
   logger: ComponentLogger
+  /**
+   * Whose copies count toward replication_factor_min (src/audit/); without it every peer's do. Peers on
+   * probation get extra copies only, failed ones none, and a peer that fails an audit has its pins moved.
+   */
+  trust?: Pick<AuditorAPI, 'trustOf' | 'trialLoad' | 'trialLimit' | 'onFailed' | 'alerts' | 'peerTrust'>
 }
 
 export interface Cluster extends ClusterAPI, Startable {
@@ -120,7 +131,9 @@ class CairnCluster implements Cluster {
     this.rpc = createRpc({
       cluster: init.cluster,
       isTrusted: init.isTrusted,
-      // a member publishes signed metrics that this peer's monitor keeps (a stranger who only connects does not)
+      // a closed cluster answers its members only; a whole status goes to members with a live ping here (a
+      // stranger who only connects has none)
+      admits: init.isMember,
       isMember: peer => this.components.monitor?.peerset().includes(peer) === true,
       timeoutMs: init.rpcTimeoutMs,
       secret: init.secret,
@@ -185,9 +198,15 @@ class CairnCluster implements Cluster {
         if (alert.name === 'ping') void this.repinFrom(alert.peer).catch(err => { this.log.error('repinning the pins of lost peer %s failed: %e', alert.peer, err) })
       })
     }
+    // the auditor that found a peer failing moves its pins: other trusted peers may not have audited it yet
+    this.stopAuditFailures = this.components.trust?.onFailed(peer => {
+      if (!this.writable || !this.running) return
+      void this.reallocateAway(peer, () => true).catch(err => { this.log.error('moving the pins of peer %s, which failed an audit, failed: %e', peer, err) })
+    })
   }
 
   private stopAlerts?: () => void
+  private stopAuditFailures?: () => void
   private stopExpiryIndex?: () => void
   private gcTimer?: NodeJS.Timeout
   /** The pinset changed since the last scheduled GC (true at start: what an earlier run left). */
@@ -316,6 +335,7 @@ class CairnCluster implements Cluster {
     clearInterval(this.gcTimer)
     this.stopExpiryIndex?.()
     this.stopAlerts?.()
+    this.stopAuditFailures?.()
     libp2p.removeEventListener('peer:identify', this.onIdentify)
     libp2p.removeEventListener('peer:update', this.onUpdate)
     libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -378,7 +398,7 @@ class CairnCluster implements Cluster {
     const connected = new Set(this.components.libp2p.getPeers().map(String))
     const out = new Set([this.self])
     for (const p of this.components.monitor?.peerset() ?? []) out.add(p)
-    for (const p of this.members) if (connected.has(p)) out.add(p)
+    for (const p of this.members) if (connected.has(p) && this.init.isMember?.(p) !== false) out.add(p)
     for (const p of out) {
       const name = this.components.monitor?.peerInfo(p)?.peer_name
       if (name != null && name !== '') this.names.set(p, name)
@@ -427,7 +447,7 @@ class CairnCluster implements Cluster {
         }
       }
     }))
-    yield * results
+    yield * results.map(id => this.withTrust(id))
     // lost peers, with what they were last seen as and how many pins are allocated to them
     const lost = this.lostOutside(peers)
     if (lost.length === 0) return
@@ -437,11 +457,11 @@ class CairnCluster implements Cluster {
     }
     for (const l of lost) {
       const n = held.get(l.peer) ?? 0
-      yield {
+      yield this.withTrust({
         id: l.peer, addresses: l.addresses, cluster_peers: [], cluster_peers_addresses: [], version: '', commit: '', rpc_protocol_version: '',
         error: `${lostPeerError(l.since)}; ${n} pin${n === 1 ? '' : 's'} allocated to it`,
         ipfs: { id: l.peer, addresses: l.addresses, error: '' }, peername: l.peer_name
-      }
+      })
     }
   }
 
@@ -458,6 +478,14 @@ class CairnCluster implements Cluster {
   /** A lost peer's entry in the status of a pin allocated to it. */
   private lostShort (l: LostPeer): PinInfoShort {
     return { peername: l.peer_name, ipfs_peer_id: l.peer, status: 'cluster_error', timestamp: l.since, error: lostPeerError(l.since), attempt_count: 0, priority_pin: false }
+  }
+
+  /** This peer's judgment of the peer's storage (cairn extension fields: IPFS Cluster's are left as they are). */
+  private withTrust (id: IDInfo): IDInfo {
+    const trust = this.components.trust
+    if (trust == null) return id
+    const t = trust.peerTrust(id.id)
+    return { ...id, trust: t.trust, audits: { passed: t.audits_passed, failed: t.audits_failed, last: t.last_audit, error: t.last_error } }
   }
 
   // ----- pinset writes
@@ -495,20 +523,34 @@ class CairnCluster implements Cluster {
       if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
     }
     const current = existing != null && existing.replication_factor_max === max ? existing.allocations : []
-    const { monitor } = this.components
-    const allocations = max === -1
-      ? []
-      : monitor != null
-        // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
-        ? allocateBalanced({
-          cid: cidString, min, max, current, priority,
-          metrics: Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer)).map(m => {
-            // space promised to earlier shards of the same add is not free any more, though no metric says so yet
-            const owed = name === 'freespace' ? debit?.get(m.peer) ?? 0 : 0
-            return owed === 0 ? m : { ...m, weight: Math.max(0, m.weight - owed), value: String(Math.max(0, m.weight - owed)) }
-          })]))
+    const { monitor, trust } = this.components
+    let allocations: string[] = []
+    if (max !== -1 && monitor == null) {
+      allocations = allocate({ cid: cidString, min, max, current, priority, candidates: peers })
+    } else if (max !== -1 && monitor != null) {
+      // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
+      const metrics = Object.fromEntries(DEFAULT_ALLOCATE_BY.map(name => [name, monitor.latest(name).filter(m => peers.includes(m.peer)).map(m => {
+        // space promised to earlier shards of the same add is not free any more, though no metric says so yet
+        const owed = name === 'freespace' ? debit?.get(m.peer) ?? 0 : 0
+        return owed === 0 ? m : { ...m, weight: Math.max(0, m.weight - owed), value: String(Math.max(0, m.weight - owed)) }
+      })]))
+      if (trust == null) {
+        allocations = allocateBalanced({ cid: cidString, min, max, current, priority, metrics })
+      } else {
+        // only trusted and proven peers count toward min; peers on probation get extra copies; failed ones none
+        const chosen = allocateWithProbation({
+          cid: cidString, min, max, current, priority, metrics,
+          exclude: new Set(peers.filter(p => trust.trustOf(p) === 'failed')),
+          counts: p => this.counts(p),
+          trialLoad: p => trust.trialLoad(p),
+          trialLimit: trust.trialLimit
         })
-        : allocate({ cid: cidString, min, max, current, priority, candidates: peers })
+        allocations = chosen.allocations
+        if (chosen.counted.length < min) {
+          this.log('%s: %d trusted or proven peers among its allocations, below replication_factor_min %d: under-replicated until peers on probation prove themselves', cidString, chosen.counted.length, min)
+        }
+      }
+    }
     const mode = options.mode ?? 'recursive'
     return {
       cid: cidString,
@@ -638,6 +680,12 @@ class CairnCluster implements Cluster {
       attempt_count: 0,
       priority_pin: false
     }
+  }
+
+  /** Whether this peer's copies count toward replication_factor_min here (every peer's without an auditor). */
+  private counts (peer: string): boolean {
+    const t = this.components.trust?.trustOf(peer)
+    return t == null || t === 'trusted' || t === 'proven' || t === 'unknown'
   }
 
   private isAllocated (pin: Pin | undefined, peer: string): boolean {
@@ -827,7 +875,8 @@ class CairnCluster implements Cluster {
     const owed = await mapLimit(held, GC_STATUS_CONCURRENCY, async pin => {
       const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000)
       const status = await this.status(pin.cid, { signal }).catch(() => undefined)
-      const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
+      // a peer on probation saying "pinned" proves nothing yet: only copies that count let this one go
+      const pinned = pin.allocations.filter(p => this.counts(p) && status?.peer_map[p]?.status === 'pinned').length
       return pinned < Math.max(1, pin.replication_factor_min)
     })
     keep.push(...held.filter((_, i) => owed[i]).map(root))
@@ -937,7 +986,7 @@ class CairnCluster implements Cluster {
         const pin = this.components.pinset.get(shard.cid.toString())
         if (pin == null) { foreign.splice(i, 1); continue } // unpinned meanwhile
         const status = await this.status(shard.cid.toString(), { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) }).catch(() => undefined)
-        const pinned = pin.allocations.filter(p => status?.peer_map[p]?.status === 'pinned').length
+        const pinned = pin.allocations.filter(p => this.counts(p) && status?.peer_map[p]?.status === 'pinned').length
         if (pinned < Math.max(1, pin.replication_factor_min)) continue
         const dropped = await this.components.importer.dropUnpinned([shard.cid, ...shard.blocks])
         this.log('shard %s is pinned on %d peers: dropped %d of its blocks here', shard.cid, pinned, dropped)
@@ -956,7 +1005,8 @@ class CairnCluster implements Cluster {
   }
 
   alerts (): AlertInfo[] {
-    return this.components.monitor?.alerts() ?? []
+    const all = [...this.components.monitor?.alerts() ?? [], ...this.components.trust?.alerts() ?? []]
+    return all.sort((a, b) => a.triggered_at < b.triggered_at ? 1 : a.triggered_at > b.triggered_at ? -1 : 0)
   }
 }
 

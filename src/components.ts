@@ -114,7 +114,18 @@ export interface IDInfo {
   peername: string
   /** cairn extension: whether this peer is in trusted_peers. */
   trusted?: boolean
+  /** cairn extension, in GET /peers: how the answering peer judges this peer's storage (src/audit/). */
+  trust?: TrustState
+  /** cairn extension, in GET /peers: its audits by the answering peer (`last`: ISO time, '' when never). */
+  audits?: { passed: number, failed: number, last: string, error: string }
 }
+
+/**
+ * How a trusted peer judges another's storage: trusted (in trusted_peers), proven (passed its audits, or admitted
+ * by a closed cluster's config), probation (its copies do not count yet), failed (failed an audit, left out
+ * for a cool-down), unknown (the answering peer does not audit: a follower).
+ */
+export type TrustState = 'trusted' | 'proven' | 'probation' | 'failed' | 'unknown'
 
 /** IPFS Cluster's Metric: expire (set by the publisher: now + TTL) and received_at (set by the receiver) in unix ns. */
 export interface MetricInfo {

@@ -15,6 +15,7 @@ import { createMetricsServer, type MetricsServer } from './metrics/index.js'
 import { createGateway, type Gateway } from './gateway/index.js'
 import type { ReprovideAPI } from './components.js'
 import { createReprovider, type Reprovider } from './reprovider/index.js'
+import { createAuditor, offlineBlocks, type AuditorAPI } from './audit/index.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions, Pinset, PinTracker, Startable } from './components.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -48,6 +49,8 @@ export interface CairnPeer extends Startable {
   readonly tracker: PinTracker
   readonly cluster: Cluster
   readonly monitor: Monitor
+  /** Storage audits and the trust they earn (available after start()). */
+  readonly auditor: AuditorAPI
   /** The REST API's bound address (port resolved when configured as 0). */
   restAddress(): { host: string, port: number }
   /** The swarm multiaddrs, with /p2p/<id>. */
@@ -72,6 +75,10 @@ export function createPeer (init: PeerInit): CairnPeer {
   const isWriter = (): boolean => trusted.has(id)
   const dht = config.cluster.dht
   const secret = clusterSecret(config.cluster.secret)
+  // A closed cluster admits by config: the secret's holders, or the trusted peers and listed followers
+  const followers = new Set(config.cluster.followers)
+  const isMember = (peer: string): boolean => followers.size === 0 || isTrusted(peer) || followers.has(peer)
+  const isClosed = (): boolean => secret.enabled || followers.size > 0
 
   const ipfs = createIpfs({
     dataDir: config.path,
@@ -90,6 +97,7 @@ export function createPeer (init: PeerInit): CairnPeer {
   let tracker: PinTracker | undefined
   let cluster: Cluster | undefined
   let monitor: Monitor | undefined
+  let auditor: AuditorAPI | undefined
   let rest: RestApi | undefined
   let reprovider: Reprovider | undefined
   let pinsvc: PinningApi | undefined
@@ -109,6 +117,12 @@ export function createPeer (init: PeerInit): CairnPeer {
           const before = [...trusted].sort().join(',')
           trusted.clear()
           for (const p of next.trusted_peers) trusted.add(p)
+          const listed = [...followers].sort().join(',')
+          followers.clear()
+          for (const p of next.followers) followers.add(p)
+          if ([...followers].sort().join(',') !== listed) {
+            logger.pino.info({ followers: next.followers }, next.followers.length > 0 ? 'followers changed: only listed followers take part' : 'followers list emptied: the cluster is open')
+          }
           if ([...trusted].sort().join(',') !== before) {
             logger.pino.info({ trusted_peers: next.trusted_peers }, `trusted peers changed; this peer is now ${isWriter() ? 'trusted' : 'a follower'}`)
           }
@@ -131,6 +145,7 @@ export function createPeer (init: PeerInit): CairnPeer {
     get tracker () { return need(tracker, 'tracker') },
     get cluster () { return need(cluster, 'cluster') },
     get monitor () { return need(monitor, 'monitor') },
+    get auditor () { return need(auditor, 'the auditor') },
     get reprovider () { return need(reprovider, 'the reprovider') },
     restAddress: () => need(rest, 'the REST API').address(),
     pinsvcAddress: () => need(pinsvc, 'the pinning service API (pinsvc.enabled)').address(),
@@ -168,6 +183,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           peername: config.peer.peername,
           secret,
           isTrusted,
+          isMember,
           checkIntervalMs: Math.min(5000, Math.ceil(config.peer.monitor.metric_ttl_ms / 2)),
           informers: [
             pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
@@ -178,19 +194,25 @@ export function createPeer (init: PeerInit): CairnPeer {
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await monitor.start()
         started.push(monitor)
+        auditor = createAuditor({ ...config.peer.audit, cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed }, {
+          libp2p, logger, pinset, monitor, blocks: offlineBlocks(ipfs.helia.blockstore), verifier: ipfs.helia, datastore: ipfs.helia.datastore
+        })
+        await auditor.start()
+        started.push(auditor)
         cluster = createCluster({
           cluster: config.cluster.name,
           peername: config.peer.peername,
           replication_factor_min: config.cluster.replication_factor_min,
           replication_factor_max: config.cluster.replication_factor_max,
           isTrusted,
+          isMember,
           secret,
           isWriter,
           expiryIntervalMs: init.expiryIntervalMs,
           noPinHoldMs: init.noPinHoldMs,
           strangerRetryMs: init.strangerRetryMs,
           gcIntervalMs: config.peer.gc.interval_ms
-        }, { pinset, tracker, monitor, importer: ipfs, libp2p, logger })
+        }, { pinset, tracker, monitor, trust: auditor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
         rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) } })
@@ -222,7 +244,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         if (config.peer.metrics.enabled) {
           const self = this as { reprovider?: ReprovideAPI }
           metrics = createMetricsServer({ listen: config.peer.metrics.listen, peerId: id, peername: config.peer.peername, cluster: config.cluster.name }, {
-            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), helia: () => ipfs.helia, reprovider: () => self.reprovider, logger
+            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), audit: () => need(auditor, 'the auditor').stats(), helia: () => ipfs.helia, reprovider: () => self.reprovider, logger
           })
           await metrics.start()
           started.push(metrics)

@@ -21,8 +21,8 @@ export async function freePort (): Promise<number> {
 
 export interface TestClusterOptions {
   name?: string
-  /** Extra keys for the shared cluster config. */
-  cluster?: Record<string, unknown>
+  /** Extra keys for the shared cluster config (or a function of the peers' ids returning them). */
+  cluster?: Record<string, unknown> | ((ids: string[]) => Record<string, unknown>)
   /** Extra tracker settings for every peer. */
   tracker?: Record<string, unknown>
   /** Peers that are not trusted (followers), by index. */
@@ -37,6 +37,8 @@ export interface TestClusterOptions {
   gc?: Record<string, unknown>
   /** How soon a connected stranger is identified again (PeerInit.strangerRetryMs). */
   strangerRetryMs?: number
+  /** Storage audit settings of every peer (interval_ms, grace_ms, ...). */
+  audit?: Record<string, unknown>
 }
 
 export interface TestCluster {
@@ -83,7 +85,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     trusted_peers: ids.filter((_, i) => !(options.untrusted ?? []).includes(i)),
     bootstrap: ids.map((id, i) => `/ip4/127.0.0.1/tcp/${swarmPorts[i]}/p2p/${id}`),
     dht: { profile: 'lan', protocol: `/cairn-${name}/kad/1.0.0` },
-    ...options.cluster
+    ...(typeof options.cluster === 'function' ? options.cluster(ids) : options.cluster)
   }, null, 2))
   let server: Server | undefined
   let configUrl: string | undefined
@@ -109,6 +111,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     if (options.gc != null) Object.assign(loaded.peer.gc, options.gc)
+    if (options.audit != null) Object.assign(loaded.peer.audit, options.audit)
     configs.push(loaded)
   }
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)

@@ -29,6 +29,8 @@ export interface BalancedAllocateRequest {
   allocateBy?: readonly string[]
   /** Peers never allocated to, not even when currently allocated (e.g. a peer that went down). */
   exclude?: ReadonlySet<string>
+  /** With fewer than `min` peers qualifying, take every one that does instead of throwing NotEnoughPeersError. */
+  bestEffort?: boolean
 }
 
 interface Partition {
@@ -78,7 +80,7 @@ export function allocateBalanced (req: BalancedAllocateRequest): string[] {
   const candidates = [...qualified.keys()].filter(p => !taken.has(p) && hasRoom(p)).sort()
 
   const available = priority.length + candidates.length
-  if (available < needed) {
+  if (available < needed && req.bestEffort !== true) {
     throw new NotEnoughPeersError(`not enough peers to allocate CID. Needed at least: ${needed}. Wanted at most: ${wanted}. Available candidates: ${available}. See logs for more info.`)
   }
   const ordered = [

@@ -4,6 +4,8 @@ import { NotEnoughPeersError } from '../errors.js'
 
 export { allocateBalanced, DEFAULT_ALLOCATE_BY, DEFAULT_TAG_VALUE } from './balanced.js'
 export type { BalancedAllocateRequest } from './balanced.js'
+export { allocateWithProbation } from './probation.js'
+export type { ProbationAllocateRequest, ProbationAllocation } from './probation.js'
 
 export interface AllocateRequest {
   cid: string

@@ -28,11 +28,13 @@ export function formatPin (p: Pin): string {
 /**
  * `<id> | <peername> | Sees N other peers` ("peer" when N is 1), then its addresses and its IPFS identity; a peer
  * that could not be asked, or is lost, `<id> | [<peername> | ]ERROR: <error>` (ipfs-cluster-ctl gives no name there).
+ * In `peers ls`, ` | Trust: <state>` ends the first line (how the answering peer judges its storage).
  */
 export function formatId (id: IDInfo): string {
-  if (id.error) return `${id.id} | ${id.peername ? `${id.peername} | ` : ''}ERROR: ${id.error}`
+  const trust = id.trust != null ? ` | Trust: ${id.trust}${id.trust === 'failed' && id.audits?.error ? ` (${id.audits.error})` : ''}` : ''
+  if (id.error) return `${id.id} | ${id.peername ? `${id.peername} | ` : ''}ERROR: ${id.error}${trust}`
   const others = Math.max(0, (id.cluster_peers?.length ?? 0) - 1)
-  const lines = [`${id.id} | ${id.peername} | Sees ${others} other ${others === 1 ? 'peer' : 'peers'}`, '  > Addresses:']
+  const lines = [`${id.id} | ${id.peername} | Sees ${others} other ${others === 1 ? 'peer' : 'peers'}${trust}`, '  > Addresses:']
   for (const a of [...(id.addresses ?? [])].sort()) lines.push(`    - ${a}`)
   if (id.ipfs?.error) {
     lines.push(`  > IPFS ERROR: ${id.ipfs.error}`)

@@ -159,6 +159,11 @@ const clusterScalars = {
   /** 32-byte hex pre-shared key of the libp2p private network; "" = none. */
   secret: stringThat(s => s === '' || /^[0-9a-fA-F]{64}$/.test(s), 'expected 64 hex characters or ""').default(''),
   trusted_peers: z.array(peerIdString, { error: got('expected a list of peer IDs') }).default(() => []),
+  /**
+   * The followers admitted besides the trusted peers; [] = an open cluster anyone may follow (its peers' copies
+   * count once audits prove them). Non-empty: a closed cluster, other peers' metrics and RPC calls are ignored.
+   */
+  followers: z.array(peerIdString, { error: got('expected a list of peer IDs') }).default(() => []),
   bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).default(() => []),
   replication_factor_min: replicationFactor().default(-1),
   replication_factor_max: replicationFactor().default(-1)
@@ -223,6 +228,27 @@ export const monitorConfigSchema = section({
   metric_ttl_ms: positiveInt().default(30_000)
 })
 
+/**
+ * Storage audits a trusted peer runs on the other peers (src/audit/, DESIGN §10 "Trust in storage"); followers
+ * only answer them.
+ */
+export const auditConfigSchema = section({
+  /** How often each peer's allocations are audited. */
+  interval_ms: positiveInt().default(600_000),
+  /** A pin is audited on a peer only once allocated to it this long: its time to fetch it. */
+  grace_ms: positiveInt().default(3_600_000),
+  /** Deadline of one audit of one pin (every block asked). */
+  timeout_ms: positiveInt().default(30_000),
+  /** Pins audited per peer and round. */
+  pins_per_round: positiveInt().default(2),
+  /** Audits passed (over 2 or more pins, none failed since) that make a peer proven: its copies count. */
+  proven_after: positiveInt().default(3),
+  /** A peer on probation takes new extra copies only while it holds fewer allocations than this. */
+  probation_pins: positiveInt().default(16),
+  /** How long a peer that failed an audit is left out, before it is on probation again. */
+  cooldown_ms: positiveInt().default(21_600_000)
+})
+
 /** Repo GC on a schedule (`cairn ipfs gc` runs one at any time). */
 export const gcConfigSchema = section({
   /** How often this peer deletes the blocks none of its pins holds, when the pinset changed since; 0 = never. */
@@ -260,6 +286,7 @@ export const peerConfigSchema = z.strictObject({
   tracker: trackerConfigSchema.prefault({}),
   monitor: monitorConfigSchema.prefault({}),
   gc: gcConfigSchema.prefault({}),
+  audit: auditConfigSchema.prefault({}),
   pinsvc: pinsvcConfigSchema.prefault({}),
   gateway: gatewayConfigSchema.prefault({}),
   metrics: metricsConfigSchema.prefault({}),
@@ -276,6 +303,7 @@ export type LogConfig = z.output<typeof logConfigSchema>
 export type ReprovideConfig = z.output<typeof reprovideConfigSchema>
 export type ServiceConfig = z.output<typeof pinsvcConfigSchema>
 export type MonitorConfig = z.output<typeof monitorConfigSchema>
+export type AuditConfig = z.output<typeof auditConfigSchema>
 export type PeerConfig = z.output<typeof peerConfigSchema>
 export type PeerConfigInput = z.input<typeof peerConfigSchema>
 
@@ -296,6 +324,7 @@ export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
   TRACKER: { file: 'peer', path: ['tracker'], keys: trackerConfigSchema.shape },
   MONITOR: { file: 'peer', path: ['monitor'], keys: monitorConfigSchema.shape },
   GC: { file: 'peer', path: ['gc'], keys: gcConfigSchema.shape },
+  AUDIT: { file: 'peer', path: ['audit'], keys: auditConfigSchema.shape },
   PINSVC: { file: 'peer', path: ['pinsvc'], keys: pinsvcConfigSchema.shape },
   GATEWAY: { file: 'peer', path: ['gateway'], keys: gatewayConfigSchema.shape },
   METRICS: { file: 'peer', path: ['metrics'], keys: metricsConfigSchema.shape },

@@ -11,6 +11,7 @@ import { CONTENT_TYPE, LATENCY_BUCKETS, Registry, type Histogram, type Sample } 
 import type { AbortOptions, Pinset, PinTracker, ReprovideAPI, ReprovideStatus, Startable, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import type { GcStats } from '../ipfs/index.js'
+import type { AuditStats } from '../audit/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export { Registry, LATENCY_BUCKETS, CONTENT_TYPE, escapeLabelValue, formatValue } from './registry.js'
@@ -43,6 +44,8 @@ export interface MetricsComponents {
   reprovider?: () => ReprovideAPI | undefined
   /** Repo GC counters of the IPFS node. */
   gcStats?: () => GcStats
+  /** Storage audits and trust states (src/audit/). */
+  audit?: () => AuditStats
   logger?: ComponentLogger
 }
 
@@ -154,6 +157,28 @@ class PeerMetrics implements MetricsServer {
     r.counter({ name: 'cairn_reprovide_failures_total', help: 'Announcements that failed.', collect: rp(s => s.failures_total) })
     r.counter({ name: 'cairn_reprovide_cycles_total', help: 'Reprovide cycles finished.', collect: rp(s => s.cycles_total) })
     r.counter({ name: 'cairn_reprovide_cycles_overrun_total', help: 'Cycles that did not finish within their interval.', collect: rp(s => s.cycles_overrun_total) })
+
+    // ----- storage audits
+    if (c.audit != null) {
+      const audit = c.audit
+      r.counter({
+        name: 'cairn_audit_total',
+        help: 'Audits of one pin on one peer run by this peer, by result (pass, fail, skip: nothing could be checked).',
+        labelNames: ['result'],
+        collect: () => Object.entries(audit().audits).map(([result, value]) => ({ labels: { result }, value }))
+      })
+      r.gauge({
+        name: 'cairn_audit_peers',
+        help: 'Peers of the peerset by how this peer judges their storage (trusted, proven, probation, failed; unknown on a peer that does not audit).',
+        labelNames: ['state'],
+        collect: () => Object.entries(audit().peers).map(([state, value]) => ({ labels: { state }, value }))
+      })
+      r.gauge({
+        name: 'cairn_pins_under_replicated',
+        help: 'Pins whose allocations hold fewer trusted or proven peers than their replication_factor_min (as of the last audit round).',
+        collect: () => audit().under_replicated
+      })
+    }
 
     // ----- ipfs and network
     if (c.gcStats != null) {

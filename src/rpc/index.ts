@@ -29,7 +29,9 @@ export interface RpcInit {
   cluster: string
   methods: Record<string, RpcMethod>
   isTrusted: (peerId: string) => boolean
-  /** Peers of the cluster (trusted ones are always members); default: trusted peers only. */
+  /** Who is answered at all (default: anyone): a closed cluster's members. */
+  admits?: (peerId: string) => boolean
+  /** Who may call the members-only methods (trusted peers always may); default: trusted peers only. */
   isMember?: (peerId: string) => boolean
   timeoutMs?: number
   /** The cluster secret: both sides of every call prove they hold it (default: none). */
@@ -76,6 +78,7 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
       const method = typeof req?.method === 'string' && Object.hasOwn(init.methods, req.method) ? init.methods[req.method] : undefined
       if (method?.deadlineMs != null) signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(method.deadlineMs)])
       try {
+        if (init.admits != null && !init.admits(peer)) throw new UnauthorizedError(`rpc ${String(req?.method)}: peer ${peer} is not a member of this cluster`)
         if (method == null) throw new Error(`unknown rpc method ${String(req?.method)}`)
         if (method.trustedOnly === true && !init.isTrusted(peer)) throw new UnauthorizedError(`rpc ${String(req.method)}: peer ${peer} is not trusted`)
         if (method.membersOnly === true && !init.isTrusted(peer) && init.isMember?.(peer) !== true) {

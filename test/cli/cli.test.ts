@@ -54,8 +54,8 @@ describe('cairn CLI against a fake REST API', () => {
       'GET /version': (_req, res) => { sendJson(res, 200, { version: '0.1.0' }) },
       'GET /peers': (_req, res) => {
         sendNdjson(res, [
-          { id: 'peerA', peername: 'one', addresses: ['/ip4/127.0.0.1/tcp/9096'], cluster_peers: ['peerA', 'peerB', 'peerC'], error: '', ipfs: { id: '', addresses: [], error: '' } },
-          { id: 'peerC', peername: '', addresses: [], cluster_peers: [], error: 'context deadline exceeded', ipfs: { id: '', addresses: [], error: '' } }
+          { id: 'peerA', peername: 'one', addresses: ['/ip4/127.0.0.1/tcp/9096'], cluster_peers: ['peerA', 'peerB', 'peerC'], error: '', ipfs: { id: '', addresses: [], error: '' }, trust: 'trusted' },
+          { id: 'peerC', peername: '', addresses: [], cluster_peers: [], error: 'context deadline exceeded', ipfs: { id: '', addresses: [], error: '' }, trust: 'failed', audits: { passed: 0, failed: 1, last: '2024-01-01T00:00:00.000Z', error: 'block bafyx is not held' } }
         ])
       },
       'GET /monitor/metrics': (_req, res) => { sendJson(res, 200, ['freespace', 'ping']) },
@@ -153,10 +153,10 @@ describe('cairn CLI against a fake REST API', () => {
   it('lists peers like ipfs-cluster-ctl', async () => {
     const { out } = await cairn('peers', 'ls')
     assert.equal(out, [
-      'peerA | one | Sees 2 other peers',
+      'peerA | one | Sees 2 other peers | Trust: trusted',
       '  > Addresses:',
       '    - /ip4/127.0.0.1/tcp/9096',
-      'peerC | ERROR: context deadline exceeded',
+      'peerC | ERROR: context deadline exceeded | Trust: failed (block bafyx is not held)',
       ''
     ].join('\n'))
     const id = await cairn('id')

@@ -29,6 +29,8 @@ describe('CAIRN_<SECTION>_<KEY> overrides', () => {
     assert.deepEqual(parseClusterConfig({}, 'c', { CAIRN_CLUSTER_TRUSTED_PEERS: JSON.stringify([B]) }).trusted_peers, [B])
     assert.deepEqual(parseClusterConfig({ trusted_peers: [A] }, 'c', { CAIRN_CLUSTER_TRUSTED_PEERS: '' }).trusted_peers, [])
     assert.deepEqual(parsePeerConfig({}, 'p', { CAIRN_SWARM_LISTEN: '/ip4/127.0.0.1/tcp/0' }).swarm.listen, ['/ip4/127.0.0.1/tcp/0'])
+    assert.deepEqual(parseClusterConfig({}, 'c', { CAIRN_CLUSTER_FOLLOWERS: `${A},${B}` }).followers, [A, B])
+    assert.equal(parsePeerConfig({}, 'p', { CAIRN_AUDIT_INTERVAL_MS: '60000' }).audit.interval_ms, 60_000)
   })
 
   it('takes objects as JSON', () => {

@@ -11,6 +11,7 @@ describe('cluster.config.json validation', () => {
       name: 'cairn',
       secret: '',
       trusted_peers: [],
+      followers: [],
       bootstrap: [],
       replication_factor_min: -1,
       replication_factor_max: -1,
@@ -46,6 +47,7 @@ describe('cluster.config.json validation', () => {
     ['fraction', { replication_factor_min: 1.5, replication_factor_max: 2 }, 'replication_factor_min:'],
     ['bad peer id', { trusted_peers: [PEER_ID, 'not-a-peer'] }, 'trusted_peers[1]: expected a libp2p peer ID, got "not-a-peer"'],
     ['trust-all star', { trusted_peers: ['*'] }, 'trusted_peers[0]'],
+    ['bad follower id', { followers: [PEER_ID, 'volunteer'] }, 'followers[1]: expected a libp2p peer ID, got "volunteer"'],
     ['bootstrap without /p2p/', { bootstrap: ['/ip4/127.0.0.1/tcp/9096'] }, 'bootstrap[0]: expected a multiaddr ending in /p2p/<peer ID>'],
     ['bootstrap not a multiaddr', { bootstrap: ['127.0.0.1:9096'] }, 'bootstrap[0]'],
     ['bad ip in multiaddr', { bootstrap: [`/ip4/999.0.0.1/tcp/1/p2p/${PEER_ID}`] }, 'bootstrap[0]'],
@@ -84,6 +86,9 @@ describe('peer.json validation', () => {
     assert.equal(peer.tracker.concurrent_pins, 10)
     assert.equal(peer.tracker.recover_interval_ms, 720000)
     assert.equal(peer.log.level, 'info')
+    assert.deepEqual(peer.audit, {
+      interval_ms: 600_000, grace_ms: 3_600_000, timeout_ms: 30_000, pins_per_round: 2, proven_after: 3, probation_pins: 16, cooldown_ms: 21_600_000
+    })
   })
 
   it('accepts port 0, IPv6, host names, URLs and credentials', () => {
@@ -112,6 +117,7 @@ describe('peer.json validation', () => {
     ['empty peername', { peername: '' }, 'peername:'],
     ['unknown key in a section', { tracker: { concurrent_pin: 4 } }, 'peer.json: tracker.concurrent_pin: unknown key'],
     ['unknown section', { api: {} }, 'peer.json: api: unknown key'],
+    ['zero audit interval', { audit: { interval_ms: 0 } }, 'peer.json: audit.interval_ms: expected a positive integer, got 0'],
     ['section not an object', { rest: '127.0.0.1:9094' }, 'peer.json: rest: expected an object']
   ]
   for (const [name, json, fragment] of cases) {

@@ -196,7 +196,7 @@ describe('cairn CLI against three daemon processes', { timeout: 240_000 }, () =>
     assert.equal(lost.peername, 'p3')
     assert.ok(lost.addresses.some(a => a.startsWith(p3.swarm)), lost.addresses.join(' '))
     const text = await cairnOk('--api', p1.rest, 'peers', 'ls')
-    assert.match(text, new RegExp(`^${p3.id} \\| p3 \\| ERROR: peer lost since ${since}; 1 pin allocated to it$`, 'm'))
+    assert.match(text, new RegExp(`^${p3.id} \\| p3 \\| ERROR: peer lost since ${since}; 1 pin allocated to it \\| Trust: trusted$`, 'm'))
     assert.equal(ndjson<IDInfo>(await cairnOk('--api', p1.rest, 'peers', 'ls', '--json')).filter(p => p.error === '').length, 2)
 
     // its pins: cluster_error, since when

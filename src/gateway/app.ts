@@ -15,7 +15,7 @@ import { checkReadable } from '../utils/cid.js'
 import { cachedBlocks, localProbe, timedBlocks, type GatewayBlocks } from './blocks.js'
 import { carStream } from './car.js'
 import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
-import { scopeBlocks, terminalBelow, type ScopeWalk } from './dag-scope.js'
+import { fileBelow, scopeBlocks, terminalBelow, type ScopeWalk } from './dag-scope.js'
 import { cacheDirectives, ifRangeAllows, matchingEtag, parseRange } from './http.js'
 import { listDirectory, renderHtml, type Listing } from './listing.js'
 import { acceptsNpm, MAX_PACKUMENT_BYTES, PACKUMENT_FILE, registryBase, rewritePackument } from './npm.js'
@@ -313,7 +313,8 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     }
     res.setHeader('Content-Length', length)
     if (ctx.cachedOnly && entry.type === 'file' && length > 0) {
-      await checkCached(ctx, { path: [], terminal: entry.cid, below: { walk: 'file', from: offset, to: offset + length - 1, offset: 0 }, answer: { order: 'dfs', dups: false } })
+      const below = fileBelow(offset, offset + length - 1, 0, size)
+      await checkCached(ctx, { path: [], terminal: entry.cid, below, answer: { order: 'dfs', dups: false } })
     }
     if (ctx.head || length === 0) { res.end(); return }
     await stream(ctx, entry.content({ offset, length, signal: ctx.signal, blockReadConcurrency: 32 }))

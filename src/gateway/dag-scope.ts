@@ -19,7 +19,10 @@ export type Below =
   | { walk: 'all' }
   /** a HAMT shard: its sub-shards, not the entries it links to */
   | { walk: 'shards' }
-  /** a UnixFS file node starting at byte `offset` of the file: the children holding bytes from..to (inclusive) */
+  /**
+   * a UnixFS file node starting at byte `offset` of the file, not wholly inside from..to (inclusive): the children
+   * holding bytes of that range (a child wholly inside it is walked as 'all')
+   */
   | { walk: 'file', from: number, to: number, offset: number }
 
 export interface ScopeBlock {
@@ -62,14 +65,20 @@ export function terminalBelow (cid: CID, bytes: Uint8Array, answer: Pick<CarAnsw
   if (unixfs.type === 'hamt-sharded-directory') return { walk: 'shards' }
   if (unixfs.type !== 'file' && unixfs.type !== 'raw') return { walk: 'none' }
   const size = Number(unixfs.fileSize())
-  if (answer.bytes == null) return { walk: 'file', from: 0, to: size - 1, offset: 0 }
+  // every block below a file node is a chunk of it
+  if (answer.bytes == null) return { walk: 'all' }
   const range = resolveEntityBytes(answer.bytes, size)
   if (range === 'outside') {
     throw new InvalidParameterError(`entity-bytes=${answer.bytes.from}:${answer.bytes.to} lies outside the ${size} bytes of ${cid}`)
   }
   // "If the requested entity-bytes resolves to a zero-length range ... the response is equivalent to dag-scope=block"
   if (range === 'empty') return { walk: 'none' }
-  return { walk: 'file', ...range, offset: 0 }
+  return fileBelow(range.from, range.to, 0, size)
+}
+
+/** What to take below a file node spanning `size` bytes from `offset`, for bytes from..to. */
+export function fileBelow (from: number, to: number, offset: number, size: number): Below {
+  return from <= offset && offset + size - 1 <= to ? { walk: 'all' } : { walk: 'file', from, to, offset }
 }
 
 /** The blocks of `walk`: the path's, then the terminal's and those below it. Identity blocks are not yielded. */
@@ -94,16 +103,23 @@ interface Pending {
 
 /**
  * Depth-first, each block in link order, the next `concurrency` blocks of that order loaded ahead. Without dups a
- * block is sent once; a subtree met again is not walked again, but for file ranges, where the same node may be
- * needed for other bytes the second time.
+ * block is sent once, and a subtree already walked with the same rule (or all of it) is not walked again; a file
+ * node cut by the range's ends (at most two per level) is, as it may hold other bytes of the range the second time.
  */
 async function * depthFirst (root: CID, below: Below, dups: boolean, init: ScopeInit, signal: AbortSignal): AsyncGenerator<ScopeBlock> {
   const ahead = init.concurrency ?? DEFAULT_CONCURRENCY
   const done = new AbortController()
   const loadSignal = AbortSignal.any([signal, done.signal])
   const sent = new Set<string>()
-  /** already sent, and nothing below it is needed that was not (its subtree was walked with the same rule) */
-  const skip = (p: Pending): boolean => !dups && sent.has(keyOf(p.cid)) && (p.below.walk !== 'file' || p.cid.code === raw.code)
+  /** `<rule> <cid>` of the subtrees walked whole under 'all' or 'shards' */
+  const walked = new Set<string>()
+  const skip = (p: Pending): boolean => {
+    if (dups) return false
+    const key = keyOf(p.cid)
+    if (walked.has(`all ${key}`) || walked.has(`${p.below.walk} ${key}`)) return true
+    // nothing below it to walk
+    return sent.has(key) && (p.below.walk === 'none' || p.cid.code === raw.code)
+  }
   const stack: Pending[] = [{ cid: root, below }]
   try {
     while (stack.length > 0) {
@@ -123,6 +139,8 @@ async function * depthFirst (root: CID, below: Below, dups: boolean, init: Scope
         if (!dups) sent.add(key)
         yield { cid: next.cid, bytes }
       }
+      // depth-first in a DAG, the same node is met again only once its subtree is done
+      if (!dups && (next.below.walk === 'all' || next.below.walk === 'shards')) walked.add(`${next.below.walk} ${key}`)
       const children = await childrenOf(next.cid, bytes, next.below, init)
       for (let i = children.length - 1; i >= 0; i--) stack.push(children[i])
     }
@@ -175,8 +193,9 @@ async function childrenOf (cid: CID, bytes: Uint8Array, below: Below, init: Scop
       let start = below.offset + (unixfs.data?.byteLength ?? 0)
       const out: Pending[] = []
       for (let i = 0; i < node.Links.length; i++) {
-        const end = start + Number(sizes[i]) - 1
-        if (end >= below.from && start <= below.to) out.push({ cid: node.Links[i].Hash, below: { ...below, offset: start } })
+        const size = Number(sizes[i])
+        const end = start + size - 1
+        if (end >= below.from && start <= below.to) out.push({ cid: node.Links[i].Hash, below: fileBelow(below.from, below.to, start, size) })
         start = end + 1
       }
       return out

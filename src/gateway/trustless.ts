@@ -70,7 +70,7 @@ export function trustlessRequest (query: URLSearchParams, accept: string | undef
   if (asked != null && asked !== '') {
     if (asked !== 'raw' && asked !== 'car') throw new InvalidParameterError(`unsupported format "${asked}": expected raw or car`)
     format = asked
-    // "Use Accept params only if Accept matches ?format"
+    // the CAR parameters of Accept count only when Accept names the format the URL asks for
     if (fromAccept?.format === format) variant = fromAccept.variant
   } else if (fromAccept != null) {
     format = fromAccept.format

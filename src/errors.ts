@@ -34,5 +34,9 @@ export class ShuttingDownError extends defineError('ShuttingDownError', 'the pee
 export class RepoBusyError extends defineError('RepoBusyError', 'the repo is busy: try the GC again later') {}
 /** A peer sent bytes that are not the block asked for (another hash function or digest). */
 export class InvalidBlockError extends defineError('InvalidBlockError', 'a peer sent a block that does not match its CID') {}
+/** The client accepts none of the variants the gateway can send (a CAR version or order it does not write). */
+export class NotAcceptableError extends defineError('NotAcceptableError', 'none of the accepted representations can be served') {}
+/** `Cache-Control: only-if-cached` and a block the answer needs is not in the local store. */
+export class NotCachedError extends defineError('NotCachedError', 'not in the local store, and only-if-cached forbids fetching it') {}
 /** What a mirror holds cannot be served as the client asked (a packument that is not JSON, or too large to rewrite). */
 export class InvalidContentError extends defineError('InvalidContentError', 'the content cannot be served as asked') {}

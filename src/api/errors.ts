@@ -12,6 +12,9 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   FollowerModeError: 403,
   NotInPinsetError: 404,
   NotFoundError: 404,
+  NotAcceptableError: 406,
+  // only-if-cached: a client error (RFC 9111 names 504, the gateway specs 412 to keep it out of server errors)
+  NotCachedError: 412,
   QueueFullError: 429,
   QuotaExceededError: 507,
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that

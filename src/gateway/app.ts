@@ -1,22 +1,26 @@
 // The gateway's routes: /ipfs/<cid>/<path> (immutable, cached for a year) and /mirror/<name>/<path> (the newest
 // root of a mirror, cached for a minute, symlinks followed inside it, npm packuments). Files with type, length,
-// ranges and ETags; directories as index.html or a listing; trustless raw blocks and CARs.
+// ranges and ETags; directories as index.html or a listing; trustless raw blocks and CARs (trustless.ts,
+// dag-scope.ts); Cache-Control: only-if-cached served from local blocks only (blocks.ts).
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import express from 'express'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
-import { InvalidContentError, InvalidParameterError, NotFoundError, RetrievalTimeoutError } from '../errors.js'
+import { InvalidContentError, InvalidParameterError, NotFoundError } from '../errors.js'
 import { clientGone, parseCid, queryOf, requestSignals, sendJson } from '../api/common.js'
 import { restErrorBody, toHttpError } from '../api/errors.js'
 import { concatChunks } from '../utils/bytes.js'
 import { checkReadable } from '../utils/cid.js'
-import { CAR_CONTENT_TYPE, carStream } from './car.js'
+import { cachedBlocks, localProbe, timedBlocks, type GatewayBlocks } from './blocks.js'
+import { carStream } from './car.js'
 import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
-import { ifRangeAllows, matchingEtag, parseRange, trustlessFormat, type TrustlessFormat } from './http.js'
+import { fileBelow, scopeBlocks, terminalBelow, type ScopeWalk } from './dag-scope.js'
+import { cacheDirectives, ifRangeAllows, matchingEtag, parseRange } from './http.js'
 import { listDirectory, renderHtml, type Listing } from './listing.js'
 import { acceptsNpm, MAX_PACKUMENT_BYTES, PACKUMENT_FILE, registryBase, rewritePackument } from './npm.js'
 import { encodeSegment, pathSegments, resolvePath, type Resolved } from './path.js'
+import { carAnswer, carContentType, carEtag, trustlessDisposition, trustlessRequest, type TrustlessRequest } from './trustless.js'
 import type { MirrorIndex } from './mirrors.js'
 import type { Logger } from '@libp2p/logger'
 import type { Express, NextFunction, Request, Response } from 'express'
@@ -30,7 +34,7 @@ export const DEFAULT_LOOKUP_DELAY_MS = 5_000
 
 export interface GatewayAppOptions {
   /** The node's blockstore: reads local blocks, fetches missing ones over bitswap. */
-  blocks: ReadableStorage
+  blocks: GatewayBlocks
   getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
   /** The node's hash functions; a request for a CID whose codec or hash is unknown is a 400. */
   getHasher(code: number): unknown
@@ -61,6 +65,8 @@ interface Ctx {
   blocks: ReadableStorage
   signal: AbortSignal
   head: boolean
+  /** Cache-Control: only-if-cached: `blocks` reads the local store only, and a streamed answer is checked first. */
+  cachedOnly: boolean
 }
 
 export function createGatewayApp (options: GatewayAppOptions): Express {
@@ -83,7 +89,9 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
       const target = route(req, res, urlPath)
       if (target == null) return
       const signal = signalOf(res)
-      const ctx: Ctx = { req, res, signal, blocks: timedBlocks(options.blocks, signal, timeoutMs, lookupDelayMs), head: req.method === 'HEAD' }
+      const cachedOnly = cacheDirectives(req.get('cache-control')).has('only-if-cached')
+      const blocks = cachedOnly ? cachedBlocks(options.blocks, signal) : timedBlocks(options.blocks, signal, timeoutMs, lookupDelayMs)
+      const ctx: Ctx = { req, res, signal, blocks, head: req.method === 'HEAD', cachedOnly }
       try {
         await serve(ctx, target)
       } catch (err) {
@@ -141,19 +149,20 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
 
   async function serve (ctx: Ctx, target: Target): Promise<void> {
     const { req, res } = ctx
-    const format = trustlessFormat(queryOf(req), req.get('accept'))
+    const trustless = trustlessRequest(queryOf(req), req.get('accept'))
     // a raw block is served as it is; anything else decodes the root
-    await checkReadable(target.root, options, { decode: format !== 'raw' || target.segments.length > 0 })
+    await checkReadable(target.root, options, { decode: trustless?.format !== 'raw' || target.segments.length > 0 })
     // a mirror is served as a web server serves its tree: symlinks followed, inside it only
     const resolved = await resolvePath(target.root, target.segments, ctx.blocks,
       { signal: ctx.signal, followSymlinks: target.mirror != null, label: target.urlPath })
     const { cid, roots, path } = resolved
-    res.setHeader('X-Ipfs-Path', `/ipfs/${target.root}${path.map(s => '/' + encodeSegment(s)).join('')}`)
+    const immutablePath = `/ipfs/${target.root}${path.map(s => '/' + encodeSegment(s)).join('')}`
+    res.setHeader('X-Ipfs-Path', immutablePath)
     res.setHeader('X-Ipfs-Roots', roots.map(String).join(','))
     res.setHeader('Cache-Control', target.mirror != null ? MIRROR_CACHE : IMMUTABLE_CACHE)
     res.setHeader('Vary', 'Accept')
-    if (format != null) {
-      await serveTrustless(ctx, cid, format)
+    if (trustless != null) {
+      await serveTrustless(ctx, target, resolved, immutablePath, trustless)
       return
     }
 
@@ -222,24 +231,51 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     sendBytes(ctx, body, 'application/json; charset=utf-8', etag)
   }
 
-  async function serveTrustless (ctx: Ctx, cid: CID, format: TrustlessFormat): Promise<void> {
+  /**
+   * A raw block or a CAR. Every trustless answer, HEAD too: "Content-Disposition ... MUST be returned and set to
+   * attachment"; Content-Location when Accept chose the format ("Returned when a non-default content format has
+   * been negotiated with the Accept header but format was missing from the URL").
+   */
+  async function serveTrustless (ctx: Ctx, target: Target, resolved: Resolved, immutablePath: string, request: TrustlessRequest): Promise<void> {
     const { req, res } = ctx
-    const etag = `"${cid}.${format}"`
-    const known = matchingEtag(req.get('if-none-match'), [etag])
-    if (known != null) { notModified(res, known); return }
+    const { cid } = resolved
     res.setHeader('X-Content-Type-Options', 'nosniff')
-    if (format === 'raw') {
+    res.setHeader('Content-Disposition', trustlessDisposition(cid, request.format))
+    if (request.location != null) res.setHeader('Content-Location', `${target.urlPath}?${request.location.toString()}`)
+    if (request.car == null) {
+      const etag = `"${cid}.raw"`
+      const known = matchingEtag(req.get('if-none-match'), [etag])
+      if (known != null) { notModified(res, known); return }
       const bytes = await concatChunks(ctx.blocks.get(cid, { signal: ctx.signal }))
       sendBytes(ctx, bytes, 'application/vnd.ipld.raw', etag)
       return
     }
+    const answer = carAnswer(request.car)
+    const etag = carEtag(cid, immutablePath, answer)
+    const known = matchingEtag(req.get('if-none-match'), [etag])
+    if (known != null) { notModified(res, known); return }
+    // the terminal block before the 200: a block nobody has is still a 504, and entity-bytes outside the file a 400
+    const terminal = await concatChunks(ctx.blocks.get(cid, { signal: ctx.signal }))
+    const walk: ScopeWalk = { path: resolved.blocks.slice(0, -1), terminal: cid, below: terminalBelow(cid, terminal, answer), answer }
+    if (ctx.cachedOnly) await checkCached(ctx, walk)
     res.status(200)
-    res.setHeader('Content-Type', CAR_CONTENT_TYPE)
+    res.setHeader('Content-Type', carContentType(answer))
     res.setHeader('ETag', etag)
     if (ctx.head) { res.end(); return }
-    res.setHeader('Content-Disposition', `attachment; filename="${cid}.car"`)
-    // header and root block before the 200 goes out, so that a root nobody has is still a 504
-    await stream(ctx, carStream(cid, { blocks: ctx.blocks, getCodec: options.getCodec }, ctx.signal), 2)
+    const load = async (block: CID, signal: AbortSignal): Promise<Uint8Array> => await concatChunks(ctx.blocks.get(block, { signal }))
+    // the CAR header and the first block before the 200 goes out
+    await stream(ctx, carStream(cid, walk, { load, getCodec: options.getCodec }, ctx.signal), 2)
+  }
+
+  /**
+   * only-if-cached: every block `walk` needs is in the local store (a NotCachedError, 412, names the first one that
+   * is not), proved before the answer starts, since a block missing after the 200 could only cut it short.
+   */
+  async function checkCached (ctx: Ctx, walk: ScopeWalk): Promise<void> {
+    const init = { load: localProbe(options.blocks, ctx.blocks), getCodec: options.getCodec }
+    for await (const _ of scopeBlocks({ ...walk, answer: { order: 'dfs', dups: false } }, init, ctx.signal)) {
+      // reading them is the check
+    }
   }
 
   async function serveFile (ctx: Ctx, entry: UnixFSEntry, name: string, etag: string): Promise<void> {
@@ -276,6 +312,10 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
       res.status(200)
     }
     res.setHeader('Content-Length', length)
+    if (ctx.cachedOnly && entry.type === 'file' && length > 0) {
+      const below = fileBelow(offset, offset + length - 1, 0, size)
+      await checkCached(ctx, { path: [], terminal: entry.cid, below, answer: { order: 'dfs', dups: false } })
+    }
     if (ctx.head || length === 0) { res.end(); return }
     await stream(ctx, entry.content({ offset, length, signal: ctx.signal, blockReadConcurrency: 32 }))
   }
@@ -345,57 +385,6 @@ function sendBytes (ctx: Ctx, bytes: Uint8Array, type: string, etag: string): vo
 function notModified (res: Response, etag: string): void {
   res.status(304).setHeader('ETag', etag)
   res.end()
-}
-
-/**
- * The blockstore as one request sees it. Each block read gives up after `timeoutMs`, naming the block. The
- * request's first block may need a DHT provider lookup; the blocks below it are first asked of connected peers
- * only (whoever sent the root most likely has the rest), and looked up after `lookupDelayMs` without an answer:
- * a lookup per block would make a large file crawl.
- */
-function timedBlocks (blocks: ReadableStorage, signal: AbortSignal, timeoutMs: number, lookupDelayMs: number): ReadableStorage {
-  let first = true
-  return {
-    async * get (cid, options) {
-      const timeout = AbortSignal.timeout(timeoutMs)
-      const signals = [signal, timeout]
-      if (options?.signal != null) signals.push(options.signal)
-      const both = AbortSignal.any(signals)
-      const lookup = first
-      first = false
-      try {
-        yield lookup ? await concatChunks(blocks.get(cid, { ...options, signal: both })) : await connectedFirst(blocks, cid, both, lookupDelayMs)
-      } catch (err) {
-        // the request's own end (client gone, gateway stopping) says why better than the fetch's abort error
-        if (signal.aborted) throw signal.reason
-        if (timeout.aborted && options?.signal?.aborted !== true) {
-          throw new RetrievalTimeoutError(`block ${cid} could not be retrieved within ${timeoutMs / 1000} s: no connected peer or provider sent it`)
-        }
-        throw err
-      }
-    }
-  }
-}
-
-/** Asks connected peers for a block (bitswap, no provider lookup); adds a lookup after `delayMs` without it. */
-async function connectedFirst (blocks: ReadableStorage, cid: CID, signal: AbortSignal, delayMs: number): Promise<Uint8Array> {
-  const done = new AbortController()
-  const both = AbortSignal.any([signal, done.signal])
-  let timer: ReturnType<typeof setTimeout> | undefined
-  // maxProviders 0 reaches @helia/bitswap, which then takes no providers from routing
-  const quiet = concatChunks(blocks.get(cid, { signal: both, maxProviders: 0 } as { signal: AbortSignal }))
-  const later = new Promise<Uint8Array>((resolve, reject) => {
-    timer = setTimeout(() => { concatChunks(blocks.get(cid, { signal: both })).then(resolve, reject) }, delayMs)
-    both.addEventListener('abort', () => { clearTimeout(timer); reject(both.reason) }, { once: true })
-  })
-  try {
-    return await Promise.any([quiet, later])
-  } catch (err) {
-    throw (err as AggregateError).errors?.[0] ?? err
-  } finally {
-    clearTimeout(timer)
-    done.abort()
-  }
 }
 
 /** The request's path as sent (still percent-encoded), without the query. */

@@ -1,30 +1,16 @@
-// CARv1 streams of a DAG (trustless gateway `format=car`): header, then each block as varint(len) | cid | bytes.
-import { parallelWalker } from '../ipfs/walker.js'
-import { concatChunks } from '../utils/bytes.js'
+// CARv1 streams of a trustless request (`format=car`): the header, then each block of the request's scope
+// (dag-scope.ts) as varint(len) | cid | bytes.
 import { carHeader, carSectionHead } from '../utils/car.js'
-import type { BlockCodec } from 'multiformats/codecs/interface'
+import { scopeBlocks, type ScopeInit, type ScopeWalk } from './dag-scope.js'
 import type { CID } from 'multiformats/cid'
-import type { ReadableStorage } from 'ipfs-unixfs-exporter'
 
-export const CAR_CONTENT_TYPE = 'application/vnd.ipld.car; version=1; order=unk; dups=y'
-
-export interface CarInit {
-  blocks: ReadableStorage
-  getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
-  /** Blocks fetched at once. Default 32 (the pin walker's). */
-  concurrency?: number
-}
-
-/** Yields a CARv1 with `root` as its one root and every block of the DAG under it, in the order they arrive. */
-export async function * carStream (root: CID, init: CarInit, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+/**
+ * Yields a CARv1 whose one root is `root` (the CID the request's path leads to, as boxo/Kubo write it; "A Client
+ * SHOULD ignore this field") holding the blocks of `walk`.
+ */
+export async function * carStream (root: CID, walk: ScopeWalk, init: ScopeInit, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   yield carHeader(root)
-  const walker = parallelWalker({
-    concurrency: init.concurrency,
-    getCodec: init.getCodec,
-    load: async (cid, options) => await concatChunks(init.blocks.get(cid, { signal: options.signal }))
-  })
-  for await (const node of walker.walk(root, { signal })) {
-    const { cid, bytes } = node.block
+  for await (const { cid, bytes } of scopeBlocks(walk, init, signal)) {
     yield carSectionHead(cid, bytes.byteLength)
     yield bytes
   }

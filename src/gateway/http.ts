@@ -1,5 +1,4 @@
-// Small HTTP pieces of the gateway: Range (one range; RFC 9110 §14), If-None-Match, Accept and ?format.
-import { InvalidParameterError } from '../errors.js'
+// Small HTTP pieces of the gateway: Range (one range; RFC 9110 §14), If-None-Match, Accept, Cache-Control.
 
 export interface ByteRange {
   /** First byte, inclusive. */
@@ -44,38 +43,53 @@ export function ifRangeAllows (header: string | undefined, etag: string): boolea
   return header.trim() === etag
 }
 
-export type TrustlessFormat = 'raw' | 'car'
-
-const FORMAT_BY_TYPE: Readonly<Record<string, TrustlessFormat>> = {
-  'application/vnd.ipld.raw': 'raw',
-  'application/vnd.ipld.car': 'car'
+/** One media range of an Accept header: type lower-cased, parameters by lower-cased name (q apart). */
+export interface MediaRange {
+  type: string
+  params: Readonly<Record<string, string>>
+  q: number
 }
 
 /**
- * The trustless response asked for: `?format=raw|car` first, else an Accept header naming
- * application/vnd.ipld.raw or application/vnd.ipld.car (wildcards never select one).
+ * The media ranges an Accept header lists with q > 0, most preferred first (RFC 9110 §12.5.1; equal weights keep
+ * their order). A malformed q counts as 1.
  */
-export function trustlessFormat (query: URLSearchParams, accept: string | undefined): TrustlessFormat | undefined {
-  const format = query.get('format')
-  if (format != null && format !== '') {
-    if (format === 'raw' || format === 'car') return format
-    throw new InvalidParameterError(`unsupported format "${format}": expected raw or car`)
+export function parseAccept (accept: string | undefined): MediaRange[] {
+  if (accept == null) return []
+  const out: MediaRange[] = []
+  for (const part of accept.split(',')) {
+    const [type, ...rest] = part.split(';').map(s => s.trim())
+    if (type === '') continue
+    const params: Record<string, string> = {}
+    let q = 1
+    for (const p of rest) {
+      const eq = p.indexOf('=')
+      if (eq < 0) continue
+      const name = p.slice(0, eq).trim().toLowerCase()
+      const value = p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1')
+      if (name === 'q') {
+        const n = Number(value)
+        if (value !== '' && Number.isFinite(n)) q = n
+      } else {
+        params[name] = value.toLowerCase()
+      }
+    }
+    if (q > 0) out.push({ type: type.toLowerCase(), params, q })
   }
-  for (const type of mediaTypes(accept)) {
-    const f = FORMAT_BY_TYPE[type]
-    if (f != null) return f
-  }
-  return undefined
+  return out.map((r, i) => ({ r, i })).sort((a, b) => b.r.q - a.r.q || a.i - b.i).map(({ r }) => r)
 }
 
-/** The media types an Accept header lists with q > 0, in order, parameters dropped, lower-cased. */
+/** The media types an Accept header lists with q > 0, most preferred first, parameters dropped, lower-cased. */
 export function mediaTypes (accept: string | undefined): string[] {
-  if (accept == null) return []
-  const out: string[] = []
-  for (const part of accept.split(',')) {
-    const [type, ...params] = part.split(';').map(s => s.trim().toLowerCase())
-    const q = params.find(p => p.startsWith('q='))
-    if (type !== '' && (q == null || Number(q.slice(2)) > 0)) out.push(type)
+  return parseAccept(accept).map(r => r.type)
+}
+
+/** The directives of a Cache-Control header, lower-cased, values dropped (`max-age=0, only-if-cached`). */
+export function cacheDirectives (header: string | undefined): Set<string> {
+  const out = new Set<string>()
+  for (const part of (header ?? '').split(',')) {
+    const name = part.split('=')[0].trim().toLowerCase()
+    if (name !== '') out.add(name)
   }
   return out
 }

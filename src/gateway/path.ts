@@ -66,6 +66,11 @@ export interface Resolved {
   cid: CID
   /** Every CID crossed from the root to `cid` (both included) along `path`: X-Ipfs-Roots. */
   roots: CID[]
+  /**
+   * Every block crossed from the root to `cid` (both included) along `path`, in order: `roots` with the HAMT
+   * sub-shards between them. What a client needs to verify the path (a trustless CAR's first blocks).
+   */
+  blocks: CID[]
   /** The path that leads from the root to `cid`: the segments asked for, with every symlink followed replaced by its target. */
   path: string[]
 }
@@ -96,6 +101,8 @@ export async function resolvePath (root: CID, segments: string[], blocks: Readab
     notFound(next.from != null ? `symlink "${next.from.at}" -> "${next.from.target}" dangles: ${why}` : why, path)
   let cid = root
   const roots = [root]
+  /** shards[i]: the HAMT sub-shards crossed below roots[i] on the way to roots[i + 1] */
+  const shards: CID[][] = [[]]
   const path: string[] = []
   /** roots.length once path[i] was reached: where to cut roots when a link sends the walk back up */
   const rootsAt: number[] = []
@@ -123,6 +130,8 @@ export async function resolvePath (root: CID, segments: string[], blocks: Readab
     path.length = keep
     rootsAt.length = keep
     roots.length = keep === 0 ? 1 : rootsAt[keep - 1]
+    shards.length = roots.length
+    shards[shards.length - 1] = []
     cid = roots[roots.length - 1]
     const from = { at, target }
     pending = [...to.slice(keep).map(name => ({ name, from })), ...pending]
@@ -142,7 +151,7 @@ export async function resolvePath (root: CID, segments: string[], blocks: Readab
     if (target == null) break
     follow(target)
   }
-  return { cid, roots: [...roots], path }
+  return { cid, roots: [...roots], blocks: roots.flatMap((r, i) => [r, ...shards[i]]), path }
 
   /** One resolver call from `cid`: whether it moved deeper. */
   async function step (): Promise<boolean> {
@@ -150,13 +159,18 @@ export async function resolvePath (root: CID, segments: string[], blocks: Readab
     if (resolver == null) throw notFound(`no paths inside codec 0x${cid.code.toString(16)} (${cid})`, path)
     let moved = false
     try {
-      for await (const next of resolver(cid, pending.map(p => p.name), blocks, options)) {
+      for await (const next of resolver(cid, pending.map(p => p.name), blocks, { ...options, yieldSubShards: true })) {
         // the resolver answers with the node itself when it cannot go deeper (a file, a symlink, a path inside a block)
         if (next.cid.equals(cid)) break
+        // a HAMT's sub-shard, with the remaining path unchanged: a block of the path, not a segment of it
+        if (next.rest.length === pending.length) {
+          shards[shards.length - 1].push(next.cid)
+          continue
+        }
         cid = next.cid
         roots.push(cid)
+        shards.push([])
         moved = true
-        // HAMT shards yield intermediate sub-shards with the remaining path unchanged
         for (const done of pending.splice(0, pending.length - next.rest.length)) {
           path.push(done.name)
           rootsAt.push(roots.length)

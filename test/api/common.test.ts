@@ -19,7 +19,8 @@ describe('error status map', () => {
       InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
       NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
       QueueFullError: 429, QuotaExceededError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
-      ShuttingDownError: 503, RepoBusyError: 503, InvalidBlockError: 502, InvalidContentError: 502
+      ShuttingDownError: 503, RepoBusyError: 503, InvalidBlockError: 502, InvalidContentError: 502,
+      NotAcceptableError: 406, NotCachedError: 412
     }
     for (const [name, status] of Object.entries(expected)) {
       const Cls = (errors as unknown as Record<string, new () => Error>)[name]

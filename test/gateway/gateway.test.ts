@@ -196,14 +196,16 @@ describe('the HTTP gateway', () => {
       assert.equal(createHash('sha256').update(Buffer.concat(chunks)).digest('hex'), createHash('sha256').update(bytes).digest('hex'), path)
     }
 
-    // a CAR of a sub-path has that node as its root
+    // a CAR of a sub-path has that node as its root, and starts with the blocks of the path to it (IPIP-402: "The
+    // returned CAR MUST include both the block with the file data and all blocks necessary for traversing from the
+    // root CID to the terminating element")
     const sub = await fetch(`${gw}/ipfs/${root}/docs`, { headers: { Accept: 'application/vnd.ipld.car' } })
     assert.equal(sub.status, 200)
     const subReader = await CarReader.fromBytes(new Uint8Array(await sub.arrayBuffer()))
     assert.deepEqual((await subReader.getRoots()).map(String), [tree.get('site/docs')!.cid])
-    let count = 0
-    for await (const _ of subReader.blocks()) count++
-    assert.equal(count, 3, 'the docs directory and its two files')
+    const order: string[] = []
+    for await (const { cid } of subReader.blocks()) order.push(cid.toString())
+    assert.deepEqual(order, [root, ...['site/docs', 'site/docs/a.json', 'site/docs/b.css'].map(n => tree.get(n)!.cid)], 'the root, the docs directory and its two files, depth-first')
   })
 
   it('gives clear 404, 400 and 504 errors', async () => {

@@ -7,6 +7,8 @@ import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { pushable } from 'it-pushable'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
+// a file node of 2-4 GiB is written right only with this
+import './protons-uint64.js'
 import { InvalidParameterError } from '../errors.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { BufferImporter, ImportCandidate, ImporterOptions, ImportResult } from 'ipfs-unixfs-importer'

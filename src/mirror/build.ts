@@ -12,6 +12,8 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+// a file node of 2-4 GiB is written right only with this
+import '../ipfs/protons-uint64.js'
 import { DEFAULT_CHUNK_SIZE } from '../ipfs/add.js'
 import { parseCid } from '../utils/cid.js'
 import type { CachedDir, CachedFile } from './cache.js'

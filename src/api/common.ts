@@ -134,9 +134,9 @@ const NDJSON_PIECE_BYTES = 64 * 1024
  *
  * Lines are written in pieces of NDJSON_PIECE_BYTES; a slow source's lines go out at the end of the event-loop
  * turn they arrived in, so progress still shows as it happens. The stream waits for the client to drain what it
- * was sent (a slow reader holds one piece, not the whole list) and gives the event loop back every few ms
- * (./utils/turns.ts): a list of any length never holds the peer's other work up for longer than that. A
- * synchronous source (the pinset) is read without a promise per item.
+ * was sent (a slow reader holds one piece, not the whole list) and gives the event loop back after about a
+ * millisecond of work (../utils/turns.ts): a list of any length never holds the peer's other work up for
+ * longer than that. A synchronous source (the pinset) is read without a promise per item.
  */
 export async function sendNdjson<T> (res: Response, items: AsyncIterable<T> | Iterable<T>, options: StreamOptions = {}): Promise<void> {
   const { signal, log } = options

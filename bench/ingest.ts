@@ -2,8 +2,12 @@
 // in every peer's blockstore so that pinning is quick. Measures the rate the API accepts pins at, against the
 // rate it answers a no-op request (GET /health) with the same client and concurrency; then how long after the
 // last answer every pinset holds every pin, and every peer has them all pinned (then checked over REST: all
-// allocated and `pinned`); RSS and CPU per peer.
-// Goal (issue): >= 5,000 pins/s accepted, converged <= 2 s after the last answer.
+// allocated and `pinned`); RSS and CPU per peer. Then, after every figure above, the list phase: --list-pins
+// more pins (no content behind them) loaded into the pinset, and --list-streams concurrent GET /allocations of
+// the whole pinset on peer-0 while GET /health is probed there: the /health latency under that load, the list's
+// MB/s, and whether any other peer lost peer-0 meanwhile.
+// Goals (issue): >= 5,000 pins/s accepted, converged <= 2 s after the last answer; /health p99 < 1 s while the
+// lists stream, and no peer loses peer-0.
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -11,10 +15,13 @@ import { parseArgs } from 'node:util'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { request } from 'node:http'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  BenchUsageError, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, positiveInt,
-  preparePeers, quantile, sampleRss, sleep, startPeerProcesses, stopAll, tempDir, waitFor, waitForClusterPeers,
-  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
+  BenchUsageError, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, nonNegativeInt,
+  positiveInt, preparePeers, quantile, sampleRss, sleep, startPeerProcesses, stopAll, tempDir, waitFor, waitForClusterPeers,
+  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Goal, type HttpTarget, type Metric
 } from './lib.js'
 
 const USAGE = `  --pins N          pins to post (default 5000)
@@ -22,6 +29,8 @@ const USAGE = `  --pins N          pins to post (default 5000)
   --peers P         cluster size (default 3)
   --timeout S       seconds to wait for convergence before failing (default 120)
   --poll-ms MS      pause between convergence probes of one peer (default 50)
+  --list-pins N     pins loaded into the pinset for the list phase, beside the posted ones (default 300000)
+  --list-streams S  concurrent GET /allocations in the list phase; 0 skips it (default 20)
   --cpu-prof        write a V8 CPU profile of each peer over post + converge (path printed under the table)
   --keep            keep the peers' folders (path printed under the table)
   --verbose         show the peers' log lines on stderr`
@@ -66,6 +75,8 @@ export function ingestRegressions (recorded: RecordedIngest, run: RecordedIngest
 
 interface Options {
   pins: number
+  listPins: number
+  listStreams: number
   concurrency: number
   peers: number
   timeoutMs: number
@@ -82,6 +93,8 @@ function parseOptions (argv: string[]): Options {
       args: argv,
       options: {
         pins: { type: 'string' },
+        'list-pins': { type: 'string' },
+        'list-streams': { type: 'string' },
         concurrency: { type: 'string' },
         peers: { type: 'string' },
         timeout: { type: 'string' },
@@ -98,6 +111,8 @@ function parseOptions (argv: string[]): Options {
   }
   return {
     pins: positiveInt('pins', values.pins, 5000),
+    listPins: nonNegativeInt('list-pins', values['list-pins'], 300_000),
+    listStreams: nonNegativeInt('list-streams', values['list-streams'], 20),
     concurrency: positiveInt('concurrency', values.concurrency, 64),
     peers: positiveInt('peers', values.peers, 3),
     timeoutMs: positiveInt('timeout', values.timeout, 120) * 1000,
@@ -212,6 +227,141 @@ async function verify (peer: ChildPeer, target: number, signal: AbortSignal): Pr
 }
 
 
+interface ListPhase {
+  pins: number
+  streams: number
+  /** Wall time from the first request to the last answer's end. */
+  seconds: number
+  /** Bytes of one whole answer. */
+  answerBytes: number
+  totalBytes: number
+  /** Per-stream seconds, sorted. */
+  streamSeconds: number[]
+  /** GET /health latencies on peer-0 while the lists streamed, ms, sorted; a failed probe is Infinity. */
+  healthMs: number[]
+  /** Ping alerts about peer-0 the other peers raised during the phase. */
+  alerts: number
+}
+
+/** One GET /allocations read to its end, counting bytes and lines, not keeping them. */
+async function streamList (target: HttpTarget, signal: AbortSignal): Promise<{ bytes: number, lines: number, seconds: number }> {
+  const t = performance.now()
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: target.host, port: target.port, path: '/allocations', agent: false, signal }, res => {
+      if (res.statusCode !== 200) {
+        res.resume()
+        reject(new Error(`GET /allocations answered ${res.statusCode ?? 0} (${String(res.headers['retry-after'] ?? '')})`))
+        return
+      }
+      let bytes = 0
+      let lines = 0
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++
+      })
+      res.on('end', () => {
+        const trailer = res.trailers['x-stream-error']
+        if (trailer != null && trailer !== '') reject(new Error(`GET /allocations failed half-way: ${trailer}`))
+        else resolve({ bytes, lines, seconds: (performance.now() - t) / 1000 })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/**
+ * The list phase: `listPins` more pins written straight into peer-0's pinset (allocated to a peer outside the
+ * cluster, so no tracker fetches anything), then `listStreams` GET /allocations at once on peer-0, each read to
+ * its end, while GET /health is probed there one request at a time.
+ */
+async function listPhase (peers: ChildPeer[], posted: number, o: Options, ctx: BenchContext): Promise<ListPhase> {
+  const { log, signal } = ctx
+  const [a, ...others] = peers
+  const total = posted + o.listPins
+  if (o.listPins > 0) {
+    const ghost = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const t = performance.now()
+    await a.request('load-pins', { count: o.listPins, batch: 10_000, allocation: ghost }, `load ${o.listPins} pins`, {
+      timeoutMs: Math.max(300_000, o.listPins * 2),
+      signal,
+      onProgress: msg => { log(`list phase: loading ${formatNumber(msg.done as number, 0)}/${formatNumber(o.listPins, 0)} pins, ${((performance.now() - t) / 1000).toFixed(1)} s`) }
+    })
+    await Promise.all(peers.map(async p => {
+      await waitFor(async () => (await p.progress()).pinset === total,
+        { timeoutMs: Math.max(120_000, o.listPins), signal, message: `${p.name} holds the ${total} pins`, intervalMs: 500 })
+    }))
+    log(`list phase: ${formatNumber(total, 0)} pins in every pinset after ${((performance.now() - t) / 1000).toFixed(1)} s`)
+  }
+  const since = new Date().toISOString()
+  const stop = new AbortController()
+  const probing = (async () => {
+    const healthMs: number[] = []
+    while (!stop.signal.aborted) {
+      const t = performance.now()
+      try {
+        const res = await httpRequest(a.rest, 'GET', '/health', { signal: stop.signal, timeoutMs: 10_000 })
+        healthMs.push(res.status === 204 ? performance.now() - t : Infinity)
+      } catch {
+        if (!stop.signal.aborted) healthMs.push(Infinity)
+      }
+      await sleep(50, stop.signal).catch(() => {})
+    }
+    return healthMs
+  })()
+  const t = performance.now()
+  let results
+  try {
+    results = await Promise.all(Array.from({ length: o.listStreams }, async () => await streamList(a.rest, signal)))
+  } finally {
+    stop.abort()
+  }
+  const seconds = (performance.now() - t) / 1000
+  const healthMs = (await probing).sort((x, y) => x - y)
+  for (const r of results) {
+    if (r.lines !== total) throw new Error(`a GET /allocations listed ${r.lines} pins, the pinset holds ${total}`)
+  }
+  let alerts = 0
+  for (const p of others) {
+    const res = await httpRequest(p.rest, 'GET', '/health/alerts', { signal })
+    const list = JSON.parse(res.body.toString()) as Array<{ peer: string, name: string, triggered_at: string }>
+    alerts += list.filter(x => x.peer === a.id && x.name === 'ping' && x.triggered_at >= since).length
+  }
+  return {
+    pins: total,
+    streams: o.listStreams,
+    seconds,
+    answerBytes: results[0].bytes,
+    totalBytes: results.reduce((n, r) => n + r.bytes, 0),
+    streamSeconds: results.map(r => r.seconds).sort((x, y) => x - y),
+    healthMs,
+    alerts
+  }
+}
+
+function listMetrics (l: ListPhase): Metric[] {
+  return [
+    { key: 'list_pins', label: 'list phase: pins in the pinset', value: l.pins, unit: 'pins', digits: 0 },
+    { key: 'list_answer_mb', label: 'list phase: one GET /allocations answer', value: l.answerBytes / 1e6, unit: 'MB', digits: 1 },
+    { key: 'list_rate', label: `list phase: ${l.streams} concurrent GET /allocations on peer-0, together`, value: l.totalBytes / 1e6 / l.seconds, unit: 'MB/s' },
+    { key: 'list_seconds', label: 'list phase: until the last answer ended', value: l.seconds, unit: 's' },
+    { key: 'list_stream_seconds_p50', label: 'list phase: one answer, p50', value: quantile(l.streamSeconds, 0.5), unit: 's' },
+    { key: 'list_health_p50', label: `list phase: GET /health on peer-0 p50 (${l.healthMs.length} probes)`, value: quantile(l.healthMs, 0.5), unit: 'ms' },
+    { key: 'list_health_p99', label: 'list phase: GET /health on peer-0 p99', value: quantile(l.healthMs, 0.99), unit: 'ms' },
+    { key: 'list_health_max', label: 'list phase: GET /health on peer-0 max', value: l.healthMs.at(-1) ?? NaN, unit: 'ms' },
+    { key: 'list_alerts', label: 'list phase: ping alerts about peer-0 on the other peers', value: l.alerts, unit: '', digits: 0 }
+  ]
+}
+
+function listGoals (l: ListPhase): Goal[] {
+  const p99 = quantile(l.healthMs, 0.99)
+  return [
+    { text: `GET /health p99 < 1 s while ${l.streams} lists stream (${formatNumber(p99)} ms)`, met: p99 < 1000 },
+    { text: `no peer loses peer-0 meanwhile (${l.alerts} ping alerts)`, met: l.alerts === 0 }
+  ]
+}
+
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
   const o = parseOptions(argv)
   const { log, signal } = ctx
@@ -225,6 +375,8 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     if (o.cpuProf) await mkdir(profDir)
     peers = await startPeerProcesses(prepared, {
       output: o.verbose ? (name, line) => { log(`${name}: ${line}`) } : undefined,
+      // every list of the list phase is served at once (the default cap, 8, would refuse the rest)
+      env: o.listStreams > 0 ? { CAIRN_REST_MAX_HEAVY_REQUESTS: String(Math.max(8, o.listStreams)) } : undefined,
       signal
     })
     const [a] = peers
@@ -301,6 +453,11 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     // after the figures above, so that the listings' cost is in none of them
     const listingS: number[] = []
     for (const p of peers) listingS.push(await verify(p, target, signal))
+    let lists: ListPhase | undefined
+    if (o.listStreams > 0) {
+      log(`list phase: ${o.listStreams} concurrent GET /allocations on peer-0`)
+      lists = await listPhase(peers, target, o, ctx)
+    }
 
     const last = (key: 'allocatedMs' | 'pinnedMs'): Convergence => conv.reduce((x, y) => y[key] > x[key] ? y : x)
     const allocatedS = last('allocatedMs').allocatedMs / 1000
@@ -337,7 +494,8 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
         value: before.reduce((sum, b, i) => sum + cpuSeconds(b, after[i]), 0) * 1000 / o.pins,
         unit: 'ms'
       },
-      { key: 'cpu_client', label: 'CPU time load generator, post + converge', value: (clientCpu.user + clientCpu.system) / 1e6, unit: 's' }
+      { key: 'cpu_client', label: 'CPU time load generator, post + converge', value: (clientCpu.user + clientCpu.system) / 1e6, unit: 's' },
+      ...(lists !== undefined ? listMetrics(lists) : [])
     ]
     const notes = [
       'every pinset also holds 1 warm-up pin, posted and pinned everywhere before the timing starts',
@@ -352,18 +510,23 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     if (recorded == null) notes.push('the README has no ingest figures to compare with')
     else if (!comparable) notes.push(`not compared with the README's figures (measured with --pins ${RECORDED_PARAMS.pins} --peers ${RECORDED_PARAMS.peers} --concurrency ${RECORDED_PARAMS.concurrency})`)
     else regressions = ingestRegressions(recorded, { pinnedS, cpuPerPinMs: cpuPerPin })
+    if (lists !== undefined) {
+      notes.push(`list phase: after every figure above; ${formatNumber(lists.pins - target, 0)} more pins written straight into peer-0's pinset ` +
+        '(allocated outside the cluster: no fetches), every answer read whole; rest.max_heavy_requests raised to the number of lists so that all run at once')
+    }
     if (o.cpuProf) notes.push(`CPU profiles (peer-0 is the one pinned through): ${profDir}`)
     if (o.keep || o.cpuProf) notes.push(`peer folders kept in ${root.path}`)
     return {
       title: `ingest: ${o.peers} ${o.peers === 1 ? 'peer' : 'peers'}, ${formatNumber(o.pins, 0)} pins posted to peer-0 over REST, ${o.concurrency} in flight (keep-alive)`,
-      params: { pins: o.pins, concurrency: o.concurrency, peers: o.peers, poll_ms: o.pollMs },
+      params: { pins: o.pins, concurrency: o.concurrency, peers: o.peers, poll_ms: o.pollMs, list_pins: o.listPins, list_streams: o.listStreams },
       metrics,
       goals: [
         { text: `>= ${formatNumber(GOAL_RATE, 0)} pins/s accepted (${formatNumber(pinRate)})`, met: pinRate >= GOAL_RATE },
         {
           text: `all pinsets converged <= ${GOAL_CONVERGE_S} s after the last answer (${allocatedS.toFixed(2)} s)`,
           met: allocatedS <= GOAL_CONVERGE_S
-        }
+        },
+        ...(lists !== undefined ? listGoals(lists) : [])
       ],
       notes,
       regressions
@@ -379,7 +542,8 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
 export const ingest: Benchmark = {
   description: 'A cluster (default 3 peers) with the content already in every blockstore; N pins posted over REST ' +
     'to peer-0 with C in flight. Prints the accepted rate against GET /health, seconds until every pinset holds ' +
-    'every pin and until every pin is `pinned` everywhere, and RSS and CPU per peer.',
+    'every pin and until every pin is `pinned` everywhere, and RSS and CPU per peer; then GET /health latency ' +
+    'and the list MB/s while 20 GET /allocations of 300k pins stream from peer-0.',
   usage: USAGE,
   run
 }

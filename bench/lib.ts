@@ -141,6 +141,14 @@ export function positiveInt (flag: string, value: string | undefined, fallback: 
   return n
 }
 
+/** A flag value that may be 0 (to turn a phase off); BenchUsageError names the flag. */
+export function nonNegativeInt (flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 0) throw new BenchUsageError(`--${flag} must be an integer >= 0, got "${value}"`)
+  return n
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Temp dirs, ports, waiting
 

@@ -11,6 +11,7 @@ import { createRpc, rpcProtocol, type Rpc } from './rpc/index.js'
 import { checkShardSize, readClusterDag, shardDag, type ShardedDag } from './sharding.js'
 import { checkReadable, cidKey, parseUserCid, pinsetKey } from './utils/cid.js'
 import { mapLimit } from './utils/concurrency.js'
+import { turnBudget } from './utils/turns.js'
 import type { LostPeer, Monitor } from './monitor/index.js'
 import type { AuditorAPI } from './audit/index.js'
 import type { ClusterSecret } from './secret.js'
@@ -764,8 +765,10 @@ class CairnCluster implements Cluster {
       byCid.delete(key)
       return this.globalFrom(key, pin, map)
     }
-    for (const pin of [...pinset.list()]) {
+    const turn = turnBudget()
+    for (const pin of pinset.list()) {
       options.signal?.throwIfAborted()
+      if (turn.spent()) await turn.yield()
       const g = emit(cidKey(pin.cid), pin)
       if (keep(g)) yield g
     }

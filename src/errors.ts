@@ -21,6 +21,12 @@ export class NotInPinsetError extends defineError('NotInPinsetError', NOT_IN_PIN
 export class NotFoundError extends defineError('NotFoundError', 'not found') {}
 export class UnknownPeerError extends defineError('UnknownPeerError', 'unknown peer') {}
 export class QueueFullError extends defineError('QueueFullError', 'pin/unpin operation queue is full') {}
+/** The peer serves as many heavy requests (whole-pinset lists) as it may at once; the API answers 429 with Retry-After. */
+export class TooManyRequestsError extends defineError('TooManyRequestsError', 'too many requests: try again later') {
+  constructor (message?: string, readonly retryAfterSeconds = 1) {
+    super(message)
+  }
+}
 export class FollowerModeError extends defineError('FollowerModeError', 'follower mode: write operations are disabled') {}
 export class UnauthorizedError extends defineError('UnauthorizedError', 'unauthorized: access denied') {}
 export class NotEnoughPeersError extends defineError('NotEnoughPeersError', 'not enough peers to allocate CID') {}

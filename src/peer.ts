@@ -1,5 +1,6 @@
 // One cairn peer: builds the components in dependency order and runs them. Several peers can run in one
 // process (tests): nothing here is global.
+import { heavyRequests } from './api/common.js'
 import { createRestApi, type RestApi } from './api/rest/index.js'
 import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
@@ -215,7 +216,9 @@ export function createPeer (init: PeerInit): CairnPeer {
         }, { pinset, tracker, monitor, trust: auditor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
-        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) } })
+        // one cap on whole-pinset lists for both APIs: they share the event loop and the pinset
+        const heavy = heavyRequests(config.peer.rest.max_heavy_requests)
+        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, heavy })
         await rest.start()
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
@@ -228,7 +231,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(reprovider)
         // [slot: pinsvc]
         if (config.peer.pinsvc.enabled) {
-          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials, logger }, {
+          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials, logger, heavy }, {
             cluster, pinset, peerId: id, addressesOf: peerAddresses(libp2p, p => monitor?.peerInfo(p)?.addresses)
           })
           await pinsvc.start()

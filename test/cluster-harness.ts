@@ -31,6 +31,8 @@ export interface TestClusterOptions {
   serveConfig?: boolean
   /** basic_auth_credentials for every peer's REST API. */
   basicAuth?: Record<string, string>
+  /** Extra REST API settings of every peer (max_heavy_requests). */
+  rest?: Record<string, unknown>
   /** Per-peer monitor settings (storage_max, tags, metric_ttl_ms). */
   monitor?: (i: number) => Record<string, unknown>
   /** Repo GC settings of every peer (interval_ms). */
@@ -109,6 +111,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     // tracker's timeout + retry is what recovers it (docs/DESIGN.md §10, "Stuck fetches").
     Object.assign(loaded.peer.tracker, { retry_base_ms: 200, retry_max_ms: 2000, pin_timeout_ms: 4000, ...options.tracker })
     if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
+    if (options.rest != null) Object.assign(loaded.peer.rest, options.rest)
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     if (options.gc != null) Object.assign(loaded.peer.gc, options.gc)
     if (options.audit != null) Object.assign(loaded.peer.audit, options.audit)

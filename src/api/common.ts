@@ -1,9 +1,12 @@
 // The base shared by the REST API and the Pinning Service API: CID parsing, JSON responses, the strict-slash
-// redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse) and the listener.
+// redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse), the cap on heavy requests and the
+// listener.
 import { raceSignal } from '../utils/abort.js'
 import { createServer } from 'node:http'
-import { ConfigError } from '../errors.js'
+import { DEFAULT_MAX_HEAVY_REQUESTS } from '../config/schema.js'
+import { ConfigError, TooManyRequestsError } from '../errors.js'
 import { parseUserCid } from '../utils/cid.js'
+import { turnBudget } from '../utils/turns.js'
 import type { CID } from 'multiformats/cid'
 import { restErrorBody, toHttpError } from './errors.js'
 import type { AbortOptions } from '../components.js'
@@ -77,10 +80,11 @@ export function clientGone (req: Request, res: Response): boolean {
 export function errorHandler (body: (status: number, message: string) => unknown, log?: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (clientGone(req, res)) return
-    const { status, message } = toHttpError(err, log)
+    const { status, message, retryAfter } = toHttpError(err, log)
     // a streaming response already sent its status: cutting the connection is the only signal left
     if (res.headersSent) { res.destroy(); return }
     try {
+      if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter))
       sendJson(res, status, body(status, message))
     } catch (sendErr) {
       log?.error('could not send the error response: %e', sendErr)
@@ -119,15 +123,25 @@ export interface StreamOptions {
   log?: Logger
 }
 
+/** NDJSON goes out in pieces of about this many bytes: one write (one HTTP chunk) per piece, not per line. */
+const NDJSON_PIECE_BYTES = 64 * 1024
+
 /**
- * IPFS Cluster's StreamResponse: NDJSON, one item per line, flushed as written. The first item decides 200;
- * no item and no error is a 204; an error before the first item is an error status with a JSON body; an
- * error after it goes in the X-Stream-Error trailer, which is always sent (empty on success). Node forbids
- * trailers without a body, so a 204 carries no Trailer declaration.
+ * IPFS Cluster's StreamResponse: NDJSON, one item per line. The first item decides 200; no item and no error is
+ * a 204; an error before the first item is an error status with a JSON body; an error after it goes in the
+ * X-Stream-Error trailer, which is always sent (empty on success). Node forbids trailers without a body, so a
+ * 204 carries no Trailer declaration.
+ *
+ * Lines are written in pieces of NDJSON_PIECE_BYTES; a slow source's lines go out at the end of the event-loop
+ * turn they arrived in, so progress still shows as it happens. The stream waits for the client to drain what it
+ * was sent (a slow reader holds one piece, not the whole list) and gives the event loop back after about a
+ * millisecond of work (../utils/turns.ts): a list of any length never holds the peer's other work up for
+ * longer than that. A synchronous source (the pinset) is read without a promise per item.
  */
-export async function sendNdjson<T> (res: Response, items: AsyncIterable<T>, options: StreamOptions = {}): Promise<void> {
+export async function sendNdjson<T> (res: Response, items: AsyncIterable<T> | Iterable<T>, options: StreamOptions = {}): Promise<void> {
   const { signal, log } = options
-  const it = items[Symbol.asyncIterator]()
+  const sync = !(Symbol.asyncIterator in items)
+  const it = sync ? (items as Iterable<T>)[Symbol.iterator]() : (items as AsyncIterable<T>)[Symbol.asyncIterator]()
   // Node throws on a Trailer declaration without a chunked body (HEAD, HTTP/1.0 without TE)
   const trailers = res.useChunkedEncodingByDefault && res.req.method !== 'HEAD'
   const end = (message: string): void => {
@@ -141,21 +155,37 @@ export async function sendNdjson<T> (res: Response, items: AsyncIterable<T>, opt
     res.status(200)
     if (trailers) res.setHeader('Trailer', 'X-Stream-Error')
   }
+  let piece = ''
+  let flushTimer: NodeJS.Immediate | undefined
+  const flush = (): void => {
+    clearImmediate(flushTimer)
+    flushTimer = undefined
+    if (piece === '' || res.destroyed) return
+    res.write(Buffer.from(piece))
+    piece = ''
+  }
 
+  const turn = turnBudget()
   let failure: unknown
   let finished = false
   try {
     while (!res.destroyed) {
-      const next = await raceSignal(it.next(), signal)
+      signal?.throwIfAborted()
+      const next = sync ? (it as Iterator<T>).next() : await raceSignal((it as AsyncIterator<T>).next(), signal)
       if (next.done === true) { finished = true; break }
       start()
-      if (!res.write(JSON.stringify(next.value) + '\n')) await drained(res, signal)
+      piece += JSON.stringify(next.value) + '\n'
+      if (piece.length >= NDJSON_PIECE_BYTES) flush()
+      else if (!sync) flushTimer ??= setImmediate(flush)
+      if (res.writableNeedDrain) await drained(res, signal)
+      if (turn.spent()) await turn.yield()
     }
   } catch (err) {
     failure = err
   }
+  clearImmediate(flushTimer)
   // stop the producer when we leave early; not awaited, since it may be blocked on its own pending step
-  if (!finished) it.return?.().catch(() => {})
+  if (!finished) Promise.resolve(it.return?.()).catch(() => {})
   if (res.destroyed) return
 
   if (!started) {
@@ -167,6 +197,7 @@ export async function sendNdjson<T> (res: Response, items: AsyncIterable<T>, opt
     end(message)
     return
   }
+  flush()
   end(failure === undefined ? '' : toHttpError(failure, log).message)
 }
 
@@ -181,6 +212,51 @@ async function drained (res: Response, signal?: AbortSignal): Promise<void> {
     res.on('drain', done)
     res.on('close', done)
   }), signal)
+}
+
+/** The cap on heavy requests of one peer, shared by its APIs. */
+export interface HeavyRequests {
+  /**
+   * Route middleware: holds one of the peer's slots for heavy requests until the response closes, or answers 429
+   * (TooManyRequestsError) with a Retry-After header when they are all taken.
+   */
+  readonly limit: RequestHandler
+  /** Heavy requests being served now. */
+  inFlight(): number
+}
+
+/** Retry-After bounds, seconds. */
+const RETRY_AFTER_MIN_S = 1
+const RETRY_AFTER_MAX_S = 60
+
+/**
+ * A counting semaphore over requests that walk the whole pinset (GET /allocations, GET /pins, the pinning
+ * service's list): each costs CPU in proportion to the pinset and holds memory while its client reads. Past
+ * `max`, a request is refused at once rather than queued, so a client can never pile work up on a peer.
+ * Retry-After is when a slot is expected to free: the recent mean duration of a heavy request over `max`.
+ */
+export function heavyRequests (max = DEFAULT_MAX_HEAVY_REQUESTS, setting = 'rest.max_heavy_requests'): HeavyRequests {
+  if (!Number.isSafeInteger(max) || max < 1) throw new ConfigError(`${setting} must be a positive integer, got ${max}`)
+  let inFlight = 0
+  let meanS = 0
+  return {
+    limit: (_req, res, next) => {
+      if (inFlight >= max) {
+        const wait = Math.min(RETRY_AFTER_MAX_S, Math.max(RETRY_AFTER_MIN_S, Math.ceil(meanS / max)))
+        next(new TooManyRequestsError(`this peer is already serving ${max} lists of the whole pinset (${setting}): try again in ${wait} s`, wait))
+        return
+      }
+      inFlight++
+      const started = performance.now()
+      res.once('close', () => {
+        inFlight--
+        const s = (performance.now() - started) / 1000
+        meanS = meanS === 0 ? s : 0.8 * meanS + 0.2 * s
+      })
+      next()
+    },
+    inFlight: () => inFlight
+  }
 }
 
 export interface Listener {

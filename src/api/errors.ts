@@ -16,6 +16,7 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   // only-if-cached: a client error (RFC 9111 names 504, the gateway specs 412 to keep it out of server errors)
   NotCachedError: 412,
   QueueFullError: 429,
+  TooManyRequestsError: 429,
   QuotaExceededError: 507,
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
   NotEnoughPeersError: 500,
@@ -34,11 +35,13 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
 export interface HttpError {
   status: number
   message: string
+  /** Seconds for a Retry-After header (a 429 past the heavy-request cap). */
+  retryAfter?: number
 }
 
 /** Maps any thrown value to a status and message. Unmapped errors are logged: they are ours, not the caller's. */
 export function toHttpError (err: unknown, log?: Logger): HttpError {
-  const e = (err instanceof Error ? err : new Error(String(err))) as Error & { status?: unknown, type?: unknown }
+  const e = (err instanceof Error ? err : new Error(String(err))) as Error & { status?: unknown, type?: unknown, retryAfterSeconds?: unknown }
   let status = HTTP_STATUS_BY_NAME[e.name]
   let message = e.message
   // express's body parsers and router tag client errors (bad JSON 400, too large 413, bad %-escape 400)
@@ -50,7 +53,8 @@ export function toHttpError (err: unknown, log?: Logger): HttpError {
     status = 500
     log?.error('unexpected %s answered with 500: %e', e.name, e)
   }
-  return { status, message }
+  const retryAfter = e.retryAfterSeconds
+  return typeof retryAfter === 'number' && Number.isSafeInteger(retryAfter) && retryAfter >= 0 ? { status, message, retryAfter } : { status, message }
 }
 
 /** IPFS Cluster's REST error body (`api.Error`). */

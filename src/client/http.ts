@@ -5,6 +5,7 @@ import https from 'node:https'
 import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** An error answered by the API (status >= 400, code and message from its `{code, message}` body) or on the way to it (status 0). */
 export class ClientError extends Error {
@@ -14,6 +15,8 @@ export class ClientError extends Error {
   readonly status: number
   /** `code` of the error body (IPFS Cluster repeats the status there); 0 when no response arrived. */
   readonly code: number
+  /** Seconds the server asked to wait before trying again (its Retry-After), when it said. */
+  retryAfter?: number
 
   constructor (message: string, status = 0, code = status, options?: ErrorOptions) {
     super(message, options)
@@ -21,6 +24,11 @@ export class ClientError extends Error {
     this.code = code
   }
 }
+
+/** A GET answered 429 (the peer serves as many lists as it may at once) is sent again after Retry-After, this many times. */
+const BUSY_RETRIES = 3
+/** The longest Retry-After waited for; a longer one is reported instead. */
+const MAX_RETRY_AFTER_S = 60
 
 export interface HttpInit {
   base: URL
@@ -111,8 +119,24 @@ export class Http {
     }
   }
 
-  /** Sends the request and waits for the response head; a status >= 400 becomes a ClientError. */
+  /**
+   * Sends the request and waits for the response head; a status >= 400 becomes a ClientError. A GET the peer
+   * refused as busy (429 with Retry-After) is sent again after that wait, up to BUSY_RETRIES times.
+   */
   private async open (spec: RequestSpec): Promise<Exchange> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send(spec)
+      } catch (err) {
+        const wait = err instanceof ClientError && err.status === 429 ? err.retryAfter : undefined
+        if (wait === undefined || wait > MAX_RETRY_AFTER_S || attempt >= BUSY_RETRIES || spec.method !== 'GET' || spec.body != null) throw err
+        this.init.log?.(`${spec.method} ${spec.path}: the peer is busy (429), trying again in ${wait} s`)
+        await sleep(wait * 1000, undefined, { signal: spec.signal })
+      }
+    }
+  }
+
+  private async send (spec: RequestSpec): Promise<Exchange> {
     const url = new URL(this.init.base.pathname.replace(/\/$/, '') + spec.path, this.init.base)
     if (spec.query != null) url.search = spec.query.toString()
     const timeout = this.init.timeoutMs != null && this.init.timeoutMs > 0 ? AbortSignal.timeout(this.init.timeoutMs) : undefined
@@ -189,7 +213,10 @@ export class Http {
       const message = typeof body.message === 'string' && body.message !== ''
         ? body.message
         : text.trim() !== '' ? text.trim() : `${status} ${res.statusMessage ?? ''}`.trim()
-      throw new ClientError(message, status, typeof body.code === 'number' ? body.code : status)
+      const error = new ClientError(message, status, typeof body.code === 'number' ? body.code : status)
+      const retryAfter = res.headers['retry-after']
+      if (retryAfter !== undefined && /^\d{1,9}$/.test(retryAfter)) error.retryAfter = Number(retryAfter)
+      throw error
     }
     return { res, fail }
   }

@@ -10,6 +10,8 @@ import { ConfigError } from '../errors.js'
 export const DEFAULT_CLUSTER_NAME = 'cairn'
 export const DEFAULT_SWARM_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/9096']
 export const DEFAULT_REST_LISTEN = '127.0.0.1:9094'
+/** rest.max_heavy_requests: each list costs CPU in proportion to the pinset; this many keep a 2-core peer responsive. */
+export const DEFAULT_MAX_HEAVY_REQUESTS = 8
 export const DEFAULT_DHT_PROTOCOL = '/ipfs/kad/1.0.0'
 export const DEFAULT_PINSVC_LISTEN = '127.0.0.1:9097'
 export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:8080'
@@ -202,7 +204,12 @@ export const restConfigSchema = section({
     error: issue => issue.code === 'invalid_key'
       ? 'user names must not be empty'
       : got('expected null or an object of user: password')(issue)
-  }).nullable().default(null)
+  }).nullable().default(null),
+  /**
+   * Requests that walk the whole pinset (GET /allocations, GET /pins, POST /pins/recover, the pinning service's
+   * GET /pins) served at once, by the REST and pinning service APIs together; past it they are refused with 429.
+   */
+  max_heavy_requests: positiveInt().default(DEFAULT_MAX_HEAVY_REQUESTS)
 })
 
 export const trackerConfigSchema = section({

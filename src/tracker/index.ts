@@ -4,6 +4,7 @@
 import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../errors.js'
 import { cidKey, pinsetKey } from '../utils/cid.js'
+import { turnBudget } from '../utils/turns.js'
 import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
@@ -244,9 +245,9 @@ class StatelessTracker implements PinTracker {
 
   // ----- status
 
-  private async statusOf (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    const { pinset, peerId } = this.components
-    const pin = pinset.get(cid)
+  /** `pin`: the pinset's pin for `cid` when the caller has it already (the pinset is not read again). */
+  private async statusOf (cid: string, options?: AbortOptions, pin = this.components.pinset.get(cid)): Promise<PinInfo> {
+    const { peerId } = this.components
     const op = this.ops.get(cid)
     let status: TrackerStatus
     let error = ''
@@ -291,9 +292,12 @@ class StatelessTracker implements PinTracker {
 
   async * statusAll (options?: AbortOptions): AsyncIterable<PinInfo> {
     const { pinset } = this.components
-    for (const pin of [...pinset.list()]) {
+    const turn = turnBudget()
+    // read lazily: decoding the whole pinset first was itself a turn of a second or more at 300k pins
+    for (const pin of pinset.list()) {
       options?.signal?.throwIfAborted()
-      yield await this.statusOf(cidKey(pin.cid), options)
+      if (turn.spent()) await turn.yield()
+      yield await this.statusOf(cidKey(pin.cid), options, pin)
     }
     // In-flight or failed unpins of CIDs already gone from the pinset.
     for (const op of [...this.ops.values()]) {

@@ -129,6 +129,41 @@ describe('client against a fake IPFS Cluster REST API', () => {
     await assert.rejects(client.unpin(CID), { name: 'ClientError', status: 404, message: 'pin is not part of the pinset' })
   })
 
+  it('sends a GET the peer refused as busy (429) again after its Retry-After, a few times, and never a POST', async () => {
+    let busy = 1
+    const refuse = (res: import('node:http').ServerResponse, retryAfter: string): void => {
+      res.setHeader('Retry-After', retryAfter)
+      sendJson(res, 429, { code: 429, message: 'this peer is already serving 8 lists of the whole pinset (rest.max_heavy_requests): try again in 1 s' })
+    }
+    const busyApi = await startFakeApi({
+      'GET /allocations': (_req, res) => {
+        if (busy-- > 0) { refuse(res, '1'); return }
+        sendNdjson(res, [samplePin(CID)])
+      },
+      'GET /pins': (_req, res) => { refuse(res, '0') },
+      'POST /pins/recover': (_req, res) => { refuse(res, '0') }
+    })
+    try {
+      const lines: string[] = []
+      const client = createClient({ api: busyApi.url, log: line => { lines.push(line) } })
+      const start = Date.now()
+      const pins = []
+      for await (const pin of client.allocations()) pins.push(pin)
+      assert.equal(pins.length, 1)
+      assert.ok(Date.now() - start >= 900, 'it waited the second the peer asked for')
+      assert.ok(lines.some(l => l.includes('GET /allocations: the peer is busy (429), trying again in 1 s')), lines.join('\n'))
+
+      // still busy after 3 more tries: the peer's message
+      const before = busyApi.requests.length
+      await assert.rejects(async () => { for await (const _ of client.statusAll()) {} }, { name: 'ClientError', status: 429, message: /rest\.max_heavy_requests/ })
+      assert.equal(busyApi.requests.length - before, 4)
+      await assert.rejects(async () => { for await (const _ of client.recoverAll()) {} }, { name: 'ClientError', status: 429 })
+      assert.equal(busyApi.requests.length - before, 5, 'a POST is not sent again')
+    } finally {
+      await busyApi.close()
+    }
+  })
+
   it('explains a refused connection', async () => {
     const port = await freePort()
     await assert.rejects(createClient({ api: `127.0.0.1:${port}` }).id(), {

@@ -55,6 +55,7 @@ describe('CAIRN_<SECTION>_<KEY> overrides', () => {
 
   it('names the variable of a bad value', async () => {
     await assertConfigError(() => parsePeerConfig({}, 'p', { CAIRN_TRACKER_CONCURRENT_PINS: 'four' }), 'CAIRN_TRACKER_CONCURRENT_PINS: expected a positive integer')
+    assert.equal(parsePeerConfig({}, 'p', { CAIRN_REST_MAX_HEAVY_REQUESTS: '2' }).rest.max_heavy_requests, 2)
     await assertConfigError(() => parsePeerConfig({}, 'p', { CAIRN_TRACKER_CONCURRENT_PINS: '0' }), 'CAIRN_TRACKER_CONCURRENT_PINS: expected a positive integer')
     await assertConfigError(() => parseClusterConfig({}, 'c', { CAIRN_CLUSTER_TRUSTED_PEERS: `${A},nope` }), 'CAIRN_CLUSTER_TRUSTED_PEERS[1]: expected a libp2p peer ID')
     await assertConfigError(() => parseClusterConfig({}, 'c', { CAIRN_DHT_CLIENT_MODE: 'yes' }), 'CAIRN_DHT_CLIENT_MODE: expected true or false')

@@ -82,7 +82,7 @@ describe('peer.json validation', () => {
     assert.ok(peer.peername.length > 0)
     assert.equal(peer.cluster_config, 'cluster.json')
     assert.deepEqual(peer.swarm, { listen: ['/ip4/0.0.0.0/tcp/9096'], announce: [] })
-    assert.deepEqual(peer.rest, { listen: '127.0.0.1:9094', basic_auth_credentials: null })
+    assert.deepEqual(peer.rest, { listen: '127.0.0.1:9094', basic_auth_credentials: null, max_heavy_requests: 8 })
     assert.equal(peer.tracker.concurrent_pins, 10)
     assert.equal(peer.tracker.recover_interval_ms, 720000)
     assert.equal(peer.log.level, 'info')
@@ -105,6 +105,7 @@ describe('peer.json validation', () => {
     ['bad host', { rest: { listen: '300.1.1.1:80' } }, 'rest.listen: invalid host'],
     ['bare IPv6', { rest: { listen: '::1:80' } }, 'rest.listen:'],
     ['zero concurrency', { tracker: { concurrent_pins: 0 } }, 'peer.json: tracker.concurrent_pins: expected a positive integer'],
+    ['no heavy requests', { rest: { max_heavy_requests: 0 } }, 'peer.json: rest.max_heavy_requests: expected a positive integer'],
     ['string number', { tracker: { max_queue_size: '100' } }, 'tracker.max_queue_size: expected a positive integer'],
     ['negative retries', { tracker: { max_retries: -1 } }, 'tracker.max_retries: expected an integer >= 0'],
     ['retry max below base', { tracker: { retry_base_ms: 5000, retry_max_ms: 1000 } }, 'tracker.retry_max_ms: must be >= retry_base_ms'],

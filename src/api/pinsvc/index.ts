@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import express from 'express'
 import { NotStartedError, ShuttingDownError } from '../../errors.js'
 import { authenticate, tokenHandler } from '../auth.js'
-import { errorHandler, jsonContentType, listen, notFound, queryOf, requestSignals, sendJson, strictSlash } from '../common.js'
+import { errorHandler, heavyRequests, jsonContentType, listen, notFound, queryOf, requestSignals, sendJson, strictSlash } from '../common.js'
 import { pinsvcErrorBody } from '../errors.js'
 import { parseListen } from '../rest/index.js'
 import { parseListQuery, parsePinBody } from './query.js'
@@ -12,7 +12,7 @@ import { RequestIndex } from './request-index.js'
 import { PinService } from './service.js'
 import type { ClusterAPI, Pinset, Startable } from '../../components.js'
 import type { Credentials } from '../auth.js'
-import type { Listener } from '../common.js'
+import type { HeavyRequests, Listener } from '../common.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
 import type { Express } from 'express'
 
@@ -27,6 +27,8 @@ export interface PinningApiInit {
   /** user -> password (the REST API's basic_auth_credentials); none = open. Basic or Bearer JWT from POST /token. */
   basicAuth?: Credentials | null
   logger?: ComponentLogger
+  /** The peer's cap on heavy requests, shared with the REST API (default: a cap of its own). */
+  heavy?: HeavyRequests
 }
 
 export interface PinningApiComponents {
@@ -47,6 +49,8 @@ export interface PinningAppOptions {
   log?: Logger
   basicAuth?: Credentials | null
   signal?: AbortSignal
+  /** The cap on requests that walk the whole pinset: GET /pins (default: DEFAULT_MAX_HEAVY_REQUESTS of its own). */
+  heavy?: HeavyRequests
 }
 
 /** The express app alone: the route table of the spec. */
@@ -61,7 +65,7 @@ export function createPinningApp (service: PinService, options: PinningAppOption
   const body = express.json({ type: () => true, limit: '1mb', strict: false })
 
   app.post('/token', tokenHandler(basicAuth))
-  app.get('/pins', async (req, res) => {
+  app.get('/pins', (options.heavy ?? heavyRequests()).limit, async (req, res) => {
     sendJson(res, 200, await service.list(parseListQuery(queryOf(req)), { signal: signalOf(res) }))
   })
   app.post('/pins', body, async (req, res) => {
@@ -102,7 +106,7 @@ export function createPinningApi (init: PinningApiInit, components: PinningApiCo
       stopping = new AbortController()
       const service = new PinService({ ...components, index, log })
       unwatch = service.watch()
-      const app = createPinningApp(service, { log, basicAuth: init.basicAuth, signal: stopping.signal })
+      const app = createPinningApp(service, { log, basicAuth: init.basicAuth, signal: stopping.signal, heavy: init.heavy })
       try {
         listener = await listen(app, host, port)
       } catch (err) {

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { FollowerModeError, InvalidBodyError, InvalidParameterError, NotFoundError } from '../../errors.js'
 import { cidKey } from '../../utils/cid.js'
+import { turnBudget } from '../../utils/turns.js'
 import { parseCid } from '../common.js'
 import { matchesMeta, matchesName, type ListQuery, type PinBody } from './query.js'
 import { hasRequests, isTombstoned, replacingRequest, requestKey, withoutRequest, withRequest, type PinRequest } from './requests.js'
@@ -174,8 +175,10 @@ export class PinService {
       }
       batch = []
     }
+    const turn = turnBudget()
     for await (const r of source) {
       options.signal?.throwIfAborted()
+      if (turn.spent()) await turn.yield()
       if (q.name !== undefined && !matchesName(r.name, q.name, q.match)) continue
       if (q.meta !== undefined && !matchesMeta(r.meta, q.meta)) continue
       batch.push(r)
@@ -315,7 +318,9 @@ class StatusLookup {
     if (this.lookups > BULK_STATUS_AFTER) {
       // one status stream from every peer instead of a round trip per CID; only CIDs with requests are kept
       this.bulk = true
+      const turn = turnBudget()
       for await (const gpi of cluster.statusAll(this.options)) {
+        if (turn.spent()) await turn.yield()
         const key = cidKey(gpi.cid)
         const pin = pinset.get(key)
         if (pin !== undefined && hasRequests(pin)) this.known.set(key, svcStatusOf(gpi, pin))

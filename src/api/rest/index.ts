@@ -6,7 +6,7 @@ import { ConfigError, InvalidParameterError, NotStartedError, ShuttingDownError 
 import { VERSION } from '../../version.js'
 import { authenticate, tokenHandler } from '../auth.js'
 import {
-  errorHandler, jsonContentType, listen, notFound, parseCid, queryOf, requestSignals, sendJson, sendNdjson,
+  errorHandler, heavyRequests, jsonContentType, listen, notFound, parseCid, queryOf, requestSignals, sendJson, sendNdjson,
   strictSlash
 } from '../common.js'
 import { restErrorBody } from '../errors.js'
@@ -16,7 +16,7 @@ import { parseMultipart, singleFile } from './multipart.js'
 import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
 import type { ClusterAPI, ReprovideAPI, Startable } from '../../components.js'
 import type { Credentials } from '../auth.js'
-import type { Listener } from '../common.js'
+import type { HeavyRequests, Listener } from '../common.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
 import type { Express, Request, RequestHandler, Response } from 'express'
 
@@ -31,6 +31,8 @@ export interface RestApiInit {
   observe?: RestAppOptions['observe']
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
   reprovider?: ReprovideAPI
+  /** The peer's cap on heavy requests, shared with the pinning service API (default: a cap of its own). */
+  heavy?: HeavyRequests
 }
 
 export interface RestApi extends Startable {
@@ -47,6 +49,8 @@ export interface RestAppOptions {
   observe?: (method: string, route: string, status: number, seconds: number) => void
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
   reprovider?: ReprovideAPI
+  /** The cap on requests that walk the whole pinset (default: DEFAULT_MAX_HEAVY_REQUESTS of its own). */
+  heavy?: HeavyRequests
 }
 
 /** Splits "host:port" or "[v6]:port"; ConfigError names the bad value. */
@@ -67,6 +71,8 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
   app.use(jsonContentType, strictSlash, authenticate(basicAuth))
 
   const signalOf = requestSignals(stop)
+  // lists of the whole pinset: capped (429 past it); /health, /id and pin writes never are
+  const heavy = (options.heavy ?? heavyRequests()).limit
   // validated, and echoed as IPFS Cluster does (Go's cid.String()): CIDv0 and base32 CIDv1 as given, CIDv1 in
   // other bases in base32; the cluster normalises to its pinset key itself
   const cidOf = (req: Request): string => parseCid(String(req.params.cid)).cid.toString()
@@ -95,13 +101,13 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
     sendJson(res, 200, { peer, reallocated: await cluster.vacate(peer, { signal: signalOf(res) }) })
   })
 
-  app.get('/allocations', async (req, res) => {
+  app.get('/allocations', heavy, async (req, res) => {
     const types = parseTypeFilter(queryOf(req).get('filter'))
-    await sendNdjson(res, toAsync(cluster.allocations(types)), { signal: signalOf(res), log })
+    await sendNdjson(res, cluster.allocations(types), { signal: signalOf(res), log })
   })
   app.get('/allocations/:cid', (req, res) => { sendJson(res, 200, cluster.allocation(cidOf(req))) })
 
-  app.get('/pins', async (req, res) => {
+  app.get('/pins', heavy, async (req, res) => {
     const q = queryOf(req)
     const local = localOf(req)
     const cidsParam = q.get('cids') ?? ''
@@ -112,7 +118,7 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
     await sendNdjson(res, cluster.statusAll({ signal, local, filter, cids }), { signal, log })
   })
   // registered before /pins/:cid so that "recover" is never read as a CID
-  app.post('/pins/recover', async (req, res) => {
+  app.post('/pins/recover', heavy, async (req, res) => {
     const signal = signalOf(res)
     await sendNdjson(res, cluster.recoverAll({ signal, local: localOf(req) }), { signal, log })
   })
@@ -183,10 +189,6 @@ function observeRequests (observe: NonNullable<RestAppOptions['observe']>): Requ
   }
 }
 
-async function * toAsync<T> (items: Iterable<T>): AsyncGenerator<T> {
-  yield * items
-}
-
 /** The REST API as a Startable component: createRestApp behind a listener on `init.listen`. */
 export function createRestApi (init: RestApiInit): RestApi {
   const { host, port } = parseListen(init.listen)
@@ -198,7 +200,7 @@ export function createRestApi (init: RestApiInit): RestApi {
     async start () {
       if (listener !== undefined) return
       stopping = new AbortController()
-      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe, reprovider: init.reprovider })
+      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe, reprovider: init.reprovider, heavy: init.heavy })
       listener = await listen(app, host, port)
       log?.('listening on %s:%d', listener.address.host, listener.address.port)
     },

@@ -18,7 +18,7 @@ describe('error status map', () => {
     const expected: Record<string, number> = {
       InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
       NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
-      QueueFullError: 429, QuotaExceededError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
+      QueueFullError: 429, QuotaExceededError: 507, InsufficientStorageError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
       ShuttingDownError: 503, RepoBusyError: 503, InvalidBlockError: 502, InvalidContentError: 502
     }
     for (const [name, status] of Object.entries(expected)) {
@@ -32,6 +32,17 @@ describe('error status map', () => {
     }
     assert.deepEqual(HTTP_STATUS_BY_NAME, { ...expected, ...foreign })
     assert.deepEqual(toHttpError(new TypeError('boom')), { status: 500, message: 'boom' })
+  })
+
+  it('a full disk is a 507 whichever library reported it, never a 500', () => {
+    const leveldb = Object.assign(new Error('IO error: /p/blocks/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' })
+    assert.deepEqual(toHttpError(leveldb), { status: 507, message: 'insufficient storage: IO error: /p/blocks/000003.log: No space left on device' })
+    const fs = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+    assert.equal(toHttpError(fs).status, 507)
+    // datastore-level keeps only String(err) of what it wraps
+    const ours = new errors.InsufficientStorageError('insufficient storage: a write to /p/datastore failed for lack of space on the disk holding /p/datastore (0 B free)')
+    const wrapped = Object.assign(new Error(String(ours)), { name: 'PutFailedError' })
+    assert.deepEqual(toHttpError(wrapped), { status: 507, message: ours.message })
   })
 
   it('turns express.json() failures into 400 (malformed) and 413 (too large)', async () => {

@@ -35,6 +35,8 @@ export interface TestClusterOptions {
   monitor?: (i: number) => Record<string, unknown>
   /** Repo GC settings of every peer (interval_ms). */
   gc?: Record<string, unknown>
+  /** Disk settings of every peer (default: no reserve file, which would write 128 MiB per peer). */
+  disk?: Record<string, unknown>
 }
 
 export interface TestCluster {
@@ -107,6 +109,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     if (options.basicAuth != null) loaded.peer.rest.basic_auth_credentials = options.basicAuth
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     if (options.gc != null) Object.assign(loaded.peer.gc, options.gc)
+    Object.assign(loaded.peer.disk, { reserve_bytes: 0, ...options.disk })
     configs.push(loaded)
   }
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)

@@ -1,71 +1,19 @@
 // End to end: the built `cairn` CLI (bin/cairn.js) against three `cairn daemon` processes, as a user runs them.
 // Needs the build (dist/) in place: `npm test` builds first.
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { runProgram, tempDir, waitFor, type Run } from '../util.js'
+import { freePorts, tempDir, waitFor } from '../util.js'
+import { cairn, cairnOk, ndjson, spawnDaemon, type Daemon as BaseDaemon } from './cairn.js'
 import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
 
-/** The repo root: this file runs as dist/test/e2e/cli.test.js. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const CAIRN = join(ROOT, 'bin', 'cairn.js')
 const PEERS = 3
 
-interface Daemon {
-  name: string
-  dir: string
-  rest: string
+interface Daemon extends BaseDaemon {
   swarm: string
-  id: string
-  child?: ChildProcess
-  exit?: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  output: string
 }
-
-/**
- * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
- * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
- */
-function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
-/** Runs `node bin/cairn.js <args>`; resolves with its exit code and output (never rejects on a non-zero exit). */
-async function cairn (...args: string[]): Promise<Run> {
-  return await runProgram(process.execPath, [CAIRN, ...args], { cwd: ROOT, env: childEnv(), timeoutMs: 30_000 })
-}
-
-/** `cairn` that must succeed; the failure message carries its stderr. */
-async function cairnOk (...args: string[]): Promise<string> {
-  const run = await cairn(...args)
-  assert.equal(run.code, 0, `cairn ${args.join(' ')} exited ${run.code}: ${run.stderr}`)
-  return run.stdout
-}
-
-/** Distinct free loopback ports: all bound to port 0 at once, then released. */
-async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
-  return ports
-}
-
-const ndjson = <T>(text: string): T[] => text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as T)
 
 describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () => {
   let tmp: { path: string, cleanup: () => Promise<void> }
@@ -118,22 +66,14 @@ describe('cairn CLI against three daemon processes', { timeout: 120_000 }, () =>
     }, null, 2))
 
     for (const d of daemons) {
-      const child = spawn(process.execPath, [CAIRN, 'daemon', '--path', d.dir], {
-        cwd: ROOT,
-        // three peers on one host: the pinning API, gateway and metrics take any free port
-        env: childEnv({
-          CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
-          CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
-          CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
-          CAIRN_METRICS_LISTEN: '127.0.0.1:0'
-        }),
-        stdio: ['ignore', 'pipe', 'pipe']
+      // three peers on one host: the pinning API, gateway and metrics take any free port
+      spawnDaemon(d, {
+        CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
+        CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
+        CAIRN_METRICS_LISTEN: '127.0.0.1:0',
+        // no 128 MiB reserve file per daemon (test/e2e/disk-full.test.ts has it)
+        CAIRN_DISK_RESERVE_BYTES: '0'
       })
-      d.child = child
-      d.exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-      const keep = (chunk: Buffer): void => { d.output = (d.output + chunk.toString()).slice(-20_000) }
-      child.stdout.on('data', keep)
-      child.stderr.on('data', keep)
     }
     await until(async () => {
       const ids = await Promise.all(daemons.map(async d => {

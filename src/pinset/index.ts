@@ -852,7 +852,8 @@ class YjsPinset implements Pinset {
   }
 
   private syncInBackground (peerId: string): void {
-    if (!this.started || peerId === this.self) return
+    // nothing pulled could be stored (the disk filled): the catch-up after the restart
+    if (!this.started || peerId === this.self || this.store.refusal() != null) return
     this.syncWith(peerId).catch(err => { this.log('catch-up with %s failed: %e', peerId, err) })
   }
 

@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
 import { base36 } from 'multiformats/bases/base36'
 import { errorHandler, listen, parseCid, requestSignals } from '../../src/api/common.js'
-import { HTTP_STATUS_BY_NAME, restErrorBody, toHttpError } from '../../src/api/errors.js'
+import { HTTP_STATUS_BY_NAME, pinsvcErrorBody, restErrorBody, toHttpError } from '../../src/api/errors.js'
 import { decodePartPath } from '../../src/api/rest/multipart.js'
 import { parseAddQuery, parseGoDuration, parsePinOptions, parseRfc3339 } from '../../src/api/rest/pin-options.js'
 import * as errors from '../../src/errors.js'
@@ -43,6 +43,7 @@ describe('error status map', () => {
     const ours = new errors.InsufficientStorageError('insufficient storage: a write to /p/datastore failed for lack of space on the disk holding /p/datastore (0 B free)')
     const wrapped = Object.assign(new Error(String(ours)), { name: 'PutFailedError' })
     assert.deepEqual(toHttpError(wrapped), { status: 507, message: ours.message })
+    assert.deepEqual(pinsvcErrorBody(507, ours.message), { error: { reason: 'INSUFFICIENT_STORAGE', details: ours.message } })
   })
 
   it('turns express.json() failures into 400 (malformed) and 413 (too large)', async () => {

@@ -34,6 +34,8 @@ export class ConfigError extends defineError('ConfigError', 'invalid configurati
 export class NotStartedError extends defineError('NotStartedError', 'component is not started') {}
 export class PeerUnreachableError extends defineError('PeerUnreachableError', 'peer did not answer') {}
 export class QuotaExceededError extends defineError('QuotaExceededError', 'quota exceeded: storage_max reached') {}
+/** The disk holding the peer's folder is full: writes are refused (src/storage/disk.ts names the disk). */
+export class InsufficientStorageError extends defineError('InsufficientStorageError', 'insufficient storage: the disk is full') {}
 export class RetrievalTimeoutError extends defineError('RetrievalTimeoutError', 'content could not be retrieved in time') {}
 export class ShuttingDownError extends defineError('ShuttingDownError', 'the peer is shutting down') {}
 /** A repo GC could not start: one runs already, or pins and adds kept writing blocks for longer than it waits. */

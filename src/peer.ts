@@ -17,6 +17,7 @@ import { createGateway, type Gateway } from './gateway/index.js'
 import type { ReprovideAPI } from './components.js'
 import { createReprovider, type Reprovider } from './reprovider/index.js'
 import { createAuditor, offlineBlocks, type AuditorAPI } from './audit/index.js'
+import { createDiskReserve } from './storage/reserve.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions, Pinset, PinTracker, Startable } from './components.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -94,6 +95,7 @@ export function createPeer (init: PeerInit): CairnPeer {
     }
   })
 
+  const reserve = createDiskReserve({ path: config.path, bytes: config.peer.disk.reserve_bytes }, { logger })
   let pinset: Pinset | undefined
   let tracker: PinTracker | undefined
   let cluster: Cluster | undefined
@@ -159,6 +161,8 @@ export function createPeer (init: PeerInit): CairnPeer {
 
     async start () {
       try {
+        // before any database opens: room for them to replay their logs on a full disk
+        await reserve.prepare()
         await ipfs.start()
         started.push(ipfs)
         const libp2p = ipfs.libp2p
@@ -252,6 +256,8 @@ export function createPeer (init: PeerInit): CairnPeer {
           await metrics.start()
           started.push(metrics)
         }
+        await reserve.start()
+        started.push(reserve)
         const exposed = exposedWithoutAuth(config)
         if (exposed != null) logger.pino.warn(exposed)
       } catch (err) {

@@ -41,6 +41,8 @@ export interface TestClusterOptions {
   strangerRetryMs?: number
   /** Storage audit settings of every peer (interval_ms, grace_ms, ...). */
   audit?: Record<string, unknown>
+  /** Disk settings of every peer (default: no reserve file, which would write 128 MiB per peer). */
+  disk?: Record<string, unknown>
 }
 
 export interface TestCluster {
@@ -115,6 +117,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     if (options.gc != null) Object.assign(loaded.peer.gc, options.gc)
     if (options.audit != null) Object.assign(loaded.peer.audit, options.audit)
+    Object.assign(loaded.peer.disk, { reserve_bytes: 0, ...options.disk })
     configs.push(loaded)
   }
   const peers: Array<CairnPeer | undefined> = new Array(n).fill(undefined)

@@ -74,3 +74,18 @@ export async function rawRequest (port: number, path: string, headers: Record<st
     req.end()
   })
 }
+
+/**
+ * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
+ * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
+ */
+export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
+  }
+  return { ...env, ...extra }
+}
+
+/** Distinct free loopback ports: all bound to port 0 at once, then released. */
+export { freePorts } from '../bench/lib.js'

@@ -1,5 +1,6 @@
 // The one place that turns error names into HTTP statuses. REST (`{code, message}`) and the pinning service
 // API (`{error: {reason, details}}`) share the status map and differ only in the body they build from it.
+import { asInsufficientStorage } from '../storage/disk.js'
 import type { Logger } from '@libp2p/logger'
 
 /** HTTP status for each error class name of src/errors.ts. Anything else is a 500. */
@@ -18,6 +19,7 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   QueueFullError: 429,
   TooManyRequestsError: 429,
   QuotaExceededError: 507,
+  InsufficientStorageError: 507,
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
   NotEnoughPeersError: 500,
   ShuttingDownError: 503,
@@ -44,6 +46,12 @@ export function toHttpError (err: unknown, log?: Logger): HttpError {
   const e = (err instanceof Error ? err : new Error(String(err))) as Error & { status?: unknown, type?: unknown, retryAfterSeconds?: unknown }
   let status = HTTP_STATUS_BY_NAME[e.name]
   let message = e.message
+  // a full disk, also when a library wrapped the error into its own
+  const noSpace = status === undefined ? asInsufficientStorage(e) : undefined
+  if (noSpace != null) {
+    status = HTTP_STATUS_BY_NAME[noSpace.name]
+    message = noSpace.message
+  }
   // express's body parsers and router tag client errors (bad JSON 400, too large 413, bad %-escape 400)
   if (status === undefined && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     status = e.status
@@ -81,7 +89,8 @@ const PINSVC_REASON_BY_STATUS: Readonly<Record<number, string>> = Object.freeze(
   413: 'PAYLOAD_TOO_LARGE',
   429: 'TOO_MANY_REQUESTS',
   500: 'INTERNAL_SERVER_ERROR',
-  503: 'SERVICE_UNAVAILABLE'
+  503: 'SERVICE_UNAVAILABLE',
+  507: 'INSUFFICIENT_STORAGE'
 })
 
 export function pinsvcErrorBody (status: number, message: string): PinsvcErrorBody {

@@ -65,12 +65,7 @@ export function parseMetadata (value: string, previous: Record<string, string> =
   return { ...previous, [value.slice(0, i)]: value.slice(i + 1) }
 }
 
-export function formatBytes (n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
-  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`
-}
+export { formatBytes } from '../utils/bytes.js'
 
 export function formatDuration (ms: number): string {
   return ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`

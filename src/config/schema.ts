@@ -262,6 +262,15 @@ export const gcConfigSchema = section({
   interval_ms: nonNegativeInt().default(3_600_000)
 })
 
+/** The disk under the peer folder (src/storage/reserve.ts). */
+export const diskConfigSchema = section({
+  /**
+   * A file of this many bytes kept in the peer folder while space allows, deleted at start when the databases
+   * need the room to open (LevelDB rewrites its logs then: the block store's can be 64 MiB); 0 = none.
+   */
+  reserve_bytes: nonNegativeInt().default(128 * 1024 * 1024)
+})
+
 /** A listening HTTP service of the peer (pinning API, gateway, metrics); enabled = false turns it off. */
 const serviceSchema = (listen: string) => section({
   enabled: bool().default(true),
@@ -294,6 +303,7 @@ export const peerConfigSchema = z.strictObject({
   monitor: monitorConfigSchema.prefault({}),
   gc: gcConfigSchema.prefault({}),
   audit: auditConfigSchema.prefault({}),
+  disk: diskConfigSchema.prefault({}),
   pinsvc: pinsvcConfigSchema.prefault({}),
   gateway: gatewayConfigSchema.prefault({}),
   metrics: metricsConfigSchema.prefault({}),
@@ -332,6 +342,7 @@ export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
   MONITOR: { file: 'peer', path: ['monitor'], keys: monitorConfigSchema.shape },
   GC: { file: 'peer', path: ['gc'], keys: gcConfigSchema.shape },
   AUDIT: { file: 'peer', path: ['audit'], keys: auditConfigSchema.shape },
+  DISK: { file: 'peer', path: ['disk'], keys: diskConfigSchema.shape },
   PINSVC: { file: 'peer', path: ['pinsvc'], keys: pinsvcConfigSchema.shape },
   GATEWAY: { file: 'peer', path: ['gateway'], keys: gatewayConfigSchema.shape },
   METRICS: { file: 'peer', path: ['metrics'], keys: metricsConfigSchema.shape },

@@ -15,6 +15,7 @@ import { createUnsafe } from 'multiformats/block'
 import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError, NotStartedError, QuotaExceededError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
+import { guardedLevel } from '../storage/guarded-level.js'
 import { cidKey } from '../utils/cid.js'
 import { importCar, importEntries, WriteBehind, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
@@ -127,7 +128,8 @@ export class IpfsNodeImpl implements IpfsNode {
   private async doStart (): Promise<void> {
     const { dataDir } = this.init
     await mkdir(dataDir, { recursive: true })
-    const datastore = new LevelDatastore(join(dataDir, 'datastore'))
+    // the options datastore-level would give its own Level
+    const datastore = new LevelDatastore(guardedLevel<string, Uint8Array>(join(dataDir, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' }))
     await datastore.open()
     const blockstore = new SizedBlockstore({ path: join(dataDir, 'blocks'), datastore, log: this.log })
     const hostDatastore = new HostDatastore(datastore, this.logger.forComponent('cairn:ipfs:host-datastore'))

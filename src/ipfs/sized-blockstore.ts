@@ -24,12 +24,13 @@
 // The count is persisted in the datastore on a clean close and removed while open: after a crash the key is
 // missing and the count is rebuilt once by reading the index (and any earlier-layout blocks).
 import { Key } from 'interface-datastore'
-import { Level } from 'level'
+import type { Level } from 'level'
 import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { NotFoundError } from '../errors.js'
+import { guardedLevel, type GuardedLevel } from '../storage/guarded-level.js'
 import { concatChunks } from '../utils/bytes.js'
 import type { Logger } from '@libp2p/interface'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
@@ -108,8 +109,8 @@ function decodeRef (value: Uint8Array): Ref {
 }
 
 export class SizedBlockstore implements Blockstore {
-  private readonly db: Level<string, Uint8Array>
-  private readonly index: Level<string, Uint8Array>
+  private readonly db: GuardedLevel<string, Uint8Array>
+  private readonly index: GuardedLevel<string, Uint8Array>
   private readonly datastore: Datastore
   private readonly log: Logger
   private readonly path: string
@@ -148,8 +149,8 @@ export class SizedBlockstore implements Blockstore {
     this.path = init.path
     this.writeBufferSize = init.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE
     this.reclaimBytes = init.reclaimBytes ?? RECLAIM_BYTES
-    this.db = new Level<string, Uint8Array>(init.path, { keyEncoding: 'utf8', valueEncoding: 'view' })
-    this.index = new Level<string, Uint8Array>(`${init.path}-index`, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    this.db = guardedLevel<string, Uint8Array>(init.path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    this.index = guardedLevel<string, Uint8Array>(`${init.path}-index`, { keyEncoding: 'utf8', valueEncoding: 'view' })
     this.dataWrites = batched(this.db)
     this.indexWrites = batched(this.index)
     this.datastore = init.datastore
@@ -222,9 +223,13 @@ export class SizedBlockstore implements Blockstore {
     this.opened = false
     await Promise.allSettled([...this.inflight.values()])
     await this.compacting
-    if (this.pending.length > 0) await this.datastore.put(PENDING_KEY, encoder.encode(JSON.stringify(this.pending)))
-    await this.datastore.put(SIZE_KEY, encoder.encode(String(this.bytes)))
-    await Promise.all([this.db.close(), this.index.close()])
+    try {
+      if (this.pending.length > 0) await this.datastore.put(PENDING_KEY, encoder.encode(JSON.stringify(this.pending)))
+      // after a failed write (a full disk) bytes may be left unindexed: no count, so that the next open looks
+      if (this.db.guard.writable && this.index.guard.writable) await this.datastore.put(SIZE_KEY, encoder.encode(String(this.bytes)))
+    } finally {
+      await Promise.all([this.db.close(), this.index.close()])
+    }
   }
 
   /** Bytes held (block payloads; level's own overhead is not counted). */

@@ -110,6 +110,13 @@ class YjsPinset implements Pinset {
   private doc = new Y.Doc()
   private map = this.doc.getMap<string>('pins')
   private pending: PendingOp[] = []
+  /** While set, local changes are collected here instead of told to listeners (transactLocal). */
+  private held?: PinsetChange[]
+  /**
+   * The document update of commits whose envelope could not be stored, with the update that undid them: in the
+   * document, not in any envelope. The next envelope carries it, so that peers get every local change in order.
+   */
+  private unsaved?: Uint8Array
   private flushing = false
   private flushScheduled = false
   private started = false
@@ -230,9 +237,14 @@ class YjsPinset implements Pinset {
     await libp2p.unhandle(this.protocol).catch(() => {})
     await this.waitForFlush()
     await Promise.allSettled(this.syncing.values())
-    await this.writeSnapshot()
-    await this.store.close()
-    this.doc.destroy()
+    try {
+      await this.writeSnapshot()
+    } catch (err) {
+      this.log.error('writing the pinset snapshot at stop failed (the log is replayed at start instead): %e', err)
+    } finally {
+      await this.store.close()
+      this.doc.destroy()
+    }
   }
 
   /** Loads the snapshot, then applies the logged envelopes it does not cover. */
@@ -272,7 +284,8 @@ class YjsPinset implements Pinset {
   }
 
   private async writeSnapshot (): Promise<void> {
-    if (this.sinceSnapshot === 0) return
+    // a snapshot holding changes no stored envelope has would hide them from peers after a restart
+    if (this.sinceSnapshot === 0 || this.unsaved != null || this.store.refusal() != null) return
     // The vector is the contiguous prefix: envelopes above a gap are replayed again at load, which is harmless.
     const state = await this.store.createState('snapshot')
     try {
@@ -343,6 +356,11 @@ class YjsPinset implements Pinset {
 
   private emit (change: PinsetChange): void {
     if (change.added.length === 0 && change.removed.length === 0) return
+    // a commit tells its changes once their envelope is stored
+    if (change.local && this.held != null) {
+      this.held.push(change)
+      return
+    }
     for (const l of this.listeners) {
       try { l(change) } catch (err) { this.log.error('pinset listener failed: %e', err) }
     }
@@ -411,36 +429,76 @@ class YjsPinset implements Pinset {
     }
   }
 
-  private async commit (ops: Op[]): Promise<void> {
+  /**
+   * Runs `fn` as a local transaction. Returns its document update (undefined when nothing changed) and the
+   * changes it made, which listeners are not told of yet.
+   */
+  private transactLocal (fn: () => void): { update?: Uint8Array, changes: PinsetChange[] } {
     const updates: Uint8Array[] = []
     const onUpdate = (update: Uint8Array, origin: unknown): void => { if (origin === LOCAL) updates.push(update) }
+    const changes: PinsetChange[] = []
     this.doc.on('update', onUpdate)
+    this.held = changes
     try {
-      this.doc.transact(() => {
-        for (const op of ops) {
-          if (op.type === 'put') {
-            for (const pin of op.pins) {
-              const key = cidKey(pin.cid)
-              this.map.set(key, encodePin(pin, key))
-            }
-          }
-          else for (const cid of op.cids) this.map.delete(cidKey(cid))
-        }
-      }, LOCAL)
+      this.doc.transact(fn, LOCAL)
     } finally {
       this.doc.off('update', onUpdate)
+      this.held = undefined
     }
-    if (updates.length === 0) return // nothing changed (e.g. removing what is not there)
-    const update = updates.length === 1 ? updates[0] : Y.mergeUpdates(updates)
+    return { update: updates.length === 0 ? undefined : updates.length === 1 ? updates[0] : Y.mergeUpdates(updates), changes }
+  }
+
+  private async commit (ops: Op[]): Promise<void> {
+    // the store takes no more writes (one failed: the disk filled): refused before the document changes
+    const refused = this.store.refusal()
+    if (refused != null) throw refused
+    // each changed key's value before and after, to put back if the envelope cannot be stored
+    const before = new Map<string, string | undefined>()
+    const after = new Map<string, string | undefined>()
+    const set = (key: string, value: string | undefined): void => {
+      if (!before.has(key)) before.set(key, this.map.get(key))
+      if (value == null) this.map.delete(key)
+      else this.map.set(key, value)
+      after.set(key, value)
+    }
+    const { update, changes } = this.transactLocal(() => {
+      for (const op of ops) {
+        if (op.type === 'put') {
+          for (const pin of op.pins) {
+            const key = cidKey(pin.cid)
+            set(key, encodePin(pin, key))
+          }
+        }
+        else for (const cid of op.cids) set(cidKey(cid), undefined)
+      }
+    })
+    if (update == null) return // nothing changed (e.g. removing what is not there)
+    const carried = this.unsaved != null ? Y.mergeUpdates([this.unsaved, update]) : update
     // After a lost data dir, our own older envelopes come back through catch-up: never reuse their seqs.
     const seq = this.seqs.max(this.self) + 1
-    const body = encodeBody(this.init.cluster, this.self, seq, update)
-    const signature = await this.components.privateKey.sign(signingPayload(body))
-    const bytes = encodeEnvelope(body, signature)
-    await this.store.putEnvelopes([{ author: this.self, seq, bytes }], true)
+    let bytes: Uint8Array
+    try {
+      const body = encodeBody(this.init.cluster, this.self, seq, carried)
+      bytes = encodeEnvelope(body, await this.components.privateKey.sign(signingPayload(body)))
+      await this.store.putEnvelopes([{ author: this.self, seq, bytes }], true)
+    } catch (err) {
+      // Refused callers must not see their change: it is undone, as a local change too (a key a peer changed
+      // meanwhile keeps the peer's value), and listeners are told of neither. Both stay in the document.
+      const undo = this.transactLocal(() => {
+        for (const [key, value] of before) {
+          if (this.map.get(key) !== after.get(key)) continue
+          if (value == null) this.map.delete(key)
+          else this.map.set(key, value)
+        }
+      })
+      this.unsaved = undo.update != null ? Y.mergeUpdates([carried, undo.update]) : carried
+      throw err
+    }
+    this.unsaved = undefined
     this.seqs.add(this.self, seq)
     this.sinceSnapshot++
     this.sinceCheckpoint++
+    for (const change of changes) this.emit(change)
     void this.maybeSnapshot()
     const message = bytes.length <= (this.init.maxGossipBytes ?? 1024 * 1024) ? bytes : encodeNotice({ author: this.self, seq })
     this.components.libp2p.services.pubsub.publish(this.topic, this.secret.seal(message)).catch(err => {
@@ -525,6 +583,8 @@ class YjsPinset implements Pinset {
       fresh.push(env)
     }
     if (fresh.length === 0 || !this.started) return 0
+    // the store takes no writes (the disk filled): a catch-up after the restart brings them
+    if (this.store.refusal() != null) return 0
     await this.store.putEnvelopes(fresh.map(e => ({ author: e.author, seq: e.seq, bytes: encodeEnvelope(e.body, e.signature) })), false)
     let applied = 0
     this.doc.transact(() => {
@@ -792,7 +852,8 @@ class YjsPinset implements Pinset {
   }
 
   private syncInBackground (peerId: string): void {
-    if (!this.started || peerId === this.self) return
+    // nothing pulled could be stored (the disk filled): the catch-up after the restart
+    if (!this.started || peerId === this.self || this.store.refusal() != null) return
     this.syncWith(peerId).catch(err => { this.log('catch-up with %s failed: %e', peerId, err) })
   }
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { access, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { Level } from 'level'
+import { guardedLevel, type GuardedLevel } from '../storage/guarded-level.js'
 import { StateWriter, type StateSource } from './state.js'
 import type { VersionVector } from './protocol.js'
 
@@ -40,11 +40,11 @@ function parseEnvelopeKey (key: string): { author: string, seq: number } {
 export interface StoredEnvelope { author: string, seq: number, bytes: Uint8Array }
 
 export class PinsetStore {
-  private readonly db: Level<string, Uint8Array>
+  private readonly db: GuardedLevel<string, Uint8Array>
   private readonly stateDir: string
 
   constructor (path: string) {
-    this.db = new Level<string, Uint8Array>(path, { valueEncoding: 'view' })
+    this.db = guardedLevel<string, Uint8Array>(path, { valueEncoding: 'view' })
     this.stateDir = join(path, STATE_DIR)
   }
 
@@ -59,6 +59,9 @@ export class PinsetStore {
   }
 
   async close (): Promise<void> { await this.db.close() }
+
+  /** Why writes are refused (one failed on the disk: src/storage/guarded-level.ts), or undefined. */
+  refusal (): Error | undefined { return this.db.guard.refusal() }
 
   /**
    * A new state file to write (the snapshot's or a checkpoint's), under a temporary name until adopted with

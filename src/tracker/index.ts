@@ -3,6 +3,7 @@
 // derived from the pinset plus the local pins, so a restart resumes by reconciling again.
 import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../errors.js'
+import { asInsufficientStorage } from '../storage/disk.js'
 import { cidKey, pinsetKey } from '../utils/cid.js'
 import { turnBudget } from '../utils/turns.js'
 import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
@@ -224,7 +225,8 @@ class StatelessTracker implements PinTracker {
   private fail (op: Op, err: Error): void {
     if (this.ops.get(op.cid) !== op) return // superseded while running
     op.phase = 'error'
-    op.error = err.message ?? String(err)
+    // a full disk is said in the same words whichever library reported it
+    op.error = (asInsufficientStorage(err) ?? err).message ?? String(err)
     op.controller = undefined
     op.timestamp = new Date().toISOString()
     const maxRetries = this.init.max_retries ?? 5

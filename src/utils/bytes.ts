@@ -1,5 +1,13 @@
 import { varint } from 'multiformats'
 
+/** A byte count for people: "512 B", "1.5 MiB". */
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`
+}
+
 /** Joins chunks into one buffer (the chunk itself when there is only one). */
 export async function concatChunks (chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const list: Uint8Array[] = []

@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
 import { base36 } from 'multiformats/bases/base36'
 import { errorHandler, listen, parseCid, requestSignals } from '../../src/api/common.js'
-import { HTTP_STATUS_BY_NAME, restErrorBody, toHttpError } from '../../src/api/errors.js'
+import { HTTP_STATUS_BY_NAME, pinsvcErrorBody, restErrorBody, toHttpError } from '../../src/api/errors.js'
 import { decodePartPath } from '../../src/api/rest/multipart.js'
 import { parseAddQuery, parseGoDuration, parsePinOptions, parseRfc3339 } from '../../src/api/rest/pin-options.js'
 import * as errors from '../../src/errors.js'
@@ -18,7 +18,7 @@ describe('error status map', () => {
     const expected: Record<string, number> = {
       InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
       NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
-      QueueFullError: 429, TooManyRequestsError: 429, QuotaExceededError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
+      QueueFullError: 429, TooManyRequestsError: 429, QuotaExceededError: 507, InsufficientStorageError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
       ShuttingDownError: 503, RepoBusyError: 503, InvalidBlockError: 502, InvalidContentError: 502,
       NotAcceptableError: 406, NotCachedError: 412
     }
@@ -33,6 +33,18 @@ describe('error status map', () => {
     }
     assert.deepEqual(HTTP_STATUS_BY_NAME, { ...expected, ...foreign })
     assert.deepEqual(toHttpError(new TypeError('boom')), { status: 500, message: 'boom' })
+  })
+
+  it('a full disk is a 507 whichever library reported it, never a 500', () => {
+    const leveldb = Object.assign(new Error('IO error: /p/blocks/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' })
+    assert.deepEqual(toHttpError(leveldb), { status: 507, message: 'insufficient storage: IO error: /p/blocks/000003.log: No space left on device' })
+    const fs = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+    assert.equal(toHttpError(fs).status, 507)
+    // datastore-level keeps only String(err) of what it wraps
+    const ours = new errors.InsufficientStorageError('insufficient storage: a write to /p/datastore failed for lack of space on the disk holding /p/datastore (0 B free)')
+    const wrapped = Object.assign(new Error(String(ours)), { name: 'PutFailedError' })
+    assert.deepEqual(toHttpError(wrapped), { status: 507, message: ours.message })
+    assert.deepEqual(pinsvcErrorBody(507, ours.message), { error: { reason: 'INSUFFICIENT_STORAGE', details: ours.message } })
   })
 
   it('turns express.json() failures into 400 (malformed) and 413 (too large)', async () => {

@@ -111,6 +111,7 @@ describe('peer.json validation', () => {
     ['retry max below base', { tracker: { retry_base_ms: 5000, retry_max_ms: 1000 } }, 'tracker.retry_max_ms: must be >= retry_base_ms'],
     ['swarm listen', { swarm: { listen: ['tcp://0.0.0.0:9096'] } }, 'swarm.listen[0]: expected a multiaddr'],
     ['swarm announce', { swarm: { announce: [''] } }, 'swarm.announce[0]'],
+    ['negative reserve', { disk: { reserve_bytes: -1 } }, 'peer.json: disk.reserve_bytes: expected an integer >= 0'],
     ['log level', { log: { level: 'verbose' } }, 'log.level: expected one of trace|debug|info|warn|error|fatal|silent'],
     ['credentials', { rest: { basic_auth_credentials: { admin: 1 } } }, 'rest.basic_auth_credentials.admin: expected a password string'],
     ['empty user', { rest: { basic_auth_credentials: { '': 'pw' } } }, 'rest.basic_auth_credentials[""]: user names must not be empty'],

@@ -6,7 +6,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { tempDir, waitFor } from '../util.js'
-import { cairn, cairnOk, freePorts, spawnNode, type Spawned } from './processes.js'
+import { cairn, cairnOk, freePorts, ndjson, spawnNode, type Spawned } from './processes.js'
 import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
 
 const PEERS = 3
@@ -20,7 +20,6 @@ interface Daemon {
   process?: Spawned
 }
 
-const ndjson = <T>(text: string): T[] => text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as T)
 
 /** Metric TTL of the test daemons (30 s by default): a stopped peer is lost within TTL + TTL/2. */
 const METRIC_TTL_MS = 6000
@@ -86,7 +85,9 @@ describe('cairn CLI against three daemon processes', { timeout: 240_000 }, () =>
         CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
         CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
         CAIRN_METRICS_LISTEN: '127.0.0.1:0',
-        CAIRN_MONITOR_METRIC_TTL_MS: String(METRIC_TTL_MS)
+        CAIRN_MONITOR_METRIC_TTL_MS: String(METRIC_TTL_MS),
+        // no 128 MiB reserve file per daemon (test/e2e/disk-full.test.ts has it)
+        CAIRN_DISK_RESERVE_BYTES: '0'
       })
     }
     await until(async () => {

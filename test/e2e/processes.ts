@@ -5,9 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runProgram, type Run } from '../util.js'
+import { childEnv, runProgram, type Run } from '../util.js'
 
-export { freePorts } from '../../bench/lib.js'
+export { freePorts } from '../util.js'
 
 /** The repo root: this file runs as dist/test/e2e/processes.js. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -15,17 +15,7 @@ export const CAIRN = join(ROOT, 'bin', 'cairn.js')
 
 export type { Run }
 
-/**
- * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
- * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
- */
-export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-  }
-  return { ...env, ...extra }
-}
+export { childEnv }
 
 /** Runs `node bin/cairn.js <args>`; resolves with its exit code and output (never rejects on a non-zero exit). */
 export async function cairn (...args: string[]): Promise<Run> {
@@ -59,4 +49,31 @@ export function spawnNode (args: string[], env: NodeJS.ProcessEnv = {}, script =
   })
   const exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
   return { child, exit, output: () => output, stderr: () => stderr }
+}
+
+export const ndjson = <T>(text: string): T[] => text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as T)
+
+/** A `cairn daemon` process and what the test knows of it. */
+export interface Daemon {
+  name: string
+  dir: string
+  rest: string
+  id: string
+  child?: ChildProcess
+  exit?: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  output: string
+}
+
+/**
+ * Spawns `cairn daemon --path <d.dir>` with `env` (on top of childEnv and the log level), keeping its exit and
+ * the tail of its output in `d`.
+ */
+export function spawnDaemon (d: Daemon, env: NodeJS.ProcessEnv): void {
+  const spawned = spawnNode(['daemon', '--path', d.dir], { CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn', ...env })
+  d.output = ''
+  d.child = spawned.child
+  d.exit = spawned.exit
+  const keep = (chunk: Buffer): void => { d.output = (d.output + chunk.toString()).slice(-20_000) }
+  spawned.child.stdout?.on('data', keep)
+  spawned.child.stderr?.on('data', keep)
 }

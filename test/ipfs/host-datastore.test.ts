@@ -3,12 +3,12 @@ import { describe, it } from 'node:test'
 import { prefixLogger } from '@libp2p/logger'
 import { BaseDatastore } from 'datastore-core/base'
 import { Key } from 'interface-datastore'
-import { NotFoundError } from '../../src/errors.js'
+import { InsufficientStorageError, NotFoundError } from '../../src/errors.js'
 import { HostDatastore } from '../../src/ipfs/host-datastore.js'
 import { collect } from './helpers.js'
 import type { Pair } from 'interface-datastore'
 
-/** A store whose writes wait for `gate`, as level writes take their time. */
+/** A store whose writes wait for `gate`, as level writes take their time (and fail when it rejects). */
 class SlowDatastore extends BaseDatastore {
   readonly data = new Map<string, Uint8Array>()
   gate: Promise<void> = Promise.resolve()
@@ -26,7 +26,10 @@ class SlowDatastore extends BaseDatastore {
   }
 
   override async has (key: Key): Promise<boolean> { return this.data.has(key.toString()) }
-  override async delete (key: Key): Promise<void> { this.data.delete(key.toString()) }
+  override async delete (key: Key): Promise<void> {
+    await this.gate
+    this.data.delete(key.toString())
+  }
 
   override async * _all (): AsyncGenerator<Pair> {
     for (const [key, value] of this.data) yield { key: new Key(key), value }
@@ -72,5 +75,42 @@ describe('host datastore', () => {
     assert.deepEqual((await collect(host.query({}))).map(p => p.key.toString()), ['/a'])
     await host.delete(new Key('/a'))
     assert.equal(await host.has(new Key('/a')), false)
+  })
+
+  it('keeps in memory what the store refuses for lack of space, and reads it back from there', async () => {
+    const inner = new SlowDatastore()
+    const host = new HostDatastore(inner, prefixLogger('host').forComponent('test'))
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+    await host.put(new Key('/peers/stored'), enc('stored'))
+    await host.put(new Key('/peers/gone'), enc('gone'))
+    // the disk fills: the store refuses every write from now on
+    const full = new InsufficientStorageError('insufficient storage: writes to /p/datastore are refused')
+    inner.gate = Promise.reject(full)
+    inner.gate.catch(() => {})
+
+    await host.put(new Key('/peers/new'), enc('new'))
+    await host.put(new Key('/peers/stored'), enc('changed'))
+    await host.delete(new Key('/peers/gone'))
+    const batch = host.batch()
+    batch.put(new Key('/peers/batched'), enc('batched'))
+    batch.put(new Key('/other/x'), enc('x'))
+    await batch.commit()
+    assert.deepEqual([...inner.data.keys()].sort(), ['/peers/gone', '/peers/stored'], 'the store took a write')
+
+    assert.deepEqual(await host.get(new Key('/peers/new')), enc('new'))
+    assert.deepEqual(await host.get(new Key('/peers/stored')), enc('changed'))
+    await assert.rejects(async () => await host.get(new Key('/peers/gone')), { name: 'NotFoundError' })
+    assert.equal(await host.has(new Key('/peers/gone')), false)
+    assert.equal(await host.has(new Key('/peers/batched')), true)
+    const listed = async (q: Parameters<HostDatastore['query']>[0]): Promise<string[]> =>
+      (await collect(host.query(q))).map(p => `${p.key.toString()}=${new TextDecoder().decode(p.value)}`).sort()
+    assert.deepEqual(await listed({ prefix: '/peers' }), ['/peers/batched=batched', '/peers/new=new', '/peers/stored=changed'])
+    assert.deepEqual(await listed({ prefix: '/peers', filters: [p => p.key.toString() !== '/peers/new'] }), ['/peers/batched=batched', '/peers/stored=changed'])
+    assert.deepEqual((await collect(host.queryKeys({ prefix: '/other' }))).map(String), ['/other/x'])
+
+    // any other failure is the caller's to see
+    inner.gate = Promise.reject(new Error('EIO'))
+    inner.gate.catch(() => {})
+    await assert.rejects(host.put(new Key('/peers/eio'), enc('eio')) as Promise<Key>, /EIO/)
   })
 })

@@ -3,7 +3,7 @@
 //   t!<created>!<requestid> -> the request (JSON, with its CID key): the listing order
 //   r!<requestid>           -> <created>
 //   c!<cid key>!<requestid> -> <created>
-import { Level } from 'level'
+import { guardedLevel, type GuardedLevel } from '../../storage/guarded-level.js'
 import { cidKey } from '../../utils/cid.js'
 import { hasRequests, requestsOf, type PinRequest } from './requests.js'
 import type { Pin, Pinset, PinsetChange } from '../../components.js'
@@ -28,7 +28,7 @@ const cidPrefix = (key: string): string => `c!${key}!`
 type Op = { type: 'put', key: string, value: string } | { type: 'del', key: string }
 
 export class RequestIndex {
-  private readonly db: Level<string, string>
+  private readonly db: GuardedLevel<string, string>
   private unsubscribe?: () => void
   /** Index writes run one after another, in pinset order. */
   private tail: Promise<void> = Promise.resolve()
@@ -40,7 +40,7 @@ export class RequestIndex {
   private readonly indexed = new Set<string>()
 
   constructor (path: string, private readonly pinset: Pick<Pinset, 'list' | 'get' | 'onChange'>, private readonly log?: Logger) {
-    this.db = new Level<string, string>(path, { valueEncoding: 'utf8' })
+    this.db = guardedLevel<string, string>(path, { valueEncoding: 'utf8' })
   }
 
   async start (): Promise<void> {

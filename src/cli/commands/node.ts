@@ -46,6 +46,21 @@ export function registerNode (program: Command, io: CliIO): void {
     .option('--init', 'create the peer first if the directory has none')
     .action(async (o: { path?: string, init?: boolean }) => {
       const [{ runDaemon }, { defaultPeerPath }] = await Promise.all([import('../../daemon.js'), import('../../config/index.js')])
-      await runDaemon({ path: o.path != null ? resolve(o.path) : defaultPeerPath(io.env), init: o.init === true, env: io.env, report: line => { io.out(`${line}\n`) } })
+      // A rejection nothing handled is a bug to log, not a reason to stop serving (on a full disk such a stop
+      // lost the peer, and the log with it when it was on that disk).
+      const onRejection = (err: unknown): void => {
+        io.err(`unhandled rejection (a bug; the daemon keeps running): ${err instanceof Error ? err.stack : String(err)}\n`)
+      }
+      process.on('unhandledRejection', onRejection)
+      try {
+        await runDaemon({ path: o.path != null ? resolve(o.path) : defaultPeerPath(io.env), init: o.init === true, env: io.env, report: line => { io.out(`${line}\n`) } })
+      } finally {
+        process.off('unhandledRejection', onRejection)
+        // once stopped (or failed to start), nothing a library left behind (a timer, a socket) keeps the process
+        setTimeout(() => {
+          io.err('the peer has stopped but the process was still running 5 s later: exiting\n')
+          process.exit()
+        }, 5000).unref()
+      }
     })
 }

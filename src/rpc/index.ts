@@ -54,6 +54,15 @@ export interface Rpc {
 
 export function rpcProtocol (cluster: string): string { return `/cairn/${cluster}/rpc/1.0.0` }
 
+const DIAL_ATTEMPTS = 2
+
+/** What went wrong, in words, whatever was thrown (libp2p has rejected with values that carry no message). */
+function describe (err: unknown): string {
+  if (err instanceof Error) return err.message !== '' ? err.message : err.name
+  if (typeof err === 'object' && err != null && 'type' in err) return `${String((err as { type: unknown }).type)} event`
+  return String(err)
+}
+
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 const toFrame = (v: unknown): Uint8Array => enc.encode(JSON.stringify(v))
@@ -102,11 +111,16 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
 
   async function * call<T> (peer: string, method: string, params?: unknown, options: CallOptions = {}): AsyncGenerator<T> {
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(options.timeoutMs ?? timeoutMs), ...(options.signal != null ? [options.signal] : [])])
-    let stream: Stream
-    try {
-      stream = await components.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal })
-    } catch (err) {
-      throw new PeerUnreachableError(`peer ${peer} did not answer: ${(err as Error).message}`)
+    let stream: Stream | undefined
+    // a second try when the first fails before the deadline: a connection closing as the stream opens (seen in a
+    // status across 5 busy peers) is not the peer being unreachable
+    for (let attempt = 1; stream == null; attempt++) {
+      try {
+        stream = await components.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal })
+      } catch (err) {
+        if (attempt >= DIAL_ATTEMPTS || signal.aborted) throw new PeerUnreachableError(`peer ${peer} did not answer: ${describe(err)}`)
+        log('opening an rpc stream to %s failed, trying again: %s', peer, describe(err))
+      }
     }
     let done = false
     try {
@@ -126,7 +140,7 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
       done = true
     } catch (err) {
       if ((err as Error).name === 'PeerUnreachableError') throw err
-      throw new PeerUnreachableError(`peer ${peer} did not answer: ${(err as Error).message}`)
+      throw new PeerUnreachableError(`peer ${peer} did not answer: ${describe(err)}`)
     } finally {
       // The caller stopped early or it failed: drop the stream instead of leaving it half open.
       if (!done) stream.abort(new Error('rpc call ended early'))

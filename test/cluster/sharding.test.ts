@@ -82,8 +82,9 @@ describe('sharded add', () => {
     assert.ok(stored.sizes[4] < MiB, 'peer 4 stores nothing yet')
 
     // GET /pins/<root>: sharded on every peer.
-    const status = await (await fetch(`${tc.url(1)}/pins/${root}`)).json() as { peer_map: Record<string, { status: string }> }
-    assert.deepEqual(new Set(Object.values(status.peer_map).map(s => s.status)), new Set(['sharded']))
+    const status = await (await fetch(`${tc.url(1)}/pins/${root}`)).json() as { peer_map: Record<string, { status: string, error: string }> }
+    assert.deepEqual(new Set(Object.values(status.peer_map).map(s => s.status)), new Set(['sharded']),
+      Object.entries(status.peer_map).map(([p, s]) => `peer ${ids.indexOf(p)}: ${s.status} ${s.error}`).join('; '))
 
     // A peer holding no shard reads the whole file over bitswap.
     const hash = createHash('sha256')

@@ -1,7 +1,6 @@
 // `npm run pinsvc-compliance -- <endpoint> <token>`: the IPFS pinning-service compliance suite (the devDependency
 // @ipfs-shipyard/pinning-service-compliance, run as its own CLI) against a Pinning Services API, offline: its
-// spec-schema checks read shared/specs/ipfs-pinning-service.yaml (in the nearest folder above the repository, or
-// $CAIRN_PINSVC_SPEC) instead of fetching the spec from GitHub (./pinsvc-compliance-hooks.ts). Prints the suite's
+// spec-schema checks read specs/ipfs-pinning-service.yaml (the repository's copy, or $CAIRN_PINSVC_SPEC) instead of fetching the spec from GitHub (./pinsvc-compliance-hooks.ts). Prints the suite's
 // output and exits 1 unless every expectation passed (the suite itself exits 0 whatever it found).
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -10,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 /** The repo root: this file runs as dist/scripts/pinsvc-compliance.js. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const SPEC_FILE = join('shared', 'specs', 'ipfs-pinning-service.yaml')
+const SPEC_FILE = join('specs', 'ipfs-pinning-service.yaml')
 const HOOKS = new URL('./pinsvc-compliance-hooks.js', import.meta.url).href
 
 /** The suite's checks (1.8.1), in the order it runs them: each prints its title, then its expectations. */
@@ -42,14 +41,12 @@ export interface SuiteRun {
   passed: boolean
 }
 
-/** $CAIRN_PINSVC_SPEC, else shared/specs/ipfs-pinning-service.yaml in the nearest folder above the repository. */
+/** $CAIRN_PINSVC_SPEC, else the repository's copy of the spec (specs/, as published in ipfs/pinning-services-api-spec). */
 export function findSpec (): string | undefined {
   const env = process.env.CAIRN_PINSVC_SPEC
   if (env != null && env !== '') return env
-  for (let dir = dirname(ROOT); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, SPEC_FILE))) return join(dir, SPEC_FILE)
-    if (dirname(dir) === dir) return undefined
-  }
+  const own = join(ROOT, SPEC_FILE)
+  return existsSync(own) ? own : undefined
 }
 
 export interface RunInit {
@@ -107,7 +104,7 @@ async function main (): Promise<void> {
   }
   const spec = findSpec()
   if (spec === undefined) {
-    process.stderr.write(`no ${SPEC_FILE} in any folder above ${ROOT}: set CAIRN_PINSVC_SPEC to the spec file\n`)
+    process.stderr.write(`no ${SPEC_FILE} in ${ROOT}: set CAIRN_PINSVC_SPEC to the spec file\n`)
     process.exit(2)
   }
   const run = await runComplianceSuite({ endpoint, token, spec, echo: true })

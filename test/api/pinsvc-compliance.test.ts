@@ -1,6 +1,6 @@
 // The IPFS pinning-service compliance suite (npm @ipfs-shipyard/pinning-service-compliance 1.8.1, a devDependency)
 // run as its own CLI (scripts/pinsvc-compliance.ts) against a real cairn peer with basic auth, by a Bearer token
-// from POST /token. Offline: its schemas come from the spec copy in shared/specs, not from GitHub. It paces itself
+// from POST /token. Offline: its schemas come from the spec copy in specs/, not from GitHub. It paces itself
 // at one request per second, so the run takes about a minute. Every check must run and every expectation pass.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -14,7 +14,7 @@ describe('pinning service compliance suite', () => {
   let spec: string
   before(async () => {
     const found = findSpec()
-    if (found === undefined) throw new Error('no shared/specs/ipfs-pinning-service.yaml above the repository (set CAIRN_PINSVC_SPEC): the suite validates every response against it')
+    if (found === undefined) throw new Error('no specs/ipfs-pinning-service.yaml in the repository (or CAIRN_PINSVC_SPEC): the suite validates every response against it')
     spec = found
     tc = await createTestCluster(1, { basicAuth: { compliance: 'compliance-secret' }, name: 'pinsvc-compliance' })
   })

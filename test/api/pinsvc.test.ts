@@ -1,6 +1,6 @@
 // The IPFS Pinning Services API v1.0.0 on real peers (two trusted + one follower, 127.0.0.1): every route, each
 // list filter and the pagination, requests sharing a CID, auth, and spec-shaped bodies (checked field by field
-// against ../shared/specs/ipfs-pinning-service.yaml, since no spec client is installed).
+// against specs/ipfs-pinning-service.yaml, since no spec client is installed).
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { rm } from 'node:fs/promises'

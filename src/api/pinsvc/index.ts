@@ -1,4 +1,4 @@
-// The IPFS Pinning Services API v1.0.0 (../shared/specs/ipfs-pinning-service.yaml) over the cluster: its route
+// The IPFS Pinning Services API v1.0.0 (specs/ipfs-pinning-service.yaml) over the cluster: its route
 // table on the base shared with the REST API (auth, listener, error mapping, CID parsing).
 import { join } from 'node:path'
 import express from 'express'

@@ -36,3 +36,5 @@ export class RepoBusyError extends defineError('RepoBusyError', 'the repo is bus
 export class InvalidBlockError extends defineError('InvalidBlockError', 'a peer sent a block that does not match its CID') {}
 /** What a mirror holds cannot be served as the client asked (a packument that is not JSON, or too large to rewrite). */
 export class InvalidContentError extends defineError('InvalidContentError', 'the content cannot be served as asked') {}
+/** A peer announced a stream frame larger than that kind of frame may be: the stream is dropped before reading it. */
+export class FrameTooLongError extends defineError('FrameTooLongError', 'a peer sent a frame longer than allowed') {}

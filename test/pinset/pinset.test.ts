@@ -10,10 +10,10 @@ import type { Pinset } from '../../src/components.js'
 import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetSyncProtocol, pinsetTopic, type PinsetInit } from '../../src/pinset/index.js'
 import {
-  checkpointSigningPayload, decodeSyncRequest, encodeBody, encodeCheckpointBody, encodeCheckpointHeader, encodeChunk,
-  encodeEnvelope, signingPayload
+  checkpointSigningPayload, decodeSyncRequest, decodeWant, encodeBody, encodeCheckpointBody, encodeCheckpointHeader,
+  encodeChunk, encodeEnvelope, encodeHave, signingPayload
 } from '../../src/pinset/protocol.js'
-import { readOneFrame, sendFrame } from '../../src/utils/stream.js'
+import { readFrames, sendFrame } from '../../src/utils/stream.js'
 import { quietLogger, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import type { PrivateKey } from '@libp2p/interface'
@@ -116,6 +116,8 @@ describe('pinset over libp2p', () => {
     const mallory = await startNode()
     await connect(a, b); await connect(mallory, a); await connect(mallory, b)
     await meshed([a, b, mallory])
+    // mallory must know b subscribes, or what it publishes goes to a only (which drops it)
+    await waitFor(() => mallory.libp2p.services.pubsub.getSubscribers(pinsetTopic('test')).length === 2, { message: 'mallory sees both' })
 
     // Mallory writes through its own pinset: it trusts itself, nobody else does.
     await mallory.pinset.put([pinOf(await fakeCid('evil'))])
@@ -175,50 +177,71 @@ describe('pinset over libp2p', () => {
     assert.equal(await follower.pinset.checkpoint(), undefined, 'followers do not author checkpoints')
   })
 
-  it('rejects bad checkpoints (untrusted author, bad signature, corrupt state) and falls back', async () => {
+  it('rejects bad checkpoints (untrusted author, bad signature, corrupt state): a forger is dropped, a trusted peer\'s envelopes still count', async () => {
     const aKey = await generateKeyPair('Ed25519')
     trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
     const a = await startNode(aKey, undefined, 'test', { isWriter: () => true })
     const good = await fakeCid('good-before')
     await a.pinset.put([pinOf(good)])
 
-    // A forger serving catch-up: a checkpoint "by a" whose state does not match the signed hash, then one
-    // signed by the forger itself, then one whose signature is garbage.
+    // Catch-up servers offering a checkpoint "by a" whose state does not match the signed hash, one signed by the
+    // forger itself, and one whose signature is garbage; the last one is a trusted peer with a corrupt state.
     const doc = new Y.Doc()
     doc.getMap('pins').set(await fakeCid('forged-cp'), 'x')
     const state = Y.encodeStateAsUpdate(doc)
     const forger = await generateKeyPair('Ed25519')
     const forgerId = peerIdFromPrivateKey(forger).toString()
-    const variants = ['corrupt', 'untrusted', 'signature']
-    let served = 0
-    const evil = await startNode(forger)
-    await evil.libp2p.unhandle(pinsetSyncProtocol('test'))
-    await evil.libp2p.handle(pinsetSyncProtocol('test'), async (stream) => {
-      const req = decodeSyncRequest(await readOneFrame(stream))
-      if (!req.acceptCheckpoint) { await stream.close(); return }
-      const variant = variants[served++ % variants.length]
-      const author = variant === 'untrusted' ? forgerId : a.id
-      const hashOf = variant === 'corrupt' ? new Uint8Array(32) : (await sha256.digest(state)).digest
-      const body = encodeCheckpointBody({ cluster: 'test', author, created: Date.now(), vv: { [a.id]: 10 }, stateLength: state.length, stateHash: hashOf })
-      const signer = variant === 'untrusted' ? forger : aKey
-      let sig = await signer.sign(checkpointSigningPayload(body))
-      if (variant === 'signature') sig = sig.map(b => b ^ 1)
-      await sendFrame(stream, encodeCheckpointHeader(body, sig))
-      await sendFrame(stream, encodeChunk(state))
-      await stream.close()
-    })
+    const served: Record<string, number> = {}
+    async function server (variant: string): Promise<Node> {
+      const evil = await startNode(variant === 'untrusted' ? forger : undefined)
+      await evil.libp2p.unhandle(pinsetSyncProtocol('test'))
+      await evil.libp2p.handle(pinsetSyncProtocol('test'), async (stream) => {
+        const frames = readFrames(stream)[Symbol.asyncIterator]()
+        const req = decodeSyncRequest((await frames.next()).value as Uint8Array)
+        served[variant] = (served[variant] ?? 0) + 1
+        if (!req.acceptCheckpoint) {
+          await sendFrame(stream, encodeHave({ vv: {}, checkpoint: false }))
+          await stream.close()
+          return
+        }
+        const author = variant === 'untrusted' ? forgerId : a.id
+        const hashOf = variant.startsWith('corrupt') ? new Uint8Array(32) : (await sha256.digest(state)).digest
+        const body = encodeCheckpointBody({ cluster: 'test', author, created: Date.now(), vv: { [a.id]: 10 }, stateLength: state.length, stateHash: hashOf })
+        const signer = variant === 'untrusted' ? forger : aKey
+        let sig = await signer.sign(checkpointSigningPayload(body))
+        if (variant === 'signature') sig = sig.map(b => b ^ 1)
+        await sendFrame(stream, encodeHave({ vv: { [a.id]: 10 }, checkpoint: true }))
+        await sendFrame(stream, encodeCheckpointHeader(body, sig))
+        const choice = await frames.next()
+        if (choice.done !== true && decodeWant(choice.value).checkpoint) await sendFrame(stream, encodeChunk(state))
+        await stream.close()
+      })
+      return evil
+    }
 
     const follower = await startNode(undefined, undefined, 'test', { checkpointThreshold: 0 })
-    await connect(follower, evil)
-    for (let i = 0; i < 3; i++) {
-      // Each attempt is refused; the follower then asks the same peer for envelopes only.
-      await follower.pinset.syncWith(evil.id)
+    const expected: Record<string, string | undefined> = { corrupt: 'BadCheckpointError', untrusted: undefined, signature: 'SyncBreachError' }
+    for (const [variant, error] of Object.entries(expected)) {
+      const evil = await server(variant)
+      await connect(follower, evil)
+      const outcome = await follower.pinset.syncWith(evil.id).then(() => undefined, (err: Error) => err.name)
+      assert.equal(outcome, error, variant)
       assert.equal(follower.pinset.size(), 0)
-      // Forget the ban so the next variant is tried.
-      ;(follower.pinset as unknown as { badCheckpointFrom: Map<string, number> }).badCheckpointFrom.clear()
+      // a forger is not asked again for a while; a checkpoint by an author we do not trust is only declined
+      await follower.pinset.syncWith(evil.id).catch(() => {})
+      assert.equal(served[variant], error == null ? 2 : 1, `${variant}: asked ${served[variant]} times`)
     }
-    assert.equal(served, 3)
-    assert.equal(follower.pinset.stats().rejected_by_reason.checkpoint, 3)
+    // corrupt, signature, and untrusted twice (declined each time it is offered)
+    assert.equal(follower.pinset.stats().rejected_by_reason.checkpoint, 4)
+
+    // A trusted peer whose checkpoint state is corrupt (its disk, say): its checkpoints are refused for a while,
+    // its envelopes are still asked for in the same catch-up.
+    const trustedServer = await server('corrupt-trusted')
+    trusted.add(trustedServer.id)
+    await connect(follower, trustedServer)
+    assert.equal(await follower.pinset.syncWith(trustedServer.id), 0)
+    assert.equal(served['corrupt-trusted'], 2, 'asked again, for envelopes only')
+    assert.equal(follower.pinset.stats().rejected_by_reason.checkpoint, 5)
     assert.equal(follower.pinset.stats().checkpoints_loaded, 0)
     // A good source still works.
     await connect(follower, a)

@@ -837,6 +837,12 @@ class YjsPinset implements Pinset {
         if (after >= upTo) continue
         for await (const env of this.store.envelopesAfter(author, after)) {
           if (env.seq > upTo) break
+          // one written before envelopes were split (a batch of any size was one envelope) would get this peer
+          // dropped as a server: the requester is left a gap, which a checkpoint fills
+          if (env.bytes.length > MAX_ENVELOPE_BYTES) {
+            this.log('not serving envelope %s seq %d of %d bytes (over %d)', author, env.seq, env.bytes.length, MAX_ENVELOPE_BYTES)
+            continue
+          }
           await sendFrame(stream, env.bytes, { signal })
           this.syncBytesOut += env.bytes.length
           sent++

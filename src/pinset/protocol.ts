@@ -282,8 +282,11 @@ export function classifyFrame (frame: Uint8Array): SyncFrame {
 
 // ----- catch-up frame sizes: a frame is refused from its length prefix when it is longer than its kind may be
 
-/** Envelopes: a writer splits its changes into envelopes of about 1 MiB (a single pin can make one bigger). */
-export const MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+/**
+ * Envelopes: a writer splits its changes into envelopes of about 1 MiB; one pin alone may make one bigger, up to
+ * this (a pin's name and metadata are far smaller: the pinning API caps a pin's requests at 512 KiB).
+ */
+export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024
 /** Checkpoint state chunks (0x04 || up to 1 MiB). */
 export const MAX_CHUNK_FRAME = 1024 * 1024 + 1
 /** Requests, offers, choices, checkpoint headers and proofs: a version vector and a few bytes. */

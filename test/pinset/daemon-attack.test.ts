@@ -17,8 +17,8 @@ import * as lp from 'it-length-prefixed'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
 import { pinsetSyncProtocol, pinsetTopic } from '../../src/pinset/index.js'
-import { encodeNotice } from '../../src/pinset/protocol.js'
-import { readOneFrame } from '../../src/utils/stream.js'
+import { encodeBody, encodeEnvelope, encodeHave, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
+import { readFrames, sendFrame } from '../../src/utils/stream.js'
 import { quietLogger, runProgram, tempDir, waitFor } from '../util.js'
 import type { PrivateKey, Stream } from '@libp2p/interface'
 
@@ -226,6 +226,8 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
     console.log(`stranger flood: ${validated} validated, victim CPU ${cpu} ms, /health slowest ${slowest} ms, ${relayed()} relayed`)
     assert.equal(relayed(), 0, 'the victim relayed none of them')
     assert.ok(validated >= 1, 'the notices reached the victim')
+    // before: all 20,000 validated, 4.2 s of CPU, /health 3 s; now ~130 validated, ~1 s of CPU (most of it
+    // receiving what gossipsub then drops unread)
     assert.ok(validated <= 1000, `the victim validated ${validated} of them: its gossipsub should stop reading a peer that sends invalid messages`)
     assert.ok(cpu <= 2000, `the flood cost the victim ${cpu} ms of CPU`)
     assert.ok(slowest < 1000, `/health took ${slowest} ms during the flood`)
@@ -249,40 +251,62 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
     console.log(`trusted flood: ${relayed()} relayed and ${dropped} dropped over the rate in ${seconds.toFixed(1)} s, victim CPU ${cpu} ms, /health slowest ${slowest} ms`)
     // the default rate: a burst of 20, then 2 a second
     assert.ok(relayed() <= 1 + 20 + 2 * seconds, `${relayed()} relayed in ${seconds.toFixed(1)} s`)
-    assert.ok(dropped >= 1000, `only ${dropped} notices were dropped over the rate: did the flood reach the victim?`)
-    assert.ok(cpu <= 4000, `the flood cost the victim ${cpu} ms of CPU`)
+    assert.ok(dropped >= 1, 'the flood reached the victim')
+    // before: 2,168 relayed, 7.2 s of CPU, /health unanswered for 10 s; now ~20 relayed, ~1 s of CPU (the victim
+    // stops reading the flooder after a hundred or so notices over its rate)
+    assert.ok(cpu <= 2500, `the flood cost the victim ${cpu} ms of CPU`)
     assert.ok(slowest < 1000, `/health took ${slowest} ms during the flood`)
   })
 
-  it('8 catch-up servers answering with 60 MiB frames raise the victim\'s RSS by less than 64 MiB', async () => {
+  it('8 catch-up servers answering with 60 MiB frames, or offering the victim\'s own envelopes and sending forged ones of 1.9 MiB, raise its RSS by less than 64 MiB', async () => {
     const BOUND = 64 * MiB
     const pid = child.pid!
     const junk = new Uint8Array(60 * MiB).fill(0x01)
     const asked = new Set<string>()
     const served: Array<Promise<void>> = []
-    const attackers = await Promise.all(Array.from({ length: 8 }, async () => {
-      const h = await host()
+    // the attackers hold their answers until all are connected and the victim's RSS is taken (connections cost
+    // memory of their own)
+    let release = (): void => {}
+    const go = new Promise<void>(resolve => { release = resolve })
+    const attackers = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const key = await generateKeyPair('Ed25519')
+      const h = await host(key)
       await h.handle(pinsetSyncProtocol(CLUSTER), async stream => {
         asked.add(h.peerId.toString())
         served.push((async () => {
           try {
-            await readOneFrame(stream, { maxDataLength: MiB })
-            for (let i = 0; i < 4; i++) await sendHuge(stream, junk)
+            const frames = readFrames(stream, { maxDataLength: MiB })[Symbol.asyncIterator]()
+            await frames.next()
+            await go
+            if (i % 2 === 0) {
+              for (let k = 0; k < 4; k++) await sendHuge(stream, junk)
+            } else {
+              // just under the envelope frame limit, "by" the victim, signed by the attacker
+              await sendFrame(stream, encodeHave({ vv: { [victimId]: 1_000_000 }, checkpoint: false }))
+              await frames.next()
+              for (let seq = 1; seq <= 4; seq++) {
+                const body = encodeBody(CLUSTER, victimId, seq, new Uint8Array(1.9 * MiB))
+                await sendFrame(stream, encodeEnvelope(body, await key.sign(signingPayload(body))))
+              }
+            }
             await stream.close()
           } catch {}
         })())
       })
       return h
     }))
+    // one at a time: libp2p refuses more than a few new inbound connections a second from one address
+    for (const a of attackers) {
+      await waitFor(async () => await a.dial(multiaddr(`${victimAddr}/p2p/${victimId}`)).then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 500, message: 'an attacker connects' })
+    }
+    await waitFor(() => asked.size >= 1, { timeoutMs: 60_000, message: 'the victim asks an attacker for catch-up' })
+    await new Promise(resolve => setTimeout(resolve, 2000))
     const baseline = await rssBytes(pid)
     let peak = baseline
     const sampler = setInterval(() => { void rssBytes(pid).then(r => { peak = Math.max(peak, r) }, () => {}) }, 50)
     try {
-      // one at a time: libp2p refuses more than a few new inbound connections a second from one address
-      for (const a of attackers) {
-        await waitFor(async () => await a.dial(multiaddr(`${victimAddr}/p2p/${victimId}`)).then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 500, message: 'an attacker connects' })
-      }
-      await waitFor(() => asked.size === attackers.length, { timeoutMs: 60_000, message: `every attacker was asked for catch-up (${asked.size})` })
+      release()
+      await waitFor(() => asked.size === attackers.length || peak - baseline >= BOUND, { timeoutMs: 120_000, message: `every attacker was asked for catch-up (${asked.size})` })
       // until every attacker has sent its frames or was cut off (or the bound is broken already)
       let done = false
       void Promise.all(served).then(() => { done = true })
@@ -292,6 +316,8 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
       clearInterval(sampler)
       console.log(`catch-up attack: RSS ${(baseline / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB (+${((peak - baseline) / MiB).toFixed(0)} MiB), rejected ${JSON.stringify(await rejected().catch(() => ({})))}`)
     }
+    // before: +300 MiB by the time this test stopped it (1.3 GB in the issue's run); now +35-45 MiB, most of it
+    // garbage of the forged envelopes (each is copied to be verified) not yet collected; 8 connections alone: +5
     assert.ok(peak - baseline < BOUND, `the victim's RSS grew by ${((peak - baseline) / MiB).toFixed(0)} MiB`)
   })
 

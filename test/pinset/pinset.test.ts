@@ -247,4 +247,89 @@ describe('pinset over libp2p', () => {
     await connect(follower, a)
     await waitFor(() => follower.pinset.has(good), { message: 'follower syncs from the trusted peer' })
   })
+
+  it('a big batch is signed as envelopes of at most 1000 pins and about 1 MiB, each gossiped whole; a pin too big for one is refused, changing nothing', async () => {
+    const keys = await Promise.all([0, 1].map(async () => await generateKeyPair('Ed25519')))
+    trusted = new Set(keys.map(k => peerIdFromPrivateKey(k).toString()))
+    const [a, b] = await Promise.all(keys.map(async k => await startNode(k, undefined, 'test', { syncIntervalMs: 60_000 })))
+    await connect(a, b)
+    await meshed([a, b])
+    const envelopes = (): number => a.pinset.stats().envelopes
+    // 2,500 pins in one put (moving every pin of a lost peer is one such put): 3 envelopes, not one of any size
+    const cids = await Promise.all(Array.from({ length: 2500 }, async (_, i) => await fakeCid(`batch-${i}`)))
+    await a.pinset.put(cids.map(cid => pinOf(cid)))
+    assert.equal(envelopes(), 3)
+    // 40 pins with 100 KiB of metadata each, in one put: envelopes of about 1 MiB (gossip carries them whole)
+    const heavy = await Promise.all(Array.from({ length: 40 }, async (_, i) => await fakeCid(`heavy-${i}`)))
+    await a.pinset.put(heavy.map(cid => ({ ...pinOf(cid), metadata: { blob: 'x'.repeat(100 * 1024) } })))
+    const split = envelopes() - 3
+    assert.ok(split >= 4 && split <= 6, `${split} envelopes for 4 MB of pins`)
+    await waitFor(() => b.pinset.size() === 2540, { message: `b has every pin (${b.pinset.size()})` })
+    assert.equal(b.pinset.stats().sync_bytes_in < 64 * 1024, true, 'by gossip, not catch-up')
+    // A pin whose metadata alone is over the envelope limit: refused with a clear error, nothing written.
+    const big = await fakeCid('too-big')
+    await assert.rejects(a.pinset.put([pinOf(await fakeCid('fine')), { ...pinOf(big), metadata: { blob: 'x'.repeat(3 * 1024 * 1024) } }]), {
+      name: 'InvalidParameterError', message: /takes \d+ bytes in the pinset; at most \d+ fit/
+    })
+    assert.equal(a.pinset.has(big), false)
+    assert.equal(a.pinset.has(await fakeCid('fine')), false, 'the batch is refused whole')
+    assert.equal(envelopes(), 3 + split)
+  })
+
+  it('catches up a long log over several streams when one stream may bring only so many bytes', async () => {
+    const aKey = await generateKeyPair('Ed25519')
+    trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
+    const a = await startNode(aKey)
+    const cids = await Promise.all(Array.from({ length: 30 }, async (_, i) => await fakeCid(`long-${i}`)))
+    for (const cid of cids) await a.pinset.put([{ ...pinOf(cid), metadata: { blob: 'y'.repeat(50 * 1024) } }])
+    const follower = await startNode(undefined, undefined, 'test', { maxSyncBytes: 200 * 1024, acceptCheckpoints: false, syncIntervalMs: 60_000 })
+    // count the catch-up streams the follower opens
+    let streams = 0
+    const dialProtocol = follower.libp2p.dialProtocol.bind(follower.libp2p)
+    follower.libp2p.dialProtocol = (async (...args: Parameters<typeof dialProtocol>) => {
+      if (args[1] === pinsetSyncProtocol('test')) streams++
+      return await dialProtocol(...args)
+    }) as typeof dialProtocol
+    await connect(follower, a)
+    await waitFor(() => cids.every(cid => follower.pinset.has(cid)), { message: `the follower has every pin (${follower.pinset.size()})` })
+    // 1.5 MB of envelopes, 200 KiB a stream: one after the other, without waiting for the next resync
+    assert.ok(streams >= 6, `${streams} streams`)
+  })
+
+  it('stop() waits for a checkpoint or a snapshot under way, one snapshot runs at a time, and checkpoint() takes an abort signal', async () => {
+    const aKey = await generateKeyPair('Ed25519')
+    trusted = new Set([peerIdFromPrivateKey(aKey).toString()])
+    const a = await startNode(aKey, undefined, 'test', { isWriter: () => true, snapshotEvery: 1 })
+    // count the snapshot states being written at once
+    const store = (a.pinset as unknown as { store: { createState: (k: string) => Promise<unknown>, adoptSnapshot: (s: unknown, vv: unknown) => Promise<void>, discard: (s: unknown) => Promise<void> } }).store
+    let writing = 0
+    let most = 0
+    const snapshots = new Set<unknown>()
+    const createState = store.createState.bind(store)
+    store.createState = async kind => {
+      const state = await createState(kind)
+      if (kind === 'snapshot') { snapshots.add(state); most = Math.max(most, ++writing) }
+      return state
+    }
+    for (const name of ['adoptSnapshot', 'discard'] as const) {
+      const original = (store[name] as (...args: unknown[]) => Promise<void>).bind(store)
+      store[name] = (async (state: unknown, ...rest: unknown[]) => {
+        try { return await original(state, ...rest) } finally { if (snapshots.delete(state)) writing-- }
+      }) as never
+    }
+    const cids = await Promise.all(Array.from({ length: 3000 }, async (_, i) => await fakeCid(`stop-${i}`)))
+    await Promise.all(Array.from({ length: 30 }, async (_, i) => { await a.pinset.put(cids.slice(i * 100, i * 100 + 100).map(cid => pinOf(cid))) }))
+    assert.equal(most, 1, `${most} snapshots were written at once`)
+
+    await assert.rejects(a.pinset.checkpoint({ signal: AbortSignal.abort() }), { name: 'AbortError' })
+    let checkpointSettled = false
+    const checkpoint = a.pinset.checkpoint().then(() => 'made', (err: Error) => err.name).finally(() => { checkpointSettled = true })
+    await a.pinset.put([pinOf(await fakeCid('last'))])
+    await stopNode(a)
+    assert.equal(checkpointSettled, true, 'stop() returned before the checkpoint settled')
+    assert.ok(['made', 'AbortError'].includes(await checkpoint), await checkpoint)
+    assert.equal(writing, 0, 'no snapshot is left half-written')
+    const again = await startNode(aKey, a.dir)
+    assert.equal(again.pinset.size(), 3001)
+  })
 })

@@ -1,8 +1,10 @@
 // Shared test helpers: temp dirs, polling with a deadline (never a bare sleep), quiet loggers, running programs,
 // raw HTTP requests.
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger, type CairnLogger } from '../src/logger.js'
@@ -73,4 +75,29 @@ export async function rawRequest (port: number, path: string, headers: Record<st
     req.on('error', reject)
     req.end()
   })
+}
+
+/**
+ * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
+ * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
+ */
+export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
+  }
+  return { ...env, ...extra }
+}
+
+/** Distinct free loopback ports: all bound to port 0 at once, then released. */
+export async function freePorts (n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, async () => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return server
+  }))
+  const ports = servers.map(s => (s.address() as AddressInfo).port)
+  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
+  return ports
 }

@@ -5,11 +5,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { runProgram, tempDir, waitFor, type Run } from '../util.js'
+import { childEnv, freePorts, runProgram, tempDir, waitFor, type Run } from '../util.js'
 import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
 
 /** The repo root: this file runs as dist/test/e2e/cli.test.js. */
@@ -28,18 +27,6 @@ interface Daemon {
   output: string
 }
 
-/**
- * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
- * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
- */
-function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-  }
-  return { ...env, ...extra }
-}
-
 /** Runs `node bin/cairn.js <args>`; resolves with its exit code and output (never rejects on a non-zero exit). */
 async function cairn (...args: string[]): Promise<Run> {
   return await runProgram(process.execPath, [CAIRN, ...args], { cwd: ROOT, env: childEnv(), timeoutMs: 30_000 })
@@ -50,19 +37,6 @@ async function cairnOk (...args: string[]): Promise<string> {
   const run = await cairn(...args)
   assert.equal(run.code, 0, `cairn ${args.join(' ')} exited ${run.code}: ${run.stderr}`)
   return run.stdout
-}
-
-/** Distinct free loopback ports: all bound to port 0 at once, then released. */
-async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
-  return ports
 }
 
 const ndjson = <T>(text: string): T[] => text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as T)

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { access, readFile, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -19,7 +18,7 @@ import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
 import { pinsetSyncProtocol, pinsetTopic } from '../../src/pinset/index.js'
 import { encodeBody, encodeEnvelope, encodeHave, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
 import { readFrames, sendFrame } from '../../src/utils/stream.js'
-import { quietLogger, runProgram, tempDir, waitFor } from '../util.js'
+import { childEnv, freePorts, quietLogger, runProgram, tempDir, waitFor } from '../util.js'
 import type { PrivateKey, Stream } from '@libp2p/interface'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -31,24 +30,6 @@ const MiB = 1024 * 1024
 const TICK_MS = 10
 
 const onLinux = await access('/proc/self/stat').then(() => true, () => false)
-
-function childEnv (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
-  return { ...env, ...extra }
-}
-
-async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
-  return ports
-}
 
 /** A length-prefixed frame of any size (the encoder refuses frames over 4 MiB; an attacker does not). */
 async function sendHuge (stream: Stream, frame: Uint8Array): Promise<void> {

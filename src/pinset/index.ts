@@ -462,9 +462,18 @@ class YjsPinset implements Pinset {
     this.flushing = true
     try {
       while (this.pending.length > 0) {
-        const batch = this.takeBatch()
+        // an operation that cannot be written (a pin too big for an envelope) fails alone, not its batch
+        const batch: Array<PendingOp & { items: Item[] }> = []
+        for (const p of this.takeBatch()) {
+          try {
+            batch.push({ ...p, items: this.itemsOf(p.op) })
+          } catch (err) {
+            p.reject(err as Error)
+          }
+        }
+        if (batch.length === 0) continue
         try {
-          await this.commit(batch.map(p => p.op))
+          await this.commit(batch.map(p => p.items))
           for (const p of batch) p.resolve()
         } catch (err) {
           this.log.error('committing %d pinset operations failed: %e', batch.length, err)
@@ -484,16 +493,15 @@ class YjsPinset implements Pinset {
   }
 
   /**
-   * Signs the batch as envelopes of at most maxPinsPerEnvelope pins and about ENVELOPE_TARGET_BYTES each (a big
-   * operation, such as moving every pin of a lost peer, becomes several), stores them in one fsynced write, then
-   * gossips them.
+   * Signs the batch's keys as envelopes of at most maxPinsPerEnvelope pins and about ENVELOPE_TARGET_BYTES each
+   * (a big operation, such as moving every pin of a lost peer, becomes several: an envelope must fit a catch-up
+   * frame), stores them in one fsynced write, then gossips them.
    */
-  private async commit (ops: Op[]): Promise<void> {
-    const slices = this.slices(ops)
+  private async commit (ops: Item[][]): Promise<void> {
     const envelopes: StoredEnvelope[] = []
     // After a lost data dir, our own older envelopes come back through catch-up: never reuse their seqs.
     let seq = this.seqs.max(this.self)
-    for (const slice of slices) {
+    for (const slice of this.slices(ops)) {
       const update = this.applyLocal(slice)
       if (update == null) continue // nothing changed (e.g. removing what is not there)
       seq++
@@ -515,37 +523,36 @@ class YjsPinset implements Pinset {
     }
   }
 
-  /** The batch's keys in order, cut into envelope-sized slices; refuses (changing nothing) a pin too big for one. */
-  private slices (ops: Op[]): Item[][] {
+  /** An operation's keys with their encoded pins; refuses a pin too big for an envelope of its own. */
+  private itemsOf (op: Op): Item[] {
+    if (op.type === 'remove') return op.cids.map(cid => { const key = cidKey(cid); return { key, bytes: key.length + 8 } })
+    return op.pins.map(pin => {
+      const key = cidKey(pin.cid)
+      const value = encodePin(pin, key)
+      const bytes = key.length + Buffer.byteLength(value) + 8
+      if (bytes > MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD) {
+        throw new InvalidParameterError(`the pin of ${pin.cid} takes ${bytes} bytes in the pinset; at most ${MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD} fit (its name and metadata are too large)`)
+      }
+      return { key, value, bytes }
+    })
+  }
+
+  /** The batch's keys in order, cut into envelope-sized slices. */
+  private slices (ops: Item[][]): Item[][] {
     const maxPins = this.init.maxPinsPerEnvelope ?? 1000
     const target = Math.min(this.init.maxGossipBytes ?? ENVELOPE_TARGET_BYTES, ENVELOPE_TARGET_BYTES)
     const out: Item[][] = []
     let slice: Item[] = []
     let bytes = 0
-    const add = (item: Item): void => {
-      if (item.bytes > MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD) {
-        throw new InvalidParameterError(`the pin of ${item.key} takes ${item.bytes} bytes in the pinset; at most ${MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD} fit (name and metadata are too large)`)
-      }
-      if (slice.length > 0 && (slice.length >= maxPins || bytes + item.bytes > target)) {
-        out.push(slice)
-        slice = []
-        bytes = 0
-      }
-      slice.push(item)
-      bytes += item.bytes
-    }
-    for (const op of ops) {
-      if (op.type === 'put') {
-        for (const pin of op.pins) {
-          const key = cidKey(pin.cid)
-          const value = encodePin(pin, key)
-          add({ key, value, bytes: key.length + Buffer.byteLength(value) + 8 })
+    for (const items of ops) {
+      for (const item of items) {
+        if (slice.length > 0 && (slice.length >= maxPins || bytes + item.bytes > target)) {
+          out.push(slice)
+          slice = []
+          bytes = 0
         }
-      } else {
-        for (const cid of op.cids) {
-          const key = cidKey(cid)
-          add({ key, bytes: key.length + 8 })
-        }
+        slice.push(item)
+        bytes += item.bytes
       }
     }
     if (slice.length > 0) out.push(slice)

@@ -63,7 +63,9 @@ export interface RunInit {
 }
 
 export async function runComplianceSuite (init: RunInit): Promise<SuiteRun> {
-  const register = `import { register } from 'node:module'; register(${JSON.stringify(HOOKS)}, { data: { spec: ${JSON.stringify(init.spec)} } })`
+  // Node 23+ dropped util's old type checks, which the suite's schema loader (enjoi) still calls
+  const utilChecks = `import util from 'node:util'; for (const [k, f] of Object.entries({ isObject: v => v !== null && typeof v === 'object', isNumber: v => typeof v === 'number', isFunction: v => typeof v === 'function', isUndefined: v => v === undefined, isString: v => typeof v === 'string' })) util[k] ??= f;`
+  const register = `${utilChecks} import { register } from 'node:module'; register(${JSON.stringify(HOOKS)}, { data: { spec: ${JSON.stringify(init.spec)} } })`
   const bin = fileURLToPath(import.meta.resolve('@ipfs-shipyard/pinning-service-compliance'))
   const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, bin, '-s', init.endpoint, init.token], {
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },

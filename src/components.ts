@@ -193,7 +193,11 @@ export interface PinsetStats {
   pins: number
   envelopes: number
   envelopes_rejected: number
-  /** Rejections by reason: signature, untrusted, malformed, cluster, checkpoint. */
+  /**
+   * Rejections by reason: signature, untrusted, sender, malformed, cluster, checkpoint, secret, rate (over a
+   * sender's gossip rate), unpromised (a catch-up envelope not offered or not asked for), frame (a catch-up frame
+   * too long for its kind).
+   */
   rejected_by_reason: Record<string, number>
   /** Envelopes received again (gossip echoes, replays): ignored, not counted as rejected. */
   envelopes_duplicate: number
@@ -233,7 +237,7 @@ export interface Pinset extends Startable {
   syncWith(peerId: string, options?: AbortOptions): Promise<number>
   stats(): PinsetStats
   /** Makes a signed checkpoint now (trusted peers only; undefined elsewhere). */
-  checkpoint(): Promise<CheckpointInfo | undefined>
+  checkpoint(options?: AbortOptions): Promise<CheckpointInfo | undefined>
 }
 
 export interface StatusFilter {

@@ -48,3 +48,5 @@ export class NotAcceptableError extends defineError('NotAcceptableError', 'none 
 export class NotCachedError extends defineError('NotCachedError', 'not in the local store, and only-if-cached forbids fetching it') {}
 /** What a mirror holds cannot be served as the client asked (a packument that is not JSON, or too large to rewrite). */
 export class InvalidContentError extends defineError('InvalidContentError', 'the content cannot be served as asked') {}
+/** A peer announced a stream frame larger than that kind of frame may be: the stream is dropped before reading it. */
+export class FrameTooLongError extends defineError('FrameTooLongError', 'a peer sent a frame longer than allowed') {}

@@ -6,9 +6,9 @@ import { createCluster, type Cluster } from './cluster.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
-import { createMonitor, pingInformer, pinqueueInformer, tagInformers, type Informer, type Monitor } from './monitor/index.js'
+import { createMonitor, metricsTopic, pingInformer, pinqueueInformer, tagInformers, type Informer, type Monitor } from './monitor/index.js'
 import { statfs } from 'node:fs/promises'
-import { createPinset } from './pinset/index.js'
+import { createPinset, pinsetTopic } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
 import { createTracker } from './tracker/index.js'
 import { createPinningApi, peerAddresses, type PinningApi } from './api/pinsvc/index.js'
@@ -91,6 +91,7 @@ export function createPeer (init: PeerInit): CairnPeer {
       announce: config.peer.swarm.announce,
       bootstrap: config.cluster.bootstrap,
       dht: { protocol: dht.protocol, clientMode: dht.client_mode, keepPrivateAddresses: dht.keep_private_addresses },
+      scoredTopics: [pinsetTopic(config.cluster.name), metricsTopic(config.cluster.name)],
       logger
     }
   })

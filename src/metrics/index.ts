@@ -68,7 +68,7 @@ export function createMetricsServer (init: MetricsInit, components: MetricsCompo
 interface StatusCache { at: number, ttl: number, counts: Promise<Map<TrackerStatus, number>> }
 
 /** Rejection reasons always exported (as 0 until one happens), so alerts on them need no absent() dance. */
-const REJECT_REASONS = ['signature', 'untrusted', 'sender', 'malformed', 'cluster', 'checkpoint']
+const REJECT_REASONS = ['signature', 'untrusted', 'sender', 'malformed', 'cluster', 'checkpoint', 'secret', 'rate', 'unpromised', 'frame']
 
 class PeerMetrics implements MetricsServer {
   private readonly registry = new Registry()
@@ -110,7 +110,7 @@ class PeerMetrics implements MetricsServer {
     r.gauge({ name: 'cairn_pinset_envelopes', help: 'Pinset envelopes this peer has, applied or covered by a checkpoint.', collect: () => stats().envelopes })
     r.counter({
       name: 'cairn_pinset_envelopes_rejected_total',
-      help: 'Envelopes dropped, by reason (signature, untrusted, malformed, cluster, checkpoint).',
+      help: 'Pinset envelopes and notices dropped, by reason (see the README).',
       labelNames: ['reason'],
       collect: () => {
         const byReason = { ...Object.fromEntries(REJECT_REASONS.map(r => [r, 0])), ...stats().rejected_by_reason }

@@ -280,6 +280,67 @@ export function classifyFrame (frame: Uint8Array): SyncFrame {
   }
 }
 
+// ----- catch-up frame sizes: a frame is refused from its length prefix when it is longer than its kind may be
+
+/**
+ * Envelopes: a writer splits its changes into envelopes of about 1 MiB; one pin alone may make one bigger, up to
+ * this (a pin's name and metadata are far smaller: the pinning API caps a pin's requests at 512 KiB).
+ */
+export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024
+/** Checkpoint state chunks (0x04 || up to 1 MiB). */
+export const MAX_CHUNK_FRAME = 1024 * 1024 + 1
+/** Requests, offers, choices, checkpoint headers and proofs: a version vector and a few bytes. */
+export const MAX_CONTROL_FRAME = 1024 * 1024
+
+// ----- catch-up offer and choice
+//
+// After the request (below), the server offers: have = 0x05 || byte(checkpoint follows) || lp(version vector of
+// the highest seq per author it would send), then the checkpoint header if it offers one. The requester answers
+// with what it takes: want = 0x06 || byte(take the checkpoint) || lp(version vector: author -> send seqs above
+// this), naming only authors it trusts and that the server has more of. The server then streams exactly that;
+// anything else is a breach the requester drops the server for.
+
+const HAVE = 0x05
+const WANT = 0x06
+
+export interface SyncHave {
+  vv: VersionVector
+  /** A checkpoint header frame follows. */
+  checkpoint: boolean
+}
+
+export interface SyncWant {
+  vv: VersionVector
+  /** Send the offered checkpoint's state first. */
+  checkpoint: boolean
+}
+
+function encodeChoice (type: number, flag: boolean, vv: VersionVector): Uint8Array {
+  return new Writer().byte(type).byte(flag ? 1 : 0).bytes(encodeVersionVector(vv)).finish()
+}
+
+function decodeChoice (type: number, bytes: Uint8Array, what: string): { flag: boolean, vv: VersionVector } {
+  const r = new Reader(bytes)
+  if (r.byte() !== type) throw new MalformedMessageError(`not a catch-up ${what}`)
+  const flag = r.byte()
+  if (flag > 1) throw new MalformedMessageError(`bad catch-up ${what}`)
+  const vv = decodeVersionVector(r.bytes())
+  r.end()
+  return { flag: flag === 1, vv }
+}
+
+export function encodeHave (have: SyncHave): Uint8Array { return encodeChoice(HAVE, have.checkpoint, have.vv) }
+export function decodeHave (bytes: Uint8Array): SyncHave {
+  const { flag, vv } = decodeChoice(HAVE, bytes, 'offer')
+  return { checkpoint: flag, vv }
+}
+
+export function encodeWant (want: SyncWant): Uint8Array { return encodeChoice(WANT, want.checkpoint, want.vv) }
+export function decodeWant (bytes: Uint8Array): SyncWant {
+  const { flag, vv } = decodeChoice(WANT, bytes, 'choice')
+  return { checkpoint: flag, vv }
+}
+
 // ----- catch-up request
 
 export interface SyncRequest {

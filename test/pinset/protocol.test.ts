@@ -3,9 +3,10 @@ import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  decodeEnvelope, decodeGossip, decodeVersionVector, encodeBody, encodeEnvelope, encodeNotice, encodeVersionVector,
-  MalformedMessageError, signingPayload
+  decodeEnvelope, decodeGossip, decodeHave, decodeVersionVector, decodeWant, encodeBody, encodeEnvelope, encodeHave,
+  encodeNotice, encodeVersionVector, encodeWant, MalformedMessageError, signingPayload
 } from '../../src/pinset/protocol.js'
+import { RateLimiter } from '../../src/pinset/rate.js'
 import { SeqTracker } from '../../src/pinset/store.js'
 
 describe('pinset wire format', () => {
@@ -45,6 +46,16 @@ describe('pinset wire format', () => {
     assert.throws(() => decodeGossip(new Uint8Array()), /empty/)
   })
 
+  it('encodes catch-up offers and choices, and refuses bad ones', () => {
+    assert.deepEqual(decodeHave(encodeHave({ vv: { a: 7 }, checkpoint: true })), { vv: { a: 7 }, checkpoint: true })
+    assert.deepEqual(decodeWant(encodeWant({ vv: { b: 0 }, checkpoint: false })), { vv: { b: 0 }, checkpoint: false })
+    assert.throws(() => decodeHave(encodeWant({ vv: {}, checkpoint: false })), /not a catch-up offer/)
+    const flag = encodeHave({ vv: {}, checkpoint: true })
+    flag[1] = 2
+    assert.throws(() => decodeHave(flag), /bad catch-up offer/)
+    assert.throws(() => decodeWant(Uint8Array.of(6, 0)), MalformedMessageError)
+  })
+
   it('encodes notices and version vectors', () => {
     const n = decodeGossip(encodeNotice({ author: 'peer', seq: 300 }))
     assert.deepEqual(n, { type: 'notice', notice: { author: 'peer', seq: 300 } })
@@ -68,5 +79,20 @@ describe('SeqTracker', () => {
     assert.equal(t.has('a', 2), true)
     assert.equal(t.has('a', 4), false)
     assert.equal(t.count(), 3)
+  })
+})
+
+describe('RateLimiter', () => {
+  it('lets a burst through, then the rate, per sender, and forgets senders whose bucket is full again', () => {
+    const rate = new RateLimiter({ perSecond: 2, burst: 3, maxSenders: 2 })
+    const t0 = 1_000_000
+    assert.deepEqual([1, 2, 3, 4].map(() => rate.take('a', t0)), [true, true, true, false])
+    assert.equal(rate.take('b', t0), true, 'another sender has its own bucket')
+    assert.equal(rate.take('a', t0 + 400), false, '0.8 of a message refilled')
+    assert.equal(rate.take('a', t0 + 500), true, 'one refilled after 0.5 s')
+    // a third sender past maxSenders: 'b' (full again) is forgotten, 'a' (still empty) is kept
+    assert.equal(rate.take('c', t0 + 600), true)
+    assert.equal(rate.take('a', t0 + 600), false, 'a was kept: a new bucket would start full')
+    assert.deepEqual([1, 2, 3, 4].map(() => rate.take('a', t0 + 5000)), [true, true, true, false], 'a refills to its burst, no more')
   })
 })

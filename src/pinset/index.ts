@@ -111,20 +111,18 @@ class YjsPinset implements Pinset {
     const verifier = new Verifier({ cluster, self, isTrusted: init.isTrusted })
     const sources = new SyncSources({ strangerIntervalMs: init.strangerSyncIntervalMs })
     const checkpoints = this.checkpoints = new Checkpoints({ ...init, self }, { document, store, seqs, privateKey, counters, logger, isStarted, shutdown })
-    this.commits = createGroupCommit({ ...init, self }, {
-      document, store, seqs, privateKey, logger, isStarted,
-      onStored: n => { checkpoints.noteApplied(n); snapshots.noteApplied(n) },
-      publish: (seq, bytes) => { this.gossip.publish(seq, bytes) }
-    })
     const snapshots = this.snapshots = new Snapshots(init, {
       document, store, seqs, logger,
       restoreCheckpoint: async vv => { await checkpoints.restore(vv) },
       hasUnsaved: () => this.commits.hasUnsaved()
     })
-    const ingest = createIngest({
-      document, store, seqs, verifier, counters, isStarted,
-      onApplied: n => { checkpoints.noteApplied(n); snapshots.noteApplied(n) }
+    // envelopes stored, ours or peers': they count towards the next snapshot and checkpoint
+    const onStored = (n: number): void => { checkpoints.noteApplied(n); snapshots.noteApplied(n) }
+    this.commits = createGroupCommit({ ...init, self }, {
+      document, store, seqs, privateKey, logger, isStarted, onStored,
+      publish: (seq, bytes) => { this.gossip.publish(seq, bytes) }
     })
+    const ingest = createIngest({ document, store, seqs, verifier, counters, isStarted, onApplied: onStored })
     const client = this.client = new SyncClient({ ...init, protocol: this.protocol, self }, {
       libp2p, store, seqs, verifier, counters, checkpoints, sources, secret, ingest, logger, isStarted, shutdown
     })

@@ -4,35 +4,20 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import * as Y from 'yjs'
-import { createGroupCommit, type CommitInit, type GroupCommit } from '../../src/pinset/commit.js'
-import { PinsetDocument } from '../../src/pinset/document.js'
-import { decodeEnvelope } from '../../src/pinset/protocol.js'
-import { PinsetStore, SeqTracker } from '../../src/pinset/store.js'
 import { Verifier } from '../../src/pinset/verify.js'
 import { cidKey } from '../../src/utils/cid.js'
-import { quietLogger, tempDir } from '../util.js'
+import { tempDir } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
-import type { PinsetChange } from '../../src/components.js'
+import { localParts, storedEnvelopes, type LocalParts } from './parts.js'
+import type { CommitInit } from '../../src/pinset/commit.js'
+import type { Envelope } from '../../src/pinset/protocol.js'
 import type { PrivateKey } from '@libp2p/interface'
-
-interface Rig {
-  commits: GroupCommit
-  document: PinsetDocument
-  store: PinsetStore
-  seqs: SeqTracker
-  self: string
-  published: Array<{ seq: number, bytes: Uint8Array }>
-  stored: number[]
-  changes: PinsetChange[]
-  started: boolean
-}
 
 describe('pinset group commit', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>
   let key: PrivateKey
-  const rigs: Rig[] = []
+  const rigs: LocalParts[] = []
 
   beforeEach(async () => {
     dir = await tempDir()
@@ -40,44 +25,20 @@ describe('pinset group commit', () => {
   })
 
   afterEach(async () => {
-    for (const rig of rigs.splice(0)) {
-      await rig.store.close()
-      rig.document.destroy()
-    }
+    for (const rig of rigs.splice(0)) await rig.close()
     await dir.cleanup()
   })
 
-  async function rig (init: Partial<CommitInit> = {}): Promise<Rig> {
-    const logger = quietLogger()
-    const self = peerIdFromPrivateKey(key).toString()
-    const store = new PinsetStore(join(dir.path, `pinset-${rigs.length}`))
-    await store.open()
-    const document = new PinsetDocument({ logger, onMalformed: detail => { assert.fail(detail) } })
-    document.observe()
-    const seqs = new SeqTracker()
-    const published: Rig['published'] = []
-    const stored: number[] = []
-    const changes: PinsetChange[] = []
-    document.onChange(change => { changes.push(change) })
-    const commits = createGroupCommit({ cluster: 'test', self, ...init }, {
-      document, store, seqs, privateKey: key, logger, isStarted: () => r.started,
-      onStored: n => { stored.push(n) },
-      publish: (seq, bytes) => { published.push({ seq, bytes }) }
-    })
-    const r: Rig = { commits, document, store, seqs, self, published, stored, changes, started: true }
+  async function rig (init: Partial<CommitInit> = {}): Promise<LocalParts> {
+    const r = await localParts(join(dir.path, `pinset-${rigs.length}`), key, init)
     rigs.push(r)
     return r
   }
 
-  /** The stored envelopes of this peer, in order. */
-  async function envelopes (r: Rig): Promise<Array<ReturnType<typeof decodeEnvelope>>> {
-    const out = []
-    for await (const { bytes } of r.store.envelopesAfter(r.self, 0)) out.push(decodeEnvelope(bytes))
-    return out
-  }
+  async function envelopes (r: LocalParts): Promise<Envelope[]> { return await storedEnvelopes(r.store, r.self) }
 
   /** A fresh document with only the stored envelopes applied (what a peer catching up gets). */
-  async function replayed (r: Rig): Promise<Y.Map<string>> {
+  async function replayed (r: LocalParts): Promise<Y.Map<string>> {
     const doc = new Y.Doc()
     for (const env of await envelopes(r)) Y.applyUpdate(doc, env.update)
     return doc.getMap<string>('pins')

@@ -1,6 +1,6 @@
 // Reading a peer's pinset from its level store without starting the peer (`cairn follow list` when the
 // daemon is stopped): the snapshot, a stored checkpoint it does not contain, then the logged envelopes it does
-// not cover, as YjsPinset.load does.
+// not cover, as Snapshots.restore (snapshots.ts) does.
 // Stored envelopes were checked when they arrived, so they are applied as they are.
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'

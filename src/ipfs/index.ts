@@ -3,11 +3,12 @@ import { IpfsNodeImpl } from './ipfs.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } from '../components.js'
 import type { CairnServices, HostInit } from '../libp2p/index.js'
 import type { BitswapSenderInit } from './bitswap-sender.js'
+import type { BitswapTraffic } from './helia-internals.js'
 import type { Helia } from '@helia/interface'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
-export type { CairnServices, HostInit }
+export type { BitswapTraffic, CairnServices, HostInit }
 export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from './add.js'
 
 export interface IpfsInit {
@@ -68,6 +69,13 @@ export interface IpfsNode extends IpfsConnector {
   gc(options?: GcOptions): Promise<CID[]>
   /** Repo GCs since start: for /metrics. */
   gcStats(): GcStats
+  /** Bitswap block traffic since start, for /metrics; undefined when not counted (@helia/bitswap not recognised). */
+  bitswapStats(): BitswapTraffic | undefined
+  /**
+   * The multihash of every block held here for a local pin, from the pin records' keys (no block is read): what
+   * the reprovider's `pinned` strategy announces.
+   */
+  pinnedBlocks(options?: AbortOptions): AsyncIterable<Uint8Array>
   /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
   cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
 }

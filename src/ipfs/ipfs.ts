@@ -22,7 +22,7 @@ import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type Generation, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
-import { installBitswapSender, type InstalledBitswap } from './bitswap-sender.js'
+import { connectedOnly, countBitswapTraffic, installBitswapSender, type BitswapTraffic, type CountedTraffic, type InstalledBitswap } from './helia-internals.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
 import { GcLock } from './gc-lock.js'
 import type { GcOptions, GcStats, IpfsInit, IpfsNode } from './index.js'
@@ -78,6 +78,8 @@ interface Running {
   recent: RecentLinks
   /** Bitswap's sending half (undefined: @helia/bitswap's own, not recognised). */
   bitswap?: InstalledBitswap
+  /** Bitswap block traffic since start (undefined: not recognised). */
+  traffic?: CountedTraffic
 }
 
 export class IpfsNodeImpl implements IpfsNode {
@@ -156,10 +158,12 @@ export class IpfsNodeImpl implements IpfsNode {
       })
       if (bitswap == null) this.log.error('@helia/bitswap is not the expected shape: its own sending is used')
       else blockstore.onStored = cid => { bitswap.sender.receivedBlock(cid) }
+      const traffic = countBitswapTraffic(helia)
+      if (traffic == null) this.log.error('bitswap traffic is not counted: @helia/bitswap internals are not the expected shape')
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -181,6 +185,7 @@ export class IpfsNodeImpl implements IpfsNode {
     // pins in flight stop fetching; those recording a pin finish, so no pin is left half-counted
     await Promise.allSettled([...this.locks.values(), ...this.gcs])
     try {
+      running.traffic?.detach()
       await running.bitswap?.stop()
       await running.helia.stop()
       // libp2p.stop() resolves with peer store writes still to come: let those in flight land, drop the rest
@@ -479,6 +484,15 @@ export class IpfsNodeImpl implements IpfsNode {
     return { ...this.gcCounters }
   }
 
+  bitswapStats (): BitswapTraffic | undefined {
+    const t = this.running?.traffic
+    return t == null ? undefined : { bytesIn: t.bytesIn, blocksIn: t.blocksIn, bytesOut: t.bytesOut, blocksOut: t.blocksOut }
+  }
+
+  pinnedBlocks (options: AbortOptions = {}): AsyncIterable<Uint8Array> {
+    return this.require().records.blocks(options)
+  }
+
   async hasBlock (cid: CID, options: AbortOptions = {}): Promise<boolean> {
     return this.require().helia.blockstore.has(cid, options)
   }
@@ -627,7 +641,7 @@ export class IpfsNodeImpl implements IpfsNode {
     const { helia, bitswap } = running
     if (bitswap == null) {
       // maxProviders reaches @helia/bitswap's findAndConnect, which then takes no providers from routing
-      return await concatChunks(helia.blockstore.get(cid, { signal, maxProviders: 0 } as AbortOptions))
+      return await concatChunks(helia.blockstore.get(cid, connectedOnly({ signal })))
     }
     const block = await bitswap.want(cid, { signal })
     // a pin's walk goes on to its next wants while the block is written (level writes are the slowest step)

@@ -229,7 +229,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
         // [slot: reprovider]
         reprovider = createReprovider({ ...config.cluster.reprovide, protocol: dht.protocol, bootstrap: dht.bootstrap }, {
-          libp2p, logger, datastore: ipfs.helia.datastore, blockstore: ipfs.helia.blockstore, pinLs: o => ipfs.pinLs(o), pinnedBlocks: o => ipfs.pinnedBlocks(o),
+          libp2p, logger, datastore: ipfs.helia.datastore, getBlock: async (c, o) => await ipfs.getBlock(c, o), pinLs: o => ipfs.pinLs(o), pinnedBlocks: o => ipfs.pinnedBlocks(o),
           onPinChange: l => ipfs.onPinChange(l), warn: line => { logger.pino.warn(line) }
         })
         await reprovider.start()

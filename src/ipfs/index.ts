@@ -7,6 +7,8 @@ import type { BitswapTraffic } from './helia-internals.js'
 import type { Helia } from '@helia/interface'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import type { BlockCodec } from 'multiformats/codecs/interface'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 export type { BitswapTraffic, CairnServices, HostInit }
 export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from './add.js'
@@ -76,8 +78,29 @@ export interface IpfsNode extends IpfsConnector {
    * the reprovider's `pinned` strategy announces.
    */
   pinnedBlocks(options?: AbortOptions): AsyncIterable<Uint8Array>
-  /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
+  /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks as getBlock does; cat.ts). */
   cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
+  /**
+   * A block's bytes: from the local store, else from connected peers over bitswap, with a DHT provider lookup
+   * once `lookupDelayMs` passed (fetch.ts). A fetched block is stored (not pinned). With `offline`, a block not
+   * held here is a NotFoundError.
+   */
+  getBlock(cid: CID, options?: GetBlockOptions): Promise<Uint8Array>
+  /** The codec of a CID's code (dag-pb, raw, dag-cbor, ...); throws for one the node does not know. */
+  getCodec(code: number): Promise<BlockCodec<any, any>>
+  /** The hash function of a multihash code; throws for one the node does not know. */
+  getHasher(code: number): Promise<MultihashHasher>
+}
+
+export interface GetBlockOptions extends AbortOptions {
+  /** Read the local store only: a block not held here is a NotFoundError, never a fetch. */
+  offline?: boolean
+  /**
+   * How long connected peers alone are asked for a missing block before a DHT provider lookup starts as well
+   * (a lookup per block would make a large file crawl). 0: at once, for a first block no connected peer may
+   * have. Default: IpfsInit.childLookupDelay.
+   */
+  lookupDelayMs?: number
 }
 
 export interface GcStats {

@@ -4,11 +4,10 @@
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import * as raw from 'multiformats/codecs/raw'
-import { concatChunks } from '../utils/bytes.js'
 import { entryOf, sortUnique, toHex, type KeyEntry } from './keys.js'
 import type { ReprovideStrategy } from './index.js'
 import type { AbortOptions } from '../components.js'
-import type { Blocks } from '@helia/interface'
+import type { GetBlockOptions } from '../ipfs/index.js'
 import type { CID } from 'multiformats/cid'
 
 export interface SourceComponents {
@@ -16,7 +15,8 @@ export interface SourceComponents {
   pinLs: (options?: AbortOptions) => AsyncIterable<CID>
   /** The multihash of every block held for a local pin. */
   pinnedBlocks: (options?: AbortOptions) => AsyncIterable<Uint8Array>
-  blockstore: Blocks
+  /** A block of this node; with `offline`, never fetched (IpfsNode.getBlock). */
+  getBlock: (cid: CID, options: GetBlockOptions) => Promise<Uint8Array>
 }
 
 /** The phases of a cycle, each sorted by DHT key: pin roots first, then the rest (none for `roots`). */
@@ -39,7 +39,7 @@ export async function listPhases (strategy: ReprovideStrategy, components: Sourc
     for await (const mh of components.pinnedBlocks(options)) add(mh)
   } else {
     for (const root of rootCids) {
-      for await (const mh of entities(root, components.blockstore, options)) add(mh)
+      for await (const mh of entities(root, components.getBlock, options)) add(mh)
     }
   }
   return [roots, sortUnique(rest)]
@@ -49,7 +49,7 @@ export async function listPhases (strategy: ReprovideStrategy, components: Sourc
  * Files and directories (and HAMT shards) under a root, from the local blocks: a directory's children are
  * visited, a file's chunks are not. A root that is neither (dag-cbor, ...) is announced alone.
  */
-async function * entities (root: CID, blockstore: Blocks, options: AbortOptions): AsyncGenerator<Uint8Array> {
+async function * entities (root: CID, getBlock: SourceComponents['getBlock'], options: AbortOptions): AsyncGenerator<Uint8Array> {
   const stack: CID[] = [root]
   const visited = new Set<string>()
   while (stack.length > 0) {
@@ -62,7 +62,7 @@ async function * entities (root: CID, blockstore: Blocks, options: AbortOptions)
     if (cid.code !== dagPb.code) continue
     let node: dagPb.PBNode
     try {
-      node = dagPb.decode(await concatChunks(blockstore.get(cid, { offline: true, signal: options.signal })))
+      node = dagPb.decode(await getBlock(cid, { offline: true, signal: options.signal }))
     } catch {
       continue
     }

@@ -84,7 +84,6 @@ export function createPeer (init: PeerInit): CairnPeer {
 
   const ipfs = createIpfs({
     dataDir: config.path,
-    logger,
     host: {
       privateKey: config.identity.privateKey,
       listen: config.peer.swarm.listen,
@@ -94,7 +93,7 @@ export function createPeer (init: PeerInit): CairnPeer {
       scoredTopics: [pinsetTopic(config.cluster.name), metricsTopic(config.cluster.name)],
       logger
     }
-  })
+  }, { logger })
 
   const reserve = createDiskReserve({ path: config.path, bytes: config.peer.disk.reserve_bytes }, { logger })
   let pinset: Pinset | undefined

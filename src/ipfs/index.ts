@@ -18,8 +18,6 @@ export interface IpfsInit {
   dataDir: string
   /** The libp2p host; its datastore is the node's own. */
   host: Omit<HostInit, 'datastore'>
-  /** Per-peer logger; defaults to host.logger, then to @libp2p/logger's default. */
-  logger?: ComponentLogger
   /** A cat that receives no block for this long starts again where it stopped (default 10 s). */
   catStallMs?: number
   /** Blocks fetched at once while pinning. Default 32. */
@@ -125,6 +123,11 @@ export interface GcOptions extends AbortOptions {
   waitMs?: number
 }
 
-export function createIpfs (init: IpfsInit): IpfsNode {
-  return new IpfsNodeImpl(init)
+export interface IpfsComponents {
+  /** Per-peer logger; defaults to init.host.logger, then to @libp2p/logger's default. */
+  logger?: ComponentLogger
+}
+
+export function createIpfs (init: IpfsInit, components: IpfsComponents): IpfsNode {
+  return new IpfsNodeImpl(init, components)
 }

@@ -24,7 +24,7 @@ import { BlockFetcher, fetchDag } from './fetch.js'
 import { checkQuota, checkQuotaEstimate } from './quota.js'
 import { catFile } from './cat.js'
 import { GcLock } from './gc-lock.js'
-import type { GcOptions, GcStats, GetBlockOptions, IpfsInit, IpfsNode } from './index.js'
+import type { GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
 import type { Helia, Pin } from '@helia/interface'
@@ -94,9 +94,9 @@ export class IpfsNodeImpl implements IpfsNode {
   private readonly gcs = new Set<Promise<unknown>>()
   private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, last_finished: 0, last_duration_ms: 0 }
 
-  constructor (init: IpfsInit) {
+  constructor (init: IpfsInit, components: IpfsComponents) {
     this.init = init
-    this.logger = init.logger ?? init.host.logger ?? defaultLogger()
+    this.logger = components.logger ?? init.host.logger ?? defaultLogger()
     this.log = this.logger.forComponent('cairn:ipfs')
   }
 

@@ -5,7 +5,7 @@
 //
 // Both peers are whole daemons in their own processes (bench/peer-process.ts). Peer A imports a file of N MB of
 // pseudo-random bytes (UnixFS, Kubo defaults: CIDv0, 256 KiB chunks) into its blockstore without pinning it;
-// peer B then pins the root, so it walks the DAG and fetches every block from A over bitswap (src/ipfs/ipfs.ts
+// peer B then pins the root, so it walks the DAG and fetches every block from A over bitswap (src/ipfs/fetch.ts
 // fetchDag). The baseline streams the same number of bytes from A to B on a bench protocol (B counts them and
 // answers with the count), once before and once after the bitswap transfer; its figure is the mean of both.
 // The run is several rounds (a fresh file each), and the figures are medians: on this machine the raw stream

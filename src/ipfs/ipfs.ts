@@ -1,3 +1,6 @@
+// The IPFS node (IpfsNode): starts Helia with bitswap over the peer's host on level stores, records pins (per CID,
+// in call order, against repo GC), runs repo GC and wires imports; block fetches are fetch.ts's, quota checks
+// quota.ts's, reads cat.ts's, and every reach into Helia's internals is helia-internals.ts'.
 import { setMaxListeners } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -42,12 +42,17 @@ interface HeliaBitswap {
   wantList: HeliaWantList
 }
 
-/** The broker's Bitswap instance, when it has the shape this file was written against. */
-function heliaBitswap (helia: unknown): HeliaBitswap | undefined {
+/** The bitswap broker's Bitswap instance, unchecked. */
+function brokerBitswap (helia: unknown): Partial<HeliaBitswap> | undefined {
   const brokers = (helia as { blockBrokers?: unknown }).blockBrokers
   if (!Array.isArray(brokers)) return undefined
   const broker = brokers.find(b => (b as { name?: unknown })?.name === 'bitswap') as { bitswap?: Partial<HeliaBitswap> } | undefined
-  const bitswap = broker?.bitswap
+  return broker?.bitswap
+}
+
+/** The broker's Bitswap instance, when it has the shape this file was written against. */
+function heliaBitswap (helia: unknown): HeliaBitswap | undefined {
+  const bitswap = brokerBitswap(helia)
   const { peerWantLists: lists, network, wantList } = bitswap ?? {}
   if (lists == null || network == null || typeof network.sendMessage !== 'function' || typeof network.addEventListener !== 'function') return undefined
   if (typeof wantList?.wantBlock !== 'function' || typeof bitswap?.notify !== 'function') return undefined
@@ -214,8 +219,9 @@ export interface CountedTraffic extends BitswapTraffic {
  * Undefined when the broker is not the shape this was written against.
  */
 export function countBitswapTraffic (helia: unknown): CountedTraffic | undefined {
-  const network = heliaBitswap(helia)?.network
-  if (network?.metrics == null || typeof network.metrics !== 'object') return undefined
+  // the network alone: counting does not need the rest of the shape the sender needs
+  const network = brokerBitswap(helia)?.network
+  if (typeof network?.addEventListener !== 'function' || typeof network.metrics !== 'object' || network.metrics == null) return undefined
   const slots = network.metrics
   const traffic = { bytesIn: 0, blocksIn: 0, bytesOut: 0, blocksOut: 0 }
 
@@ -251,8 +257,8 @@ export function countBitswapTraffic (helia: unknown): CountedTraffic | undefined
  * unsubscribe function; undefined when the broker is not recognised.
  */
 export function onBitswapMessage (helia: unknown, listener: () => void): (() => void) | undefined {
-  const network = heliaBitswap(helia)?.network
-  if (network == null) return undefined
+  const network = brokerBitswap(helia)?.network
+  if (typeof network?.addEventListener !== 'function') return undefined
   network.addEventListener('bitswap:message', listener)
   return () => { network.removeEventListener('bitswap:message', listener) }
 }

@@ -5,7 +5,7 @@
 //
 // Both peers are whole daemons in their own processes (bench/peer-process.ts). Peer A imports a file of N MB of
 // pseudo-random bytes (UnixFS, Kubo defaults: CIDv0, 256 KiB chunks) into its blockstore without pinning it;
-// peer B then pins the root, so it walks the DAG and fetches every block from A over bitswap (src/ipfs/ipfs.ts
+// peer B then pins the root, so it walks the DAG and fetches every block from A over bitswap (src/ipfs/fetch.ts
 // fetchDag). The baseline streams the same number of bytes from A to B on a bench protocol (B counts them and
 // answers with the count), once before and once after the bitswap transfer; its figure is the mean of both.
 // The run is several rounds (a fresh file each), and the figures are medians: on this machine the raw stream
@@ -21,6 +21,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { carHeader, carSectionHead } from '../src/utils/car.js'
+import { onBitswapMessage } from '../src/ipfs/helia-internals.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
@@ -146,7 +147,6 @@ export async function pinTimed (ipfs: IpfsNode, cid: string): Promise<Record<str
   let stalls = 0
   let stalledMs = 0
   // the same for bitswap messages arriving: pauses there are the sender's (or the wants'), not this peer's writes
-  const network = bitswapNetworkOf(ipfs)
   let lastMessageAt = t
   let messages = 0
   let messageStalls = 0
@@ -157,7 +157,7 @@ export async function pinTimed (ipfs: IpfsNode, cid: string): Promise<Record<str
     messages++
     lastMessageAt = now
   }
-  network?.addEventListener('bitswap:message', onMessage)
+  const unsubscribe = onBitswapMessage(ipfs.helia, onMessage)
   await ipfs.pin(CID.parse(cid), {
     onProgress: n => {
       const now = performance.now()
@@ -166,14 +166,8 @@ export async function pinTimed (ipfs: IpfsNode, cid: string): Promise<Record<str
       lastBlockAt = now
     }
   })
-  network?.removeEventListener('bitswap:message', onMessage)
+  unsubscribe?.()
   return { fetch_ms: lastBlockAt - t, pin_ms: performance.now() - t, blocks, stalls, stalled_ms: stalledMs, messages, message_stalls: messageStalls, message_stalled_ms: messageStalledMs }
-}
-
-/** @helia/bitswap's network object (its 'bitswap:message' event), when the broker has the expected shape. */
-function bitswapNetworkOf (ipfs: IpfsNode): EventTarget | undefined {
-  const brokers = (ipfs.helia as unknown as { blockBrokers?: Array<{ name?: string, bitswap?: { network?: EventTarget } }> }).blockBrokers
-  return brokers?.find(b => b.name === 'bitswap')?.bitswap?.network
 }
 
 /** Answers the raw protocol: reads until the sender closes, then writes back the byte count (8 bytes, big-endian). */

@@ -43,9 +43,8 @@ async function withNode<T> (fn: (node: IpfsNode) => Promise<T>): Promise<T> {
   const dir = await tempDir('cairn-bench-gc-')
   const node = createIpfs({
     dataDir: dir.path,
-    host: { privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dht: { protocol: '/cairn-bench-gc/kad/1.0.0', clientMode: true, keepPrivateAddresses: true } },
-    logger: quietLogger('gc')
-  })
+    host: { privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dht: { protocol: '/cairn-bench-gc/kad/1.0.0', clientMode: true, keepPrivateAddresses: true } }
+  }, { logger: quietLogger('gc') })
   await node.start()
   try {
     return await fn(node)

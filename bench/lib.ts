@@ -446,7 +446,7 @@ export interface PeerStats {
   /** process.cpuUsage() so far, microseconds. */
   cpuUserUs: number
   cpuSystemUs: number
-  /** Block traffic over bitswap so far (src/metrics/bitswap.ts), when the peer's bitswap is recognised. */
+  /** Block traffic over bitswap so far (IpfsNode.bitswapStats), when the peer's bitswap is recognised. */
   bitswap?: { blocksIn: number, bytesIn: number, blocksOut: number, bytesOut: number }
 }
 

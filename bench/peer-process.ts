@@ -5,7 +5,6 @@
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { startDaemon } from '../src/daemon.js'
-import { attachBitswapTraffic, type BitswapTraffic } from '../src/metrics/index.js'
 import type { CairnPeer } from '../src/peer.js'
 import type { PeerProgress, PeerReady, PeerStats } from './lib.js'
 import { benchPins, pinsetDigest } from './pinset-data.js'
@@ -19,7 +18,6 @@ if (path === undefined || process.send === undefined) {
 const send = process.send.bind(process)
 
 let peer: CairnPeer | undefined
-let traffic: BitswapTraffic | undefined
 let stopping = false
 
 async function stop (why: string): Promise<void> {
@@ -114,7 +112,8 @@ process.on('message', (msg: { type?: string, seq?: number, action?: string, file
     const mem = process.memoryUsage()
     const cpu = process.cpuUsage()
     const stats: PeerStats = { rss: mem.rss, heapUsed: mem.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system }
-    if (traffic !== undefined) stats.bitswap = { blocksIn: traffic.blocksIn, bytesIn: traffic.bytesIn, blocksOut: traffic.blocksOut, bytesOut: traffic.bytesOut }
+    const traffic = peer?.ipfs.bitswapStats()
+    if (traffic !== undefined) stats.bitswap = { ...traffic }
     send({ type: 'stats', seq: msg.seq, stats })
   } else if (msg?.type === 'progress') {
     progress(msg.pinned === true).then(result => { send({ type: 'progress', seq: msg.seq, progress: result }) }, (err: Error) => {
@@ -155,7 +154,6 @@ process.on('message', (msg: { type?: string, seq?: number, action?: string, file
 
 try {
   peer = await startDaemon({ path, init: false, report: line => { process.stdout.write(`${line}\n`) } })
-  traffic = attachBitswapTraffic(peer.ipfs.helia)
   const ready: PeerReady = { type: 'ready', id: peer.id, rest: peer.restAddress(), swarm: peer.swarmAddresses() }
   send(ready)
 } catch (err) {

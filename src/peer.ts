@@ -84,7 +84,6 @@ export function createPeer (init: PeerInit): CairnPeer {
 
   const ipfs = createIpfs({
     dataDir: config.path,
-    logger,
     host: {
       privateKey: config.identity.privateKey,
       listen: config.peer.swarm.listen,
@@ -94,7 +93,7 @@ export function createPeer (init: PeerInit): CairnPeer {
       scoredTopics: [pinsetTopic(config.cluster.name), metricsTopic(config.cluster.name)],
       logger
     }
-  })
+  }, { logger })
 
   const reserve = createDiskReserve({ path: config.path, bytes: config.peer.disk.reserve_bytes }, { logger })
   let pinset: Pinset | undefined
@@ -229,7 +228,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
         // [slot: reprovider]
         reprovider = createReprovider({ ...config.cluster.reprovide, protocol: dht.protocol, bootstrap: dht.bootstrap }, {
-          libp2p, logger, datastore: ipfs.helia.datastore, blockstore: ipfs.helia.blockstore, pinLs: o => ipfs.pinLs(o),
+          libp2p, logger, datastore: ipfs.helia.datastore, getBlock: async (c, o) => await ipfs.getBlock(c, o), pinLs: o => ipfs.pinLs(o), pinnedBlocks: o => ipfs.pinnedBlocks(o),
           onPinChange: l => ipfs.onPinChange(l), warn: line => { logger.pino.warn(line) }
         })
         await reprovider.start()
@@ -252,7 +251,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         if (config.peer.metrics.enabled) {
           const self = this as { reprovider?: ReprovideAPI }
           metrics = createMetricsServer({ listen: config.peer.metrics.listen, peerId: id, peername: config.peer.peername, cluster: config.cluster.name }, {
-            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), audit: () => need(auditor, 'the auditor').stats(), helia: () => ipfs.helia, reprovider: () => self.reprovider, logger
+            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), audit: () => need(auditor, 'the auditor').stats(), bitswap: () => ipfs.bitswapStats(), reprovider: () => self.reprovider, logger
           })
           await metrics.start()
           started.push(metrics)

@@ -12,7 +12,7 @@ import { clientGone, parseCid, queryOf, requestSignals, sendJson } from '../api/
 import { restErrorBody, toHttpError } from '../api/errors.js'
 import { concatChunks } from '../utils/bytes.js'
 import { checkReadable } from '../utils/cid.js'
-import { cachedBlocks, localProbe, timedBlocks, type GatewayBlocks } from './blocks.js'
+import { cachedBlocks, localProbe, timedBlocks, type GatewayIpfs } from './blocks.js'
 import { carStream } from './car.js'
 import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
 import { fileBelow, scopeBlocks, terminalBelow, type ScopeWalk } from './dag-scope.js'
@@ -25,7 +25,6 @@ import type { MirrorIndex } from './mirrors.js'
 import type { Logger } from '@libp2p/logger'
 import type { Express, NextFunction, Request, Response } from 'express'
 import type { IdentityNode, RawNode, ReadableStorage, UnixFSEntry, UnixFSFile } from 'ipfs-unixfs-exporter'
-import type { BlockCodec } from 'multiformats/codecs/interface'
 
 export const IMMUTABLE_CACHE = 'public, max-age=29030400, immutable'
 export const MIRROR_CACHE = 'public, max-age=60'
@@ -33,11 +32,8 @@ export const DEFAULT_TIMEOUT_MS = 60_000
 export const DEFAULT_LOOKUP_DELAY_MS = 5_000
 
 export interface GatewayAppOptions {
-  /** The node's blockstore: reads local blocks, fetches missing ones over bitswap. */
-  blocks: GatewayBlocks
-  getCodec(code: number): BlockCodec<any, any> | Promise<BlockCodec<any, any>>
-  /** The node's hash functions; a request for a CID whose codec or hash is unknown is a 400. */
-  getHasher(code: number): unknown
+  /** The IPFS node: its blocks (local, or fetched), codecs and hash functions (a CID with an unknown one is a 400). */
+  ipfs: GatewayIpfs
   mirrors: MirrorIndex
   /** A request fails with 504 when a block it needs does not arrive within this many ms. Default 60 s. */
   timeoutMs?: number
@@ -90,7 +86,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
       if (target == null) return
       const signal = signalOf(res)
       const cachedOnly = cacheDirectives(req.get('cache-control')).has('only-if-cached')
-      const blocks = cachedOnly ? cachedBlocks(options.blocks, signal) : timedBlocks(options.blocks, signal, timeoutMs, lookupDelayMs)
+      const blocks = cachedOnly ? cachedBlocks(options.ipfs, signal) : timedBlocks(options.ipfs, signal, timeoutMs, lookupDelayMs)
       const ctx: Ctx = { req, res, signal, blocks, head: req.method === 'HEAD', cachedOnly }
       try {
         await serve(ctx, target)
@@ -151,7 +147,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     const { req, res } = ctx
     const trustless = trustlessRequest(queryOf(req), req.get('accept'))
     // a raw block is served as it is; anything else decodes the root
-    await checkReadable(target.root, options, { decode: trustless?.format !== 'raw' || target.segments.length > 0 })
+    await checkReadable(target.root, options.ipfs, { decode: trustless?.format !== 'raw' || target.segments.length > 0 })
     // a mirror is served as a web server serves its tree: symlinks followed, inside it only
     const resolved = await resolvePath(target.root, target.segments, ctx.blocks,
       { signal: ctx.signal, followSymlinks: target.mirror != null, label: target.urlPath })
@@ -264,7 +260,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     if (ctx.head) { res.end(); return }
     const load = async (block: CID, signal: AbortSignal): Promise<Uint8Array> => await concatChunks(ctx.blocks.get(block, { signal }))
     // the CAR header and the first block before the 200 goes out
-    await stream(ctx, carStream(cid, walk, { load, getCodec: options.getCodec }, ctx.signal), 2)
+    await stream(ctx, carStream(cid, walk, { load, getCodec: async code => await options.ipfs.getCodec(code) }, ctx.signal), 2)
   }
 
   /**
@@ -272,7 +268,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
    * is not), proved before the answer starts, since a block missing after the 200 could only cut it short.
    */
   async function checkCached (ctx: Ctx, walk: ScopeWalk): Promise<void> {
-    const init = { load: localProbe(options.blocks, ctx.blocks), getCodec: options.getCodec }
+    const init = { load: localProbe(options.ipfs, ctx.blocks), getCodec: async (code: number) => await options.ipfs.getCodec(code) }
     for await (const _ of scopeBlocks({ ...walk, answer: { order: 'dfs', dups: false } }, init, ctx.signal)) {
       // reading them is the check
     }

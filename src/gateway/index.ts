@@ -6,7 +6,7 @@ import { parseListen } from '../api/rest/index.js'
 import { createGatewayApp, DEFAULT_TIMEOUT_MS } from './app.js'
 import { mirrorIndex, type MirrorPinset } from './mirrors.js'
 import type { Startable } from '../components.js'
-import type { IpfsNode } from '../ipfs/index.js'
+import type { GatewayIpfs } from './blocks.js'
 import type { ComponentLogger } from '@libp2p/logger'
 
 export { DEFAULT_TIMEOUT_MS, IMMUTABLE_CACHE, MIRROR_CACHE } from './app.js'
@@ -19,8 +19,8 @@ export interface GatewayInit {
 }
 
 export interface GatewayComponents {
-  /** Its Helia blockstore (fetching missing blocks over bitswap) and codecs; read after start. */
-  ipfs: Pick<IpfsNode, 'helia'>
+  /** Blocks (fetching missing ones over bitswap), codecs and hash functions. */
+  ipfs: GatewayIpfs
   /** Mirror versions, for /mirror/<name>/. */
   pinset: MirrorPinset
   logger?: ComponentLogger
@@ -47,11 +47,8 @@ export function createGateway (init: GatewayInit, components: GatewayComponents)
     async start () {
       if (listener !== undefined) return
       stopping = new AbortController()
-      const helia = components.ipfs.helia
       const app = createGatewayApp({
-        blocks: helia.blockstore,
-        getCodec: async code => await helia.getCodec(code),
-        getHasher: async code => await helia.getHasher(code),
+        ipfs: components.ipfs,
         mirrors,
         timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         log,

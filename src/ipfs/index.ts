@@ -3,11 +3,14 @@ import { IpfsNodeImpl } from './ipfs.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } from '../components.js'
 import type { CairnServices, HostInit } from '../libp2p/index.js'
 import type { BitswapSenderInit } from './bitswap-sender.js'
+import type { BitswapTraffic } from './helia-internals.js'
 import type { Helia } from '@helia/interface'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import type { BlockCodec } from 'multiformats/codecs/interface'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
 
-export type { CairnServices, HostInit }
+export type { BitswapTraffic, CairnServices, HostInit }
 export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from './add.js'
 
 export interface IpfsInit {
@@ -15,8 +18,6 @@ export interface IpfsInit {
   dataDir: string
   /** The libp2p host; its datastore is the node's own. */
   host: Omit<HostInit, 'datastore'>
-  /** Per-peer logger; defaults to host.logger, then to @libp2p/logger's default. */
-  logger?: ComponentLogger
   /** A cat that receives no block for this long starts again where it stopped (default 10 s). */
   catStallMs?: number
   /** Blocks fetched at once while pinning. Default 32. */
@@ -68,8 +69,36 @@ export interface IpfsNode extends IpfsConnector {
   gc(options?: GcOptions): Promise<CID[]>
   /** Repo GCs since start: for /metrics. */
   gcStats(): GcStats
-  /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks over bitswap). */
+  /** Bitswap block traffic since start, for /metrics; undefined when not counted (@helia/bitswap not recognised). */
+  bitswapStats(): BitswapTraffic | undefined
+  /**
+   * The multihash of every block held here for a local pin, from the pin records' keys (no block is read): what
+   * the reprovider's `pinned` strategy announces.
+   */
+  pinnedBlocks(options?: AbortOptions): AsyncIterable<Uint8Array>
+  /** Stream the bytes of a UnixFS file or raw block (fetching missing blocks as getBlock does; cat.ts). */
   cat(cid: CID, options?: AbortOptions): AsyncIterable<Uint8Array>
+  /**
+   * A block's bytes: from the local store, else from connected peers over bitswap, with a DHT provider lookup
+   * once `lookupDelayMs` passed (fetch.ts). A fetched block is stored (not pinned). With `offline`, a block not
+   * held here is a NotFoundError.
+   */
+  getBlock(cid: CID, options?: GetBlockOptions): Promise<Uint8Array>
+  /** The codec of a CID's code (dag-pb, raw, dag-cbor, ...); throws for one the node does not know. */
+  getCodec(code: number): Promise<BlockCodec<any, any>>
+  /** The hash function of a multihash code; throws for one the node does not know. */
+  getHasher(code: number): Promise<MultihashHasher>
+}
+
+export interface GetBlockOptions extends AbortOptions {
+  /** Read the local store only: a block not held here is a NotFoundError, never a fetch. */
+  offline?: boolean
+  /**
+   * How long connected peers alone are asked for a missing block before a DHT provider lookup starts as well
+   * (a lookup per block would make a large file crawl). 0: at once, for a first block no connected peer may
+   * have. Default: IpfsInit.childLookupDelay.
+   */
+  lookupDelayMs?: number
 }
 
 export interface GcStats {
@@ -94,6 +123,11 @@ export interface GcOptions extends AbortOptions {
   waitMs?: number
 }
 
-export function createIpfs (init: IpfsInit): IpfsNode {
-  return new IpfsNodeImpl(init)
+export interface IpfsComponents {
+  /** Per-peer logger; defaults to init.host.logger, then to @libp2p/logger's default. */
+  logger?: ComponentLogger
+}
+
+export function createIpfs (init: IpfsInit, components: IpfsComponents): IpfsNode {
+  return new IpfsNodeImpl(init, components)
 }

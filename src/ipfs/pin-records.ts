@@ -18,13 +18,12 @@
 // Writes go in bulk (level getMany, one batch per slice), one operation at a time per node, so two pins sharing
 // blocks never lose a count.
 import * as cborg from 'cborg'
-import { Key } from 'interface-datastore'
-import { base36 } from 'multiformats/bases/base36'
 import type { AbortOptions } from '../components.js'
-import type { Datastore } from 'interface-datastore'
+import type { Datastore, Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { blockId } from './local-dag.js'
+import { pinKey, pinnedBlockKey as blockKey, PINNED_BLOCKS_PREFIX, pinnedBlockMultihash } from './helia-internals.js'
 
 const SLICE = 2048
 /** Listed blocks of the adds recorded together at most (a pin listing more is recorded alone). */
@@ -63,26 +62,6 @@ export interface PinBlock {
   links?: CID[]
   /** Its record as read at `generation` (null: none), when read already. */
   record?: PinnedBlock | null
-}
-
-export function pinKey (cid: CID): Key {
-  return new Key(`/pin/${(cid.version === 0 ? cid.toV1() : cid).toString(base36)}`)
-}
-
-function blockKey (cid: CID): Key {
-  return new Key(`/pinned-block/${toBase36(cid.multihash.bytes)}`, false)
-}
-
-/**
- * multibase base36 ('k' + base36 digits, one '0' per leading zero byte), as multiformats' base36.encode writes
- * it. That one (base-x) is quadratic in JavaScript and was the largest cost of recording a 15,000-block pin;
- * BigInt's toString(36) is native.
- */
-export function toBase36 (bytes: Uint8Array): string {
-  let zeros = 0
-  while (zeros < bytes.length && bytes[zeros] === 0) zeros++
-  const rest = zeros === bytes.length ? '' : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`).toString(36)
-  return `k${'0'.repeat(zeros)}${rest}`
 }
 
 async function readRecord (datastore: Datastore, key: Key, options: AbortOptions): Promise<PinnedBlock | undefined> {
@@ -147,6 +126,17 @@ export class PinRecords {
   /** Where records stand now: pass it back to `add` with blocks listed from records read after this. */
   get generation (): Generation {
     return { writes: this.writes, removes: this.removes }
+  }
+
+  /**
+   * The multihash of every block held for a pin: a key scan, with no record decoded (a pin is recorded only once
+   * all its blocks are here).
+   */
+  async * blocks (options: AbortOptions = {}): AsyncGenerator<Uint8Array> {
+    for await (const key of this.datastore.queryKeys({ prefix: PINNED_BLOCKS_PREFIX }, options)) {
+      const mh = pinnedBlockMultihash(key)
+      if (mh != null) yield mh
+    }
   }
 
   /** The records of these blocks (undefined: none), as of `generation`. */

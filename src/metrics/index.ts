@@ -6,17 +6,15 @@ import { parseListen } from '../api/rest/index.js'
 import { NotStartedError } from '../errors.js'
 import { VERSION } from '../version.js'
 import { TRACKER_STATUSES } from '../components.js'
-import { attachBitswapTraffic, type BitswapTraffic } from './bitswap.js'
 import { CONTENT_TYPE, LATENCY_BUCKETS, Registry, type Histogram, type Sample } from './registry.js'
 import type { AbortOptions, Pinset, PinTracker, ReprovideAPI, ReprovideStatus, Startable, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
-import type { GcStats } from '../ipfs/index.js'
+import type { BitswapTraffic, GcStats } from '../ipfs/index.js'
 import type { AuditStats } from '../audit/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export { Registry, LATENCY_BUCKETS, CONTENT_TYPE, escapeLabelValue, formatValue } from './registry.js'
 export type { Sample, Labels, Collect } from './registry.js'
-export { attachBitswapTraffic, type BitswapTraffic } from './bitswap.js'
 
 export interface MetricsInit {
   /** host:port of the /metrics listener (config `metrics.listen`, default 127.0.0.1:8888; port 0 = any). */
@@ -38,8 +36,8 @@ export interface MetricsComponents {
   libp2p?: { getConnections(): Array<{ direction: 'inbound' | 'outbound' }> }
   /** Bytes held by the blockstore. */
   repoSize?: (options?: AbortOptions) => Promise<number>
-  /** The started Helia node, whose bitswap traffic is counted from start() on. */
-  helia?: () => unknown
+  /** Bitswap traffic of the IPFS node (undefined: not counted, its @helia/bitswap not recognised). */
+  bitswap?: () => BitswapTraffic | undefined
   /** The reprovider, when this peer has one (it may be built after this component). */
   reprovider?: () => ReprovideAPI | undefined
   /** Repo GC counters of the IPFS node. */
@@ -77,7 +75,6 @@ class PeerMetrics implements MetricsServer {
   private readonly reported = new Set<string>()
   private readonly observers = new Map<string, ObserveRequest>()
   private listener?: Listener
-  private bitswap?: BitswapTraffic
   private statusCache?: StatusCache
 
   constructor (private readonly init: MetricsInit, private readonly components: MetricsComponents) {
@@ -194,8 +191,9 @@ class PeerMetrics implements MetricsServer {
       r.gauge({ name: 'cairn_ipfs_repo_bytes', help: 'Bytes of blocks held by this peer.', collect: async () => await repoSize({ signal: AbortSignal.timeout(5000) }) })
     }
     const traffic = (pick: (t: BitswapTraffic) => [number, number]) => (): Sample[] | undefined => {
-      if (this.bitswap == null) return undefined
-      const [inbound, outbound] = pick(this.bitswap)
+      const counted = c.bitswap?.()
+      if (counted == null) return undefined
+      const [inbound, outbound] = pick(counted)
       return [{ labels: { direction: 'in' }, value: inbound }, { labels: { direction: 'out' }, value: outbound }]
     }
     r.counter({ name: 'cairn_bitswap_bytes_total', help: 'Block bytes received and sent over bitswap.', labelNames: ['direction'], collect: traffic(t => [t.bytesIn, t.bytesOut]) })
@@ -297,20 +295,11 @@ class PeerMetrics implements MetricsServer {
   async start (): Promise<void> {
     if (this.listener != null) return
     const { host, port } = parseListen(this.init.listen)
-    try {
-      const helia = this.components.helia?.()
-      this.bitswap = helia != null ? attachBitswapTraffic(helia) : undefined
-      if (helia != null && this.bitswap == null) this.log?.error('bitswap traffic is not counted: @helia/bitswap internals are not the expected shape')
-    } catch (err) {
-      this.log?.error('bitswap traffic is not counted: %e', err)
-    }
     this.listener = await listen((req, res) => { void this.handle(req, res) }, host, port)
     this.log?.('listening on %s:%d', this.listener.address.host, this.listener.address.port)
   }
 
   async stop (): Promise<void> {
-    this.bitswap?.detach()
-    this.bitswap = undefined
     await this.listener?.close()
     this.listener = undefined
   }

@@ -7,6 +7,7 @@ import type { ReprovideAPI, ReprovideStatus, Startable } from '../components.js'
 import type { ReprovideConfig } from '../config/schema.js'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
+import type { Datastore } from 'interface-datastore'
 import type { CID } from 'multiformats/cid'
 
 export type ReprovideStrategy = ReprovideStatus['strategy']
@@ -23,6 +24,8 @@ export interface ReprovideInit extends Partial<ReprovideConfig> {
 }
 
 export interface ReprovideComponents extends SourceComponents {
+  /** Where the schedule and the running cycle's position are kept (state.ts). */
+  datastore: Datastore
   libp2p: Libp2p<{ dht: KadDHT }>
   logger: ComponentLogger
   /** Subscribes to local pin changes (fast provide, and dropping roots unpinned before their turn). */

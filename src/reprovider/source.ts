@@ -1,27 +1,22 @@
 // What a cycle announces, by strategy (DESIGN §6). Only what this peer holds: pins are recorded only once every
-// block is local, and every block held for a pin has one `/pinned-block/<base36 multihash>` datastore entry
-// (Helia's keys, see src/ipfs/pin-records.ts), so `pinned` is a key scan, not a walk of every DAG.
+// block is local, and every block held for a pin has a pin record, so `pinned` is a scan of the records' keys
+// (IpfsNode.pinnedBlocks), not a walk of every DAG.
 import * as dagPb from '@ipld/dag-pb'
-import { Key } from 'interface-datastore'
 import { UnixFS } from 'ipfs-unixfs'
-import { base36 } from 'multiformats/bases/base36'
 import * as raw from 'multiformats/codecs/raw'
-import { concatChunks } from '../utils/bytes.js'
 import { entryOf, sortUnique, toHex, type KeyEntry } from './keys.js'
 import type { ReprovideStrategy } from './index.js'
 import type { AbortOptions } from '../components.js'
-import type { Blocks } from '@helia/interface'
-import type { Datastore } from 'interface-datastore'
+import type { GetBlockOptions } from '../ipfs/index.js'
 import type { CID } from 'multiformats/cid'
-
-/** Helia's datastore prefix of its per-block pin records (helia/src/pins.ts). */
-const PINNED_BLOCK_PREFIX = '/pinned-block/'
 
 export interface SourceComponents {
   /** Local pin roots. */
   pinLs: (options?: AbortOptions) => AsyncIterable<CID>
-  datastore: Datastore
-  blockstore: Blocks
+  /** The multihash of every block held for a local pin. */
+  pinnedBlocks: (options?: AbortOptions) => AsyncIterable<Uint8Array>
+  /** A block of this node; with `offline`, never fetched (IpfsNode.getBlock). */
+  getBlock: (cid: CID, options: GetBlockOptions) => Promise<Uint8Array>
 }
 
 /** The phases of a cycle, each sorted by DHT key: pin roots first, then the rest (none for `roots`). */
@@ -41,33 +36,20 @@ export async function listPhases (strategy: ReprovideStrategy, components: Sourc
     if (!seen.has(toHex(entry.key))) rest.push(entry)
   }
   if (strategy === 'pinned') {
-    for await (const key of components.datastore.queryKeys({ prefix: PINNED_BLOCK_PREFIX }, options)) {
-      const mh = pinnedBlockMultihash(key)
-      if (mh != null) add(mh)
-    }
+    for await (const mh of components.pinnedBlocks(options)) add(mh)
   } else {
     for (const root of rootCids) {
-      for await (const mh of entities(root, components.blockstore, options)) add(mh)
+      for await (const mh of entities(root, components.getBlock, options)) add(mh)
     }
   }
   return [roots, sortUnique(rest)]
-}
-
-function pinnedBlockMultihash (key: Key): Uint8Array | undefined {
-  const s = key.toString()
-  if (!s.startsWith(PINNED_BLOCK_PREFIX)) return undefined
-  try {
-    return base36.decode(s.slice(PINNED_BLOCK_PREFIX.length))
-  } catch {
-    return undefined
-  }
 }
 
 /**
  * Files and directories (and HAMT shards) under a root, from the local blocks: a directory's children are
  * visited, a file's chunks are not. A root that is neither (dag-cbor, ...) is announced alone.
  */
-async function * entities (root: CID, blockstore: Blocks, options: AbortOptions): AsyncGenerator<Uint8Array> {
+async function * entities (root: CID, getBlock: SourceComponents['getBlock'], options: AbortOptions): AsyncGenerator<Uint8Array> {
   const stack: CID[] = [root]
   const visited = new Set<string>()
   while (stack.length > 0) {
@@ -80,7 +62,7 @@ async function * entities (root: CID, blockstore: Blocks, options: AbortOptions)
     if (cid.code !== dagPb.code) continue
     let node: dagPb.PBNode
     try {
-      node = dagPb.decode(await concatChunks(blockstore.get(cid, { offline: true, signal: options.signal })))
+      node = dagPb.decode(await getBlock(cid, { offline: true, signal: options.signal }))
     } catch {
       continue
     }

@@ -255,9 +255,8 @@ describe('cairn follow', () => {
     const logger = quietLogger()
     const ipfs = createIpfs({
       dataDir: dir,
-      host: { privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }, logger },
-      logger
-    })
+      host: { privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }, logger }
+    }, { logger })
     await ipfs.start()
     const pinset = createPinset({ cluster: 'mirrors', dataDir: dir, isTrusted: () => true }, { libp2p: ipfs.libp2p, privateKey: key, logger })
     await pinset.start()
@@ -324,7 +323,7 @@ describe('cairn follow', () => {
     // a pin already in its store, so the online listing has something to show
     const key = await generateKeyPair('Ed25519')
     const logger = quietLogger()
-    const ipfs = createIpfs({ dataDir: dir, host: { privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }, logger }, logger })
+    const ipfs = createIpfs({ dataDir: dir, host: { privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }, logger } }, { logger })
     await ipfs.start()
     const pinset = createPinset({ cluster: 'mirrors', dataDir: dir, isTrusted: () => true }, { libp2p: ipfs.libp2p, privateKey: key, logger })
     await pinset.start()

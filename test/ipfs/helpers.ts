@@ -23,9 +23,8 @@ export async function startPeer (name: string, opts: { dataDir?: string, private
   const node = createIpfs({
     dataDir,
     host: { privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], dht: { ...TEST_DHT, clientMode: opts.clientMode ?? false } },
-    logger: prefixLogger(name),
     ...opts.init
-  })
+  }, { logger: prefixLogger(name) })
   await node.start()
   return { node, dataDir, privateKey, name }
 }

@@ -9,6 +9,7 @@ import { LevelDatastore } from 'datastore-level'
 import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { concatChunks } from '../../src/utils/bytes.js'
 import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
@@ -71,6 +72,45 @@ describe('ipfs node', () => {
       assert.equal(await b.node.isPinned(root), false)
       assert.deepEqual(await collect(b.node.pinLs()), [])
       await b.node.unpin(root) // not pinned: no error
+    } finally {
+      await stopPeers(a, b)
+      await removeDirs(a, b)
+    }
+  })
+
+  it('gives blocks through getBlock (held, fetched from a connected peer, offline), its pinned blocks and bitswap counts', async () => {
+    let a: TestPeer | undefined
+    let b: TestPeer | undefined
+    try {
+      a = await startPeer('get-a')
+      b = await startPeer('get-b')
+      const block = await rawBlock(randomBytes(50_000))
+      await a.node.helia.blockstore.put(block.cid, block.bytes)
+      assert.deepEqual(await a.node.getBlock(block.cid), block.bytes)
+      await assert.rejects(b.node.getBlock(block.cid, { offline: true }), { name: 'NotFoundError' })
+      const inline = CID.createV1(raw.code, identity.digest(Buffer.from('inline')))
+      assert.equal(Buffer.from(await b.node.getBlock(inline, { offline: true })).toString(), 'inline', 'an identity CID carries its block')
+
+      await b.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
+      const sentBefore = a.node.bitswapStats()?.bytesOut ?? NaN
+      const receivedBefore = b.node.bitswapStats()?.bytesIn ?? NaN
+      // from the connected peer: no provider lookup within the test's time
+      const got = await b.node.getBlock(block.cid, { signal: AbortSignal.timeout(20_000), lookupDelayMs: 60_000 })
+      assert.deepEqual(got, block.bytes)
+      assert.deepEqual(await b.node.getBlock(block.cid, { offline: true }), block.bytes, 'a fetched block is stored')
+      assert.ok(b.node.bitswapStats()!.bytesIn - receivedBefore >= block.bytes.length, 'received bytes counted')
+      await waitFor(() => a!.node.bitswapStats()!.bytesOut - sentBefore >= block.bytes.length, 5000, 'sent bytes counted')
+
+      const file = CID.parse((await collect(a.node.addEntries(tree({ 'f.bin': randomBytes(200_000) }), { chunk_size: 65_536 })))[0].cid)
+      const leaves = dagPb.decode(await a.node.getBlock(file)).Links.map(l => l.Hash)
+      await a.node.pin(file)
+      const hex = (mh: Uint8Array): string => Buffer.from(mh).toString('hex')
+      assert.deepEqual((await collect(a.node.pinnedBlocks())).map(hex).sort(), [file, ...leaves].map(c => hex(c.multihash.bytes)).sort())
+      await a.node.unpin(file)
+      assert.deepEqual(await collect(a.node.pinnedBlocks()), [])
+
+      assert.equal((await a.node.getCodec(dagPb.code)).name, 'dag-pb')
+      assert.equal((await a.node.getHasher(sha256.code)).code, sha256.code)
     } finally {
       await stopPeers(a, b)
       await removeDirs(a, b)

@@ -10,7 +10,8 @@ import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { PinRecords, pinKey, toBase36, type PinBlock } from '../../src/ipfs/pin-records.js'
+import { PinRecords, type PinBlock } from '../../src/ipfs/pin-records.js'
+import { pinKey, toBase36 } from '../../src/ipfs/helia-internals.js'
 
 async function rawCid (text: string): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(text)))

@@ -45,7 +45,7 @@ describe('reprovide strategies', () => {
 
   const components = (): SourceComponents => {
     const ipfs = cluster.peer(0).ipfs
-    return { pinLs: o => ipfs.pinLs(o), datastore: ipfs.helia.datastore, blockstore: ipfs.helia.blockstore }
+    return { pinLs: o => ipfs.pinLs(o), pinnedBlocks: o => ipfs.pinnedBlocks(o), getBlock: async (c, o) => await ipfs.getBlock(c, o) }
   }
 
   /** The phases of a cycle as sets of CIDv1-independent multihash hex strings. */

@@ -336,7 +336,8 @@ async function * listOffline (dir: string, peerId: string): AsyncGenerator<Follo
   const pins: Pin[] = []
   for await (const pin of listPinsetOffline(dir)) pins.push(pin)
   if (pins.length === 0) return
-  const pinned = await heliaPinned(dir, pins.map(p => p.cid))
+  const { pinnedOffline } = await import('../../ipfs/offline.js')
+  const pinned = await pinnedOffline(dir, pins.map(p => p.cid))
   for (const pin of pins) {
     const status: TrackerStatus = pin.type === 'meta-pin'
       ? 'sharded'
@@ -345,27 +346,4 @@ async function * listOffline (dir: string, peerId: string): AsyncGenerator<Follo
         : pinned.has(pin.cid) ? 'pinned' : 'pin_queued'
     yield { cid: pin.cid, name: pin.name, status, offline: true }
   }
-}
-
-/**
- * Which CIDs have a pin record in the Helia datastore under `dir` (level, opened briefly and closed). Helia
- * keys pins as `/pin/<CIDv1 in base36>` (toDSKey in helia/dist/src/pins.js), and src/ipfs pins the CIDv1.
- */
-async function heliaPinned (dir: string, cids: string[]): Promise<Set<string>> {
-  const [{ join }, { stat }, { Level }, { CID }, { base36 }] = await Promise.all([
-    import('node:path'), import('node:fs/promises'), import('level'), import('multiformats/cid'), import('multiformats/bases/base36')
-  ])
-  const path = join(dir, 'datastore')
-  const found = new Set<string>()
-  if (!(await stat(path).then(st => st.isDirectory(), () => false))) return found
-  const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
-  await db.open()
-  try {
-    const keys = cids.map(cid => `/pin/${CID.parse(cid).toV1().toString(base36)}`)
-    const has = await db.hasMany(keys)
-    cids.forEach((cid, i) => { if (has[i]) found.add(cid) })
-  } finally {
-    await db.close()
-  }
-  return found
 }

@@ -15,7 +15,6 @@ import { createCipheriv, createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import { peerIdFromString } from '@libp2p/peer-id'
 import * as raw from 'multiformats/codecs/raw'
 import { CID } from 'multiformats/cid'
@@ -24,7 +23,7 @@ import { carHeader, carSectionHead } from '../src/utils/car.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  BenchUsageError, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
+  PEER_FLAGS, parseFlags, peerFlags, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
   type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
 } from './lib.js'
 
@@ -58,31 +57,17 @@ interface Options {
 }
 
 function parseOptions (argv: string[]): Options {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        mb: { type: 'string' },
-        seed: { type: 'string' },
-        rounds: { type: 'string' },
-        'cpu-prof': { type: 'boolean' },
-        keep: { type: 'boolean' },
-        verbose: { type: 'boolean' }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, {
+    mb: { type: 'string' },
+    seed: { type: 'string' },
+    rounds: { type: 'string' },
+    ...PEER_FLAGS
+  })
   return {
     mb: positiveInt('mb', values.mb, 256),
     seed: positiveInt('seed', values.seed, 1),
     rounds: positiveInt('rounds', values.rounds, 5),
-    cpuProf: values['cpu-prof'] ?? false,
-    keep: values.keep ?? false,
-    verbose: values.verbose ?? false
+    ...peerFlags(values)
   }
 }
 

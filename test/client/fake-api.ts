@@ -92,14 +92,6 @@ export async function readMultipart (req: IncomingMessage): Promise<Part[]> {
   return parts
 }
 
-export async function freePort (): Promise<number> {
-  const server = http.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
 const TS = '2024-05-06T10:00:00Z'
 
 export function samplePin (cid: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

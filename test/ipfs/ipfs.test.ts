@@ -11,7 +11,8 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { concatChunks } from '../../src/utils/bytes.js'
-import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
+import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers } from './helpers.js'
+import { waitFor } from '../util.js'
 import type { TestPeer } from './helpers.js'
 import type { AddEntry } from '../../src/components.js'
 
@@ -247,7 +248,7 @@ describe('ipfs node', () => {
       const root = CID.parse(out[0].cid)
       const peers = [a, b, c].map(p => p.node)
       const hub = c.node
-      await waitFor(() => peers.every(n => n.libp2p.getPeers().length >= 1) && hub.libp2p.getPeers().length === 2, 5000, 'connections')
+      await waitFor(() => peers.every(n => n.libp2p.getPeers().length >= 1) && hub.libp2p.getPeers().length === 2, { timeoutMs: 5000, message: 'connections' })
       await a.node.helia.routing.provide(root, { signal: AbortSignal.timeout(5000) })
       // a's provide walk may have dialled b on its own: cut that link so b must find a through the DHT
       await b.node.libp2p.hangUp(a.node.libp2p.peerId)

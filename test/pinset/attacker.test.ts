@@ -5,15 +5,14 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
 import * as lp from 'it-length-prefixed'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
 import * as Y from 'yjs'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetSyncProtocol, pinsetTopic, type PinsetInit } from '../../src/pinset/index.js'
 import { decodeEnvelope, decodeSyncRequest, encodeBody, encodeEnvelope, encodeHave, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
 import { readFrames, sendFrame } from '../../src/utils/stream.js'
-import { quietLogger, tempDir, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import type { Pinset } from '../../src/components.js'
 import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
@@ -25,11 +24,7 @@ describe('attacks on the pinset', () => {
 
   /** A libp2p host; `scored`: gossipsub scores the pinset topic, as a cairn peer's host does. */
   async function host (key?: PrivateKey, scored = false): Promise<Libp2p<CairnServices>> {
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key ?? await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger: quietLogger(),
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true },
-      ...(scored ? { scoredTopics: [pinsetTopic('atk')] } : {})
-    }))
+    const libp2p = await loopbackHost({ privateKey: key, ...(scored ? { scoredTopics: [pinsetTopic('atk')] } : {}) })
     cleanups.push(async () => { await libp2p.stop() })
     return libp2p
   }

@@ -11,14 +11,13 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { MemoryDatastore } from 'datastore-core'
 import * as lp from 'it-length-prefixed'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { Libp2p } from 'libp2p'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { pinsetSyncProtocol, pinsetTopic } from '../../src/pinset/index.js'
 import { encodeBody, encodeEnvelope, encodeHave, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
 import { readFrames, sendFrame } from '../../src/utils/stream.js'
-import { childEnv, freePorts, quietLogger, runProgram, tempDir, waitFor } from '../util.js'
+import { childEnv, freePorts, loopbackHost, runProgram, tempDir, waitFor } from '../util.js'
 import type { PrivateKey, Stream } from '@libp2p/interface'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -62,10 +61,7 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
   const hosts: Array<Libp2p<CairnServices>> = []
 
   async function host (key?: PrivateKey): Promise<Libp2p<CairnServices>> {
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key ?? await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger: quietLogger(),
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-    }))
+    const libp2p = await loopbackHost({ privateKey: key })
     hosts.push(libp2p)
     return libp2p
   }

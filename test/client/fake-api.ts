@@ -103,7 +103,7 @@ export function samplePin (cid: string, extra: Record<string, unknown> = {}): Re
     shard_size: 0,
     user_allocations: null,
     expire_at: '0001-01-01T00:00:00Z',
-    metadata: null,
+    metadata: {},
     pin_update: null,
     origins: [],
     cid,
@@ -121,5 +121,5 @@ export function sampleStatus (cid: string, peers: Record<string, { peername: str
   for (const [id, p] of Object.entries(peers)) {
     peer_map[id] = { peername: p.peername, ipfs_peer_id: id, status: p.status, timestamp: TS, error: p.error ?? '', attempt_count: 0, priority_pin: false }
   }
-  return { cid, name, allocations: [], origins: [], created: TS, metadata: null, peer_map }
+  return { cid, name, allocations: [], origins: [], created: TS, metadata: {}, peer_map }
 }

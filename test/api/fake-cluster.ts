@@ -6,6 +6,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
 import { ZERO_TIME } from '../../src/components.js'
 import { tryCidKey } from '../../src/utils/cid.js'
+import { sleep } from '../util.js'
 import type {
   AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType,
   TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
@@ -138,7 +139,7 @@ export class FakeCluster implements ClusterAPI {
       for (let i = 0; ; i++) {
         options?.signal?.throwIfAborted()
         yield this.gpi(`cid-${i}`)
-        await new Promise(resolve => setTimeout(resolve, 5))
+        await sleep(5) // pacing of the endless stream
       }
     } finally {
       this.endlessStopped = true

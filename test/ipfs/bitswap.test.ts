@@ -27,7 +27,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { createBitswapSender } from '../../src/ipfs/bitswap-sender.js'
 import { blockPart, wantlistPart } from '../../src/ipfs/bitswap-wire.js'
 import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers } from './helpers.js'
-import { waitFor } from '../util.js'
+import { sleep, waitFor } from '../util.js'
 import type { TestPeer } from './helpers.js'
 import type { OutboundStreams } from '../../src/ipfs/bitswap-streams.js'
 import type { PeerId } from '@libp2p/interface'
@@ -95,7 +95,8 @@ describe('bitswap between cairn and plain Helia nodes', () => {
       const pinning = b.node.pin(block.cid, { signal: AbortSignal.timeout(30_000) })
       let settled = false
       void pinning.then(() => { settled = true }, () => { settled = true })
-      await new Promise(resolve => setTimeout(resolve, 1000))
+      // proves a NOT: the pin does not end within a second while nobody holds the block
+      await sleep(1000)
       assert.equal(settled, false, 'the pin waits while no peer holds the block')
       // a now stores it (a CAR import goes through the blockstore that announces new blocks)
       for await (const _ of a.node.addEntries((async function * () { yield { path: 'x.car', content: carOf(block) } })(), { format: 'car' })) { /* drain */ }
@@ -163,7 +164,8 @@ describe('bitswap with a forging peer', () => {
       await b.node.libp2p.dial(forger.getMultiaddrs()[0])
       const pinning = b.node.pin(root.cid, { signal: AbortSignal.timeout(30_000) })
       await waitFor(() => forged > 0, { timeoutMs: 10_000, message: 'the forger to answer the want' })
-      await new Promise(resolve => setTimeout(resolve, 500))
+      // proves a NOT: in the half second after the forged answer, the forged bytes are not stored
+      await sleep(500)
       assert.equal(await b.node.hasBlock(leaf.cid), false, 'the forged bytes were not stored as the block')
       assert.equal(await b.node.isPinned(root.cid), false)
       const forgerId = forger.peerId

@@ -25,7 +25,7 @@ import { addAsBlocks, type BlockAddComponents } from '../src/client/add-blocks.j
 import { createClient } from '../src/client/index.js'
 import type { AddedOutput } from '../src/components.js'
 import {
-  BenchUsageError, PEER_FLAGS, parseFlags, peerFlags, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, spread,
+  BenchUsageError, PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, spread,
   startPeerProcesses, stopAll, tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
 } from './lib.js'
 
@@ -51,7 +51,7 @@ const GOAL_RATIO = 1.5
 /** Bumped when the generator changes, so that an old cached tree is never taken for the new one. */
 const TREE_VERSION = 1
 
-interface Options {
+interface Options extends PeerFlagValues {
   files: number
   seed: number
   treeDir: string
@@ -61,9 +61,6 @@ interface Options {
   rounds: number
   car: boolean
   settle: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {

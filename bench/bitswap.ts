@@ -23,7 +23,7 @@ import { carHeader, carSectionHead } from '../src/utils/car.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  PEER_FLAGS, parseFlags, peerFlags, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
   type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
 } from './lib.js'
 
@@ -47,13 +47,10 @@ const WARM_UP_BYTES = 32_000_000
  */
 const RAW_STREAM_TIMEOUT_MS = 60_000
 
-interface Options {
+interface Options extends PeerFlagValues {
   mb: number
   seed: number
   rounds: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {

@@ -17,7 +17,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PinsetStats } from '../src/components.js'
 import type { FollowerDone, FollowerMarks, FollowerParams } from './follower-process.js'
 import {
-  PEER_FLAGS, parseFlags, peerFlags, forkChild, formatNumber, freePorts, initBenchPeer, MiB, positiveInt, preparePeers, sampleRss, startPeerProcesses,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, forkChild, formatNumber, freePorts, initBenchPeer, MiB, positiveInt, preparePeers, sampleRss, startPeerProcesses,
   stopAll, tempDir, waitFor, type BenchChild, type Benchmark, type BenchContext, type BenchReport, type ChildPeer,
   type Metric
 } from './lib.js'
@@ -38,16 +38,13 @@ const GOAL_SECONDS = 60
 const GOAL_RSS = 2 ** 30
 const FOLLOWER_PROCESS = fileURLToPath(new URL('./follower-process.js', import.meta.url))
 
-interface Options {
+interface Options extends PeerFlagValues {
   pins: number
   batch: number
   skipBaseline: boolean
   heapMb?: number
   nodeArgs: string[]
   timeoutMs: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {

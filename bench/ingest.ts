@@ -18,7 +18,7 @@ import { request } from 'node:http'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  PEER_FLAGS, parseFlags, peerFlags, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, nonNegativeInt,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, nonNegativeInt,
   positiveInt, preparePeers, quantile, sampleRss, sleep, startPeerProcesses, stopAll, tempDir, waitFor, waitForClusterPeers,
   type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Goal, type HttpTarget, type Metric
 } from './lib.js'
@@ -72,7 +72,7 @@ export function ingestRegressions (recorded: RecordedIngest, run: RecordedIngest
   return out
 }
 
-interface Options {
+interface Options extends PeerFlagValues {
   pins: number
   listPins: number
   listStreams: number
@@ -80,9 +80,6 @@ interface Options {
   peers: number
   timeoutMs: number
   pollMs: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {

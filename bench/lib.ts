@@ -145,8 +145,10 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>> (a
   }
 }
 
-/** PEER_FLAGS' values. */
-export function peerFlags (values: { 'cpu-prof'?: boolean, keep?: boolean, verbose?: boolean }): { cpuProf: boolean, keep: boolean, verbose: boolean } {
+/** What PEER_FLAGS say. */
+export interface PeerFlagValues { cpuProf: boolean, keep: boolean, verbose: boolean }
+
+export function peerFlags (values: { 'cpu-prof'?: boolean, keep?: boolean, verbose?: boolean }): PeerFlagValues {
   return { cpuProf: values['cpu-prof'] ?? false, keep: values.keep ?? false, verbose: values.verbose ?? false }
 }
 

@@ -20,13 +20,12 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { parseArgs } from 'node:util'
 import { parseAddQuery } from '../src/api/rest/pin-options.js'
 import { addAsBlocks, type BlockAddComponents } from '../src/client/add-blocks.js'
 import { createClient } from '../src/client/index.js'
 import type { AddedOutput } from '../src/components.js'
 import {
-  BenchUsageError, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, spread,
+  BenchUsageError, PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, spread,
   startPeerProcesses, stopAll, tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
 } from './lib.js'
 
@@ -52,7 +51,7 @@ const GOAL_RATIO = 1.5
 /** Bumped when the generator changes, so that an old cached tree is never taken for the new one. */
 const TREE_VERSION = 1
 
-interface Options {
+interface Options extends PeerFlagValues {
   files: number
   seed: number
   treeDir: string
@@ -62,36 +61,21 @@ interface Options {
   rounds: number
   car: boolean
   settle: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        files: { type: 'string' },
-        seed: { type: 'string' },
-        'tree-dir': { type: 'string' },
-        regenerate: { type: 'boolean' },
-        'no-pin': { type: 'boolean' },
-        upload: { type: 'string' },
-        rounds: { type: 'string' },
-        'no-car': { type: 'boolean' },
-        settle: { type: 'string' },
-        'cpu-prof': { type: 'boolean' },
-        keep: { type: 'boolean' },
-        verbose: { type: 'boolean' }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, {
+    files: { type: 'string' },
+    seed: { type: 'string' },
+    'tree-dir': { type: 'string' },
+    regenerate: { type: 'boolean' },
+    'no-pin': { type: 'boolean' },
+    upload: { type: 'string' },
+    rounds: { type: 'string' },
+    'no-car': { type: 'boolean' },
+    settle: { type: 'string' },
+    ...PEER_FLAGS
+  })
   const upload = values.upload ?? 'blocks'
   if (upload !== 'files' && upload !== 'blocks') throw new BenchUsageError(`--upload must be files or blocks, not "${upload}"`)
   return {
@@ -104,9 +88,7 @@ function parseOptions (argv: string[]): Options {
     rounds: positiveInt('rounds', values.rounds, 5),
     car: values['no-car'] !== true,
     settle: values.settle === '0' ? 0 : positiveInt('settle', values.settle, 180),
-    cpuProf: values['cpu-prof'] ?? false,
-    keep: values.keep ?? false,
-    verbose: values.verbose ?? false
+    ...peerFlags(values)
   }
 }
 

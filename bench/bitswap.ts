@@ -15,7 +15,6 @@ import { createCipheriv, createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import { peerIdFromString } from '@libp2p/peer-id'
 import * as raw from 'multiformats/codecs/raw'
 import { CID } from 'multiformats/cid'
@@ -25,7 +24,7 @@ import { onBitswapMessage } from '../src/ipfs/helia-internals.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  BenchUsageError, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
   type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
 } from './lib.js'
 
@@ -49,41 +48,24 @@ const WARM_UP_BYTES = 32_000_000
  */
 const RAW_STREAM_TIMEOUT_MS = 60_000
 
-interface Options {
+interface Options extends PeerFlagValues {
   mb: number
   seed: number
   rounds: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        mb: { type: 'string' },
-        seed: { type: 'string' },
-        rounds: { type: 'string' },
-        'cpu-prof': { type: 'boolean' },
-        keep: { type: 'boolean' },
-        verbose: { type: 'boolean' }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, {
+    mb: { type: 'string' },
+    seed: { type: 'string' },
+    rounds: { type: 'string' },
+    ...PEER_FLAGS
+  })
   return {
     mb: positiveInt('mb', values.mb, 256),
     seed: positiveInt('seed', values.seed, 1),
     rounds: positiveInt('rounds', values.rounds, 5),
-    cpuProf: values['cpu-prof'] ?? false,
-    keep: values.keep ?? false,
-    verbose: values.verbose ?? false
+    ...peerFlags(values)
   }
 }
 

@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import { LevelBlockstore } from 'blockstore-level'
 import { LevelDatastore } from 'datastore-level'
 import { CID } from 'multiformats/cid'
@@ -19,7 +18,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { WRITE_BEHIND_BLOCKS, WRITE_BEHIND_BYTES } from '../src/ipfs/add.js'
 import { DEFAULT_WRITE_BUFFER_SIZE, SizedBlockstore } from '../src/ipfs/sized-blockstore.js'
-import { BenchUsageError, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport, type Metric } from './lib.js'
+import { parseFlags, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport, type Metric } from './lib.js'
 
 const USAGE = `  --mb N            megabytes (10^6 bytes) written to each store (default 2048)
   --block-size N    bytes per block (default 262144)
@@ -90,12 +89,7 @@ async function measure (name: string, dir: string, make: () => Promise<Store>, c
 }
 
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
-  let values
-  try {
-    ({ values } = parseArgs({ args: argv, options: { mb: { type: 'string' }, 'block-size': { type: 'string' }, keep: { type: 'boolean' } }, strict: true, allowPositionals: false }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, { mb: { type: 'string' }, 'block-size': { type: 'string' }, keep: { type: 'boolean' } })
   const mb = positiveInt('mb', values.mb, 2048)
   const blockSize = positiveInt('block-size', values['block-size'], 256 * 1024)
   const count = Math.ceil(mb * 1e6 / blockSize)

@@ -11,14 +11,13 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import { getHeapStatistics } from 'node:v8'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PinsetStats } from '../src/components.js'
 import type { FollowerDone, FollowerMarks, FollowerParams } from './follower-process.js'
 import {
-  BenchUsageError, forkChild, formatNumber, freePorts, initBenchPeer, MiB, positiveInt, preparePeers, sampleRss, startPeerProcesses,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, forkChild, formatNumber, freePorts, initBenchPeer, MiB, positiveInt, preparePeers, sampleRss, startPeerProcesses,
   stopAll, tempDir, waitFor, type BenchChild, type Benchmark, type BenchContext, type BenchReport, type ChildPeer,
   type Metric
 } from './lib.js'
@@ -39,40 +38,25 @@ const GOAL_SECONDS = 60
 const GOAL_RSS = 2 ** 30
 const FOLLOWER_PROCESS = fileURLToPath(new URL('./follower-process.js', import.meta.url))
 
-interface Options {
+interface Options extends PeerFlagValues {
   pins: number
   batch: number
   skipBaseline: boolean
   heapMb?: number
   nodeArgs: string[]
   timeoutMs: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        pins: { type: 'string' },
-        batch: { type: 'string' },
-        'skip-baseline': { type: 'boolean' },
-        'heap-mb': { type: 'string' },
-        'node-arg': { type: 'string', multiple: true },
-        timeout: { type: 'string' },
-        'cpu-prof': { type: 'boolean' },
-        keep: { type: 'boolean' },
-        verbose: { type: 'boolean' }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, {
+    pins: { type: 'string' },
+    batch: { type: 'string' },
+    'skip-baseline': { type: 'boolean' },
+    'heap-mb': { type: 'string' },
+    'node-arg': { type: 'string', multiple: true },
+    timeout: { type: 'string' },
+    ...PEER_FLAGS
+  })
   return {
     pins: positiveInt('pins', values.pins, 100_000),
     batch: positiveInt('batch', values.batch, 1000),
@@ -80,9 +64,7 @@ function parseOptions (argv: string[]): Options {
     heapMb: values['heap-mb'] === undefined ? undefined : positiveInt('heap-mb', values['heap-mb'], 0),
     nodeArgs: values['node-arg'] ?? [],
     timeoutMs: positiveInt('timeout', values.timeout, 600) * 1000,
-    cpuProf: values['cpu-prof'] ?? false,
-    keep: values.keep ?? false,
-    verbose: values.verbose ?? false
+    ...peerFlags(values)
   }
 }
 

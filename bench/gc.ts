@@ -5,7 +5,6 @@
 // the loose half. The figure is blocks examined per second; the ratio is Helia's time over cairn's.
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
@@ -13,7 +12,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createIpfs, type IpfsNode } from '../src/ipfs/index.js'
 import { quietLogger } from '../test/util.js'
-import { BenchUsageError, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport } from './lib.js'
+import { parseFlags, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport } from './lib.js'
 
 const USAGE = '  --blocks N        blocks in the store, half pinned (default 100000)'
 const LINKS_PER_DIR = 1000
@@ -66,12 +65,7 @@ export const gc: Benchmark = {
   description: 'repo GC of N blocks, half pinned: cairn\'s GC against Helia\'s helia.gc(), same blocks, same run',
   usage: USAGE,
   async run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
-    let values: { blocks?: string }
-    try {
-      ({ values } = parseArgs({ args: argv, options: { blocks: { type: 'string' } }, strict: true, allowPositionals: false }))
-    } catch (err) {
-      throw new BenchUsageError((err as Error).message)
-    }
+    const values = parseFlags(argv, { blocks: { type: 'string' } })
     const total = positiveInt('blocks', values.blocks, 100_000)
     const pinnedLeaves = await makeBlocks(Math.floor(total / 2))
     const tree = await makeTree(pinnedLeaves)

@@ -11,7 +11,6 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -19,7 +18,7 @@ import { request } from 'node:http'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  BenchUsageError, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, nonNegativeInt,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, closedLoop, countLines, cpuSeconds, formatNumber, httpRequest, keepAliveAgent, MiB, nonNegativeInt,
   positiveInt, preparePeers, quantile, sampleRss, sleep, startPeerProcesses, stopAll, tempDir, waitFor, waitForClusterPeers,
   type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Goal, type HttpTarget, type Metric
 } from './lib.js'
@@ -73,7 +72,7 @@ export function ingestRegressions (recorded: RecordedIngest, run: RecordedIngest
   return out
 }
 
-interface Options {
+interface Options extends PeerFlagValues {
   pins: number
   listPins: number
   listStreams: number
@@ -81,34 +80,19 @@ interface Options {
   peers: number
   timeoutMs: number
   pollMs: number
-  cpuProf: boolean
-  keep: boolean
-  verbose: boolean
 }
 
 function parseOptions (argv: string[]): Options {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        pins: { type: 'string' },
-        'list-pins': { type: 'string' },
-        'list-streams': { type: 'string' },
-        concurrency: { type: 'string' },
-        peers: { type: 'string' },
-        timeout: { type: 'string' },
-        'poll-ms': { type: 'string' },
-        'cpu-prof': { type: 'boolean' },
-        keep: { type: 'boolean' },
-        verbose: { type: 'boolean' }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, {
+    pins: { type: 'string' },
+    'list-pins': { type: 'string' },
+    'list-streams': { type: 'string' },
+    concurrency: { type: 'string' },
+    peers: { type: 'string' },
+    timeout: { type: 'string' },
+    'poll-ms': { type: 'string' },
+    ...PEER_FLAGS
+  })
   return {
     pins: positiveInt('pins', values.pins, 5000),
     listPins: nonNegativeInt('list-pins', values['list-pins'], 300_000),
@@ -117,9 +101,7 @@ function parseOptions (argv: string[]): Options {
     peers: positiveInt('peers', values.peers, 3),
     timeoutMs: positiveInt('timeout', values.timeout, 120) * 1000,
     pollMs: positiveInt('poll-ms', values['poll-ms'], 50),
-    cpuProf: values['cpu-prof'] ?? false,
-    keep: values.keep ?? false,
-    verbose: values.verbose ?? false
+    ...peerFlags(values)
   }
 }
 
@@ -399,7 +381,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
         if (res.status !== 200) return false
         const info = JSON.parse(res.body.toString()) as { peer_map: Record<string, { status: string }> }
         return Object.values(info.peer_map).some(s => s.status === 'pinned')
-      }, { timeoutMs: 30_000, signal, message: `the warm-up pin did not reach ${p.name} as pinned` })
+      }, { timeoutMs: 30_000, signal, message: `the warm-up pin did not reach ${p.name} as pinned`, intervalMs: 100 })
     }))
     log('warm-up pin is pinned on every peer')
 

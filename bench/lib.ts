@@ -2,17 +2,17 @@
 // line, temp dirs and free ports, a keep-alive HTTP load generator, RSS/CPU sampling, and N-peer clusters on
 // 127.0.0.1 (child processes, so that RSS and CPU are per peer; or in-process when one total is enough).
 import { fork } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import http, { type Agent, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { initPeer, loadConfig, parseClusterConfig, type ClusterConfigInput } from '../src/config/index.js'
 import { createLogger } from '../src/logger.js'
 import { createPeer, type CairnPeer } from '../src/peer.js'
+import { freePorts, sleep, tempDir, waitFor } from '../test/util.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // The contract between bench/run.ts and each bench/<name>.ts
@@ -133,6 +133,25 @@ export function reportJson (name: string, report: BenchReport, machine: MachineI
 // ---------------------------------------------------------------------------------------------------------
 // Flags
 
+/** The flags of every benchmark that runs peer processes. */
+export const PEER_FLAGS = { 'cpu-prof': { type: 'boolean' }, keep: { type: 'boolean' }, verbose: { type: 'boolean' } } as const
+
+/** The command line against the flags given: strict, no positionals, a bad one a BenchUsageError. */
+export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>> (argv: string[], options: T): ReturnType<typeof parseArgs<{ args: string[], options: T, strict: true, allowPositionals: false }>>['values'] {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    throw new BenchUsageError((err as Error).message)
+  }
+}
+
+/** What PEER_FLAGS say. */
+export interface PeerFlagValues { cpuProf: boolean, keep: boolean, verbose: boolean }
+
+export function peerFlags (values: { 'cpu-prof'?: boolean, keep?: boolean, verbose?: boolean }): PeerFlagValues {
+  return { cpuProf: values['cpu-prof'] ?? false, keep: values.keep ?? false, verbose: values.verbose ?? false }
+}
+
 /** A positive integer flag value; BenchUsageError names the flag. */
 export function positiveInt (flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback
@@ -150,67 +169,9 @@ export function nonNegativeInt (flag: string, value: string | undefined, fallbac
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Temp dirs, ports, waiting
+// Temp dirs, ports, waiting: the test kit's
 
-export async function tempDir (prefix = 'cairn-bench-'): Promise<{ path: string, cleanup: () => Promise<void> }> {
-  const path = await mkdtemp(join(os.tmpdir(), prefix))
-  return { path, cleanup: async () => { await rm(path, { recursive: true, force: true, maxRetries: 3 }) } }
-}
-
-/** n distinct free TCP ports on 127.0.0.1 (held open together, then released). */
-export async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as { port: number }).port)
-  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
-  return ports
-}
-
-export const sleep = async (ms: number, signal?: AbortSignal): Promise<void> => {
-  await new Promise<void>((resolve, reject) => {
-    signal?.throwIfAborted()
-    const onAbort = (): void => { clearTimeout(timer); reject(signal?.reason) }
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
-/**
- * Polls check() until it returns a truthy value; after timeoutMs fails with `message` and what `describe`
- * says about the last value (or the last error).
- */
-export async function waitFor<T> (check: () => T | Promise<T>, options: {
-  timeoutMs: number
-  message: string
-  intervalMs?: number
-  signal?: AbortSignal
-  describe?: (last: T | undefined) => string
-}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + options.timeoutMs
-  let last: T | undefined
-  let lastErr: unknown
-  for (;;) {
-    options.signal?.throwIfAborted()
-    try {
-      last = await check()
-      lastErr = undefined
-      if (last != null && last !== false) return last as NonNullable<T>
-    } catch (err) {
-      lastErr = err
-    }
-    if (Date.now() > deadline) {
-      const seen = lastErr !== undefined
-        ? `last error: ${(lastErr as Error).message}`
-        : `last: ${options.describe?.(last) ?? JSON.stringify(last)}`
-      throw new Error(`timed out after ${options.timeoutMs / 1000} s: ${options.message} (${seen})`)
-    }
-    await sleep(options.intervalMs ?? 100, options.signal)
-  }
-}
+export { freePorts, sleep, tempDir, waitFor }
 
 // ---------------------------------------------------------------------------------------------------------
 // HTTP
@@ -746,7 +707,8 @@ export async function waitForClusterPeers (peers: Array<{ name: string, rest: Ht
     }, {
       timeoutMs: options.timeoutMs ?? 30_000,
       signal: options.signal,
-      message: `${peer.name} does not see all ${expected} cluster peers`
+      message: `${peer.name} does not see all ${expected} cluster peers`,
+      intervalMs: 100
     })
   }))
 }

@@ -9,14 +9,13 @@
 // Goals (issue 5): >= 20x the per-CID rate, 100,000 CIDs in < 60 s, p95 pin-to-findable < 1 s.
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createDhtNetwork, createFinder, startDhtProcess } from '../test/reprovider/dht-network.js'
 import {
-  BenchUsageError, closedLoop, formatNumber, httpRequest, positiveInt, preparePeers, quantile, sleep, startPeersInProcess,
+  BenchUsageError, parseFlags, closedLoop, formatNumber, httpRequest, positiveInt, preparePeers, quantile, sleep, startPeersInProcess,
   stopAll, tempDir, type Benchmark, type BenchContext, type BenchReport, type Metric
 } from './lib.js'
 import type { ReprovideStatusDetail } from '../src/reprovider/index.js'
@@ -35,16 +34,7 @@ const PIN_WAIT_MS = 30_000
 interface Options { cids: number, sample: number, pins: number, pinConcurrency: number, nodes: number, dht: 'inline' | 'process' }
 
 function parseOptions (argv: string[]): Options {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { cids: { type: 'string' }, sample: { type: 'string' }, pins: { type: 'string' }, 'pin-concurrency': { type: 'string' }, nodes: { type: 'string' }, dht: { type: 'string' } },
-      strict: true
-    }))
-  } catch (err) {
-    throw new BenchUsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, { cids: { type: 'string' }, sample: { type: 'string' }, pins: { type: 'string' }, 'pin-concurrency': { type: 'string' }, nodes: { type: 'string' }, dht: { type: 'string' } })
   const dht = values.dht ?? 'inline'
   if (dht !== 'inline' && dht !== 'process') throw new BenchUsageError(`--dht must be inline or process, not ${dht}`)
   return {

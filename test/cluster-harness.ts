@@ -2,22 +2,10 @@
 // their own temp data dirs and a shared cluster config trusting all of them.
 import { readFile, writeFile } from 'node:fs/promises'
 import { createServer as createHttpServer, type Server } from 'node:http'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { initPeer, loadConfig, type LoadedConfig } from '../src/config/index.js'
 import { createPeer, type CairnPeer } from '../src/peer.js'
-import { quietLogger, tempDir } from './util.js'
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => { resolve(port) })
-    })
-  })
-}
+import { freePorts, quietLogger, tempDir } from './util.js'
 
 export interface TestClusterOptions {
   name?: string
@@ -67,8 +55,9 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
   const clusterFile = join(root.path, 'cluster.config.json')
   const name = options.name ?? 'test'
   await writeFile(clusterFile, JSON.stringify({ name }))
-  const swarmPorts = await Promise.all(Array.from({ length: n }, freePort))
-  const restPorts = await Promise.all(Array.from({ length: n }, freePort))
+  const ports = await freePorts(2 * n)
+  const swarmPorts = ports.slice(0, n)
+  const restPorts = ports.slice(n)
   const inits: LoadedConfig[] = []
   for (let i = 0; i < n; i++) {
     inits.push(await initPeer(join(root.path, `p${i}`), {

@@ -1,10 +1,16 @@
-// Shared test helpers: temp dirs, polling with a deadline (never a bare sleep), quiet loggers, running programs,
-// raw HTTP requests.
+// The test kit, shared by test/ and bench/: temp dirs, free ports, polling with a deadline (never a bare sleep),
+// a loopback libp2p host, quiet loggers, running programs, raw HTTP requests.
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { MemoryDatastore } from 'datastore-core'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { libp2pOptions, type CairnServices, type HostInit } from '../src/libp2p/index.js'
 import { createLogger, type CairnLogger } from '../src/logger.js'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -13,26 +19,95 @@ import { identity } from 'multiformats/hashes/identity'
 
 export async function tempDir (prefix = 'cairn-test-'): Promise<{ path: string, cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix))
-  return { path, cleanup: async () => { await rm(path, { recursive: true, force: true }) } }
+  return { path, cleanup: async () => { await rm(path, { recursive: true, force: true, maxRetries: 3 }) } }
 }
 
-/** Polls check() until it returns a truthy value, or fails after timeoutMs with the message and the last value. */
-export async function waitFor<T> (check: () => T | Promise<T>, options: { timeoutMs?: number, intervalMs?: number, message?: string } = {}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + (options.timeoutMs ?? 20_000)
+/** n distinct free TCP ports on 127.0.0.1 (all bound to port 0 at once, then released). */
+export async function freePorts (n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, async () => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return server
+  }))
+  const ports = servers.map(s => (s.address() as { port: number }).port)
+  await Promise.all(servers.map(async s => { await new Promise(resolve => s.close(resolve)) }))
+  return ports
+}
+
+export async function freePort (): Promise<number> {
+  return (await freePorts(1))[0]
+}
+
+/**
+ * Waits ms (rejects with the signal's reason when it aborts first). In a test, only to prove that something does
+ * NOT happen within a window, and say so in a comment; to wait for something, use waitFor or an event.
+ */
+export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    signal?.throwIfAborted()
+    const onAbort = (): void => { clearTimeout(timer); reject(signal?.reason) }
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+export interface WaitOptions<T> {
+  /** Default 20 s. */
+  timeoutMs?: number
+  /** Default 50 ms. */
+  intervalMs?: number
+  /** What was awaited, for the error. */
+  message?: string
+  signal?: AbortSignal
+  /** How the last value reads in the error (default JSON). */
+  describe?: (last: T | undefined) => string
+}
+
+/**
+ * Polls check() until it returns a truthy value; after timeoutMs fails with the message and the last value (or
+ * the last error check() threw).
+ */
+export async function waitFor<T> (check: () => T | Promise<T>, options: WaitOptions<T> = {}): Promise<NonNullable<T>> {
+  const timeoutMs = options.timeoutMs ?? 20_000
+  const deadline = Date.now() + timeoutMs
   let last: T | undefined
   let lastErr: unknown
   for (;;) {
+    options.signal?.throwIfAborted()
     try {
       last = await check()
+      lastErr = undefined
       if (last != null && last !== false) return last as NonNullable<T>
     } catch (err) {
       lastErr = err
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out: ${options.message ?? 'condition not met'} (last value: ${JSON.stringify(last)}${lastErr != null ? `, last error: ${(lastErr as Error).message}` : ''})`)
+      const seen = lastErr !== undefined
+        ? `last error: ${(lastErr as Error).message}`
+        : `last value: ${options.describe?.(last) ?? JSON.stringify(last)}`
+      throw new Error(`timed out after ${timeoutMs / 1000} s: ${options.message ?? 'condition not met'} (${seen})`)
     }
-    await new Promise(resolve => setTimeout(resolve, options.intervalMs ?? 50))
+    await sleep(options.intervalMs ?? 50, options.signal)
   }
+}
+
+/** The DHT settings of test hosts: a protocol of their own, server mode, private (127.0.0.1) addresses kept. */
+export const TEST_DHT = { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
+
+/**
+ * A started libp2p host built as a cairn peer's, listening on 127.0.0.1, with an in-memory datastore, a quiet
+ * logger, TEST_DHT and a fresh key unless given.
+ */
+export async function loopbackHost (init: Partial<HostInit> = {}): Promise<Libp2p<CairnServices>> {
+  return await createLibp2p(libp2pOptions({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    datastore: new MemoryDatastore(),
+    logger: quietLogger(),
+    dht: TEST_DHT,
+    ...init,
+    privateKey: init.privateKey ?? await generateKeyPair('Ed25519')
+  }))
 }
 
 export function quietLogger (peer?: string): CairnLogger {
@@ -86,6 +161,3 @@ export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   }
   return { ...env, ...extra }
 }
-
-/** Distinct free loopback ports: all bound to port 0 at once, then released. */
-export { freePorts } from '../bench/lib.js'

@@ -1,8 +1,12 @@
 // An in-memory ClusterAPI for the REST API's own tests: it records what the API hands it and answers with
 // IPFS Cluster's shapes. Never use it to test anything but src/api.
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
 import { ZERO_TIME } from '../../src/components.js'
 import { tryCidKey } from '../../src/utils/cid.js'
+import { sleep } from '../util.js'
 import type {
   AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType,
   TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
@@ -49,7 +53,7 @@ export class FakeCluster implements ClusterAPI {
     return {
       id, addresses: [`/ip4/127.0.0.1/tcp/9096/p2p/${id}`], cluster_peers: [id], cluster_peers_addresses: [],
       version: '0.1.0', commit: '', rpc_protocol_version: '/ipfscluster/1.0/rpc', error: '',
-      ipfs: { id, addresses: [], error: '' }, peername: 'fake'
+      ipfs: { id, addresses: [], error: '' }, peername: 'fake', trusted: true
     }
   }
 
@@ -58,7 +62,7 @@ export class FakeCluster implements ClusterAPI {
       cid, type, name: opts.name ?? '', mode: opts.mode ?? 'recursive',
       replication_factor_min: opts.replication_factor_min ?? -1, replication_factor_max: opts.replication_factor_max ?? -1,
       allocations: [], shard_size: opts.shard_size ?? 0, max_depth: opts.mode === 'direct' ? 0 : -1, reference: null,
-      expire_at: opts.expire_at ?? ZERO_TIME, metadata: opts.metadata ?? null, origins: opts.origins ?? [],
+      expire_at: opts.expire_at ?? ZERO_TIME, metadata: opts.metadata ?? {}, origins: opts.origins ?? [],
       pin_update: opts.pin_update ?? null, user_allocations: opts.user_allocations ?? null,
       timestamp: '2024-05-06T10:00:00Z'
     }
@@ -66,8 +70,8 @@ export class FakeCluster implements ClusterAPI {
 
   gpi (cid: string, status: TrackerStatus = 'pinned'): GlobalPinInfo {
     return {
-      cid, name: this.pins.get(keyOf(cid))?.name ?? '', allocations: [], origins: [], created: '2024-05-06T10:00:00Z', metadata: null,
-      peer_map: { [PEER]: { peername: 'fake', status, timestamp: '2024-05-06T10:00:00Z', error: '', attempt_count: 0, priority_pin: false } }
+      cid, name: this.pins.get(keyOf(cid))?.name ?? '', allocations: [], origins: [], created: '2024-05-06T10:00:00Z', metadata: this.pins.get(keyOf(cid))?.metadata ?? null,
+      peer_map: { [PEER]: { peername: 'fake', ipfs_peer_id: PEER, status, timestamp: '2024-05-06T10:00:00Z', error: '', attempt_count: 0, priority_pin: false } }
     }
   }
 
@@ -87,7 +91,9 @@ export class FakeCluster implements ClusterAPI {
   async id (): Promise<IDInfo> { return this.idInfo() }
 
   peers (options?: AbortOptions): AsyncIterable<IDInfo> {
-    return this.stream([this.idInfo(), this.idInfo('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')], options)
+    // as GET /peers of a trusted peer: each peer's trust and its audits by the answering peer
+    const audited = (info: IDInfo): IDInfo => ({ ...info, trust: 'trusted', audits: { passed: 0, failed: 0, last: '', error: '' } })
+    return this.stream([this.idInfo(), this.idInfo('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')].map(audited), options)
   }
 
   async pin (cid: string, options: PinOptions): Promise<Pin> {
@@ -133,7 +139,7 @@ export class FakeCluster implements ClusterAPI {
       for (let i = 0; ; i++) {
         options?.signal?.throwIfAborted()
         yield this.gpi(`cid-${i}`)
-        await new Promise(resolve => setTimeout(resolve, 5))
+        await sleep(5) // pacing of the endless stream
       }
     } finally {
       this.endlessStopped = true
@@ -160,7 +166,13 @@ export class FakeCluster implements ClusterAPI {
     this.added = []
     if (!this.writable) throw new FollowerModeError()
     try {
-      yield * this.importEntries(entries, options)
+      let root: AddedOutput | undefined
+      for await (const line of this.importEntries(entries, options)) {
+        root = line
+        yield line
+      }
+      // as a peer: the root (the last line) is pinned unless no_pin
+      if (root != null && params.no_pin !== true) this.pins.set(keyOf(root.cid), this.makePin(root.cid, params))
     } finally {
       this.record('add-ended')
     }
@@ -170,14 +182,16 @@ export class FakeCluster implements ClusterAPI {
     for await (const entry of entries) {
       if (this.addFailure !== undefined && this.added.length === this.addFailure.afterEntries) throw this.addFailure.error
       let content: string | undefined
+      const chunks: Uint8Array[] = []
       if (entry.content !== undefined) {
-        const chunks: Uint8Array[] = []
         for await (const chunk of entry.content) chunks.push(chunk)
         content = Buffer.concat(chunks).toString('utf8')
       }
       this.added.push(entry.link !== undefined ? { path: entry.path, link: entry.link } : { path: entry.path, content })
       options?.signal?.throwIfAborted()
-      yield { name: entry.path, cid: `bafy-${this.added.length}`, size: content?.length ?? 0 }
+      // a real CID (of the bytes as one raw block, not the UnixFS DAG a peer builds): clients parse it
+      const cid = CID.createV1(raw.code, await sha256.digest(Buffer.concat([Buffer.from(entry.path), ...chunks])))
+      yield { name: entry.path, cid: cid.toString(), size: content?.length ?? 0 }
     }
   }
 

@@ -16,7 +16,7 @@ import { svcStatusOf } from '../../src/api/pinsvc/status.js'
 import { ZERO_TIME, type GlobalPinInfo, type Pin, type PinsetChange, type TrackerStatus } from '../../src/components.js'
 import { cidKey } from '../../src/utils/cid.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { tempDir, waitFor } from '../util.js'
+import { sleep, tempDir, waitFor } from '../util.js'
 import { FakeCluster, PEER } from './fake-cluster.js'
 
 const STATUSES = ['queued', 'pinning', 'pinned', 'failed']
@@ -465,7 +465,8 @@ describe('pinning service: requests watched for a lost write', () => {
       }
       for (let i = 0; i < 20; i++) await create()
       assert.equal(service.watched, 20)
-      await new Promise(resolve => setTimeout(resolve, 300))
+      // the 200 ms watch window runs out (no event marks it: the next create() prunes, which is what is tested)
+      await sleep(300)
       await create()
       assert.equal(service.watched, 1, 'the 20 expired requests were forgotten')
     } finally {

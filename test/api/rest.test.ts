@@ -8,6 +8,7 @@ import { listen } from '../../src/api/common.js'
 import { createRestApi, createRestApp } from '../../src/api/rest/index.js'
 import { VERSION } from '../../src/version.js'
 import { FakeCluster, PEER } from './fake-cluster.js'
+import { waitFor } from '../util.js'
 import type { Listener } from '../../src/api/common.js'
 
 const V0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
@@ -31,14 +32,6 @@ async function raw (base: string, path: string, init: { method?: string, headers
 }
 
 const ndjson = (body: string): any[] => body.split('\n').filter(l => l !== '').map(l => JSON.parse(l))
-
-async function waitFor (check: () => boolean, message: string): Promise<void> {
-  const deadline = Date.now() + 5000
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${message}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
 
 interface Part { path: string, dir?: boolean, content?: string | Buffer, extraHeaders?: string[], rawDisposition?: string, type?: string }
 
@@ -197,7 +190,7 @@ describe('REST API', () => {
         const reader = res.body!.getReader()
         await reader.read()
         controller.abort()
-        await waitFor(() => cluster.endlessStopped, 'the status generator to stop')
+        await waitFor(() => cluster.endlessStopped, { timeoutMs: 5000, intervalMs: 10, message: 'the status generator to stop' })
       } finally {
         cluster.endless = false
       }
@@ -535,9 +528,9 @@ describe('REST API', () => {
       const req = request(`${base}/add`, { method: 'POST', headers: { 'content-type': contentType } })
       req.on('error', () => {})
       req.write(body.subarray(0, 200_000))
-      await waitFor(() => cluster.lastCall('add') !== undefined, 'the add to start')
+      await waitFor(() => cluster.lastCall('add') !== undefined, { timeoutMs: 5000, intervalMs: 10, message: 'the add to start' })
       req.destroy()
-      await waitFor(() => cluster.calls.some(c => c.method === 'add-ended'), 'the add to end')
+      await waitFor(() => cluster.calls.some(c => c.method === 'add-ended'), { timeoutMs: 5000, intervalMs: 10, message: 'the add to end' })
       assert.equal(cluster.added.length, 0)
       assert.equal((await get('/version')).status, 200)
     })
@@ -626,7 +619,7 @@ describe('REST API lifecycle', () => {
     const res = await fetch(`http://${host}:${port}/pins`)
     await res.body!.getReader().read()
     await api.stop()
-    await waitFor(() => cluster.endlessStopped, 'the stream to end on stop')
+    await waitFor(() => cluster.endlessStopped, { timeoutMs: 5000, intervalMs: 10, message: 'the stream to end on stop' })
     await assert.rejects(fetch(`http://${host}:${port}/version`))
     assert.throws(() => api.address(), { name: 'NotStartedError' })
   })

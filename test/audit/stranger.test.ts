@@ -7,19 +7,18 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import { auditProtocol } from '../../src/audit/index.js'
 import { decodeAuditRequest, encodeAuditAnswer } from '../../src/audit/protocol.js'
 import { createClient } from '../../src/client/index.js'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { metricsTopic } from '../../src/monitor/index.js'
 import { encodeMetricsBody, encodeMetricsMessage, metricsSigningPayload } from '../../src/monitor/protocol.js'
 import { createRpc } from '../../src/rpc/index.js'
 import { readOneFrame, sendFrame } from '../../src/utils/stream.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { quietLogger, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, TEST_DHT, waitFor } from '../util.js'
 import type { IDInfo, Pin } from '../../src/components.js'
 import type { Metric } from '../../src/monitor/index.js'
 
@@ -36,10 +35,7 @@ interface Stranger { id: string, libp2p: Libp2p<CairnServices>, stop: () => Prom
 async function stranger (cluster: string, tc: TestCluster, opts: { forge?: boolean } = {}): Promise<Stranger> {
   const key = await generateKeyPair('Ed25519')
   const id = peerIdFromPrivateKey(key).toString()
-  const libp2p = await createLibp2p(libp2pOptions({
-    privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger: quietLogger('stranger'),
-    dht: { protocol: `/cairn-${cluster}/kad/1.0.0`, clientMode: false, keepPrivateAddresses: true }
-  }))
+  const libp2p = await loopbackHost({ privateKey: key, logger: quietLogger('stranger'), dht: { ...TEST_DHT, protocol: `/cairn-${cluster}/kad/1.0.0` } })
   if (opts.forge === true) {
     await libp2p.handle(auditProtocol(cluster), async stream => {
       try {

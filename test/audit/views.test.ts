@@ -4,20 +4,15 @@ import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p } from 'libp2p'
 import { createAuditor, offlineBlocks } from '../../src/audit/index.js'
 import { TrustBook } from '../../src/audit/trust.js'
-import { libp2pOptions } from '../../src/libp2p/index.js'
-import { quietLogger } from '../util.js'
+import { loopbackHost, quietLogger, TEST_DHT } from '../util.js'
 
 describe('trust views', () => {
   it('trusted peers are trusted; others by their audits in an open cluster, proven in a closed one unless they failed; a follower has no view', async () => {
     const key = await generateKeyPair('Ed25519')
     const self = peerIdFromPrivateKey(key).toString()
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger: quietLogger(),
-      dht: { protocol: '/cairn-views/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-    }))
+    const libp2p = await loopbackHost({ privateKey: key, dht: { ...TEST_DHT, protocol: '/cairn-views/kad/1.0.0' } })
     const datastore = new MemoryDatastore()
     // what an earlier run learnt: one peer proven, one failed (cool-down running)
     const book = new TrustBook({ provenAfter: 3, provenPins: 2, cooldownMs: 3_600_000 }, datastore)

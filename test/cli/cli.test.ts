@@ -1,13 +1,13 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/program.js'
 import {
   DEFAULT_GATEWAY_LISTEN, DEFAULT_METRICS_LISTEN, DEFAULT_PINSVC_LISTEN, DEFAULT_REST_LISTEN, DEFAULT_SWARM_LISTEN, FOLLOWER_PORT_STEP, followerListen
 } from '../../src/config/index.js'
-import { freePort, readMultipart, samplePin, sampleStatus, sendJson, sendNdjson, startFakeApi, type FakeApi } from '../client/fake-api.js'
+import { readMultipart, samplePin, sampleStatus, sendJson, sendNdjson, startFakeApi, type FakeApi } from '../client/fake-api.js'
+import { freePort, tempDir } from '../util.js'
 
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 const SLOW = 'bafkreislowslowslowslowslowslowslowslowslowslowslowslowslow'
@@ -30,7 +30,7 @@ describe('cairn CLI against a fake REST API', () => {
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cairn-cli-'))
+    dir = (await tempDir('cairn-cli-')).path
     await mkdir(join(dir, 'tree', 'sub'), { recursive: true })
     await writeFile(join(dir, 'tree', 'a.txt'), 'a')
     await writeFile(join(dir, 'tree', 'sub', 'b.txt'), 'bb')

@@ -1,12 +1,12 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiUrl, ClientError, createClient } from '../../src/client/index.js'
-import { freePort, readMultipart, sampleStatus, samplePin, sendJson, sendNdjson, startFakeApi, type FakeApi, type Part } from './fake-api.js'
+import { readMultipart, sampleStatus, samplePin, sendJson, sendNdjson, startFakeApi, type FakeApi, type Part } from './fake-api.js'
 import type { GlobalPinInfo } from '../../src/components.js'
+import { freePort, tempDir } from '../util.js'
 
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 
@@ -253,7 +253,7 @@ describe('client against a fake IPFS Cluster REST API', () => {
     const big = randomBytes(700 * 1024)
 
     before(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'cairn-client-'))
+      dir = (await tempDir('cairn-client-')).path
       await mkdir(join(dir, 'tree', 'sub dir', 'empty'), { recursive: true })
       await writeFile(join(dir, 'tree', 'a.txt'), 'hello\n')
       await writeFile(join(dir, 'tree', 'sub dir', 'big.bin'), big)

@@ -92,14 +92,6 @@ export async function readMultipart (req: IncomingMessage): Promise<Part[]> {
   return parts
 }
 
-export async function freePort (): Promise<number> {
-  const server = http.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
 const TS = '2024-05-06T10:00:00Z'
 
 export function samplePin (cid: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -111,7 +103,7 @@ export function samplePin (cid: string, extra: Record<string, unknown> = {}): Re
     shard_size: 0,
     user_allocations: null,
     expire_at: '0001-01-01T00:00:00Z',
-    metadata: null,
+    metadata: {},
     pin_update: null,
     origins: [],
     cid,
@@ -129,5 +121,5 @@ export function sampleStatus (cid: string, peers: Record<string, { peername: str
   for (const [id, p] of Object.entries(peers)) {
     peer_map[id] = { peername: p.peername, ipfs_peer_id: id, status: p.status, timestamp: TS, error: p.error ?? '', attempt_count: 0, priority_pin: false }
   }
-  return { cid, name, allocations: [], origins: [], created: TS, metadata: null, peer_map }
+  return { cid, name, allocations: [], origins: [], created: TS, metadata: {}, peer_map }
 }

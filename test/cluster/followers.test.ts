@@ -8,7 +8,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { runCli } from '../../src/cli/program.js'
 import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
+import { sleep, waitFor } from '../util.js'
 
 async function putRaw (tc: TestCluster, on: number[], seed: string): Promise<string> {
   const bytes = new TextEncoder().encode(`follower block ${seed}`)
@@ -97,7 +97,8 @@ describe('followers', () => {
     await waitFor(async () => {
       const late = await putRaw(tc, [2], `late-${Date.now()}`)
       await tc.peer(2).pinset.put([{ ...tc.peer(0).pinset.get((await tc.peer(0).pinset.list().next()).value!.cid)!, cid: late }])
-      await new Promise(resolve => setTimeout(resolve, 300))
+      // proves a NOT each round: the late write, given time to spread, is on neither trusted peer
+      await sleep(300)
       return !tc.peer(0).pinset.has(late) && !tc.peer(1).pinset.has(late) &&
         (tc.peer(0).pinset.stats().rejected_by_reason.untrusted ?? 0) > untrustedBefore
     }, { timeoutMs: 15_000, message: 'writes of the removed peer are dropped and counted' })

@@ -7,8 +7,20 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { createClient, type Client } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
+import { sleep, waitFor } from '../util.js'
 import type { AddEntry, GlobalRepoGC, PinOptions } from '../../src/components.js'
+import type { IpfsNode } from '../../src/ipfs/index.js'
+
+/**
+ * Whether a repo GC waits or runs on the node: a new writer then has to wait for it. The probing writer is let go
+ * as soon as it gets the store (at once when no GC is there).
+ */
+async function gcPending (ipfs: IpfsNode): Promise<boolean> {
+  let got = false
+  void ipfs.holdBlocks().then(release => { got = true; release() })
+  await new Promise(resolve => setImmediate(resolve))
+  return !got
+}
 
 async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
   yield { path, content: (async function * () { yield bytes })() }
@@ -91,7 +103,7 @@ describe('repo gc across the cluster', { timeout: 120_000 }, () => {
     })()
     await importing
     const gc = api.repoGC({ local: true }).then(result => { order.push('gc'); return result })
-    await new Promise(resolve => setTimeout(resolve, 300))
+    await waitFor(async () => await gcPending(tc.peer(0).ipfs), { timeoutMs: 10_000, message: 'the GC request reached the peer' })
     assert.deepEqual(order, [], 'the GC waits while the add imports')
     resume()
     const root = await adding
@@ -107,7 +119,7 @@ describe('repo gc across the cluster', { timeout: 120_000 }, () => {
     const order: string[] = []
     // the add's hold outlasts it (5 s in these tests, 30 s by default): this GC waits
     const gc = api.repoGC({ local: true }).then(result => { order.push('gc'); return result })
-    await new Promise(resolve => setTimeout(resolve, 200))
+    await waitFor(async () => await gcPending(tc.peer(0).ipfs), { timeoutMs: 10_000, message: 'the GC request reached the peer' })
     await api.pin(root)
     order.push('pin')
     const result = await gc
@@ -146,7 +158,8 @@ describe('scheduled repo gc', { timeout: 120_000 }, () => {
       for await (const out of peer.cluster.add(one('f.bin', bytes), { chunk_size: 65_536, raw_leaves: true, cid_version: 1 })) root = out.cid
       await waitFor(async () => await peer.ipfs.isPinned(CID.parse(root)), { timeoutMs: 30_000, message: 'the file pinned' })
       const size = await peer.ipfs.repoSize()
-      await new Promise(resolve => setTimeout(resolve, 1200))
+      // proves a NOT: the GC ticks in this window delete nothing of the pinned file
+      await sleep(1200)
       assert.equal(await peer.ipfs.repoSize(), size, 'the ticks since the pin deleted nothing')
       await api.unpin(root)
       await waitFor(async () => !(await peer.ipfs.hasBlock(CID.parse(root))), { timeoutMs: 20_000, message: 'the scheduled GC deletes the unpinned file' })

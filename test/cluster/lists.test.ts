@@ -18,7 +18,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { createClient } from '../../src/client/index.js'
 import { ZERO_TIME, type Pin } from '../../src/components.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
+import { sleep, waitFor } from '../util.js'
 
 const GB = 1024 ** 3
 const BULK = 300_000
@@ -159,7 +159,8 @@ describe('big lists on a loaded peer', { timeout: 240_000 }, () => {
         if (!tc.peer(i).monitor.latest('ping').some(m => m.peer === ids[0])) lost.push(`peer ${i} at ${new Date().toISOString()}`)
       }
       if (ms === Infinity || lost.length > 0) break
-      await new Promise(resolve => setTimeout(resolve, 100))
+      // pacing of the health probes while the lists stream
+      await sleep(100)
     }
     const seconds = (performance.now() - start) / 1000
     clearTimeout(window)

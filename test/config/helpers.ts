@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after } from 'node:test'
+import { tempDir as kitTempDir } from '../util.js'
 
 /** A fresh temp dir, removed when the test file ends. */
 export async function tempDir (): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'cairn-config-'))
-  after(async () => { await rm(dir, { recursive: true, force: true }) })
-  return dir
+  const dir = await kitTempDir('cairn-config-')
+  after(dir.cleanup)
+  return dir.path
 }
 
 /** Asserts that `fn` fails with a ConfigError whose message contains every fragment. */

@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { LAST_GOOD_FILE, parseClusterConfig, watchClusterConfig, type ClusterConfig } from '../../src/config/index.js'
-import { waitFor } from '../util.js'
+import { sleep, waitFor } from '../util.js'
 import { tempDir } from './helpers.js'
 import { startConfigServer, type ConfigServer } from './serve.js'
 
@@ -76,7 +76,8 @@ describe('watchClusterConfig', () => {
     // no current config: the first read (at once) sets it without calling onChange
     const watch = watchClusterConfig({ source: 'cluster.config.json', peerDir: dir, intervalMs: 20, env: {}, onChange: c => { changes.push(c) } })
     try {
-      await new Promise(resolve => setTimeout(resolve, 100))
+      // proves a NOT: five re-reads of an unchanged file call no onChange
+      await sleep(100)
       assert.equal(changes.length, 0)
       await writeFile(file, JSON.stringify({ ...PUBLISHED, trusted_peers: [A, B] }))
       await waitFor(() => changes.length === 1, { message: 'the edit is seen' })
@@ -87,7 +88,8 @@ describe('watchClusterConfig', () => {
       await watch.stop()
     }
     await writeFile(file, JSON.stringify(PUBLISHED))
-    await new Promise(resolve => setTimeout(resolve, 100))
+    // proves a NOT: five intervals after stop(), the edit is not read
+    await sleep(100)
     assert.equal(changes.length, 2, 'no reads after stop()')
   })
 

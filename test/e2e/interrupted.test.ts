@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
-import { tempDir, waitFor } from '../util.js'
+import { sleep, tempDir, waitFor } from '../util.js'
 import { cairnOk, freePorts, ROOT, spawnNode } from './processes.js'
 import { UNFINISHED_MESSAGE } from '../../src/cli/exit-guard.js'
 
@@ -50,7 +50,8 @@ describe('a command whose daemon stops under it', { timeout: 240_000 }, () => {
           { timeoutMs: 30_000, intervalMs: 100, message: `daemon ${run} answers /health` })
         const sync = spawnNode(['--api', `127.0.0.1:${rest}`, 'mirror', 'sync', tree, '--name', 'big', '--cache', join(dir, 'mirror-cache.json')])
         await waitFor(() => / files, .* in /.test(sync.stderr()) || sync.child.exitCode != null, { timeoutMs: 30_000, message: 'the sync lists the tree' })
-        await new Promise(resolve => setTimeout(resolve, delayMs))
+        // when to interrupt is what varies from run to run
+        await sleep(delayMs)
         daemon.child.kill('SIGINT')
         const { code } = await exitWithin(sync.exit, `mirror sync (run ${run})`)
         const lines = sync.stderr().trim().split('\n')

@@ -26,7 +26,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { defaultLogger } from '@libp2p/logger'
 import { createBitswapSender } from '../../src/ipfs/bitswap-sender.js'
 import { blockPart, wantlistPart } from '../../src/ipfs/bitswap-wire.js'
-import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
+import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers } from './helpers.js'
+import { sleep, waitFor } from '../util.js'
 import type { TestPeer } from './helpers.js'
 import type { OutboundStreams } from '../../src/ipfs/bitswap-streams.js'
 import type { PeerId } from '@libp2p/interface'
@@ -94,7 +95,8 @@ describe('bitswap between cairn and plain Helia nodes', () => {
       const pinning = b.node.pin(block.cid, { signal: AbortSignal.timeout(30_000) })
       let settled = false
       void pinning.then(() => { settled = true }, () => { settled = true })
-      await new Promise(resolve => setTimeout(resolve, 1000))
+      // proves a NOT: the pin does not end within a second while nobody holds the block
+      await sleep(1000)
       assert.equal(settled, false, 'the pin waits while no peer holds the block')
       // a now stores it (a CAR import goes through the blockstore that announces new blocks)
       for await (const _ of a.node.addEntries((async function * () { yield { path: 'x.car', content: carOf(block) } })(), { format: 'car' })) { /* drain */ }
@@ -161,12 +163,13 @@ describe('bitswap with a forging peer', () => {
       })
       await b.node.libp2p.dial(forger.getMultiaddrs()[0])
       const pinning = b.node.pin(root.cid, { signal: AbortSignal.timeout(30_000) })
-      await waitFor(() => forged > 0, 10_000, 'the forger to answer the want')
-      await new Promise(resolve => setTimeout(resolve, 500))
+      await waitFor(() => forged > 0, { timeoutMs: 10_000, message: 'the forger to answer the want' })
+      // proves a NOT: in the half second after the forged answer, the forged bytes are not stored
+      await sleep(500)
       assert.equal(await b.node.hasBlock(leaf.cid), false, 'the forged bytes were not stored as the block')
       assert.equal(await b.node.isPinned(root.cid), false)
       const forgerId = forger.peerId
-      await waitFor(() => b!.node.libp2p.getConnections(forgerId).length === 0, 5000, 'the forger to be disconnected')
+      await waitFor(() => b!.node.libp2p.getConnections(forgerId).length === 0, { timeoutMs: 5000, message: 'the forger to be disconnected' })
 
       // an honest peer holding the leaf: the same pin completes with the right bytes
       a = await startPeer('a')
@@ -297,7 +300,7 @@ describe('bitswap sender', () => {
         { cid: tiny.cid, wantHave: true },
         { cid: absent.cid, sendDontHave: true }
       ])))
-      await waitFor(() => sender.stats().wants === 1, 5000, 'the answered wants to be removed')
+      await waitFor(() => sender.stats().wants === 1, { timeoutMs: 5000, message: 'the answered wants to be removed' })
       const all = { blocks: written.flatMap(w => w.blocks), presences: written.flatMap(w => w.presences) }
       assert.deepEqual(all.blocks.map(b => b.cid.toString()).sort(), [big.cid, tiny.cid].map(String).sort(), 'the wanted block, and a small one instead of its HAVE')
       assert.deepEqual(all.presences.map(p => [p.cid.toString(), p.type]).sort(), [[absent.cid.toString(), 1], [small.cid.toString(), 0]].sort())
@@ -307,7 +310,7 @@ describe('bitswap sender', () => {
       // asked again (the asker may have lost the answer): one more DONT_HAVE; cancelled: gone
       const before = written.length
       sender.receiveMessage(peer, incoming(wantlistPart([{ cid: absent.cid, sendDontHave: true }])))
-      await waitFor(() => written.length > before, 5000, 'the second DONT_HAVE')
+      await waitFor(() => written.length > before, { timeoutMs: 5000, message: 'the second DONT_HAVE' })
       assert.deepEqual(written.slice(before).flatMap(w => w.presences).map(p => [p.cid.toString(), p.type]), [[absent.cid.toString(), 1]])
       sender.receiveMessage(peer, incoming(wantlistPart([{ cid: absent.cid, cancel: true }])))
       assert.equal(sender.stats().wants, 0)
@@ -315,9 +318,9 @@ describe('bitswap sender', () => {
       // a full wantlist drops what it does not list
       store.delete(other.cid.toString())
       sender.receiveMessage(peer, incoming(wantlistPart([{ cid: other.cid }])))
-      await waitFor(() => sender.wantsOf(peer).length === 1, 5000, 'the want for a missing block to be parked')
+      await waitFor(() => sender.wantsOf(peer).length === 1, { timeoutMs: 5000, message: 'the want for a missing block to be parked' })
       sender.receiveMessage(peer, incoming(wantlistPart([{ cid: absent.cid }], true)))
-      await waitFor(() => sender.wantsOf(peer).map(String).join() === absent.cid.toString(), 5000, 'the full list to replace the wants')
+      await waitFor(() => sender.wantsOf(peer).map(String).join() === absent.cid.toString(), { timeoutMs: 5000, message: 'the full list to replace the wants' })
     } finally {
       await sender.stop()
     }
@@ -341,9 +344,9 @@ describe('bitswap sender', () => {
       assert.deepEqual({ peers: sender.stats().peers, wants: sender.stats().wants }, { peers: 2, wants: 10 })
       // p2 cancels its wants: its ledger goes; a want answered at once leaves none either
       sender.receiveMessage(p2, incoming(wantlistPart(sender.wantsOf(p2).map(cid => ({ cid, cancel: true })))))
-      await waitFor(() => sender.stats().peers === 1, 5000, 'the empty ledger to go')
+      await waitFor(() => sender.stats().peers === 1, { timeoutMs: 5000, message: 'the empty ledger to go' })
       sender.receiveMessage(p2, incoming(wantlistPart([{ cid: held.cid }])))
-      await waitFor(() => sender.stats().blocksSent === 1 && sender.stats().peers === 1, 5000, 'the block sent and the ledger gone')
+      await waitFor(() => sender.stats().blocksSent === 1 && sender.stats().peers === 1, { timeoutMs: 5000, message: 'the block sent and the ledger gone' })
     } finally {
       await sender.stop()
     }
@@ -359,14 +362,14 @@ describe('bitswap sender', () => {
     })
     try {
       sender.receiveMessage(peer, incoming(wantlistPart(wanted.map(b => ({ cid: b.cid })))))
-      await waitFor(() => written.flatMap(w => w.blocks).length === 4, 5000, 'the four held blocks to be written')
+      await waitFor(() => written.flatMap(w => w.blocks).length === 4, { timeoutMs: 5000, message: 'the four held blocks to be written' })
       assert.equal(sender.stats().sendFailures, 1)
       assert.ok(attempts() > written.length, 'one write failed and was retried')
       assert.deepEqual(written.flatMap(w => w.blocks).map(b => b.cid.toString()).sort(), wanted.slice(0, 4).map(b => b.cid.toString()).sort())
 
       store.set(wanted[4].cid.toString(), wanted[4].data)
       sender.receivedBlock(wanted[4].cid)
-      await waitFor(() => written.flatMap(w => w.blocks).length === 5, 5000, 'the late block to be written')
+      await waitFor(() => written.flatMap(w => w.blocks).length === 5, { timeoutMs: 5000, message: 'the late block to be written' })
       assert.equal(sender.stats().wants, 0)
       assert.equal(sender.stats().blocksSent, 5)
     } finally {

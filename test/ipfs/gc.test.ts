@@ -9,6 +9,7 @@ import { blockId } from '../../src/ipfs/local-dag.js'
 import { collect, removeDirs, startPeer, stopPeers } from './helpers.js'
 import type { TestPeer } from './helpers.js'
 import type { AddEntry } from '../../src/components.js'
+import { sleep } from '../util.js'
 
 function tree (files: Record<string, Uint8Array>): AsyncIterable<AddEntry> {
   return (async function * () {
@@ -90,13 +91,14 @@ describe('repo gc', () => {
       const order: string[] = []
       // an add holding the store, then a GC: it waits
       const release = await node.holdBlocks()
+      // (gc() takes its place in the lock before it returns)
       const gc = node.gc({ waitMs: 10_000 }).then(r => { order.push('gc'); return r })
-      await new Promise(resolve => setTimeout(resolve, 100))
       // a second GC is refused at once
       await assert.rejects(node.gc({ waitMs: 10_000 }), { name: 'RepoBusyError', message: /running already/ })
       // a new writer waits for the GC
       const next = node.holdBlocks().then(r => { order.push('writer'); return r })
-      await new Promise(resolve => setTimeout(resolve, 100))
+      // proves a NOT: neither the GC nor the writer gets the store within this window
+      await sleep(100)
       assert.deepEqual(order, [])
       release()
       await gc

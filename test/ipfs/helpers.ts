@@ -1,13 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { prefixLogger } from '@libp2p/logger'
 import { createIpfs } from '../../src/ipfs/index.js'
 import type { IpfsInit, IpfsNode } from '../../src/ipfs/index.js'
 import type { PrivateKey } from '@libp2p/interface'
-
-export const TEST_DHT = { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
+import { TEST_DHT, tempDir } from '../util.js'
 
 export interface TestPeer {
   node: IpfsNode
@@ -18,7 +15,7 @@ export interface TestPeer {
 
 /** A started IpfsNode on 127.0.0.1:0 with its own temp dir (or the one given, to test restarts). */
 export async function startPeer (name: string, opts: { dataDir?: string, privateKey?: PrivateKey, clientMode?: boolean, init?: Partial<IpfsInit> } = {}): Promise<TestPeer> {
-  const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), `cairn-ipfs-${name}-`))
+  const dataDir = opts.dataDir ?? (await tempDir(`cairn-ipfs-${name}-`)).path
   const privateKey = opts.privateKey ?? await generateKeyPair('Ed25519')
   const node = createIpfs({
     dataDir,
@@ -53,15 +50,4 @@ export async function collect<T> (source: AsyncIterable<T>): Promise<T[]> {
 
 export async function concatBytes (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(await collect(source))
-}
-
-/** Polls until `check` is true; fails after `ms`. */
-export async function waitFor (check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
 }

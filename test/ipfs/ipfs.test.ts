@@ -12,7 +12,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { concatChunks } from '../../src/utils/bytes.js'
-import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, waitFor } from './helpers.js'
+import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers } from './helpers.js'
+import { waitFor } from '../util.js'
 import type { TestPeer } from './helpers.js'
 import type { AddEntry } from '../../src/components.js'
 
@@ -99,7 +100,7 @@ describe('ipfs node', () => {
       assert.deepEqual(got, block.bytes)
       assert.deepEqual(await b.node.getBlock(block.cid, { offline: true }), block.bytes, 'a fetched block is stored')
       assert.ok(b.node.bitswapStats()!.bytesIn - receivedBefore >= block.bytes.length, 'received bytes counted')
-      await waitFor(() => a!.node.bitswapStats()!.bytesOut - sentBefore >= block.bytes.length, 5000, 'sent bytes counted')
+      await waitFor(() => a!.node.bitswapStats()!.bytesOut - sentBefore >= block.bytes.length, { timeoutMs: 5000, message: 'sent bytes counted' })
 
       const file = CID.parse((await collect(a.node.addEntries(tree({ 'f.bin': randomBytes(200_000) }), { chunk_size: 65_536 })))[0].cid)
       const leaves = dagPb.decode(await a.node.getBlock(file)).Links.map(l => l.Hash)
@@ -287,7 +288,7 @@ describe('ipfs node', () => {
       const root = CID.parse(out[0].cid)
       const peers = [a, b, c].map(p => p.node)
       const hub = c.node
-      await waitFor(() => peers.every(n => n.libp2p.getPeers().length >= 1) && hub.libp2p.getPeers().length === 2, 5000, 'connections')
+      await waitFor(() => peers.every(n => n.libp2p.getPeers().length >= 1) && hub.libp2p.getPeers().length === 2, { timeoutMs: 5000, message: 'connections' })
       await a.node.helia.routing.provide(root, { signal: AbortSignal.timeout(5000) })
       // a's provide walk may have dialled b on its own: cut that link so b must find a through the DHT
       await b.node.libp2p.hangUp(a.node.libp2p.peerId)

@@ -4,39 +4,22 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p } from 'libp2p'
 import { libp2pOptions } from '../../src/libp2p/index.js'
 import type { CairnServices, HostInit } from '../../src/libp2p/index.js'
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
+import { loopbackHost, TEST_DHT, waitFor } from '../util.js'
 
 type Node = Libp2p<CairnServices>
 
-const LAN = { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
+const LAN = TEST_DHT
 const PUBLIC = { ...LAN, keepPrivateAddresses: false }
 
 async function startHost (name: string, init: Partial<HostInit> = {}): Promise<Node> {
-  return createLibp2p(libp2pOptions({
-    privateKey: await generateKeyPair('Ed25519'),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    dht: LAN,
-    datastore: new MemoryDatastore(),
-    logger: prefixLogger(name),
-    ...init
-  }))
+  return await loopbackHost({ logger: prefixLogger(name), ...init })
 }
 
 async function stopAll (...nodes: Array<Node | undefined>): Promise<void> {
   await Promise.all(nodes.map(async n => n?.stop()))
-}
-
-async function waitFor (check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
 }
 
 /** Every address the DHT reports for `target`, asking from `from`. */
@@ -65,7 +48,7 @@ async function line (dht: HostInit['dht']): Promise<[Node, Node, Node]> {
   await b.dial(a.getMultiaddrs()[0])
   await c.dial(b.getMultiaddrs()[0])
   // the DHT adds a peer once identify reports the protocol
-  await waitFor(() => b.getConnections().length === 2 && [a, c].every(n => n.getPeers().length === 1), 5000, 'connections')
+  await waitFor(() => b.getConnections().length === 2 && [a, c].every(n => n.getPeers().length === 1), { timeoutMs: 5000, message: 'connections' })
   return [a, b, c]
 }
 
@@ -97,7 +80,7 @@ describe('libp2p host options', () => {
       // pubsub is wired: c sees b subscribed to a topic
       const b = nodes[1]
       b.services.pubsub.subscribe('cairn-test')
-      await waitFor(() => c.services.pubsub.getSubscribers('cairn-test').some(p => p.equals(b.peerId)), 5000, 'subscription')
+      await waitFor(() => c.services.pubsub.getSubscribers('cairn-test').some(p => p.equals(b.peerId)), { timeoutMs: 5000, message: 'subscription' })
     } finally {
       await stopAll(...nodes)
     }
@@ -128,10 +111,10 @@ describe('libp2p host options', () => {
       const target = a.peerId
       const node = c
       assert.deepEqual(node.services.bootstrap.peers.map(String), [target.toString()])
-      await waitFor(() => node.getConnections(target).length > 0, 5000, 'bootstrap connection')
+      await waitFor(() => node.getConnections(target).length > 0, { timeoutMs: 5000, message: 'bootstrap connection' })
       await node.hangUp(target)
       assert.equal(node.getConnections(target).length, 0)
-      await waitFor(() => node.getConnections(target).length > 0, 5000, 'redial')
+      await waitFor(() => node.getConnections(target).length > 0, { timeoutMs: 5000, message: 'redial' })
       const tagged = async (n: Node): Promise<boolean> => [...(await n.peerStore.get(target)).tags.keys()].some(t => t.startsWith('keep-alive'))
       assert.equal(await tagged(node), true)
 

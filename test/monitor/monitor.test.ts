@@ -5,16 +5,15 @@ import { randomBytes } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { Libp2p } from 'libp2p'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import {
   createMonitor, freespaceInformer, metricsTopic, pingInformer, pinqueueInformer, tagInformers,
   type Alert, type Informer, type Metric, type Monitor, type MonitorInit
 } from '../../src/monitor/index.js'
 import { encodeMetricsBody, encodeMetricsMessage, metricsSigningPayload } from '../../src/monitor/protocol.js'
 import { clusterSecret } from '../../src/secret.js'
-import { quietLogger, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, waitFor } from '../util.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 const CLUSTER = 'mon'
@@ -45,10 +44,7 @@ function harness (): { node: (name: string, opts?: NodeOptions) => Promise<Node>
     const key = await generateKeyPair('Ed25519')
     const id = peerIdFromPrivateKey(key).toString()
     const logger = quietLogger(name)
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger,
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-    }))
+    const libp2p = await loopbackHost({ privateKey: key, logger })
     const n = { name, id, key, libp2p, used: 1000, queued: 0 } as Node
     const ttl = opts.ttlMs ?? TTL
     n.init = {

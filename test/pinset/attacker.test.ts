@@ -5,15 +5,14 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
 import * as lp from 'it-length-prefixed'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
 import * as Y from 'yjs'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetSyncProtocol, pinsetTopic, type PinsetInit } from '../../src/pinset/index.js'
 import { decodeEnvelope, decodeSyncRequest, encodeBody, encodeEnvelope, encodeHave, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
 import { readFrames, sendFrame } from '../../src/utils/stream.js'
-import { quietLogger, tempDir, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, sleep, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import type { Pinset } from '../../src/components.js'
 import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
@@ -25,11 +24,7 @@ describe('attacks on the pinset', () => {
 
   /** A libp2p host; `scored`: gossipsub scores the pinset topic, as a cairn peer's host does. */
   async function host (key?: PrivateKey, scored = false): Promise<Libp2p<CairnServices>> {
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key ?? await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger: quietLogger(),
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true },
-      ...(scored ? { scoredTopics: [pinsetTopic('atk')] } : {})
-    }))
+    const libp2p = await loopbackHost({ privateKey: key, ...(scored ? { scoredTopics: [pinsetTopic('atk')] } : {}) })
     cleanups.push(async () => { await libp2p.stop() })
     return libp2p
   }
@@ -109,7 +104,8 @@ describe('attacks on the pinset', () => {
       const resigned = encodeBody('atk', a.id, 4, first.update)
       await sendFrame(stream, encodeEnvelope(resigned, await evilKey.sign(signingPayload(resigned))))
       try {
-        await new Promise(resolve => setTimeout(resolve, 200))
+        // b verifies the re-signed envelope, finds it forged and resets the stream: what follows is sent after that
+        await waitFor(() => stream.status !== 'open', { timeoutMs: 10_000, message: 'b reset the stream' })
         for (const m of captured) {
           const copy = m.slice()
           copy[copy.length - 5] ^= 0xff
@@ -202,7 +198,8 @@ describe('attacks on the pinset', () => {
       for (let seq = 1; seq <= 5; seq++) {
         const body = encodeBody('atk', vId, seq, update)
         await sendFrame(stream, encodeEnvelope(body, await forger.sign(signingPayload(body))))
-        await new Promise(resolve => setTimeout(resolve, 100))
+        // pacing of the attack: the victim has 100 ms to drop the stream after the first
+        await sleep(100)
       }
     })
     await dropped(forged)
@@ -256,7 +253,8 @@ describe('attacks on the pinset', () => {
     // Only a stranger connected: it is asked, and once per interval at most.
     await victim.libp2p.dial(stranger.libp2p.getMultiaddrs()[0])
     await waitFor(() => victim.pinset.has(x), { message: 'the victim caught up from the stranger' })
-    await new Promise(resolve => setTimeout(resolve, 1000))
+    // proves a NOT: five resyncs (200 ms apart) ask the stranger no more
+    await sleep(1000)
     assert.equal(strangerAsked, 1, 'asked once in its interval, though the victim resyncs every 200 ms')
     // A trusted peer connected: the stranger is asked no more, its interval passed or not.
     await victim.libp2p.dial(a.libp2p.getMultiaddrs()[0])
@@ -264,7 +262,8 @@ describe('attacks on the pinset', () => {
     await a.pinset.put([pinOf(y, 'y')])
     await waitFor(() => victim.pinset.has(y), { message: 'the victim has the new pin' })
     const asked = strangerAsked
-    await new Promise(resolve => setTimeout(resolve, 4000))
+    // proves a NOT: past the stranger's interval (2.5 s), it is not asked while a trusted peer is there
+    await sleep(4000)
     assert.equal(strangerAsked, asked, 'the stranger was not asked while a trusted peer was there')
   })
 
@@ -304,9 +303,11 @@ describe('attacks on the pinset', () => {
     assert.ok(read >= 9, `${read} read`)
     // Graylisted: what it sends now is not even read (once gossipsub's one-second allowance for a peer it
     // last saw in good standing has run out).
-    await new Promise(resolve => setTimeout(resolve, 1500))
+    // (gossipsub's allowance is a timer of its own, with no event: 1.5 s lets it run out)
+    await sleep(1500)
     await publish(301, 320)
-    await new Promise(resolve => setTimeout(resolve, 500))
+    // proves a NOT: none of it is read within half a second
+    await sleep(500)
     assert.equal(untrusted() - before, read, 'nothing more was read')
     // The victim relayed none of it: the honest peer would have rejected it and blamed the victim.
     assert.equal(score(observer, victim.libp2p.peerId), 0, 'the victim keeps its score with its honest neighbour')
@@ -334,7 +335,8 @@ describe('attacks on the pinset', () => {
 
     for (let seq = 1; seq <= 200; seq++) await t.services.pubsub.publish(topic, encodeNotice({ author: tId, seq }))
     await waitFor(() => (relay.pinset.stats().rejected_by_reason.rate ?? 0) >= 1 && score(relay, tId) < 0, { message: `the relay dropped notices over the rate and blamed t (${score(relay, tId)})` })
-    await new Promise(resolve => setTimeout(resolve, 1000))
+    // proves a NOT: no more notices than the rate allows reach the victim within a second
+    await sleep(1000)
     // the default burst is 20, then 2 a second
     assert.ok(reachedVictim <= 30, `${reachedVictim} notices reached the victim`)
     assert.ok(score(victim, relay.id) >= 0, `the relay is not blamed for relaying (score ${score(victim, relay.id)})`)

@@ -11,14 +11,13 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { MemoryDatastore } from 'datastore-core'
 import * as lp from 'it-length-prefixed'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { Libp2p } from 'libp2p'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { pinsetSyncProtocol, pinsetTopic } from '../../src/pinset/index.js'
 import { encodeBody, encodeEnvelope, encodeHave, encodeNotice, signingPayload } from '../../src/pinset/protocol.js'
 import { readFrames, sendFrame } from '../../src/utils/stream.js'
-import { childEnv, freePorts, quietLogger, runProgram, tempDir, waitFor } from '../util.js'
+import { childEnv, freePorts, loopbackHost, runProgram, sleep, tempDir, waitFor } from '../util.js'
 import type { PrivateKey, Stream } from '@libp2p/interface'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -62,10 +61,7 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
   const hosts: Array<Libp2p<CairnServices>> = []
 
   async function host (key?: PrivateKey): Promise<Libp2p<CairnServices>> {
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key ?? await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger: quietLogger(),
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-    }))
+    const libp2p = await loopbackHost({ privateKey: key })
     hosts.push(libp2p)
     return libp2p
   }
@@ -92,7 +88,7 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
           const t0 = performance.now()
           const ok = await fetch(${JSON.stringify(`http://${rest}/health`)}, { signal: AbortSignal.timeout(10000) }).then(r => r.status === 204, () => false)
           slowest = Math.max(slowest, ok ? performance.now() - t0 : 10000)
-          await new Promise(resolve => setTimeout(resolve, 200))
+          await new Promise(resolve => setTimeout(resolve, 200)) // pacing of the probes (a script of its own)
         }
         process.stdout.write(String(Math.round(slowest)))
         process.exit(0)
@@ -281,7 +277,8 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
       await waitFor(async () => await a.dial(multiaddr(`${victimAddr}/p2p/${victimId}`)).then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 500, message: 'an attacker connects' })
     }
     await waitFor(() => asked.size >= 1, { timeoutMs: 60_000, message: 'the victim asks an attacker for catch-up' })
-    await new Promise(resolve => setTimeout(resolve, 2000))
+    // the victim's RSS settles after the connections before it is taken as the baseline (a measurement, no event)
+    await sleep(2000)
     const baseline = await rssBytes(pid)
     let peak = baseline
     const sampler = setInterval(() => { void rssBytes(pid).then(r => { peak = Math.max(peak, r) }, () => {}) }, 50)
@@ -292,7 +289,8 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
       let done = false
       void Promise.all(served).then(() => { done = true })
       await waitFor(() => done || peak - baseline >= BOUND, { timeoutMs: 180_000, message: 'the attackers are done' })
-      if (done) await new Promise(resolve => setTimeout(resolve, 2000))
+      // the sampler gets 2 s more of the victim digesting what it received (a measurement window)
+      if (done) await sleep(2000)
     } finally {
       clearInterval(sampler)
       console.log(`catch-up attack: RSS ${(baseline / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB (+${((peak - baseline) / MiB).toFixed(0)} MiB), rejected ${JSON.stringify(await rejected().catch(() => ({})))}`)

@@ -7,12 +7,11 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { Libp2p } from 'libp2p'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetTopic } from '../../src/pinset/index.js'
 import { mountSmallDisk } from '../small-disk.js'
-import { quietLogger, tempDir, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import type { Pinset, PinsetChange } from '../../src/components.js'
 import type { PrivateKey } from '@libp2p/interface'
@@ -32,10 +31,7 @@ describe('pinset on a disk that fills up', () => {
     const nodes: Node[] = []
     const start = async (key: PrivateKey, dataDir: string): Promise<Node> => {
       const logger = quietLogger()
-      const libp2p = await createLibp2p(libp2pOptions({
-        privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger,
-        dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-      }))
+      const libp2p = await loopbackHost({ privateKey: key, logger })
       const pinset = createPinset({ cluster: 'test', dataDir, isTrusted: id => trusted.has(id), syncIntervalMs: 1000 }, { libp2p, privateKey: key, logger })
       await pinset.start()
       const node = { libp2p, pinset }

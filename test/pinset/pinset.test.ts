@@ -3,18 +3,17 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Libp2p } from 'libp2p'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { Pinset } from '../../src/components.js'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetSyncProtocol, pinsetTopic, type PinsetInit } from '../../src/pinset/index.js'
 import {
   checkpointSigningPayload, decodeSyncRequest, decodeWant, encodeBody, encodeCheckpointBody, encodeCheckpointHeader,
   encodeChunk, encodeEnvelope, encodeHave, signingPayload
 } from '../../src/pinset/protocol.js'
 import { readFrames, sendFrame } from '../../src/utils/stream.js'
-import { quietLogger, tempDir, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import type { PrivateKey } from '@libp2p/interface'
 import * as Y from 'yjs'
@@ -35,10 +34,7 @@ describe('pinset over libp2p', () => {
     key ??= await generateKeyPair('Ed25519')
     if (dir == null) { const t = await tempDir(); dirs.push(t.cleanup); dir = t.path }
     const logger = quietLogger()
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger,
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-    }))
+    const libp2p = await loopbackHost({ privateKey: key, logger })
     const pinset = createPinset({ cluster, dataDir: dir, isTrusted: id => trusted.has(id), syncIntervalMs: 1000, ...extra }, { libp2p, privateKey: key, logger })
     await pinset.start()
     const node = { key, id: peerIdFromPrivateKey(key).toString(), libp2p, pinset, dir }

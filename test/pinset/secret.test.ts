@@ -4,13 +4,12 @@ import { randomBytes } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { MemoryDatastore } from 'datastore-core'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { libp2pOptions, type CairnServices } from '../../src/libp2p/index.js'
+import type { Libp2p } from 'libp2p'
+import type { CairnServices } from '../../src/libp2p/index.js'
 import { createPinset, pinsetTopic } from '../../src/pinset/index.js'
 import { createRpc, type Rpc } from '../../src/rpc/index.js'
 import { clusterSecret } from '../../src/secret.js'
-import { quietLogger, tempDir, waitFor } from '../util.js'
+import { loopbackHost, quietLogger, tempDir, waitFor } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import type { Pinset } from '../../src/components.js'
 
@@ -30,10 +29,7 @@ describe('cluster secret', () => {
     trusted.add(id) // everyone is trusted: only the secret keeps them apart
     const dir = await tempDir()
     const logger = quietLogger()
-    const libp2p = await createLibp2p(libp2pOptions({
-      privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], datastore: new MemoryDatastore(), logger,
-      dht: { protocol: '/cairn-test/kad/1.0.0', clientMode: false, keepPrivateAddresses: true }
-    }))
+    const libp2p = await loopbackHost({ privateKey: key, logger })
     const secret = clusterSecret(secretHex)
     const pinset = createPinset({ cluster: 's', dataDir: dir.path, isTrusted: p => trusted.has(p), secret, syncIntervalMs: 500 }, { libp2p, privateKey: key, logger })
     await pinset.start()

@@ -21,6 +21,7 @@ import type { Helia } from '@helia/interface'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import { sleep, waitFor } from '../util.js'
 
 export type DhtNode = Libp2p<{ identify: Identify, dht: KadDHT }>
 
@@ -138,7 +139,7 @@ async function dialRetry (from: Libp2p, to: Libp2p | string): Promise<void> {
       return
     } catch (err) {
       if (attempt >= 5) throw err
-      await new Promise(resolve => setTimeout(resolve, 100 * (attempt + 1)))
+      await sleep(100 * (attempt + 1)) // backoff between dial attempts
     }
   }
 }
@@ -191,14 +192,14 @@ async function createDhtNetworkOnce (n: number, init: DhtNetworkInit, fillTimeou
     throw err
   }
   // lookups made before the routing tables fill find only a few peers
-  const deadline = Date.now() + fillTimeoutMs
   const tableSize = (node: DhtNode): number => (node.services.dht as unknown as { routingTable: { size: number } }).routingTable.size
-  while (tableSize(nodes[0]) < Math.min(n - 1, 20) || nodes.some(node => tableSize(node) < Math.min(n - 1, 2))) {
-    if (Date.now() > deadline) {
-      await Promise.allSettled(nodes.map(async node => { await node.stop() }))
-      throw new Error(`DHT routing tables did not fill: ${nodes.map(tableSize).join(',')}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 100))
+  try {
+    await waitFor(() => tableSize(nodes[0]) >= Math.min(n - 1, 20) && nodes.every(node => tableSize(node) >= Math.min(n - 1, 2)), {
+      timeoutMs: fillTimeoutMs, intervalMs: 100, message: 'DHT routing tables fill', describe: () => nodes.map(tableSize).join(',')
+    })
+  } catch (err) {
+    await Promise.allSettled(nodes.map(async node => { await node.stop() }))
+    throw err
   }
   const addr = (i: number): string => nodes[i].getMultiaddrs()[0].toString()
   return {

@@ -2,11 +2,11 @@
 // process (tests): nothing here is global.
 import { heavyRequests } from './api/common.js'
 import { createRestApi, type RestApi } from './api/rest/index.js'
-import { createCluster, type Cluster } from './cluster.js'
+import { createCluster, type Cluster } from './cluster/index.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
-import { createMonitor, metricsTopic, pingInformer, pinqueueInformer, tagInformers, type Informer, type Monitor } from './monitor/index.js'
+import { createMonitor, freespaceInformer, metricsTopic, pingInformer, pinqueueInformer, tagInformers, type Monitor } from './monitor/index.js'
 import { statfs } from 'node:fs/promises'
 import { createPinset, pinsetTopic } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
@@ -193,7 +193,12 @@ export function createPeer (init: PeerInit): CairnPeer {
           checkIntervalMs: Math.min(5000, Math.ceil(config.peer.monitor.metric_ttl_ms / 2)),
           informers: [
             pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
-            freespace(config, ipfs),
+            freespaceInformer({
+              storageMax: config.peer.monitor.storage_max,
+              used: async o => await ipfs.repoSize(o),
+              diskFree: async () => { const fs = await statfs(config.path); return Number(fs.bavail) * Number(fs.bsize) },
+              ttlMs: config.peer.monitor.metric_ttl_ms
+            }),
             pinqueueInformer({ queueLength: () => tracker!.queueLength(), ttlMs: config.peer.monitor.metric_ttl_ms }),
             ...tagInformers(config.peer.monitor.tags, config.peer.monitor.metric_ttl_ms)
           ]
@@ -302,19 +307,4 @@ async function dialAll (libp2p: Libp2p, addrs: string[], options: AbortOptions =
   }))
   const failed = results.find(r => r.status === 'rejected')
   if (failed != null) throw (failed as PromiseRejectedResult).reason
-}
-
-/** freespace: storage_max minus what the blockstore holds, never more than the disk has free (IPFS Cluster's disk informer). */
-function freespace (config: LoadedConfig, ipfs: IpfsNode): Informer {
-  const max = config.peer.monitor.storage_max
-  return {
-    name: 'freespace',
-    ttlMs: config.peer.monitor.metric_ttl_ms,
-    async get (options) {
-      const [used, fs] = await Promise.all([ipfs.repoSize(options), statfs(config.path)])
-      const disk = Number(fs.bavail) * Number(fs.bsize)
-      const free = Math.max(0, Math.floor(max > 0 ? Math.min(max - used, disk) : disk))
-      return { value: String(free), weight: free }
-    }
-  }
 }

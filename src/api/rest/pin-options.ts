@@ -4,7 +4,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../../errors.js'
-import { checkShardSize } from '../../sharding.js'
+import { checkShardSize } from '../../adder/sharding.js'
 import { parseCid } from '../common.js'
 import type { AddParams, PinMode, PinOptions } from '../../components.js'
 

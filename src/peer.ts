@@ -228,7 +228,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(cluster)
         // one cap on whole-pinset lists for both APIs: they share the event loop and the pinset
         const heavy = heavyRequests(config.peer.rest.max_heavy_requests)
-        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, heavy })
+        rest = createRestApi({ listen: config.peer.rest.listen, basicAuth: config.peer.rest.basic_auth_credentials }, { cluster, logger, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, heavy })
         await rest.start()
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
@@ -241,8 +241,8 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(reprovider)
         // [slot: pinsvc]
         if (config.peer.pinsvc.enabled) {
-          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials, logger, heavy }, {
-            cluster, pinset, peerId: id, addressesOf: peerAddresses(libp2p, p => monitor?.peerInfo(p)?.addresses)
+          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials }, {
+            logger, heavy, cluster, pinset, peerId: id, addressesOf: peerAddresses(libp2p, p => monitor?.peerInfo(p)?.addresses)
           })
           await pinsvc.start()
           started.push(pinsvc)

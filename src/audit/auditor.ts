@@ -14,7 +14,8 @@ import { serveAudit } from './server.js'
 import { TrustBook } from './trust.js'
 import { walkPin, type WalkResult } from './walk.js'
 import { TRUST_STATES, type AuditorAPI, type AuditorComponents, type AuditorInit, type AuditStats, type PeerTrust, type TrustState } from './index.js'
-import type { AbortOptions, AlertInfo, Pin } from '../components.js'
+import type { AbortOptions } from '../components.js'
+import type { AlertInfo, Pin } from '../types/wire.js'
 import type { Logger } from '@libp2p/interface'
 
 const DEFAULTS = {

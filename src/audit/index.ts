@@ -2,7 +2,8 @@
 // hold what they were allocated, by asking them for random blocks of their pins and verifying the bytes
 // against the CIDs. What a peer earned decides whether its copies count toward a pin's replication_factor_min.
 import { Auditor } from './auditor.js'
-import type { AbortOptions, AlertInfo, Pinset, Startable, TrustState } from '../components.js'
+import type { AbortOptions, Pinset, Startable } from '../components.js'
+import type { AlertInfo, TrustState } from '../types/wire.js'
 import type { Monitor } from '../monitor/index.js'
 import type { ClusterSecret } from '../secret.js'
 import type { LocalBlocks } from './server.js'

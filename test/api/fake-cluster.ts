@@ -1,11 +1,10 @@
 // An in-memory ClusterAPI for the REST API's own tests: it records what the API hands it and answers with
 // IPFS Cluster's shapes. Never use it to test anything but src/api.
 import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
-import { ZERO_TIME } from '../../src/components.js'
+import { ZERO_TIME } from '../../src/types/wire.js'
 import { tryCidKey } from '../../src/utils/cid.js'
-import type {
-  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType,
-  TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
+import type { AbortOptions, AddEntry, AddParams, ClusterAPI, PinOptions } from '../../src/components.js'
+import type { AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinType, TrackerStatus, AlertInfo, MetricInfo } from '../../src/types/wire.js'
 
 export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 

@@ -616,7 +616,7 @@ describe('REST API auth', () => {
 describe('REST API lifecycle', () => {
   it('start listens on port 0, stop ends streams and resolves with keep-alive sockets open', async () => {
     const cluster = new FakeCluster()
-    const api = createRestApi({ listen: '127.0.0.1:0', cluster })
+    const api = createRestApi({ listen: '127.0.0.1:0' }, { cluster })
     await api.start()
     const { host, port } = api.address()
     assert.equal(host, '127.0.0.1')
@@ -632,6 +632,6 @@ describe('REST API lifecycle', () => {
   })
 
   it('rejects a listen address that is not host:port', () => {
-    assert.throws(() => createRestApi({ listen: 'localhost', cluster: new FakeCluster() }), { name: 'ConfigError', message: /"localhost" is not host:port/ })
+    assert.throws(() => createRestApi({ listen: 'localhost' }, { cluster: new FakeCluster() }), { name: 'ConfigError', message: /"localhost" is not host:port/ })
   })
 })

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiUrl, ClientError, createClient } from '../../src/client/index.js'
 import { freePort, readMultipart, sampleStatus, samplePin, sendJson, sendNdjson, startFakeApi, type FakeApi, type Part } from './fake-api.js'
-import type { GlobalPinInfo } from '../../src/components.js'
+import type { GlobalPinInfo } from '../../src/types/wire.js'
 
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 

@@ -8,7 +8,8 @@ import { CID } from 'multiformats/cid'
 import { createClient, type Client } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { waitFor } from '../util.js'
-import type { AddEntry, GlobalRepoGC, PinOptions } from '../../src/components.js'
+import type { AddEntry, PinOptions } from '../../src/components.js'
+import type { GlobalRepoGC } from '../../src/types/wire.js'
 
 async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
   yield { path, content: (async function * () { yield bytes })() }

@@ -26,12 +26,12 @@ export interface PinningApiInit {
   dataDir: string
   /** user -> password (the REST API's basic_auth_credentials); none = open. Basic or Bearer JWT from POST /token. */
   basicAuth?: Credentials | null
-  logger?: ComponentLogger
-  /** The peer's cap on heavy requests, shared with the REST API (default: a cap of its own). */
-  heavy?: HeavyRequests
 }
 
 export interface PinningApiComponents {
+  logger?: ComponentLogger
+  /** The peer's cap on heavy requests, shared with the REST API (default: a cap of its own). */
+  heavy?: HeavyRequests
   cluster: ClusterAPI
   pinset: Pick<Pinset, 'get' | 'list' | 'onChange'>
   /** This peer's id. */
@@ -92,7 +92,7 @@ export function createPinningApp (service: PinService, options: PinningAppOption
 /** The Pinning Service API as a Startable: the request index, then the listener on `init.listen`. */
 export function createPinningApi (init: PinningApiInit, components: PinningApiComponents): PinningApi {
   const { host, port } = parseListen(init.listen)
-  const log = init.logger?.forComponent('cairn:api:pinsvc')
+  const log = components.logger?.forComponent('cairn:api:pinsvc')
   let index: RequestIndex | undefined
   let listener: Listener | undefined
   let stopping: AbortController | undefined
@@ -104,9 +104,10 @@ export function createPinningApi (init: PinningApiInit, components: PinningApiCo
       index = new RequestIndex(join(init.dataDir, 'pinsvc'), components.pinset, log)
       await index.start()
       stopping = new AbortController()
-      const service = new PinService({ ...components, index, log })
+      const { cluster, pinset, peerId, addressesOf } = components
+      const service = new PinService({ cluster, pinset, peerId, addressesOf, index, log })
       unwatch = service.watch()
-      const app = createPinningApp(service, { log, basicAuth: init.basicAuth, signal: stopping.signal, heavy: init.heavy })
+      const app = createPinningApp(service, { log, basicAuth: init.basicAuth, signal: stopping.signal, heavy: components.heavy })
       try {
         listener = await listen(app, host, port)
       } catch (err) {

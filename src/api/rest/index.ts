@@ -23,10 +23,13 @@ import type { Express, Request, RequestHandler, Response } from 'express'
 export interface RestApiInit {
   /** host:port to listen on, e.g. 127.0.0.1:9094 or [::1]:0. */
   listen: string
-  cluster: ClusterAPI
-  logger?: ComponentLogger
   /** user -> password; when set, every route but GET /health and OPTIONS needs Basic or Bearer auth. */
   basicAuth?: Credentials | null
+}
+
+export interface RestApiComponents {
+  cluster: ClusterAPI
+  logger?: ComponentLogger
   /** Called when each request ends (the /metrics latency histogram). */
   observe?: RestAppOptions['observe']
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
@@ -190,9 +193,9 @@ function observeRequests (observe: NonNullable<RestAppOptions['observe']>): Requ
 }
 
 /** The REST API as a Startable component: createRestApp behind a listener on `init.listen`. */
-export function createRestApi (init: RestApiInit): RestApi {
+export function createRestApi (init: RestApiInit, components: RestApiComponents): RestApi {
   const { host, port } = parseListen(init.listen)
-  const log = init.logger?.forComponent('cairn:api:rest')
+  const log = components.logger?.forComponent('cairn:api:rest')
   let listener: Listener | undefined
   let stopping: AbortController | undefined
 
@@ -200,7 +203,7 @@ export function createRestApi (init: RestApiInit): RestApi {
     async start () {
       if (listener !== undefined) return
       stopping = new AbortController()
-      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe, reprovider: init.reprovider, heavy: init.heavy })
+      const app = createRestApp(components.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: components.observe, reprovider: components.reprovider, heavy: components.heavy })
       listener = await listen(app, host, port)
       log?.('listening on %s:%d', listener.address.host, listener.address.port)
     },

@@ -6,7 +6,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../../errors.js'
 import { checkShardSize } from '../../adder/sharding.js'
 import { parseCid } from '../common.js'
-import type { AddParams, PinMode, PinOptions } from '../../components.js'
+import type { AddParams, PinOptions } from '../../components.js'
+import type { PinMode } from '../../types/wire.js'
 
 /** IPFS Cluster's default shard size for `add --shard` (100 MiB). */
 export const DEFAULT_SHARD_SIZE = 104857600

@@ -37,8 +37,13 @@ export interface BuildOptions {
 }
 
 export interface Pins {
-  /** Validates the options and allocates; writes nothing. */
+  /**
+   * Resolves the replication factors from the cluster's defaults (InvalidParameterError when the pair does not
+   * fit), checks the user allocations are peers, and allocates; writes nothing. The options themselves were
+   * validated at the edge (src/api/pin-options.ts).
+   */
   build(cid: string | CID, options: PinOptions, build?: BuildOptions): Promise<Pin>
+  /** Options validated at the edge (src/api/pin-options.ts). */
   pin(cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin>
   unpin(cid: string, opts?: AbortOptions): Promise<Pin>
   allocations(types?: Set<PinType>): Iterable<Pin>
@@ -64,12 +69,6 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     if (min < -1 || max < -1) throw new InvalidParameterError(`replication factors must be >= -1 (got min ${min}, max ${max})`)
     if ((min === -1) !== (max === -1)) throw new InvalidParameterError(`replication-min and replication-max must both be -1 (everywhere) or both positive (got ${min} and ${max})`)
     if (max !== -1 && min > max) throw new InvalidParameterError(`replication-min ${min} is greater than replication-max ${max}`)
-    if (options.expire_at != null && options.expire_at !== ZERO_TIME) {
-      const t = Date.parse(options.expire_at)
-      if (Number.isNaN(t)) throw new InvalidParameterError(`invalid expire-at "${options.expire_at}"`)
-      if (t <= Date.now()) throw new InvalidParameterError(`expire-at ${options.expire_at} is in the past`)
-    }
-    if (options.pin_update != null) parseUserCid(options.pin_update)
     const priority = options.user_allocations ?? []
     // replication -1 allocates to every peer: the peerset only serves to check user allocations
     const peers = max === -1 && priority.length === 0 ? [] : (await components.peerset.peers()).filter(p => exclude?.has(p) !== true)

@@ -2,6 +2,7 @@
 // `peers rm` (vacate). Each change is written by exactly one peer: the live trusted peer XOR-closest to the CID
 // (as IPFS Cluster does), or the one that found the audit failure or was asked.
 import { ShuttingDownError, UnknownPeerError } from '../errors.js'
+import { ZERO_TIME } from '../types/wire.js'
 import { closestPeer } from './views.js'
 import { requireWriter, type Pins } from './pins.js'
 import type { Peerset } from './peerset.js'
@@ -50,9 +51,15 @@ export function createRebalancer (init: RebalanceInit, components: RebalanceComp
     const changed: Pin[] = []
     // allocate among the peers that remain: the departing one is left out even while it is still alive
     const exclude = new Set([gone])
+    const now = Date.now()
     for (const pin of [...pinset.list()]) {
       if (!pin.allocations.includes(gone) || !mine(pin)) continue
       options.signal?.throwIfAborted()
+      // an expired pin is not moved: expiry removes it (./expiry.ts)
+      if (pin.expire_at !== ZERO_TIME && Date.parse(pin.expire_at) <= now) {
+        log.error('cannot re-allocate %s away from peer %s: its expire-at %s has passed', pin.cid, gone, pin.expire_at)
+        continue
+      }
       try {
         const next = await components.pins.build(pin.cid, {
           name: pin.name, mode: pin.mode, replication_factor_min: pin.replication_factor_min,

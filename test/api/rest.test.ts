@@ -280,6 +280,8 @@ describe('REST API', () => {
       ['expire-in=tomorrow', 'invalid value for "expire-in": "tomorrow" is not a duration (e.g. 24h, 1h30m, 90s)'],
       ['expire-in=99999999999h', 'invalid value for "expire-in": "99999999999h" is too long (the expiry would be past year 275760)'],
       ['expire-at=2024-02-30T00:00:00Z', 'invalid value for "expire-at": "2024-02-30T00:00:00Z" is not an RFC3339 timestamp'],
+      // validated here, at the edge: the cluster is never asked
+      ['expire-at=2001-01-01T00:00:00Z', 'expire-at 2001-01-01T00:00:00.000Z is in the past'],
       ['user-allocations=bob', 'invalid value for "user-allocations": "bob" is not a valid peer ID'],
       ['origins=/ip4/1.2.3.4/tcp/4001', 'invalid value for "origins": "/ip4/1.2.3.4/tcp/4001" must include /p2p/<peer ID>'],
       ['shard-size=-1', 'invalid value for "shard-size": "-1" is not a non-negative integer'],
@@ -540,6 +542,19 @@ describe('REST API', () => {
       await waitFor(() => cluster.calls.some(c => c.method === 'add-ended'), 'the add to end')
       assert.equal(cluster.added.length, 0)
       assert.equal((await get('/version')).status, 200)
+    })
+
+    it('an add\'s pin options are validated before the cluster gets it, unless it pins nothing', async () => {
+      const refused = kuboBody(TREE)
+      const res = await get('/add?expire-at=2001-01-01T00:00:00Z', { method: 'POST', headers: { 'content-type': refused.contentType }, body: refused.body })
+      assert.equal(res.status, 400)
+      assert.deepEqual(await json(res), { code: 400, message: 'expire-at 2001-01-01T00:00:00.000Z is in the past' })
+      assert.equal(cluster.lastCall('add'), undefined)
+      // an upload of blocks only (no-pin, as `cairn add` sends first): its pin options mean nothing
+      const upload = kuboBody(TREE)
+      const ok = await get('/add?no-pin=true&expire-at=2001-01-01T00:00:00Z', { method: 'POST', headers: { 'content-type': upload.contentType }, body: upload.body })
+      assert.equal(ok.status, 200, await ok.clone().text())
+      assert.equal((cluster.lastCall('add')?.[0] as { no_pin?: boolean }).no_pin, true)
     })
 
     it('a bad add parameter is a 400 naming it', async () => {

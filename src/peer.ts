@@ -181,7 +181,18 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(pinset)
         await watcher.start()
         started.push(watcher)
-        tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker, storage_max: config.peer.monitor.storage_max }, { ipfs, pinset, peerId: id, logger, dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) } })
+        const t = config.peer.tracker
+        tracker = createTracker({
+          peername: config.peer.peername,
+          concurrentPins: t.concurrent_pins,
+          maxQueueSize: t.max_queue_size,
+          maxRetries: t.max_retries,
+          retryBaseMs: t.retry_base_ms,
+          retryMaxMs: t.retry_max_ms,
+          pinTimeoutMs: t.pin_timeout_ms,
+          recoverIntervalMs: t.recover_interval_ms,
+          storageMax: config.peer.monitor.storage_max
+        }, { ipfs, pinset, peerId: id, logger, dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) } })
         await tracker.start()
         started.push(tracker)
         monitor = createMonitor({
@@ -205,7 +216,16 @@ export function createPeer (init: PeerInit): CairnPeer {
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await monitor.start()
         started.push(monitor)
-        auditor = createAuditor({ ...config.peer.audit, cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed }, {
+        const a = config.peer.audit
+        auditor = createAuditor({
+          intervalMs: a.interval_ms,
+          graceMs: a.grace_ms,
+          timeoutMs: a.timeout_ms,
+          pinsPerRound: a.pins_per_round,
+          provenAfter: a.proven_after,
+          probationPins: a.probation_pins,
+          cooldownMs: a.cooldown_ms,
+          cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed }, {
           libp2p, logger, pinset, monitor, blocks: offlineBlocks(ipfs.helia.blockstore), verifier: ipfs.helia, datastore: ipfs.helia.datastore
         })
         await auditor.start()
@@ -213,8 +233,8 @@ export function createPeer (init: PeerInit): CairnPeer {
         cluster = createCluster({
           cluster: config.cluster.name,
           peername: config.peer.peername,
-          replication_factor_min: config.cluster.replication_factor_min,
-          replication_factor_max: config.cluster.replication_factor_max,
+          replicationFactorMin: config.cluster.replication_factor_min,
+          replicationFactorMax: config.cluster.replication_factor_max,
           isTrusted,
           isMember,
           secret,

@@ -21,19 +21,19 @@ export const TRUST_STATES: readonly TrustState[] = ['trusted', 'proven', 'probat
 /** The `audit` section of peer.json. */
 export interface AuditConfig {
   /** How often a trusted peer audits the other peers (default 10 min). */
-  interval_ms?: number
+  intervalMs?: number
   /** A pin is audited on a peer once it was allocated there this long ago: time to fetch it (default 1 h). */
-  grace_ms?: number
+  graceMs?: number
   /** Deadline of one audit of one pin, all its requests together (default 30 s). */
-  timeout_ms?: number
+  timeoutMs?: number
   /** Pins audited per peer and round (default 2). */
-  pins_per_round?: number
+  pinsPerRound?: number
   /** Passed audits, over at least 2 distinct pins and none failed since, that make a peer proven (default 3). */
-  proven_after?: number
+  provenAfter?: number
   /** A peer on probation takes new extra copies only while it holds fewer allocations than this (default 16). */
-  probation_pins?: number
+  probationPins?: number
   /** How long a failed peer is left out before it is on probation again (default 6 h). */
-  cooldown_ms?: number
+  cooldownMs?: number
 }
 
 export interface AuditorInit extends AuditConfig {

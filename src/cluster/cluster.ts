@@ -67,7 +67,7 @@ export class ClusterOrchestrator implements Cluster {
     const { rpc, members: peerset } = this
     this.info = createPeerInfo({ peername: init.peername, isTrusted: init.isTrusted }, { libp2p, peerset, rpc, pinset, trust, logger })
     const allocator = createAllocator({}, { monitor, trust, logger })
-    this.pins = createPins({ replication_factor_min: init.replication_factor_min, replication_factor_max: init.replication_factor_max, isWriter: init.isWriter }, { peerset, pinset, allocator, importer, logger })
+    this.pins = createPins({ replicationFactorMin: init.replicationFactorMin, replicationFactorMax: init.replicationFactorMax, isWriter: init.isWriter }, { peerset, pinset, allocator, importer, logger })
     this.statuses = createStatus({}, { peerset, rpc, pinset, tracker, logger })
     this.gc = createRepoGc({ peername: init.peername, isWriter: init.isWriter, intervalMs: init.gcIntervalMs }, { peerset, pinset, importer, status: this.statuses, rpc, trust, logger })
     this.rebalancer = createRebalancer({ isTrusted: init.isTrusted, isWriter: init.isWriter, repinOnPeerLoss: init.repinOnPeerLoss }, { peerset, pins: this.pins, pinset, monitor, rpc, trust, logger })

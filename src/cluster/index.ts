@@ -15,8 +15,8 @@ export type { Importer } from '../components.js'
 export interface ClusterInit {
   cluster: string
   peername: string
-  replication_factor_min: number
-  replication_factor_max: number
+  replicationFactorMin: number
+  replicationFactorMax: number
   isTrusted: (peerId: string) => boolean
   /** false on followers: the API refuses writes. Asked on every write, so trust changes apply at once. */
   isWriter: () => boolean

@@ -12,8 +12,8 @@ import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export interface PinsInit {
   /** The cluster's defaults, for a pin that sets 0 (or nothing). */
-  replication_factor_min: number
-  replication_factor_max: number
+  replicationFactorMin: number
+  replicationFactorMax: number
   /** false on followers: the API refuses writes. Asked on every write, so trust changes apply at once. */
   isWriter: () => boolean
 }
@@ -64,8 +64,8 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     const cidString = parsed.toString()
     let min = options.replication_factor_min ?? 0
     let max = options.replication_factor_max ?? 0
-    if (min === 0) min = init.replication_factor_min
-    if (max === 0) max = init.replication_factor_max
+    if (min === 0) min = init.replicationFactorMin
+    if (max === 0) max = init.replicationFactorMax
     if (min < -1 || max < -1) throw new InvalidParameterError(`replication factors must be >= -1 (got min ${min}, max ${max})`)
     if ((min === -1) !== (max === -1)) throw new InvalidParameterError(`replication-min and replication-max must both be -1 (everywhere) or both positive (got ${min} and ${max})`)
     if (max !== -1 && min > max) throw new InvalidParameterError(`replication-min ${min} is greater than replication-max ${max}`)

@@ -71,7 +71,7 @@ describe('REST API', () => {
   const json = async (res: Response): Promise<any> => await res.json()
 
   before(async () => {
-    server = await listen(createRestApp(cluster), '127.0.0.1', 0)
+    server = await listen(createRestApp({}, { cluster }), '127.0.0.1', 0)
     base = `http://127.0.0.1:${server.address.port}`
   })
   after(async () => { await server.close() })
@@ -595,7 +595,7 @@ describe('REST API auth', () => {
   const auth = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 
   before(async () => {
-    server = await listen(createRestApp(cluster, { basicAuth: { alice: 'secret' } }), '127.0.0.1', 0)
+    server = await listen(createRestApp({ basicAuth: { alice: 'secret' } }, { cluster }), '127.0.0.1', 0)
     base = `http://127.0.0.1:${server.address.port}`
   })
   after(async () => { await server.close() })

@@ -18,7 +18,7 @@ export class ClusterAdder implements Adder {
   private shutdown = new AbortController()
 
   constructor (private readonly init: AdderInit, private readonly components: AdderComponents) {
-    this.log = components.logger.forComponent('cairn:cluster')
+    this.log = components.logger.forComponent('cairn:adder')
   }
 
   async start (): Promise<void> {

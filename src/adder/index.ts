@@ -1,7 +1,6 @@
 // Adding content through the cluster (POST /add): import into the local node, then pin the root, plain or
 // sharded. The DAG sharding itself is ./sharding.ts; pinning the shards is ./sharded.ts.
 import { ClusterAdder } from './adder.js'
-import type { Peerset } from '../cluster/peerset.js'
 import type { Pins } from '../cluster/pins.js'
 import type { ClusterStatus } from '../cluster/status.js'
 import type { TrustView } from '../audit/index.js'
@@ -9,8 +8,7 @@ import type { AbortOptions, AddEntry, AddParams, Importer, Monitor, Pinset, Star
 import type { AddedOutput } from '../types/wire.js'
 import type { ComponentLogger } from '@libp2p/interface'
 
-export { checkShardSize, MIN_SHARD_SIZE, MAX_SHARD_LINKS, shardDag, readClusterDag } from './sharding.js'
-export type { Shard, ShardedDag } from './sharding.js'
+export { checkShardSize } from './sharding.js'
 
 export interface AdderInit {
   /** false on followers: the API refuses writes. */
@@ -21,7 +19,7 @@ export interface AdderInit {
 
 export interface AdderComponents {
   /** This peer's id. */
-  self: Peerset['self']
+  self: string
   importer: Importer
   pins: Pick<Pins, 'build' | 'pin'>
   pinset: Pick<Pinset, 'get' | 'put'>

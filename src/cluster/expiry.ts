@@ -27,7 +27,7 @@ export interface ExpiryComponents {
 
 export function createExpiry (init: ExpiryInit, components: ExpiryComponents): Startable {
   const { self, pinset, monitor } = components
-  const log: Logger = components.logger.forComponent('cairn:cluster')
+  const log: Logger = components.logger.forComponent('cairn:cluster:expiry')
   /** pinsetKey -> expiry (ms since epoch) of every pin that has one. */
   const expiring = new Map<string, number>()
   let timer: NodeJS.Timeout | undefined

@@ -45,7 +45,7 @@ export interface ClusterGc extends Startable {
 
 export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): ClusterGc {
   const { peerset, pinset, importer } = components
-  const log: Logger = components.logger.forComponent('cairn:cluster')
+  const log: Logger = components.logger.forComponent('cairn:cluster:gc')
   const self = peerset.self
   let running = false
   let timer: NodeJS.Timeout | undefined

@@ -8,10 +8,6 @@ import type { ClusterAPI, Importer, Monitor, Pinset, PinTracker, Startable } fro
 import type { ClusterSecret } from '../secret.js'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 
-export { RPC_PROTOCOL_VERSION } from './peer-info.js'
-export { closestPeer } from './views.js'
-export type { Importer } from '../components.js'
-
 export interface ClusterInit {
   cluster: string
   peername: string

@@ -36,7 +36,7 @@ export interface PeerInfo {
 
 export function createPeerInfo (init: PeerInfoInit, components: PeerInfoComponents): PeerInfo {
   const { libp2p, peerset, rpc } = components
-  const log: Logger = components.logger.forComponent('cairn:cluster')
+  const log: Logger = components.logger.forComponent('cairn:cluster:peer-info')
   const self = peerset.self
 
   async function id (): Promise<IDInfo> {

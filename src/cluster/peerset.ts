@@ -53,7 +53,7 @@ class ClusterPeerset implements Peerset {
   private readonly strangers = new Map<string, { attempts: number, next: number }>()
 
   constructor (private readonly init: PeersetInit, private readonly components: PeersetComponents) {
-    this.log = components.logger.forComponent('cairn:cluster')
+    this.log = components.logger.forComponent('cairn:cluster:peerset')
     this.self = components.libp2p.peerId.toString()
     this.names.set(this.self, init.peername)
     this.protocol = rpcProtocol(init.cluster)

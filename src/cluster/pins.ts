@@ -57,7 +57,7 @@ export function requireWriter (isWriter: () => boolean): void {
 
 export function createPins (init: PinsInit, components: PinsComponents): Pins {
   const { pinset, allocator } = components
-  const log: Logger = components.logger.forComponent('cairn:cluster')
+  const log: Logger = components.logger.forComponent('cairn:cluster:pins')
 
   async function build (cid: string | CID, options: PinOptions, { type = 'pin', existing, exclude, debit }: BuildOptions = {}): Promise<Pin> {
     const parsed = typeof cid === 'string' ? parseUserCid(cid) : cid

@@ -39,7 +39,7 @@ export interface Rebalancer extends Startable {
 
 export function createRebalancer (init: RebalanceInit, components: RebalanceComponents): Rebalancer {
   const { peerset, pinset, monitor } = components
-  const log: Logger = components.logger.forComponent('cairn:cluster')
+  const log: Logger = components.logger.forComponent('cairn:cluster:rebalance')
   const self = peerset.self
   let running = false
   let shutdown = new AbortController()

@@ -36,7 +36,7 @@ export interface ClusterStatus {
 
 export function createStatus (_init: object, components: StatusComponents): ClusterStatus {
   const { peerset, rpc, pinset, tracker } = components
-  const log: Logger = components.logger.forComponent('cairn:cluster')
+  const log: Logger = components.logger.forComponent('cairn:cluster:status')
   const self = peerset.self
 
   async function status (cid: string, options: LocalOption = {}): Promise<GlobalPinInfo> {

@@ -4,7 +4,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../../errors.js'
-import { checkShardSize } from '../../adder/sharding.js'
+import { checkShardSize } from '../../adder/index.js'
 import { parseCid } from '../common.js'
 import { validPinOptions } from '../pin-options.js'
 import type { AddParams, PinOptions } from '../../components.js'

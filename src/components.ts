@@ -4,7 +4,7 @@
 import type { GcOptions } from './ipfs/index.js'
 import type {
   AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinInfo, PinMode, PinType,
-  ReprovideStatus, TrackerStatus, AddedOutput
+  ReprovideStatus, TrackerStatus, TrustState, AddedOutput
 } from './types/wire.js'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
@@ -95,6 +95,16 @@ export interface Monitor extends Startable {
   publishNow(): Promise<void>
   /** Messages dropped, by reason: secret, malformed, cluster, peer, signature, sender, ttl (rejected); member, stale (ignored). */
   rejected(): Record<string, number>
+}
+
+/** Whose copies count (src/audit/): what the allocator, repo GC and sharded adds ask of the auditor. */export interface TrustView {
+  trustOf(peer: string): TrustState
+  /** Allocations a peer holds now (from the last scan plus what was allocated since); 0 on non-writers. */
+  trialLoad(peer: string): number
+  /** A peer on probation takes new extra copies only below this load. */
+  readonly trialLimit: number
+  /** Called when a peer fails an audit, and again at each round while a failed peer still has allocations. */
+  onFailed(listener: (peer: string) => void): () => void
 }
 
 /** Chooses the peers a pin is allocated to (src/allocator/), from live metrics and the trust in each peer. */

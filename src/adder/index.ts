@@ -3,8 +3,7 @@
 import { ClusterAdder } from './adder.js'
 import type { Pins } from '../cluster/pins.js'
 import type { ClusterStatus } from '../cluster/status.js'
-import type { TrustView } from '../audit/index.js'
-import type { AbortOptions, AddEntry, AddParams, Importer, Monitor, Pinset, Startable } from '../components.js'
+import type { AbortOptions, AddEntry, AddParams, Importer, Monitor, Pinset, Startable, TrustView } from '../components.js'
 import type { AddedOutput } from '../types/wire.js'
 import type { ComponentLogger } from '@libp2p/interface'
 

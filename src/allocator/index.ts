@@ -2,8 +2,7 @@
 // balanced allocator over live metrics, and, with an auditor, only trusted and proven peers count toward min.
 import { allocateBalanced, DEFAULT_ALLOCATE_BY } from './balanced.js'
 import { allocateWithProbation } from './probation.js'
-import type { AllocateRequest, Allocator, Monitor } from '../components.js'
-import type { TrustView } from '../audit/index.js'
+import type { AllocateRequest, Allocator, Monitor, TrustView } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export { allocateBalanced, DEFAULT_ALLOCATE_BY, DEFAULT_TAG_VALUE } from './balanced.js'

@@ -2,7 +2,7 @@
 // hold what they were allocated, by asking them for random blocks of their pins and verifying the bytes
 // against the CIDs. What a peer earned decides whether its copies count toward a pin's replication_factor_min.
 import { Auditor } from './auditor.js'
-import type { AbortOptions, Pinset, Startable } from '../components.js'
+import type { AbortOptions, Pinset, Startable, TrustView } from '../components.js'
 import type { AlertInfo, TrustState } from '../types/wire.js'
 import type { Monitor } from '../monitor/index.js'
 import type { ClusterSecret } from '../secret.js'
@@ -15,7 +15,8 @@ export { auditProtocol, MAX_AUDIT_BLOCK_BYTES, MAX_AUDIT_CIDS } from './protocol
 export { offlineBlocks, type LocalBlocks } from './server.js'
 export type { Verifier } from './walk.js'
 
-export type { TrustState } from '../components.js'
+export type { TrustState } from '../types/wire.js'
+export type { TrustView } from '../components.js'
 export const TRUST_STATES: readonly TrustState[] = ['trusted', 'proven', 'probation', 'failed', 'unknown']
 
 /** The `audit` section of peer.json. */
@@ -86,15 +87,6 @@ export interface AuditStats {
   last_round: number
 }
 
-export interface TrustView {
-  trustOf(peer: string): TrustState
-  /** Allocations a peer holds now (from the last scan plus what was allocated since); 0 on non-writers. */
-  trialLoad(peer: string): number
-  /** A peer on probation takes new extra copies only below this load. */
-  readonly trialLimit: number
-  /** Called when a peer fails an audit, and again at each round while a failed peer still has allocations. */
-  onFailed(listener: (peer: string) => void): () => void
-}
 
 export interface AuditorAPI extends TrustView, Startable {
   peerTrust(peer: string): PeerTrust

@@ -1,41 +1,22 @@
-// All contracts in one small file (the shape of IPFS Cluster's ipfscluster.go). Each component folder under
-// src/ implements one of these; src/peer.ts wires them together. JSON field names are IPFS Cluster's.
+// All contracts in one small file (the shape of IPFS Cluster's ipfscluster.go): the interfaces between
+// components. Each component folder under src/ implements one of these; src/peer.ts wires them together. The JSON
+// shapes they carry (IPFS Cluster's wire types) are in src/types/wire.ts.
+import type { GcOptions } from './ipfs/index.js'
+import type {
+  AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinInfo, PinMode, PinType,
+  ReprovideStatus, TrackerStatus, TrustState, AddedOutput
+} from './types/wire.js'
+import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
+
+// Modules not yet moved to src/types/wire.ts import the wire types from here.
+export * from './types/wire.js'
 
 export interface AbortOptions { signal?: AbortSignal }
 
 export interface Startable {
   start(): Promise<void>
   stop(): Promise<void>
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Data model (wire-compatible with IPFS Cluster 1.x, see ../shared/reference/ipfs-cluster.md)
-
-export type PinType = 'pin' | 'meta-pin' | 'clusterdag-pin' | 'shard-pin'
-export type PinMode = 'recursive' | 'direct'
-
-/** The zero time: IPFS Cluster's encoding of "never" for expire_at. */
-export const ZERO_TIME = '0001-01-01T00:00:00Z'
-
-export interface Pin {
-  cid: string
-  type: PinType
-  name: string
-  mode: PinMode
-  replication_factor_min: number
-  replication_factor_max: number
-  /** [] when pinned everywhere (replication -1). */
-  allocations: string[]
-  shard_size: number
-  max_depth: number
-  reference: string | null
-  expire_at: string
-  metadata: Record<string, string> | null
-  origins: string[]
-  pin_update: string | null
-  user_allocations: string[] | null
-  timestamp: string
 }
 
 /** The options a user may set on a pin (query parameters of POST /pins/{cid}, or CLI flags). */
@@ -50,116 +31,6 @@ export interface PinOptions {
   metadata?: Record<string, string>
   origins?: string[]
   pin_update?: string
-}
-
-export type TrackerStatus =
-  | 'pin_queued' | 'pinning' | 'pinned' | 'pin_error'
-  | 'unpin_queued' | 'unpinning' | 'unpinned' | 'unpin_error'
-  | 'remote' | 'sharded' | 'unexpectedly_unpinned' | 'cluster_error' | 'undefined'
-
-export const TRACKER_STATUSES: readonly TrackerStatus[] = [
-  'pin_queued', 'pinning', 'pinned', 'pin_error', 'unpin_queued', 'unpinning', 'unpinned', 'unpin_error',
-  'remote', 'sharded', 'unexpectedly_unpinned', 'cluster_error', 'undefined'
-]
-
-export interface PinInfoShort {
-  peername: string
-  ipfs_peer_id?: string
-  ipfs_peer_addresses?: string[]
-  status: TrackerStatus
-  timestamp: string
-  error: string
-  attempt_count: number
-  priority_pin: boolean
-}
-
-/** One peer's view of one CID. */
-export interface PinInfo extends PinInfoShort {
-  cid: string
-  name: string
-  peer: string
-  allocations: string[]
-  origins: string[]
-  created: string
-  metadata: Record<string, string> | null
-}
-
-export interface GlobalPinInfo {
-  cid: string
-  name: string
-  allocations: string[]
-  origins: string[]
-  created: string
-  metadata: Record<string, string> | null
-  peer_map: Record<string, PinInfoShort>
-}
-
-export interface IPFSID {
-  id: string
-  addresses: string[]
-  error: string
-}
-
-/** GET /id and each line of GET /peers. */
-export interface IDInfo {
-  id: string
-  addresses: string[]
-  cluster_peers: string[]
-  cluster_peers_addresses: string[]
-  version: string
-  commit: string
-  rpc_protocol_version: string
-  error: string
-  ipfs: IPFSID
-  peername: string
-  /** cairn extension: whether this peer is in trusted_peers. */
-  trusted?: boolean
-  /** cairn extension, in GET /peers: how the answering peer judges this peer's storage (src/audit/). */
-  trust?: TrustState
-  /** cairn extension, in GET /peers: its audits by the answering peer (`last`: ISO time, '' when never). */
-  audits?: { passed: number, failed: number, last: string, error: string }
-}
-
-/**
- * How a trusted peer judges another's storage: trusted (in trusted_peers), proven (passed its audits, or admitted
- * by a closed cluster's config), probation (its copies do not count yet), failed (failed an audit, left out
- * for a cool-down), unknown (the answering peer does not audit: a follower).
- */
-export type TrustState = 'trusted' | 'proven' | 'probation' | 'failed' | 'unknown'
-
-/** IPFS Cluster's Metric: expire (set by the publisher: now + TTL) and received_at (set by the receiver) in unix ns. */
-export interface MetricInfo {
-  name: string
-  peer: string
-  value: string
-  expire: number
-  valid: boolean
-  weight: number
-  partitionable: boolean
-  received_at: number
-}
-
-export interface AlertInfo extends MetricInfo {
-  triggered_at: string
-}
-
-/** GET /health/graph (IPFS Cluster's ConnectGraph). Links map a peer to the peers it is connected to. */
-export interface ConnectGraph {
-  cluster_id: string
-  id_to_peername: Record<string, string>
-  ipfs_links: Record<string, string[]>
-  cluster_links: Record<string, string[]>
-  cluster_trust_links: Record<string, boolean>
-  cluster_to_ipfs: Record<string, string>
-}
-
-/** One line of POST /add output. */
-export interface AddedOutput {
-  name: string
-  cid: string
-  bytes?: number
-  size?: number
-  allocations?: string[]
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -178,6 +49,100 @@ export interface IpfsConnector extends Startable {
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Bytes held by the blockstore. */
   repoSize(options?: AbortOptions): Promise<number>
+}
+
+/** IPFS Cluster's Metric and Alert under the monitor's names. */
+export type Metric = MetricInfo
+export type Alert = AlertInfo
+
+/** The peer monitor (src/monitor/): metrics gossiped with a TTL; the peerset is the peers with a live ping. */
+export interface PeerInfo {
+  peer_name: string
+  addresses: string[]
+}
+
+/** A peer whose ping expired while this peer watched, and which has not come back nor been removed since. */
+export interface LostPeer {
+  peer: string
+  /** When its ping was found expired (its ping alert's triggered_at), ISO 8601. */
+  since: string
+  /** From its last ping. */
+  peer_name: string
+  addresses: string[]
+}
+
+export interface Monitor extends Startable {
+  /** Latest valid (unexpired) metric of each peer for a name, sorted by peer. */
+  latest(name: string): Metric[]
+  /** Every metric name held (GET /monitor/metrics), sorted. */
+  names(): string[]
+  /** Peers with a live `ping` metric (this peer included while started): the cluster peerset. */
+  peerset(): string[]
+  /** Peer name and addresses from the peer's last ping (also after it expired, until forgotten). */
+  peerInfo(peer: string): PeerInfo | undefined
+  /**
+   * Peers whose ping expired (lost), sorted: kept until a fresh ping (the peer is back) or forgetLost, not
+   * forgotten after an hour like other expired metrics (a table full of peers makes room by dropping them).
+   */
+  lost(): LostPeer[]
+  /** Forgets a lost peer (`peers rm`); a live peer is left alone. Whether it was lost. */
+  forgetLost(peer: string): boolean
+  /** Newest first. */
+  alerts(): Alert[]
+  /** Called when a peer's metric expires (a ping expiry = peer lost). Returns an unsubscribe function. */
+  onAlert(listener: (alert: Alert) => void): () => void
+  /** Publishes every informer now (tests; after a config change). */
+  publishNow(): Promise<void>
+  /** Messages dropped, by reason: secret, malformed, cluster, peer, signature, sender, ttl (rejected); member, stale (ignored). */
+  rejected(): Record<string, number>
+}
+
+/** Whose copies count (src/audit/): what the allocator, repo GC and sharded adds ask of the auditor. */export interface TrustView {
+  trustOf(peer: string): TrustState
+  /** Allocations a peer holds now (from the last scan plus what was allocated since); 0 on non-writers. */
+  trialLoad(peer: string): number
+  /** A peer on probation takes new extra copies only below this load. */
+  readonly trialLimit: number
+  /** Called when a peer fails an audit, and again at each round while a failed peer still has allocations. */
+  onFailed(listener: (peer: string) => void): () => void
+}
+
+/** Chooses the peers a pin is allocated to (src/allocator/), from live metrics and the trust in each peer. */
+export interface Allocator {
+  /** The allocations ([] for replication -1: everywhere); NotEnoughPeersError when too few peers qualify. */
+  allocate(request: AllocateRequest): string[]
+}
+
+export interface AllocateRequest {
+  cid: string
+  /** Replication factors resolved from the cluster's defaults: 1 <= min <= max, or both -1 (everywhere). */
+  min: number
+  max: number
+  /** Peers the pin is allocated to now (kept first when re-pinning). */
+  current: string[]
+  /** user_allocations: preferred peers. */
+  priority: string[]
+  /** Peers that may take it (the peerset, less those leaving). */
+  candidates: string[]
+  /** Bytes promised to earlier shards of the same add, by peer: not free any more, though no metric says so yet. */
+  debit?: ReadonlyMap<string, number>
+}
+
+/** What the cluster needs from the embedded IPFS node to add content and run repo GC (src/ipfs/). */
+export interface Importer {
+  addEntries(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>
+  addCar(bytes: AsyncIterable<Uint8Array>, options?: AbortOptions): AsyncIterable<AddedOutput>
+  /** Holds off repo GC (an add's blocks are not pinned until its pin is in the pinset); returns the release. */
+  holdBlocks(signal?: AbortSignal): Promise<() => void>
+  /** Repo GC (src/ipfs): deletes the blocks no local pin holds and none of `keep` reaches; the CIDs deleted. */
+  gc(options?: GcOptions): Promise<CID[]>
+  hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
+  /** Whether the pin with this pinset key is held here. */
+  holdsPin(key: string): boolean
+  /** The local store, for sharded adds. */
+  readonly helia: Pick<Helia, 'blockstore' | 'getCodec' | 'getHasher'>
+  /** Deletes those of the blocks that no local pin protects; resolves with how many were deleted. */
+  dropUnpinned(cids: CID[], options?: AbortOptions): Promise<number>
 }
 
 export interface PinsetChange {
@@ -279,23 +244,7 @@ export interface AddParams extends PinOptions {
   /** Report progress lines ({name, bytes}). */
   progress?: boolean
 }
-
-/**
- * The `error` of a lost peer (its ping expired, it has not come back nor been removed): on its `ID` in
- * GET /peers, and as its `cluster_error` entry in the status of each pin allocated to it. IPFS Cluster's wire
- * types carry it unchanged; clients may match the prefix.
- */
-export const LOST_PEER_ERROR = 'peer lost since'
-
-export function lostPeerError (since: string): string {
-  return `${LOST_PEER_ERROR} ${since}`
-}
-
-export function isLostPeerError (error: string | undefined): boolean {
-  return error?.startsWith(`${LOST_PEER_ERROR} `) === true
-}
-
-/** What the REST API needs from the cluster: the orchestrator in src/cluster.ts implements it. */
+/** What the REST API needs from the cluster: the orchestrator in src/cluster/ implements it. */
 export interface ClusterAPI {
   id(options?: AbortOptions): Promise<IDInfo>
   /** The peerset's IDs, then those of lost peers (`error`: lostPeerError, with their last name and addresses). */
@@ -336,46 +285,6 @@ export interface ClusterAPI {
    */
   repoGC(options?: AbortOptions & { local?: boolean }): Promise<GlobalRepoGC>
 }
-
-/** IPFS Cluster's RepoGC: the blocks one peer's GC deleted (`error` only when it failed). */
-export interface RepoGC {
-  peer: string
-  peername: string
-  keys: Array<{ key: string, error?: string }>
-  error?: string
-}
-
-/** IPFS Cluster's GlobalRepoGC, by peer id. */
-export interface GlobalRepoGC {
-  peer_map: Record<string, RepoGC>
-}
-
-/** The DHT reprovider's progress (GET /reprovide/status, `cairn reprovide status`, Prometheus /metrics). */
-export interface ReprovideStatus {
-  strategy: 'roots' | 'entities' | 'pinned'
-  interval_ms: number
-  validity_ms: number
-  /** A cycle is running now. */
-  running: boolean
-  /** Position in the running cycle (CIDs done of total), when running. */
-  cycle_done: number
-  cycle_total: number
-  /** ISO times; '' when never. */
-  last_cycle_started: string
-  last_cycle_finished: string
-  last_cycle_duration_ms: number
-  /** CIDs announced in the last finished cycle. */
-  last_cycle_cids: number
-  next_cycle_at: string
-  /** Counters since this peer started. */
-  cids_announced_total: number
-  fast_provides_total: number
-  failures_total: number
-  /** Cycles that did not finish within their interval (reported, not skipped). */
-  cycles_overrun_total: number
-  cycles_total: number
-}
-
 /** What the REST API, CLI and metrics need from the reprovider. */
 export interface ReprovideAPI {
   status(): ReprovideStatus

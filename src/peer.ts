@@ -2,11 +2,11 @@
 // process (tests): nothing here is global.
 import { heavyRequests } from './api/common.js'
 import { createRestApi, type RestApi } from './api/rest/index.js'
-import { createCluster, type Cluster } from './cluster.js'
+import { createCluster, type Cluster } from './cluster/index.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
-import { createMonitor, metricsTopic, pingInformer, pinqueueInformer, tagInformers, type Informer, type Monitor } from './monitor/index.js'
+import { createMonitor, freespaceInformer, metricsTopic, pingInformer, pinqueueInformer, tagInformers, type Monitor } from './monitor/index.js'
 import { statfs } from 'node:fs/promises'
 import { createPinset, pinsetTopic } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
@@ -180,7 +180,18 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(pinset)
         await watcher.start()
         started.push(watcher)
-        tracker = createTracker({ peername: config.peer.peername, ...config.peer.tracker, storage_max: config.peer.monitor.storage_max }, { ipfs, pinset, peerId: id, logger, dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) } })
+        const t = config.peer.tracker
+        tracker = createTracker({
+          peername: config.peer.peername,
+          concurrentPins: t.concurrent_pins,
+          maxQueueSize: t.max_queue_size,
+          maxRetries: t.max_retries,
+          retryBaseMs: t.retry_base_ms,
+          retryMaxMs: t.retry_max_ms,
+          pinTimeoutMs: t.pin_timeout_ms,
+          recoverIntervalMs: t.recover_interval_ms,
+          storageMax: config.peer.monitor.storage_max
+        }, { ipfs, pinset, peerId: id, logger, dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) } })
         await tracker.start()
         started.push(tracker)
         monitor = createMonitor({
@@ -192,14 +203,28 @@ export function createPeer (init: PeerInit): CairnPeer {
           checkIntervalMs: Math.min(5000, Math.ceil(config.peer.monitor.metric_ttl_ms / 2)),
           informers: [
             pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
-            freespace(config, ipfs),
+            freespaceInformer({
+              storageMax: config.peer.monitor.storage_max,
+              used: async o => await ipfs.repoSize(o),
+              diskFree: async () => { const fs = await statfs(config.path); return Number(fs.bavail) * Number(fs.bsize) },
+              ttlMs: config.peer.monitor.metric_ttl_ms
+            }),
             pinqueueInformer({ queueLength: () => tracker!.queueLength(), ttlMs: config.peer.monitor.metric_ttl_ms }),
             ...tagInformers(config.peer.monitor.tags, config.peer.monitor.metric_ttl_ms)
           ]
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await monitor.start()
         started.push(monitor)
-        auditor = createAuditor({ ...config.peer.audit, cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed }, {
+        const a = config.peer.audit
+        auditor = createAuditor({
+          intervalMs: a.interval_ms,
+          graceMs: a.grace_ms,
+          timeoutMs: a.timeout_ms,
+          pinsPerRound: a.pins_per_round,
+          provenAfter: a.proven_after,
+          probationPins: a.probation_pins,
+          cooldownMs: a.cooldown_ms,
+          cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed }, {
           libp2p, logger, pinset, monitor, blocks: offlineBlocks(ipfs.helia.blockstore), verifier: ipfs.helia, datastore: ipfs.helia.datastore
         })
         await auditor.start()
@@ -207,8 +232,8 @@ export function createPeer (init: PeerInit): CairnPeer {
         cluster = createCluster({
           cluster: config.cluster.name,
           peername: config.peer.peername,
-          replication_factor_min: config.cluster.replication_factor_min,
-          replication_factor_max: config.cluster.replication_factor_max,
+          replicationFactorMin: config.cluster.replication_factor_min,
+          replicationFactorMax: config.cluster.replication_factor_max,
           isTrusted,
           isMember,
           secret,
@@ -222,7 +247,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(cluster)
         // one cap on whole-pinset lists for both APIs: they share the event loop and the pinset
         const heavy = heavyRequests(config.peer.rest.max_heavy_requests)
-        rest = createRestApi({ listen: config.peer.rest.listen, cluster, logger, basicAuth: config.peer.rest.basic_auth_credentials, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, heavy })
+        rest = createRestApi({ listen: config.peer.rest.listen, basicAuth: config.peer.rest.basic_auth_credentials }, { cluster, logger, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, heavy })
         await rest.start()
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
@@ -235,8 +260,8 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(reprovider)
         // [slot: pinsvc]
         if (config.peer.pinsvc.enabled) {
-          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials, logger, heavy }, {
-            cluster, pinset, peerId: id, addressesOf: peerAddresses(libp2p, p => monitor?.peerInfo(p)?.addresses)
+          pinsvc = createPinningApi({ listen: config.peer.pinsvc.listen, dataDir: config.path, basicAuth: config.peer.rest.basic_auth_credentials }, {
+            logger, heavy, cluster, pinset, peerId: id, addressesOf: peerAddresses(libp2p, p => monitor?.peerInfo(p)?.addresses)
           })
           await pinsvc.start()
           started.push(pinsvc)
@@ -301,19 +326,4 @@ async function dialAll (libp2p: Libp2p, addrs: string[], options: AbortOptions =
   }))
   const failed = results.find(r => r.status === 'rejected')
   if (failed != null) throw (failed as PromiseRejectedResult).reason
-}
-
-/** freespace: storage_max minus what the blockstore holds, never more than the disk has free (IPFS Cluster's disk informer). */
-function freespace (config: LoadedConfig, ipfs: IpfsNode): Informer {
-  const max = config.peer.monitor.storage_max
-  return {
-    name: 'freespace',
-    ttlMs: config.peer.monitor.metric_ttl_ms,
-    async get (options) {
-      const [used, fs] = await Promise.all([ipfs.repoSize(options), statfs(config.path)])
-      const disk = Number(fs.bavail) * Number(fs.bsize)
-      const free = Math.max(0, Math.floor(max > 0 ? Math.min(max - used, disk) : disk))
-      return { value: String(free), weight: free }
-    }
-  }
 }

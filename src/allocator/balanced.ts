@@ -15,7 +15,7 @@ const FREESPACE = 'freespace'
 
 export interface BalancedAllocateRequest {
   cid: string
-  /** replication_factor_min, already resolved from 0 to the cluster default; -1 means everywhere. */
+  /** replication_factor_min, resolved from the cluster's defaults and checked: 1 <= min <= max, or -1 for both (everywhere). */
   min: number
   /** replication_factor_max, already resolved; -1 means everywhere. */
   max: number
@@ -58,7 +58,6 @@ type MetricOf = (peer: string, name: string) => Metric
  */
 export function allocateBalanced (req: BalancedAllocateRequest): string[] {
   if (req.min === -1 || req.max === -1) return []
-  validateFactors(req.min, req.max)
   const allocateBy = req.allocateBy ?? DEFAULT_ALLOCATE_BY
   if (allocateBy.length === 0) throw new InvalidParameterError('allocate_by cannot be empty')
 
@@ -88,12 +87,6 @@ export function allocateBalanced (req: BalancedAllocateRequest): string[] {
     ...sortedPeers(partitionMetrics(candidates, allocateBy, metricOf))
   ]
   return [...current, ...ordered.slice(0, wanted)]
-}
-
-function validateFactors (min: number, max: number): void {
-  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max < 1 || min > max) {
-    throw new InvalidParameterError(`bad replication factors: min ${min}, max ${max} (need 0 <= min <= max, max >= 1, or -1 for both)`)
-  }
 }
 
 function unique (peers: string[]): string[] {

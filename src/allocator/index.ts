@@ -1,34 +1,60 @@
-// Chooses the peers a pin is allocated to. Issue 2 needs only the ordering below; the balanced allocator
-// (metrics, tags, free space) replaces the candidate order without changing this contract.
-import { NotEnoughPeersError } from '../errors.js'
+// Chooses the peers a pin is allocated to (the Allocator contract of src/components.ts): IPFS Cluster's
+// balanced allocator over live metrics, and, with an auditor, only trusted and proven peers count toward min.
+import { allocateBalanced, DEFAULT_ALLOCATE_BY } from './balanced.js'
+import { allocateWithProbation } from './probation.js'
+import type { AllocateRequest, Allocator, Monitor, TrustView } from '../components.js'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export { allocateBalanced, DEFAULT_ALLOCATE_BY, DEFAULT_TAG_VALUE } from './balanced.js'
 export type { BalancedAllocateRequest } from './balanced.js'
 export { allocateWithProbation } from './probation.js'
 export type { ProbationAllocateRequest, ProbationAllocation } from './probation.js'
+export type { AllocateRequest, Allocator } from '../components.js'
 
-export interface AllocateRequest {
-  cid: string
-  min: number
-  max: number
-  /** Peers the pin is allocated to now (kept first when re-pinning). */
-  current: string[]
-  /** user_allocations: preferred peers. */
-  priority: string[]
-  /** Peers able to take it, best first. */
-  candidates: string[]
+export interface AllocatorInit {
+  /** Metric names to partition by, in order (default DEFAULT_ALLOCATE_BY: tag:group, then freespace). */
+  allocateBy?: readonly string[]
 }
 
-/** Returns the allocation list ([] for replication -1, meaning everywhere). */
-export function allocate (req: AllocateRequest): string[] {
-  if (req.max === -1) return []
-  const eligible = new Set(req.candidates)
-  const ordered: string[] = []
-  for (const p of [...req.current, ...req.priority, ...req.candidates]) {
-    if (eligible.has(p) && !ordered.includes(p)) ordered.push(p)
+export interface AllocatorComponents {
+  monitor: Pick<Monitor, 'latest'>
+  /** Whose copies count toward replication_factor_min (src/audit/); without it every peer's do. */
+  trust?: Pick<TrustView, 'trustOf' | 'trialLoad' | 'trialLimit'>
+  logger: ComponentLogger
+}
+
+/** Whether a peer's copies count toward replication_factor_min (every peer's without an auditor). */
+export function copiesCount (trust: Pick<TrustView, 'trustOf'> | undefined, peer: string): boolean {
+  const t = trust?.trustOf(peer)
+  return t == null || t === 'trusted' || t === 'proven' || t === 'unknown'
+}
+
+export function createAllocator (init: AllocatorInit, components: AllocatorComponents): Allocator {
+  const { monitor, trust } = components
+  const log: Logger = components.logger.forComponent('cairn:allocator')
+  const allocateBy = init.allocateBy ?? DEFAULT_ALLOCATE_BY
+  return {
+    allocate ({ cid, min, max, current, priority, candidates, debit }: AllocateRequest): string[] {
+      if (max === -1) return []
+      // Balanced by live metrics: spread over tag groups, most free space first, full peers never chosen.
+      const metrics = Object.fromEntries(allocateBy.map(name => [name, monitor.latest(name).filter(m => candidates.includes(m.peer)).map(m => {
+        // space promised to earlier shards of the same add is not free any more, though no metric says so yet
+        const owed = name === 'freespace' ? debit?.get(m.peer) ?? 0 : 0
+        return owed === 0 ? m : { ...m, weight: Math.max(0, m.weight - owed), value: String(Math.max(0, m.weight - owed)) }
+      })]))
+      if (trust == null) return allocateBalanced({ cid, min, max, current, priority, metrics, allocateBy })
+      // only trusted and proven peers count toward min; peers on probation get extra copies; failed ones none
+      const chosen = allocateWithProbation({
+        cid, min, max, current, priority, metrics, allocateBy,
+        exclude: new Set(candidates.filter(p => trust.trustOf(p) === 'failed')),
+        counts: p => copiesCount(trust, p),
+        trialLoad: p => trust.trialLoad(p),
+        trialLimit: trust.trialLimit
+      })
+      if (chosen.counted.length < min) {
+        log('%s: %d trusted or proven peers among its allocations, below replication_factor_min %d: under-replicated until peers on probation prove themselves', cid, chosen.counted.length, min)
+      }
+      return chosen.allocations
+    }
   }
-  if (ordered.length < req.min) {
-    throw new NotEnoughPeersError(`not enough peers to allocate CID. Needed at least: ${req.min}. Wanted at most: ${req.max}. Available candidates: ${ordered.length}. See logs for more info.`)
-  }
-  return ordered.slice(0, req.max)
 }

@@ -14,18 +14,21 @@ import { serveAudit } from './server.js'
 import { TrustBook } from './trust.js'
 import { walkPin, type WalkResult } from './walk.js'
 import { TRUST_STATES, type AuditorAPI, type AuditorComponents, type AuditorInit, type AuditStats, type PeerTrust, type TrustState } from './index.js'
-import type { AbortOptions, AlertInfo, Pin } from '../components.js'
+import type { AbortOptions } from '../components.js'
+import type { AlertInfo, Pin } from '../types/wire.js'
 import type { Logger } from '@libp2p/interface'
 
 const DEFAULTS = {
-  interval_ms: 10 * 60_000,
-  grace_ms: 60 * 60_000,
-  timeout_ms: 30_000,
-  pins_per_round: 2,
-  proven_after: 3,
-  probation_pins: 16,
-  cooldown_ms: 6 * 3600_000
+  intervalMs: 10 * 60_000,
+  graceMs: 60 * 60_000,
+  timeoutMs: 30_000,
+  pinsPerRound: 2,
+  provenAfter: 3,
+  probationPins: 16,
+  cooldownMs: 6 * 3600_000
 }
+/** The peer.json key of an init option (intervalMs -> interval_ms), for errors that name what to fix. */
+const configKey = (key: string): string => key.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)
 /** Distinct pins a peer must have passed on to be proven. */
 const PROVEN_PINS = 2
 /** Pins looked at between two yields to the event loop while scanning the pinset. */
@@ -70,13 +73,13 @@ export class Auditor implements AuditorAPI {
     for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
       const v = init[key]
       if (v == null) continue
-      if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`audit.${key} must be a positive integer, got ${v}`)
+      if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`audit.${configKey(key)} must be a positive integer, got ${v}`)
       this.config[key] = v
     }
-    this.book = new TrustBook({ provenAfter: this.config.proven_after, provenPins: PROVEN_PINS, cooldownMs: this.config.cooldown_ms }, components.datastore)
+    this.book = new TrustBook({ provenAfter: this.config.provenAfter, provenPins: PROVEN_PINS, cooldownMs: this.config.cooldownMs }, components.datastore)
   }
 
-  get trialLimit (): number { return this.config.probation_pins }
+  get trialLimit (): number { return this.config.probationPins }
 
   async start (): Promise<void> {
     if (this.started) return
@@ -84,7 +87,7 @@ export class Auditor implements AuditorAPI {
     await this.book.load()
     await this.components.libp2p.handle(this.protocol, (stream, connection) => {
       void serveAudit({
-        protocol: this.protocol, self: this.self, secret: this.secret, isTrusted: this.init.isTrusted, timeoutMs: this.config.timeout_ms,
+        protocol: this.protocol, self: this.self, secret: this.secret, isTrusted: this.init.isTrusted, timeoutMs: this.config.timeoutMs,
         onReport: async (from, peer, reason) => { await this.reported(from, peer, reason) }
       }, this.components.blocks, stream, connection, this.shutdown.signal, this.log)
     }, { maxInboundStreams: 4, maxOutboundStreams: AUDIT_CONCURRENCY * 2 })
@@ -95,7 +98,7 @@ export class Auditor implements AuditorAPI {
       }
     })
     this.started = true
-    this.schedule(Math.min(this.config.interval_ms, FIRST_ROUND_MS))
+    this.schedule(Math.min(this.config.intervalMs, FIRST_ROUND_MS))
   }
 
   async stop (): Promise<void> {
@@ -153,7 +156,7 @@ export class Auditor implements AuditorAPI {
       clearTimeout(this.timer)
       this.running = this.round().finally(() => {
         this.running = undefined
-        this.schedule(this.config.interval_ms)
+        this.schedule(this.config.intervalMs)
       })
     }
     const running = this.running
@@ -212,7 +215,7 @@ export class Auditor implements AuditorAPI {
 
   /** One pass over the pinset: each non-trusted peer's allocations, K random eligible pins per live one. */
   private async scan (live: Set<string>, now: number, signal: AbortSignal): Promise<{ loads: Map<string, number>, samples: Map<string, Pin[]>, under: number }> {
-    const k = this.config.pins_per_round
+    const k = this.config.pinsPerRound
     const loads = new Map<string, number>()
     const samples = new Map<string, Pin[]>()
     const eligible = new Map<string, number>()
@@ -234,7 +237,7 @@ export class Auditor implements AuditorAPI {
         if (!live.has(p)) continue
         // grace from the allocation (a re-allocation writes a new timestamp) or from when this peer was first seen
         const since = Math.max(Date.parse(pin.timestamp) || 0, this.book.seen(p, now).first_seen)
-        if (now - since < this.config.grace_ms) continue
+        if (now - since < this.config.graceMs) continue
         // reservoir sampling: each eligible pin is kept with probability k / (eligible so far)
         const seen = (eligible.get(p) ?? 0) + 1
         eligible.set(p, seen)
@@ -261,13 +264,13 @@ export class Auditor implements AuditorAPI {
         await new Promise(resolve => setTimeout(resolve, RETRY_DELAY_MS).unref())
         if (shutdown.aborted) return result
       }
-      const deadline = AbortSignal.timeout(this.config.timeout_ms)
+      const deadline = AbortSignal.timeout(this.config.timeoutMs)
       const signal = AbortSignal.any([shutdown, deadline])
       try {
         result = await walkPin(pin, async (cids, o) => await askBlocks(this.components.libp2p, askInit, peer, cids, o), verifier, walk, { signal })
       } catch (err) {
         if (shutdown.aborted) return result
-        result = { result: 'fail', reason: deadline.aborted ? `no full answer within ${this.config.timeout_ms} ms for ${pin.cid}` : `${pin.cid}: ${(err as Error).message}` }
+        result = { result: 'fail', reason: deadline.aborted ? `no full answer within ${this.config.timeoutMs} ms for ${pin.cid}` : `${pin.cid}: ${(err as Error).message}` }
       }
       if (result.result !== 'fail') return result
     }
@@ -282,11 +285,11 @@ export class Auditor implements AuditorAPI {
     }
     if (verdict.result === 'pass') {
       this.log('audit of %s on %s passed (%d blocks)', pin.cid, peer, verdict.blocks)
-      if (await this.book.pass(peer, pinsetKey(pin.cid))) this.log('peer %s passed %d audits: proven, its copies count', peer, this.config.proven_after)
+      if (await this.book.pass(peer, pinsetKey(pin.cid))) this.log('peer %s passed %d audits: proven, its copies count', peer, this.config.provenAfter)
       return
     }
     await this.book.fail(peer, verdict.reason)
-    this.log.error('peer %s failed an audit: %s; its pins go to other peers, and it is left out for %d ms', peer, verdict.reason, this.config.cooldown_ms)
+    this.log.error('peer %s failed an audit: %s; its pins go to other peers, and it is left out for %d ms', peer, verdict.reason, this.config.cooldownMs)
     this.raise(peer, verdict.reason)
     this.emitFailed(peer)
     void this.tellOthers(peer, verdict.reason)
@@ -297,7 +300,7 @@ export class Auditor implements AuditorAPI {
     const askInit: AskInit = { protocol: this.protocol, self: this.self, secret: this.secret }
     const others = this.components.monitor.peerset().filter(p => p !== this.self && this.init.isTrusted(p))
     await Promise.all(others.map(async to => {
-      const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.config.timeout_ms)])
+      const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.config.timeoutMs)])
       await reportFailure(this.components.libp2p, askInit, to, peer, reason, { signal })
         .catch(err => { this.log('reporting the failure of %s to %s failed: %e', peer, to, err) })
     }))
@@ -308,7 +311,7 @@ export class Auditor implements AuditorAPI {
     if (!this.init.isWriter() || this.init.isTrusted(peer) || this.book.state(peer) === 'failed') return
     const why = `reported by ${from}: ${reason}`
     await this.book.fail(peer, why)
-    this.log.error('peer %s failed an audit (%s); it is left out for %d ms', peer, why, this.config.cooldown_ms)
+    this.log.error('peer %s failed an audit (%s); it is left out for %d ms', peer, why, this.config.cooldownMs)
     this.raise(peer, why)
   }
 

@@ -2,7 +2,8 @@
 // hold what they were allocated, by asking them for random blocks of their pins and verifying the bytes
 // against the CIDs. What a peer earned decides whether its copies count toward a pin's replication_factor_min.
 import { Auditor } from './auditor.js'
-import type { AbortOptions, AlertInfo, Pinset, Startable, TrustState } from '../components.js'
+import type { AbortOptions, Pinset, Startable, TrustView } from '../components.js'
+import type { AlertInfo, TrustState } from '../types/wire.js'
 import type { Monitor } from '../monitor/index.js'
 import type { ClusterSecret } from '../secret.js'
 import type { LocalBlocks } from './server.js'
@@ -14,25 +15,26 @@ export { auditProtocol, MAX_AUDIT_BLOCK_BYTES, MAX_AUDIT_CIDS } from './protocol
 export { offlineBlocks, type LocalBlocks } from './server.js'
 export type { Verifier } from './walk.js'
 
-export type { TrustState } from '../components.js'
+export type { TrustState } from '../types/wire.js'
+export type { TrustView } from '../components.js'
 export const TRUST_STATES: readonly TrustState[] = ['trusted', 'proven', 'probation', 'failed', 'unknown']
 
 /** The `audit` section of peer.json. */
 export interface AuditConfig {
   /** How often a trusted peer audits the other peers (default 10 min). */
-  interval_ms?: number
+  intervalMs?: number
   /** A pin is audited on a peer once it was allocated there this long ago: time to fetch it (default 1 h). */
-  grace_ms?: number
+  graceMs?: number
   /** Deadline of one audit of one pin, all its requests together (default 30 s). */
-  timeout_ms?: number
+  timeoutMs?: number
   /** Pins audited per peer and round (default 2). */
-  pins_per_round?: number
+  pinsPerRound?: number
   /** Passed audits, over at least 2 distinct pins and none failed since, that make a peer proven (default 3). */
-  proven_after?: number
+  provenAfter?: number
   /** A peer on probation takes new extra copies only while it holds fewer allocations than this (default 16). */
-  probation_pins?: number
+  probationPins?: number
   /** How long a failed peer is left out before it is on probation again (default 6 h). */
-  cooldown_ms?: number
+  cooldownMs?: number
 }
 
 export interface AuditorInit extends AuditConfig {
@@ -85,15 +87,6 @@ export interface AuditStats {
   last_round: number
 }
 
-export interface TrustView {
-  trustOf(peer: string): TrustState
-  /** Allocations a peer holds now (from the last scan plus what was allocated since); 0 on non-writers. */
-  trialLoad(peer: string): number
-  /** A peer on probation takes new extra copies only below this load. */
-  readonly trialLimit: number
-  /** Called when a peer fails an audit, and again at each round while a failed peer still has allocations. */
-  onFailed(listener: (peer: string) => void): () => void
-}
 
 export interface AuditorAPI extends TrustView, Startable {
   peerTrust(peer: string): PeerTrust

@@ -1,6 +1,6 @@
 // Text output in ipfs-cluster-ctl's formats (cmd/ipfs-cluster-ctl/formatters.go), so its users can read it
 // and existing scripts that scrape it keep working.
-import { ZERO_TIME, type AddedOutput, type AlertInfo, type GlobalPinInfo, type IDInfo, type MetricInfo, type Pin } from '../components.js'
+import { ZERO_TIME, type AddedOutput, type AlertInfo, type GlobalPinInfo, type IDInfo, type MetricInfo, type Pin } from '../types/wire.js'
 import { formatBytes } from './parse.js'
 
 /** `<cid> | <name>:` then one `    > <peer> : <STATUS>[: error] | <timestamp> | Attempts: n | Priority: b` line per peer. */

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { formatDuration } from './parse.js'
 import type { Session } from './session.js'
-import { isLostPeerError, type GlobalPinInfo, type Pin } from '../components.js'
+import { isLostPeerError, type GlobalPinInfo, type Pin } from '../types/wire.js'
 
 /** ipfs-cluster-ctl's check interval. */
 const POLL_MS = 1000

@@ -8,7 +8,8 @@ import { importEntries, type BlockSink } from '../ipfs/add.js'
 import { BlockQueue } from '../mirror/upload.js'
 import { readChunks, totalBytes, walk, type WalkOptions } from './multipart.js'
 import type { AddCarOptions, AddOptions, ClientPinOptions } from './index.js'
-import type { AbortOptions, AddEntry, AddParams, AddedOutput, Pin } from '../components.js'
+import type { AbortOptions, AddEntry, AddParams } from '../components.js'
+import type { AddedOutput, Pin } from '../types/wire.js'
 import type { CID } from 'multiformats/cid'
 
 /** Blocks remembered to send each once: ~100 bytes each, so at most ~100 MB (a 250 GB tree of 256 KiB chunks). */

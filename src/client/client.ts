@@ -3,7 +3,8 @@ import { apiUrl } from './address.js'
 import { ClientError, Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
 import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
-import type { AbortOptions, AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinType, ReprovideStatus } from '../components.js'
+import type { AbortOptions } from '../components.js'
+import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinType, ReprovideStatus } from '../types/wire.js'
 
 export class RestClient implements Client {
   readonly url: string

@@ -1,6 +1,7 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
-import type { AbortOptions, AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinOptions, PinType, ReprovideStatus, TrackerStatus } from '../components.js'
+import type { AbortOptions, PinOptions } from '../components.js'
+import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinType, ReprovideStatus, TrackerStatus } from '../types/wire.js'
 
 export { ClientError } from './http.js'
 export { apiUrl } from './address.js'

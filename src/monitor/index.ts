@@ -1,7 +1,7 @@
 // The peer monitor (IPFS Cluster's pubsubmon): every peer gossips its informers' metrics on
 // `cairn/<cluster>/metrics`, each with a TTL; the peerset is the set of peers with a live `ping` (DESIGN §5).
 import { PubsubMonitor } from './monitor.js'
-import type { AbortOptions, Startable } from '../components.js'
+import type { AbortOptions, Monitor } from '../components.js'
 import type { ClusterSecret } from '../secret.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { ComponentLogger, Libp2p, PrivateKey } from '@libp2p/interface'
@@ -10,10 +10,8 @@ export { pingInformer, freespaceInformer, pinqueueInformer, tagInformers } from 
 export type { PingInformerInit, FreespaceInformerInit, PinqueueInformerInit } from './informers.js'
 export { MAX_METRIC_TTL_MS, metricsTopic } from './protocol.js'
 
-/** IPFS Cluster's Metric and Alert: the wire types live with the other contracts in src/components.ts. */
-import type { AlertInfo, MetricInfo } from '../components.js'
-export type Metric = MetricInfo
-export type Alert = AlertInfo
+/** IPFS Cluster's Metric and Alert (wire types, src/types/wire.ts); the Monitor contract is in src/components.ts. */
+export type { Metric, Alert, Monitor, PeerInfo, LostPeer } from '../components.js'
 
 export interface InformerOptions extends AbortOptions {
   /** The peer id of the monitor asking (the ping informer puts it in `ipfs_id`). */
@@ -71,46 +69,6 @@ export interface MonitorComponents {
   logger: ComponentLogger
 }
 
-export interface PeerInfo {
-  peer_name: string
-  addresses: string[]
-}
-
-/** A peer whose ping expired while this peer watched, and which has not come back nor been removed since. */
-export interface LostPeer {
-  peer: string
-  /** When its ping was found expired (its ping alert's triggered_at), ISO 8601. */
-  since: string
-  /** From its last ping. */
-  peer_name: string
-  addresses: string[]
-}
-
-export interface Monitor extends Startable {
-  /** Latest valid (unexpired) metric of each peer for a name, sorted by peer. */
-  latest(name: string): Metric[]
-  /** Every metric name held (GET /monitor/metrics), sorted. */
-  names(): string[]
-  /** Peers with a live `ping` metric (this peer included while started): the cluster peerset. */
-  peerset(): string[]
-  /** Peer name and addresses from the peer's last ping (also after it expired, until forgotten). */
-  peerInfo(peer: string): PeerInfo | undefined
-  /**
-   * Peers whose ping expired (lost), sorted: kept until a fresh ping (the peer is back) or forgetLost, not
-   * forgotten after an hour like other expired metrics (a table full of peers makes room by dropping them).
-   */
-  lost(): LostPeer[]
-  /** Forgets a lost peer (`peers rm`); a live peer is left alone. Whether it was lost. */
-  forgetLost(peer: string): boolean
-  /** Newest first. */
-  alerts(): Alert[]
-  /** Called when a peer's metric expires (a ping expiry = peer lost). Returns an unsubscribe function. */
-  onAlert(listener: (alert: Alert) => void): () => void
-  /** Publishes every informer now (tests; after a config change). */
-  publishNow(): Promise<void>
-  /** Messages dropped, by reason: secret, malformed, cluster, peer, signature, sender, ttl (rejected); member, stale (ignored). */
-  rejected(): Record<string, number>
-}
 
 export function createMonitor (init: MonitorInit, components: MonitorComponents): Monitor {
   return new PubsubMonitor(init, components)

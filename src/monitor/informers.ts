@@ -27,22 +27,25 @@ export function pingInformer (init: PingInformerInit): Informer {
 }
 
 export interface FreespaceInformerInit {
-  /** Bytes this peer offers; 0 = unknown, and the metric is invalid (not published). */
+  /** Bytes this peer offers; 0: whatever the disk has free. */
   storageMax: number
   /** Bytes the repo holds now. */
   used: (options?: InformerOptions) => Promise<number>
+  /** Bytes free on the repo's disk now. */
+  diskFree: () => Promise<number>
   /** Default 30 s. */
   ttlMs?: number
 }
 
-/** weight = value = max(0, storageMax - used). */
+/** weight = value = storageMax minus what the repo holds, never more than the disk has free (IPFS Cluster's disk informer). */
 export function freespaceInformer (init: FreespaceInformerInit): Informer {
   return {
     name: 'freespace',
     ttlMs: init.ttlMs ?? DEFAULT_TTL_MS,
     async get (options?: InformerOptions): Promise<InformerResult> {
-      if (!(init.storageMax > 0)) return { value: '0', weight: 0, valid: false }
-      const free = Math.max(0, Math.floor(init.storageMax - await init.used(options)))
+      const max = init.storageMax
+      const [used, disk] = await Promise.all([init.used(options), init.diskFree()])
+      const free = Math.max(0, Math.floor(max > 0 ? Math.min(max - used, disk) : disk))
       return { value: String(free), weight: free }
     }
   }

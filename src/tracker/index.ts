@@ -12,19 +12,19 @@ import type { ComponentLogger, Logger } from '@libp2p/interface'
 export interface TrackerInit {
   peername: string
   /** Parallel pin operations (default 10). */
-  concurrent_pins?: number
+  concurrentPins?: number
   /** Most operations waiting (default 1,000,000); past it new ones fail with QueueFullError. */
-  max_queue_size?: number
+  maxQueueSize?: number
   /** Automatic attempts before an operation stays in error until recovered (default 5). */
-  max_retries?: number
-  retry_base_ms?: number
-  retry_max_ms?: number
+  maxRetries?: number
+  retryBaseMs?: number
+  retryMaxMs?: number
   /** A pin that fetches no block for this long is aborted (default 2 min). */
-  pin_timeout_ms?: number
+  pinTimeoutMs?: number
   /** Re-queue failed and unexpectedly unpinned items this often (default 12 min, as IPFS Cluster). */
-  recover_interval_ms?: number
+  recoverIntervalMs?: number
   /** Bytes this peer may store (monitor.storage_max); 0 = no quota. Pins past it fail with the quota error. */
-  storage_max?: number
+  storageMax?: number
 }
 
 export interface TrackerComponents {
@@ -82,8 +82,8 @@ class StatelessTracker implements PinTracker {
 
   constructor (private readonly init: TrackerInit, private readonly components: TrackerComponents) {
     this.log = components.logger.forComponent('cairn:tracker')
-    this.concurrency = init.concurrent_pins ?? 10
-    this.maxQueue = init.max_queue_size ?? 1_000_000
+    this.concurrency = init.concurrentPins ?? 10
+    this.maxQueue = init.maxQueueSize ?? 1_000_000
   }
 
   async start (): Promise<void> {
@@ -97,7 +97,7 @@ class StatelessTracker implements PinTracker {
       // a removed CID may have been added again since
       for (const cid of change.removed) if (!this.wanted(this.components.pinset.get(cid))) this.drop(cid)
     })
-    this.recoverTimer = setInterval(() => { void this.reconcile() }, this.init.recover_interval_ms ?? 12 * 60_000)
+    this.recoverTimer = setInterval(() => { void this.reconcile() }, this.init.recoverIntervalMs ?? 12 * 60_000)
     this.recoverTimer.unref()
     // Resume after a restart: queue what is wanted but missing, and drop what is pinned but no longer wanted.
     void this.reconcile()
@@ -183,7 +183,7 @@ class StatelessTracker implements PinTracker {
     op.controller = controller
     const { ipfs, pinset } = this.components
     let idle: NodeJS.Timeout | undefined
-    const timeoutMs = this.init.pin_timeout_ms ?? 120_000
+    const timeoutMs = this.init.pinTimeoutMs ?? 120_000
     const armIdle = (): void => {
       clearTimeout(idle)
       idle = setTimeout(() => { controller.abort(new Error(`no progress for ${timeoutMs / 1000}s (pin_timeout)`)) }, timeoutMs)
@@ -203,7 +203,7 @@ class StatelessTracker implements PinTracker {
             signal: controller.signal,
             depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
             onProgress: armIdle,
-            maxRepoBytes: this.init.storage_max
+            maxRepoBytes: this.init.storageMax
           })
         }
       } else {
@@ -229,12 +229,12 @@ class StatelessTracker implements PinTracker {
     op.error = (asInsufficientStorage(err) ?? err).message ?? String(err)
     op.controller = undefined
     op.timestamp = new Date().toISOString()
-    const maxRetries = this.init.max_retries ?? 5
+    const maxRetries = this.init.maxRetries ?? 5
     if (!this.started) return
     this.log('%s %s failed (attempt %d/%d): %s', op.type, op.cid, op.attempts, maxRetries, op.error)
     if (op.attempts < maxRetries) {
-      const base = this.init.retry_base_ms ?? 1000
-      const delay = Math.min(base * 2 ** (op.attempts - 1), this.init.retry_max_ms ?? 60_000) * (0.75 + Math.random() / 2)
+      const base = this.init.retryBaseMs ?? 1000
+      const delay = Math.min(base * 2 ** (op.attempts - 1), this.init.retryMaxMs ?? 60_000) * (0.75 + Math.random() / 2)
       op.retryTimer = setTimeout(() => {
         if (this.ops.get(op.cid) !== op || op.phase !== 'error') return
         op.phase = 'queued'

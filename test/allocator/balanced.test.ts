@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { allocate, allocateBalanced } from '../../src/allocator/index.js'
+import { allocateBalanced } from '../../src/allocator/index.js'
 import type { BalancedAllocateRequest } from '../../src/allocator/index.js'
 import type { Metric } from '../../src/monitor/index.js'
 
@@ -100,8 +100,7 @@ describe('allocateBalanced', () => {
     assert.deepEqual(allocateBalanced(request({ min: -1, max: -1, metrics: {} })), [])
   })
 
-  it('rejects impossible replication factors', () => {
-    assert.throws(() => allocateBalanced(request({ min: 3, max: 2, metrics: {} })), { name: 'InvalidParameterError' })
+  it('rejects an empty allocate_by', () => {
     assert.throws(() => allocateBalanced(request({ allocateBy: [], metrics: {} })), { name: 'InvalidParameterError' })
   })
 
@@ -109,11 +108,5 @@ describe('allocateBalanced', () => {
     const metrics = { 'tag:group': groups({ a1: 'a', b1: 'b', a2: 'a', b2: 'b' }), freespace: freespace({ a1: 1, a2: 1, b1: 1, b2: 1 }) }
     const reversed = { 'tag:group': [...metrics['tag:group']].reverse(), freespace: [...metrics.freespace].reverse() }
     assert.deepEqual(allocateBalanced(request({ metrics })), allocateBalanced(request({ metrics: reversed })))
-  })
-})
-
-describe('allocate (simple order)', () => {
-  it('still keeps current, then priority, then candidates', () => {
-    assert.deepEqual(allocate({ cid: CID, min: 1, max: 2, current: ['c'], priority: ['b'], candidates: ['a', 'b', 'c'] }), ['c', 'b'])
   })
 })

@@ -4,12 +4,11 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
-import { ZERO_TIME } from '../../src/components.js'
+import { ZERO_TIME } from '../../src/types/wire.js'
 import { tryCidKey } from '../../src/utils/cid.js'
 import { sleep } from '../util.js'
-import type {
-  AbortOptions, AddEntry, AddedOutput, AddParams, ClusterAPI, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinOptions, PinType,
-  TrackerStatus, AlertInfo, MetricInfo } from '../../src/components.js'
+import type { AbortOptions, AddEntry, AddParams, ClusterAPI, PinOptions } from '../../src/components.js'
+import type { AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinType, TrackerStatus, AlertInfo, MetricInfo } from '../../src/types/wire.js'
 
 export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 

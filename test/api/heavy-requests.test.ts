@@ -36,8 +36,8 @@ describe('heavy requests', () => {
     index = new RequestIndex(join(dir.path, 'pinsvc'), pinset)
     await index.start()
     const service = new PinService({ cluster, pinset, index, peerId: PEER, addressesOf: async () => [] })
-    rest = await listen(createRestApp(cluster, { heavy }), '127.0.0.1', 0)
-    pinsvc = await listen(createPinningApp(service, { heavy }), '127.0.0.1', 0)
+    rest = await listen(createRestApp({}, { cluster, heavy }), '127.0.0.1', 0)
+    pinsvc = await listen(createPinningApp({}, { service, heavy }), '127.0.0.1', 0)
     restBase = `http://127.0.0.1:${rest.address.port}`
     pinsvcBase = `http://127.0.0.1:${pinsvc.address.port}`
   })
@@ -106,7 +106,7 @@ describe('a long list', () => {
       const pin = cluster.makePin(`bafkreipin${String(i).padStart(50, '0')}`, { name: `mirror/pkg-${i}/pkg-${i}-1.0.0.tgz` })
       cluster.pins.set(pin.cid, { ...pin, allocations: [PEER, PEER] })
     }
-    const server = await listen(createRestApp(cluster), '127.0.0.1', 0)
+    const server = await listen(createRestApp({}, { cluster }), '127.0.0.1', 0)
     try {
       // a timer due every ms: how late it runs is how long the event loop was held (by the list, or now and
       // then by the machine: hence the 90th percentile, not the maximum)

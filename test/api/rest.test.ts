@@ -64,7 +64,7 @@ describe('REST API', () => {
   const json = async (res: Response): Promise<any> => await res.json()
 
   before(async () => {
-    server = await listen(createRestApp(cluster), '127.0.0.1', 0)
+    server = await listen(createRestApp({}, { cluster }), '127.0.0.1', 0)
     base = `http://127.0.0.1:${server.address.port}`
   })
   after(async () => { await server.close() })
@@ -273,6 +273,8 @@ describe('REST API', () => {
       ['expire-in=tomorrow', 'invalid value for "expire-in": "tomorrow" is not a duration (e.g. 24h, 1h30m, 90s)'],
       ['expire-in=99999999999h', 'invalid value for "expire-in": "99999999999h" is too long (the expiry would be past year 275760)'],
       ['expire-at=2024-02-30T00:00:00Z', 'invalid value for "expire-at": "2024-02-30T00:00:00Z" is not an RFC3339 timestamp'],
+      // validated here, at the edge: the cluster is never asked
+      ['expire-at=2001-01-01T00:00:00Z', 'expire-at 2001-01-01T00:00:00.000Z is in the past'],
       ['user-allocations=bob', 'invalid value for "user-allocations": "bob" is not a valid peer ID'],
       ['origins=/ip4/1.2.3.4/tcp/4001', 'invalid value for "origins": "/ip4/1.2.3.4/tcp/4001" must include /p2p/<peer ID>'],
       ['shard-size=-1', 'invalid value for "shard-size": "-1" is not a non-negative integer'],
@@ -535,6 +537,19 @@ describe('REST API', () => {
       assert.equal((await get('/version')).status, 200)
     })
 
+    it('an add\'s pin options are validated before the cluster gets it, unless it pins nothing', async () => {
+      const refused = kuboBody(TREE)
+      const res = await get('/add?expire-at=2001-01-01T00:00:00Z', { method: 'POST', headers: { 'content-type': refused.contentType }, body: refused.body })
+      assert.equal(res.status, 400)
+      assert.deepEqual(await json(res), { code: 400, message: 'expire-at 2001-01-01T00:00:00.000Z is in the past' })
+      assert.equal(cluster.lastCall('add'), undefined)
+      // an upload of blocks only (no-pin, as `cairn add` sends first): its pin options mean nothing
+      const upload = kuboBody(TREE)
+      const ok = await get('/add?no-pin=true&expire-at=2001-01-01T00:00:00Z', { method: 'POST', headers: { 'content-type': upload.contentType }, body: upload.body })
+      assert.equal(ok.status, 200, await ok.clone().text())
+      assert.equal((cluster.lastCall('add')?.[0] as { no_pin?: boolean }).no_pin, true)
+    })
+
     it('a bad add parameter is a 400 naming it', async () => {
       const { body, contentType } = kuboBody(TREE)
       const res = await get('/add?chunker=rabin', { method: 'POST', headers: { 'content-type': contentType }, body })
@@ -573,7 +588,7 @@ describe('REST API auth', () => {
   const auth = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 
   before(async () => {
-    server = await listen(createRestApp(cluster, { basicAuth: { alice: 'secret' } }), '127.0.0.1', 0)
+    server = await listen(createRestApp({ basicAuth: { alice: 'secret' } }, { cluster }), '127.0.0.1', 0)
     base = `http://127.0.0.1:${server.address.port}`
   })
   after(async () => { await server.close() })
@@ -609,7 +624,7 @@ describe('REST API auth', () => {
 describe('REST API lifecycle', () => {
   it('start listens on port 0, stop ends streams and resolves with keep-alive sockets open', async () => {
     const cluster = new FakeCluster()
-    const api = createRestApi({ listen: '127.0.0.1:0', cluster })
+    const api = createRestApi({ listen: '127.0.0.1:0' }, { cluster })
     await api.start()
     const { host, port } = api.address()
     assert.equal(host, '127.0.0.1')
@@ -625,6 +640,6 @@ describe('REST API lifecycle', () => {
   })
 
   it('rejects a listen address that is not host:port', () => {
-    assert.throws(() => createRestApi({ listen: 'localhost', cluster: new FakeCluster() }), { name: 'ConfigError', message: /"localhost" is not host:port/ })
+    assert.throws(() => createRestApi({ listen: 'localhost' }, { cluster: new FakeCluster() }), { name: 'ConfigError', message: /"localhost" is not host:port/ })
   })
 })

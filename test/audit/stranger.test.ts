@@ -19,7 +19,7 @@ import { createRpc } from '../../src/rpc/index.js'
 import { readOneFrame, sendFrame } from '../../src/utils/stream.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { loopbackHost, quietLogger, TEST_DHT, waitFor } from '../util.js'
-import type { IDInfo, Pin } from '../../src/components.js'
+import type { IDInfo, Pin } from '../../src/types/wire.js'
 import type { Metric } from '../../src/monitor/index.js'
 
 /** Short rounds; a grace long enough for the follower to fetch 1 KiB files on a loaded machine; no cool-down end in the test. */

@@ -13,7 +13,7 @@ import { CID } from 'multiformats/cid'
 import { createClient, type AddOptions } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { tempDir, waitFor } from '../util.js'
-import type { AddedOutput } from '../../src/components.js'
+import type { AddedOutput } from '../../src/types/wire.js'
 import type { CairnPeer } from '../../src/peer.js'
 
 async function blockKeys (peer: CairnPeer): Promise<Set<string>> {

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { apiUrl, ClientError, createClient } from '../../src/client/index.js'
 import { readMultipart, sampleStatus, samplePin, sendJson, sendNdjson, startFakeApi, type FakeApi, type Part } from './fake-api.js'
-import type { GlobalPinInfo } from '../../src/components.js'
+import type { GlobalPinInfo } from '../../src/types/wire.js'
 import { freePort, tempDir } from '../util.js'
 
 const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'

@@ -61,7 +61,7 @@ describe('client against the real REST API, and the fakes against both', { timeo
     tmp = await tempDir('cairn-contract-')
     tc = await createTestCluster(2, { name: 'contract' })
     real = createClient({ api: tc.url(0) })
-    fakeServer = await listen(createRestApp(new FakeCluster()), '127.0.0.1', 0)
+    fakeServer = await listen(createRestApp({}, { cluster: new FakeCluster() }), '127.0.0.1', 0)
     fake = createClient({ api: `127.0.0.1:${fakeServer.address.port}` })
   })
   after(async () => {

@@ -10,7 +10,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { BAD_INLINE_CBOR, tempDir, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
-import type { GlobalPinInfo } from '../../src/components.js'
+import type { GlobalPinInfo } from '../../src/types/wire.js'
 
 async function collect<T> (it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = []

@@ -8,7 +8,8 @@ import { CID } from 'multiformats/cid'
 import { createClient, type Client } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, waitFor } from '../util.js'
-import type { AddEntry, GlobalRepoGC, PinOptions } from '../../src/components.js'
+import type { AddEntry, PinOptions } from '../../src/components.js'
+import type { GlobalRepoGC } from '../../src/types/wire.js'
 import type { IpfsNode } from '../../src/ipfs/index.js'
 
 /**

@@ -16,7 +16,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createClient } from '../../src/client/index.js'
-import { ZERO_TIME, type Pin } from '../../src/components.js'
+import { ZERO_TIME, type Pin } from '../../src/types/wire.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, waitFor } from '../util.js'
 

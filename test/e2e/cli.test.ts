@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { tempDir, waitFor } from '../util.js'
 import { cairn, cairnOk, freePorts, ndjson, spawnNode, type Spawned } from './processes.js'
-import type { GlobalPinInfo, IDInfo, Pin } from '../../src/components.js'
+import type { GlobalPinInfo, IDInfo, Pin } from '../../src/types/wire.js'
 
 const PEERS = 3
 

@@ -59,7 +59,7 @@ function harness (): { node: (name: string, opts?: NodeOptions) => Promise<Node>
       checkIntervalMs: CHECK,
       informers: opts.informers ?? [
         pingInformer({ peername: name, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: ttl }),
-        freespaceInformer({ storageMax: STORAGE_MAX, used: async () => n.used, ttlMs: ttl }),
+        freespaceInformer({ storageMax: STORAGE_MAX, used: async () => n.used, diskFree: async () => Number.MAX_SAFE_INTEGER, ttlMs: ttl }),
         pinqueueInformer({ queueLength: () => n.queued, ttlMs: ttl }),
         ...tagInformers({ group: `group-${name}` }, ttl)
       ]
@@ -386,21 +386,24 @@ describe('monitor: informers', () => {
     const calls: number[] = []
     const failing: Informer = { name: 'flaky', ttlMs: TTL, async get () { calls.push(Date.now()); throw new Error('disk on fire') } }
     const a = await node('a', {
-      informers: [failing, freespaceInformer({ storageMax: 0, used: async () => 0, ttlMs: TTL })]
+      informers: [failing, { name: 'freespace', ttlMs: TTL, async get () { return { value: '0', weight: 0, valid: false } } }]
     })
     await waitFor(() => calls.length >= 4, { message: 'the failing informer is retried' })
     // at ttl/2 the 4th call would come 1.5 s after the first; at ttl/4, 0.75 s
     assert.ok(calls[3] - calls[0] < 1.4 * TTL, `retries took ${calls[3] - calls[0]} ms`)
-    // a built-in ping is added when none is configured; invalid freespace (no storage max) is not published
+    // a built-in ping is added when none is configured; an invalid metric is not published
     assert.deepEqual(a.monitor.names(), ['ping'])
     assert.equal(a.monitor.peerInfo(a.id)?.peer_name, 'a')
     assert.deepEqual(a.monitor.peerset(), [a.id])
   })
 
   it('computes freespace, pinqueue and tag values', async () => {
-    assert.deepEqual(await freespaceInformer({ storageMax: 100, used: async () => 250 }).get(), { value: '0', weight: 0 })
-    assert.deepEqual(await freespaceInformer({ storageMax: 100, used: async () => 40 }).get(), { value: '60', weight: 60 })
-    assert.equal((await freespaceInformer({ storageMax: 0, used: async () => 0 }).get()).valid, false)
+    const disk = (bytes: number) => async () => bytes
+    assert.deepEqual(await freespaceInformer({ storageMax: 100, used: async () => 250, diskFree: disk(1000) }).get(), { value: '0', weight: 0 })
+    assert.deepEqual(await freespaceInformer({ storageMax: 100, used: async () => 40, diskFree: disk(1000) }).get(), { value: '60', weight: 60 })
+    // never more than the disk has free; without a storage max, whatever it has
+    assert.deepEqual(await freespaceInformer({ storageMax: 100, used: async () => 40, diskFree: disk(10) }).get(), { value: '10', weight: 10 })
+    assert.deepEqual(await freespaceInformer({ storageMax: 0, used: async () => 40, diskFree: disk(500) }).get(), { value: '500', weight: 500 })
     assert.deepEqual(await pinqueueInformer({ queueLength: () => 0 }).get(), { value: '0', weight: 0 })
     assert.deepEqual(await pinqueueInformer({ queueLength: () => 250, weightBucketSize: 100 }).get(), { value: '250', weight: -2 })
     const tags = tagInformers({ group: 'eu', rack: 'r1' })

@@ -86,7 +86,7 @@ describe('pin tracker', () => {
   async function start (init: Partial<TrackerInit> = {}): Promise<{ ipfs: FakeIpfs, pinset: FakePinset, tracker: PinTracker }> {
     const ipfs = new FakeIpfs()
     const pinset = new FakePinset()
-    const tracker = createTracker({ peername: 'p', retry_base_ms: 20, retry_max_ms: 1000, ...init }, { ipfs, pinset, peerId: 'self', logger: quietLogger() })
+    const tracker = createTracker({ peername: 'p', retryBaseMs: 20, retryMaxMs: 1000, ...init }, { ipfs, pinset, peerId: 'self', logger: quietLogger() })
     running = tracker
     await tracker.start()
     return { ipfs, pinset, tracker }
@@ -105,7 +105,7 @@ describe('pin tracker', () => {
 
   it('backs off exponentially between attempts, capped at retry_max_ms', async () => {
     const base = 40
-    const { ipfs, pinset, tracker } = await start({ retry_base_ms: base, retry_max_ms: 2 * base, max_retries: 6 })
+    const { ipfs, pinset, tracker } = await start({ retryBaseMs: base, retryMaxMs: 2 * base, maxRetries: 6 })
     const cid = await fakeCid('backoff')
     ipfs.failures.set(cid, 100)
     pinset.put(pinOf(cid))
@@ -124,7 +124,7 @@ describe('pin tracker', () => {
   })
 
   it('stops after max_retries and stays in error until recovered', async () => {
-    const { ipfs, pinset, tracker } = await start({ max_retries: 3 })
+    const { ipfs, pinset, tracker } = await start({ maxRetries: 3 })
     const cid = await fakeCid('give-up')
     ipfs.failures.set(cid, 3)
     pinset.put(pinOf(cid))
@@ -142,7 +142,7 @@ describe('pin tracker', () => {
   })
 
   it('refuses an operation past max_queue_size with QueueFullError, and recovers it later', async () => {
-    const { ipfs, pinset, tracker } = await start({ concurrent_pins: 1, max_queue_size: 2 })
+    const { ipfs, pinset, tracker } = await start({ concurrentPins: 1, maxQueueSize: 2 })
     ipfs.hold = true
     const cids = await Promise.all([0, 1, 2, 3].map(async i => await fakeCid(`queue-${i}`)))
     pinset.put(pinOf(cids[0]))
@@ -177,7 +177,7 @@ describe('pin tracker', () => {
   })
 
   it('a pin put back while its retry waits is not retried twice; a removed one is not retried at all', async () => {
-    const { ipfs, pinset, tracker } = await start({ retry_base_ms: 300, retry_max_ms: 300 })
+    const { ipfs, pinset, tracker } = await start({ retryBaseMs: 300, retryMaxMs: 300 })
     const [again, gone] = await Promise.all([fakeCid('again'), fakeCid('gone')])
     ipfs.failures.set(again, 1)
     ipfs.failures.set(gone, 1)

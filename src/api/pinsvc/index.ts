@@ -26,12 +26,12 @@ export interface PinningApiInit {
   dataDir: string
   /** user -> password (the REST API's basic_auth_credentials); none = open. Basic or Bearer JWT from POST /token. */
   basicAuth?: Credentials | null
-  logger?: ComponentLogger
-  /** The peer's cap on heavy requests, shared with the REST API (default: a cap of its own). */
-  heavy?: HeavyRequests
 }
 
 export interface PinningApiComponents {
+  logger?: ComponentLogger
+  /** The peer's cap on heavy requests, shared with the REST API (default: a cap of its own). */
+  heavy?: HeavyRequests
   cluster: ClusterAPI
   pinset: Pick<Pinset, 'get' | 'list' | 'onChange'>
   /** This peer's id. */
@@ -45,17 +45,23 @@ export interface PinningApi extends Startable {
   address(): { host: string, port: number }
 }
 
-export interface PinningAppOptions {
-  log?: Logger
+export interface PinningAppInit {
   basicAuth?: Credentials | null
+  /** Aborted when the API stops: ends in-flight requests so that the server can close. */
   signal?: AbortSignal
+}
+
+export interface PinningAppComponents {
+  service: PinService
+  log?: Logger
   /** The cap on requests that walk the whole pinset: GET /pins (default: DEFAULT_MAX_HEAVY_REQUESTS of its own). */
   heavy?: HeavyRequests
 }
 
 /** The express app alone: the route table of the spec. */
-export function createPinningApp (service: PinService, options: PinningAppOptions = {}): Express {
-  const { log, basicAuth, signal: stop } = options
+export function createPinningApp (init: PinningAppInit, components: PinningAppComponents): Express {
+  const { basicAuth, signal: stop } = init
+  const { service, log } = components
   const app = express()
   app.disable('x-powered-by')
   app.set('case sensitive routing', true)
@@ -65,7 +71,7 @@ export function createPinningApp (service: PinService, options: PinningAppOption
   const body = express.json({ type: () => true, limit: '1mb', strict: false })
 
   app.post('/token', tokenHandler(basicAuth))
-  app.get('/pins', (options.heavy ?? heavyRequests()).limit, async (req, res) => {
+  app.get('/pins', (components.heavy ?? heavyRequests()).limit, async (req, res) => {
     sendJson(res, 200, await service.list(parseListQuery(queryOf(req)), { signal: signalOf(res) }))
   })
   app.post('/pins', body, async (req, res) => {
@@ -92,7 +98,7 @@ export function createPinningApp (service: PinService, options: PinningAppOption
 /** The Pinning Service API as a Startable: the request index, then the listener on `init.listen`. */
 export function createPinningApi (init: PinningApiInit, components: PinningApiComponents): PinningApi {
   const { host, port } = parseListen(init.listen)
-  const log = init.logger?.forComponent('cairn:api:pinsvc')
+  const log = components.logger?.forComponent('cairn:api:pinsvc')
   let index: RequestIndex | undefined
   let listener: Listener | undefined
   let stopping: AbortController | undefined
@@ -104,9 +110,10 @@ export function createPinningApi (init: PinningApiInit, components: PinningApiCo
       index = new RequestIndex(join(init.dataDir, 'pinsvc'), components.pinset, log)
       await index.start()
       stopping = new AbortController()
-      const service = new PinService({ ...components, index, log })
+      const { cluster, pinset, peerId, addressesOf } = components
+      const service = new PinService({ cluster, pinset, peerId, addressesOf, index, log })
       unwatch = service.watch()
-      const app = createPinningApp(service, { log, basicAuth: init.basicAuth, signal: stopping.signal, heavy: init.heavy })
+      const app = createPinningApp({ basicAuth: init.basicAuth, signal: stopping.signal }, { service, log, heavy: components.heavy })
       try {
         listener = await listen(app, host, port)
       } catch (err) {

@@ -6,7 +6,8 @@
 import { guardedLevel, type GuardedLevel } from '../../storage/guarded-level.js'
 import { cidKey } from '../../utils/cid.js'
 import { hasRequests, requestsOf, type PinRequest } from './requests.js'
-import type { Pin, Pinset, PinsetChange } from '../../components.js'
+import type { Pinset, PinsetChange } from '../../components.js'
+import type { Pin } from '../../types/wire.js'
 import type { Logger } from '@libp2p/logger'
 
 export interface IndexedRequest extends PinRequest {

@@ -1,7 +1,8 @@
 // Pin requests live in the pin's metadata, one key per request, so the pinset carries them to every peer:
 // `cairn-pinsvc/<requestid>` -> {"cid","name","meta","origins","created"}. The pinset stays keyed by CID;
 // a CID is unpinned only when its last request goes and no plain cluster pin holds it.
-import type { Pin, PinOptions } from '../../components.js'
+import type { PinOptions } from '../../components.js'
+import type { Pin } from '../../types/wire.js'
 
 export const REQUEST_KEY_PREFIX = 'cairn-pinsvc/'
 /** Set when requests were added to a pin that existed before them (a plain cluster pin): it outlives them. */

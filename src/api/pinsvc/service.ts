@@ -5,6 +5,7 @@ import { FollowerModeError, InvalidBodyError, InvalidParameterError, NotFoundErr
 import { cidKey } from '../../utils/cid.js'
 import { turnBudget } from '../../utils/turns.js'
 import { parseCid } from '../common.js'
+import { validPinOptions } from '../pin-options.js'
 import { matchesMeta, matchesName, type ListQuery, type PinBody } from './query.js'
 import { hasRequests, isTombstoned, replacingRequest, requestKey, withoutRequest, withRequest, type PinRequest } from './requests.js'
 import { delegateAddresses, SVC_STATUSES, svcStatusOf, type SvcStatus, type SvcStatusInfo } from './status.js'
@@ -234,7 +235,7 @@ export class PinService {
     if (size > MAX_PIN_METADATA_BYTES) {
       throw new InvalidParameterError(`too many pin requests on ${cid}: their entries would take ${size} bytes (at most ${MAX_PIN_METADATA_BYTES})`)
     }
-    await this.components.cluster.pin(cid, pinOptions, options)
+    await this.components.cluster.pin(cid, validPinOptions(pinOptions), options)
   }
 
   /** Read-modify-write of one pin at a time on this peer (the pin value is replaced whole). */

@@ -1,7 +1,7 @@
 // The Pinning Service status of a CID across its allocations, from the cluster's GlobalPinInfo.
 // pinned: the pin's replication_factor_min peers report pinned (-1: every reachable peer);
 // failed: errors leave too few peers that could still pin it; pinning: some peer is fetching; else queued.
-import type { GlobalPinInfo, Pin, TrackerStatus } from '../../components.js'
+import type { GlobalPinInfo, Pin, TrackerStatus } from '../../types/wire.js'
 
 export const SVC_STATUSES = ['queued', 'pinning', 'pinned', 'failed'] as const
 export type SvcStatus = typeof SVC_STATUSES[number]

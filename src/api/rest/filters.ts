@@ -1,7 +1,7 @@
 // The `filter` query parameters of GET /pins (tracker statuses) and GET /allocations (pin types). Both are
 // comma lists where unknown names are ignored, but a non-empty filter that matches nothing is a 400.
 import { InvalidParameterError } from '../../errors.js'
-import type { PinType, TrackerStatus } from '../../components.js'
+import type { PinType, TrackerStatus } from '../../types/wire.js'
 
 const STATUS_NAMES: Readonly<Record<string, readonly TrackerStatus[]>> = {
   error: ['cluster_error', 'pin_error', 'unpin_error'],

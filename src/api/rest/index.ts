@@ -23,12 +23,15 @@ import type { Express, Request, RequestHandler, Response } from 'express'
 export interface RestApiInit {
   /** host:port to listen on, e.g. 127.0.0.1:9094 or [::1]:0. */
   listen: string
-  cluster: ClusterAPI
-  logger?: ComponentLogger
   /** user -> password; when set, every route but GET /health and OPTIONS needs Basic or Bearer auth. */
   basicAuth?: Credentials | null
+}
+
+export interface RestApiComponents {
+  cluster: ClusterAPI
+  logger?: ComponentLogger
   /** Called when each request ends (the /metrics latency histogram). */
-  observe?: RestAppOptions['observe']
+  observe?: RestAppComponents['observe']
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
   reprovider?: ReprovideAPI
   /** The peer's cap on heavy requests, shared with the pinning service API (default: a cap of its own). */
@@ -40,11 +43,15 @@ export interface RestApi extends Startable {
   address(): { host: string, port: number }
 }
 
-export interface RestAppOptions {
-  log?: Logger
+export interface RestAppInit {
   basicAuth?: Credentials | null
   /** Aborted when the API stops: ends in-flight streams so that the server can close. */
   signal?: AbortSignal
+}
+
+export interface RestAppComponents {
+  cluster: ClusterAPI
+  log?: Logger
   /** Called when each request ends, with the matched route pattern ('unmatched' when none matched). */
   observe?: (method: string, route: string, status: number, seconds: number) => void
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
@@ -62,17 +69,18 @@ export function parseListen (value: string): { host: string, port: number } {
 }
 
 /** The express app alone (tests and embedding); createRestApi adds the listener. */
-export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}): Express {
-  const { log, basicAuth, signal: stop } = options
+export function createRestApp (init: RestAppInit, components: RestAppComponents): Express {
+  const { basicAuth, signal: stop } = init
+  const { cluster, log } = components
   const app = express()
   app.disable('x-powered-by')
   app.set('case sensitive routing', true)
-  if (options.observe != null) app.use(observeRequests(options.observe))
+  if (components.observe != null) app.use(observeRequests(components.observe))
   app.use(jsonContentType, strictSlash, authenticate(basicAuth))
 
   const signalOf = requestSignals(stop)
   // lists of the whole pinset: capped (429 past it); /health, /id and pin writes never are
-  const heavy = (options.heavy ?? heavyRequests()).limit
+  const heavy = (components.heavy ?? heavyRequests()).limit
   // validated, and echoed as IPFS Cluster does (Go's cid.String()): CIDv0 and base32 CIDv1 as given, CIDv1 in
   // other bases in base32; the cluster normalises to its pinset key itself
   const cidOf = (req: Request): string => parseCid(String(req.params.cid)).cid.toString()
@@ -170,7 +178,7 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
     await sendNdjson(res, cluster.add(entries, params, { signal }), { signal, log })
   })
 
-  registerReprovideRoutes(app, options.reprovider, { signalOf, log })
+  registerReprovideRoutes(app, components.reprovider, { signalOf, log })
 
   app.use(notFound(restErrorBody))
   app.use(errorHandler(restErrorBody, log))
@@ -178,7 +186,7 @@ export function createRestApp (cluster: ClusterAPI, options: RestAppOptions = {}
 }
 
 /** Times each request until its response closes; labels it by route pattern so that CIDs do not become series. */
-function observeRequests (observe: NonNullable<RestAppOptions['observe']>): RequestHandler {
+function observeRequests (observe: NonNullable<RestAppComponents['observe']>): RequestHandler {
   return (req, res, next) => {
     const start = process.hrtime.bigint()
     res.once('close', () => {
@@ -190,9 +198,9 @@ function observeRequests (observe: NonNullable<RestAppOptions['observe']>): Requ
 }
 
 /** The REST API as a Startable component: createRestApp behind a listener on `init.listen`. */
-export function createRestApi (init: RestApiInit): RestApi {
+export function createRestApi (init: RestApiInit, components: RestApiComponents): RestApi {
   const { host, port } = parseListen(init.listen)
-  const log = init.logger?.forComponent('cairn:api:rest')
+  const log = components.logger?.forComponent('cairn:api:rest')
   let listener: Listener | undefined
   let stopping: AbortController | undefined
 
@@ -200,7 +208,7 @@ export function createRestApi (init: RestApiInit): RestApi {
     async start () {
       if (listener !== undefined) return
       stopping = new AbortController()
-      const app = createRestApp(init.cluster, { log, basicAuth: init.basicAuth, signal: stopping.signal, observe: init.observe, reprovider: init.reprovider, heavy: init.heavy })
+      const app = createRestApp({ basicAuth: init.basicAuth, signal: stopping.signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, heavy: components.heavy })
       listener = await listen(app, host, port)
       log?.('listening on %s:%d', listener.address.host, listener.address.port)
     },

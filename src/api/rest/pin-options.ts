@@ -4,9 +4,11 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../../errors.js'
-import { checkShardSize } from '../../sharding.js'
+import { checkShardSize } from '../../adder/index.js'
 import { parseCid } from '../common.js'
-import type { AddParams, PinMode, PinOptions } from '../../components.js'
+import { validPinOptions } from '../pin-options.js'
+import type { AddParams, PinOptions } from '../../components.js'
+import type { PinMode } from '../../types/wire.js'
 
 /** IPFS Cluster's default shard size for `add --shard` (100 MiB). */
 export const DEFAULT_SHARD_SIZE = 104857600
@@ -80,8 +82,13 @@ function list (value: string): string[] {
   return value.split(',').map(s => s.trim()).filter(s => s !== '')
 }
 
-/** Pin options from `POST /pins/{cid}`'s query. `now` is for tests of expire-in. */
+/** Pin options from `POST /pins/{cid}`'s query, validated. `now` is for tests of expire-in. */
 export function parsePinOptions (q: URLSearchParams, now: number = Date.now()): PinOptions {
+  return validPinOptions(readPinOptions(q, now), now)
+}
+
+/** The pin options a query sets, each checked on its own (their combination is validPinOptions's). */
+function readPinOptions (q: URLSearchParams, now: number): PinOptions {
   const opts: PinOptions = {}
 
   const name = q.get('name')
@@ -178,7 +185,7 @@ export interface AddQuery {
 
 /** Parses POST /add's query (AddParamsFromQuery). `recursive` and `hidden` are accepted and mean nothing here. */
 export function parseAddQuery (q: URLSearchParams, now: number = Date.now()): AddQuery {
-  const { pin_update: _ignored, ...pinOptions } = parsePinOptions(q, now)
+  const { pin_update: _ignored, ...pinOptions } = readPinOptions(q, now)
   const params: AddParams = pinOptions
 
   const format = get(q, 'format')
@@ -228,5 +235,7 @@ export function parseAddQuery (q: URLSearchParams, now: number = Date.now()): Ad
   parseBool(q, 'recursive')
   parseBool(q, 'hidden')
 
+  // an add without a pin uploads blocks only: its pin options mean nothing
+  if (params.no_pin !== true) validPinOptions(params, now)
   return { params, streamChannels: parseBool(q, 'stream-channels') ?? true, local: parseBool(q, 'local') ?? false }
 }

@@ -5,7 +5,8 @@
 // Both answer 404 when the peer runs no reprovider.
 import { NotFoundError } from '../../errors.js'
 import { sendJson, sendNdjson } from '../common.js'
-import type { ReprovideAPI, ReprovideStatus } from '../../components.js'
+import type { ReprovideAPI } from '../../components.js'
+import type { ReprovideStatus } from '../../types/wire.js'
 import type { Logger } from '@libp2p/logger'
 import type { Express, Response } from 'express'
 

@@ -4,7 +4,7 @@ import { formatBytes, parseSize, parseTimeout } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import { waitPinned } from '../wait.js'
 import { pinOptionsOf, withPinFlags, type PinFlags } from './pin.js'
-import type { AddedOutput } from '../../components.js'
+import type { AddedOutput } from '../../types/wire.js'
 
 interface AddFlags extends PinFlags {
   recursive?: boolean

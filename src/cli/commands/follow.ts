@@ -4,7 +4,7 @@
 import type { Command } from 'commander'
 import { ConfigError } from '../../errors.js'
 import { Session, type CliIO } from '../session.js'
-import type { Pin, TrackerStatus } from '../../components.js'
+import type { Pin, TrackerStatus } from '../../types/wire.js'
 import type { ApiFile, PeerConfig } from '../../config/index.js'
 import { FOLLOWER_LISTEN_DEFAULTS, listenOptions, listenSettings, type ListenFlags } from '../listen.js'
 

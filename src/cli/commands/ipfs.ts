@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Session, type CliIO } from '../session.js'
-import type { GlobalRepoGC } from '../../components.js'
+import type { GlobalRepoGC } from '../../types/wire.js'
 
 export function registerIpfs (program: Command, io: CliIO): void {
   const ipfs = program.command('ipfs')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import type { ConnectGraph } from '../../components.js'
+import type { ConnectGraph } from '../../types/wire.js'
 import { formatAlert, formatId, formatMetric } from '../format.js'
 import { Session, type CliIO } from '../session.js'
 

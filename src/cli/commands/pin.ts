@@ -4,7 +4,7 @@ import { parseExpireIn, parseInteger, parseList, parseMetadata, parseTimeout } f
 import { Session, type CliIO } from '../session.js'
 import { waitPinned } from '../wait.js'
 import type { ClientPinOptions } from '../../client/index.js'
-import type { Pin, PinMode, PinType } from '../../components.js'
+import type { Pin, PinMode, PinType } from '../../types/wire.js'
 
 export interface PinFlags {
   name?: string

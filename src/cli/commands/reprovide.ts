@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { formatDuration } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
-import type { ReprovideStatus } from '../../components.js'
+import type { ReprovideStatus } from '../../types/wire.js'
 
 export function registerReprovide (program: Command, io: CliIO): void {
   const reprovide = program.command('reprovide')

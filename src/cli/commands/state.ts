@@ -8,7 +8,7 @@ import type { Command } from 'commander'
 import { ConfigError } from '../../errors.js'
 import { Session, type CliIO, type GlobalOptions } from '../session.js'
 import type { Client } from '../../client/index.js'
-import type { Pin } from '../../components.js'
+import type { Pin } from '../../types/wire.js'
 import type { ImportSummary } from '../../state/index.js'
 
 interface StateFlags { path?: string }

@@ -4,7 +4,7 @@ import { formatStatus } from '../format.js'
 import { parseList } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import type { StatusAllOptions } from '../../client/index.js'
-import type { GlobalPinInfo } from '../../components.js'
+import type { GlobalPinInfo } from '../../types/wire.js'
 
 export function registerStatus (program: Command, io: CliIO): void {
   program.command('status [cids...]')

@@ -7,9 +7,9 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { createUnsafe } from 'multiformats/block'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { InvalidParameterError } from './errors.js'
-import { concatChunks } from './utils/bytes.js'
-import type { AbortOptions } from './components.js'
+import { InvalidParameterError } from '../errors.js'
+import { concatChunks } from '../utils/bytes.js'
+import type { AbortOptions } from '../components.js'
 import type { Helia } from '@helia/interface'
 
 /** The smallest shard-size accepted: smaller shards only make more pins. */

@@ -1,0 +1,44 @@
+// The one validation of pin options, at the edge: the REST API's query parser (./rest/pin-options.ts) and the
+// pinning service API call it before they hand options to the cluster, which then trusts them. What needs the
+// cluster's config (replication factors resolved from its defaults) or its state (known peers, the pin-update
+// source in the pinset) is checked where the pin is built (src/cluster/pins.ts).
+import { z } from 'zod'
+import { InvalidParameterError } from '../errors.js'
+import { parseUserCid } from '../utils/cid.js'
+import { ZERO_TIME } from '../types/wire.js'
+import type { PinOptions } from '../components.js'
+
+/** PinOptions as the cluster takes them; other fields (an add's import parameters) pass through. */
+function pinOptionsSchema (now: number): z.ZodType<PinOptions> {
+  return z.looseObject({
+    name: z.string().optional(),
+    mode: z.enum(['recursive', 'direct']).optional(),
+    replication_factor_min: z.int().optional(),
+    replication_factor_max: z.int().optional(),
+    shard_size: z.int().nonnegative().optional(),
+    user_allocations: z.array(z.string()).optional(),
+    expire_at: z.string().optional().superRefine((at, ctx) => {
+      if (at == null || at === ZERO_TIME) return
+      const t = Date.parse(at)
+      if (Number.isNaN(t)) ctx.addIssue({ code: 'custom', message: `invalid expire-at "${at}"` })
+      else if (t <= now) ctx.addIssue({ code: 'custom', message: `expire-at ${at} is in the past` })
+    }),
+    metadata: z.record(z.string(), z.string()).optional(),
+    origins: z.array(z.string()).optional(),
+    pin_update: z.string().optional().superRefine((cid, ctx) => {
+      if (cid == null) return
+      try {
+        parseUserCid(cid)
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message })
+      }
+    })
+  })
+}
+
+/** Pin options fit to pin: InvalidParameterError (400) naming the first bad one otherwise. */
+export function validPinOptions<T extends PinOptions> (options: T, now: number = Date.now()): T {
+  const result = pinOptionsSchema(now).safeParse(options)
+  if (!result.success) throw new InvalidParameterError(result.error.issues[0].message)
+  return result.data as T
+}

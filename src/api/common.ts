@@ -1,7 +1,7 @@
 // The base shared by the REST API and the Pinning Service API: CID parsing, JSON responses, the strict-slash
 // redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse), the cap on heavy requests and the
 // listener.
-import { raceSignal } from '../utils/abort.js'
+import { raceSignal } from 'race-signal'
 import { createServer } from 'node:http'
 import { DEFAULT_MAX_HEAVY_REQUESTS } from '../config/schema.js'
 import { ConfigError, TooManyRequestsError } from '../errors.js'

@@ -9,7 +9,7 @@
 // taken for a dead one) and say which records to send again after a failure.
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { PeerUnreachableError } from '../errors.js'
-import { raceSignal } from '../utils/abort.js'
+import { raceSignal } from 'race-signal'
 import { lengthPrefixed } from '../utils/bytes.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'

@@ -1,17 +1,4 @@
-// Waiting on a promise that does not take a signal itself.
-
-/** Resolves as `p` does, or rejects with the signal's reason as soon as it aborts (`p` is left to settle alone). */
-export async function raceSignal<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal == null) return await p
-  signal.throwIfAborted()
-  let onAbort!: () => void
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([p, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-}
+// Waiting on a promise that does not take a signal itself: the race-signal package (it rejects with the signal's
+// reason, and leaves the promise to settle alone). Re-exported only for src/api/rest/multipart.ts until that file
+// imports race-signal itself; new code imports 'race-signal' directly.
+export { raceSignal } from 'race-signal'

@@ -4,6 +4,7 @@
 // Lookups run one region ahead of the sends; sends to the peers of a batch run in parallel (bounded). Each
 // record's message is encoded once per batch, whatever the number of peers it goes to.
 import { setMaxListeners } from 'node:events'
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { dhtKey, distance64, estimateNetworkSize, prefixOf, regionBits, type KeyEntry } from './keys.js'
 import { PeerChannel, addProviderMessage, chunkRange, encodeChunks, providerInfo } from './wire.js'
 import type { PeerInfo } from './dht.js'
@@ -102,7 +103,7 @@ export class Sweeper {
   private readonly down = new Map<string, number>()
   /** Aborted when the peer is given up on: sends to it still waiting their turn (other sweeps') stop too. */
   private readonly peerAborts = new Map<string, AbortController>()
-  private reaper?: ReturnType<typeof setInterval>
+  private reaper?: RepeatingTask
 
   constructor (init: SweeperInit) {
     this.init = init
@@ -121,8 +122,8 @@ export class Sweeper {
     const bits = await this.networkBits(entries[0], signal)
     const regions = cutRegions(entries, bits)
     const channels = this.lanes[options.lane ?? 'cycle']
-    this.reaper ??= setInterval(() => { this.closeIdle() }, STREAM_IDLE_MS)
-    this.reaper.unref?.()
+    this.reaper ??= repeatingTask(() => { this.closeIdle() }, STREAM_IDLE_MS)
+    this.reaper.start()
     let next: Promise<RegionPeer[]> | undefined = this.regionPeers(regions[0], bits, signal)
     // a failing prefetch is awaited (and so handled) in its turn
     next.catch(() => {})
@@ -167,7 +168,7 @@ export class Sweeper {
 
   /** Closes every stream (the peer is stopping). */
   close (): void {
-    clearInterval(this.reaper)
+    this.reaper?.stop()
     this.reaper = undefined
     for (const channels of Object.values(this.lanes)) {
       for (const ch of channels.values()) ch.close()

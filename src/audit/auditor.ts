@@ -4,9 +4,9 @@
 // is then reported to the other trusted peers, which note it too: each trusted peer proves peers by its own
 // audits, but one failure anywhere is enough.
 import { randomInt } from 'node:crypto'
+import pMap from 'p-map'
 import { ConfigError } from '../errors.js'
 import { clusterSecret, type ClusterSecret } from '../secret.js'
-import { mapLimit } from '../utils/concurrency.js'
 import { pinsetKey } from '../utils/cid.js'
 import { askBlocks, reportFailure, type AskInit } from './client.js'
 import { auditProtocol } from './protocol.js'
@@ -201,7 +201,7 @@ export class Auditor implements AuditorAPI {
       if (n > 0 && this.trustOf(peer) === 'failed') this.emitFailed(peer)
     }
     const audited = [...samples].filter(([peer]) => this.trustOf(peer) !== 'failed')
-    await mapLimit(audited, AUDIT_CONCURRENCY, async ([peer, pins]) => {
+    await pMap(audited, async ([peer, pins]) => {
       for (const pin of pins) {
         if (signal.aborted) return
         const verdict = await this.auditOnce(peer, pin, signal)
@@ -209,7 +209,7 @@ export class Auditor implements AuditorAPI {
         await this.record(peer, pin, verdict)
         if (verdict.result === 'fail') return
       }
-    })
+    }, { concurrency: AUDIT_CONCURRENCY })
     this.lastRound = Date.now()
   }
 

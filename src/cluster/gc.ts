@@ -3,7 +3,7 @@
 import { CID } from 'multiformats/cid'
 import { copiesCount } from '../allocator/index.js'
 import { cidKey } from '../utils/cid.js'
-import { mapLimit } from '../utils/concurrency.js'
+import pMap from 'p-map'
 import { isAllocated } from './views.js'
 import type { Peerset } from './peerset.js'
 import type { ClusterStatus } from './status.js'
@@ -73,13 +73,13 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
       options.signal?.throwIfAborted()
       if (await importer.hasBlock(CID.parse(pin.cid), options)) held.push(pin)
     }
-    const owed = await mapLimit(held, GC_STATUS_CONCURRENCY, async pin => {
+    const owed = await pMap(held, async pin => {
       const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000)
       const status = await components.status.status(pin.cid, { signal }).catch(() => undefined)
       // a peer on probation saying "pinned" proves nothing yet: only copies that count let this one go
       const pinned = pin.allocations.filter(p => copiesCount(components.trust, p) && status?.peer_map[p]?.status === 'pinned').length
       return pinned < Math.max(1, pin.replication_factor_min)
-    })
+    }, { concurrency: GC_STATUS_CONCURRENCY })
     out.push(...held.filter((_, i) => owed[i]).map(root))
     return out
   }

@@ -1,7 +1,7 @@
 // Directory listings: what a browser sees (HTML) and what a script asks for (JSON, on Accept: application/json).
 import { exporter } from 'ipfs-unixfs-exporter'
+import pMap from 'p-map'
 import { encodeSegment } from './path.js'
-import { mapLimit } from '../utils/concurrency.js'
 import type { ReadableStorage, UnixFSDirectory } from 'ipfs-unixfs-exporter'
 
 export interface ListingEntry {
@@ -26,7 +26,7 @@ const LIST_CONCURRENCY = 16
 export async function listDirectory (dir: UnixFSDirectory, blocks: ReadableStorage, signal: AbortSignal): Promise<ListingEntry[]> {
   const links = []
   for await (const link of dir.entries({ signal })) links.push(link)
-  const entries = await mapLimit(links, LIST_CONCURRENCY, async (link): Promise<ListingEntry> => {
+  const entries = await pMap(links, async (link): Promise<ListingEntry> => {
     const base = { name: link.name, cid: link.cid.toString() }
     const entry = await exporter(link.cid, blocks, { signal })
     switch (entry.type) {
@@ -40,7 +40,7 @@ export async function listDirectory (dir: UnixFSDirectory, blocks: ReadableStora
       case 'object': return { ...base, size: Number(link.size), type: 'object' }
       default: return { ...base, size: Number(link.size), type: 'unknown' }
     }
-  })
+  }, { concurrency: LIST_CONCURRENCY })
   return entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }
 

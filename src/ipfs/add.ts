@@ -12,7 +12,7 @@ import './protons-uint64.js'
 import { InvalidParameterError } from '../errors.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { BufferImporter, ImportCandidate, ImporterOptions, ImportResult } from 'ipfs-unixfs-importer'
-import { varint } from 'multiformats'
+import * as varint from 'uint8-varint'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -274,19 +274,19 @@ export function encodeFileLeaf (data: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + varint.encodingLength(unixfsLength) + unixfsLength)
   let at = 0
   out[at++] = 0x0a
-  varint.encodeTo(unixfsLength, out, at)
+  varint.encode(unixfsLength, out, at)
   at += varint.encodingLength(unixfsLength)
   out[at++] = 0x08
   out[at++] = 0x02
   if (n > 0) {
     out[at++] = 0x12
-    varint.encodeTo(n, out, at)
+    varint.encode(n, out, at)
     at += varint.encodingLength(n)
     out.set(data, at)
     at += n
   }
   out[at++] = 0x18
-  varint.encodeTo(n, out, at)
+  varint.encode(n, out, at)
   return out
 }
 

@@ -4,7 +4,7 @@
 //                           WantType wantType = 4 (Block 0, Have 1); bool sendDontHave = 5 }; bool full = 2 }
 //   repeated Block payload = 3 { bytes prefix = 1; bytes data = 2 }
 //   repeated BlockPresence blockPresences = 4 { bytes cid = 1; BlockPresenceType type = 2 (Have 0, DontHave 1) }
-import { varint } from 'multiformats'
+import * as varint from 'uint8-varint'
 import type { CID } from 'multiformats/cid'
 
 export const PRESENCE_HAVE = 0
@@ -21,7 +21,7 @@ const VARINT_4 = 0x20
 const VARINT_5 = 0x28
 
 export function varintBytes (n: number): Uint8Array {
-  return varint.encodeTo(n, new Uint8Array(varint.encodingLength(n)))
+  return varint.encode(n)
 }
 
 /** A length-delimited field: its tag and length, then the body pieces. */

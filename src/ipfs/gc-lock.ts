@@ -2,7 +2,7 @@
 // is in the pinset): those hold the lock shared, a GC holds it alone. A GC waiting for the lock keeps new holders
 // out (it would never find a quiet moment on a busy peer), for at most its wait: then it gives up and they go on.
 import { RepoBusyError } from '../errors.js'
-import { raceSignal } from '../utils/abort.js'
+import { raceSignal } from 'race-signal'
 
 export class GcLock {
   private holders = 0

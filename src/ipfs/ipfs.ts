@@ -13,6 +13,7 @@ import { LevelDatastore } from 'datastore-level'
 import { createHeliaLight } from 'helia'
 import { createUnsafe } from 'multiformats/block'
 import * as raw from 'multiformats/codecs/raw'
+import { raceSignal } from 'race-signal'
 import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { guardedLevel } from '../storage/guarded-level.js'
@@ -529,19 +530,8 @@ async function * singleCarEntry (entries: AsyncIterable<AddEntry>): AsyncGenerat
   }
 }
 
+/** Waits for `promise`, or throws an AbortError (not the signal's reason) once `signal` aborts. */
 async function raceSignalAsAbortError<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal == null) {
-    return promise
-  }
-  signal.throwIfAborted()
-  let onAbort!: () => void
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(new AbortError('operation aborted')) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
+  signal?.throwIfAborted()
+  return await raceSignal(promise, signal, { translateError: () => new AbortError('operation aborted') })
 }

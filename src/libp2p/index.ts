@@ -7,6 +7,7 @@ import { KEEP_ALIVE } from '@libp2p/interface'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -208,7 +209,7 @@ class BootstrapRedialler implements Bootstrapper, Startable {
   private readonly components: BootstrapComponents
   private readonly interval: number
   private readonly log: Logger
-  private timer?: ReturnType<typeof setInterval>
+  private task?: RepeatingTask
   private controller?: AbortController
   private running?: Promise<void>
   private quickTimer?: ReturnType<typeof setTimeout>
@@ -246,8 +247,8 @@ class BootstrapRedialler implements Bootstrapper, Startable {
       })
     }
     void this.redial()
-    this.timer = setInterval(() => { void this.redial() }, this.interval)
-    this.timer.unref?.()
+    this.task = repeatingTask(async () => { await this.redial() }, this.interval)
+    this.task.start()
   }
 
   /** Peers starting together miss each other's first dial: retry soon (1 s, 2 s, 4 s...) until all connect. */
@@ -284,9 +285,9 @@ class BootstrapRedialler implements Bootstrapper, Startable {
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.timer)
+    this.task?.stop()
     clearTimeout(this.quickTimer)
-    this.timer = undefined
+    this.task = undefined
     this.controller?.abort()
     await this.running
   }

@@ -6,14 +6,15 @@ import { parseListen } from '../api/rest/index.js'
 import { NotStartedError } from '../errors.js'
 import { VERSION } from '../version.js'
 import { TRACKER_STATUSES } from '../components.js'
-import { CONTENT_TYPE, LATENCY_BUCKETS, Registry, type Histogram, type Sample } from './registry.js'
+import { CONTENT_TYPE, LATENCY_BUCKETS, PeerRegistry, type Sample } from './registry.js'
 import type { AbortOptions, Pinset, PinTracker, ReprovideAPI, ReprovideStatus, Startable, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import type { BitswapTraffic, GcStats } from '../ipfs/index.js'
 import type { AuditStats } from '../audit/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Histogram } from 'prom-client'
 
-export { Registry, LATENCY_BUCKETS, CONTENT_TYPE, escapeLabelValue, formatValue } from './registry.js'
+export { PeerRegistry, LATENCY_BUCKETS, CONTENT_TYPE } from './registry.js'
 export type { Sample, Labels, Collect } from './registry.js'
 
 export interface MetricsInit {
@@ -69,7 +70,7 @@ interface StatusCache { at: number, ttl: number, counts: Promise<Map<TrackerStat
 const REJECT_REASONS = ['signature', 'untrusted', 'sender', 'malformed', 'cluster', 'checkpoint', 'secret', 'rate', 'unpromised', 'frame']
 
 class PeerMetrics implements MetricsServer {
-  private readonly registry = new Registry()
+  private readonly registry = new PeerRegistry()
   private readonly latency: Histogram
   private readonly log?: Logger
   private readonly reported = new Set<string>()

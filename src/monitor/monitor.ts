@@ -1,6 +1,7 @@
 // The gossipsub monitor. Incoming messages are verified in the topic validator and stored there (a rejected
 // message is neither stored nor forwarded, and nothing is verified twice); this peer's own metrics are stored
 // when published, since gossipsub does not deliver a peer its own messages (emitSelf is off).
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ConfigError } from '../errors.js'
@@ -66,7 +67,7 @@ export class PubsubMonitor implements Monitor {
   private publishTimer?: NodeJS.Timeout
   private welcomeTimer?: NodeJS.Timeout
   private lastWelcome = 0
-  private checkTimer?: NodeJS.Timeout
+  private checkTask?: RepeatingTask
   private shutdown = new AbortController()
   /** Publish rounds run one at a time. */
   private rounds: Promise<void> = Promise.resolve()
@@ -116,8 +117,8 @@ export class PubsubMonitor implements Monitor {
     pubsub.subscribe(this.topic)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.started = true
-    this.checkTimer = setInterval(() => { this.check() }, this.checkIntervalMs)
-    this.checkTimer.unref()
+    this.checkTask = repeatingTask(() => { this.check() }, this.checkIntervalMs)
+    this.checkTask.start()
     // informer errors are handled per informer; anything else must not fail the peer's start
     await this.publishNow().catch(err => { this.log.error('publishing the first metrics failed: %e', err) })
   }
@@ -129,7 +130,7 @@ export class PubsubMonitor implements Monitor {
     clearTimeout(this.publishTimer)
     clearTimeout(this.welcomeTimer)
     this.welcomeTimer = undefined
-    clearInterval(this.checkTimer)
+    this.checkTask?.stop()
     const pubsub = this.components.libp2p.services.pubsub
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     pubsub.topicValidators.delete(this.topic)

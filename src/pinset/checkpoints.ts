@@ -2,6 +2,7 @@
 // below it; a peer far behind loads one instead of replaying every envelope. This module makes them (on a
 // timer, or when asked), restores the stored one at start, verifies and adopts one received by catch-up, and
 // tells the catch-up server when a requester should get one.
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 import {
   checkpointSigningPayload, decodeCheckpointHeader, encodeCheckpointBody, encodeCheckpointHeader, MalformedMessageError,
@@ -58,7 +59,7 @@ export class Checkpoints {
   /** author -> highest seq dropped from the log (covered by a checkpoint). */
   private compacted = new Map<string, number>()
   private sinceCheckpoint = 0
-  private timer?: NodeJS.Timeout
+  private task?: RepeatingTask
   private checkpointing?: Promise<CheckpointInfo | undefined>
 
   constructor (private readonly init: CheckpointsInit, private readonly components: CheckpointsComponents) {
@@ -66,16 +67,16 @@ export class Checkpoints {
   }
 
   start (): void {
-    this.timer = setInterval(() => {
+    this.task = repeatingTask(async () => {
       if (this.init.isWriter?.() === true && this.sinceCheckpoint >= (this.init.checkpoint?.minEnvelopes ?? 1000)) {
-        this.checkpoint().catch(err => { this.log.error('making a checkpoint failed: %e', err) })
+        await this.checkpoint().catch(err => { this.log.error('making a checkpoint failed: %e', err) })
       }
     }, this.init.checkpoint?.intervalMs ?? 600_000)
-    this.timer.unref()
+    this.task.start()
   }
 
   stop (): void {
-    clearInterval(this.timer)
+    this.task?.stop()
   }
 
   /** The checkpoint under way, if any (stop() waits for it). */

@@ -5,6 +5,7 @@
 // signature = author's libp2p key over DOMAIN || body
 // A gossip message is either a whole envelope (0x01...) or, for envelopes too big to gossip, a notice
 // (0x02 || lp(author) || varint(seq)) telling peers to pull it over the catch-up stream.
+import * as varint from 'uint8-varint'
 
 const ENVELOPE = 0x01
 const NOTICE = 0x02
@@ -34,12 +35,6 @@ export class MalformedMessageError extends Error {
 
 // ----- varint / length-prefix primitives
 
-function varintLength (n: number): number {
-  let len = 1
-  while (n >= 0x80) { n = Math.floor(n / 128); len++ }
-  return len
-}
-
 class Writer {
   private readonly parts: Uint8Array[] = []
   private length = 0
@@ -51,10 +46,7 @@ class Writer {
 
   varint (n: number): this {
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`varint out of range: ${n}`)
-    const out = new Uint8Array(varintLength(n))
-    let i = 0
-    while (n >= 0x80) { out[i++] = (n % 128) | 0x80; n = Math.floor(n / 128) }
-    out[i] = n
+    const out = varint.encode(n)
     this.parts.push(out); this.length += out.length
     return this
   }
@@ -86,6 +78,10 @@ class Reader {
     return this.buf[this.pos++]
   }
 
+  /**
+   * Read by hand rather than with uint8-varint: it bounds a varint to 8 bytes and a safe integer, and accepts
+   * the non-minimal forms it always accepted, which decides what a signed envelope may hold.
+   */
   varint (): number {
     let n = 0
     let mul = 1

@@ -1,6 +1,7 @@
 // When the pinset catches up, and from whom: a peer that speaks the catch-up protocol when it is identified,
 // a peer whose gossip showed a gap or gave notice, and a periodic safety resync with a few trusted peers. Trusted
 // peers first; a stranger only when no trusted peer is connected or trusted peers left gaps (sources.ts).
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { AbortOptions } from '../components.js'
 import type { SyncSources } from './sources.js'
@@ -39,7 +40,7 @@ export interface SyncSchedulerComponents {
 
 export class SyncScheduler {
   private readonly log: Logger
-  private timer?: NodeJS.Timeout
+  private task?: RepeatingTask
   private round?: Promise<void>
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
     if (evt.detail.protocols.includes(this.init.protocol)) this.syncInBackground(evt.detail.peerId.toString())
@@ -52,12 +53,12 @@ export class SyncScheduler {
   /** Listens for identified peers and starts the periodic resync timer (start() of the pinset runs the first round). */
   start (): void {
     this.components.libp2p.addEventListener('peer:identify', this.onIdentify)
-    this.timer = setInterval(() => { this.periodicSync() }, this.init.syncIntervalMs ?? 30_000)
-    this.timer.unref()
+    this.task = repeatingTask(() => { this.periodicSync() }, this.init.syncIntervalMs ?? 30_000)
+    this.task.start()
   }
 
   stop (): void {
-    clearInterval(this.timer)
+    this.task?.stop()
     this.components.libp2p.removeEventListener('peer:identify', this.onIdentify)
   }
 

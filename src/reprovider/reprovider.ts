@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events'
-import { raceSignal } from '../utils/abort.js'
+import { raceSignal } from 'race-signal'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { reprovideConfigSchema } from '../config/schema.js'

@@ -4,8 +4,10 @@
 // Lookups run one region ahead of the sends; sends to the peers of a batch run in parallel (bounded). Each
 // record's message is encoded once per batch, whatever the number of peers it goes to.
 import { setMaxListeners } from 'node:events'
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { dhtKey, distance64, estimateNetworkSize, prefixOf, regionBits, type KeyEntry } from './keys.js'
-import { PeerChannel, addProviderMessage, chunkRange, encodeChunks, providerField } from './wire.js'
+import { PeerChannel, addProviderMessage, chunkRange, encodeChunks, providerInfo } from './wire.js'
+import type { PeerInfo } from './dht.js'
 import { lengthPrefixed } from '../utils/bytes.js'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
@@ -91,7 +93,7 @@ export class Sweeper {
   private readonly k: number
   private bits?: { value: number, at: number }
   private readonly regions = new Map<string, CachedRegion>()
-  private provider?: { bytes: Uint8Array, at: number }
+  private provider?: { info: PeerInfo, at: number }
   /** Streams to DHT peers by lane, kept between sweeps until idle for STREAM_IDLE_MS. */
   private readonly lanes: Record<Lane, Map<string, PeerChannel>> = { cycle: new Map(), fast: new Map() }
   /**
@@ -101,7 +103,7 @@ export class Sweeper {
   private readonly down = new Map<string, number>()
   /** Aborted when the peer is given up on: sends to it still waiting their turn (other sweeps') stop too. */
   private readonly peerAborts = new Map<string, AbortController>()
-  private reaper?: ReturnType<typeof setInterval>
+  private reaper?: RepeatingTask
 
   constructor (init: SweeperInit) {
     this.init = init
@@ -120,8 +122,8 @@ export class Sweeper {
     const bits = await this.networkBits(entries[0], signal)
     const regions = cutRegions(entries, bits)
     const channels = this.lanes[options.lane ?? 'cycle']
-    this.reaper ??= setInterval(() => { this.closeIdle() }, STREAM_IDLE_MS)
-    this.reaper.unref?.()
+    this.reaper ??= repeatingTask(() => { this.closeIdle() }, STREAM_IDLE_MS)
+    this.reaper.start()
     let next: Promise<RegionPeer[]> | undefined = this.regionPeers(regions[0], bits, signal)
     // a failing prefetch is awaited (and so handled) in its turn
     next.catch(() => {})
@@ -166,7 +168,7 @@ export class Sweeper {
 
   /** Closes every stream (the peer is stopping). */
   close (): void {
-    clearInterval(this.reaper)
+    this.reaper?.stop()
     this.reaper = undefined
     for (const channels of Object.values(this.lanes)) {
       for (const ch of channels.values()) ch.close()
@@ -223,7 +225,7 @@ export class Sweeper {
     onAcked?: (entries: KeyEntry[]) => void): Promise<BatchResult> {
     const assignment = assign(batch, candidates, this.k)
     const acked = new Uint8Array(batch.length)
-    const provider = this.providerField()
+    const provider = this.providerInfo()
     const frames = batch.map(e => lengthPrefixed(addProviderMessage(e.mh, provider)))
     // peers given the same records (all of them, when a region has at most k peers) share the encoded chunks
     const encoded = new Map<number[], Uint8Array[]>()
@@ -296,14 +298,14 @@ export class Sweeper {
     return { entries: batch, announced, failed }
   }
 
-  /** This peer's ADD_PROVIDER `providers` field, rebuilt when its addresses may have changed. */
-  private providerField (): Uint8Array {
+  /** This peer as ADD_PROVIDER's `providers` entry, rebuilt when its addresses may have changed. */
+  private providerInfo (): PeerInfo {
     if (this.provider == null || Date.now() - this.provider.at > 60_000) {
       const { libp2p } = this.init
       const addrs = libp2p.getMultiaddrs().map(a => a.decapsulateCode(421))
-      this.provider = { bytes: providerField(libp2p.peerId, addrs), at: Date.now() }
+      this.provider = { info: providerInfo(libp2p.peerId, addrs), at: Date.now() }
     }
-    return this.provider.bytes
+    return this.provider.info
   }
 
   /** The region prefix length, estimated from one lookup (cached for regionCacheMs). */

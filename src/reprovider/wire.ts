@@ -1,6 +1,6 @@
-// The kad-dht wire format, the few fields the reprovider needs. @libp2p/kad-dht 16 does not export its Message
-// codec, so ADD_PROVIDER and PING are written here (dht.proto: Message{type=1, key=2, providers=9},
-// PeerInfo{id=1, multiaddrs=2}), framed with an unsigned-varint length like every kad message.
+// The kad-dht messages the reprovider writes and reads: ADD_PROVIDER and PING, in the Message of the DHT's
+// protobuf (dht.proto, compiled by protons into dht.ts; @libp2p/kad-dht 16 does not export its codec), each
+// framed with an unsigned-varint length like every kad message.
 //
 // A channel keeps one stream per DHT peer and writes many ADD_PROVIDER messages on it back to back; the peer
 // handles the messages of a stream one after another, so a PING answered by the peer means every record before
@@ -9,19 +9,11 @@
 // taken for a dead one) and say which records to send again after a failure.
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { PeerUnreachableError } from '../errors.js'
-import { raceSignal } from '../utils/abort.js'
+import { raceSignal } from 'race-signal'
 import { lengthPrefixed } from '../utils/bytes.js'
+import { Message, MessageType, type PeerInfo } from './dht.js'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-
-const FIELD_TYPE = 0x08 // field 1, varint
-const FIELD_KEY = 0x12 // field 2, bytes
-const FIELD_PROVIDERS = 0x4a // field 9, bytes
-const PEER_ID = 0x0a // PeerInfo field 1, bytes
-const PEER_ADDRS = 0x12 // PeerInfo field 2, bytes
-/** MessageType values on the wire (kad-dht exports the enum with string members). */
-export const ADD_PROVIDER = 2
-export const PING = 5
 
 /** Records per PING: the unit of acknowledgement, and of what is sent again after a failure. */
 export const RECORDS_PER_ACK = 128
@@ -32,53 +24,19 @@ export const RECORDS_PER_ACK = 128
  */
 const WINDOW = 2
 
-export function varint (n: number): number[] {
-  const out: number[] = []
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return out
-}
-
-function field (tag: number, bytes: Uint8Array): Uint8Array {
-  const head = [tag, ...varint(bytes.byteLength)]
-  const out = new Uint8Array(head.length + bytes.byteLength)
-  out.set(head)
-  out.set(bytes, head.length)
-  return out
-}
-
-function concat (parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.byteLength
-  }
-  return out
-}
-
-/** The `providers` field of ADD_PROVIDER: this peer and its addresses, the same in every message. */
-export function providerField (peerId: PeerId, addrs: Multiaddr[]): Uint8Array {
-  const info = concat([field(PEER_ID, peerId.toMultihash().bytes), ...addrs.map(a => field(PEER_ADDRS, a.bytes))])
-  return field(FIELD_PROVIDERS, info)
+/** This peer as the `providers` entry of its ADD_PROVIDER messages (the same in every message). */
+export function providerInfo (peerId: PeerId, addrs: Multiaddr[]): PeerInfo {
+  return { id: peerId.toMultihash().bytes, multiaddrs: addrs.map(a => a.bytes) }
 }
 
 /** One ADD_PROVIDER message (without its length prefix). */
-export function addProviderMessage (mh: Uint8Array, provider: Uint8Array): Uint8Array {
-  const key = field(FIELD_KEY, mh)
-  const out = new Uint8Array(2 + key.byteLength + provider.byteLength)
-  out[0] = FIELD_TYPE
-  out[1] = ADD_PROVIDER
-  out.set(key, 2)
-  out.set(provider, 2 + key.byteLength)
-  return out
+export function addProviderMessage (mh: Uint8Array, provider: PeerInfo): Uint8Array {
+  // protons' types ask for ArrayBuffer-backed bytes; it only reads them
+  return Message.encode({ type: MessageType.ADD_PROVIDER, key: mh as Uint8Array<ArrayBuffer>, closer: [], providers: [provider] })
 }
 
 export function pingMessage (): Uint8Array {
-  return Uint8Array.of(FIELD_TYPE, PING)
+  return Message.encode({ type: MessageType.PING, closer: [], providers: [] })
 }
 
 /** A PING with its length prefix, as written on the stream. */
@@ -114,28 +72,13 @@ export function chunkRange (i: number, count: number): { start: number, end: num
   return { start: i * RECORDS_PER_ACK, end: Math.min(count, (i + 1) * RECORDS_PER_ACK) }
 }
 
-/** The `type` field of a kad message (0 when absent, proto3's default). */
-export function messageType (bytes: Uint8Array): number {
-  let i = 0
-  while (i < bytes.byteLength) {
-    let tag = 0
-    let shift = 0
-    let b: number
-    do { b = bytes[i++]; tag += (b & 0x7f) * 2 ** shift; shift += 7 } while (b >= 0x80 && i < bytes.byteLength)
-    const wire = tag & 7
-    let value = 0
-    shift = 0
-    if (wire === 0) {
-      do { b = bytes[i++]; value += (b & 0x7f) * 2 ** shift; shift += 7 } while (b >= 0x80 && i < bytes.byteLength)
-      if (tag >>> 3 === 1) return value
-    } else if (wire === 2) {
-      do { b = bytes[i++]; value += (b & 0x7f) * 2 ** shift; shift += 7 } while (b >= 0x80 && i < bytes.byteLength)
-      i += value
-    } else {
-      return -1
-    }
+/** Whether a reply is a PING (a reply that does not decode is not one). */
+function isPing (bytes: Uint8Array): boolean {
+  try {
+    return Message.decode(bytes).type === MessageType.PING
+  } catch {
+    return false
   }
-  return 0
 }
 
 export interface ChannelInit {
@@ -236,7 +179,7 @@ export class PeerChannel {
     try {
       while (acked < chunks.length) {
         const reply = await lp.read({ signal })
-        if (messageType(reply.subarray()) !== PING) continue
+        if (!isPing(reply.subarray())) continue
         acked++
         arm()
         onAck()

@@ -10,6 +10,7 @@
 import { randomFillSync } from 'node:crypto'
 import { open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { describeDisk, freeBytes, isNoSpaceError } from './disk.js'
 import { InsufficientStorageError } from '../errors.js'
 import { formatBytes } from '../utils/bytes.js'
@@ -76,7 +77,7 @@ export async function replayBytes (dir: string): Promise<number> {
 class Reserve implements DiskReserve {
   private readonly log: Logger
   private readonly file: string
-  private timer?: NodeJS.Timeout
+  private task?: RepeatingTask
   /** The reserve being made (one at a time). */
   private making?: Promise<void>
   private readonly shutdown = new AbortController()
@@ -120,12 +121,12 @@ class Reserve implements DiskReserve {
       return
     }
     this.check()
-    this.timer = setInterval(() => { this.check() }, this.init.checkIntervalMs ?? 60_000)
-    this.timer.unref()
+    this.task = repeatingTask(() => { this.check() }, this.init.checkIntervalMs ?? 60_000)
+    this.task.start()
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.timer)
+    this.task?.stop()
     this.shutdown.abort()
     await this.making?.catch(() => {})
   }

@@ -1,4 +1,4 @@
-import { varint } from 'multiformats'
+import * as varint from 'uint8-varint'
 
 /** A byte count for people: "512 B", "1.5 MiB". */
 export function formatBytes (n: number): string {
@@ -32,7 +32,7 @@ export async function concatChunks (chunks: Iterable<Uint8Array> | AsyncIterable
 export function lengthPrefixed (body: Uint8Array): Uint8Array {
   const head = varint.encodingLength(body.byteLength)
   const out = new Uint8Array(head + body.byteLength)
-  varint.encodeTo(body.byteLength, out, 0)
+  varint.encode(body.byteLength, out, 0)
   out.set(body, head)
   return out
 }

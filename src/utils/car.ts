@@ -1,7 +1,7 @@
 // CARv1 framing, written by the gateway (format=car), the mirror upload and the bitswap bench: the header, then
 // each block as varint(length of cid + bytes) | cid | bytes.
 import * as dagCbor from '@ipld/dag-cbor'
-import { varint } from 'multiformats'
+import * as varint from 'uint8-varint'
 import { lengthPrefixed } from './bytes.js'
 import type { CID } from 'multiformats/cid'
 
@@ -15,7 +15,7 @@ export function carSectionHead (cid: CID, blockLength: number): Uint8Array {
   const cidBytes = cid.bytes
   const length = cidBytes.byteLength + blockLength
   const head = new Uint8Array(varint.encodingLength(length) + cidBytes.byteLength)
-  varint.encodeTo(length, head, 0)
+  varint.encode(length, head, 0)
   head.set(cidBytes, head.byteLength - cidBytes.byteLength)
   return head
 }

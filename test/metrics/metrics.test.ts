@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
-import { createMetricsServer, Registry } from '../../src/metrics/index.js'
+import { register } from 'prom-client'
+import { createMetricsServer, PeerRegistry } from '../../src/metrics/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { waitFor } from '../util.js'
 import { parsePrometheus, sampleSum, sampleValue, type ParsedFamily } from './prom-parse.js'
@@ -10,21 +11,23 @@ import type { AddEntry, ReprovideAPI, ReprovideStatus } from '../../src/componen
 
 describe('metrics registry', () => {
   it('renders valid exposition text, escaping HELP and label values', async () => {
-    const r = new Registry()
-    const c = r.counter({ name: 'x_events_total', help: 'back\\slash and\nnewline', labelNames: ['path'] })
-    c.inc({ path: 'a"quote\\back\nline' }, 2)
-    c.inc({ path: 'a"quote\\back\nline' })
+    const r = new PeerRegistry()
+    r.counter({ name: 'x_events_total', help: 'back\\slash and\nnewline', labelNames: ['path'], collect: () => [{ labels: { path: 'a"quote\\back\nline' }, value: 3 }] })
     r.gauge({ name: 'x_temp', help: 'collected', collect: () => [{ value: -1.5 }] })
     r.gauge({ name: 'x_gone', help: 'collector fails', collect: () => { throw new Error('boom') } })
+    r.gauge({ name: 'x_absent', help: 'source absent on this peer', collect: () => undefined })
+    r.gauge({ name: 'x_wrong', help: 'wrong labels', labelNames: ['path'], collect: () => [{ labels: { wrong: 'x' }, value: 1 }] })
     const h = r.histogram({ name: 'x_seconds', help: 'h', labelNames: ['op'], buckets: [0.1, 1] })
     h.observe({ op: 'a' }, 0.05)
     h.observe({ op: 'a' }, 0.5)
     h.observe({ op: 'a' }, 7)
-    const failed: string[] = []
-    const text = await r.render(name => { failed.push(name) })
+    const failed: Array<[string, string]> = []
+    const text = await r.render((name, err) => { failed.push([name, (err as Error).message]) })
     const families = parsePrometheus(text)
-    assert.deepEqual(failed, ['x_gone'])
+    assert.deepEqual(failed.map(([name]) => name).sort(), ['x_gone', 'x_wrong'])
+    assert.match(failed.find(([name]) => name === 'x_wrong')?.[1] ?? '', /expected labels \[path\]/)
     assert.equal(families.has('x_gone'), false)
+    assert.equal(families.has('x_absent'), false)
     assert.equal(families.get('x_events_total')?.help, 'back\\slash and\nnewline')
     assert.equal(sampleValue(families, 'x_events_total', { path: 'a"quote\\back\nline' }), 3)
     assert.equal(sampleValue(families, 'x_temp'), -1.5)
@@ -32,8 +35,22 @@ describe('metrics registry', () => {
     assert.equal(sampleValue(families, 'x_seconds', { le: '1' }, 'x_seconds_bucket'), 2)
     assert.equal(sampleValue(families, 'x_seconds', { le: '+Inf' }, 'x_seconds_bucket'), 3)
     assert.equal(sampleValue(families, 'x_seconds', {}, 'x_seconds_sum'), 7.55)
-    assert.throws(() => r.counter({ name: 'x_bad', help: '' }), /must end in _total/)
-    assert.throws(() => c.inc({ wrong: 'x' }), /expected labels \[path\]/)
+    // the text as it was before prom-client: le after the other labels, no blank line between families
+    assert.match(text, /^x_seconds_bucket\{op="a",le="0\.1"\} 1$/m)
+    assert.match(text, /^x_seconds_bucket\{op="a",le="\+Inf"\} 3$/m)
+    assert.doesNotMatch(text, /\n\n/)
+    assert.throws(() => r.counter({ name: 'x_bad', help: 'h', collect: () => 0 }), /must end in _total/)
+  })
+
+  it('keeps one prom-client registry per peer, none in the process-wide default', async () => {
+    const a = new PeerRegistry()
+    const b = new PeerRegistry()
+    a.gauge({ name: 'x_same', help: 'h', collect: () => 1 })
+    b.gauge({ name: 'x_same', help: 'h', collect: () => 2 })
+    assert.equal(sampleValue(parsePrometheus(await a.render()), 'x_same'), 1)
+    assert.equal(sampleValue(parsePrometheus(await b.render()), 'x_same'), 2)
+    assert.equal(register.getSingleMetric('x_same'), undefined)
+    assert.equal(await register.metrics(), '\n')
   })
 
   it('the strict parser rejects what Prometheus would', () => {

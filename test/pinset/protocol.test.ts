@@ -62,6 +62,20 @@ describe('pinset wire format', () => {
     const vv = { a: 1, b: 2 ** 40 }
     assert.deepEqual(decodeVersionVector(encodeVersionVector(vv)), vv)
   })
+
+  it('writes varints as it always did: minimal, 7 bits a byte, least significant first (fixed bytes)', () => {
+    const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+    // notice = 0x02 || lp("p") || varint(seq)
+    assert.equal(hex(encodeNotice({ author: 'p', seq: 0 })), '02017000')
+    assert.equal(hex(encodeNotice({ author: 'p', seq: 127 })), '0201707f')
+    assert.equal(hex(encodeNotice({ author: 'p', seq: 300 })), '020170ac02')
+    assert.equal(hex(encodeNotice({ author: 'p', seq: 2 ** 31 })), '02017080808080' + '08')
+    assert.equal(hex(encodeNotice({ author: 'p', seq: 2 ** 32 + 5 })), '02017085808080' + '10')
+    assert.equal(hex(encodeNotice({ author: 'p', seq: Number.MAX_SAFE_INTEGER })), '020170ffffffffffffff0f')
+    assert.throws(() => encodeNotice({ author: 'p', seq: -1 }), RangeError)
+    // a non-minimal varint is still read (what the old reader accepted)
+    assert.deepEqual(decodeGossip(Uint8Array.from([0x02, 0x01, 0x70, 0x80, 0x00])), { type: 'notice', notice: { author: 'p', seq: 0 } })
+  })
 })
 
 describe('SeqTracker', () => {

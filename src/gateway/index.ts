@@ -1,11 +1,10 @@
 // The HTTP gateway: /ipfs/<cid>/<path> and /mirror/<name>/<path> over the peer's IPFS node, so that apt, npm or
 // pacman can fetch a mirror from a nearby peer over plain HTTP. Read-only, no auth (the content is public).
-import { ConfigError, NotStartedError, ShuttingDownError } from '../errors.js'
-import { listen, type Listener } from '../api/common.js'
+import { ConfigError } from '../errors.js'
+import { createAppServer, type AppServer } from '../api/server.js'
 import { parseListen } from '../api/rest/index.js'
 import { createGatewayApp, DEFAULT_TIMEOUT_MS } from './app.js'
 import { mirrorIndex, type MirrorPinset } from './mirrors.js'
-import type { Startable } from '../components.js'
 import type { GatewayIpfs } from './blocks.js'
 import type { ComponentLogger } from '@libp2p/logger'
 
@@ -26,10 +25,7 @@ export interface GatewayComponents {
   logger?: ComponentLogger
 }
 
-export interface Gateway extends Startable {
-  /** The bound address (the real port when listening on port 0). */
-  address(): { host: string, port: number }
-}
+export type Gateway = AppServer
 
 export function createGateway (init: GatewayInit, components: GatewayComponents): Gateway {
   let bind: { host: string, port: number }
@@ -40,38 +36,12 @@ export function createGateway (init: GatewayInit, components: GatewayComponents)
   }
   const log = components.logger?.forComponent('cairn:gateway')
   const mirrors = mirrorIndex(components.pinset)
-  let listener: Listener | undefined
-  let stopping: AbortController | undefined
-
-  return {
-    async start () {
-      if (listener !== undefined) return
-      stopping = new AbortController()
-      const app = createGatewayApp({
-        ipfs: components.ipfs,
-        mirrors,
-        timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-        log,
-        signal: stopping.signal
-      })
+  return createAppServer({ ...bind, name: 'the gateway' }, {
+    log,
+    open: async signal => {
+      const app = createGatewayApp({ ipfs: components.ipfs, mirrors, timeoutMs: init.timeoutMs ?? DEFAULT_TIMEOUT_MS, log, signal })
       mirrors.start()
-      try {
-        listener = await listen(app, bind.host, bind.port)
-      } catch (err) {
-        mirrors.stop()
-        throw err
-      }
-      log?.('listening on %s:%d', listener.address.host, listener.address.port)
-    },
-    async stop () {
-      stopping?.abort(new ShuttingDownError())
-      await listener?.close()
-      listener = undefined
-      mirrors.stop()
-    },
-    address () {
-      if (listener === undefined) throw new NotStartedError('the gateway is not listening')
-      return { ...listener.address }
+      return { app, close: () => { mirrors.stop() } }
     }
-  }
+  })
 }

@@ -1,7 +1,7 @@
 // Prometheus /metrics for one peer (DESIGN §10): pins by tracker status, queue, pinset and envelope counters,
 // reprovide progress, bitswap traffic, connections, API latency and process figures. Every value is read from
 // its component when scraped; only API latencies are recorded as they happen.
-import { listen, type Listener } from '../api/common.js'
+import { createAppServer, type AppServer } from '../api/server.js'
 import { parseListen } from '../api/rest/index.js'
 import { NotStartedError } from '../errors.js'
 import { VERSION } from '../version.js'
@@ -75,7 +75,7 @@ class PeerMetrics implements MetricsServer {
   private readonly log?: Logger
   private readonly reported = new Set<string>()
   private readonly observers = new Map<string, ObserveRequest>()
-  private listener?: Listener
+  private server?: AppServer
   private statusCache?: StatusCache
 
   constructor (private readonly init: MetricsInit, private readonly components: MetricsComponents) {
@@ -294,20 +294,24 @@ class PeerMetrics implements MetricsServer {
   }
 
   async start (): Promise<void> {
-    if (this.listener != null) return
+    if (this.server != null) return
     const { host, port } = parseListen(this.init.listen)
-    this.listener = await listen((req, res) => { void this.handle(req, res) }, host, port)
-    this.log?.('listening on %s:%d', this.listener.address.host, this.listener.address.port)
+    const server = createAppServer({ host, port, name: 'the metrics endpoint' }, {
+      log: this.log,
+      open: async () => ({ app: (req, res) => { void this.handle(req, res) } })
+    })
+    await server.start()
+    this.server = server
   }
 
   async stop (): Promise<void> {
-    await this.listener?.close()
-    this.listener = undefined
+    await this.server?.stop()
+    this.server = undefined
   }
 
   address (): { host: string, port: number } {
-    if (this.listener == null) throw new NotStartedError('the metrics endpoint is not listening')
-    return { ...this.listener.address }
+    if (this.server == null) throw new NotStartedError('the metrics endpoint is not listening')
+    return this.server.address()
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {

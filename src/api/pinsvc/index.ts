@@ -2,17 +2,17 @@
 // table on the base shared with the REST API (auth, listener, error mapping, CID parsing).
 import { join } from 'node:path'
 import express from 'express'
-import { NotStartedError, ShuttingDownError } from '../../errors.js'
 import { authenticate, tokenHandler } from '../auth.js'
-import { errorHandler, heavyRequests, jsonContentType, listen, notFound, queryOf, requestSignals, sendJson, strictSlash } from '../common.js'
+import { errorHandler, heavyRequests, jsonContentType, notFound, queryOf, requestSignals, sendJson, strictSlash } from '../common.js'
 import { pinsvcErrorBody } from '../errors.js'
 import { parseListen } from '../rest/index.js'
 import { parseListQuery, parsePinBody } from './query.js'
 import { RequestIndex } from './request-index.js'
 import { PinService } from './service.js'
-import type { ClusterAPI, Pinset, Startable } from '../../components.js'
+import type { ClusterAPI, Pinset } from '../../components.js'
 import type { Credentials } from '../auth.js'
-import type { HeavyRequests, Listener } from '../common.js'
+import type { HeavyRequests } from '../common.js'
+import { createAppServer, type AppServer } from '../server.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
 import type { Express } from 'express'
 
@@ -40,10 +40,8 @@ export interface PinningApiComponents {
   addressesOf: (peer: string) => Promise<string[]>
 }
 
-export interface PinningApi extends Startable {
-  /** The bound address (the real port when listening on port 0). */
-  address(): { host: string, port: number }
-}
+/** Started: the request index open and the app listening. */
+export type PinningApi = AppServer
 
 export interface PinningAppInit {
   basicAuth?: Credentials | null
@@ -99,42 +97,21 @@ export function createPinningApp (init: PinningAppInit, components: PinningAppCo
 export function createPinningApi (init: PinningApiInit, components: PinningApiComponents): PinningApi {
   const { host, port } = parseListen(init.listen)
   const log = components.logger?.forComponent('cairn:api:pinsvc')
-  let index: RequestIndex | undefined
-  let listener: Listener | undefined
-  let stopping: AbortController | undefined
-  let unwatch: (() => void) | undefined
-
-  return {
-    async start () {
-      if (listener !== undefined) return
-      index = new RequestIndex(join(init.dataDir, 'pinsvc'), components.pinset, log)
+  return createAppServer({ host, port, name: 'the pinning service API' }, {
+    log,
+    open: async signal => {
+      const index = new RequestIndex(join(init.dataDir, 'pinsvc'), components.pinset, log)
       await index.start()
-      stopping = new AbortController()
       const { cluster, pinset, peerId, addressesOf } = components
       const service = new PinService({ cluster, pinset, peerId, addressesOf, index, log })
-      unwatch = service.watch()
-      const app = createPinningApp({ basicAuth: init.basicAuth, signal: stopping.signal }, { service, log, heavy: components.heavy })
-      try {
-        listener = await listen(app, host, port)
-      } catch (err) {
-        unwatch?.()
-        await index.stop()
-        index = undefined
-        throw err
+      const unwatch = service.watch()
+      return {
+        app: createPinningApp({ basicAuth: init.basicAuth, signal }, { service, log, heavy: components.heavy }),
+        close: async () => {
+          unwatch()
+          await index.stop()
+        }
       }
-      log?.('listening on %s:%d', listener.address.host, listener.address.port)
-    },
-    async stop () {
-      stopping?.abort(new ShuttingDownError())
-      await listener?.close()
-      listener = undefined
-      unwatch?.()
-      await index?.stop()
-      index = undefined
-    },
-    address () {
-      if (listener === undefined) throw new NotStartedError('the pinning service API is not listening')
-      return { ...listener.address }
     }
-  }
+  })
 }

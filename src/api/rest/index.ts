@@ -2,11 +2,11 @@
 // Paths, JSON field names, status codes and streaming rules are IPFS Cluster's; see the shared reference §1.
 import { peerIdFromString } from '@libp2p/peer-id'
 import express from 'express'
-import { ConfigError, InvalidParameterError, NotStartedError, ShuttingDownError } from '../../errors.js'
+import { ConfigError, InvalidParameterError } from '../../errors.js'
 import { VERSION } from '../../version.js'
 import { authenticate, tokenHandler } from '../auth.js'
 import {
-  errorHandler, heavyRequests, jsonContentType, listen, notFound, parseCid, queryOf, requestSignals, sendJson, sendNdjson,
+  errorHandler, heavyRequests, jsonContentType, notFound, parseCid, queryOf, requestSignals, sendJson, sendNdjson,
   strictSlash
 } from '../common.js'
 import { restErrorBody } from '../errors.js'
@@ -14,9 +14,10 @@ import { parseStatusFilter, parseTypeFilter } from './filters.js'
 import { registerReprovideRoutes } from './reprovide.js'
 import { parseMultipart, singleFile } from './multipart.js'
 import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
-import type { ClusterAPI, ReprovideAPI, Startable } from '../../components.js'
+import type { ClusterAPI, ReprovideAPI } from '../../components.js'
 import type { Credentials } from '../auth.js'
-import type { HeavyRequests, Listener } from '../common.js'
+import type { HeavyRequests } from '../common.js'
+import { createAppServer, type AppServer } from '../server.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
 import type { Express, Request, RequestHandler, Response } from 'express'
 
@@ -38,10 +39,7 @@ export interface RestApiComponents {
   heavy?: HeavyRequests
 }
 
-export interface RestApi extends Startable {
-  /** The bound address (the real port when listening on port 0). */
-  address(): { host: string, port: number }
-}
+export type RestApi = AppServer
 
 export interface RestAppInit {
   basicAuth?: Credentials | null
@@ -201,25 +199,10 @@ function observeRequests (observe: NonNullable<RestAppComponents['observe']>): R
 export function createRestApi (init: RestApiInit, components: RestApiComponents): RestApi {
   const { host, port } = parseListen(init.listen)
   const log = components.logger?.forComponent('cairn:api:rest')
-  let listener: Listener | undefined
-  let stopping: AbortController | undefined
-
-  return {
-    async start () {
-      if (listener !== undefined) return
-      stopping = new AbortController()
-      const app = createRestApp({ basicAuth: init.basicAuth, signal: stopping.signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, heavy: components.heavy })
-      listener = await listen(app, host, port)
-      log?.('listening on %s:%d', listener.address.host, listener.address.port)
-    },
-    async stop () {
-      stopping?.abort(new ShuttingDownError())
-      await listener?.close()
-      listener = undefined
-    },
-    address () {
-      if (listener === undefined) throw new NotStartedError('the REST API is not listening')
-      return { ...listener.address }
-    }
-  }
+  return createAppServer({ host, port, name: 'the REST API' }, {
+    log,
+    open: async signal => ({
+      app: createRestApp({ basicAuth: init.basicAuth, signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, heavy: components.heavy })
+    })
+  })
 }

@@ -42,7 +42,7 @@ export interface IpfsConnector extends Startable {
   pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void, maxRepoBytes?: number }): Promise<void>
   unpin(cid: CID, options?: AbortOptions): Promise<void>
   isPinned(cid: CID, options?: AbortOptions): Promise<boolean>
-  /** Whether the pin with this pinset key (cidKey) is held here, from memory (false while stopped). */
+  /** Whether the pin with this pinset key (pinKey) is held here, from memory (false while stopped). */
   holdsPin(key: string): boolean
   /** Every CID pinned locally (roots only). */
   pinLs(options?: AbortOptions): AsyncIterable<CID>

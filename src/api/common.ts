@@ -6,6 +6,7 @@ import { createServer } from 'node:http'
 import { DEFAULT_MAX_HEAVY_REQUESTS } from '../config/schema.js'
 import { ConfigError, TooManyRequestsError } from '../errors.js'
 import { parseUserCid } from '../utils/cid.js'
+import { pinKey, type PinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
 import type { CID } from 'multiformats/cid'
 import { restErrorBody, toHttpError } from './errors.js'
@@ -18,7 +19,7 @@ import type { Socket } from 'node:net'
 export interface ParsedCid {
   cid: CID
   /** The pinset key: CIDv1 in base32, whatever form the user gave (computed when read). */
-  readonly key: string
+  readonly key: PinKey
 }
 
 /** Parses a CID in any multibase (or a bare CIDv0); throws InvalidCIDError naming the input and what is wrong. */
@@ -26,7 +27,7 @@ export function parseCid (str: string): ParsedCid {
   const cid = parseUserCid(str)
   return {
     cid,
-    get key () { return cid.toV1().toString() }
+    get key () { return pinKey(cid) }
   }
 }
 

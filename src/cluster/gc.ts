@@ -2,7 +2,7 @@
 // but keeps what other peers still need from it; on a schedule when the pinset changed since the last one.
 import { CID } from 'multiformats/cid'
 import { copiesCount } from '../allocator/index.js'
-import { cidKey } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { mapLimit } from '../utils/concurrency.js'
 import { isAllocated } from './views.js'
 import type { Peerset } from './peerset.js'
@@ -64,7 +64,7 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
     // one pass without awaiting (the pinset may change between awaits), keeping only the pins not held here
     const elsewhere: Pin[] = []
     for (const pin of pinset.list()) {
-      if (pin.type === 'meta-pin' || importer.holdsPin(cidKey(pin.cid))) continue
+      if (pin.type === 'meta-pin' || importer.holdsPin(pinKey(pin.cid))) continue
       if (isAllocated(pin, self)) out.push(root(pin))
       else elsewhere.push(pin)
     }

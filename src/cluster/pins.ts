@@ -3,7 +3,8 @@
 import { CID } from 'multiformats/cid'
 import { FollowerModeError, InvalidParameterError, NotInPinsetError, UnknownPeerError } from '../errors.js'
 import { readClusterDag } from '../adder/sharding.js'
-import { checkReadable, cidKey, parseUserCid } from '../utils/cid.js'
+import { checkReadable, parseUserCid } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { ZERO_TIME } from '../types/wire.js'
 import type { Peerset } from './peerset.js'
 import type { AbortOptions, Allocator, Importer, Pinset, PinOptions } from '../components.js'
@@ -106,7 +107,7 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     await checkReadable(parsed, components.importer.helia)
     let existing = pinset.get(cid)
     const updateFrom = options.pin_update != null ? parseUserCid(options.pin_update) : undefined
-    if (updateFrom != null && cidKey(updateFrom) !== cidKey(parsed)) {
+    if (updateFrom != null && pinKey(updateFrom) !== pinKey(parsed)) {
       // As IPFS Cluster's PinUpdate, whether or not the new CID is pinned already: the new pin takes the old one's
       // replication and allocations (so the same peers pin it and fetch only the blocks that differ), and its
       // other options unless given

@@ -1,6 +1,7 @@
 // Cluster-wide status: each allocated peer is asked over RPC for its view of a CID (or of every CID) and the
 // answers are merged into IPFS Cluster's GlobalPinInfo; recover asks the same peers to retry their errors.
-import { cidKey, parseUserCid } from '../utils/cid.js'
+import { parseUserCid } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
 import { globalFrom, holds, isAllocated, lostShort, remoteShort, toShort } from './views.js'
 import type { Peerset } from './peerset.js'
@@ -88,7 +89,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
         const source = peer === self ? tracker.statusAll(options) : rpc.call<PinInfo>(peer, 'statusAll', {}, options)
         for await (const info of source) {
           peerset.setName(peer, info.peername)
-          const key = cidKey(info.cid)
+          const key = pinKey(info.cid)
           let map = byCid.get(key)
           if (map == null) { map = {}; byCid.set(key, map) }
           map[peer] = toShort(info)
@@ -113,7 +114,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
     for (const pin of pinset.list()) {
       options.signal?.throwIfAborted()
       if (turn.spent()) await turn.yield()
-      const g = emit(cidKey(pin.cid), pin)
+      const g = emit(pinKey(pin.cid), pin)
       if (keep(g)) yield g
     }
     // CIDs no longer in the pinset that some peer still reports (unpinning, unpin_error).
@@ -150,7 +151,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
       try {
         const source = peer === self ? tracker.recoverAll(options) : rpc.call<PinInfo>(peer, 'recoverAll', {}, options)
         for await (const info of source) {
-          const key = cidKey(info.cid)
+          const key = pinKey(info.cid)
           byCid.set(key, { ...byCid.get(key), [peer]: toShort(info) })
         }
       } catch (err) {

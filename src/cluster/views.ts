@@ -1,7 +1,7 @@
 // How one peer's pin status is shown in a cluster-wide answer (IPFS Cluster's GlobalPinInfo and PinInfoShort),
 // and who is to hold a pin: pure functions shared by the status fan-out, repo GC and sharded adds.
 import { createHash } from 'node:crypto'
-import { cidKey } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { lostPeerError, ZERO_TIME } from '../types/wire.js'
 import type { LostPeer } from '../components.js'
 import type { GlobalPinInfo, Pin, PinInfo, PinInfoShort, TrackerStatus } from '../types/wire.js'
@@ -59,7 +59,7 @@ export function holds (pin: Pin, peer: string): boolean {
 
 /** The peer XOR-closest to a CID (sha256 of both), so every trusted peer agrees on who acts for it. */
 export function closestPeer (cid: string, peers: string[]): string | undefined {
-  const key = createHash('sha256').update(cidKey(cid)).digest()
+  const key = createHash('sha256').update(pinKey(cid)).digest()
   let best: string | undefined
   let bestDist: Buffer | undefined
   for (const p of peers) {

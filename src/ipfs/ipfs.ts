@@ -16,7 +16,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { guardedLevel } from '../storage/guarded-level.js'
-import { cidKey } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
@@ -65,7 +65,7 @@ interface Running {
   datastore: LevelDatastore
   /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
   hostDatastore: HostDatastore
-  /** Helia's pin records by cidKey, loaded at start and kept by pin/unpin: pin checks read no database. */
+  /** Helia's pin records by pinKey, loaded at start and kept by pin/unpin: pin checks read no database. */
   pins: Map<string, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
@@ -148,7 +148,7 @@ export class IpfsNodeImpl implements IpfsNode {
       await helia.start()
       const pins = new Map<string, PinnedRoot>()
       for await (const pin of helia.pins.ls()) {
-        pins.set(cidKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
+        pins.set(pinKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
       }
       const bitswap = installBitswapSender(helia, this.init.bitswap ?? {}, {
         libp2p: helia.libp2p,
@@ -310,7 +310,7 @@ export class IpfsNodeImpl implements IpfsNode {
 
   async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {
     options.signal?.throwIfAborted()
-    return this.require().pins.has(cidKey(cid))
+    return this.require().pins.has(pinKey(cid))
   }
 
   holdsPin (key: string): boolean {
@@ -330,7 +330,7 @@ export class IpfsNodeImpl implements IpfsNode {
     for (const cid of cids) {
       options.signal?.throwIfAborted()
       // every block held for a pin has a record (claimed or referenced): a block with none belongs to no local pin
-      if (running.pins.has(cidKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
+      if (running.pins.has(pinKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
       if (!(await running.blockstore.has(cid, options))) continue
       await this.deleteBlock(running, cid, options)
       dropped++

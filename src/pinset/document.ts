@@ -2,7 +2,7 @@
 // Local transactions (a commit) hold their changes back until their envelopes are stored; remote ones (envelopes,
 // snapshots, checkpoints) are told at once. Origins tell the two apart (yjs' origin tagging).
 import * as Y from 'yjs'
-import { tryCidKey } from '../utils/cid.js'
+import { tryPinKey } from '../utils/keys.js'
 import { decodePin } from './codec.js'
 import { applyState, type StateSource } from './state.js'
 import type { Pin, PinsetChange } from '../components.js'
@@ -87,15 +87,15 @@ export class PinsetDocument {
 
   // ----- reads
 
-  // Keys are CIDv1 base32 (cidKey); callers may pass any form of a CID.
+  // Keys are CIDv1 base32 (pinKey); callers may pass any form of a CID.
   get (cid: string): Pin | undefined {
-    const key = tryCidKey(cid)
+    const key = tryPinKey(cid)
     const value = key == null ? undefined : this.map.get(key)
     return value == null ? undefined : decodePin(value, key!)
   }
 
   has (cid: string): boolean {
-    const key = tryCidKey(cid)
+    const key = tryPinKey(cid)
     return key != null && this.map.has(key)
   }
 

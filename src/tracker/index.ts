@@ -4,7 +4,7 @@
 import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../errors.js'
 import { asInsufficientStorage } from '../storage/disk.js'
-import { cidKey, pinsetKey } from '../utils/cid.js'
+import { heldPinKey, pinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
 import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
@@ -90,7 +90,7 @@ class StatelessTracker implements PinTracker {
     this.started = true
     this.unsubscribe = this.components.pinset.onChange(change => {
       for (const pin of change.added) {
-        const key = pinsetKey(pin.cid)
+        const key = heldPinKey(pin.cid)
         if (this.wanted(pin)) this.enqueue(key, 'pin')
         else this.drop(key)
       }
@@ -289,7 +289,7 @@ class StatelessTracker implements PinTracker {
   }
 
   async status (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    return await this.statusOf(cidKey(cid), options)
+    return await this.statusOf(pinKey(cid), options)
   }
 
   async * statusAll (options?: AbortOptions): AsyncIterable<PinInfo> {
@@ -299,7 +299,7 @@ class StatelessTracker implements PinTracker {
     for (const pin of pinset.list()) {
       options?.signal?.throwIfAborted()
       if (turn.spent()) await turn.yield()
-      yield await this.statusOf(cidKey(pin.cid), options, pin)
+      yield await this.statusOf(pinKey(pin.cid), options, pin)
     }
     // In-flight or failed unpins of CIDs already gone from the pinset.
     for (const op of [...this.ops.values()]) {
@@ -308,7 +308,7 @@ class StatelessTracker implements PinTracker {
   }
 
   async recover (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    const key = cidKey(cid)
+    const key = pinKey(cid)
     await this.recoverOne(key, options)
     return await this.statusOf(key, options)
   }
@@ -341,11 +341,11 @@ class StatelessTracker implements PinTracker {
     try {
       for (const pin of [...this.components.pinset.list()]) {
         if (!this.started) return [...queued]
-        const key = cidKey(pin.cid)
+        const key = pinKey(pin.cid)
         if (await this.recoverOne(key, options)) queued.add(key)
       }
       for await (const cid of this.components.ipfs.pinLs(options)) {
-        const key = cidKey(cid)
+        const key = pinKey(cid)
         if (!this.wanted(this.components.pinset.get(key)) && !this.ops.has(key)) {
           this.enqueue(key, 'unpin')
           queued.add(key)

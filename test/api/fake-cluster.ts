@@ -5,7 +5,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
 import { ZERO_TIME } from '../../src/types/wire.js'
-import { tryCidKey } from '../../src/utils/cid.js'
+import { tryPinKey } from '../../src/utils/keys.js'
 import { sleep } from '../util.js'
 import type { AbortOptions, AddEntry, AddParams, ClusterAPI, PinOptions } from '../../src/components.js'
 import type { AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinType, TrackerStatus, AlertInfo, MetricInfo } from '../../src/types/wire.js'
@@ -15,7 +15,7 @@ export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 export interface ReceivedEntry { path: string, content?: string, link?: string }
 
 /** As the real pinset: any form of a CID finds its pin (names that are not CIDs key themselves). */
-const keyOf = (cid: string): string => tryCidKey(cid) ?? cid
+const keyOf = (cid: string): string => tryPinKey(cid) ?? cid
 
 export class FakeCluster implements ClusterAPI {
   /** By CIDv1 base32 key. */

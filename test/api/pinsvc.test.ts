@@ -15,7 +15,7 @@ import { PinService } from '../../src/api/pinsvc/service.js'
 import { svcStatusOf } from '../../src/api/pinsvc/status.js'
 import { type PinsetChange } from '../../src/components.js'
 import { ZERO_TIME, type GlobalPinInfo, type Pin, type TrackerStatus } from '../../src/types/wire.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, tempDir, waitFor } from '../util.js'
 import { FakeCluster, PEER } from './fake-cluster.js'
@@ -421,12 +421,12 @@ describe('pinning service write lost to a concurrent one', () => {
     // (without our request) is what reaches the pinset
     cluster.pin = async (cid, options) => {
       const pin = cluster.makePin(cid, { ...options, metadata: {} })
-      cluster.pins.set(cidKey(cid), pin)
+      cluster.pins.set(pinKey(cid), pin)
       for (const listener of listeners) listener({ added: [pin], removed: [], local: false })
       return pin
     }
     const pinset = {
-      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      get: (cid: string) => cluster.pins.get(pinKey(cid)),
       list: () => cluster.pins.values(),
       onChange: (listener: (change: PinsetChange) => void) => { listeners.add(listener); return () => { listeners.delete(listener) } }
     }
@@ -452,7 +452,7 @@ describe('pinning service: requests watched for a lost write', () => {
     const dir = await tempDir('cairn-pinsvc-watch-')
     const cluster = new FakeCluster()
     const pinset = {
-      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      get: (cid: string) => cluster.pins.get(pinKey(cid)),
       list: () => cluster.pins.values(),
       onChange: () => () => {}
     }

@@ -5,7 +5,7 @@ import { afterEach, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../../src/errors.js'
 import { createTracker, type TrackerInit } from '../../src/tracker/index.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { fakeCid, pinOf } from '../pinset/fixtures.js'
 import { quietLogger, sleep, waitFor } from '../util.js'
 import type { AbortOptions, IpfsConnector, Pin, PinsetChange, PinTracker } from '../../src/components.js'
@@ -26,7 +26,7 @@ class FakeIpfs implements IpfsConnector {
   async stop (): Promise<void> {}
 
   async pin (cid: CID, options: AbortOptions = {}): Promise<void> {
-    const key = cidKey(cid.toString())
+    const key = pinKey(cid.toString())
     this.pinCalls.push({ cid: key, at: performance.now(), signal: options.signal })
     if (this.hold) {
       await new Promise<void>((resolve, reject) => {
@@ -43,12 +43,12 @@ class FakeIpfs implements IpfsConnector {
   }
 
   async unpin (cid: CID): Promise<void> {
-    const key = cidKey(cid.toString())
+    const key = pinKey(cid.toString())
     this.unpinCalls.push(key)
     this.pinned.delete(key)
   }
 
-  async isPinned (cid: CID): Promise<boolean> { return this.pinned.has(cidKey(cid.toString())) }
+  async isPinned (cid: CID): Promise<boolean> { return this.pinned.has(pinKey(cid.toString())) }
   holdsPin (key: string): boolean { return this.pinned.has(key) }
   async * pinLs (): AsyncIterable<CID> { for (const key of [...this.pinned]) yield CID.parse(key) }
   async hasBlock (): Promise<boolean> { return false }

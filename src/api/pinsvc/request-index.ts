@@ -4,7 +4,7 @@
 //   r!<requestid>           -> <created>
 //   c!<cid key>!<requestid> -> <created>
 import { guardedLevel, type GuardedLevel } from '../../storage/guarded-level.js'
-import { cidKey } from '../../utils/cid.js'
+import { pinKey } from '../../utils/keys.js'
 import { hasRequests, requestsOf, type PinRequest } from './requests.js'
 import type { Pinset, PinsetChange } from '../../components.js'
 import type { Pin } from '../../types/wire.js'
@@ -51,7 +51,7 @@ export class RequestIndex {
       const added = change.added.filter(pin => {
         if (hasRequests(pin)) {
           this.indexed.add(pin.cid)
-          this.indexed.add(cidKey(pin.cid))
+          this.indexed.add(pinKey(pin.cid))
           return true
         }
         return this.indexed.has(pin.cid)
@@ -85,7 +85,7 @@ export class RequestIndex {
 
   /** The requests for one CID, newest first. */
   async byCid (cid: string, range: ScanRange = {}): Promise<IndexedRequest[]> {
-    const key = cidKey(cid)
+    const key = pinKey(cid)
     const out: IndexedRequest[] = []
     for await (const [k, created] of this.db.iterator({ gt: cidPrefix(key), lt: `${cidPrefix(key)}\xff` })) {
       if (range.before !== undefined && created >= range.before) continue
@@ -108,8 +108,8 @@ export class RequestIndex {
 
   private async apply (change: PinsetChange): Promise<void> {
     const ops: Op[] = []
-    for (const pin of change.added) ops.push(...await this.diff(cidKey(pin.cid), pin))
-    for (const cid of change.removed) ops.push(...await this.diff(cidKey(cid), undefined))
+    for (const pin of change.added) ops.push(...await this.diff(pinKey(pin.cid), pin))
+    for (const cid of change.removed) ops.push(...await this.diff(pinKey(cid), undefined))
     if (ops.length > 0) await this.db.batch(ops)
   }
 
@@ -158,8 +158,8 @@ export class RequestIndex {
     for (const pin of this.pinset.list()) {
       if (!hasRequests(pin)) continue
       this.indexed.add(pin.cid)
-      this.indexed.add(cidKey(pin.cid))
-      ops.push(...await this.diff(cidKey(pin.cid), pin))
+      this.indexed.add(pinKey(pin.cid))
+      ops.push(...await this.diff(pinKey(pin.cid), pin))
       if (ops.length >= 1000) await flush()
     }
     await flush()

@@ -3,6 +3,7 @@
 // (as IPFS Cluster does), or the one that found the audit failure or was asked.
 import { ShuttingDownError, UnknownPeerError } from '../errors.js'
 import { ZERO_TIME } from '../types/wire.js'
+import { parseCid } from '../utils/cid.js'
 import { closestPeer } from './views.js'
 import { requireWriter, type Pins } from './pins.js'
 import type { Peerset } from './peerset.js'
@@ -61,7 +62,7 @@ export function createRebalancer (init: RebalanceInit, components: RebalanceComp
         continue
       }
       try {
-        const next = await components.pins.build(pin.cid, {
+        const next = await components.pins.build(parseCid(pin.cid), {
           name: pin.name, mode: pin.mode, replication_factor_min: pin.replication_factor_min,
           replication_factor_max: pin.replication_factor_max, shard_size: pin.shard_size,
           expire_at: pin.expire_at, metadata: pin.metadata ?? undefined, origins: pin.origins,

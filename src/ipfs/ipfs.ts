@@ -16,7 +16,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { guardedLevel } from '../storage/guarded-level.js'
-import { pinKey } from '../utils/keys.js'
+import { pinKey, type PinKey } from '../utils/keys.js'
 import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
@@ -313,7 +313,7 @@ export class IpfsNodeImpl implements IpfsNode {
     return this.require().pins.has(pinKey(cid))
   }
 
-  holdsPin (key: string): boolean {
+  holdsPin (key: PinKey): boolean {
     return this.running?.pins.has(key) ?? false
   }
 

@@ -5,7 +5,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { parseCid } from '../api/common.js'
+import { parseCid } from '../utils/cid.js'
 import { parseRfc3339 } from '../api/rest/pin-options.js'
 import { InvalidParameterError } from '../errors.js'
 import { pinKey } from '../utils/keys.js'

@@ -1,10 +1,10 @@
 // The pin tracker: reconciles what the pinset wants on this peer with what the local IPFS holds. Like IPFS
 // Cluster's stateless tracker it keeps only in-flight and failed operations in memory; every other status is
 // derived from the pinset plus the local pins, so a restart resumes by reconciling again.
-import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../errors.js'
 import { asInsufficientStorage } from '../storage/disk.js'
-import { heldPinKey, pinKey } from '../utils/keys.js'
+import { parseCid } from '../utils/cid.js'
+import { heldPinKey, pinKey, type PinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
 import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
@@ -41,7 +41,7 @@ type OpType = 'pin' | 'unpin'
 type Phase = 'queued' | 'in_progress' | 'error'
 
 interface Op {
-  cid: string
+  cid: PinKey
   type: OpType
   phase: Phase
   attempts: number
@@ -68,8 +68,8 @@ export function createTracker (init: TrackerInit, components: TrackerComponents)
 
 class StatelessTracker implements PinTracker {
   private readonly log: Logger
-  private readonly ops = new Map<string, Op>()
-  private queue: string[] = []
+  private readonly ops = new Map<PinKey, Op>()
+  private queue: PinKey[] = []
   private queueHead = 0
   private active = 0
   private generation = 0
@@ -95,7 +95,7 @@ class StatelessTracker implements PinTracker {
         else this.drop(key)
       }
       // a removed CID may have been added again since
-      for (const cid of change.removed) if (!this.wanted(this.components.pinset.get(cid))) this.drop(cid)
+      for (const cid of change.removed) if (!this.wanted(this.components.pinset.get(cid))) this.drop(heldPinKey(cid))
     })
     this.recoverTimer = setInterval(() => { void this.reconcile() }, this.init.recoverIntervalMs ?? 12 * 60_000)
     this.recoverTimer.unref()
@@ -129,14 +129,14 @@ class StatelessTracker implements PinTracker {
    * when it is held here; nothing happens otherwise. A follower sees every pin allocated elsewhere go by (all of
    * them at once when it loads a checkpoint), so this decides from memory, without an async check per pin.
    */
-  private drop (cid: string): void {
+  private drop (cid: PinKey): void {
     const op = this.ops.get(cid)
     if (op?.type === 'unpin' && op.phase !== 'error') return
     if (op != null || this.components.ipfs.holdsPin(cid)) this.enqueue(cid, 'unpin')
   }
 
   /** Replaces any operation on cid by a fresh one of this type at the back of the queue. */
-  private enqueue (cid: string, type: OpType): void {
+  private enqueue (cid: PinKey, type: OpType): void {
     const existing = this.ops.get(cid)
     if (existing != null) {
       if (existing.type === type && existing.phase !== 'error') return
@@ -189,7 +189,7 @@ class StatelessTracker implements PinTracker {
       idle = setTimeout(() => { controller.abort(new Error(`no progress for ${timeoutMs / 1000}s (pin_timeout)`)) }, timeoutMs)
     }
     try {
-      const cid = CID.parse(op.cid)
+      const cid = parseCid(op.cid)
       if (op.type === 'pin') {
         const pin = pinset.get(op.cid)
         if (!this.wanted(pin)) return this.finish(op)
@@ -248,7 +248,7 @@ class StatelessTracker implements PinTracker {
   // ----- status
 
   /** `pin`: the pinset's pin for `cid` when the caller has it already (the pinset is not read again). */
-  private async statusOf (cid: string, options?: AbortOptions, pin = this.components.pinset.get(cid)): Promise<PinInfo> {
+  private async statusOf (cid: PinKey, options?: AbortOptions, pin = this.components.pinset.get(cid)): Promise<PinInfo> {
     const { peerId } = this.components
     const op = this.ops.get(cid)
     let status: TrackerStatus
@@ -264,7 +264,7 @@ class StatelessTracker implements PinTracker {
       status = 'sharded'
     } else if (!isAllocatedTo(pin, peerId)) {
       status = 'remote'
-    } else if (await this.components.ipfs.isPinned(CID.parse(cid), options)) {
+    } else if (await this.components.ipfs.isPinned(parseCid(cid), options)) {
       status = 'pinned'
     } else {
       status = 'unexpectedly_unpinned'
@@ -288,8 +288,8 @@ class StatelessTracker implements PinTracker {
     }
   }
 
-  async status (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    return await this.statusOf(pinKey(cid), options)
+  async status (key: PinKey, options?: AbortOptions): Promise<PinInfo> {
+    return await this.statusOf(key, options)
   }
 
   async * statusAll (options?: AbortOptions): AsyncIterable<PinInfo> {
@@ -299,7 +299,7 @@ class StatelessTracker implements PinTracker {
     for (const pin of pinset.list()) {
       options?.signal?.throwIfAborted()
       if (turn.spent()) await turn.yield()
-      yield await this.statusOf(pinKey(pin.cid), options, pin)
+      yield await this.statusOf(heldPinKey(pin.cid), options, pin)
     }
     // In-flight or failed unpins of CIDs already gone from the pinset.
     for (const op of [...this.ops.values()]) {
@@ -307,14 +307,13 @@ class StatelessTracker implements PinTracker {
     }
   }
 
-  async recover (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    const key = pinKey(cid)
+  async recover (key: PinKey, options?: AbortOptions): Promise<PinInfo> {
     await this.recoverOne(key, options)
     return await this.statusOf(key, options)
   }
 
   /** Re-queues cid when it is in error or not where it should be; true if it was re-queued. */
-  private async recoverOne (cid: string, options?: AbortOptions): Promise<boolean> {
+  private async recoverOne (cid: PinKey, options?: AbortOptions): Promise<boolean> {
     const op = this.ops.get(cid)
     if (op != null) {
       if (op.phase !== 'error') return false
@@ -325,7 +324,7 @@ class StatelessTracker implements PinTracker {
       return true
     }
     const pin = this.components.pinset.get(cid)
-    const pinned = await this.components.ipfs.isPinned(CID.parse(cid), options)
+    const pinned = await this.components.ipfs.isPinned(parseCid(cid), options)
     if (this.wanted(pin) && !pinned) { this.enqueue(cid, 'pin'); return true }
     if (!this.wanted(pin) && pinned) { this.enqueue(cid, 'unpin'); return true }
     return false
@@ -336,12 +335,12 @@ class StatelessTracker implements PinTracker {
   }
 
   /** Compares the whole pinset with the local pins and queues the differences; returns the CIDs queued. */
-  private async reconcile (options?: AbortOptions): Promise<string[]> {
-    const queued = new Set<string>()
+  private async reconcile (options?: AbortOptions): Promise<PinKey[]> {
+    const queued = new Set<PinKey>()
     try {
       for (const pin of [...this.components.pinset.list()]) {
         if (!this.started) return [...queued]
-        const key = pinKey(pin.cid)
+        const key = heldPinKey(pin.cid)
         if (await this.recoverOne(key, options)) queued.add(key)
       }
       for await (const cid of this.components.ipfs.pinLs(options)) {

@@ -92,7 +92,7 @@ describe('pin tracker', () => {
     return { ipfs, pinset, tracker }
   }
 
-  const status = async (t: PinTracker, cid: string): Promise<string> => (await t.status(cid)).status
+  const status = async (t: PinTracker, cid: string): Promise<string> => (await t.status(pinKey(cid))).status
 
   it('retries a failed pin until it succeeds, counting the attempts', async () => {
     const { ipfs, pinset, tracker } = await start()
@@ -117,7 +117,7 @@ describe('pin tracker', () => {
     // the cap: the last gap waits at most 1.25 x retry_max_ms = 100 ms, not base * 2^4 = 640 ms (at least 480 ms
     // with jitter): room left for a loaded machine
     assert.ok(gaps[4] < 400, `the capped gap took ${gaps[4].toFixed(0)} ms`)
-    const info = await tracker.status(cid)
+    const info = await tracker.status(pinKey(cid))
     assert.equal(info.status, 'pin_error')
     assert.equal(info.attempt_count, 6)
     assert.match(info.error, /no provider answered/)
@@ -132,11 +132,11 @@ describe('pin tracker', () => {
     // proves a NOT: no fourth attempt within 10 x the largest backoff it could have picked (20 * 2^2 * 1.25 ms)
     await sleep(1000)
     assert.equal(ipfs.pinCalls.length, 3)
-    const info = await tracker.status(cid)
+    const info = await tracker.status(pinKey(cid))
     assert.equal(info.status, 'pin_error')
     assert.equal(info.attempt_count, 3)
     // recover starts over (the fake now succeeds)
-    await tracker.recover(cid)
+    await tracker.recover(pinKey(cid))
     await waitFor(async () => await status(tracker, cid) === 'pinned', { timeoutMs: 5000, message: 'the recovered pin to succeed' })
     assert.equal(ipfs.pinCalls.length, 4)
   })
@@ -150,7 +150,7 @@ describe('pin tracker', () => {
     pinset.put(...cids.slice(1).map(c => pinOf(c)))
     assert.equal(tracker.queueLength(), 2)
     assert.deepEqual(await Promise.all(cids.map(async c => await status(tracker, c))), ['pinning', 'pin_queued', 'pin_queued', 'pin_error'])
-    assert.equal((await tracker.status(cids[3])).error, new QueueFullError().message)
+    assert.equal((await tracker.status(pinKey(cids[3]))).error, new QueueFullError().message)
     ipfs.hold = false
     ipfs.held.get(cids[0])?.()
     await waitFor(async () => await status(tracker, cids[2]) === 'pinned', { timeoutMs: 5000, message: 'the queue to drain' })

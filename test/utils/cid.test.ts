@@ -9,7 +9,7 @@ import { base64 } from 'multiformats/bases/base64'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
-import { parseCid, parseUserCid } from '../../src/utils/cid.js'
+import { parseCid } from '../../src/utils/cid.js'
 import { heldPinKey, pinKey } from '../../src/utils/keys.js'
 
 describe('heldPinKey', () => {
@@ -61,14 +61,14 @@ describe('parseCid', () => {
   })
 })
 
-describe('parseUserCid', () => {
+describe('parseCid', () => {
   const V0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
   const V1 = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 
   it('reads a CID in any multibase, and a bare CIDv0', () => {
     const cid = CID.parse(V1)
-    for (const s of [V1, V1.toUpperCase(), cid.toString(base16), cid.toString(base64)]) assert.ok(parseUserCid(s).equals(cid), s)
-    assert.equal(parseUserCid(V0).version, 0)
+    for (const s of [V1, V1.toUpperCase(), cid.toString(base16), cid.toString(base64)]) assert.ok(parseCid(s).equals(cid), s)
+    assert.equal(parseCid(V0).version, 0)
   })
 
   for (const [input, why] of [
@@ -88,12 +88,12 @@ describe('parseUserCid', () => {
     [`${V0} `, 'it contains whitespace']
   ] as const) {
     it(`says what is wrong with ${JSON.stringify(input)}`, () => {
-      assert.throws(() => parseUserCid(input), { name: 'InvalidCIDError', message: `invalid CID "${input}": ${why}` })
+      assert.throws(() => parseCid(input), { name: 'InvalidCIDError', message: `invalid CID "${input}": ${why}` })
     })
   }
 
   it('quotes at most 100 characters of a long input', () => {
     const long = 'x'.repeat(5000)
-    assert.throws(() => parseUserCid(long), (err: Error) => err.message.startsWith(`invalid CID "${'x'.repeat(100)}...": "x" is not a multibase prefix`))
+    assert.throws(() => parseCid(long), (err: Error) => err.message.startsWith(`invalid CID "${'x'.repeat(100)}...": "x" is not a multibase prefix`))
   })
 })

@@ -4,15 +4,15 @@
 //   r!<requestid>           -> <created>
 //   c!<cid key>!<requestid> -> <created>
 import { guardedLevel, type GuardedLevel } from '../../storage/guarded-level.js'
-import { pinKey } from '../../utils/keys.js'
+import { pinKey, type PinKey } from '../../utils/keys.js'
 import { hasRequests, requestsOf, type PinRequest } from './requests.js'
 import type { Pinset, PinsetChange } from '../../components.js'
 import type { Pin } from '../../types/wire.js'
 import type { Logger } from '@libp2p/logger'
 
 export interface IndexedRequest extends PinRequest {
-  /** The pinset key of the CID (CIDv1 base32). */
-  key: string
+  /** The pinset key of the CID. */
+  key: PinKey
 }
 
 export interface ScanRange {
@@ -84,8 +84,7 @@ export class RequestIndex {
   }
 
   /** The requests for one CID, newest first. */
-  async byCid (cid: string, range: ScanRange = {}): Promise<IndexedRequest[]> {
-    const key = pinKey(cid)
+  async byCid (key: PinKey, range: ScanRange = {}): Promise<IndexedRequest[]> {
     const out: IndexedRequest[] = []
     for await (const [k, created] of this.db.iterator({ gt: cidPrefix(key), lt: `${cidPrefix(key)}\xff` })) {
       if (range.before !== undefined && created >= range.before) continue
@@ -114,7 +113,7 @@ export class RequestIndex {
   }
 
   /** The writes that make the index hold exactly the requests of `pin` (none when undefined) for `key`. */
-  private async diff (key: string, pin: Pin | undefined): Promise<Op[]> {
+  private async diff (key: PinKey, pin: Pin | undefined): Promise<Op[]> {
     const wanted = new Map((pin === undefined ? [] : requestsOf(pin)).map(r => [r.requestid, r]))
     const ops: Op[] = []
     for await (const [k, created] of this.db.iterator({ gt: cidPrefix(key), lt: `${cidPrefix(key)}\xff` })) {
@@ -144,7 +143,7 @@ export class RequestIndex {
     }
     let lastKey = ''
     for await (const k of this.db.keys({ gt: 'c!', lt: 'c!\xff' })) {
-      const key = k.slice(2, k.indexOf('!', 2))
+      const key = k.slice(2, k.indexOf('!', 2)) as PinKey // written by diff() from a pinKey
       if (key === lastKey) continue
       lastKey = key
       this.indexed.add(key)

@@ -2,9 +2,9 @@
 // found by requestid and listed through this peer's level index (./request-index.ts).
 import { randomUUID } from 'node:crypto'
 import { FollowerModeError, InvalidBodyError, InvalidParameterError, NotFoundError } from '../../errors.js'
+import { parseCid } from '../../utils/cid.js'
 import { pinKey, type PinKey } from '../../utils/keys.js'
 import { turnBudget } from '../../utils/turns.js'
-import { parseCid } from '../common.js'
 import { validPinOptions } from '../pin-options.js'
 import { matchesMeta, matchesName, type ListQuery, type PinBody } from './query.js'
 import { hasRequests, isTombstoned, replacingRequest, requestKey, withoutRequest, withRequest, type PinRequest } from './requests.js'
@@ -135,7 +135,7 @@ export class PinService {
     this.requireWritable()
     const old = await this.find(requestid)
     const request = this.newRequest(body)
-    const key = parseCid(body.cid).key
+    const key = pinKey(body.root)
     if (key === old.key) {
       await this.locked(key, async () => {
         const pin = this.components.pinset.get(key)
@@ -225,7 +225,7 @@ export class PinService {
       const { options: rest, unpin } = withoutRequest(pin, request.requestid)
       // the tombstone goes out before the unpin: a peer that just added a request here then knows this was a delete
       await this.write(pin.cid, rest, options)
-      if (unpin) await this.components.cluster.unpin(pin.cid, options)
+      if (unpin) await this.components.cluster.unpin(parseCid(pin.cid), options)
     })
     await this.components.index.idle()
   }
@@ -235,7 +235,7 @@ export class PinService {
     if (size > MAX_PIN_METADATA_BYTES) {
       throw new InvalidParameterError(`too many pin requests on ${cid}: their entries would take ${size} bytes (at most ${MAX_PIN_METADATA_BYTES})`)
     }
-    await this.components.cluster.pin(cid, validPinOptions(pinOptions), options)
+    await this.components.cluster.pin(parseCid(cid), validPinOptions(pinOptions), options)
   }
 
   /** Read-modify-write of one pin at a time on this peer (the pin value is replaced whole). */
@@ -275,7 +275,7 @@ export class PinService {
     return { ...request, key: pinKey(request.cid) }
   }
 
-  private async * byCids (keys: string[], range: { before?: string, after?: string }): AsyncGenerator<IndexedRequest> {
+  private async * byCids (keys: PinKey[], range: { before?: string, after?: string }): AsyncGenerator<IndexedRequest> {
     const all = (await Promise.all(keys.map(async k => await this.components.index.byCid(k, range)))).flat()
     yield * all.sort((a, b) => a.created === b.created ? b.requestid.localeCompare(a.requestid) : b.created.localeCompare(a.created))
   }
@@ -331,7 +331,7 @@ class StatusLookup {
     await Promise.all(missing.map(async r => {
       const pin = pinset.get(r.key)
       if (pin === undefined) return
-      this.known.set(r.key, svcStatusOf(await cluster.status(pin.cid, this.options), pin))
+      this.known.set(r.key, svcStatusOf(await cluster.status(parseCid(pin.cid), this.options), pin))
     }))
   }
 }

@@ -2,7 +2,7 @@
 // writes each removal (and another takes over when that one is down). Pins with an expiry are indexed from
 // pinset changes, so a check never scans the whole pinset.
 import { ShuttingDownError } from '../errors.js'
-import { heldPinKey } from '../utils/keys.js'
+import { heldPinKey, type PinKey } from '../utils/keys.js'
 import { ZERO_TIME } from '../types/wire.js'
 import { closestPeer } from './views.js'
 import type { Monitor, Pinset, Startable } from '../components.js'
@@ -29,7 +29,7 @@ export function createExpiry (init: ExpiryInit, components: ExpiryComponents): S
   const { self, pinset, monitor } = components
   const log: Logger = components.logger.forComponent('cairn:cluster:expiry')
   /** heldPinKey -> expiry (ms since epoch) of every pin that has one. */
-  const expiring = new Map<string, number>()
+  const expiring = new Map<PinKey, number>()
   let timer: NodeJS.Timeout | undefined
   let stopIndex: (() => void) | undefined
   let shutdown = new AbortController()

@@ -4,6 +4,7 @@
 import { ShuttingDownError, UnknownPeerError } from '../errors.js'
 import { ZERO_TIME } from '../types/wire.js'
 import { parseCid } from '../utils/cid.js'
+import { heldPinKey } from '../utils/keys.js'
 import { closestPeer } from './views.js'
 import { requireWriter, type Pins } from './pins.js'
 import type { Peerset } from './peerset.js'
@@ -86,7 +87,7 @@ export function createRebalancer (init: RebalanceInit, components: RebalanceComp
     if (live.includes(lost)) return // it came back
     const trusted = live.filter(p => init.isTrusted(p) && p !== lost)
     if (!trusted.includes(self)) trusted.push(self)
-    await reallocateAway(lost, pin => closestPeer(pin.cid, trusted) === self, { signal: shutdown.signal })
+    await reallocateAway(lost, pin => closestPeer(heldPinKey(pin.cid), trusted) === self, { signal: shutdown.signal })
   }
 
   async function vacate (peerId: string, options: AbortOptions = {}): Promise<number> {

@@ -66,7 +66,7 @@ interface Running {
   /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
   hostDatastore: HostDatastore
   /** Helia's pin records by pinKey, loaded at start and kept by pin/unpin: pin checks read no database. */
-  pins: Map<string, PinnedRoot>
+  pins: Map<PinKey, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
   /** Pin records in Helia's keys, recursive pins counted by reference (pin-records.ts). */
@@ -146,7 +146,7 @@ export class IpfsNodeImpl implements IpfsNode {
       })
       helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore: hostDatastore, logger: this.logger })), { sendWantlistDebounce: 1 })
       await helia.start()
-      const pins = new Map<string, PinnedRoot>()
+      const pins = new Map<PinKey, PinnedRoot>()
       for await (const pin of helia.pins.ls()) {
         pins.set(pinKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
       }
@@ -214,7 +214,7 @@ export class IpfsNodeImpl implements IpfsNode {
     const { pins } = running
     // Helia keys pins by CIDv1 but records "pinned by" with the bytes given: use one form throughout
     const root = cid.toV1()
-    const key = root.toString()
+    const key = pinKey(root)
     // the CID's lock first, so that pins and unpins of a CID keep their call order; then, as blocks found held by
     // the local scan must stay until the pin is recorded, no repo GC meanwhile
     await this.withLock(key, options.signal, async () => await this.gcLock.shared(async () => {
@@ -275,7 +275,7 @@ export class IpfsNodeImpl implements IpfsNode {
   async unpin (cid: CID, options: AbortOptions = {}): Promise<void> {
     const running = this.require()
     const root = cid.toV1()
-    const key = root.toString()
+    const key = pinKey(root)
     await this.withLock(key, options.signal, async () => {
       if (!running.pins.has(key)) {
         return
@@ -427,7 +427,7 @@ export class IpfsNodeImpl implements IpfsNode {
 
   /** After a pins.add or pins.rm that failed part-way, Helia's record is the truth again. */
   private async reloadPin (running: Running, root: CID): Promise<void> {
-    const key = root.toString()
+    const key = pinKey(root)
     try {
       const record = await this.pinRecord(running.helia, root)
       if (record == null) {

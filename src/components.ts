@@ -8,6 +8,7 @@ import type {
 } from './types/wire.js'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
+import type { PinKey } from './utils/keys.js'
 
 // Modules not yet moved to src/types/wire.ts import the wire types from here.
 export * from './types/wire.js'
@@ -42,8 +43,8 @@ export interface IpfsConnector extends Startable {
   pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void, maxRepoBytes?: number }): Promise<void>
   unpin(cid: CID, options?: AbortOptions): Promise<void>
   isPinned(cid: CID, options?: AbortOptions): Promise<boolean>
-  /** Whether the pin with this pinset key (cidKey) is held here, from memory (false while stopped). */
-  holdsPin(key: string): boolean
+  /** Whether the pin with this pinset key (pinKey) is held here, from memory (false while stopped). */
+  holdsPin(key: PinKey): boolean
   /** Every CID pinned locally (roots only). */
   pinLs(options?: AbortOptions): AsyncIterable<CID>
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
@@ -138,7 +139,7 @@ export interface Importer {
   gc(options?: GcOptions): Promise<CID[]>
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Whether the pin with this pinset key is held here. */
-  holdsPin(key: string): boolean
+  holdsPin(key: PinKey): boolean
   /** The local store, for sharded adds. */
   readonly helia: Pick<Helia, 'blockstore' | 'getCodec' | 'getHasher'>
   /** Deletes those of the blocks that no local pin protects; resolves with how many were deleted. */
@@ -186,8 +187,9 @@ export interface CheckpointInfo {
 
 /** The shared pinset (Yjs over gossipsub + catch-up streams). */
 export interface Pinset extends Startable {
-  get(cid: string): Pin | undefined
-  has(cid: string): boolean
+  /** A CID, or a CID string in any form (each form of one CID finds the same pin). */
+  get(cid: CID | string): Pin | undefined
+  has(cid: CID | string): boolean
   size(): number
   list(): IterableIterator<Pin>
   /** Adds or replaces pins. Durable (fsynced) and broadcast before it resolves. */
@@ -212,11 +214,11 @@ export interface StatusFilter {
 /** Reconciles the pinset with what the local IPFS holds. */
 export interface PinTracker extends Startable {
   /** This peer's status of one CID. */
-  status(cid: string, options?: AbortOptions): Promise<PinInfo>
+  status(key: PinKey, options?: AbortOptions): Promise<PinInfo>
   /** This peer's status of every CID in the pinset (and of in-flight unpins). */
   statusAll(options?: AbortOptions): AsyncIterable<PinInfo>
   /** Re-queue a CID in an error state. */
-  recover(cid: string, options?: AbortOptions): Promise<PinInfo>
+  recover(key: PinKey, options?: AbortOptions): Promise<PinInfo>
   /** Re-queue every CID in an error state; yields those re-queued. */
   recoverAll(options?: AbortOptions): AsyncIterable<PinInfo>
   queueLength(): number
@@ -250,16 +252,16 @@ export interface ClusterAPI {
   /** The peerset's IDs, then those of lost peers (`error`: lostPeerError, with their last name and addresses). */
   peers(options?: AbortOptions): AsyncIterable<IDInfo>
   /** Validates options, writes the pin into the pinset (durable), returns it as committed. */
-  pin(cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin>
+  pin(cid: CID, options: PinOptions, opts?: AbortOptions): Promise<Pin>
   /** Removes from the pinset; NotInPinsetError if absent. Returns the pin as it was. */
-  unpin(cid: string, opts?: AbortOptions): Promise<Pin>
+  unpin(cid: CID, opts?: AbortOptions): Promise<Pin>
   /** The pinset (GET /allocations), optionally filtered by type. */
   allocations(types?: Set<PinType>): Iterable<Pin>
   /** NotInPinsetError if absent. */
-  allocation(cid: string): Pin
-  status(cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo>
-  statusAll(options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] }): AsyncIterable<GlobalPinInfo>
-  recover(cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo>
+  allocation(cid: CID): Pin
+  status(cid: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo>
+  statusAll(options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: CID[] }): AsyncIterable<GlobalPinInfo>
+  recover(cid: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo>
   recoverAll(options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo>
   /** Imports entries (or one CAR), pins the root unless no_pin; yields AddedOutput lines. */
   add(entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput>

@@ -3,12 +3,16 @@
 import { CID } from 'multiformats/cid'
 import { InvalidParameterError, ShuttingDownError } from '../errors.js'
 import { requireWriter } from '../cluster/pins.js'
+import { parseCid } from '../utils/cid.js'
 import { checkShardSize } from './sharding.js'
 import { pinSharded, type ShardedContext } from './sharded.js'
 import type { Adder, AdderComponents, AdderInit } from './index.js'
 import type { AbortOptions, AddEntry, AddParams } from '../components.js'
 import type { AddedOutput } from '../types/wire.js'
 import type { Logger } from '@libp2p/interface'
+
+/** The empty identity CID: what the pin options of an add are validated with before its root is known. */
+const EMPTY = CID.parse('bafkqaaa')
 
 /** How long an add without a pin keeps repo GC off after it ends (its pin comes in the next request). */
 const NO_PIN_HOLD_MS = 30_000
@@ -32,7 +36,7 @@ export class ClusterAdder implements Adder {
   async * add (entries: AsyncIterable<AddEntry>, params: AddParams, options: AbortOptions = {}): AsyncIterable<AddedOutput> {
     requireWriter(this.init.isWriter)
     // Validate the pin options before reading the body, so a bad request fails before any import work.
-    if (params.no_pin !== true) await this.components.pins.build('bafkqaaa', { ...params, name: params.name ?? '' })
+    if (params.no_pin !== true) await this.components.pins.build(EMPTY, { ...params, name: params.name ?? '' })
     if ((params.shard_size ?? 0) > 0) {
       checkShardSize(params.shard_size ?? 0)
       if (params.format === 'car') throw new InvalidParameterError('shard: a CAR cannot be added sharded; add the files instead')
@@ -78,10 +82,10 @@ export class ClusterAdder implements Adder {
     if (params.no_pin === true) return
     if ((params.shard_size ?? 0) > 0) {
       const ctx: ShardedContext = { components: this.components, log: this.log, signal: this.shutdown.signal }
-      await pinSharded(ctx, CID.parse(root.cid), { ...params, name: params.name ?? root.name }, options)
+      await pinSharded(ctx, parseCid(root.cid), { ...params, name: params.name ?? root.name }, options)
       return
     }
-    const pin = await this.components.pins.pin(root.cid, { ...params, name: params.name ?? root.name }, options)
+    const pin = await this.components.pins.pin(parseCid(root.cid), { ...params, name: params.name ?? root.name }, options)
     this.log('added and pinned %s (%s)', pin.cid, pin.name)
   }
 }

@@ -64,9 +64,9 @@ async function dropForeignShards ({ components, log, signal }: ShardedContext, d
   while (foreign.length > 0 && Date.now() < deadline && !signal.aborted) {
     for (let i = foreign.length - 1; i >= 0 && !signal.aborted; i--) {
       const shard = foreign[i]
-      const pin = components.pinset.get(shard.cid.toString())
+      const pin = components.pinset.get(shard.cid)
       if (pin == null) { foreign.splice(i, 1); continue } // unpinned meanwhile
-      const status = await components.status.status(shard.cid.toString(), { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) }).catch(() => undefined)
+      const status = await components.status.status(shard.cid, { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) }).catch(() => undefined)
       const pinned = pin.allocations.filter(p => copiesCount(components.trust, p) && status?.peer_map[p]?.status === 'pinned').length
       if (pinned < Math.max(1, pin.replication_factor_min)) continue
       const dropped = await components.importer.dropUnpinned([shard.cid, ...shard.blocks])

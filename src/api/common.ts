@@ -1,33 +1,16 @@
-// The base shared by the REST API and the Pinning Service API: CID parsing, JSON responses, the strict-slash
+// The base shared by the REST API and the Pinning Service API: JSON responses, the strict-slash
 // redirect, error middleware, NDJSON streaming (IPFS Cluster's StreamResponse), the cap on heavy requests and the
 // listener.
 import { raceSignal } from 'race-signal'
 import { createServer } from 'node:http'
 import { DEFAULT_MAX_HEAVY_REQUESTS } from '../config/schema.js'
 import { ConfigError, TooManyRequestsError } from '../errors.js'
-import { parseUserCid } from '../utils/cid.js'
 import { turnBudget } from '../utils/turns.js'
-import type { CID } from 'multiformats/cid'
 import { restErrorBody, toHttpError } from './errors.js'
 import type { AbortOptions } from '../components.js'
 import type { Logger } from '@libp2p/logger'
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express'
 import type { RequestListener } from 'node:http'
-
-export interface ParsedCid {
-  cid: CID
-  /** The pinset key: CIDv1 in base32, whatever form the user gave (computed when read). */
-  readonly key: string
-}
-
-/** Parses a CID in any multibase (or a bare CIDv0); throws InvalidCIDError naming the input and what is wrong. */
-export function parseCid (str: string): ParsedCid {
-  const cid = parseUserCid(str)
-  return {
-    cid,
-    get key () { return cid.toV1().toString() }
-  }
-}
 
 /** The request's query as Go's url.Values sees it, independent of express's query parser setting. */
 export function queryOf (req: Request): URLSearchParams {

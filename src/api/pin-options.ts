@@ -4,7 +4,7 @@
 // source in the pinset) is checked where the pin is built (src/cluster/pins.ts).
 import { z } from 'zod'
 import { InvalidParameterError } from '../errors.js'
-import { parseUserCid } from '../utils/cid.js'
+import { parseCid } from '../utils/cid.js'
 import { ZERO_TIME } from '../types/wire.js'
 import type { PinOptions } from '../components.js'
 
@@ -28,7 +28,7 @@ function pinOptionsSchema (now: number): z.ZodType<PinOptions> {
     pin_update: z.string().optional().superRefine((cid, ctx) => {
       if (cid == null) return
       try {
-        parseUserCid(cid)
+        parseCid(cid)
       } catch (err) {
         ctx.addIssue({ code: 'custom', message: (err as Error).message })
       }

@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto'
 import pMap from 'p-map'
 import { ConfigError } from '../errors.js'
 import { clusterSecret, type ClusterSecret } from '../secret.js'
-import { pinsetKey } from '../utils/cid.js'
+import { heldPinKey } from '../utils/keys.js'
 import { askBlocks, reportFailure, type AskInit } from './client.js'
 import { auditProtocol } from './protocol.js'
 import { serveAudit } from './server.js'
@@ -285,7 +285,7 @@ export class Auditor implements AuditorAPI {
     }
     if (verdict.result === 'pass') {
       this.log('audit of %s on %s passed (%d blocks)', pin.cid, peer, verdict.blocks)
-      if (await this.book.pass(peer, pinsetKey(pin.cid))) this.log('peer %s passed %d audits: proven, its copies count', peer, this.config.provenAfter)
+      if (await this.book.pass(peer, heldPinKey(pin.cid))) this.log('peer %s passed %d audits: proven, its copies count', peer, this.config.provenAfter)
       return
     }
     await this.book.fail(peer, verdict.reason)

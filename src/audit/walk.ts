@@ -6,6 +6,7 @@ import { createUnsafe } from 'multiformats/block'
 import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { blockId } from '../ipfs/local-dag.js'
+import { parseCid } from '../utils/cid.js'
 import { MAX_AUDIT_CIDS, type AuditAnswer } from './protocol.js'
 import type { AbortOptions } from '../components.js'
 import type { BlockCodec, MultihashHasher } from 'multiformats'
@@ -34,7 +35,7 @@ export type WalkResult =
 
 /** Audits one pin; AuditUnansweredError and aborts propagate (the caller decides whether that is a failure). */
 export async function walkPin (pin: { cid: string, max_depth: number }, ask: AskFn, verifier: Verifier, init: WalkInit, options: AbortOptions = {}): Promise<WalkResult> {
-  const root = CID.parse(pin.cid)
+  const root = parseCid(pin.cid)
   if (root.multihash.code === IDENTITY) return { result: 'skip', reason: `${pin.cid} is an identity CID: nothing is stored` }
   const depth = pin.max_depth < 0 ? init.depth : Math.min(pin.max_depth, init.depth)
   const width = Math.max(1, Math.min(init.width, MAX_AUDIT_CIDS))

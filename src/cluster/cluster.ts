@@ -11,6 +11,8 @@ import { createPeerset, type Peerset } from './peerset.js'
 import { createPins, type Pins } from './pins.js'
 import { createRebalancer, type Rebalancer } from './rebalance.js'
 import { createStatus, type ClusterStatus } from './status.js'
+import { pinKey } from '../utils/keys.js'
+import type { CID } from 'multiformats/cid'
 import type { Cluster, ClusterComponents, ClusterInit } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, PinOptions, Startable } from '../components.js'
 import type {
@@ -48,10 +50,10 @@ export class ClusterOrchestrator implements Cluster {
         connections: { handler: async () => libp2p.getPeers().map(String) },
         // `peers rm` of a lost peer, asked by the trusted peer that vacated it
         forgetLost: { trustedOnly: true, handler: async (p: { peer: string }) => monitor.forgetLost(String(p?.peer)) },
-        status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(String(p?.cid), { signal }) },
+        status: { handler: async (p: { cid: string }, { signal }) => await tracker.status(pinKey(String(p?.cid)), { signal }) },
         // this peer's whole status (300k pins: ~100 MB of frames): cluster members only
         statusAll: { membersOnly: true, handler: (_p, { signal }) => tracker.statusAll({ signal }) },
-        recover: { trustedOnly: true, handler: async (p: { cid: string }, { signal }) => await tracker.recover(String(p?.cid), { signal }) },
+        recover: { trustedOnly: true, handler: async (p: { cid: string }, { signal }) => await tracker.recover(pinKey(String(p?.cid)), { signal }) },
         recoverAll: { trustedOnly: true, handler: (_p, { signal }) => tracker.recoverAll({ signal }) },
         repoGC: {
           trustedOnly: true,
@@ -91,15 +93,15 @@ export class ClusterOrchestrator implements Cluster {
   peers (options?: AbortOptions): AsyncIterable<IDInfo> { return this.info.peers(options) }
   async graph (options?: AbortOptions): Promise<ConnectGraph> { return await this.info.graph(options) }
 
-  async pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> { return await this.pins.pin(cid, options, opts) }
-  async unpin (cid: string, opts?: AbortOptions): Promise<Pin> { return await this.pins.unpin(cid, opts) }
+  async pin (cid: CID, options: PinOptions, opts?: AbortOptions): Promise<Pin> { return await this.pins.pin(cid, options, opts) }
+  async unpin (cid: CID, opts?: AbortOptions): Promise<Pin> { return await this.pins.unpin(cid, opts) }
   allocations (types?: Set<PinType>): Iterable<Pin> { return this.pins.allocations(types) }
-  allocation (cid: string): Pin { return this.pins.allocation(cid) }
+  allocation (cid: CID): Pin { return this.pins.allocation(cid) }
   add (entries: AsyncIterable<AddEntry>, params: AddParams, options?: AbortOptions): AsyncIterable<AddedOutput> { return this.adder.add(entries, params, options) }
 
-  async status (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> { return await this.statuses.status(cid, options) }
-  statusAll (options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] }): AsyncIterable<GlobalPinInfo> { return this.statuses.statusAll(options) }
-  async recover (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> { return await this.statuses.recover(cid, options) }
+  async status (cid: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> { return await this.statuses.status(cid, options) }
+  statusAll (options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: CID[] }): AsyncIterable<GlobalPinInfo> { return this.statuses.statusAll(options) }
+  async recover (cid: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> { return await this.statuses.recover(cid, options) }
   recoverAll (options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo> { return this.statuses.recoverAll(options) }
 
   async vacate (peerId: string, options?: AbortOptions): Promise<number> { return await this.rebalancer.vacate(peerId, options) }

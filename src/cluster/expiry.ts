@@ -2,7 +2,7 @@
 // writes each removal (and another takes over when that one is down). Pins with an expiry are indexed from
 // pinset changes, so a check never scans the whole pinset.
 import { ShuttingDownError } from '../errors.js'
-import { pinsetKey } from '../utils/cid.js'
+import { heldPinKey, type PinKey } from '../utils/keys.js'
 import { ZERO_TIME } from '../types/wire.js'
 import { closestPeer } from './views.js'
 import type { Monitor, Pinset, Startable } from '../components.js'
@@ -28,14 +28,14 @@ export interface ExpiryComponents {
 export function createExpiry (init: ExpiryInit, components: ExpiryComponents): Startable {
   const { self, pinset, monitor } = components
   const log: Logger = components.logger.forComponent('cairn:cluster:expiry')
-  /** pinsetKey -> expiry (ms since epoch) of every pin that has one. */
-  const expiring = new Map<string, number>()
+  /** heldPinKey -> expiry (ms since epoch) of every pin that has one. */
+  const expiring = new Map<PinKey, number>()
   let timer: NodeJS.Timeout | undefined
   let stopIndex: (() => void) | undefined
   let shutdown = new AbortController()
 
   function index (pin: Pin): void {
-    const key = pinsetKey(pin.cid)
+    const key = heldPinKey(pin.cid)
     const t = pin.expire_at === ZERO_TIME ? NaN : Date.parse(pin.expire_at)
     if (Number.isNaN(t)) expiring.delete(key)
     else expiring.set(key, t)
@@ -59,7 +59,7 @@ export function createExpiry (init: ExpiryInit, components: ExpiryComponents): S
       shutdown = new AbortController()
       stopIndex = pinset.onChange(change => {
         for (const pin of change.added) index(pin)
-        for (const cid of change.removed) expiring.delete(pinsetKey(cid))
+        for (const cid of change.removed) expiring.delete(heldPinKey(cid))
       })
       for (const pin of pinset.list()) index(pin)
       timer = setInterval(() => {

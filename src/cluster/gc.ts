@@ -1,8 +1,8 @@
 // Repo GC across the cluster (IPFS Cluster's RepoGC): each peer deletes the blocks none of its pins holds,
 // but keeps what other peers still need from it; on a schedule when the pinset changed since the last one.
-import { CID } from 'multiformats/cid'
 import { copiesCount } from '../allocator/index.js'
-import { cidKey } from '../utils/cid.js'
+import { parseCid } from '../utils/cid.js'
+import { heldPinKey } from '../utils/keys.js'
 import pMap from 'p-map'
 import { isAllocated } from './views.js'
 import type { Peerset } from './peerset.js'
@@ -11,6 +11,7 @@ import type { AbortOptions, Importer, Pinset, Startable, TrustView } from '../co
 import type { Rpc } from '../rpc/index.js'
 import type { GlobalRepoGC, Pin, RepoGC } from '../types/wire.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 
 /** How long a peer's repo GC may take when another peer asked for it (a GC waits up to 60 s, then scans the store). */
 export const GC_DEADLINE_MS = 30 * 60_000
@@ -60,22 +61,23 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
    */
   async function keep (options: AbortOptions): Promise<Array<{ cid: CID, depth: number }>> {
     const out: Array<{ cid: CID, depth: number }> = []
-    const root = (pin: Pin): { cid: CID, depth: number } => ({ cid: CID.parse(pin.cid), depth: pin.max_depth < 0 ? Infinity : pin.max_depth })
+    const root = ({ pin, cid }: { pin: Pin, cid: CID }): { cid: CID, depth: number } => ({ cid, depth: pin.max_depth < 0 ? Infinity : pin.max_depth })
     // one pass without awaiting (the pinset may change between awaits), keeping only the pins not held here
-    const elsewhere: Pin[] = []
+    const elsewhere: Array<{ pin: Pin, cid: CID }> = []
     for (const pin of pinset.list()) {
-      if (pin.type === 'meta-pin' || importer.holdsPin(cidKey(pin.cid))) continue
-      if (isAllocated(pin, self)) out.push(root(pin))
-      else elsewhere.push(pin)
+      if (pin.type === 'meta-pin' || importer.holdsPin(heldPinKey(pin.cid))) continue
+      const held = { pin, cid: parseCid(pin.cid) }
+      if (isAllocated(pin, self)) out.push(root(held))
+      else elsewhere.push(held)
     }
-    const held: Pin[] = []
-    for (const pin of elsewhere) {
+    const held: Array<{ pin: Pin, cid: CID }> = []
+    for (const h of elsewhere) {
       options.signal?.throwIfAborted()
-      if (await importer.hasBlock(CID.parse(pin.cid), options)) held.push(pin)
+      if (await importer.hasBlock(h.cid, options)) held.push(h)
     }
-    const owed = await pMap(held, async pin => {
+    const owed = await pMap(held, async ({ pin, cid }) => {
       const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000)
-      const status = await components.status.status(pin.cid, { signal }).catch(() => undefined)
+      const status = await components.status.status(cid, { signal }).catch(() => undefined)
       // a peer on probation saying "pinned" proves nothing yet: only copies that count let this one go
       const pinned = pin.allocations.filter(p => copiesCount(components.trust, p) && status?.peer_map[p]?.status === 'pinned').length
       return pinned < Math.max(1, pin.replication_factor_min)

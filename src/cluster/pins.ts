@@ -3,7 +3,8 @@
 import { CID } from 'multiformats/cid'
 import { FollowerModeError, InvalidParameterError, NotInPinsetError, UnknownPeerError } from '../errors.js'
 import { readClusterDag } from '../adder/sharding.js'
-import { checkReadable, cidKey, parseUserCid } from '../utils/cid.js'
+import { checkReadable, parseCid } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { ZERO_TIME } from '../types/wire.js'
 import type { Peerset } from './peerset.js'
 import type { AbortOptions, Allocator, Importer, Pinset, PinOptions } from '../components.js'
@@ -42,12 +43,12 @@ export interface Pins {
    * fit), checks the user allocations are peers, and allocates; writes nothing. The options themselves were
    * validated at the edge (src/api/pin-options.ts).
    */
-  build(cid: string | CID, options: PinOptions, build?: BuildOptions): Promise<Pin>
+  build(cid: CID, options: PinOptions, build?: BuildOptions): Promise<Pin>
   /** Options validated at the edge (src/api/pin-options.ts). */
-  pin(cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin>
-  unpin(cid: string, opts?: AbortOptions): Promise<Pin>
+  pin(cid: CID, options: PinOptions, opts?: AbortOptions): Promise<Pin>
+  unpin(cid: CID, opts?: AbortOptions): Promise<Pin>
   allocations(types?: Set<PinType>): Iterable<Pin>
-  allocation(cid: string): Pin
+  allocation(cid: CID): Pin
 }
 
 /** FollowerModeError unless this peer may write the pinset. */
@@ -59,9 +60,8 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
   const { pinset, allocator } = components
   const log: Logger = components.logger.forComponent('cairn:cluster:pins')
 
-  async function build (cid: string | CID, options: PinOptions, { type = 'pin', existing, exclude, debit }: BuildOptions = {}): Promise<Pin> {
-    const parsed = typeof cid === 'string' ? parseUserCid(cid) : cid
-    const cidString = parsed.toString()
+  async function build (cid: CID, options: PinOptions, { type = 'pin', existing, exclude, debit }: BuildOptions = {}): Promise<Pin> {
+    const cidString = cid.toString()
     let min = options.replication_factor_min ?? 0
     let max = options.replication_factor_max ?? 0
     if (min === 0) min = init.replicationFactorMin
@@ -98,19 +98,19 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     }
   }
 
-  async function pin (cid: string, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
+  async function pin (parsed: CID, options: PinOptions, opts?: AbortOptions): Promise<Pin> {
     requireWriter(init.isWriter)
-    const parsed = parseUserCid(cid)
+    const cid = parsed.toString()
     // every peer runs the same codecs: a CID this one cannot read would only be a pin_error everywhere (a direct
     // pin too: the walker decodes every block it fetches, as Kubo's pin add does)
     await checkReadable(parsed, components.importer.helia)
-    let existing = pinset.get(cid)
-    const updateFrom = options.pin_update != null ? parseUserCid(options.pin_update) : undefined
-    if (updateFrom != null && cidKey(updateFrom) !== cidKey(parsed)) {
+    let existing = pinset.get(parsed)
+    const updateFrom = options.pin_update != null ? parseCid(options.pin_update) : undefined
+    if (updateFrom != null && pinKey(updateFrom) !== pinKey(parsed)) {
       // As IPFS Cluster's PinUpdate, whether or not the new CID is pinned already: the new pin takes the old one's
       // replication and allocations (so the same peers pin it and fetch only the blocks that differ), and its
       // other options unless given
-      const from = pinset.get(updateFrom.toString())
+      const from = pinset.get(updateFrom)
       if (from == null) throw new InvalidParameterError(`pin-update: ${options.pin_update} is not in the pinset`)
       if (from.type !== 'pin') throw new InvalidParameterError(`pin-update: ${options.pin_update} is a ${from.type}, which cannot be updated`)
       if (existing != null && existing.type !== 'pin') throw new InvalidParameterError(`${cid} is already pinned as ${existing.type}; its type cannot change`)
@@ -143,7 +143,7 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
       out.add(meta.reference)
       try {
         const signal = AbortSignal.any([AbortSignal.timeout(10_000), ...(options.signal != null ? [options.signal] : [])])
-        for (const shard of await readClusterDag(components.importer.helia, CID.parse(meta.reference), { signal })) out.add(shard.toString())
+        for (const shard of await readClusterDag(components.importer.helia, parseCid(meta.reference), { signal })) out.add(shard.toString())
       } catch (err) {
         log('reading clusterdag %s failed, scanning the pinset instead: %e', meta.reference, err)
       }
@@ -154,9 +154,8 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     return [...out].filter(c => pinset.has(c))
   }
 
-  async function unpin (cid: string, opts?: AbortOptions): Promise<Pin> {
+  async function unpin (cid: CID, opts?: AbortOptions): Promise<Pin> {
     requireWriter(init.isWriter)
-    parseUserCid(cid)
     const pin = pinset.get(cid)
     if (pin == null) throw new NotInPinsetError()
     if (pin.type === 'shard-pin' || pin.type === 'clusterdag-pin') {
@@ -174,8 +173,7 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     return (function * () { for (const p of pins) if (types.has(p.type)) yield p })()
   }
 
-  function allocation (cid: string): Pin {
-    parseUserCid(cid)
+  function allocation (cid: CID): Pin {
     const pin = pinset.get(cid)
     if (pin == null) throw new NotInPinsetError()
     return pin

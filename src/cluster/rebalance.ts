@@ -3,6 +3,8 @@
 // (as IPFS Cluster does), or the one that found the audit failure or was asked.
 import { ShuttingDownError, UnknownPeerError } from '../errors.js'
 import { ZERO_TIME } from '../types/wire.js'
+import { parseCid } from '../utils/cid.js'
+import { heldPinKey } from '../utils/keys.js'
 import { closestPeer } from './views.js'
 import { requireWriter, type Pins } from './pins.js'
 import type { Peerset } from './peerset.js'
@@ -61,7 +63,7 @@ export function createRebalancer (init: RebalanceInit, components: RebalanceComp
         continue
       }
       try {
-        const next = await components.pins.build(pin.cid, {
+        const next = await components.pins.build(parseCid(pin.cid), {
           name: pin.name, mode: pin.mode, replication_factor_min: pin.replication_factor_min,
           replication_factor_max: pin.replication_factor_max, shard_size: pin.shard_size,
           expire_at: pin.expire_at, metadata: pin.metadata ?? undefined, origins: pin.origins,
@@ -85,7 +87,7 @@ export function createRebalancer (init: RebalanceInit, components: RebalanceComp
     if (live.includes(lost)) return // it came back
     const trusted = live.filter(p => init.isTrusted(p) && p !== lost)
     if (!trusted.includes(self)) trusted.push(self)
-    await reallocateAway(lost, pin => closestPeer(pin.cid, trusted) === self, { signal: shutdown.signal })
+    await reallocateAway(lost, pin => closestPeer(heldPinKey(pin.cid), trusted) === self, { signal: shutdown.signal })
   }
 
   async function vacate (peerId: string, options: AbortOptions = {}): Promise<number> {

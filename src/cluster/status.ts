@@ -1,6 +1,7 @@
 // Cluster-wide status: each allocated peer is asked over RPC for its view of a CID (or of every CID) and the
 // answers are merged into IPFS Cluster's GlobalPinInfo; recover asks the same peers to retry their errors.
-import { cidKey, parseUserCid } from '../utils/cid.js'
+import type { CID } from 'multiformats/cid'
+import { pinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
 import { globalFrom, holds, isAllocated, lostShort, remoteShort, toShort } from './views.js'
 import type { Peerset } from './peerset.js'
@@ -24,13 +25,13 @@ export interface LocalOption extends AbortOptions {
 
 export interface StatusAllOptions extends LocalOption {
   filter?: Set<TrackerStatus>
-  cids?: string[]
+  cids?: CID[]
 }
 
 export interface ClusterStatus {
-  status(cid: string, options?: LocalOption): Promise<GlobalPinInfo>
+  status(cid: CID, options?: LocalOption): Promise<GlobalPinInfo>
   statusAll(options?: StatusAllOptions): AsyncIterable<GlobalPinInfo>
-  recover(cid: string, options?: LocalOption): Promise<GlobalPinInfo>
+  recover(cid: CID, options?: LocalOption): Promise<GlobalPinInfo>
   recoverAll(options?: LocalOption): AsyncIterable<GlobalPinInfo>
 }
 
@@ -39,11 +40,12 @@ export function createStatus (_init: object, components: StatusComponents): Clus
   const log: Logger = components.logger.forComponent('cairn:cluster:status')
   const self = peerset.self
 
-  async function status (cid: string, options: LocalOption = {}): Promise<GlobalPinInfo> {
-    parseUserCid(cid)
-    const pin = pinset.get(cid)
+  async function status (parsed: CID, options: LocalOption = {}): Promise<GlobalPinInfo> {
+    const cid = parsed.toString()
+    const key = pinKey(parsed)
+    const pin = pinset.get(parsed)
     if (options.local === true) {
-      const info = await tracker.status(cid, options)
+      const info = await tracker.status(key, options)
       return globalFrom(cid, pin, { [self]: toShort(info) })
     }
     const peerMap: Record<string, PinInfoShort> = {}
@@ -52,7 +54,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
       if (!isAllocated(pin, peer)) { peerMap[peer] = remoteShort(peer, peerset.nameOf(peer), pin); return }
       try {
         const info = peer === self
-          ? await tracker.status(cid, options)
+          ? await tracker.status(key, options)
           : await rpc.callOne<PinInfo>(peer, 'status', { cid }, options)
         peerset.setName(peer, info.peername)
         peerMap[peer] = toShort(info)
@@ -88,7 +90,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
         const source = peer === self ? tracker.statusAll(options) : rpc.call<PinInfo>(peer, 'statusAll', {}, options)
         for await (const info of source) {
           peerset.setName(peer, info.peername)
-          const key = cidKey(info.cid)
+          const key = pinKey(info.cid)
           let map = byCid.get(key)
           if (map == null) { map = {}; byCid.set(key, map) }
           map[peer] = toShort(info)
@@ -113,7 +115,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
     for (const pin of pinset.list()) {
       options.signal?.throwIfAborted()
       if (turn.spent()) await turn.yield()
-      const g = emit(cidKey(pin.cid), pin)
+      const g = emit(pinKey(pin.cid), pin)
       if (keep(g)) yield g
     }
     // CIDs no longer in the pinset that some peer still reports (unpinning, unpin_error).
@@ -123,19 +125,20 @@ export function createStatus (_init: object, components: StatusComponents): Clus
     }
   }
 
-  async function recover (cid: string, options: LocalOption = {}): Promise<GlobalPinInfo> {
-    parseUserCid(cid)
+  async function recover (parsed: CID, options: LocalOption = {}): Promise<GlobalPinInfo> {
+    const cid = parsed.toString()
+    const key = pinKey(parsed)
     if (options.local === true) {
-      const info = await tracker.recover(cid, options)
-      return globalFrom(cid, pinset.get(cid), { [self]: toShort(info) })
+      const info = await tracker.recover(key, options)
+      return globalFrom(cid, pinset.get(parsed), { [self]: toShort(info) })
     }
-    const pin = pinset.get(cid)
+    const pin = pinset.get(parsed)
     await Promise.all((await peerset.peers()).map(async peer => {
       if (!isAllocated(pin, peer)) return
-      if (peer === self) await tracker.recover(cid, options)
+      if (peer === self) await tracker.recover(key, options)
       else await rpc.callOne(peer, 'recover', { cid }, options).catch(err => { log('recover on %s failed: %e', peer, err) })
     }))
-    return await status(cid, options)
+    return await status(parsed, options)
   }
 
   async function * recoverAll (options: LocalOption = {}): AsyncIterable<GlobalPinInfo> {
@@ -150,7 +153,7 @@ export function createStatus (_init: object, components: StatusComponents): Clus
       try {
         const source = peer === self ? tracker.recoverAll(options) : rpc.call<PinInfo>(peer, 'recoverAll', {}, options)
         for await (const info of source) {
-          const key = cidKey(info.cid)
+          const key = pinKey(info.cid)
           byCid.set(key, { ...byCid.get(key), [peer]: toShort(info) })
         }
       } catch (err) {

@@ -1,9 +1,9 @@
 // How one peer's pin status is shown in a cluster-wide answer (IPFS Cluster's GlobalPinInfo and PinInfoShort),
 // and who is to hold a pin: pure functions shared by the status fan-out, repo GC and sharded adds.
 import { createHash } from 'node:crypto'
-import { cidKey } from '../utils/cid.js'
 import { lostPeerError, ZERO_TIME } from '../types/wire.js'
 import type { LostPeer } from '../components.js'
+import type { PinKey } from '../utils/keys.js'
 import type { GlobalPinInfo, Pin, PinInfo, PinInfoShort, TrackerStatus } from '../types/wire.js'
 
 export function toShort (info: PinInfo): PinInfoShort {
@@ -57,9 +57,9 @@ export function holds (pin: Pin, peer: string): boolean {
   return pin.type !== 'meta-pin' && isAllocated(pin, peer)
 }
 
-/** The peer XOR-closest to a CID (sha256 of both), so every trusted peer agrees on who acts for it. */
-export function closestPeer (cid: string, peers: string[]): string | undefined {
-  const key = createHash('sha256').update(cidKey(cid)).digest()
+/** The peer XOR-closest to a CID (sha256 of its PinKey and of each peer ID), so every trusted peer agrees on who acts for it. */
+export function closestPeer (cid: PinKey, peers: string[]): string | undefined {
+  const key = createHash('sha256').update(cid).digest()
   let best: string | undefined
   let bestDist: Buffer | undefined
   for (const p of peers) {

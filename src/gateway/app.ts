@@ -8,10 +8,10 @@ import express from 'express'
 import { exporter } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import { InvalidContentError, InvalidParameterError, NotFoundError } from '../errors.js'
-import { clientGone, parseCid, queryOf, requestSignals, sendJson } from '../api/common.js'
+import { clientGone, queryOf, requestSignals, sendJson } from '../api/common.js'
 import { restErrorBody, toHttpError } from '../api/errors.js'
 import { concatChunks } from '../utils/bytes.js'
-import { checkReadable } from '../utils/cid.js'
+import { checkReadable, parseCid } from '../utils/cid.js'
 import { cachedBlocks, localProbe, timedBlocks, type GatewayIpfs } from './blocks.js'
 import { carStream } from './car.js'
 import { OCTET_STREAM, SNIFF_BYTES, sniff, typeByName } from './content-type.js'
@@ -98,7 +98,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
   app.all(['/ipfs', '/ipfs/', '/ipfs/*path'], handle((_req, _res, urlPath) => {
     const [cidPart = '', ...rest] = urlPath.slice('/ipfs/'.length).split('/')
     if (cidPart === '') throw new InvalidParameterError('no CID in the path: expected /ipfs/<cid>/<path>')
-    const root = parseCid(decodeSegment(cidPart)).cid
+    const root = parseCid(decodeSegment(cidPart))
     return { root, segments: pathSegments(rest.join('/')), urlPath, trailingSlash: urlPath.endsWith('/') }
   }))
 
@@ -114,7 +114,7 @@ export function createGatewayApp (options: GatewayAppOptions): Express {
     const name = decodeSegment(namePart)
     const newest = mirrors.newest(name)
     if (newest == null) throw new NotFoundError(`no mirror named "${name}" is pinned in this cluster`)
-    const root = parseCid(newest.pin.cid).cid
+    const root = parseCid(newest.pin.cid)
     return {
       root,
       segments: pathSegments(rest.join('/'), { npmScope: true }),

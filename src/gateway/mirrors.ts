@@ -1,6 +1,6 @@
 // Which root /mirror/<name>/ serves: the newest version in the pinset, kept between requests and recomputed
 // only when a change touches a mirror pin (walking a million-pin pinset per request would not do).
-import { pinsetKey } from '../utils/cid.js'
+import { heldPinKey } from '../utils/keys.js'
 import { mirrorVersions, mirrorVersionOf, type MirrorVersion } from '../mirror/meta.js'
 import type { Pinset } from '../components.js'
 
@@ -61,7 +61,7 @@ export function mirrorIndex (pinset: MirrorPinset): MirrorIndex {
 
 function keyOf (cid: string): string {
   try {
-    return pinsetKey(cid)
+    return heldPinKey(cid)
   } catch {
     return cid
   }

@@ -19,9 +19,9 @@
 //   pins.ls/get/isPinned read them unchanged); the reprovider lists held blocks by the second prefix (through
 //   IpfsNode.pinnedBlocks), and `cairn follow` reads the first from a stopped peer's datastore (offline.ts).
 import { Key } from 'interface-datastore'
-import { base36 } from 'multiformats/bases/base36'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { InvalidBlockError } from '../errors.js'
+import { datastoreCidName, datastoreMultihashName, fromDatastoreName } from '../utils/keys.js'
 import { BITSWAP_PROTOCOL, createBitswapSender, DEFAULT_IDLE_CLOSE_MS, DEFAULT_SEND_TIMEOUT_MS, type BitswapSender, type BitswapSenderComponents, type BitswapSenderInit, type IncomingMessage } from './bitswap-sender.js'
 import { OutboundStreams } from './bitswap-streams.js'
 import { blockPart, presencePart, wantlistPart, PRESENCE_DONT_HAVE, PRESENCE_HAVE, type WantEntry } from './bitswap-wire.js'
@@ -275,13 +275,13 @@ const PIN_PREFIX = '/pin/'
 const PINNED_BLOCK_PREFIX = '/pinned-block/'
 
 /** Helia's pin record of a root: the CID in base36, CIDv0 as v1 (toDSKey). */
-export function pinKey (cid: CID): Key {
-  return new Key(`${PIN_PREFIX}${(cid.version === 0 ? cid.toV1() : cid).toString(base36)}`)
+export function pinRecordKey (cid: CID): Key {
+  return new Key(`${PIN_PREFIX}${datastoreCidName(cid)}`)
 }
 
 /** Helia's record of a block held for a pin, by multihash. */
 export function pinnedBlockKey (cid: CID): Key {
-  return new Key(`${PINNED_BLOCK_PREFIX}${toBase36(cid.multihash.bytes)}`, false)
+  return new Key(`${PINNED_BLOCK_PREFIX}${datastoreMultihashName(cid.multihash.bytes)}`, false)
 }
 
 /** The query prefix of every block record. */
@@ -291,21 +291,5 @@ export const PINNED_BLOCKS_PREFIX = PINNED_BLOCK_PREFIX
 export function pinnedBlockMultihash (key: Key | string): Uint8Array | undefined {
   const s = key.toString()
   if (!s.startsWith(PINNED_BLOCK_PREFIX)) return undefined
-  try {
-    return base36.decode(s.slice(PINNED_BLOCK_PREFIX.length))
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * multibase base36 ('k' + base36 digits, one '0' per leading zero byte), as multiformats' base36.encode writes
- * it. That one (base-x) is quadratic in JavaScript and was the largest cost of recording a 15,000-block pin;
- * BigInt's toString(36) is native.
- */
-export function toBase36 (bytes: Uint8Array): string {
-  let zeros = 0
-  while (zeros < bytes.length && bytes[zeros] === 0) zeros++
-  const rest = zeros === bytes.length ? '' : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`).toString(36)
-  return `k${'0'.repeat(zeros)}${rest}`
+  return fromDatastoreName(s.slice(PINNED_BLOCK_PREFIX.length))
 }

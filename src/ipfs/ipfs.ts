@@ -17,7 +17,7 @@ import { raceSignal } from 'race-signal'
 import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { guardedLevel } from '../storage/guarded-level.js'
-import { cidKey } from '../utils/cid.js'
+import { pinKey, type PinKey } from '../utils/keys.js'
 import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
@@ -66,8 +66,8 @@ interface Running {
   datastore: LevelDatastore
   /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
   hostDatastore: HostDatastore
-  /** Helia's pin records by cidKey, loaded at start and kept by pin/unpin: pin checks read no database. */
-  pins: Map<string, PinnedRoot>
+  /** Helia's pin records by pinKey, loaded at start and kept by pin/unpin: pin checks read no database. */
+  pins: Map<PinKey, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
   /** Pin records in Helia's keys, recursive pins counted by reference (pin-records.ts). */
@@ -147,9 +147,9 @@ export class IpfsNodeImpl implements IpfsNode {
       })
       helia = withBitswap(withLibp2pLight(light, libp2pOptions({ ...this.init.host, datastore: hostDatastore, logger: this.logger })), { sendWantlistDebounce: 1 })
       await helia.start()
-      const pins = new Map<string, PinnedRoot>()
+      const pins = new Map<PinKey, PinnedRoot>()
       for await (const pin of helia.pins.ls()) {
-        pins.set(cidKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
+        pins.set(pinKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
       }
       const bitswap = installBitswapSender(helia, this.init.bitswap ?? {}, {
         libp2p: helia.libp2p,
@@ -215,7 +215,7 @@ export class IpfsNodeImpl implements IpfsNode {
     const { pins } = running
     // Helia keys pins by CIDv1 but records "pinned by" with the bytes given: use one form throughout
     const root = cid.toV1()
-    const key = root.toString()
+    const key = pinKey(root)
     // the CID's lock first, so that pins and unpins of a CID keep their call order; then, as blocks found held by
     // the local scan must stay until the pin is recorded, no repo GC meanwhile
     await this.withLock(key, options.signal, async () => await this.gcLock.shared(async () => {
@@ -276,7 +276,7 @@ export class IpfsNodeImpl implements IpfsNode {
   async unpin (cid: CID, options: AbortOptions = {}): Promise<void> {
     const running = this.require()
     const root = cid.toV1()
-    const key = root.toString()
+    const key = pinKey(root)
     await this.withLock(key, options.signal, async () => {
       if (!running.pins.has(key)) {
         return
@@ -311,10 +311,10 @@ export class IpfsNodeImpl implements IpfsNode {
 
   async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {
     options.signal?.throwIfAborted()
-    return this.require().pins.has(cidKey(cid))
+    return this.require().pins.has(pinKey(cid))
   }
 
-  holdsPin (key: string): boolean {
+  holdsPin (key: PinKey): boolean {
     return this.running?.pins.has(key) ?? false
   }
 
@@ -331,7 +331,7 @@ export class IpfsNodeImpl implements IpfsNode {
     for (const cid of cids) {
       options.signal?.throwIfAborted()
       // every block held for a pin has a record (claimed or referenced): a block with none belongs to no local pin
-      if (running.pins.has(cidKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
+      if (running.pins.has(pinKey(cid)) || await running.helia.pins.isPinned(cid, options)) continue
       if (!(await running.blockstore.has(cid, options))) continue
       await this.deleteBlock(running, cid, options)
       dropped++
@@ -428,7 +428,7 @@ export class IpfsNodeImpl implements IpfsNode {
 
   /** After a pins.add or pins.rm that failed part-way, Helia's record is the truth again. */
   private async reloadPin (running: Running, root: CID): Promise<void> {
-    const key = root.toString()
+    const key = pinKey(root)
     try {
       const record = await this.pinRecord(running.helia, root)
       if (record == null) {

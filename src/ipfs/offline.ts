@@ -3,8 +3,8 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { CID } from 'multiformats/cid'
-import { pinKey } from './helia-internals.js'
+import { parseCid } from '../utils/cid.js'
+import { pinRecordKey } from './helia-internals.js'
 
 /**
  * Which of `cids` have a pin record in the datastore under `dataDir` (level, opened briefly and closed). A peer
@@ -17,7 +17,7 @@ export async function pinnedOffline (dataDir: string, cids: string[]): Promise<S
   const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
   await db.open()
   try {
-    const has = await db.hasMany(cids.map(cid => pinKey(CID.parse(cid)).toString()))
+    const has = await db.hasMany(cids.map(cid => pinRecordKey(parseCid(cid)).toString()))
     cids.forEach((cid, i) => { if (has[i]) found.add(cid) })
   } finally {
     await db.close()

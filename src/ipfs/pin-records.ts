@@ -23,7 +23,7 @@ import type { Datastore, Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { blockId } from './local-dag.js'
-import { pinKey, pinnedBlockKey as blockKey, PINNED_BLOCKS_PREFIX, pinnedBlockMultihash } from './helia-internals.js'
+import { pinRecordKey, pinnedBlockKey as blockKey, PINNED_BLOCKS_PREFIX, pinnedBlockMultihash } from './helia-internals.js'
 
 const SLICE = 2048
 /** Listed blocks of the adds recorded together at most (a pin listing more is recorded alone). */
@@ -244,7 +244,7 @@ export class PinRecords {
     try {
       // the pin records in the last batch: a pin whose blocks are not all recorded is never listed
       await this.write([...overlay.values()], {}, pins.map(add => ({
-        key: pinKey(add.root),
+        key: pinRecordKey(add.root),
         value: cborg.encode(add.depth === Infinity ? { depth: add.depth, metadata: {}, deep: true } : { depth: add.depth, metadata: {} })
       })))
     } catch (err) {
@@ -263,7 +263,7 @@ export class PinRecords {
     await this.exclusive(async () => {
       let pin: PinRecord
       try {
-        pin = cborg.decode(await this.datastore.get(pinKey(root), options)) as PinRecord
+        pin = cborg.decode(await this.datastore.get(pinRecordKey(root), options)) as PinRecord
       } catch (err) {
         if ((err as Error).name === 'NotFoundError') return
         throw err
@@ -272,7 +272,7 @@ export class PinRecords {
       // the pin record first: from here on the pin is gone, even if a slice below fails
       this.writes++
       this.removes++
-      await this.datastore.delete(pinKey(root), options)
+      await this.datastore.delete(pinRecordKey(root), options)
       const released: Released[] = []
       for (let i = 0; i < claimed.length; i += SLICE) {
         const slice = claimed.slice(i, i + SLICE)

@@ -374,7 +374,7 @@ export async function buildTree (entries: Iterable<TreeEntry> | AsyncIterable<Tr
   if (same != null && rootEntry != null) {
     keep(rootEntry, same)
     carryOver()
-    return { root: CID.parse(same[1]), rootSize: same[2], files, dirs, treeBlocks, dirsKept: kept.size, ...stats }
+    return { root: parseCid(same[1]), rootSize: same[2], files, dirs, treeBlocks, dirsKept: kept.size, ...stats }
   }
   if (init.useImporter !== true && Array.isArray(entries) && rootEntry?.path === '') {
     const built = await buildFlat(entries as TreeEntry[])

@@ -3,7 +3,7 @@
 // write, told to listeners, then gossiped. Callers resolve once their envelopes are on disk.
 import * as Y from 'yjs'
 import { InvalidParameterError, NotStartedError } from '../errors.js'
-import { cidKey } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { encodePin } from './codec.js'
 import { encodeBody, encodeEnvelope, signingPayload, MAX_ENVELOPE_BYTES } from './protocol.js'
 import type { AbortOptions, Pin, PinsetChange } from '../components.js'
@@ -209,9 +209,9 @@ class DefaultGroupCommit implements GroupCommit {
 
   /** An operation's keys with their encoded pins; refuses a pin too big for an envelope of its own. */
   private itemsOf (op: Op): Item[] {
-    if (op.type === 'remove') return op.cids.map(cid => { const key = cidKey(cid); return { key, bytes: key.length + 8 } })
+    if (op.type === 'remove') return op.cids.map(cid => { const key = pinKey(cid); return { key, bytes: key.length + 8 } })
     return op.pins.map(pin => {
-      const key = cidKey(pin.cid)
+      const key = pinKey(pin.cid)
       const value = encodePin(pin, key)
       const bytes = key.length + Buffer.byteLength(value) + 8
       if (bytes > MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD) {

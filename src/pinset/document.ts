@@ -2,9 +2,10 @@
 // Local transactions (a commit) hold their changes back until their envelopes are stored; remote ones (envelopes,
 // snapshots, checkpoints) are told at once. Origins tell the two apart (yjs' origin tagging).
 import * as Y from 'yjs'
-import { tryCidKey } from '../utils/cid.js'
+import { pinKey, tryPinKey } from '../utils/keys.js'
 import { decodePin } from './codec.js'
 import { applyState, type StateSource } from './state.js'
+import type { CID } from 'multiformats/cid'
 import type { Pin, PinsetChange } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
@@ -87,15 +88,15 @@ export class PinsetDocument {
 
   // ----- reads
 
-  // Keys are CIDv1 base32 (cidKey); callers may pass any form of a CID.
-  get (cid: string): Pin | undefined {
-    const key = tryCidKey(cid)
+  // Keys are PinKeys; callers may pass a CID or any form of a CID string.
+  get (cid: CID | string): Pin | undefined {
+    const key = typeof cid === 'string' ? tryPinKey(cid) : pinKey(cid)
     const value = key == null ? undefined : this.map.get(key)
     return value == null ? undefined : decodePin(value, key!)
   }
 
-  has (cid: string): boolean {
-    const key = tryCidKey(cid)
+  has (cid: CID | string): boolean {
+    const key = typeof cid === 'string' ? tryPinKey(cid) : pinKey(cid)
     return key != null && this.map.has(key)
   }
 

@@ -17,6 +17,7 @@ import { SyncClient } from './sync-client.js'
 import { SyncScheduler } from './sync-scheduler.js'
 import { createSyncServer, type SyncServer } from './sync-server.js'
 import { Verifier } from './verify.js'
+import type { CID } from 'multiformats/cid'
 import type { AbortOptions, CheckpointInfo, Pin, Pinset, PinsetChange, PinsetStats } from '../components.js'
 import type { RateInit } from './rate.js'
 import type { VersionVector } from './protocol.js'
@@ -177,8 +178,8 @@ class YjsPinset implements Pinset {
 
   // ----- reads
 
-  get (cid: string): Pin | undefined { return this.document.get(cid) }
-  has (cid: string): boolean { return this.document.has(cid) }
+  get (cid: CID | string): Pin | undefined { return this.document.get(cid) }
+  has (cid: CID | string): boolean { return this.document.has(cid) }
   size (): number { return this.document.size() }
   list (): IterableIterator<Pin> { return this.document.list() }
   versionVector (): VersionVector { return this.seqs.versionVector() }

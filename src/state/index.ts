@@ -5,10 +5,10 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
-import { parseCid } from '../api/common.js'
+import { parseCid } from '../utils/cid.js'
 import { parseRfc3339 } from '../api/rest/pin-options.js'
 import { InvalidParameterError } from '../errors.js'
-import { cidKey } from '../utils/cid.js'
+import { pinKey } from '../utils/keys.js'
 import { ZERO_TIME, type AbortOptions, type Pin, type PinOptions } from '../components.js'
 
 /** One NDJSON line of an export. */
@@ -95,7 +95,7 @@ export function parseExport (text: string): ParsedExport {
       }
       return
     }
-    const key = cidKey(result.data.cid)
+    const key = pinKey(result.data.cid)
     const first = seen.get(key)
     if (first !== undefined) {
       problems.push({ line, message: `cid ${result.data.cid} is already on line ${first}` })
@@ -200,7 +200,7 @@ export async function importPins (pins: ParsedExport['pins'], target: ImportTarg
     total: pins.length, imported: 0, unchanged: 0, skipped_sharded: 0, skipped_expired: 0, allocations_dropped: 0, failed: []
   }
   const existing = new Map<string, Pin>()
-  for await (const pin of target.allocations({ signal })) existing.set(cidKey(pin.cid), pin)
+  for await (const pin of target.allocations({ signal })) existing.set(pinKey(pin.cid), pin)
   const peers = target.peers != null ? new Set((await target.peers({ signal })).map(p => p.id).filter(id => id !== '')) : undefined
 
   const now = Date.now()
@@ -210,7 +210,7 @@ export async function importPins (pins: ParsedExport['pins'], target: ImportTarg
     if (pin.expire_at !== ZERO_TIME && Date.parse(pin.expire_at) <= now) { summary.skipped_expired++; continue }
     const { options: opts, droppedAllocations } = importOptions(pin, peers)
     if (droppedAllocations.length > 0) summary.allocations_dropped++
-    const have = existing.get(cidKey(pin.cid))
+    const have = existing.get(pinKey(pin.cid))
     if (have != null && samePinOptions(have, opts)) { summary.unchanged++; continue }
     todo.push({ line, cid: pin.cid, options: opts })
   }

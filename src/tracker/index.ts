@@ -9,10 +9,10 @@
 // aborted or finished job by scanning their array (O(n) each, O(n^2) over a mirror's million pins), and the
 // libp2p Queue counts running jobs in its size, which would change when max_queue_size says "full".
 import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
-import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../errors.js'
 import { asInsufficientStorage } from '../storage/disk.js'
-import { cidKey, pinsetKey } from '../utils/cid.js'
+import { parseCid } from '../utils/cid.js'
+import { heldPinKey, pinKey, type PinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
 import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
@@ -49,7 +49,7 @@ type OpType = 'pin' | 'unpin'
 type Phase = 'queued' | 'in_progress' | 'error'
 
 interface Op {
-  cid: string
+  cid: PinKey
   type: OpType
   phase: Phase
   attempts: number
@@ -76,8 +76,8 @@ export function createTracker (init: TrackerInit, components: TrackerComponents)
 
 class StatelessTracker implements PinTracker {
   private readonly log: Logger
-  private readonly ops = new Map<string, Op>()
-  private queue: string[] = []
+  private readonly ops = new Map<PinKey, Op>()
+  private queue: PinKey[] = []
   private queueHead = 0
   private active = 0
   private generation = 0
@@ -98,12 +98,12 @@ class StatelessTracker implements PinTracker {
     this.started = true
     this.unsubscribe = this.components.pinset.onChange(change => {
       for (const pin of change.added) {
-        const key = pinsetKey(pin.cid)
+        const key = heldPinKey(pin.cid)
         if (this.wanted(pin)) this.enqueue(key, 'pin')
         else this.drop(key)
       }
       // a removed CID may have been added again since
-      for (const cid of change.removed) if (!this.wanted(this.components.pinset.get(cid))) this.drop(cid)
+      for (const cid of change.removed) if (!this.wanted(this.components.pinset.get(cid))) this.drop(heldPinKey(cid))
     })
     this.recoverTask = repeatingTask(async () => { await this.reconcile() }, this.init.recoverIntervalMs ?? 12 * 60_000)
     this.recoverTask.start()
@@ -137,14 +137,14 @@ class StatelessTracker implements PinTracker {
    * when it is held here; nothing happens otherwise. A follower sees every pin allocated elsewhere go by (all of
    * them at once when it loads a checkpoint), so this decides from memory, without an async check per pin.
    */
-  private drop (cid: string): void {
+  private drop (cid: PinKey): void {
     const op = this.ops.get(cid)
     if (op?.type === 'unpin' && op.phase !== 'error') return
     if (op != null || this.components.ipfs.holdsPin(cid)) this.enqueue(cid, 'unpin')
   }
 
   /** Replaces any operation on cid by a fresh one of this type at the back of the queue. */
-  private enqueue (cid: string, type: OpType): void {
+  private enqueue (cid: PinKey, type: OpType): void {
     const existing = this.ops.get(cid)
     if (existing != null) {
       if (existing.type === type && existing.phase !== 'error') return
@@ -197,7 +197,7 @@ class StatelessTracker implements PinTracker {
       idle = setTimeout(() => { controller.abort(new Error(`no progress for ${timeoutMs / 1000}s (pin_timeout)`)) }, timeoutMs)
     }
     try {
-      const cid = CID.parse(op.cid)
+      const cid = parseCid(op.cid)
       if (op.type === 'pin') {
         const pin = pinset.get(op.cid)
         if (!this.wanted(pin)) return this.finish(op)
@@ -256,7 +256,7 @@ class StatelessTracker implements PinTracker {
   // ----- status
 
   /** `pin`: the pinset's pin for `cid` when the caller has it already (the pinset is not read again). */
-  private async statusOf (cid: string, options?: AbortOptions, pin = this.components.pinset.get(cid)): Promise<PinInfo> {
+  private async statusOf (cid: PinKey, options?: AbortOptions, pin = this.components.pinset.get(cid)): Promise<PinInfo> {
     const { peerId } = this.components
     const op = this.ops.get(cid)
     let status: TrackerStatus
@@ -272,7 +272,7 @@ class StatelessTracker implements PinTracker {
       status = 'sharded'
     } else if (!isAllocatedTo(pin, peerId)) {
       status = 'remote'
-    } else if (await this.components.ipfs.isPinned(CID.parse(cid), options)) {
+    } else if (await this.components.ipfs.isPinned(parseCid(cid), options)) {
       status = 'pinned'
     } else {
       status = 'unexpectedly_unpinned'
@@ -296,8 +296,8 @@ class StatelessTracker implements PinTracker {
     }
   }
 
-  async status (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    return await this.statusOf(cidKey(cid), options)
+  async status (key: PinKey, options?: AbortOptions): Promise<PinInfo> {
+    return await this.statusOf(key, options)
   }
 
   async * statusAll (options?: AbortOptions): AsyncIterable<PinInfo> {
@@ -307,7 +307,7 @@ class StatelessTracker implements PinTracker {
     for (const pin of pinset.list()) {
       options?.signal?.throwIfAborted()
       if (turn.spent()) await turn.yield()
-      yield await this.statusOf(cidKey(pin.cid), options, pin)
+      yield await this.statusOf(heldPinKey(pin.cid), options, pin)
     }
     // In-flight or failed unpins of CIDs already gone from the pinset.
     for (const op of [...this.ops.values()]) {
@@ -315,14 +315,13 @@ class StatelessTracker implements PinTracker {
     }
   }
 
-  async recover (cid: string, options?: AbortOptions): Promise<PinInfo> {
-    const key = cidKey(cid)
+  async recover (key: PinKey, options?: AbortOptions): Promise<PinInfo> {
     await this.recoverOne(key, options)
     return await this.statusOf(key, options)
   }
 
   /** Re-queues cid when it is in error or not where it should be; true if it was re-queued. */
-  private async recoverOne (cid: string, options?: AbortOptions): Promise<boolean> {
+  private async recoverOne (cid: PinKey, options?: AbortOptions): Promise<boolean> {
     const op = this.ops.get(cid)
     if (op != null) {
       if (op.phase !== 'error') return false
@@ -333,7 +332,7 @@ class StatelessTracker implements PinTracker {
       return true
     }
     const pin = this.components.pinset.get(cid)
-    const pinned = await this.components.ipfs.isPinned(CID.parse(cid), options)
+    const pinned = await this.components.ipfs.isPinned(parseCid(cid), options)
     if (this.wanted(pin) && !pinned) { this.enqueue(cid, 'pin'); return true }
     if (!this.wanted(pin) && pinned) { this.enqueue(cid, 'unpin'); return true }
     return false
@@ -344,16 +343,16 @@ class StatelessTracker implements PinTracker {
   }
 
   /** Compares the whole pinset with the local pins and queues the differences; returns the CIDs queued. */
-  private async reconcile (options?: AbortOptions): Promise<string[]> {
-    const queued = new Set<string>()
+  private async reconcile (options?: AbortOptions): Promise<PinKey[]> {
+    const queued = new Set<PinKey>()
     try {
       for (const pin of [...this.components.pinset.list()]) {
         if (!this.started) return [...queued]
-        const key = cidKey(pin.cid)
+        const key = heldPinKey(pin.cid)
         if (await this.recoverOne(key, options)) queued.add(key)
       }
       for await (const cid of this.components.ipfs.pinLs(options)) {
-        const key = cidKey(cid)
+        const key = pinKey(cid)
         if (!this.wanted(this.components.pinset.get(key)) && !this.ops.has(key)) {
           this.enqueue(key, 'unpin')
           queued.add(key)

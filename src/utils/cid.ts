@@ -3,34 +3,8 @@ import { bases } from 'multiformats/basics'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import { InvalidCIDError } from '../errors.js'
+import { PIN_KEY_FORM } from './keys.js'
 import type { BlockCodec } from 'multiformats/codecs/interface'
-
-/** The pinset's map key for a CID string: CIDv1, base32 (Qm... and bafy... of the same content share a key). */
-export function cidKey (cid: string | CID): string {
-  const parsed = typeof cid === 'string' ? CID.parse(cid) : cid
-  return parsed.version === 1 ? parsed.toString() : parsed.toV1().toString()
-}
-
-/**
- * Base32 lower ('b') whose first byte is 0x01 ('a' = 00000, then e-h = 001xx): the form of a CIDv1 key. Other
- * 'b' strings (e.g. a CIDv0's bytes, 0x12 0x20..., which CID.parse refuses) take the cidKey path and its checks.
- */
-const V1_BASE32 = /^ba[e-h][a-z2-7]+$/
-
-/**
- * cidKey for a CID string the pinset already holds (so known to be a valid CID): one that is already in key
- * form (nearly every pin) is returned as it is instead of being parsed and encoded again, which cost seconds
- * per listener when a follower took in a checkpoint of 1M pins. multiformats' base32 decoder refuses
- * non-canonical trailing bits, so a valid CID in this form always encodes back to the same string.
- */
-export function pinsetKey (cid: string): string {
-  return V1_BASE32.test(cid) ? cid : cidKey(cid)
-}
-
-/** cidKey, or undefined for a string that is not a CID. */
-export function tryCidKey (cid: string): string | undefined {
-  try { return cidKey(cid) } catch { return undefined }
-}
 
 const BASE32_VALUES = (() => {
   const values = new Int8Array(128).fill(-1)
@@ -40,12 +14,12 @@ const BASE32_VALUES = (() => {
 })()
 
 /**
- * CID.parse, with a fast path for the base32 CIDv1 strings cairn writes: multiformats' base32 decoder costs
- * ~10 us per CID, 35 ms of a mirror re-sync that takes 3,500 CIDs from its cache. Strings in another form, or
- * with non-zero trailing bits (which multiformats refuses), go to CID.parse and its errors.
+ * The base32 CIDv1 strings cairn writes (PIN_KEY_FORM), decoded without multiformats' base32 decoder, which costs
+ * ~10 us per CID: 35 ms of a mirror re-sync that takes 3,500 CIDs from its cache. Undefined for a string in
+ * another form or with non-zero trailing bits (which multiformats refuses): those take CID.parse and its checks.
  */
-export function parseCid (s: string): CID {
-  if (!V1_BASE32.test(s)) return CID.parse(s)
+function decodeKeyForm (s: string): CID | undefined {
+  if (!PIN_KEY_FORM.test(s)) return undefined
   const bytes = new Uint8Array(Math.floor((s.length - 1) * 5 / 8))
   let bits = 0
   let value = 0
@@ -58,7 +32,7 @@ export function parseCid (s: string): CID {
       bytes[j++] = (value >>> bits) & 0xff
     }
   }
-  if ((value & ((1 << bits) - 1)) !== 0) return CID.parse(s)
+  if ((value & ((1 << bits) - 1)) !== 0) return undefined
   return CID.decode(bytes)
 }
 
@@ -104,12 +78,14 @@ const BASE_BY_PREFIX = new Map(Object.values(bases).map(b => [b.prefix as string
 const SHOWN_MAX = 100
 
 /**
- * A CID as a user gives it: any multibase multiformats knows, or a bare base58btc CIDv0. InvalidCIDError quotes
+ * The one CID parser, for every string that comes in (REST, Pinning Service API, gateway paths, CLI arguments,
+ * config, files and caches cairn reads): any multibase multiformats knows, or a bare base58btc CIDv0. It is
+ * parsed once there; past it a CID travels as a CID, or as its PinKey (src/utils/keys.ts). InvalidCIDError quotes
  * the input and says in words what is wrong with it (see explainInvalidCid).
  */
-export function parseUserCid (input: string): CID {
+export function parseCid (input: string): CID {
   try {
-    if (input !== '') return CID.parse(input, BASE_BY_PREFIX.get(input[0])?.decoder)
+    if (input !== '') return decodeKeyForm(input) ?? CID.parse(input, BASE_BY_PREFIX.get(input[0])?.decoder)
   } catch {}
   const shown = input.length > SHOWN_MAX ? `${input.slice(0, SHOWN_MAX)}...` : input
   throw new InvalidCIDError(`invalid CID "${shown}": ${explainInvalidCid(input)}`)

@@ -5,7 +5,9 @@ import express from 'express'
 import { CID } from 'multiformats/cid'
 import { base64 } from 'multiformats/bases/base64'
 import { base36 } from 'multiformats/bases/base36'
-import { errorHandler, listen, parseCid, requestSignals } from '../../src/api/common.js'
+import { errorHandler, listen, requestSignals } from '../../src/api/common.js'
+import { parseCid } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { HTTP_STATUS_BY_NAME, pinsvcErrorBody, restErrorBody, toHttpError } from '../../src/api/errors.js'
 import { decodePartPath } from '../../src/api/rest/multipart.js'
 import { parseAddQuery, parseGoDuration, parsePinOptions, parseRfc3339 } from '../../src/api/rest/pin-options.js'
@@ -137,9 +139,9 @@ describe('error status map', () => {
 describe('parseCid', () => {
   it('keys every form of a CID as CIDv1 base32', () => {
     const v1 = CID.parse(V0).toV1()
-    assert.equal(parseCid(V0).key, v1.toString())
-    assert.equal(parseCid(v1.toString(base64)).key, v1.toString())
-    assert.equal(parseCid(V0).cid.version, 0)
+    assert.equal(pinKey(parseCid(V0)), v1.toString())
+    assert.equal(pinKey(parseCid(v1.toString(base64))), v1.toString())
+    assert.equal(parseCid(V0).version, 0)
   })
 
   it('names the bad input', () => {

@@ -5,7 +5,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { FollowerModeError, NotInPinsetError, UnknownPeerError } from '../../src/errors.js'
 import { ZERO_TIME } from '../../src/types/wire.js'
-import { tryCidKey } from '../../src/utils/cid.js'
+import { tryPinKey } from '../../src/utils/keys.js'
 import { sleep } from '../util.js'
 import type { AbortOptions, AddEntry, AddParams, ClusterAPI, PinOptions } from '../../src/components.js'
 import type { AddedOutput, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, Pin, PinType, TrackerStatus, AlertInfo, MetricInfo } from '../../src/types/wire.js'
@@ -15,7 +15,7 @@ export const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 export interface ReceivedEntry { path: string, content?: string, link?: string }
 
 /** As the real pinset: any form of a CID finds its pin (names that are not CIDs key themselves). */
-const keyOf = (cid: string): string => tryCidKey(cid) ?? cid
+const keyOf = (cid: string): string => tryPinKey(cid) ?? cid
 
 export class FakeCluster implements ClusterAPI {
   /** By CIDv1 base32 key. */
@@ -95,14 +95,17 @@ export class FakeCluster implements ClusterAPI {
     return this.stream([this.idInfo(), this.idInfo('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')].map(audited), options)
   }
 
-  async pin (cid: string, options: PinOptions): Promise<Pin> {
+  // each method records the CID as the API's string of it (cid.toString()), which IPFS Cluster echoes
+  async pin (parsed: CID, options: PinOptions): Promise<Pin> {
+    const cid = parsed.toString()
     this.record('pin', cid, options)
     const pin = this.makePin(cid, options)
     this.pins.set(keyOf(cid), pin)
     return pin
   }
 
-  async unpin (cid: string): Promise<Pin> {
+  async unpin (parsed: CID): Promise<Pin> {
+    const cid = parsed.toString()
     this.record('unpin', cid)
     const pin = this.pins.get(keyOf(cid))
     if (pin === undefined) throw new NotInPinsetError()
@@ -115,21 +118,24 @@ export class FakeCluster implements ClusterAPI {
     return [...this.pins.values()].filter(p => types === undefined || types.has(p.type))
   }
 
-  allocation (cid: string): Pin {
+  allocation (parsed: CID): Pin {
+    const cid = parsed.toString()
     const pin = this.pins.get(keyOf(cid))
     if (pin === undefined) throw new NotInPinsetError()
     return pin
   }
 
-  async status (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
+  async status (parsed: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
+    const cid = parsed.toString()
     this.record('status', cid, { local: options?.local })
     return this.gpi(cid, this.pins.has(keyOf(cid)) ? 'pinned' : 'unpinned')
   }
 
-  statusAll (options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: string[] }): AsyncIterable<GlobalPinInfo> {
-    this.record('statusAll', { local: options?.local, filter: options?.filter, cids: options?.cids })
+  statusAll (options?: AbortOptions & { local?: boolean, filter?: Set<TrackerStatus>, cids?: CID[] }): AsyncIterable<GlobalPinInfo> {
+    const given = options?.cids?.map(c => c.toString())
+    this.record('statusAll', { local: options?.local, filter: options?.filter, cids: given })
     if (this.endless) return this.forever(options)
-    const cids = options?.cids ?? [...this.pins.values()].map(p => p.cid)
+    const cids = given ?? [...this.pins.values()].map(p => p.cid)
     return this.stream(cids.map(c => this.gpi(c)), options)
   }
 
@@ -145,7 +151,8 @@ export class FakeCluster implements ClusterAPI {
     }
   }
 
-  async recover (cid: string, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
+  async recover (parsed: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> {
+    const cid = parsed.toString()
     this.record('recover', cid, { local: options?.local })
     return this.gpi(cid, 'pin_queued')
   }

@@ -9,7 +9,7 @@ import { createPinningApp } from '../../src/api/pinsvc/index.js'
 import { RequestIndex } from '../../src/api/pinsvc/request-index.js'
 import { PinService } from '../../src/api/pinsvc/service.js'
 import { createRestApp } from '../../src/api/rest/index.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { tempDir, waitFor } from '../util.js'
 import { FakeCluster, PEER } from './fake-cluster.js'
 import type { PinsetChange } from '../../src/components.js'
@@ -29,7 +29,7 @@ describe('heavy requests', () => {
   before(async () => {
     dir = await tempDir('cairn-heavy-')
     const pinset = {
-      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      get: (cid: string) => cluster.pins.get(pinKey(cid)),
       list: () => cluster.pins.values(),
       onChange: (_listener: (change: PinsetChange) => void) => () => {}
     }

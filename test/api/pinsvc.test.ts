@@ -15,7 +15,7 @@ import { PinService } from '../../src/api/pinsvc/service.js'
 import { svcStatusOf } from '../../src/api/pinsvc/status.js'
 import { type PinsetChange } from '../../src/components.js'
 import { ZERO_TIME, type GlobalPinInfo, type Pin, type TrackerStatus } from '../../src/types/wire.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, tempDir, waitFor } from '../util.js'
 import { FakeCluster, PEER } from './fake-cluster.js'
@@ -172,7 +172,7 @@ describe('pinning service API', () => {
 
   it('never unpins a plain cluster pin when requests on its CID go', async () => {
     const cid = await block()
-    await tc.peer(0).cluster.pin(cid, { name: 'plain' })
+    await tc.peer(0).cluster.pin(CID.parse(cid), { name: 'plain' })
     const r = await create(0, { cid, name: 'request' })
     assert.equal(tc.peer(0).pinset.get(cid)?.name, 'plain')
     assert.equal((await call(0, 'DELETE', `/pins/${r.requestid}`)).status, 202)
@@ -420,13 +420,13 @@ describe('pinning service write lost to a concurrent one', () => {
     // last writer wins: a peer that had not seen our request wrote the CID at the same moment, and its value
     // (without our request) is what reaches the pinset
     cluster.pin = async (cid, options) => {
-      const pin = cluster.makePin(cid, { ...options, metadata: {} })
-      cluster.pins.set(cidKey(cid), pin)
+      const pin = cluster.makePin(cid.toString(), { ...options, metadata: {} })
+      cluster.pins.set(pinKey(cid), pin)
       for (const listener of listeners) listener({ added: [pin], removed: [], local: false })
       return pin
     }
     const pinset = {
-      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      get: (cid: string) => cluster.pins.get(pinKey(cid)),
       list: () => cluster.pins.values(),
       onChange: (listener: (change: PinsetChange) => void) => { listeners.add(listener); return () => { listeners.delete(listener) } }
     }
@@ -435,7 +435,7 @@ describe('pinning service write lost to a concurrent one', () => {
     try {
       const service = new PinService({ cluster, pinset, index, peerId: PEER, addressesOf: async () => [] })
       const cid = CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()
-      const created = await service.create({ cid, name: 'lost-for-a-moment', origins: [], meta: {} })
+      const created = await service.create({ cid, root: CID.parse(cid), name: 'lost-for-a-moment', origins: [], meta: {} })
       assert.match(created.requestid, /^[0-9a-f-]{36}$/)
       assert.deepEqual(created.pin, { cid, name: 'lost-for-a-moment', origins: [], meta: {} })
     } finally {
@@ -452,7 +452,7 @@ describe('pinning service: requests watched for a lost write', () => {
     const dir = await tempDir('cairn-pinsvc-watch-')
     const cluster = new FakeCluster()
     const pinset = {
-      get: (cid: string) => cluster.pins.get(cidKey(cid)),
+      get: (cid: string) => cluster.pins.get(pinKey(cid)),
       list: () => cluster.pins.values(),
       onChange: () => () => {}
     }
@@ -462,7 +462,7 @@ describe('pinning service: requests watched for a lost write', () => {
       const service = new PinService({ cluster, pinset, index, peerId: PEER, addressesOf: async () => [] }, { watchMs: 200 })
       const create = async (): Promise<void> => {
         const cid = CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()
-        await service.create({ cid, name: 'w', origins: [], meta: {} })
+        await service.create({ cid, root: CID.parse(cid), name: 'w', origins: [], meta: {} })
       }
       for (let i = 0; i < 20; i++) await create()
       assert.equal(service.watched, 20)

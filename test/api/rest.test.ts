@@ -141,8 +141,8 @@ describe('REST API', () => {
     })
 
     it('GET /pins streams every GlobalPinInfo', async () => {
-      await cluster.pin(V1, {})
-      await cluster.pin(OTHER, {})
+      await cluster.pin(CID.parse(V1), {})
+      await cluster.pin(CID.parse(OTHER), {})
       const res = await raw(base, '/pins')
       assert.equal(res.status, 200)
       assert.deepEqual(ndjson(res.body).map(l => l.cid), [V1, OTHER])
@@ -150,8 +150,8 @@ describe('REST API', () => {
     })
 
     it('an error after the first item goes in the X-Stream-Error trailer', async () => {
-      await cluster.pin(V1, {})
-      await cluster.pin(OTHER, {})
+      await cluster.pin(CID.parse(V1), {})
+      await cluster.pin(CID.parse(OTHER), {})
       cluster.streamFailure = { after: 1, error: new Error('peer exploded') }
       const res = await raw(base, '/pins')
       assert.equal(res.status, 200)
@@ -167,7 +167,7 @@ describe('REST API', () => {
     })
 
     it('HEAD and HTTP/1.0 requests on a stream get no trailer (Node would throw) and the server lives', async () => {
-      await cluster.pin(V1, {})
+      await cluster.pin(CID.parse(V1), {})
       assert.equal((await raw(base, '/pins', { method: 'HEAD' })).status, 200)
       const old = await new Promise<{ status: number, body: string }>((resolve, reject) => {
         const socket = connect(server.address.port, '127.0.0.1', () => { socket.end('GET /pins HTTP/1.0\r\n\r\n') })
@@ -199,7 +199,7 @@ describe('REST API', () => {
 
   describe('GET /pins filters', () => {
     it('passes the statuses of a filter list, composites expanded and unknown names ignored', async () => {
-      await cluster.pin(V1, {})
+      await cluster.pin(CID.parse(V1), {})
       const res = await get('/pins?filter=error,%20queued,bogus&local=true')
       assert.equal(res.status, 200)
       await res.text()
@@ -310,7 +310,7 @@ describe('REST API', () => {
     }
 
     it('DELETE /pins/{cid} returns the pin as it was; an unknown CID is 404 with IPFS Cluster\'s message', async () => {
-      await cluster.pin(V1, { name: 'gone' })
+      await cluster.pin(CID.parse(V1), { name: 'gone' })
       const res = await get(`/pins/${V0}`, { method: 'DELETE' })
       assert.equal(res.status, 200)
       assert.equal((await json(res)).name, 'gone')
@@ -335,7 +335,7 @@ describe('REST API', () => {
     })
 
     it('POST /pins/recover streams what was re-queued and is never read as a CID', async () => {
-      await cluster.pin(V1, {})
+      await cluster.pin(CID.parse(V1), {})
       const res = await raw(base, '/pins/recover?local=true', { method: 'POST' })
       assert.equal(res.status, 200)
       assert.deepEqual(ndjson(res.body).map(l => l.peer_map[PEER].status), ['pin_queued'])

@@ -11,6 +11,7 @@ import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { BAD_INLINE_CBOR, tempDir, UNKNOWN_CODEC, UNKNOWN_HASH, waitFor } from '../util.js'
 import type { GlobalPinInfo } from '../../src/types/wire.js'
+import { pinKey } from '../../src/utils/keys.js'
 
 async function collect<T> (it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = []
@@ -121,7 +122,7 @@ describe('a 3-peer cluster', () => {
     await waitFor(() => cids.every(cid => c.pinset.has(cid)), { timeoutMs: 30_000, message: 'C has the 100 new pins' })
     await waitFor(async () => {
       let pinned = 0
-      for (const cid of cids) if ((await c.tracker.status(cid)).status === 'pinned') pinned++
+      for (const cid of cids) if ((await c.tracker.status(pinKey(cid))).status === 'pinned') pinned++
       return pinned === 100
     }, { timeoutMs: 60_000, message: 'C pinned all 100' })
 

@@ -9,6 +9,7 @@ import { runCli } from '../../src/cli/program.js'
 import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, waitFor } from '../util.js'
+import { pinKey } from '../../src/utils/keys.js'
 
 async function putRaw (tc: TestCluster, on: number[], seed: string): Promise<string> {
   const bytes = new TextEncoder().encode(`follower block ${seed}`)
@@ -36,7 +37,7 @@ describe('followers', () => {
       await waitFor(async () => {
         for (const k of Object.keys(seen)) delete seen[k]
         for (const cid of cids) {
-          const s = await tc.peer(f).tracker.status(cid)
+          const s = await tc.peer(f).tracker.status(pinKey(cid))
           const key = `${s.status}${s.error !== '' ? `: ${s.error}` : ''}`
           seen[key] = (seen[key] ?? 0) + 1
         }
@@ -44,7 +45,7 @@ describe('followers', () => {
       }, { timeoutMs: 60_000, message: `follower ${f} pinned all 20` }).catch(async err => {
         const stuck: string[] = []
         for (const cid of cids) {
-          const s = await tc.peer(f).tracker.status(cid)
+          const s = await tc.peer(f).tracker.status(pinKey(cid))
           if (s.status !== 'pinned') stuck.push(`${s.status} has=${String(await tc.peer(f).ipfs.hasBlock(CID.parse(cid)))} on0=${String(await tc.peer(0).ipfs.hasBlock(CID.parse(cid)))}`)
         }
         const conns = tc.peer(f).ipfs.libp2p.getConnections().map(c => tc.peers.findIndex(p => p?.id === c.remotePeer.toString()))

@@ -7,6 +7,7 @@ import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { removeDirs, startPeer, stopPeers } from '../ipfs/helpers.js'
 import { waitFor } from '../util.js'
 import type { AddEntry, PinOptions } from '../../src/components.js'
+import { pinKey } from '../../src/utils/keys.js'
 
 const KB = 1024
 const QUOTA = 400 * KB
@@ -35,16 +36,16 @@ describe('quota, expiry, pin update', () => {
   it('a peer at its quota refuses with the quota error, keeps its other pins, and is no longer chosen', async () => {
     const only2 = { user_allocations: [ids[2]], replication_factor_min: 1, replication_factor_max: 1 }
     const first = await add(randomBytes(250 * KB), only2)
-    await waitFor(async () => (await tc.peer(2).tracker.status(first)).status === 'pinned', { timeoutMs: 30_000, message: 'first file pinned on peer 2' })
+    await waitFor(async () => (await tc.peer(2).tracker.status(pinKey(first))).status === 'pinned', { timeoutMs: 30_000, message: 'first file pinned on peer 2' })
 
     // 300 KiB more would take peer 2 past 400 KiB.
     const second = await add(randomBytes(300 * KB), only2)
     const info = await waitFor(async () => {
-      const s = await tc.peer(2).tracker.status(second)
+      const s = await tc.peer(2).tracker.status(pinKey(second))
       return s.status === 'pin_error' ? s : undefined
     }, { timeoutMs: 30_000, message: 'second file fails on peer 2' })
     assert.match(info.error, /quota exceeded: .*storage_max of 409600 bytes/)
-    assert.equal((await tc.peer(2).tracker.status(first)).status, 'pinned', 'the first pin is untouched')
+    assert.equal((await tc.peer(2).tracker.status(pinKey(first))).status, 'pinned', 'the first pin is untouched')
     assert.equal(await tc.peer(2).ipfs.isPinned(CID.parse(first)), true)
     assert.ok(await tc.peer(2).ipfs.repoSize() < QUOTA + 64 * KB, 'the store stopped near the quota')
 
@@ -111,7 +112,7 @@ describe('quota, expiry, pin update', () => {
       assert.equal(tc.peer(1).ipfs.libp2p.getConnections(outside.node.libp2p.peerId).length, 0)
       const res = await fetch(`${tc.url(0)}/pins/${cid}?replication=1&user-allocations=${ids[1]}&origins=${encodeURIComponent(addr)}`, { method: 'POST' })
       assert.equal(res.status, 200, await res.clone().text())
-      await waitFor(async () => (await tc.peer(1).tracker.status(cid)).status === 'pinned', { timeoutMs: 30_000, message: 'pinned from its origin' })
+      await waitFor(async () => (await tc.peer(1).tracker.status(pinKey(cid))).status === 'pinned', { timeoutMs: 30_000, message: 'pinned from its origin' })
       assert.ok(tc.peer(1).ipfs.libp2p.getConnections(outside.node.libp2p.peerId).length > 0, 'peer 1 dialled the origin')
     } finally {
       await stopPeers(outside)

@@ -6,6 +6,7 @@ import { CID } from 'multiformats/cid'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { waitFor } from '../util.js'
 import type { AddEntry } from '../../src/components.js'
+import { pinKey } from '../../src/utils/keys.js'
 
 const MiB = 1024 * 1024
 const SIZE = 64 * MiB
@@ -69,7 +70,7 @@ describe('sharded add', () => {
         return now.allocations.length === 2
       }, { timeoutMs: 120_000, message: `${s.name} pinned on its allocations` }).catch(async err => {
         const now = pinset.get(s.cid)!
-        const st = await Promise.all(now.allocations.map(async p => { const x = await tc.peer(ids.indexOf(p)).tracker.status(s.cid); return `peer ${ids.indexOf(p)}: ${x.status} ${x.attempt_count} ${x.error}` }))
+        const st = await Promise.all(now.allocations.map(async p => { const x = await tc.peer(ids.indexOf(p)).tracker.status(pinKey(s.cid)); return `peer ${ids.indexOf(p)}: ${x.status} ${x.attempt_count} ${x.error}` }))
         throw new Error(`${(err as Error).message}; ${st.join('; ')}`)
       })
     }

@@ -280,11 +280,11 @@ describe('the HTTP gateway', () => {
     const v1 = await addTree(tc, 'v1', { 'dists/Release': enc.encode('version one\n'), 'old.txt': enc.encode('old\n') })
     const v2 = await addTree(tc, 'v2', { 'dists/Release': enc.encode('version two\n'), 'new.txt': enc.encode('new\n') })
     const meta = (version: number): Record<string, string> => ({ [MIRROR_KEY]: 'debian', [MIRROR_VERSION_KEY]: String(version) })
-    await tc.peer(0).cluster.pin(v1.get('v1')!.cid, { name: 'debian@1', metadata: meta(1) })
+    await tc.peer(0).cluster.pin(CID.parse(v1.get('v1')!.cid), { name: 'debian@1', metadata: meta(1) })
     await waitFor(async () => (await fetch(`${gw}/mirror/debian/dists/Release`)).status === 200, { message: 'peer 1 sees version 1' })
     assert.equal(await (await fetch(`${gw}/mirror/debian/dists/Release`)).text(), 'version one\n')
 
-    await tc.peer(0).cluster.pin(v2.get('v2')!.cid, { name: 'debian@2', metadata: meta(2) })
+    await tc.peer(0).cluster.pin(CID.parse(v2.get('v2')!.cid), { name: 'debian@2', metadata: meta(2) })
     const res = await waitFor(async () => {
       const r = await fetch(`${gw}/mirror/debian/dists/Release`)
       const text = await r.text()

@@ -11,7 +11,8 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { PinRecords, type PinBlock } from '../../src/ipfs/pin-records.js'
-import { pinKey, toBase36 } from '../../src/ipfs/helia-internals.js'
+import { pinRecordKey } from '../../src/ipfs/helia-internals.js'
+import { datastoreMultihashName } from '../../src/utils/keys.js'
 
 async function rawCid (text: string): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(text)))
@@ -75,14 +76,14 @@ describe('pin records', () => {
     assert.equal(shared.pinCount, 0, 'a recursive pin claims its root only')
     assert.equal((await recordOf(ds, dag.cid('leaf'))).refs, 1, 'one deep parent, however many pins above it')
     assert.equal((await recordOf(ds, dag.cid('a'))).pinCount, 1)
-    assert.deepEqual(cborg.decode(await ds.get(pinKey(dag.cid('a')))), { depth: Infinity, metadata: {}, deep: true })
+    assert.deepEqual(cborg.decode(await ds.get(pinRecordKey(dag.cid('a')))), { depth: Infinity, metadata: {}, deep: true })
     // adding again changes nothing
     assert.equal(await records.add(dag.cid('a'), Infinity, dag.blocks('a')), 1)
     assert.equal((await recordOf(ds, dag.cid('shared'))).refs, 2)
     assert.equal((await recordOf(ds, dag.cid('a'))).pinCount, 1)
 
     await records.remove(dag.cid('a'), async () => assert.fail('a pin counted by reference lists no blocks'))
-    assert.equal(await ds.has(pinKey(dag.cid('a'))), false)
+    assert.equal(await ds.has(pinRecordKey(dag.cid('a'))), false)
     assert.deepEqual(await dag.recorded(ds), ['b', 'leaf', 'shared'], 'a block nothing holds has no record')
     assert.equal((await recordOf(ds, dag.cid('shared'))).refs, 1)
     await records.remove(dag.cid('b'), async () => [])
@@ -122,7 +123,7 @@ describe('pin records', () => {
     const dag = await Dag.make({ root: ['dir', 'x'], dir: ['y', 'z'] })
     await records.add(dag.cid('dir'), 0, dag.blocks('dir').slice(0, 1))
     assert.deepEqual(await dag.recorded(ds), ['dir'], 'a direct pin holds its root only')
-    assert.deepEqual(cborg.decode(await ds.get(pinKey(dag.cid('dir')))), { depth: 0, metadata: {} })
+    assert.deepEqual(cborg.decode(await ds.get(pinRecordKey(dag.cid('dir')))), { depth: 0, metadata: {} })
     await records.add(dag.cid('root'), Infinity, dag.blocks('root'))
     const dir = await recordOf(ds, dag.cid('dir'))
     assert.deepEqual([dir.pinCount, dir.refs, dir.deep], [1, 1, true])
@@ -143,7 +144,7 @@ describe('pin records', () => {
     // what cairn 0.1 wrote: a claim on every block, no `deep` anywhere
     const batch = ds.batch()
     for (const b of dag.blocks('old')) batch.put(blockKey(b.cid), cborg.encode({ pinCount: 1, pinnedBy: [dag.cid('old').bytes] }))
-    batch.put(pinKey(dag.cid('old')), cborg.encode({ depth: Infinity, metadata: {} }))
+    batch.put(pinRecordKey(dag.cid('old')), cborg.encode({ depth: Infinity, metadata: {} }))
     await batch.commit()
     // a new pin over the shared subtree marks it deep (its record had no `deep`)
     await records.add(dag.cid('fresh'), Infinity, dag.blocks('fresh'))
@@ -172,7 +173,7 @@ describe('pin records', () => {
       return batch
     }
     await assert.rejects(new PinRecords(failing).add(dag.cid('root'), Infinity, dag.blocks('root')), /disk gone/)
-    assert.equal(await ds.has(pinKey(dag.cid('root'))), false, 'the pin is not recorded')
+    assert.equal(await ds.has(pinRecordKey(dag.cid('root'))), false, 'the pin is not recorded')
     // the tracker pins it again
     await new PinRecords(ds).add(dag.cid('root'), Infinity, dag.blocks('root'))
     assert.equal((await dag.recorded(ds)).length, 2551, 'every block recorded')
@@ -186,7 +187,7 @@ describe('pin records', () => {
       if (i % 9 === 0) b[1 % b.length] = 0
       inputs.push(b)
     }
-    for (const b of inputs) assert.equal(toBase36(b), base36.encode(b), `bytes ${Buffer.from(b).toString('hex')}`)
+    for (const b of inputs) assert.equal(datastoreMultihashName(b), base36.encode(b), `bytes ${Buffer.from(b).toString('hex')}`)
   })
 
   it('keeps the links of a block in its record, re-reads records written since a pin was listed, and lists it again after a removal', async () => {
@@ -245,7 +246,7 @@ describe('pin records', () => {
     const generation = records.generation
     const written = await Promise.all(names.map(async n => await records.add(dag.cid(n), Infinity, dag.blocks(n).map(b => ({ ...b, record: null })), { generation })))
     assert.equal(commits, 1, `${commits} batches for 60 pins`)
-    for (const n of names) assert.equal(await ds.has(pinKey(dag.cid(n))), true, `${n} recorded`)
+    for (const n of names) assert.equal(await ds.has(pinRecordKey(dag.cid(n))), true, `${n} recorded`)
     assert.equal((await recordOf(ds, dag.cid('shared'))).refs, 10, 'one ref per pin over the shared subtree')
     assert.equal((await recordOf(ds, dag.cid('s1'))).refs, 1, 'the subtree marked deep once')
     // p: the pin and its leaf; the first q: 5 blocks; the 9 others: the pin, its own leaf, a ref on shared
@@ -256,7 +257,7 @@ describe('pin records', () => {
     await assert.rejects(bad, /block .* below it was not listed/)
     assert.equal(await good, 2)
     assert.equal(commits, 2)
-    assert.equal(await ds.has(pinKey(dag.cid('lonely'))), false)
-    assert.equal(await ds.has(pinKey(dag.cid('fresh'))), true)
+    assert.equal(await ds.has(pinRecordKey(dag.cid('lonely'))), false)
+    assert.equal(await ds.has(pinRecordKey(dag.cid('fresh'))), true)
   })
 })

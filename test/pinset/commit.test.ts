@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as Y from 'yjs'
 import { Verifier } from '../../src/pinset/verify.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { tempDir } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import { localParts, storedEnvelopes, type LocalParts } from './parts.js'
@@ -58,16 +58,16 @@ describe('pinset group commit', () => {
     assert.deepEqual(r.stored, [1])
     assert.deepEqual(r.published.map(p => p.seq), [1])
     assert.equal(r.changes.length, 1, 'listeners told once')
-    assert.deepEqual(r.changes[0].added.map(p => p.cid).sort(), cids.map(cidKey).sort())
+    assert.deepEqual(r.changes[0].added.map(p => p.cid).sort(), cids.map(pinKey).sort())
     assert.equal(r.changes[0].local, true)
-    assert.deepEqual([...(await replayed(r)).keys()].sort(), cids.map(cidKey).sort())
+    assert.deepEqual([...(await replayed(r)).keys()].sort(), cids.map(pinKey).sort())
 
     // a removal is an envelope too; drain() waits for what is queued
     void r.commits.remove([cids[0]])
     await r.commits.drain()
     assert.equal(r.document.has(cids[0]), false)
     assert.equal((await envelopes(r)).length, 2)
-    assert.deepEqual(r.changes[1], { added: [], removed: [cidKey(cids[0])], local: true })
+    assert.deepEqual(r.changes[1], { added: [], removed: [pinKey(cids[0])], local: true })
   })
 
   it('cuts a large operation into envelopes of at most maxPinsPerEnvelope pins, and of about maxGossipBytes', async () => {
@@ -95,7 +95,7 @@ describe('pinset group commit', () => {
     assert.match((bad as PromiseRejectedResult).reason.message, /takes \d+ bytes in the pinset/)
     assert.equal(good.status, 'fulfilled')
     assert.equal(r.document.has(ok), true)
-    assert.deepEqual([...(await replayed(r)).keys()], [cidKey(ok)])
+    assert.deepEqual([...(await replayed(r)).keys()], [pinKey(ok)])
   })
 
   it('when the store refuses a commit: callers get the error, the change is undone and not told, and the next envelope carries it', async () => {
@@ -116,8 +116,8 @@ describe('pinset group commit', () => {
     const stored = await envelopes(r)
     assert.deepEqual(stored.map(e => e.seq), [1], 'the refused seq is used again')
     // without the refused change and its undo in the envelope, a peer would hold b's update as pending forever
-    assert.deepEqual([...(await replayed(r)).keys()], [cidKey(b)])
-    assert.deepEqual(r.changes.map(c => c.added.map(p => p.cid)), [[cidKey(b)]])
+    assert.deepEqual([...(await replayed(r)).keys()], [pinKey(b)])
+    assert.deepEqual(r.changes.map(c => c.added.map(p => p.cid)), [[pinKey(b)]])
   })
 
   it('refuses operations while the pinset is not started, and an aborted signal', async () => {

@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { Checkpoints } from '../../src/pinset/checkpoints.js'
 import { PinsetCounters } from '../../src/pinset/counters.js'
 import { Snapshots } from '../../src/pinset/snapshots.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { quietLogger, tempDir } from '../util.js'
 import { fakeCid, pinOf } from './fixtures.js'
 import { localParts, storedEnvelopes, type LocalParts } from './parts.js'
@@ -76,7 +76,7 @@ describe('pinset snapshots and restart', () => {
     assert.deepEqual((await storedEnvelopes(a.parts.store, a.parts.self)).map(e => e.seq), [4, 5])
 
     const b = await restart(a)
-    assert.deepEqual(keysOf(b), [...first, ...later].map(cidKey).sort())
+    assert.deepEqual(keysOf(b), [...first, ...later].map(pinKey).sort())
     assert.deepEqual(b.parts.seqs.versionVector(), { [b.parts.self]: 5 }, 'the compacted seqs count as held')
     // the next commit goes on after them
     await putEach(b, ['n1'])
@@ -93,7 +93,7 @@ describe('pinset snapshots and restart', () => {
     assert.deepEqual(await storedEnvelopes(a.parts.store, a.parts.self), [], 'the checkpoint compacted the whole log (keepTail 0)')
 
     const b = await restart(a)
-    assert.deepEqual(keysOf(b), [...first, ...later].map(cidKey).sort())
+    assert.deepEqual(keysOf(b), [...first, ...later].map(pinKey).sort())
     assert.deepEqual(b.parts.seqs.versionVector(), { [b.parts.self]: 5 })
     assert.equal(b.checkpoints.newest()?.author, b.parts.self)
   })

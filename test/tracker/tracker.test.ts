@@ -5,7 +5,7 @@ import { afterEach, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { QueueFullError } from '../../src/errors.js'
 import { createTracker, type TrackerInit } from '../../src/tracker/index.js'
-import { cidKey } from '../../src/utils/cid.js'
+import { pinKey } from '../../src/utils/keys.js'
 import { fakeCid, pinOf } from '../pinset/fixtures.js'
 import { quietLogger, sleep, waitFor } from '../util.js'
 import type { AbortOptions, IpfsConnector, Pin, PinsetChange, PinTracker } from '../../src/components.js'
@@ -26,7 +26,7 @@ class FakeIpfs implements IpfsConnector {
   async stop (): Promise<void> {}
 
   async pin (cid: CID, options: AbortOptions = {}): Promise<void> {
-    const key = cidKey(cid.toString())
+    const key = pinKey(cid.toString())
     this.pinCalls.push({ cid: key, at: performance.now(), signal: options.signal })
     if (this.hold) {
       await new Promise<void>((resolve, reject) => {
@@ -43,12 +43,12 @@ class FakeIpfs implements IpfsConnector {
   }
 
   async unpin (cid: CID): Promise<void> {
-    const key = cidKey(cid.toString())
+    const key = pinKey(cid.toString())
     this.unpinCalls.push(key)
     this.pinned.delete(key)
   }
 
-  async isPinned (cid: CID): Promise<boolean> { return this.pinned.has(cidKey(cid.toString())) }
+  async isPinned (cid: CID): Promise<boolean> { return this.pinned.has(pinKey(cid.toString())) }
   holdsPin (key: string): boolean { return this.pinned.has(key) }
   async * pinLs (): AsyncIterable<CID> { for (const key of [...this.pinned]) yield CID.parse(key) }
   async hasBlock (): Promise<boolean> { return false }
@@ -92,7 +92,7 @@ describe('pin tracker', () => {
     return { ipfs, pinset, tracker }
   }
 
-  const status = async (t: PinTracker, cid: string): Promise<string> => (await t.status(cid)).status
+  const status = async (t: PinTracker, cid: string): Promise<string> => (await t.status(pinKey(cid))).status
 
   it('retries a failed pin until it succeeds, counting the attempts', async () => {
     const { ipfs, pinset, tracker } = await start()
@@ -117,7 +117,7 @@ describe('pin tracker', () => {
     // the cap: the last gap waits at most 1.25 x retry_max_ms = 100 ms, not base * 2^4 = 640 ms (at least 480 ms
     // with jitter): room left for a loaded machine
     assert.ok(gaps[4] < 400, `the capped gap took ${gaps[4].toFixed(0)} ms`)
-    const info = await tracker.status(cid)
+    const info = await tracker.status(pinKey(cid))
     assert.equal(info.status, 'pin_error')
     assert.equal(info.attempt_count, 6)
     assert.match(info.error, /no provider answered/)
@@ -132,11 +132,11 @@ describe('pin tracker', () => {
     // proves a NOT: no fourth attempt within 10 x the largest backoff it could have picked (20 * 2^2 * 1.25 ms)
     await sleep(1000)
     assert.equal(ipfs.pinCalls.length, 3)
-    const info = await tracker.status(cid)
+    const info = await tracker.status(pinKey(cid))
     assert.equal(info.status, 'pin_error')
     assert.equal(info.attempt_count, 3)
     // recover starts over (the fake now succeeds)
-    await tracker.recover(cid)
+    await tracker.recover(pinKey(cid))
     await waitFor(async () => await status(tracker, cid) === 'pinned', { timeoutMs: 5000, message: 'the recovered pin to succeed' })
     assert.equal(ipfs.pinCalls.length, 4)
   })
@@ -150,7 +150,7 @@ describe('pin tracker', () => {
     pinset.put(...cids.slice(1).map(c => pinOf(c)))
     assert.equal(tracker.queueLength(), 2)
     assert.deepEqual(await Promise.all(cids.map(async c => await status(tracker, c))), ['pinning', 'pin_queued', 'pin_queued', 'pin_error'])
-    assert.equal((await tracker.status(cids[3])).error, new QueueFullError().message)
+    assert.equal((await tracker.status(pinKey(cids[3]))).error, new QueueFullError().message)
     ipfs.hold = false
     ipfs.held.get(cids[0])?.()
     await waitFor(async () => await status(tracker, cids[2]) === 'pinned', { timeoutMs: 5000, message: 'the queue to drain' })

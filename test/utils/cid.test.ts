@@ -1,4 +1,4 @@
-// pinsetKey skips parsing for strings already in key form; it must give exactly what cidKey gives.
+// heldPinKey skips parsing for strings already in key form; it must give exactly what pinKey gives.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
@@ -9,10 +9,11 @@ import { base64 } from 'multiformats/bases/base64'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
-import { cidKey, parseCid, parseUserCid, pinsetKey } from '../../src/utils/cid.js'
+import { parseCid } from '../../src/utils/cid.js'
+import { heldPinKey, pinKey } from '../../src/utils/keys.js'
 
-describe('pinsetKey', () => {
-  it('equals cidKey for CIDv0 and CIDv1 of several codecs and hashes', async () => {
+describe('heldPinKey', () => {
+  it('equals pinKey for CIDv0 and CIDv1 of several codecs and hashes', async () => {
     const forms: string[] = []
     for (let i = 0; i < 50; i++) {
       const bytes = randomBytes(1 + (i % 40))
@@ -26,14 +27,14 @@ describe('pinsetKey', () => {
         CID.createV1(raw.code, identity.digest(bytes)).toString()
       )
     }
-    for (const s of forms) assert.equal(pinsetKey(s), cidKey(s), s)
+    for (const s of forms) assert.equal(heldPinKey(s), pinKey(s), s)
     // the fast path is taken for keys, and only for them
     const key = CID.createV1(raw.code, await sha256.digest(Uint8Array.of(1))).toString()
-    assert.equal(pinsetKey(key), key)
+    assert.equal(heldPinKey(key), key)
     // a CIDv0's bytes (0x12 0x20 ...) written in base32 are no CID: refused by both, not taken for a key
     const v0InBase32 = base32.encode(CID.createV0(await sha256.digest(Uint8Array.of(1))).bytes)
-    assert.throws(() => cidKey(v0InBase32))
-    assert.throws(() => pinsetKey(v0InBase32))
+    assert.throws(() => pinKey(v0InBase32))
+    assert.throws(() => heldPinKey(v0InBase32))
   })
 })
 
@@ -60,14 +61,14 @@ describe('parseCid', () => {
   })
 })
 
-describe('parseUserCid', () => {
+describe('parseCid', () => {
   const V0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
   const V1 = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 
   it('reads a CID in any multibase, and a bare CIDv0', () => {
     const cid = CID.parse(V1)
-    for (const s of [V1, V1.toUpperCase(), cid.toString(base16), cid.toString(base64)]) assert.ok(parseUserCid(s).equals(cid), s)
-    assert.equal(parseUserCid(V0).version, 0)
+    for (const s of [V1, V1.toUpperCase(), cid.toString(base16), cid.toString(base64)]) assert.ok(parseCid(s).equals(cid), s)
+    assert.equal(parseCid(V0).version, 0)
   })
 
   for (const [input, why] of [
@@ -87,12 +88,12 @@ describe('parseUserCid', () => {
     [`${V0} `, 'it contains whitespace']
   ] as const) {
     it(`says what is wrong with ${JSON.stringify(input)}`, () => {
-      assert.throws(() => parseUserCid(input), { name: 'InvalidCIDError', message: `invalid CID "${input}": ${why}` })
+      assert.throws(() => parseCid(input), { name: 'InvalidCIDError', message: `invalid CID "${input}": ${why}` })
     })
   }
 
   it('quotes at most 100 characters of a long input', () => {
     const long = 'x'.repeat(5000)
-    assert.throws(() => parseUserCid(long), (err: Error) => err.message.startsWith(`invalid CID "${'x'.repeat(100)}...": "x" is not a multibase prefix`))
+    assert.throws(() => parseCid(long), (err: Error) => err.message.startsWith(`invalid CID "${'x'.repeat(100)}...": "x" is not a multibase prefix`))
   })
 })

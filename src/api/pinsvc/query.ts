@@ -3,9 +3,11 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import { InvalidBodyError, InvalidParameterError } from '../../errors.js'
-import { parseCid } from '../common.js'
+import { parseCid } from '../../utils/cid.js'
+import { pinKey, type PinKey } from '../../utils/keys.js'
 import { parseRfc3339 } from '../rest/pin-options.js'
 import { SVC_STATUSES, type SvcStatus } from './status.js'
+import type { CID } from 'multiformats/cid'
 
 export const MAX_LIMIT = 1000
 export const DEFAULT_LIMIT = 10
@@ -50,6 +52,8 @@ const pinSchema = z.object({
 export interface PinBody {
   /** As the client gave it (validated). */
   cid: string
+  /** It, parsed. */
+  root: CID
   name: string
   origins: string[]
   meta: Record<string, string>
@@ -64,13 +68,13 @@ export function parsePinBody (body: unknown): PinBody {
     throw new InvalidBodyError(`invalid Pin object: ${where}${issue.message}`)
   }
   const { cid, name, origins, meta } = parsed.data
-  parseCid(cid) // InvalidCIDError naming it
-  return { cid, name: name ?? '', origins: origins ?? [], meta: meta ?? {} }
+  const root = parseCid(cid) // InvalidCIDError naming it
+  return { cid, root, name: name ?? '', origins: origins ?? [], meta: meta ?? {} }
 }
 
 export interface ListQuery {
   /** pinset keys of the cid filter */
-  cids?: string[]
+  cids?: PinKey[]
   name?: string
   match: Match
   statuses: Set<SvcStatus>
@@ -132,7 +136,7 @@ export function parseListQuery (q: URLSearchParams): ListQuery {
   if (cid !== undefined) {
     const items = cid.split(',')
     if (items.some(c => c === '') || items.length > MAX_CIDS) throw invalid('cid', cid, `expected 1 to ${MAX_CIDS} comma-separated CIDs`)
-    out.cids = [...new Set(items.map(c => parseCid(c).key))]
+    out.cids = [...new Set(items.map(c => pinKey(parseCid(c))))]
   }
 
   const name = one('name')

@@ -4,15 +4,15 @@
 //   r!<requestid>           -> <created>
 //   c!<cid key>!<requestid> -> <created>
 import { guardedLevel, type GuardedLevel } from '../../storage/guarded-level.js'
-import { cidKey } from '../../utils/cid.js'
+import { pinKey, type PinKey } from '../../utils/keys.js'
 import { hasRequests, requestsOf, type PinRequest } from './requests.js'
 import type { Pinset, PinsetChange } from '../../components.js'
 import type { Pin } from '../../types/wire.js'
 import type { Logger } from '@libp2p/logger'
 
 export interface IndexedRequest extends PinRequest {
-  /** The pinset key of the CID (CIDv1 base32). */
-  key: string
+  /** The pinset key of the CID. */
+  key: PinKey
 }
 
 export interface ScanRange {
@@ -51,7 +51,7 @@ export class RequestIndex {
       const added = change.added.filter(pin => {
         if (hasRequests(pin)) {
           this.indexed.add(pin.cid)
-          this.indexed.add(cidKey(pin.cid))
+          this.indexed.add(pinKey(pin.cid))
           return true
         }
         return this.indexed.has(pin.cid)
@@ -84,8 +84,7 @@ export class RequestIndex {
   }
 
   /** The requests for one CID, newest first. */
-  async byCid (cid: string, range: ScanRange = {}): Promise<IndexedRequest[]> {
-    const key = cidKey(cid)
+  async byCid (key: PinKey, range: ScanRange = {}): Promise<IndexedRequest[]> {
     const out: IndexedRequest[] = []
     for await (const [k, created] of this.db.iterator({ gt: cidPrefix(key), lt: `${cidPrefix(key)}\xff` })) {
       if (range.before !== undefined && created >= range.before) continue
@@ -108,13 +107,13 @@ export class RequestIndex {
 
   private async apply (change: PinsetChange): Promise<void> {
     const ops: Op[] = []
-    for (const pin of change.added) ops.push(...await this.diff(cidKey(pin.cid), pin))
-    for (const cid of change.removed) ops.push(...await this.diff(cidKey(cid), undefined))
+    for (const pin of change.added) ops.push(...await this.diff(pinKey(pin.cid), pin))
+    for (const cid of change.removed) ops.push(...await this.diff(pinKey(cid), undefined))
     if (ops.length > 0) await this.db.batch(ops)
   }
 
   /** The writes that make the index hold exactly the requests of `pin` (none when undefined) for `key`. */
-  private async diff (key: string, pin: Pin | undefined): Promise<Op[]> {
+  private async diff (key: PinKey, pin: Pin | undefined): Promise<Op[]> {
     const wanted = new Map((pin === undefined ? [] : requestsOf(pin)).map(r => [r.requestid, r]))
     const ops: Op[] = []
     for await (const [k, created] of this.db.iterator({ gt: cidPrefix(key), lt: `${cidPrefix(key)}\xff` })) {
@@ -144,7 +143,7 @@ export class RequestIndex {
     }
     let lastKey = ''
     for await (const k of this.db.keys({ gt: 'c!', lt: 'c!\xff' })) {
-      const key = k.slice(2, k.indexOf('!', 2))
+      const key = k.slice(2, k.indexOf('!', 2)) as PinKey // written by diff() from a pinKey
       if (key === lastKey) continue
       lastKey = key
       this.indexed.add(key)
@@ -158,8 +157,8 @@ export class RequestIndex {
     for (const pin of this.pinset.list()) {
       if (!hasRequests(pin)) continue
       this.indexed.add(pin.cid)
-      this.indexed.add(cidKey(pin.cid))
-      ops.push(...await this.diff(cidKey(pin.cid), pin))
+      this.indexed.add(pinKey(pin.cid))
+      ops.push(...await this.diff(pinKey(pin.cid), pin))
       if (ops.length >= 1000) await flush()
     }
     await flush()

@@ -2,9 +2,9 @@
 // found by requestid and listed through this peer's level index (./request-index.ts).
 import { randomUUID } from 'node:crypto'
 import { FollowerModeError, InvalidBodyError, InvalidParameterError, NotFoundError } from '../../errors.js'
-import { cidKey } from '../../utils/cid.js'
+import { parseCid } from '../../utils/cid.js'
+import { pinKey, type PinKey } from '../../utils/keys.js'
 import { turnBudget } from '../../utils/turns.js'
-import { parseCid } from '../common.js'
 import { validPinOptions } from '../pin-options.js'
 import { matchesMeta, matchesName, type ListQuery, type PinBody } from './query.js'
 import { hasRequests, isTombstoned, replacingRequest, requestKey, withoutRequest, withRequest, type PinRequest } from './requests.js'
@@ -54,7 +54,7 @@ export class PinService {
   private lastCreated = 0
   private readonly locks = new Map<string, Promise<unknown>>()
   /** Requests created here lately, by requestid: see watch(). */
-  private readonly recent = new Map<string, { request: PinRequest, key: string, until: number, seenElsewhere: boolean }>()
+  private readonly recent = new Map<string, { request: PinRequest, key: PinKey, until: number, seenElsewhere: boolean }>()
 
   private readonly watchMs: number
 
@@ -70,7 +70,7 @@ export class PinService {
    * Watches a request created here. Expired entries go first: they were pruned only when a change came from
    * another peer, so a one-peer cluster kept every request it ever created.
    */
-  private remember (request: PinRequest, key: string): void {
+  private remember (request: PinRequest, key: PinKey): void {
     const now = Date.now()
     // entries are kept in the order they expire (re-watching one moves it last)
     for (const [id, w] of this.recent) {
@@ -94,8 +94,8 @@ export class PinService {
   private check (change: PinsetChange): void {
     const now = Date.now()
     for (const [id, w] of this.recent) if (w.until < now) this.recent.delete(id)
-    const pins = new Map(change.added.map(p => [cidKey(p.cid), p]))
-    const removed = new Set(change.removed.map(c => cidKey(c)))
+    const pins = new Map(change.added.map(p => [pinKey(p.cid), p]))
+    const removed = new Set(change.removed.map(c => pinKey(c)))
     for (const [id, w] of this.recent) {
       const pin = pins.get(w.key)
       if (pin !== undefined) {
@@ -109,7 +109,7 @@ export class PinService {
     }
   }
 
-  private restore (request: PinRequest, key: string): void {
+  private restore (request: PinRequest, key: PinKey): void {
     if (!this.components.cluster.writable) return
     this.components.log?.('pin request %s on %s was dropped by a concurrent write elsewhere: writing it again', request.requestid, request.cid)
     this.locked(key, async () => {
@@ -135,7 +135,7 @@ export class PinService {
     this.requireWritable()
     const old = await this.find(requestid)
     const request = this.newRequest(body)
-    const key = parseCid(body.cid).key
+    const key = pinKey(body.root)
     if (key === old.key) {
       await this.locked(key, async () => {
         const pin = this.components.pinset.get(key)
@@ -207,7 +207,7 @@ export class PinService {
   }
 
   private async addRequest (request: PinRequest, updateOf: string | undefined, options: AbortOptions): Promise<void> {
-    const key = cidKey(request.cid)
+    const key = pinKey(request.cid)
     await this.locked(key, async () => {
       const existing = this.components.pinset.get(key)
       const pinOptions = withRequest(existing, request)
@@ -225,7 +225,7 @@ export class PinService {
       const { options: rest, unpin } = withoutRequest(pin, request.requestid)
       // the tombstone goes out before the unpin: a peer that just added a request here then knows this was a delete
       await this.write(pin.cid, rest, options)
-      if (unpin) await this.components.cluster.unpin(pin.cid, options)
+      if (unpin) await this.components.cluster.unpin(parseCid(pin.cid), options)
     })
     await this.components.index.idle()
   }
@@ -235,7 +235,7 @@ export class PinService {
     if (size > MAX_PIN_METADATA_BYTES) {
       throw new InvalidParameterError(`too many pin requests on ${cid}: their entries would take ${size} bytes (at most ${MAX_PIN_METADATA_BYTES})`)
     }
-    await this.components.cluster.pin(cid, validPinOptions(pinOptions), options)
+    await this.components.cluster.pin(parseCid(cid), validPinOptions(pinOptions), options)
   }
 
   /** Read-modify-write of one pin at a time on this peer (the pin value is replaced whole). */
@@ -272,10 +272,10 @@ export class PinService {
    */
   private async written (request: PinRequest): Promise<IndexedRequest> {
     await this.components.index.idle() // so that a GET right after the 202 finds it here
-    return { ...request, key: cidKey(request.cid) }
+    return { ...request, key: pinKey(request.cid) }
   }
 
-  private async * byCids (keys: string[], range: { before?: string, after?: string }): AsyncGenerator<IndexedRequest> {
+  private async * byCids (keys: PinKey[], range: { before?: string, after?: string }): AsyncGenerator<IndexedRequest> {
     const all = (await Promise.all(keys.map(async k => await this.components.index.byCid(k, range)))).flat()
     yield * all.sort((a, b) => a.created === b.created ? b.requestid.localeCompare(a.requestid) : b.created.localeCompare(a.created))
   }
@@ -322,7 +322,7 @@ class StatusLookup {
       const turn = turnBudget()
       for await (const gpi of cluster.statusAll(this.options)) {
         if (turn.spent()) await turn.yield()
-        const key = cidKey(gpi.cid)
+        const key = pinKey(gpi.cid)
         const pin = pinset.get(key)
         if (pin !== undefined && hasRequests(pin)) this.known.set(key, svcStatusOf(gpi, pin))
       }
@@ -331,7 +331,7 @@ class StatusLookup {
     await Promise.all(missing.map(async r => {
       const pin = pinset.get(r.key)
       if (pin === undefined) return
-      this.known.set(r.key, svcStatusOf(await cluster.status(pin.cid, this.options), pin))
+      this.known.set(r.key, svcStatusOf(await cluster.status(parseCid(pin.cid), this.options), pin))
     }))
   }
 }

@@ -6,7 +6,7 @@ import { ConfigError, InvalidParameterError } from '../../errors.js'
 import { VERSION } from '../../version.js'
 import { authenticate, tokenHandler } from '../auth.js'
 import {
-  errorHandler, heavyRequests, jsonContentType, notFound, parseCid, queryOf, requestSignals, sendJson, sendNdjson,
+  errorHandler, heavyRequests, jsonContentType, notFound, queryOf, requestSignals, sendJson, sendNdjson,
   strictSlash
 } from '../common.js'
 import { restErrorBody } from '../errors.js'
@@ -14,12 +14,14 @@ import { parseStatusFilter, parseTypeFilter } from './filters.js'
 import { registerReprovideRoutes } from './reprovide.js'
 import { parseMultipart, singleFile } from './multipart.js'
 import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
+import { parseCid } from '../../utils/cid.js'
 import type { ClusterAPI, ReprovideAPI } from '../../components.js'
 import type { Credentials } from '../auth.js'
 import type { HeavyRequests } from '../common.js'
 import { createAppServer, type AppServer } from '../server.js'
 import type { ComponentLogger, Logger } from '@libp2p/logger'
 import type { Express, Request, RequestHandler, Response } from 'express'
+import type { CID } from 'multiformats/cid'
 
 export interface RestApiInit {
   /** host:port to listen on, e.g. 127.0.0.1:9094 or [::1]:0. */
@@ -79,9 +81,9 @@ export function createRestApp (init: RestAppInit, components: RestAppComponents)
   const signalOf = requestSignals(stop)
   // lists of the whole pinset: capped (429 past it); /health, /id and pin writes never are
   const heavy = (components.heavy ?? heavyRequests()).limit
-  // validated, and echoed as IPFS Cluster does (Go's cid.String()): CIDv0 and base32 CIDv1 as given, CIDv1 in
-  // other bases in base32; the cluster normalises to its pinset key itself
-  const cidOf = (req: Request): string => parseCid(String(req.params.cid)).cid.toString()
+  // parsed here once; the cluster echoes it as IPFS Cluster does (Go's cid.String()): CIDv0 and base32 CIDv1 as
+  // given, CIDv1 in other bases in base32
+  const cidOf = (req: Request): CID => parseCid(String(req.params.cid))
   const localOf = (req: Request): boolean => parseBool(queryOf(req), 'local') ?? false
 
   app.get('/health', (_req, res) => { res.status(204).end() })
@@ -118,7 +120,7 @@ export function createRestApp (init: RestAppInit, components: RestAppComponents)
     const local = localOf(req)
     const cidsParam = q.get('cids') ?? ''
     // as IPFS Cluster: an explicit CID list ignores the status filter
-    const cids = cidsParam === '' ? undefined : cidsParam.split(',').filter(c => c !== '').map(c => parseCid(c).cid.toString())
+    const cids = cidsParam === '' ? undefined : cidsParam.split(',').filter(c => c !== '').map(c => parseCid(c))
     const filter = cids === undefined ? parseStatusFilter(q.get('filter')) : undefined
     const signal = signalOf(res)
     await sendNdjson(res, cluster.statusAll({ signal, local, filter, cids }), { signal, log })

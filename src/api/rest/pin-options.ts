@@ -5,7 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidParameterError } from '../../errors.js'
 import { checkShardSize } from '../../adder/index.js'
-import { parseCid } from '../common.js'
+import { parseCid } from '../../utils/cid.js'
 import { validPinOptions } from '../pin-options.js'
 import type { AddParams, PinOptions } from '../../components.js'
 import type { PinMode } from '../../types/wire.js'
@@ -152,7 +152,7 @@ function readPinOptions (q: URLSearchParams, now: number): PinOptions {
   const pinUpdate = get(q, 'pin-update')
   if (pinUpdate !== undefined) {
     try {
-      opts.pin_update = parseCid(pinUpdate).cid.toString()
+      opts.pin_update = parseCid(pinUpdate).toString()
     } catch (err) {
       throw new InvalidParameterError(`invalid value for "pin-update": ${(err as Error).message}`)
     }

@@ -219,7 +219,6 @@ async function openStream (libp2p: Libp2p, peer: string, signal: AbortSignal): P
 // ---------------------------------------------------------------------------------------------------------
 // The benchmark
 
-
 /** Waits (up to 30 s) until `peer` uses under 5% of a core over half a second; returns how long that took. */
 async function waitIdle (peer: ChildPeer, signal: AbortSignal): Promise<number> {
   const started = performance.now()

@@ -24,7 +24,6 @@ const USAGE = `  --mb N            megabytes (10^6 bytes) written to each store 
   --block-size N    bytes per block (default 262144)
   --keep            keep the stores' folders (path printed under the table)`
 
-
 interface Result { writeS: number, closeS: number, cpuS: number, compactions: number }
 
 interface Store {

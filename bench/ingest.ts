@@ -208,7 +208,6 @@ async function verify (peer: ChildPeer, target: number, signal: AbortSignal): Pr
   return pinned.seconds
 }
 
-
 interface ListPhase {
   pins: number
   streams: number

@@ -25,6 +25,7 @@ export const CHECKS = [
   /^Can delete all pins created during compliance checks$/
 ]
 /** What the suite logs when a check crashed rather than failed (its exit code does not say). */
+// eslint-disable-next-line no-control-regex -- the suite colours its log lines with ANSI escapes
 const CRASHED = /Problem running compliance check|Could not get joi schema|could not validate pinning service|Caught exception| \[(?:\x1b\[\d+m)?error(?:\x1b\[\d+m)?\] : /
 
 export interface Expectation { check: string, title: string, ok: boolean }
@@ -64,7 +65,7 @@ export interface RunInit {
 
 export async function runComplianceSuite (init: RunInit): Promise<SuiteRun> {
   // Node 23+ dropped util's old type checks, which the suite's schema loader (enjoi) still calls
-  const utilChecks = `import util from 'node:util'; for (const [k, f] of Object.entries({ isObject: v => v !== null && typeof v === 'object', isNumber: v => typeof v === 'number', isFunction: v => typeof v === 'function', isUndefined: v => v === undefined, isString: v => typeof v === 'string' })) util[k] ??= f;`
+  const utilChecks = 'import util from \'node:util\'; for (const [k, f] of Object.entries({ isObject: v => v !== null && typeof v === \'object\', isNumber: v => typeof v === \'number\', isFunction: v => typeof v === \'function\', isUndefined: v => v === undefined, isString: v => typeof v === \'string\' })) util[k] ??= f;'
   const register = `${utilChecks} import { register } from 'node:module'; register(${JSON.stringify(HOOKS)}, { data: { spec: ${JSON.stringify(init.spec)} } })`
   const bin = fileURLToPath(import.meta.resolve('@ipfs-shipyard/pinning-service-compliance'))
   const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, bin, '-s', init.endpoint, init.token], {

@@ -224,7 +224,8 @@ export function createPeer (init: PeerInit): CairnPeer {
           provenAfter: a.proven_after,
           probationPins: a.probation_pins,
           cooldownMs: a.cooldown_ms,
-          cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed }, {
+          cluster: config.cluster.name, secret, isTrusted, isWriter, isClosed
+        }, {
           libp2p, logger, pinset, monitor, blocks: offlineBlocks(ipfs.helia.blockstore), verifier: ipfs.helia, datastore: ipfs.helia.datastore
         })
         await auditor.start()
@@ -300,7 +301,6 @@ export function createPeer (init: PeerInit): CairnPeer {
     }
   }
 }
-
 
 /** A warning when the REST API listens beyond loopback with no credentials (anyone on the network could pin). */
 export function exposedWithoutAuth (config: LoadedConfig): string | undefined {

@@ -160,9 +160,11 @@ export class Auditor implements AuditorAPI {
       })
     }
     const running = this.running
-    await (options.signal == null ? running : Promise.race([running, new Promise((_resolve, reject) => {
-      options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
-    })]))
+    await (options.signal == null
+      ? running
+      : Promise.race([running, new Promise((_resolve, reject) => {
+        options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
+      })]))
   }
 
   // ----- rounds

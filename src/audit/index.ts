@@ -87,7 +87,6 @@ export interface AuditStats {
   last_round: number
 }
 
-
 export interface AuditorAPI extends TrustView, Startable {
   peerTrust(peer: string): PeerTrust
   /** Audit failures, newest first, in the shape of the monitor's alerts (name "audit", value the reason). */

@@ -178,4 +178,3 @@ export async function initPeer (path: string, options: InitPeerOptions = {}): Pr
   }
   return await loadFolder(dir, { env: options.env }, known)
 }
-

@@ -76,4 +76,3 @@ ${rows.join('\n')}
 </body></html>
 `
 }
-

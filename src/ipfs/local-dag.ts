@@ -87,8 +87,7 @@ export async function scanLocalDagFrom (starts: Array<{ cid: CID, depth: number 
           const known = follow ? init.recentLinks?.(job.cid) : undefined
           if (known != null) links[i] = known
           else (follow ? read : probe).push({ job, i })
-        }
-        else if (!follow) links[i] = job.cid.code === raw.code ? [] : undefined
+        } else if (!follow) links[i] = job.cid.code === raw.code ? [] : undefined
         else if (record.links != null && record.codec === job.cid.code) links[i] = record.links.map(l => CID.decode(l))
         else read.push({ job, i }) // a record without links (Helia's own, or an older cairn's)
       })

@@ -123,7 +123,8 @@ export async function readManifest (file: string): Promise<Json> {
   let skip = 0
   let take = -1
   try {
-    read: for await (const chunk of gunzip) {
+    let ended = false
+    for await (const chunk of gunzip) {
       pending = pending.length === 0 ? chunk as Buffer : Buffer.concat([pending, chunk as Buffer])
       while (true) {
         if (skip > 0) {
@@ -147,7 +148,7 @@ export async function readManifest (file: string): Promise<Json> {
           const header = pending.subarray(0, 512)
           pending = pending.subarray(512)
           // the end-of-archive block
-          if (header.every(b => b === 0)) break read
+          if (header.every(b => b === 0)) { ended = true; break }
           const size = tarSize(header)
           const path = tarPath(header)
           const regular = header[156] === 0x30 || header[156] === 0
@@ -159,6 +160,7 @@ export async function readManifest (file: string): Promise<Json> {
           }
         }
       }
+      if (ended) break
     }
   } catch (err) {
     if ((err as Error).name === 'InvalidParameterError') throw err

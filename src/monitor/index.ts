@@ -69,7 +69,6 @@ export interface MonitorComponents {
   logger: ComponentLogger
 }
 
-
 export function createMonitor (init: MonitorInit, components: MonitorComponents): Monitor {
   return new PubsubMonitor(init, components)
 }

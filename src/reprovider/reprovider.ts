@@ -437,4 +437,3 @@ function skipDone (list: KeyEntry[], phase: number, resume: CycleState | null): 
   }
   return list.slice(lo)
 }
-

@@ -166,6 +166,7 @@ export class PeerChannel {
     let ackWaiter: (() => void) | undefined
     const writing = (async () => {
       for (let i = 0; i < chunks.length; i++) {
+        // eslint-disable-next-line no-unmodified-loop-condition -- `acked` grows in the reader below
         while (i - acked >= WINDOW) {
           await raceSignal(new Promise<void>(resolve => { ackWaiter = resolve }), signal)
         }

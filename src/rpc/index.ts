@@ -159,6 +159,7 @@ export function createRpc (init: RpcInit, components: RpcComponents): Rpc {
     },
     call,
     async callOne<T>(peer: string, method: string, params?: unknown, options?: CallOptions): Promise<T> {
+      // eslint-disable-next-line no-unreachable-loop -- the first item is the answer
       for await (const item of call<T>(peer, method, params, options)) return item
       throw new PeerUnreachableError(`peer ${peer}: empty answer to ${method}`)
     }

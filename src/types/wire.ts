@@ -2,7 +2,6 @@
 // in the pinset), see ../shared/reference/ipfs-cluster.md. Field names are IPFS Cluster's. Contracts between
 // components (who calls whom) are in src/components.ts; nothing here does I/O.
 
-
 export type PinType = 'pin' | 'meta-pin' | 'clusterdag-pin' | 'shard-pin'
 export type PinMode = 'recursive' | 'direct'
 
@@ -28,7 +27,6 @@ export interface Pin {
   user_allocations: string[] | null
   timestamp: string
 }
-
 
 export type TrackerStatus =
   | 'pin_queued' | 'pinning' | 'pinned' | 'pin_error'
@@ -154,7 +152,6 @@ export function lostPeerError (since: string): string {
 export function isLostPeerError (error: string | undefined): boolean {
   return error?.startsWith(`${LOST_PEER_ERROR} `) === true
 }
-
 
 /** IPFS Cluster's RepoGC: the blocks one peer's GC deleted (`error` only when it failed). */
 export interface RepoGC {

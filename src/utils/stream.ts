@@ -61,6 +61,7 @@ export async function * readFrames (stream: Stream, options: AbortOptions & { ma
 
 /** Reads exactly one frame (a request), or throws if the stream ends first. */
 export async function readOneFrame (stream: Stream, options: AbortOptions & { maxDataLength?: number } = {}): Promise<Uint8Array> {
+  // eslint-disable-next-line no-unreachable-loop -- the first frame is the request
   for await (const frame of readFrames(stream, options)) return frame
   throw new Error('stream ended before a request was received')
 }

@@ -200,7 +200,7 @@ describe('pinning service API', () => {
     const all = await list(0, `meta=${m}`)
     assert.deepEqual(all.results.map((r: any) => r.requestid), [stuck.requestid, ...newestFirst])
     assert.notEqual(all.results[0].status, 'pinned')
-    for (const query of [`name=stuck`, `cid=${stuck.pin.cid}`, `before=${encodeURIComponent('9999-01-01T00:00:00Z')}&meta=${m}`, `after=${encodeURIComponent(made[5].created)}`]) {
+    for (const query of ['name=stuck', `cid=${stuck.pin.cid}`, `before=${encodeURIComponent('9999-01-01T00:00:00Z')}&meta=${m}`, `after=${encodeURIComponent(made[5].created)}`]) {
       assert.ok((await list(0, query)).results.some((r: any) => r.requestid === stuck.requestid), `${query} lists the request that is not pinned`)
     }
     // no filter at all: only pinned ones ("when no filter is provided, only successful pins"); limit and match are no filters

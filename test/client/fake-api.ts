@@ -117,9 +117,9 @@ export function samplePin (cid: string, extra: Record<string, unknown> = {}): Re
 }
 
 export function sampleStatus (cid: string, peers: Record<string, { peername: string, status: string, error?: string }>, name = 'site'): Record<string, unknown> {
-  const peer_map: Record<string, unknown> = {}
+  const peerMap: Record<string, unknown> = {}
   for (const [id, p] of Object.entries(peers)) {
-    peer_map[id] = { peername: p.peername, ipfs_peer_id: id, status: p.status, timestamp: TS, error: p.error ?? '', attempt_count: 0, priority_pin: false }
+    peerMap[id] = { peername: p.peername, ipfs_peer_id: id, status: p.status, timestamp: TS, error: p.error ?? '', attempt_count: 0, priority_pin: false }
   }
-  return { cid, name, allocations: [], origins: [], created: TS, metadata: {}, peer_map }
+  return { cid, name, allocations: [], origins: [], created: TS, metadata: {}, peer_map: peerMap }
 }

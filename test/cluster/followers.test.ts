@@ -97,7 +97,7 @@ describe('followers', () => {
     const untrustedBefore = tc.peer(0).pinset.stats().rejected_by_reason.untrusted ?? 0
     await waitFor(async () => {
       const late = await putRaw(tc, [2], `late-${Date.now()}`)
-      await tc.peer(2).pinset.put([{ ...tc.peer(0).pinset.get((await tc.peer(0).pinset.list().next()).value!.cid)!, cid: late }])
+      await tc.peer(2).pinset.put([{ ...tc.peer(0).pinset.get(tc.peer(0).pinset.list().next().value!.cid)!, cid: late }])
       // proves a NOT each round: the late write, given time to spread, is on neither trusted peer
       await sleep(300)
       return !tc.peer(0).pinset.has(late) && !tc.peer(1).pinset.has(late) &&

@@ -20,7 +20,6 @@ interface Daemon {
   process?: Spawned
 }
 
-
 /** Metric TTL of the test daemons (30 s by default): a stopped peer is lost within TTL + TTL/2. */
 const METRIC_TTL_MS = 6000
 

@@ -82,6 +82,7 @@ describe('a peer killed right after it acknowledged pins', { timeout: 120_000 },
       }
       const queue = [...cids]
       await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+        // eslint-disable-next-line no-unmodified-loop-condition -- `killed` is set by onAnswer
         for (let cid = queue.shift(); cid != null && !killed; cid = queue.shift()) await postPin(rest, cid, onAnswer(cid))
       }))
       assert.ok(killed, `round ${round}: only ${answered} of ${PINS_PER_ROUND} pins were acknowledged: ${d.output()}`)

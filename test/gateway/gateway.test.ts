@@ -26,7 +26,7 @@ const DATA = randomBytes(600 * 1024)
 const FILES: Record<string, Uint8Array> = {
   'hello.txt': enc.encode('hello from cairn\n'),
   'data.bin': DATA,
-  'Release': enc.encode('Origin: Debian\nSuite: stable\n'),
+  Release: enc.encode('Origin: Debian\nSuite: stable\n'),
   'weird name ü.txt': enc.encode('percent-encoded\n'),
   'docs/a.json': enc.encode('{"a":1}\n'),
   'docs/b.css': enc.encode('body{}\n'),

@@ -34,7 +34,7 @@ describe('repo gc', () => {
         while (walk.length > 0) {
           const cid = walk.pop() as CID
           ids.push(blockId(cid))
-          const block = await node.helia.blockstore.get(cid)
+          const block = node.helia.blockstore.get(cid)
           if (cid.code === 0x70) {
             const { decode } = await import('@ipld/dag-pb')
             const { concatChunks } = await import('../../src/utils/bytes.js')

@@ -497,4 +497,3 @@ describe('ipfs node', () => {
     }
   })
 })
-

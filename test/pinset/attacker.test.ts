@@ -239,10 +239,12 @@ describe('attacks on the pinset', () => {
       onHost: h => {
         const handle = h.handle.bind(h)
         h.handle = async (protocol, handler, options) => {
-          await handle(protocol, protocol === pinsetSyncProtocol('atk') ? (stream, connection) => {
-            if (connection.remotePeer.toString() === victimId) strangerAsked++
-            void handler(stream, connection)
-          } : handler, options)
+          await handle(protocol, protocol === pinsetSyncProtocol('atk')
+            ? (stream, connection) => {
+                if (connection.remotePeer.toString() === victimId) strangerAsked++
+                void handler(stream, connection)
+              }
+            : handler, options)
         }
       }
     })

@@ -299,5 +299,4 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
     // garbage of the forged envelopes (each is copied to be verified) not yet collected; 8 connections alone: +5
     assert.ok(peak - baseline < BOUND, `the victim's RSS grew by ${((peak - baseline) / MiB).toFixed(0)} MiB`)
   })
-
 })

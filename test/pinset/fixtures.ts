@@ -16,4 +16,3 @@ export function pinOf (cid: string, name = ''): Pin {
     user_allocations: null, timestamp: new Date().toISOString()
   }
 }
-

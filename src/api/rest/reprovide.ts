@@ -45,6 +45,7 @@ async function * progressLines (reprovider: ReprovideAPI, signal: AbortSignal): 
   }).then(status => { outcome = { status } }, error => { outcome = { error } }).finally(() => { wake?.() })
   yield reprovider.status()
   lastSent = Date.now()
+  // eslint-disable-next-line no-unmodified-loop-condition -- set by the cycle's promise above
   while (outcome == null) {
     const waitMs = latest != null ? Math.max(0, lastSent + PROGRESS_EVERY_MS - Date.now()) : undefined
     await new Promise<void>(resolve => {

@@ -11,6 +11,7 @@ import type { AbortOptions } from '../components.js'
 import type { Logger } from '@libp2p/logger'
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express'
 import type { RequestListener } from 'node:http'
+import type { Socket } from 'node:net'
 
 /** The request's query as Go's url.Values sees it, independent of express's query parser setting. */
 export function queryOf (req: Request): URLSearchParams {
@@ -251,10 +252,21 @@ export interface Listener {
 export async function listen (app: RequestListener, host: string, port: number, options: AbortOptions = {}): Promise<Listener> {
   // no deadline for a whole request: a large add over a slow link may take longer than Node's default 5 min
   const server = createServer({ requestTimeout: 0 }, app)
+  const inFlight = new Map<Socket, number>()
   let closing = false
-  server.on('request', (_req, res) => {
-    // a keep-alive socket going idle while we close would otherwise hold close() until its keep-alive timeout
-    res.once('close', () => { if (closing) server.closeIdleConnections() })
+  server.on('connection', socket => {
+    inFlight.set(socket, 0)
+    socket.once('close', () => inFlight.delete(socket))
+  })
+  server.on('request', (req, res) => {
+    const socket = req.socket
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
+    res.once('close', () => {
+      const n = (inFlight.get(socket) ?? 1) - 1
+      inFlight.set(socket, n)
+      // a keep-alive socket going idle while we close would otherwise hold close() until its timeout
+      if (closing && n === 0) socket.destroy()
+    })
   })
 
   options.signal?.throwIfAborted()
@@ -290,8 +302,7 @@ export async function listen (app: RequestListener, host: string, port: number, 
           if (err != null && (err as NodeJS.ErrnoException).code !== 'ERR_SERVER_NOT_RUNNING') reject(err)
           else resolve()
         })
-        // Node's close() ends idle keep-alive sockets itself (Node 19+); said here as it is what close() promises
-        server.closeIdleConnections()
+        for (const [socket, n] of inFlight) if (n === 0) socket.destroy()
       })
       await closed
     }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { Agent, request } from 'node:http'
 import { describe, it } from 'node:test'
 import express from 'express'
 import { CID } from 'multiformats/cid'
@@ -91,6 +92,36 @@ describe('error status map', () => {
       assert.match(errorsLogged[0], /boom/)
     } finally {
       await server.close()
+    }
+  })
+
+  it('close() lets an in-flight request finish, then ends its keep-alive socket and the idle ones at once', async () => {
+    const app = express()
+    app.get('/fast', (_req, res) => { res.end('fast') })
+    app.get('/slow', (_req, res) => { setTimeout(() => { res.end('slow done') }, 400) })
+    const server = await listen(app, '127.0.0.1', 0)
+    const agent = new Agent({ keepAlive: true })
+    try {
+      const get = async (path: string): Promise<string> => await new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: server.address.port, path, agent }, res => {
+          let body = ''
+          res.on('data', (d: Buffer) => { body += d.toString() })
+          res.on('end', () => { resolve(body) })
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      assert.equal(await get('/fast'), 'fast') // leaves an idle keep-alive socket
+      const slow = get('/slow')
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const started = Date.now()
+      await server.close()
+      const took = Date.now() - started
+      assert.equal(await slow, 'slow done')
+      // the keep-alive socket of /slow would otherwise hold close() for Node's 5 s keep-alive timeout
+      assert.ok(took < 2500, `close() took ${took} ms`)
+    } finally {
+      agent.destroy()
     }
   })
 

@@ -253,7 +253,12 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
         // [slot: reprovider]
-        reprovider = createReprovider({ ...config.cluster.reprovide, protocol: dht.protocol, bootstrap: dht.bootstrap }, {
+        const r = config.cluster.reprovide
+        reprovider = createReprovider({
+          strategy: r.strategy, intervalMs: r.interval_ms, validityMs: r.validity_ms, fastProvide: r.fast_provide, concurrency: r.concurrency,
+          batchSize: r.batch_size, sendTimeoutMs: r.send_timeout_ms, lookupTimeoutMs: r.lookup_timeout_ms, retries: r.retries,
+          retryBackoffMs: r.retry_backoff_ms, retryIntervalMs: r.retry_interval_ms, protocol: dht.protocol, bootstrap: dht.bootstrap
+        }, {
           libp2p, logger, datastore: ipfs.helia.datastore, getBlock: async (c, o) => await ipfs.getBlock(c, o), pinLs: o => ipfs.pinLs(o), pinnedBlocks: o => ipfs.pinnedBlocks(o),
           onPinChange: l => ipfs.onPinChange(l), warn: line => { logger.pino.warn(line) }
         })

@@ -4,7 +4,6 @@
 import { ReproviderImpl } from './reprovider.js'
 import type { SourceComponents } from './source.js'
 import type { ReprovideAPI, ReprovideStatus, Startable } from '../components.js'
-import type { ReprovideConfig } from '../config/schema.js'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Datastore } from 'interface-datastore'
@@ -12,7 +11,24 @@ import type { CID } from 'multiformats/cid'
 
 export type ReprovideStrategy = ReprovideStatus['strategy']
 
-export interface ReprovideInit extends Partial<ReprovideConfig> {
+/** The reprovider's options (the cluster config's `reprovide` section, mapped by peer.ts); defaults as that section's. */
+export interface ReprovideInit {
+  strategy?: ReprovideStrategy
+  /** How often every held CID is announced again (reprovide.interval_ms). */
+  intervalMs?: number
+  /** How long a provider record stays valid on the DHT nodes (reprovide.validity_ms). */
+  validityMs?: number
+  /** Announce a pin's root as soon as it is pinned locally (reprovide.fast_provide). */
+  fastProvide?: boolean
+  /** DHT peers written to at once during a sweep. */
+  concurrency?: number
+  /** Records per batch: the unit of progress saved for a restart. */
+  batchSize?: number
+  sendTimeoutMs?: number
+  lookupTimeoutMs?: number
+  retries?: number
+  retryBackoffMs?: number
+  retryIntervalMs?: number
   /** The DHT's protocol (cluster config dht.protocol). */
   protocol: string
   /** DHT bootstrap multiaddrs with /p2p/<id> (cluster config dht.bootstrap): dialled at start and when the routing table is empty. */

@@ -64,16 +64,16 @@ export class ReproviderImpl implements Reprovider {
     // the config section's defaults for whatever the caller left out; a bad value is a ConfigError-worthy bug
     this.config = reprovideConfigSchema.parse(Object.fromEntries(Object.entries({
       strategy: init.strategy,
-      interval_ms: init.interval_ms,
-      validity_ms: init.validity_ms,
-      fast_provide: init.fast_provide,
+      interval_ms: init.intervalMs,
+      validity_ms: init.validityMs,
+      fast_provide: init.fastProvide,
       concurrency: init.concurrency,
-      batch_size: init.batch_size,
-      send_timeout_ms: init.send_timeout_ms,
-      lookup_timeout_ms: init.lookup_timeout_ms,
+      batch_size: init.batchSize,
+      send_timeout_ms: init.sendTimeoutMs,
+      lookup_timeout_ms: init.lookupTimeoutMs,
       retries: init.retries,
-      retry_backoff_ms: init.retry_backoff_ms,
-      retry_interval_ms: init.retry_interval_ms
+      retry_backoff_ms: init.retryBackoffMs,
+      retry_interval_ms: init.retryIntervalMs
     }).filter(([, v]) => v !== undefined)))
     this.init = init
     this.components = components

@@ -15,6 +15,7 @@ import { createPinset, pinsetSyncProtocol } from '../src/pinset/index.js'
 import { clusterSecret } from '../src/secret.js'
 import type { Pinset, PinsetStats } from '../src/components.js'
 import { pinsetDigest, type PinsetDigest } from './pinset-data.js'
+import { stopOnSignals } from './child-stop.js'
 
 /** argv[3], JSON. */
 export interface FollowerParams {
@@ -69,25 +70,11 @@ const marks: FollowerMarks = { main: performance.now() }
 const params = JSON.parse(json) as FollowerParams
 let libp2p: Libp2p<CairnServices> | undefined
 let pinset: Pinset | undefined
-let stopping = false
 
-async function stop (why: string): Promise<void> {
-  if (stopping) return
-  stopping = true
-  process.stdout.write(`stopping (${why})\n`)
-  setTimeout(() => { process.stderr.write('stop took over 15 s, exiting anyway\n'); process.exit(1) }, 15_000).unref()
-  try {
-    await pinset?.stop()
-    await libp2p?.stop()
-  } catch (err) {
-    process.stderr.write(`stopping failed: ${(err as Error).stack ?? String(err)}\n`)
-    process.exit(1)
-  }
-  process.exit(0)
-}
-process.once('SIGTERM', () => { void stop('SIGTERM') })
-process.once('SIGINT', () => { void stop('SIGINT') })
-process.once('disconnect', () => { void stop('the benchmark went away') })
+stopOnSignals('the follower', async () => {
+  await pinset?.stop()
+  await libp2p?.stop()
+})
 
 const memory = (): FollowerMemory => {
   const m = process.memoryUsage()
@@ -99,8 +86,11 @@ const memory = (): FollowerMemory => {
  * would cost the follower more than the sync it measures (private fields: a benchmark may look, nothing else does).
  */
 const peek = (p: Pinset): { syncing: number, bytesIn: number, checkpoints: number } => {
-  const x = p as unknown as { syncing?: Map<string, unknown>, syncBytesIn?: number, checkpointsLoaded?: number }
-  return { syncing: x.syncing?.size ?? 0, bytesIn: x.syncBytesIn ?? 0, checkpoints: x.checkpointsLoaded ?? 0 }
+  // src/pinset/index.ts: the counters and the catch-up client are fields of the pinset, the running catch-ups a
+  // map of the client. A missing field fails the run here instead of leaving it waiting for ever.
+  const x = p as unknown as { counters?: { syncBytesIn: number, checkpointsLoaded: number }, client?: { syncing?: Map<string, unknown> } }
+  if (x.counters === undefined || x.client?.syncing === undefined) throw new Error('bench/follower-process.ts peeks at pinset fields that are gone: update peek()')
+  return { syncing: x.client.syncing.size, bytesIn: x.counters.syncBytesIn, checkpoints: x.counters.checkpointsLoaded }
 }
 
 /** One catch-up stream the pinset opened (ms since timeOrigin). */

@@ -9,6 +9,7 @@ import type { CairnPeer } from '../src/peer.js'
 import type { PeerProgress, PeerReady, PeerStats } from './lib.js'
 import { benchPins, pinsetDigest } from './pinset-data.js'
 import { importRandomCar, importRandomFile, pinTimed, serveRawStream, sendRawStream } from './bitswap.js'
+import { stopOnSignals } from './child-stop.js'
 
 const path = process.argv[2]
 if (path === undefined || process.send === undefined) {
@@ -18,27 +19,8 @@ if (path === undefined || process.send === undefined) {
 const send = process.send.bind(process)
 
 let peer: CairnPeer | undefined
-let stopping = false
 
-async function stop (why: string): Promise<void> {
-  if (stopping) return
-  stopping = true
-  process.stdout.write(`stopping (${why})\n`)
-  // a stop that hangs must not keep the benchmark waiting: the parent SIGKILLs after its own timeout too
-  setTimeout(() => { process.stderr.write('stop took over 15 s, exiting anyway\n'); process.exit(1) }, 15_000).unref()
-  try {
-    await peer?.stop()
-  } catch (err) {
-    process.stderr.write(`stopping the peer failed: ${(err as Error).stack ?? String(err)}\n`)
-    process.exit(1)
-  }
-  // process.exit (not a signal death) so that --cpu-prof still writes its profile
-  process.exit(0)
-}
-
-process.once('SIGTERM', () => { void stop('SIGTERM') })
-process.once('SIGINT', () => { void stop('SIGINT') })
-process.once('disconnect', () => { void stop('the benchmark went away') })
+stopOnSignals('the peer', async () => { await peer?.stop() })
 let session: Session | undefined
 
 /** A V8 CPU profile of a chosen window (e.g. only the measured run), written as a .cpuprofile file. */

@@ -63,8 +63,8 @@ export interface IpfsNode extends IpfsConnector {
   holdBlocks(signal?: AbortSignal): Promise<() => void>
   /**
    * Repo GC: deletes every block that no local pin holds and none of `keep` reaches here, once no pin is fetching
-   * and no add importing. Returns the blocks deleted, as raw-codec CIDs. RepoBusyError when a GC runs already or
-   * the writers do not finish within `waitMs`.
+   * and no add importing. Returns the blocks deleted, as raw-codec CIDs. A GC asked for while one runs joins it
+   * (its result, the first one's `keep` and `waitMs`). RepoBusyError when the writers do not finish within `waitMs`.
    */
   gc(options?: GcOptions): Promise<CID[]>
   /** Repo GCs since start: for /metrics. */

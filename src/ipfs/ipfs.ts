@@ -82,6 +82,14 @@ interface Running {
   fetcher: BlockFetcher
 }
 
+interface RunningGc {
+  run: Promise<CID[]>
+  /** Aborts the GC: once every request waiting for it gave up. */
+  abort: AbortController
+  /** Requests waiting for its result. */
+  waiters: number
+}
+
 export class IpfsNodeImpl implements IpfsNode {
   private readonly init: IpfsInit
   private readonly logger: ComponentLogger
@@ -96,6 +104,8 @@ export class IpfsNodeImpl implements IpfsNode {
   private readonly gcLock = new GcLock()
   /** Repo GCs running (stop waits for them to end between slices). */
   private readonly gcs = new Set<Promise<unknown>>()
+  /** The repo GC running, which a GC asked for meanwhile joins. */
+  private currentGc?: RunningGc
   private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, last_finished: 0, last_duration_ms: 0 }
 
   constructor (init: IpfsInit, components: IpfsComponents) {
@@ -352,43 +362,63 @@ export class IpfsNodeImpl implements IpfsNode {
 
   async gc (options: GcOptions = {}): Promise<CID[]> {
     const running = this.require()
-    // stopping the node ends a GC between slices (a slice's deletes finish: the count stays exact)
-    const signal = options.signal != null ? AbortSignal.any([options.signal, running.shutdown.signal]) : running.shutdown.signal
-    const run = this.gcLock.exclusive(async () => {
-      const started = Date.now()
-      // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
-      const kept = new Set<string>()
-      const roots = await options.keep?.() ?? []
-      for (const { cid, depth } of roots) {
-        await scanLocalDag(cid.toV1(), depth, this.localDagReader(running), { signal, seen: kept, stopAtDeep: depth === Infinity })
-      }
-      const removed: CID[] = []
-      let scanned = 0
-      for await (const slice of running.blockstore.cidSlices(GC_SLICE, { signal })) {
-        scanned += slice.length
-        // every block held for a local pin has a record (claimed or referenced)
-        const records = await running.records.lookup(slice, { signal })
-        const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)))
-        await Promise.all(garbage.map(async cid => { await this.deleteBlock(running, cid) }))
-        removed.push(...garbage)
-      }
-      const counters = this.gcCounters
-      counters.runs++
-      counters.blocks_deleted += removed.length
-      counters.last_finished = Date.now()
-      counters.last_duration_ms = counters.last_finished - started
-      this.log('repo gc: deleted %d of %d blocks (%d kept for %d roots not pinned here yet) in %d ms', removed.length, scanned, kept.size, roots.length, counters.last_duration_ms)
-      return removed
-    }, { waitMs: options.waitMs ?? DEFAULT_GC_WAIT_MS, signal })
-    this.gcs.add(run)
+    // a GC asked for while one runs joins it: the running one deletes everything a new one would, and answers both
+    let current = this.currentGc
+    if (current == null) {
+      const abort = new AbortController()
+      // stopping the node ends a GC between slices (a slice's deletes finish: the count stays exact)
+      const run = this.runGc(running, options, AbortSignal.any([abort.signal, running.shutdown.signal]))
+      const joined: RunningGc = { run, abort, waiters: 0 }
+      current = joined
+      this.currentGc = joined
+      this.gcs.add(run)
+      run.finally(() => {
+        this.gcs.delete(run)
+        if (this.currentGc === joined) this.currentGc = undefined
+      }).catch(() => {})
+    }
+    current.waiters++
     try {
-      return await run
+      return [...await raceSignal(current.run, options.signal)]
+    } finally {
+      current.waiters--
+      // the GC itself stops only when every request waiting for it gave up
+      if (options.signal?.aborted === true && current.waiters === 0) current.abort.abort(options.signal.reason)
+    }
+  }
+
+  private async runGc (running: Running, options: GcOptions, signal: AbortSignal): Promise<CID[]> {
+    try {
+      return await this.gcLock.exclusive(async () => {
+        const started = Date.now()
+        // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
+        const kept = new Set<string>()
+        const roots = await options.keep?.() ?? []
+        for (const { cid, depth } of roots) {
+          await scanLocalDag(cid.toV1(), depth, this.localDagReader(running), { signal, seen: kept, stopAtDeep: depth === Infinity })
+        }
+        const removed: CID[] = []
+        let scanned = 0
+        for await (const slice of running.blockstore.cidSlices(GC_SLICE, { signal })) {
+          scanned += slice.length
+          // every block held for a local pin has a record (claimed or referenced)
+          const records = await running.records.lookup(slice, { signal })
+          const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)))
+          await Promise.all(garbage.map(async cid => { await this.deleteBlock(running, cid) }))
+          removed.push(...garbage)
+        }
+        const counters = this.gcCounters
+        counters.runs++
+        counters.blocks_deleted += removed.length
+        counters.last_finished = Date.now()
+        counters.last_duration_ms = counters.last_finished - started
+        this.log('repo gc: deleted %d of %d blocks (%d kept for %d roots not pinned here yet) in %d ms', removed.length, scanned, kept.size, roots.length, counters.last_duration_ms)
+        return removed
+      }, { waitMs: options.waitMs ?? DEFAULT_GC_WAIT_MS, signal })
     } catch (err) {
       this.gcCounters.failures++
       if (running.shutdown.signal.aborted) throw new ShuttingDownError('stopped during a repo GC')
       throw err
-    } finally {
-      this.gcs.delete(run)
     }
   }
 

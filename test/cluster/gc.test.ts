@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
+import { runCli } from '../../src/cli/program.js'
 import { createClient, type Client } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, waitFor } from '../util.js'
@@ -127,6 +128,39 @@ describe('repo gc across the cluster', { timeout: 120_000 }, () => {
     assert.deepEqual(order, ['pin', 'gc'])
     assert.equal(deleted(result, ids[0]).has(mh(root)), false, 'the pinned root stays')
     await waitFor(async () => await pinnedOn(0, root), { timeoutMs: 30_000, message: 'the root pinned on peer 0 from its own blocks' })
+  })
+
+  it('a GC asked for while one runs joins it: the REST request and the CLI get the one run\'s result', async () => {
+    // let an earlier add's hold (5 s in these tests) go first, so that the hold below is the only one
+    await api.repoGC({ local: true })
+    const loose = await add(randomBytes(100_000), { no_pin: true })
+    const ipfs = tc.peer(0).ipfs
+    const runs = ipfs.gcStats().runs
+    // a writer holding the store keeps the first GC waiting, long enough for the second request to come
+    const release = await ipfs.holdBlocks()
+    let rest: Promise<GlobalRepoGC>
+    let cli: Promise<{ code: number, out: string, err: string }>
+    try {
+      rest = api.repoGC({ local: true })
+      await waitFor(async () => await gcPending(ipfs), { timeoutMs: 10_000, message: 'the REST GC request reached the peer' })
+      let out = ''
+      let err = ''
+      cli = runCli(['--json', 'ipfs', 'gc', '--local'], { out: s => { out += s }, err: s => { err += s }, env: { CAIRN_API: tc.url(0) } })
+        .then(code => ({ code, out, err }))
+      // proves a NOT: the CLI's request is waiting for the running GC, not refused (it was RepoBusyError before)
+      const early = await Promise.race([cli.then(() => 'answered'), sleep(500).then(() => 'waiting')])
+      assert.equal(early, 'waiting', 'the second GC request waits for the running one')
+    } finally {
+      release()
+    }
+    const [viaRest, viaCli] = await Promise.all([rest, cli])
+    assert.equal(viaCli.code, 0, viaCli.err)
+    const cliResult = JSON.parse(viaCli.out) as GlobalRepoGC
+    assert.equal(viaRest.peer_map[ids[0]].error, undefined)
+    assert.equal(cliResult.peer_map[ids[0]].error, undefined, cliResult.peer_map[ids[0]].error)
+    assert.ok(deleted(viaRest, ids[0]).has(mh(loose)), 'the running GC collected the loose add')
+    assert.deepEqual([...deleted(cliResult, ids[0])].sort(), [...deleted(viaRest, ids[0])].sort(), 'both requests got the same deletions')
+    assert.equal(ipfs.gcStats().runs, runs + 1, 'one GC ran for both requests')
   })
 
   it('keeps content added here for a peer that is down until it has pinned it', async () => {

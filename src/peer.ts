@@ -92,7 +92,9 @@ export function createPeer (init: PeerInit): CairnPeer {
       dht: { protocol: dht.protocol, clientMode: dht.client_mode, keepPrivateAddresses: dht.keep_private_addresses },
       scoredTopics: [pinsetTopic(config.cluster.name), metricsTopic(config.cluster.name)],
       logger
-    }
+    },
+    cacheMaxBytes: config.peer.gateway.cache_max,
+    storageMax: config.peer.monitor.storage_max
   }, { logger })
 
   const reserve = createDiskReserve({ path: config.path, bytes: config.peer.disk.reserve_bytes }, { logger })

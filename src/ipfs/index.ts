@@ -29,6 +29,13 @@ export interface IpfsInit {
   childLookupDelay?: number
   /** How this node answers other peers' bitswap wants (src/ipfs/bitswap-sender.ts). */
   bitswap?: BitswapSenderInit
+  /**
+   * Bytes of blocks fetched for reads, not pins (gateway requests, a cat of content not pinned here), kept at
+   * most; the least recently used are evicted past it (gateway.cache_max). Default 4 GiB.
+   */
+  cacheMaxBytes?: number
+  /** Bytes this peer offers (monitor.storage_max; 0: no bound): past 90% of it the cache gives way first. */
+  storageMax?: number
 }
 
 export interface IpfsNode extends IpfsConnector {
@@ -62,13 +69,16 @@ export interface IpfsNode extends IpfsConnector {
    */
   holdBlocks(signal?: AbortSignal): Promise<() => void>
   /**
-   * Repo GC: deletes every block that no local pin holds and none of `keep` reaches here, once no pin is fetching
+   * Repo GC: deletes every block that no local pin holds, that is not in the cache and none of `keep` reaches
+   * here (past the high watermark of storage_max, the least recently used cache blocks first), once no pin is fetching
    * and no add importing. Returns the blocks deleted, as raw-codec CIDs. A GC asked for while one runs joins it
    * (its result, the first one's `keep` and `waitMs`). RepoBusyError when the writers do not finish within `waitMs`.
    */
   gc(options?: GcOptions): Promise<CID[]>
   /** Repo GCs since start: for /metrics. */
   gcStats(): GcStats
+  /** The bounded cache: what it holds, and what it evicted since start. */
+  cacheStats(): CacheStats
   /** Bitswap block traffic since start, for /metrics; undefined when not counted (@helia/bitswap not recognised). */
   bitswapStats(): BitswapTraffic | undefined
   /**
@@ -110,6 +120,17 @@ export interface GcStats {
   /** When the last GC ended (ms since epoch; 0 = none yet), and how long it took. */
   last_finished: number
   last_duration_ms: number
+}
+
+export interface CacheStats {
+  /** Bytes and blocks in the cache now. */
+  bytes: number
+  blocks: number
+  /** gateway.cache_max. */
+  max_bytes: number
+  /** Evicted since start. */
+  evicted_blocks: number
+  evicted_bytes: number
 }
 
 export interface GcOptions extends AbortOptions {

@@ -28,7 +28,8 @@ import { BlockFetcher, fetchDag } from './fetch.js'
 import { checkQuota, checkQuotaEstimate } from './quota.js'
 import { catFile } from './cat.js'
 import { GcLock } from './gc-lock.js'
-import type { GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
+import { BlockCache } from './cache.js'
+import type { CacheStats, GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
 import type { Helia, Pin } from '@helia/interface'
@@ -45,6 +46,12 @@ const RECENT_LINKS_BYTES = 16 * 1024 * 1024
 const DEFAULT_GC_WAIT_MS = 60_000
 /** Blocks whose pin records a repo GC reads at once. */
 const GC_SLICE = 2048
+/** The bounded cache's default size (gateway.cache_max). */
+export const DEFAULT_CACHE_MAX = 4 * 1024 ** 3
+/** Share of storage_max past which the cache gives way (evicted down so that held bytes fall back under it). */
+export const HIGH_WATERMARK = 0.9
+/** A cache eviction put off because pins or adds held the store is tried again after this long. */
+const EVICT_RETRY_MS = 1000
 
 type PinOptions = AbortOptions & {
   depth?: number
@@ -80,6 +87,10 @@ interface Running {
   traffic?: CountedTraffic
   /** Where blocks come from: the store, connected peers, then providers (fetch.ts). */
   fetcher: BlockFetcher
+  /** Blocks fetched for reads, not pins: evicted least recently used past cache_max (cache.ts). */
+  cache: BlockCache
+  /** A cache eviction put off while writers held the store. */
+  evictRetry?: NodeJS.Timeout
 }
 
 interface RunningGc {
@@ -107,6 +118,9 @@ export class IpfsNodeImpl implements IpfsNode {
   /** The repo GC running, which a GC asked for meanwhile joins. */
   private currentGc?: RunningGc
   private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, last_finished: 0, last_duration_ms: 0 }
+  private readonly cacheCounters = { evicted_blocks: 0, evicted_bytes: 0 }
+  /** A cache eviction is running (the fetches meanwhile leave it to that one). */
+  private evicting = false
 
   constructor (init: IpfsInit, components: IpfsComponents) {
     this.init = init
@@ -173,8 +187,21 @@ export class IpfsNodeImpl implements IpfsNode {
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      const fetcher = new BlockFetcher(this.init, { helia, blockstore, bitswap })
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
+      const cache = new BlockCache({ datastore, hasBlocks: async (cids, options) => await blockstore.hasBlocks(cids, options) })
+      await cache.load()
+      const fetcher = new BlockFetcher(this.init, {
+        helia,
+        blockstore,
+        bitswap,
+        reads: {
+          fetched: async (cid, block) => {
+            await cache.fetched(cid, block.byteLength)
+            if (this.running != null) await this.trimCache(this.running)
+          },
+          used: async cid => { await cache.used(cid) }
+        }
+      })
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, cache, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -193,6 +220,7 @@ export class IpfsNodeImpl implements IpfsNode {
     }
     this.running = undefined
     running.shutdown.abort()
+    clearTimeout(running.evictRetry)
     // pins in flight stop fetching; those recording a pin finish, so no pin is left half-counted
     await Promise.allSettled([...this.locks.values(), ...this.gcs])
     try {
@@ -249,6 +277,8 @@ export class IpfsNodeImpl implements IpfsNode {
         }
         written = await running.records.add(root, depth, blocks, { generation, rescan: async () => await this.heldBlocks(running, root, depth) })
         pins.set(key, { cid: root, depth })
+        // cached blocks this pin holds are pinned now, no longer cache
+        await running.cache.forget(blocks.map(b => b.cid))
       } catch (err) {
         await this.reloadPin(running, root)
         throw err
@@ -353,6 +383,55 @@ export class IpfsNodeImpl implements IpfsNode {
   private async deleteBlock (running: Running, cid: CID, options?: AbortOptions): Promise<void> {
     await running.blockstore.delete(cid, options)
     running.recent.delete(cid)
+    await running.cache.forget([cid])
+  }
+
+  /**
+   * How many bytes the cache may hold now: cache_max, less what held bytes are over the high watermark of
+   * storage_max (the cache gives way first).
+   */
+  private cacheLimit (running: Running): number {
+    const max = this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX
+    const storageMax = this.init.storageMax ?? 0
+    if (storageMax <= 0) return max
+    const over = running.blockstore.size() - Math.floor(storageMax * HIGH_WATERMARK)
+    return over > 0 ? Math.max(0, Math.min(max, running.cache.bytes - over)) : max
+  }
+
+  /**
+   * Evicts the least recently used cache blocks past the cache's limit, when no pin or add holds the store (one
+   * that fetches for hours must not hold the cache up: the eviction is tried again a second later).
+   */
+  private async trimCache (running: Running): Promise<void> {
+    if (this.evicting) return
+    this.evicting = true
+    try {
+      while (running.cache.bytes > this.cacheLimit(running) && this.running === running) {
+        const done = await this.gcLock.tryExclusive(async () => { await this.evict(running, running.cache.victims(this.cacheLimit(running))) })
+        if (done == null) {
+          running.evictRetry ??= setTimeout(() => {
+            running.evictRetry = undefined
+            this.trimCache(running).catch(err => { this.log.error('cache eviction - %e', err) })
+          }, EVICT_RETRY_MS).unref()
+          return
+        }
+      }
+    } finally {
+      this.evicting = false
+    }
+  }
+
+  /** Deletes cache blocks (under the GC lock): those pinned meanwhile only leave the cache. */
+  private async evict (running: Running, cids: CID[]): Promise<CID[]> {
+    if (cids.length === 0) return []
+    const records = await running.records.lookup(cids)
+    const gone = cids.filter((_, i) => records[i] === undefined)
+    const freed = await running.cache.forget(gone)
+    await Promise.all(gone.map(async cid => { await this.deleteBlock(running, cid) }))
+    await running.cache.forget(cids)
+    this.cacheCounters.evicted_blocks += gone.length
+    this.cacheCounters.evicted_bytes += freed
+    return gone
   }
 
   async holdBlocks (signal?: AbortSignal): Promise<() => void> {
@@ -391,19 +470,20 @@ export class IpfsNodeImpl implements IpfsNode {
     try {
       return await this.gcLock.exclusive(async () => {
         const started = Date.now()
+        // past the high watermark of storage_max, cache blocks go first (least recently used)
+        const removed = await this.evict(running, running.cache.victims(this.cacheLimit(running)))
         // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
         const kept = new Set<string>()
         const roots = await options.keep?.() ?? []
         for (const { cid, depth } of roots) {
           await scanLocalDag(cid.toV1(), depth, this.localDagReader(running), { signal, seen: kept, stopAtDeep: depth === Infinity })
         }
-        const removed: CID[] = []
         let scanned = 0
         for await (const slice of running.blockstore.cidSlices(GC_SLICE, { signal })) {
           scanned += slice.length
           // every block held for a local pin has a record (claimed or referenced)
           const records = await running.records.lookup(slice, { signal })
-          const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)))
+          const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)) && !running.cache.has(cid))
           await Promise.all(garbage.map(async cid => { await this.deleteBlock(running, cid) }))
           removed.push(...garbage)
         }
@@ -424,6 +504,11 @@ export class IpfsNodeImpl implements IpfsNode {
 
   gcStats (): GcStats {
     return { ...this.gcCounters }
+  }
+
+  cacheStats (): CacheStats {
+    const cache = this.running?.cache
+    return { bytes: cache?.bytes ?? 0, blocks: cache?.size ?? 0, max_bytes: this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX, ...this.cacheCounters }
   }
 
   bitswapStats (): BitswapTraffic | undefined {

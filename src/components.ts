@@ -4,7 +4,7 @@
 import type { GcOptions } from './ipfs/index.js'
 import type {
   AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinInfo, PinMode, PinType,
-  ReprovideStatus, TrackerStatus, TrustState, AddedOutput
+  RepoStat, RepoVerify, ReprovideStatus, TrackerStatus, TrustState, AddedOutput
 } from './types/wire.js'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
@@ -287,6 +287,12 @@ export interface ClusterAPI {
    */
   repoGC(options?: AbortOptions & { local?: boolean }): Promise<GlobalRepoGC>
 }
+/** What the REST API needs from the peer's IPFS repo (GET /ipfs/repo/stat, POST /ipfs/repo/verify). */
+export interface RepoAPI {
+  stat(options?: AbortOptions): Promise<RepoStat>
+  verify(options?: AbortOptions): Promise<RepoVerify>
+}
+
 /** What the REST API, CLI and metrics need from the reprovider. */
 export interface ReprovideAPI {
   status(): ReprovideStatus

@@ -4,6 +4,7 @@ import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } fr
 import type { CairnServices, HostInit } from '../libp2p/index.js'
 import type { BitswapSenderInit } from './bitswap-sender.js'
 import type { BitswapTraffic } from './helia-internals.js'
+import type { RepoStat, RepoVerify } from '../types/wire.js'
 import type { Helia } from '@helia/interface'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -79,6 +80,15 @@ export interface IpfsNode extends IpfsConnector {
   gcStats(): GcStats
   /** The bounded cache: what it holds, and what it evicted since start. */
   cacheStats(): CacheStats
+  /** What the store holds by kind (pinned, cache, garbage) and on disk: reads every block (repo.ts). */
+  repoStat(options?: AbortOptions): Promise<RepoStat>
+  /** Pinned and garbage bytes as the last repoStat or repoVerify found them; undefined before the first. */
+  lastRepoAccount(): { pinned: number, garbage: number } | undefined
+  /**
+   * Re-hashes every held block and looks for every pin's blocks: a corrupt block is deleted, and a pin's block
+   * (corrupt or missing) fetched again from other peers. Returns what it found and did.
+   */
+  repoVerify(options?: AbortOptions): Promise<RepoVerify>
   /** Bitswap block traffic since start, for /metrics; undefined when not counted (@helia/bitswap not recognised). */
   bitswapStats(): BitswapTraffic | undefined
   /**
@@ -117,6 +127,8 @@ export interface GcStats {
   /** GCs that failed (busy repo, stop, store errors). */
   failures: number
   blocks_deleted: number
+  /** Bytes given back: garbage deleted and cache evicted by GCs. */
+  bytes_reclaimed: number
   /** When the last GC ended (ms since epoch; 0 = none yet), and how long it took. */
   last_finished: number
   last_duration_ms: number

@@ -29,9 +29,12 @@ import { checkQuota, checkQuotaEstimate } from './quota.js'
 import { catFile } from './cat.js'
 import { GcLock } from './gc-lock.js'
 import { BlockCache } from './cache.js'
+import { accountRepo } from './repo.js'
+import { diskUsage } from '../storage/disk.js'
 import type { CacheStats, GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
+import type { RepoStat, RepoVerify, RepoVerifyProblem } from '../types/wire.js'
 import type { Helia, Pin } from '@helia/interface'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import type { BlockCodec } from 'multiformats/codecs/interface'
@@ -52,6 +55,8 @@ export const DEFAULT_CACHE_MAX = 4 * 1024 ** 3
 export const HIGH_WATERMARK = 0.9
 /** A cache eviction put off because pins or adds held the store is tried again after this long. */
 const EVICT_RETRY_MS = 1000
+/** How long repo verify waits for each pin's block it fetches again. */
+const VERIFY_FETCH_MS = 30_000
 
 type PinOptions = AbortOptions & {
   depth?: number
@@ -117,8 +122,10 @@ export class IpfsNodeImpl implements IpfsNode {
   private readonly gcs = new Set<Promise<unknown>>()
   /** The repo GC running, which a GC asked for meanwhile joins. */
   private currentGc?: RunningGc
-  private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, last_finished: 0, last_duration_ms: 0 }
+  private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, bytes_reclaimed: 0, last_finished: 0, last_duration_ms: 0 }
   private readonly cacheCounters = { evicted_blocks: 0, evicted_bytes: 0 }
+  /** Pinned and garbage bytes as the last repo stat or verify found them (they read every block). */
+  private lastAccount?: { pinned: number, garbage: number }
   /** A cache eviction is running (the fetches meanwhile leave it to that one). */
   private evicting = false
 
@@ -470,6 +477,10 @@ export class IpfsNodeImpl implements IpfsNode {
     try {
       return await this.gcLock.exclusive(async () => {
         const started = Date.now()
+        // reads may add cache blocks meanwhile (pins and adds wait): what is not cache tells what the GC freed
+        const notCache = (): number => running.blockstore.size() - running.cache.bytes
+        const before = notCache()
+        const evictedBefore = this.cacheCounters.evicted_bytes
         // past the high watermark of storage_max, cache blocks go first (least recently used)
         const removed = await this.evict(running, running.cache.victims(this.cacheLimit(running)))
         // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
@@ -490,6 +501,7 @@ export class IpfsNodeImpl implements IpfsNode {
         const counters = this.gcCounters
         counters.runs++
         counters.blocks_deleted += removed.length
+        counters.bytes_reclaimed += Math.max(0, before - notCache()) + this.cacheCounters.evicted_bytes - evictedBefore
         counters.last_finished = Date.now()
         counters.last_duration_ms = counters.last_finished - started
         this.log('repo gc: deleted %d of %d blocks (%d kept for %d roots not pinned here yet) in %d ms', removed.length, scanned, kept.size, roots.length, counters.last_duration_ms)
@@ -504,6 +516,62 @@ export class IpfsNodeImpl implements IpfsNode {
 
   gcStats (): GcStats {
     return { ...this.gcCounters }
+  }
+
+  async repoStat (options: AbortOptions = {}): Promise<RepoStat> {
+    const running = this.require()
+    const account = await accountRepo(this.accountComponents(running), options)
+    this.lastAccount = { pinned: account.pinned_bytes, garbage: account.garbage_bytes }
+    return {
+      peer: running.helia.libp2p.peerId.toString(),
+      blocks: account.blocks,
+      held_bytes: account.pinned_bytes + account.cache_bytes + account.garbage_bytes,
+      pinned_bytes: account.pinned_bytes,
+      cache_bytes: account.cache_bytes,
+      garbage_bytes: account.garbage_bytes,
+      disk_bytes: await diskUsage(this.init.dataDir),
+      storage_max: this.init.storageMax ?? 0,
+      cache_max: this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX,
+      gc_runs: this.gcCounters.runs,
+      gc_bytes_reclaimed: this.gcCounters.bytes_reclaimed,
+      cache_evicted_bytes: this.cacheCounters.evicted_bytes
+    }
+  }
+
+  lastRepoAccount (): { pinned: number, garbage: number } | undefined {
+    return this.lastAccount
+  }
+
+  async repoVerify (options: AbortOptions = {}): Promise<RepoVerify> {
+    const running = this.require()
+    const account = await accountRepo(this.accountComponents(running), { ...options, verify: true })
+    this.lastAccount = { pinned: account.pinned_bytes, garbage: account.garbage_bytes }
+    const problems: RepoVerifyProblem[] = []
+    const refetch = async (cid: CID): Promise<Pick<RepoVerifyProblem, 'action' | 'error'>> => {
+      try {
+        const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(VERIFY_FETCH_MS)]) : AbortSignal.timeout(VERIFY_FETCH_MS)
+        await running.fetcher.getBlock(cid, { signal, lookupDelayMs: 0 })
+        // a pin's block, not cache
+        await running.cache.forget([cid])
+        return { action: 'refetched' }
+      } catch (err) {
+        return { action: 'none', error: (err as Error).message }
+      }
+    }
+    for (const { cid, pinned } of account.corrupt) {
+      // wrong bytes must not be served to anyone: deleted, and a pin's fetched again
+      await this.deleteBlock(running, cid)
+      problems.push({ cid: cid.toString(), problem: 'corrupt', pinned, ...(pinned ? await refetch(cid) : { action: 'deleted' }) })
+    }
+    for (const cid of account.missing) {
+      problems.push({ cid: cid.toString(), problem: 'missing', pinned: true, ...await refetch(cid) })
+    }
+    this.log('repo verify: %d blocks checked, %d corrupt, %d missing', account.blocks, account.corrupt.length, account.missing.length)
+    return { peer: running.helia.libp2p.peerId.toString(), blocks_checked: account.blocks, problems }
+  }
+
+  private accountComponents (running: Running): Parameters<typeof accountRepo>[0] {
+    return { blockstore: running.blockstore, records: running.records, cache: running.cache, getHasher: async code => await running.helia.getHasher(code) }
   }
 
   cacheStats (): CacheStats {

@@ -137,6 +137,8 @@ export interface Importer {
   holdBlocks(signal?: AbortSignal): Promise<() => void>
   /** Repo GC (src/ipfs): deletes the blocks no local pin holds and none of `keep` reaches; the CIDs deleted. */
   gc(options?: GcOptions): Promise<CID[]>
+  /** Whether held bytes passed the high watermark (90%) of storage_max: the scheduled GC then runs anyway. */
+  overHighWatermark?(): boolean
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Whether the pin with this pinset key is held here. */
   holdsPin(key: PinKey): boolean

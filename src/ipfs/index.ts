@@ -76,6 +76,8 @@ export interface IpfsNode extends IpfsConnector {
    * (its result, the first one's `keep` and `waitMs`). RepoBusyError when the writers do not finish within `waitMs`.
    */
   gc(options?: GcOptions): Promise<CID[]>
+  /** Whether held bytes passed 90% of storage_max (never without one). */
+  overHighWatermark(): boolean
   /** Repo GCs since start: for /metrics. */
   gcStats(): GcStats
   /** The bounded cache: what it holds, and what it evicted since start. */

@@ -514,6 +514,12 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
+  overHighWatermark (): boolean {
+    const max = this.init.storageMax ?? 0
+    const running = this.running
+    return max > 0 && running != null && running.blockstore.size() >= max * HIGH_WATERMARK
+  }
+
   gcStats (): GcStats {
     return { ...this.gcCounters }
   }

@@ -206,6 +206,24 @@ describe('scheduled repo gc', { timeout: 120_000 }, () => {
   })
 })
 
+describe('repo gc past the high watermark', { timeout: 120_000 }, () => {
+  it('runs at the next tick when held bytes pass 90% of storage_max, though the pinset did not change', async () => {
+    const tc = await createTestCluster(1, { name: 'gc-watermark', gc: { interval_ms: 300 }, monitor: () => ({ storage_max: 1_000_000 }) })
+    try {
+      const peer = tc.peer(0)
+      await waitFor(() => peer.ipfs.gcStats().runs >= 1, { timeoutMs: 10_000, message: 'the first scheduled GC (what the start left)' })
+      // an add without a pin changes no pin: only the watermark can make the schedule collect it
+      let root = ''
+      for await (const out of peer.cluster.add(one('f.bin', randomBytes(950_000)), { chunk_size: 65_536, raw_leaves: true, cid_version: 1, no_pin: true })) root = out.cid
+      assert.ok(peer.ipfs.overHighWatermark())
+      await waitFor(async () => !(await peer.ipfs.hasBlock(CID.parse(root))), { timeoutMs: 30_000, message: 'the scheduled GC collects past the watermark' })
+      assert.equal(peer.ipfs.overHighWatermark(), false)
+    } finally {
+      await tc.close()
+    }
+  })
+})
+
 describe('repo gc on a follower', { timeout: 120_000 }, () => {
   it('a trusted peer\'s GC does not reach a follower, whose own API still runs it', async () => {
     const tc = await createTestCluster(2, { name: 'gc-follower', untrusted: [1] })

@@ -4,7 +4,7 @@
 import type { GcOptions } from './ipfs/index.js'
 import type {
   AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinInfo, PinMode, PinType,
-  ReprovideStatus, TrackerStatus, TrustState, AddedOutput
+  RepoStat, RepoVerify, ReprovideStatus, TrackerStatus, TrustState, AddedOutput
 } from './types/wire.js'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
@@ -137,6 +137,8 @@ export interface Importer {
   holdBlocks(signal?: AbortSignal): Promise<() => void>
   /** Repo GC (src/ipfs): deletes the blocks no local pin holds and none of `keep` reaches; the CIDs deleted. */
   gc(options?: GcOptions): Promise<CID[]>
+  /** Whether held bytes passed the high watermark (90%) of storage_max: the scheduled GC then runs anyway. */
+  overHighWatermark?(): boolean
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Whether the pin with this pinset key is held here. */
   holdsPin(key: PinKey): boolean
@@ -287,6 +289,12 @@ export interface ClusterAPI {
    */
   repoGC(options?: AbortOptions & { local?: boolean }): Promise<GlobalRepoGC>
 }
+/** What the REST API needs from the peer's IPFS repo (GET /ipfs/repo/stat, POST /ipfs/repo/verify). */
+export interface RepoAPI {
+  stat(options?: AbortOptions): Promise<RepoStat>
+  verify(options?: AbortOptions): Promise<RepoVerify>
+}
+
 /** What the REST API, CLI and metrics need from the reprovider. */
 export interface ReprovideAPI {
   status(): ReprovideStatus

@@ -18,6 +18,7 @@ import type { ReprovideAPI } from './components.js'
 import { createReprovider, type Reprovider } from './reprovider/index.js'
 import { createAuditor, offlineBlocks, type AuditorAPI } from './audit/index.js'
 import { createDiskReserve } from './storage/reserve.js'
+import { diskUsage } from './storage/disk.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { AbortOptions, Pinset, PinTracker, Startable } from './components.js'
 import type { Libp2p } from '@libp2p/interface'
@@ -92,7 +93,9 @@ export function createPeer (init: PeerInit): CairnPeer {
       dht: { protocol: dht.protocol, clientMode: dht.client_mode, keepPrivateAddresses: dht.keep_private_addresses },
       scoredTopics: [pinsetTopic(config.cluster.name), metricsTopic(config.cluster.name)],
       logger
-    }
+    },
+    cacheMaxBytes: config.peer.gateway.cache_max,
+    storageMax: config.peer.monitor.storage_max
   }, { logger })
 
   const reserve = createDiskReserve({ path: config.path, bytes: config.peer.disk.reserve_bytes }, { logger })
@@ -248,7 +251,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(cluster)
         // one cap on whole-pinset lists for both APIs: they share the event loop and the pinset
         const heavy = heavyRequests(config.peer.rest.max_heavy_requests)
-        rest = createRestApi({ listen: config.peer.rest.listen, basicAuth: config.peer.rest.basic_auth_credentials }, { cluster, logger, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, heavy })
+        rest = createRestApi({ listen: config.peer.rest.listen, basicAuth: config.peer.rest.basic_auth_credentials }, { cluster, logger, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, repo: { stat: async o => await ipfs.repoStat(o), verify: async o => await ipfs.repoVerify(o) }, heavy })
         await rest.start()
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
@@ -282,7 +285,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         if (config.peer.metrics.enabled) {
           const self = this as { reprovider?: ReprovideAPI }
           metrics = createMetricsServer({ listen: config.peer.metrics.listen, peerId: id, peername: config.peer.peername, cluster: config.cluster.name }, {
-            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), audit: () => need(auditor, 'the auditor').stats(), bitswap: () => ipfs.bitswapStats(), reprovider: () => self.reprovider, logger
+            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), cacheStats: () => ipfs.cacheStats(), repoAccount: () => ipfs.lastRepoAccount(), diskBytes: async () => await diskUsage(config.path), audit: () => need(auditor, 'the auditor').stats(), bitswap: () => ipfs.bitswapStats(), reprovider: () => self.reprovider, logger
           })
           await metrics.start()
           started.push(metrics)

@@ -25,6 +25,8 @@ export interface TestClusterOptions {
   monitor?: (i: number) => Record<string, unknown>
   /** Repo GC settings of every peer (interval_ms). */
   gc?: Record<string, unknown>
+  /** Per-peer gateway settings (cache_max). */
+  gateway?: (i: number) => Record<string, unknown>
   /** How soon a connected stranger is identified again (PeerInit.strangerRetryMs). */
   strangerRetryMs?: number
   /** Storage audit settings of every peer (interval_ms, grace_ms, ...). */
@@ -105,6 +107,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     if (options.rest != null) Object.assign(loaded.peer.rest, options.rest)
     if (options.monitor != null) Object.assign(loaded.peer.monitor, options.monitor(configs.length))
     if (options.gc != null) Object.assign(loaded.peer.gc, options.gc)
+    if (options.gateway != null) Object.assign(loaded.peer.gateway, options.gateway(configs.length))
     if (options.audit != null) Object.assign(loaded.peer.audit, options.audit)
     Object.assign(loaded.peer.disk, { reserve_bytes: 0, ...options.disk })
     configs.push(loaded)

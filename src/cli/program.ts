@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander'
 import { registerAdd } from './commands/add.js'
 import { registerFollow } from './commands/follow.js'
 import { registerIpfs } from './commands/ipfs.js'
+import { registerRepo } from './commands/repo.js'
 import { registerMirror } from './commands/mirror.js'
 import { registerNode } from './commands/node.js'
 import { registerPeers } from './commands/peers.js'
@@ -40,6 +41,7 @@ export function buildProgram (io: CliIO): Command {
   registerReprovide(program, io)
   registerMirror(program, io)
   registerIpfs(program, io)
+  registerRepo(program, io)
   return program
 }
 

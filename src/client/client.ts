@@ -4,7 +4,7 @@ import { ClientError, Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
 import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
 import type { AbortOptions } from '../components.js'
-import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinType, ReprovideStatus } from '../types/wire.js'
+import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, RepoStat, RepoVerify, MetricInfo, Pin, PinType, ReprovideStatus } from '../types/wire.js'
 
 export class RestClient implements Client {
   readonly url: string
@@ -81,6 +81,14 @@ export class RestClient implements Client {
 
   async repoGC (options: LocalOptions = {}): Promise<GlobalRepoGC> {
     return await this.http.json({ method: 'POST', path: '/ipfs/gc', query: localQuery(options), signal: options.signal })
+  }
+
+  async repoStat (options: AbortOptions = {}): Promise<RepoStat> {
+    return await this.http.json({ method: 'GET', path: '/ipfs/repo/stat', signal: options.signal })
+  }
+
+  async repoVerify (options: AbortOptions = {}): Promise<RepoVerify> {
+    return await this.http.json({ method: 'POST', path: '/ipfs/repo/verify', signal: options.signal })
   }
 
   async * add (paths: string[], options: AddOptions = {}): AsyncGenerator<AddedOutput> {

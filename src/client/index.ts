@@ -1,7 +1,7 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
 import type { AbortOptions, PinOptions } from '../components.js'
-import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, MetricInfo, Pin, PinType, ReprovideStatus, TrackerStatus } from '../types/wire.js'
+import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, RepoStat, RepoVerify, MetricInfo, Pin, PinType, ReprovideStatus, TrackerStatus } from '../types/wire.js'
 
 export { ClientError } from './http.js'
 export { apiUrl } from './address.js'
@@ -96,6 +96,10 @@ export interface Client {
   recoverAll(options?: LocalOptions): AsyncIterable<GlobalPinInfo>
   /** POST /ipfs/gc: repo GC on every peer (local: the one asked only); the blocks each deleted. */
   repoGC(options?: LocalOptions): Promise<GlobalRepoGC>
+  /** GET /ipfs/repo/stat: what the peer's store holds, by kind (pinned, cache, garbage) and on disk. */
+  repoStat(options?: AbortOptions): Promise<RepoStat>
+  /** POST /ipfs/repo/verify: every held block re-hashed; corrupt and missing ones, and what was done. */
+  repoVerify(options?: AbortOptions): Promise<RepoVerify>
   /** Uploads files and directories (streamed from disk) and yields the AddedOutput lines, the root last. */
   add(paths: string[], options?: AddOptions): AsyncIterable<AddedOutput>
   /** POST /add?format=car with a CAR streamed from memory (one root, blocks verified by the peer); yields its root line. */

@@ -1,5 +1,6 @@
 // Repo GC across the cluster (IPFS Cluster's RepoGC): each peer deletes the blocks none of its pins holds,
-// but keeps what other peers still need from it; on a schedule when the pinset changed since the last one.
+// but keeps what other peers still need from it; on a schedule when the pinset changed since the last one, or
+// when held bytes passed the high watermark of storage_max.
 import { copiesCount } from '../allocator/index.js'
 import { parseCid } from '../utils/cid.js'
 import { heldPinKey } from '../utils/keys.js'
@@ -29,7 +30,7 @@ export interface RepoGcInit {
 export interface RepoGcComponents {
   peerset: Peerset
   pinset: Pick<Pinset, 'list' | 'onChange'>
-  importer: Pick<Importer, 'gc' | 'holdsPin' | 'hasBlock'>
+  importer: Pick<Importer, 'gc' | 'holdsPin' | 'hasBlock' | 'overHighWatermark'>
   status: Pick<ClusterStatus, 'status'>
   rpc: Pick<Rpc, 'callOne'>
   trust?: Pick<TrustView, 'trustOf'>
@@ -105,9 +106,13 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
     return { peer_map: Object.fromEntries(entries.map(e => [e.peer, e])) }
   }
 
-  /** The scheduled GC: only when the pinset changed since the last one; a busy repo is tried at the next tick. */
+  /**
+   * The scheduled GC: when the pinset changed since the last one, or held bytes passed the high watermark of
+   * storage_max (garbage no pin change made: adds without a pin, cache over the bound); a busy repo is tried at
+   * the next tick.
+   */
   async function scheduled (): Promise<void> {
-    if (!due || busy || !running) return
+    if ((!due && importer.overHighWatermark?.() !== true) || busy || !running) return
     due = false
     busy = true
     try {

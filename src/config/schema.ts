@@ -280,7 +280,13 @@ const serviceSchema = (listen: string) => section({
 /** IPFS Pinning Services API v1.0.0. Auth: the REST API's basic_auth_credentials and its JWTs. */
 export const pinsvcConfigSchema = serviceSchema(DEFAULT_PINSVC_LISTEN)
 /** HTTP gateway: /ipfs/<cid>/<path> and /mirror/<name>/<path>. */
-export const gatewayConfigSchema = serviceSchema(DEFAULT_GATEWAY_LISTEN)
+export const gatewayConfigSchema = serviceSchema(DEFAULT_GATEWAY_LISTEN).extend({
+  /**
+   * Bytes of blocks fetched for reads, not pins (gateway requests, a cat of content not pinned here) kept at most;
+   * the least recently used are evicted past it. Default 4 GiB.
+   */
+  cache_max: nonNegativeInt().default(4 * 1024 ** 3)
+})
 /** Prometheus text at /metrics. */
 export const metricsConfigSchema = serviceSchema(DEFAULT_METRICS_LISTEN)
 

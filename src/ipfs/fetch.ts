@@ -37,6 +37,11 @@ export interface BlockFetcherComponents {
   blockstore: SizedBlockstore
   /** cairn's bitswap sending; undefined: @helia/bitswap's own (not recognised), wants go through Helia. */
   bitswap?: InstalledBitswap
+  /** Told of each block getBlock answers (not a pin's walk): from the store, or fetched (the bounded cache). */
+  reads?: {
+    fetched: (cid: CID, block: Uint8Array) => Promise<void>
+    used: (cid: CID) => Promise<void>
+  }
 }
 
 export class BlockFetcher {
@@ -50,22 +55,20 @@ export class BlockFetcher {
 
   /** See IpfsNode.getBlock. */
   async getBlock (cid: CID, options: GetBlockOptions = {}): Promise<Uint8Array> {
-    const { helia, blockstore } = this.components
+    const { helia, blockstore, reads } = this.components
     const signal = options.signal
     // an identity CID carries its block: Helia's blockstore answers it, and the level store never holds one
     if (cid.multihash.code === identity.code) return await concatChunks(helia.blockstore.get(cid, { signal, offline: true }))
-    if (options.offline === true) {
-      const local = await this.localBlock(cid, signal)
-      if (local == null) throw new NotFoundError(`block ${cid} is not held here`)
+    const local = options.offline === true || await blockstore.has(cid, { signal }) ? await this.localBlock(cid, signal) : undefined
+    if (local != null) {
+      await reads?.used(cid)
       return local
     }
+    if (options.offline === true) throw new NotFoundError(`block ${cid} is not held here`)
     const delay = options.lookupDelayMs ?? this.delay
-    if (delay <= 0) return await concatChunks(helia.blockstore.get(cid, { signal }))
-    if (await blockstore.has(cid, { signal })) {
-      const local = await this.localBlock(cid, signal)
-      if (local != null) return local
-    }
-    return await this.fetchChild(cid, signal ?? NO_SIGNAL, delay)
+    const block = delay <= 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await this.fetchChild(cid, signal ?? NO_SIGNAL, delay)
+    await reads?.fetched(cid, block)
+    return block
   }
 
   /**

@@ -37,11 +37,14 @@ export class GcLock {
   }
 
   /**
-   * Runs `fn` alone: waits up to `waitMs` for the holders to finish (RepoBusyError after that, and they go on),
-   * and throws RepoBusyError at once when a GC is running already.
+   * Runs `fn` alone: waits for another one alone to end (a cache eviction: IpfsNode.gc joins a GC running
+   * already rather than waiting here), then up to `waitMs` for the holders to finish (RepoBusyError after that,
+   * and they go on).
    */
   async exclusive<T> (fn: () => Promise<T>, options: { waitMs: number, signal?: AbortSignal }): Promise<T> {
-    if (this.gc) throw new RepoBusyError('a repo GC is running already on this peer')
+    while (this.gc) {
+      await raceSignal(new Promise<void>(resolve => { this.waiting.push(resolve) }), options.signal)
+    }
     this.gc = true
     try {
       if (this.holders > 0) {
@@ -60,10 +63,28 @@ export class GcLock {
       }
       return await fn()
     } finally {
-      this.gc = false
-      const waiting = this.waiting
-      this.waiting = []
-      for (const wake of waiting) wake()
+      this.end()
     }
+  }
+
+  /**
+   * Runs `fn` alone if nobody holds the lock nor waits for it alone, at once; else runs nothing and returns
+   * undefined (a cache eviction, tried again later, must not wait behind a pin fetching for hours).
+   */
+  async tryExclusive<T> (fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+    if (this.gc || this.holders > 0) return undefined
+    this.gc = true
+    try {
+      return { value: await fn() }
+    } finally {
+      this.end()
+    }
+  }
+
+  private end (): void {
+    this.gc = false
+    const waiting = this.waiting
+    this.waiting = []
+    for (const wake of waiting) wake()
   }
 }

@@ -4,6 +4,7 @@ import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } fr
 import type { CairnServices, HostInit } from '../libp2p/index.js'
 import type { BitswapSenderInit } from './bitswap-sender.js'
 import type { BitswapTraffic } from './helia-internals.js'
+import type { RepoStat, RepoVerify } from '../types/wire.js'
 import type { Helia } from '@helia/interface'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -29,6 +30,13 @@ export interface IpfsInit {
   childLookupDelay?: number
   /** How this node answers other peers' bitswap wants (src/ipfs/bitswap-sender.ts). */
   bitswap?: BitswapSenderInit
+  /**
+   * Bytes of blocks fetched for reads, not pins (gateway requests, a cat of content not pinned here), kept at
+   * most; the least recently used are evicted past it (gateway.cache_max). Default 4 GiB.
+   */
+  cacheMaxBytes?: number
+  /** Bytes this peer offers (monitor.storage_max; 0: no bound): past 90% of it the cache gives way first. */
+  storageMax?: number
 }
 
 export interface IpfsNode extends IpfsConnector {
@@ -62,13 +70,27 @@ export interface IpfsNode extends IpfsConnector {
    */
   holdBlocks(signal?: AbortSignal): Promise<() => void>
   /**
-   * Repo GC: deletes every block that no local pin holds and none of `keep` reaches here, once no pin is fetching
-   * and no add importing. Returns the blocks deleted, as raw-codec CIDs. RepoBusyError when a GC runs already or
-   * the writers do not finish within `waitMs`.
+   * Repo GC: deletes every block that no local pin holds, that is not in the cache and none of `keep` reaches
+   * here (past the high watermark of storage_max, the least recently used cache blocks first), once no pin is fetching
+   * and no add importing. Returns the blocks deleted, as raw-codec CIDs. A GC asked for while one runs joins it
+   * (its result, the first one's `keep` and `waitMs`). RepoBusyError when the writers do not finish within `waitMs`.
    */
   gc(options?: GcOptions): Promise<CID[]>
+  /** Whether held bytes passed 90% of storage_max (never without one). */
+  overHighWatermark(): boolean
   /** Repo GCs since start: for /metrics. */
   gcStats(): GcStats
+  /** The bounded cache: what it holds, and what it evicted since start. */
+  cacheStats(): CacheStats
+  /** What the store holds by kind (pinned, cache, garbage) and on disk: reads every block (repo.ts). */
+  repoStat(options?: AbortOptions): Promise<RepoStat>
+  /** Pinned and garbage bytes as the last repoStat or repoVerify found them; undefined before the first. */
+  lastRepoAccount(): { pinned: number, garbage: number } | undefined
+  /**
+   * Re-hashes every held block and looks for every pin's blocks: a corrupt block is deleted, and a pin's block
+   * (corrupt or missing) fetched again from other peers. Returns what it found and did.
+   */
+  repoVerify(options?: AbortOptions): Promise<RepoVerify>
   /** Bitswap block traffic since start, for /metrics; undefined when not counted (@helia/bitswap not recognised). */
   bitswapStats(): BitswapTraffic | undefined
   /**
@@ -107,9 +129,22 @@ export interface GcStats {
   /** GCs that failed (busy repo, stop, store errors). */
   failures: number
   blocks_deleted: number
+  /** Bytes given back: garbage deleted and cache evicted by GCs. */
+  bytes_reclaimed: number
   /** When the last GC ended (ms since epoch; 0 = none yet), and how long it took. */
   last_finished: number
   last_duration_ms: number
+}
+
+export interface CacheStats {
+  /** Bytes and blocks in the cache now. */
+  bytes: number
+  blocks: number
+  /** gateway.cache_max. */
+  max_bytes: number
+  /** Evicted since start. */
+  evicted_blocks: number
+  evicted_bytes: number
 }
 
 export interface GcOptions extends AbortOptions {

@@ -28,9 +28,13 @@ import { BlockFetcher, fetchDag } from './fetch.js'
 import { checkQuota, checkQuotaEstimate } from './quota.js'
 import { catFile } from './cat.js'
 import { GcLock } from './gc-lock.js'
-import type { GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
+import { BlockCache } from './cache.js'
+import { accountRepo } from './repo.js'
+import { diskUsage } from '../storage/disk.js'
+import type { CacheStats, GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { CairnServices } from '../libp2p/index.js'
+import type { RepoStat, RepoVerify, RepoVerifyProblem } from '../types/wire.js'
 import type { Helia, Pin } from '@helia/interface'
 import type { ComponentLogger, Libp2p, Logger } from '@libp2p/interface'
 import type { BlockCodec } from 'multiformats/codecs/interface'
@@ -45,6 +49,14 @@ const RECENT_LINKS_BYTES = 16 * 1024 * 1024
 const DEFAULT_GC_WAIT_MS = 60_000
 /** Blocks whose pin records a repo GC reads at once. */
 const GC_SLICE = 2048
+/** The bounded cache's default size (gateway.cache_max). */
+export const DEFAULT_CACHE_MAX = 4 * 1024 ** 3
+/** Share of storage_max past which the cache gives way (evicted down so that held bytes fall back under it). */
+export const HIGH_WATERMARK = 0.9
+/** A cache eviction put off because pins or adds held the store is tried again after this long. */
+const EVICT_RETRY_MS = 1000
+/** How long repo verify waits for each pin's block it fetches again. */
+const VERIFY_FETCH_MS = 30_000
 
 type PinOptions = AbortOptions & {
   depth?: number
@@ -80,6 +92,18 @@ interface Running {
   traffic?: CountedTraffic
   /** Where blocks come from: the store, connected peers, then providers (fetch.ts). */
   fetcher: BlockFetcher
+  /** Blocks fetched for reads, not pins: evicted least recently used past cache_max (cache.ts). */
+  cache: BlockCache
+  /** A cache eviction put off while writers held the store. */
+  evictRetry?: NodeJS.Timeout
+}
+
+interface RunningGc {
+  run: Promise<CID[]>
+  /** Aborts the GC: once every request waiting for it gave up. */
+  abort: AbortController
+  /** Requests waiting for its result. */
+  waiters: number
 }
 
 export class IpfsNodeImpl implements IpfsNode {
@@ -96,7 +120,14 @@ export class IpfsNodeImpl implements IpfsNode {
   private readonly gcLock = new GcLock()
   /** Repo GCs running (stop waits for them to end between slices). */
   private readonly gcs = new Set<Promise<unknown>>()
-  private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, last_finished: 0, last_duration_ms: 0 }
+  /** The repo GC running, which a GC asked for meanwhile joins. */
+  private currentGc?: RunningGc
+  private readonly gcCounters: GcStats = { runs: 0, failures: 0, blocks_deleted: 0, bytes_reclaimed: 0, last_finished: 0, last_duration_ms: 0 }
+  private readonly cacheCounters = { evicted_blocks: 0, evicted_bytes: 0 }
+  /** Pinned and garbage bytes as the last repo stat or verify found them (they read every block). */
+  private lastAccount?: { pinned: number, garbage: number }
+  /** A cache eviction is running (the fetches meanwhile leave it to that one). */
+  private evicting = false
 
   constructor (init: IpfsInit, components: IpfsComponents) {
     this.init = init
@@ -163,8 +194,21 @@ export class IpfsNodeImpl implements IpfsNode {
       const shutdown = new AbortController()
       // every pin in flight listens to it
       setMaxListeners(Infinity, shutdown.signal)
-      const fetcher = new BlockFetcher(this.init, { helia, blockstore, bitswap })
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
+      const cache = new BlockCache({ datastore, hasBlocks: async (cids, options) => await blockstore.hasBlocks(cids, options) })
+      await cache.load()
+      const fetcher = new BlockFetcher(this.init, {
+        helia,
+        blockstore,
+        bitswap,
+        reads: {
+          fetched: async (cid, block) => {
+            await cache.fetched(cid, block.byteLength)
+            if (this.running != null) await this.trimCache(this.running)
+          },
+          used: async cid => { await cache.used(cid) }
+        }
+      })
+      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, cache, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -183,6 +227,7 @@ export class IpfsNodeImpl implements IpfsNode {
     }
     this.running = undefined
     running.shutdown.abort()
+    clearTimeout(running.evictRetry)
     // pins in flight stop fetching; those recording a pin finish, so no pin is left half-counted
     await Promise.allSettled([...this.locks.values(), ...this.gcs])
     try {
@@ -239,6 +284,8 @@ export class IpfsNodeImpl implements IpfsNode {
         }
         written = await running.records.add(root, depth, blocks, { generation, rescan: async () => await this.heldBlocks(running, root, depth) })
         pins.set(key, { cid: root, depth })
+        // cached blocks this pin holds are pinned now, no longer cache
+        await running.cache.forget(blocks.map(b => b.cid))
       } catch (err) {
         await this.reloadPin(running, root)
         throw err
@@ -343,6 +390,55 @@ export class IpfsNodeImpl implements IpfsNode {
   private async deleteBlock (running: Running, cid: CID, options?: AbortOptions): Promise<void> {
     await running.blockstore.delete(cid, options)
     running.recent.delete(cid)
+    await running.cache.forget([cid])
+  }
+
+  /**
+   * How many bytes the cache may hold now: cache_max, less what held bytes are over the high watermark of
+   * storage_max (the cache gives way first).
+   */
+  private cacheLimit (running: Running): number {
+    const max = this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX
+    const storageMax = this.init.storageMax ?? 0
+    if (storageMax <= 0) return max
+    const over = running.blockstore.size() - Math.floor(storageMax * HIGH_WATERMARK)
+    return over > 0 ? Math.max(0, Math.min(max, running.cache.bytes - over)) : max
+  }
+
+  /**
+   * Evicts the least recently used cache blocks past the cache's limit, when no pin or add holds the store (one
+   * that fetches for hours must not hold the cache up: the eviction is tried again a second later).
+   */
+  private async trimCache (running: Running): Promise<void> {
+    if (this.evicting) return
+    this.evicting = true
+    try {
+      while (running.cache.bytes > this.cacheLimit(running) && this.running === running) {
+        const done = await this.gcLock.tryExclusive(async () => { await this.evict(running, running.cache.victims(this.cacheLimit(running))) })
+        if (done == null) {
+          running.evictRetry ??= setTimeout(() => {
+            running.evictRetry = undefined
+            this.trimCache(running).catch(err => { this.log.error('cache eviction - %e', err) })
+          }, EVICT_RETRY_MS).unref()
+          return
+        }
+      }
+    } finally {
+      this.evicting = false
+    }
+  }
+
+  /** Deletes cache blocks (under the GC lock): those pinned meanwhile only leave the cache. */
+  private async evict (running: Running, cids: CID[]): Promise<CID[]> {
+    if (cids.length === 0) return []
+    const records = await running.records.lookup(cids)
+    const gone = cids.filter((_, i) => records[i] === undefined)
+    const freed = await running.cache.forget(gone)
+    await Promise.all(gone.map(async cid => { await this.deleteBlock(running, cid) }))
+    await running.cache.forget(cids)
+    this.cacheCounters.evicted_blocks += gone.length
+    this.cacheCounters.evicted_bytes += freed
+    return gone
   }
 
   async holdBlocks (signal?: AbortSignal): Promise<() => void> {
@@ -352,48 +448,141 @@ export class IpfsNodeImpl implements IpfsNode {
 
   async gc (options: GcOptions = {}): Promise<CID[]> {
     const running = this.require()
-    // stopping the node ends a GC between slices (a slice's deletes finish: the count stays exact)
-    const signal = options.signal != null ? AbortSignal.any([options.signal, running.shutdown.signal]) : running.shutdown.signal
-    const run = this.gcLock.exclusive(async () => {
-      const started = Date.now()
-      // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
-      const kept = new Set<string>()
-      const roots = await options.keep?.() ?? []
-      for (const { cid, depth } of roots) {
-        await scanLocalDag(cid.toV1(), depth, this.localDagReader(running), { signal, seen: kept, stopAtDeep: depth === Infinity })
-      }
-      const removed: CID[] = []
-      let scanned = 0
-      for await (const slice of running.blockstore.cidSlices(GC_SLICE, { signal })) {
-        scanned += slice.length
-        // every block held for a local pin has a record (claimed or referenced)
-        const records = await running.records.lookup(slice, { signal })
-        const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)))
-        await Promise.all(garbage.map(async cid => { await this.deleteBlock(running, cid) }))
-        removed.push(...garbage)
-      }
-      const counters = this.gcCounters
-      counters.runs++
-      counters.blocks_deleted += removed.length
-      counters.last_finished = Date.now()
-      counters.last_duration_ms = counters.last_finished - started
-      this.log('repo gc: deleted %d of %d blocks (%d kept for %d roots not pinned here yet) in %d ms', removed.length, scanned, kept.size, roots.length, counters.last_duration_ms)
-      return removed
-    }, { waitMs: options.waitMs ?? DEFAULT_GC_WAIT_MS, signal })
-    this.gcs.add(run)
+    // a GC asked for while one runs joins it: the running one deletes everything a new one would, and answers both
+    let current = this.currentGc
+    if (current == null) {
+      const abort = new AbortController()
+      // stopping the node ends a GC between slices (a slice's deletes finish: the count stays exact)
+      const run = this.runGc(running, options, AbortSignal.any([abort.signal, running.shutdown.signal]))
+      const joined: RunningGc = { run, abort, waiters: 0 }
+      current = joined
+      this.currentGc = joined
+      this.gcs.add(run)
+      run.finally(() => {
+        this.gcs.delete(run)
+        if (this.currentGc === joined) this.currentGc = undefined
+      }).catch(() => {})
+    }
+    current.waiters++
     try {
-      return await run
+      return [...await raceSignal(current.run, options.signal)]
+    } finally {
+      current.waiters--
+      // the GC itself stops only when every request waiting for it gave up
+      if (options.signal?.aborted === true && current.waiters === 0) current.abort.abort(options.signal.reason)
+    }
+  }
+
+  private async runGc (running: Running, options: GcOptions, signal: AbortSignal): Promise<CID[]> {
+    try {
+      return await this.gcLock.exclusive(async () => {
+        const started = Date.now()
+        // reads may add cache blocks meanwhile (pins and adds wait): what is not cache tells what the GC freed
+        const notCache = (): number => running.blockstore.size() - running.cache.bytes
+        const before = notCache()
+        const evictedBefore = this.cacheCounters.evicted_bytes
+        // past the high watermark of storage_max, cache blocks go first (least recently used)
+        const removed = await this.evict(running, running.cache.victims(this.cacheLimit(running)))
+        // what the roots to keep reach here; below a deep block everything is recorded, so kept anyway
+        const kept = new Set<string>()
+        const roots = await options.keep?.() ?? []
+        for (const { cid, depth } of roots) {
+          await scanLocalDag(cid.toV1(), depth, this.localDagReader(running), { signal, seen: kept, stopAtDeep: depth === Infinity })
+        }
+        let scanned = 0
+        for await (const slice of running.blockstore.cidSlices(GC_SLICE, { signal })) {
+          scanned += slice.length
+          // every block held for a local pin has a record (claimed or referenced)
+          const records = await running.records.lookup(slice, { signal })
+          const garbage = slice.filter((cid, i) => records[i] === undefined && !kept.has(blockId(cid)) && !running.cache.has(cid))
+          await Promise.all(garbage.map(async cid => { await this.deleteBlock(running, cid) }))
+          removed.push(...garbage)
+        }
+        const counters = this.gcCounters
+        counters.runs++
+        counters.blocks_deleted += removed.length
+        counters.bytes_reclaimed += Math.max(0, before - notCache()) + this.cacheCounters.evicted_bytes - evictedBefore
+        counters.last_finished = Date.now()
+        counters.last_duration_ms = counters.last_finished - started
+        this.log('repo gc: deleted %d of %d blocks (%d kept for %d roots not pinned here yet) in %d ms', removed.length, scanned, kept.size, roots.length, counters.last_duration_ms)
+        return removed
+      }, { waitMs: options.waitMs ?? DEFAULT_GC_WAIT_MS, signal })
     } catch (err) {
       this.gcCounters.failures++
       if (running.shutdown.signal.aborted) throw new ShuttingDownError('stopped during a repo GC')
       throw err
-    } finally {
-      this.gcs.delete(run)
     }
+  }
+
+  overHighWatermark (): boolean {
+    const max = this.init.storageMax ?? 0
+    const running = this.running
+    return max > 0 && running != null && running.blockstore.size() >= max * HIGH_WATERMARK
   }
 
   gcStats (): GcStats {
     return { ...this.gcCounters }
+  }
+
+  async repoStat (options: AbortOptions = {}): Promise<RepoStat> {
+    const running = this.require()
+    const account = await accountRepo(this.accountComponents(running), options)
+    this.lastAccount = { pinned: account.pinned_bytes, garbage: account.garbage_bytes }
+    return {
+      peer: running.helia.libp2p.peerId.toString(),
+      blocks: account.blocks,
+      held_bytes: account.pinned_bytes + account.cache_bytes + account.garbage_bytes,
+      pinned_bytes: account.pinned_bytes,
+      cache_bytes: account.cache_bytes,
+      garbage_bytes: account.garbage_bytes,
+      disk_bytes: await diskUsage(this.init.dataDir),
+      storage_max: this.init.storageMax ?? 0,
+      cache_max: this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX,
+      gc_runs: this.gcCounters.runs,
+      gc_bytes_reclaimed: this.gcCounters.bytes_reclaimed,
+      cache_evicted_bytes: this.cacheCounters.evicted_bytes
+    }
+  }
+
+  lastRepoAccount (): { pinned: number, garbage: number } | undefined {
+    return this.lastAccount
+  }
+
+  async repoVerify (options: AbortOptions = {}): Promise<RepoVerify> {
+    const running = this.require()
+    const account = await accountRepo(this.accountComponents(running), { ...options, verify: true })
+    this.lastAccount = { pinned: account.pinned_bytes, garbage: account.garbage_bytes }
+    const problems: RepoVerifyProblem[] = []
+    const refetch = async (cid: CID): Promise<Pick<RepoVerifyProblem, 'action' | 'error'>> => {
+      try {
+        const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(VERIFY_FETCH_MS)]) : AbortSignal.timeout(VERIFY_FETCH_MS)
+        await running.fetcher.getBlock(cid, { signal, lookupDelayMs: 0 })
+        // a pin's block, not cache
+        await running.cache.forget([cid])
+        return { action: 'refetched' }
+      } catch (err) {
+        return { action: 'none', error: (err as Error).message }
+      }
+    }
+    for (const { cid, pinned } of account.corrupt) {
+      // wrong bytes must not be served to anyone: deleted, and a pin's fetched again
+      await this.deleteBlock(running, cid)
+      problems.push({ cid: cid.toString(), problem: 'corrupt', pinned, ...(pinned ? await refetch(cid) : { action: 'deleted' }) })
+    }
+    for (const cid of account.missing) {
+      problems.push({ cid: cid.toString(), problem: 'missing', pinned: true, ...await refetch(cid) })
+    }
+    this.log('repo verify: %d blocks checked, %d corrupt, %d missing', account.blocks, account.corrupt.length, account.missing.length)
+    return { peer: running.helia.libp2p.peerId.toString(), blocks_checked: account.blocks, problems }
+  }
+
+  private accountComponents (running: Running): Parameters<typeof accountRepo>[0] {
+    return { blockstore: running.blockstore, records: running.records, cache: running.cache, getHasher: async code => await running.helia.getHasher(code) }
+  }
+
+  cacheStats (): CacheStats {
+    const cache = this.running?.cache
+    return { bytes: cache?.bytes ?? 0, blocks: cache?.size ?? 0, max_bytes: this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX, ...this.cacheCounters }
   }
 
   bitswapStats (): BitswapTraffic | undefined {

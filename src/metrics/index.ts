@@ -9,7 +9,7 @@ import { TRACKER_STATUSES } from '../components.js'
 import { CONTENT_TYPE, LATENCY_BUCKETS, PeerRegistry, type Sample } from './registry.js'
 import type { AbortOptions, Pinset, PinTracker, ReprovideAPI, ReprovideStatus, Startable, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
-import type { BitswapTraffic, GcStats } from '../ipfs/index.js'
+import type { BitswapTraffic, CacheStats, GcStats } from '../ipfs/index.js'
 import type { AuditStats } from '../audit/index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Histogram } from 'prom-client'
@@ -43,6 +43,12 @@ export interface MetricsComponents {
   reprovider?: () => ReprovideAPI | undefined
   /** Repo GC counters of the IPFS node. */
   gcStats?: () => GcStats
+  /** The bounded cache of the IPFS node. */
+  cacheStats?: () => CacheStats
+  /** Pinned and garbage bytes as the last repo stat or verify found them (undefined: none yet). */
+  repoAccount?: () => { pinned: number, garbage: number } | undefined
+  /** Bytes the peer folder takes on disk. */
+  diskBytes?: () => Promise<number>
   /** Storage audits and trust states (src/audit/). */
   audit?: () => AuditStats
   logger?: ComponentLogger
@@ -186,6 +192,22 @@ class PeerMetrics implements MetricsServer {
       r.counter({ name: 'cairn_repo_gc_blocks_deleted_total', help: 'Blocks deleted by repo GCs.', collect: () => gc().blocks_deleted })
       r.gauge({ name: 'cairn_repo_gc_last_run_timestamp_seconds', help: 'When the last repo GC ended (0 = none since start).', collect: () => gc().last_finished / 1000 })
       r.gauge({ name: 'cairn_repo_gc_last_run_duration_seconds', help: 'How long the last repo GC took.', collect: () => gc().last_duration_ms / 1000 })
+      r.counter({ name: 'cairn_repo_gc_bytes_reclaimed_total', help: 'Bytes repo GCs gave back (garbage deleted, cache evicted past the high watermark).', collect: () => gc().bytes_reclaimed })
+    }
+    if (c.cacheStats != null) {
+      const cache = c.cacheStats
+      r.gauge({ name: 'cairn_repo_cache_bytes', help: 'Bytes of blocks held as cache (fetched for reads, not pins).', collect: () => cache().bytes })
+      r.gauge({ name: 'cairn_repo_cache_max_bytes', help: 'gateway.cache_max: cache bytes past which the least recently used are evicted.', collect: () => cache().max_bytes })
+      r.counter({ name: 'cairn_repo_cache_evicted_bytes_total', help: 'Bytes evicted from the cache.', collect: () => cache().evicted_bytes })
+    }
+    if (c.repoAccount != null) {
+      const account = c.repoAccount
+      r.gauge({ name: 'cairn_repo_pinned_bytes', help: 'Bytes of blocks held for pins, as the last repo stat or verify counted them.', collect: () => account()?.pinned })
+      r.gauge({ name: 'cairn_repo_garbage_bytes', help: 'Bytes of blocks held that are neither pinned nor cache, as the last repo stat or verify counted them.', collect: () => account()?.garbage })
+    }
+    if (c.diskBytes != null) {
+      const disk = c.diskBytes
+      r.gauge({ name: 'cairn_repo_disk_bytes', help: 'Bytes the peer folder takes on disk (as du).', collect: async () => await disk() })
     }
     if (c.repoSize != null) {
       const repoSize = c.repoSize

@@ -1,8 +1,9 @@
 // The disk under the peer's folder: how much is free, which mount it is, and the error a write gets when it is
 // full (InsufficientStorageError, 507 on the APIs), worded so that an operator knows which disk to free.
 import { readFileSync, statfsSync } from 'node:fs'
-import { statfs } from 'node:fs/promises'
-import { resolve, sep } from 'node:path'
+import { readdir, stat, statfs } from 'node:fs/promises'
+import { join, resolve, sep } from 'node:path'
+import type { Dirent } from 'node:fs'
 import { InsufficientStorageError } from '../errors.js'
 import { formatBytes } from '../utils/bytes.js'
 
@@ -80,4 +81,24 @@ export function asInsufficientStorage (err: unknown): InsufficientStorageError |
   if (!isNoSpaceError(err)) return undefined
   const message = (err instanceof Error ? err.message : String(err)).replace(/^(\w*Error: )+/, '')
   return new InsufficientStorageError(message.startsWith('insufficient storage') ? message : `insufficient storage: ${message}`)
+}
+
+/** Bytes the files under `dir` take on disk (allocated blocks, as `du`); a file gone meanwhile counts 0. */
+export async function diskUsage (dir: string): Promise<number> {
+  let total = 0
+  let entries: Dirent[]
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch {
+    return 0
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) {
+      total += await diskUsage(path)
+    } else if (entry.isFile()) {
+      total += await stat(path).then(s => s.blocks * 512, () => 0)
+    }
+  }
+  return total
 }

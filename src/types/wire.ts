@@ -166,6 +166,46 @@ export interface GlobalRepoGC {
   peer_map: Record<string, RepoGC>
 }
 
+/**
+ * What one peer's store holds (GET /ipfs/repo/stat, `cairn repo stat`): every held block is pinned (it has a pin
+ * record), cache (fetched for a read) or garbage (neither: the next repo GC deletes it). Bytes are block payloads;
+ * `disk_bytes` is what the peer's IPFS folder takes on disk, overhead and space not given back yet included.
+ */
+export interface RepoStat {
+  peer: string
+  blocks: number
+  held_bytes: number
+  pinned_bytes: number
+  cache_bytes: number
+  garbage_bytes: number
+  disk_bytes: number
+  /** monitor.storage_max (0: no bound) and gateway.cache_max. */
+  storage_max: number
+  cache_max: number
+  gc_runs: number
+  gc_bytes_reclaimed: number
+  cache_evicted_bytes: number
+}
+
+/** A block `repo verify` found wrong: corrupt (its bytes do not hash to its CID) or missing (a pin's, not held). */
+export interface RepoVerifyProblem {
+  /** The block, as a raw-codec CIDv1 (a store knows multihashes only). */
+  cid: string
+  problem: 'corrupt' | 'missing'
+  /** Held for a local pin. */
+  pinned: boolean
+  /** What was done: a pin's block fetched again from other peers, another block deleted. */
+  action: 'refetched' | 'deleted' | 'none'
+  error?: string
+}
+
+/** POST /ipfs/repo/verify, `cairn repo verify`: every held block re-hashed, every pin's block looked for. */
+export interface RepoVerify {
+  peer: string
+  blocks_checked: number
+  problems: RepoVerifyProblem[]
+}
+
 /** The DHT reprovider's progress (GET /reprovide/status, `cairn reprovide status`, Prometheus /metrics). */
 export interface ReprovideStatus {
   strategy: 'roots' | 'entities' | 'pinned'

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
+import { runCli } from '../../src/cli/program.js'
 import { createClient, type Client } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { sleep, waitFor } from '../util.js'
@@ -129,6 +130,39 @@ describe('repo gc across the cluster', { timeout: 120_000 }, () => {
     await waitFor(async () => await pinnedOn(0, root), { timeoutMs: 30_000, message: 'the root pinned on peer 0 from its own blocks' })
   })
 
+  it('a GC asked for while one runs joins it: the REST request and the CLI get the one run\'s result', async () => {
+    // let an earlier add's hold (5 s in these tests) go first, so that the hold below is the only one
+    await api.repoGC({ local: true })
+    const loose = await add(randomBytes(100_000), { no_pin: true })
+    const ipfs = tc.peer(0).ipfs
+    const runs = ipfs.gcStats().runs
+    // a writer holding the store keeps the first GC waiting, long enough for the second request to come
+    const release = await ipfs.holdBlocks()
+    let rest: Promise<GlobalRepoGC>
+    let cli: Promise<{ code: number, out: string, err: string }>
+    try {
+      rest = api.repoGC({ local: true })
+      await waitFor(async () => await gcPending(ipfs), { timeoutMs: 10_000, message: 'the REST GC request reached the peer' })
+      let out = ''
+      let err = ''
+      cli = runCli(['--json', 'ipfs', 'gc', '--local'], { out: s => { out += s }, err: s => { err += s }, env: { CAIRN_API: tc.url(0) } })
+        .then(code => ({ code, out, err }))
+      // proves a NOT: the CLI's request is waiting for the running GC, not refused (it was RepoBusyError before)
+      const early = await Promise.race([cli.then(() => 'answered'), sleep(500).then(() => 'waiting')])
+      assert.equal(early, 'waiting', 'the second GC request waits for the running one')
+    } finally {
+      release()
+    }
+    const [viaRest, viaCli] = await Promise.all([rest, cli])
+    assert.equal(viaCli.code, 0, viaCli.err)
+    const cliResult = JSON.parse(viaCli.out) as GlobalRepoGC
+    assert.equal(viaRest.peer_map[ids[0]].error, undefined)
+    assert.equal(cliResult.peer_map[ids[0]].error, undefined, cliResult.peer_map[ids[0]].error)
+    assert.ok(deleted(viaRest, ids[0]).has(mh(loose)), 'the running GC collected the loose add')
+    assert.deepEqual([...deleted(cliResult, ids[0])].sort(), [...deleted(viaRest, ids[0])].sort(), 'both requests got the same deletions')
+    assert.equal(ipfs.gcStats().runs, runs + 1, 'one GC ran for both requests')
+  })
+
   it('keeps content added here for a peer that is down until it has pinned it', async () => {
     await tc.stop(1)
     const only1 = { user_allocations: [ids[1]], replication_factor_min: 1, replication_factor_max: 1 }
@@ -166,6 +200,24 @@ describe('scheduled repo gc', { timeout: 120_000 }, () => {
       await waitFor(async () => !(await peer.ipfs.hasBlock(CID.parse(root))), { timeoutMs: 20_000, message: 'the scheduled GC deletes the unpinned file' })
       const freed = size - await peer.ipfs.repoSize()
       assert.ok(freed > 200_000 && freed < 201_000, `the file's 200 kB and its root node went: ${freed}`)
+    } finally {
+      await tc.close()
+    }
+  })
+})
+
+describe('repo gc past the high watermark', { timeout: 120_000 }, () => {
+  it('runs at the next tick when held bytes pass 90% of storage_max, though the pinset did not change', async () => {
+    const tc = await createTestCluster(1, { name: 'gc-watermark', gc: { interval_ms: 300 }, monitor: () => ({ storage_max: 1_000_000 }) })
+    try {
+      const peer = tc.peer(0)
+      await waitFor(() => peer.ipfs.gcStats().runs >= 1, { timeoutMs: 10_000, message: 'the first scheduled GC (what the start left)' })
+      // an add without a pin changes no pin: only the watermark can make the schedule collect it
+      let root = ''
+      for await (const out of peer.cluster.add(one('f.bin', randomBytes(950_000)), { chunk_size: 65_536, raw_leaves: true, cid_version: 1, no_pin: true })) root = out.cid
+      assert.ok(peer.ipfs.overHighWatermark())
+      await waitFor(async () => !(await peer.ipfs.hasBlock(CID.parse(root))), { timeoutMs: 30_000, message: 'the scheduled GC collects past the watermark' })
+      assert.equal(peer.ipfs.overHighWatermark(), false)
     } finally {
       await tc.close()
     }

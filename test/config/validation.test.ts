@@ -86,6 +86,7 @@ describe('peer.json validation', () => {
     assert.equal(peer.tracker.concurrent_pins, 10)
     assert.equal(peer.tracker.recover_interval_ms, 720000)
     assert.equal(peer.log.level, 'info')
+    assert.equal(peer.gateway.cache_max, 4 * 1024 ** 3)
     assert.deepEqual(peer.audit, {
       interval_ms: 600_000, grace_ms: 3_600_000, timeout_ms: 30_000, pins_per_round: 2, proven_after: 3, probation_pins: 16, cooldown_ms: 21_600_000
     })
@@ -112,6 +113,8 @@ describe('peer.json validation', () => {
     ['swarm listen', { swarm: { listen: ['tcp://0.0.0.0:9096'] } }, 'swarm.listen[0]: expected a multiaddr'],
     ['swarm announce', { swarm: { announce: [''] } }, 'swarm.announce[0]'],
     ['negative reserve', { disk: { reserve_bytes: -1 } }, 'peer.json: disk.reserve_bytes: expected an integer >= 0'],
+    ['gateway cache_max', { gateway: { cache_max: '2GB' } }, 'peer.json: gateway.cache_max: expected an integer >= 0'],
+    ['fractional cache_max', { gateway: { cache_max: 1.5 } }, 'peer.json: gateway.cache_max: expected an integer >= 0'],
     ['log level', { log: { level: 'verbose' } }, 'log.level: expected one of trace|debug|info|warn|error|fatal|silent'],
     ['credentials', { rest: { basic_auth_credentials: { admin: 1 } } }, 'rest.basic_auth_credentials.admin: expected a password string'],
     ['empty user', { rest: { basic_auth_credentials: { '': 'pw' } } }, 'rest.basic_auth_credentials[""]: user names must not be empty'],

@@ -12,10 +12,11 @@ import {
 import { restErrorBody } from '../errors.js'
 import { parseStatusFilter, parseTypeFilter } from './filters.js'
 import { registerReprovideRoutes } from './reprovide.js'
+import { registerRepoRoutes } from './repo.js'
 import { parseMultipart, singleFile } from './multipart.js'
 import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
 import { parseCid } from '../../utils/cid.js'
-import type { ClusterAPI, ReprovideAPI } from '../../components.js'
+import type { ClusterAPI, RepoAPI, ReprovideAPI } from '../../components.js'
 import type { Credentials } from '../auth.js'
 import type { HeavyRequests } from '../common.js'
 import { createAppServer, type AppServer } from '../server.js'
@@ -37,6 +38,8 @@ export interface RestApiComponents {
   observe?: RestAppComponents['observe']
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
   reprovider?: ReprovideAPI
+  /** The peer's IPFS repo behind /ipfs/repo/*; those routes answer 404 without it. */
+  repo?: RepoAPI
   /** The peer's cap on heavy requests, shared with the pinning service API (default: a cap of its own). */
   heavy?: HeavyRequests
 }
@@ -56,6 +59,8 @@ export interface RestAppComponents {
   observe?: (method: string, route: string, status: number, seconds: number) => void
   /** The DHT reprovider behind /reprovide/*; those routes answer 404 without it. */
   reprovider?: ReprovideAPI
+  /** The peer's IPFS repo behind /ipfs/repo/*; those routes answer 404 without it. */
+  repo?: RepoAPI
   /** The cap on requests that walk the whole pinset (default: DEFAULT_MAX_HEAVY_REQUESTS of its own). */
   heavy?: HeavyRequests
 }
@@ -179,6 +184,7 @@ export function createRestApp (init: RestAppInit, components: RestAppComponents)
   })
 
   registerReprovideRoutes(app, components.reprovider, { signalOf, log })
+  registerRepoRoutes(app, components.repo, { signalOf })
 
   app.use(notFound(restErrorBody))
   app.use(errorHandler(restErrorBody, log))
@@ -204,7 +210,7 @@ export function createRestApi (init: RestApiInit, components: RestApiComponents)
   return createAppServer({ host, port, name: 'the REST API' }, {
     log,
     open: async signal => ({
-      app: createRestApp({ basicAuth: init.basicAuth, signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, heavy: components.heavy })
+      app: createRestApp({ basicAuth: init.basicAuth, signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, repo: components.repo, heavy: components.heavy })
     })
   })
 }

@@ -6,8 +6,13 @@ export function registerIpfs (program: Command, io: CliIO): void {
   const ipfs = program.command('ipfs')
     .description('the embedded IPFS node of every peer')
 
-  ipfs.command('gc')
-    .description('repo GC: each peer deletes the blocks none of its pins holds (content still owed to other peers stays)')
+  registerGc(ipfs, io)
+}
+
+/** `gc` under `parent`: `cairn ipfs gc` (ipfs-cluster-ctl's name) and `cairn repo gc` (Kubo's). */
+export function registerGc (parent: Command, io: CliIO): void {
+  parent.command('gc')
+    .description('repo GC: each peer deletes the blocks none of its pins holds (content still owed to other peers stays); one asked for while a GC runs on a peer waits for it and gets its answer')
     .option('--local', 'only on the peer the API belongs to')
     .option('--keys', 'list every block deleted, not only the counts')
     .action(async (o: { local?: boolean, keys?: boolean }, cmd: Command) => {

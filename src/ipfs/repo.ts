@@ -1,0 +1,69 @@
+// What the store holds, by kind (pinned, cache, garbage), read from the blocks themselves; with `verify`, each
+// block is hashed again and the blocks of pins are looked for (`cairn repo stat`, `cairn repo verify`).
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
+import { equals } from 'uint8arrays/equals'
+import type { BlockCache } from './cache.js'
+import type { PinRecords } from './pin-records.js'
+import type { SizedBlockstore } from './sized-blockstore.js'
+import type { AbortOptions } from '../components.js'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
+
+/** Blocks read at once (256 KiB blocks: 64 MiB). */
+const SLICE = 256
+
+export interface RepoAccountComponents {
+  blockstore: Pick<SizedBlockstore, 'cidSlices' | 'getBlocks' | 'hasBlocks'>
+  records: Pick<PinRecords, 'lookup' | 'blocks'>
+  cache: Pick<BlockCache, 'has'>
+  getHasher: (code: number) => Promise<MultihashHasher>
+}
+
+export interface RepoAccount {
+  blocks: number
+  pinned_bytes: number
+  cache_bytes: number
+  garbage_bytes: number
+  /** With verify: blocks whose bytes do not hash to their CID, and whether a pin holds them. */
+  corrupt: Array<{ cid: CID, pinned: boolean }>
+  /** With verify: blocks of pins (by their records) not held. */
+  missing: CID[]
+}
+
+export async function accountRepo (components: RepoAccountComponents, options: AbortOptions & { verify?: boolean } = {}): Promise<RepoAccount> {
+  const { blockstore, records, cache } = components
+  const out: RepoAccount = { blocks: 0, pinned_bytes: 0, cache_bytes: 0, garbage_bytes: 0, corrupt: [], missing: [] }
+  for await (const slice of blockstore.cidSlices(SLICE, options)) {
+    const [recs, blocks] = await Promise.all([records.lookup(slice, options), blockstore.getBlocks(slice, options)])
+    for (const [i, cid] of slice.entries()) {
+      const bytes = blocks[i]
+      // deleted since the slice was listed (a GC, an eviction)
+      if (bytes === undefined) continue
+      out.blocks++
+      const pinned = recs[i] !== undefined
+      if (pinned) out.pinned_bytes += bytes.byteLength
+      else if (cache.has(cid)) out.cache_bytes += bytes.byteLength
+      else out.garbage_bytes += bytes.byteLength
+      if (options.verify === true) {
+        const hasher = await components.getHasher(cid.multihash.code)
+        const digest = await hasher.digest(bytes)
+        if (!equals(digest.bytes, cid.multihash.bytes)) out.corrupt.push({ cid, pinned })
+      }
+    }
+  }
+  if (options.verify === true) {
+    let batch: CID[] = []
+    const check = async (): Promise<void> => {
+      const held = await blockstore.hasBlocks(batch, options)
+      out.missing.push(...batch.filter((_, i) => !held[i]))
+      batch = []
+    }
+    for await (const mh of records.blocks(options)) {
+      batch.push(CID.createV1(raw.code, Digest.decode(mh)))
+      if (batch.length >= 2048) await check()
+    }
+    if (batch.length > 0) await check()
+  }
+  return out
+}

@@ -22,6 +22,7 @@ import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
 import { SizedBlockstore } from './sized-blockstore.js'
+import type { LocalBlockstore } from './blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, type LocalDagInit } from './local-dag.js'
 import { countBitswapTraffic, installBitswapSender, type BitswapTraffic, type CountedTraffic, type InstalledBitswap } from './helia-internals.js'
 import { BlockFetcher, fetchDag } from './fetch.js'
@@ -62,7 +63,7 @@ interface PinnedRoot {
 
 interface Running {
   helia: CairnHelia
-  blockstore: SizedBlockstore
+  blockstore: LocalBlockstore
   datastore: LevelDatastore
   /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
   hostDatastore: HostDatastore

@@ -33,7 +33,8 @@ import { NotFoundError } from '../errors.js'
 import { guardedLevel, type GuardedLevel } from '../storage/guarded-level.js'
 import { concatChunks } from '../utils/bytes.js'
 import type { Logger } from '@libp2p/interface'
-import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
+import type { LocalBlockstore } from './blockstore.js'
+import type { InputPair, Pair } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { AbortOptions } from '../components.js'
 
@@ -108,7 +109,7 @@ function decodeRef (value: Uint8Array): Ref {
   return { key: DATA + s.slice(0, SEQ_DIGITS), length: parseInt(s.slice(SEQ_DIGITS), 16) }
 }
 
-export class SizedBlockstore implements Blockstore {
+export class SizedBlockstore implements LocalBlockstore {
   private readonly db: GuardedLevel<string, Uint8Array>
   private readonly index: GuardedLevel<string, Uint8Array>
   private readonly datastore: Datastore

@@ -187,6 +187,27 @@ describe('ValueLogBlockstore', () => {
     })
   })
 
+  it('compacts the segment being appended to, once enough of it is dead: a store smaller than a segment gives space back', async () => {
+    await withDir(async dir => {
+      const path = join(dir, 'vlog')
+      const store = new ValueLogBlockstore({ path, log, segmentBytes: 8 * 1024 * 1024 })
+      await store.open()
+      try {
+        const blocks = await makeBlocks(256, () => 16 * 1024)
+        await Promise.all(blocks.map(async b => await store.put(b.cid, b.bytes)))
+        assert.equal(store.stats().segments, 1)
+        const full = await segmentBytes(path)
+        for (const b of blocks.slice(64)) await store.delete(b.cid)
+        await store.compacted()
+        const after = await segmentBytes(path)
+        assert.ok(after < full * 0.3, `segment files ${full} -> ${after} bytes`)
+        await readBack(store, blocks.slice(0, 64))
+      } finally {
+        await store.close()
+      }
+    })
+  })
+
   it('kill -9 while writing, 10 times: every put that had resolved is readable and hashes right', async () => {
     await withDir(async dir => {
       const path = join(dir, 'vlog')

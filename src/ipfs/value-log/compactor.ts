@@ -20,6 +20,8 @@ export interface CompactorComponents {
   syncIndex: () => Promise<void>
   /** Live payload bytes of a segment. */
   live: (id: number) => number
+  /** Starts a new segment between two group commits. */
+  roll: () => Promise<void>
 }
 
 export class Compactor {
@@ -29,14 +31,17 @@ export class Compactor {
   /** Segments compacted and bytes given back since open. */
   readonly stats = { segments: 0, bytes: 0 }
 
-  constructor (private readonly components: CompactorComponents, private readonly threshold: number) {}
+  constructor (private readonly components: CompactorComponents, private readonly threshold: number, private readonly minDeadCurrent: number) {}
 
   /** Looks at a segment after it lost blocks: queued for compaction when its live share is below the threshold. */
   consider (id: number): void {
     const { segments } = this.components
-    if (this.controller.signal.aborted || id === segments.current.id) return
+    if (this.controller.signal.aborted) return
     const size = segments.sizes().get(id)
     if (size === undefined || this.components.live(id) >= this.threshold * size) return
+    // the segment appended to is compacted too (a store smaller than a segment would never give space back), once
+    // enough of it is dead to be worth a new segment: it is rolled first
+    if (id === segments.current.id && size - this.components.live(id) < this.minDeadCurrent) return
     this.wanted.add(id)
     this.running ??= this.run().finally(() => { this.running = undefined })
   }
@@ -64,7 +69,8 @@ export class Compactor {
   }
 
   private async compact (id: number): Promise<void> {
-    const { segments, relocate, syncIndex, log } = this.components
+    const { segments, relocate, syncIndex, log, roll } = this.components
+    if (id === segments.current.id) await roll()
     const size = segments.sizes().get(id)
     if (size === undefined) return
     const started = Date.now()

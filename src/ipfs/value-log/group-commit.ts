@@ -15,6 +15,7 @@ interface Queued {
 
 export class GroupCommit {
   private queue: Queued[] = []
+  private rolls: Array<{ resolve: () => void, reject: (err: unknown) => void }> = []
   private running: Promise<void> | undefined
 
   constructor (private readonly segments: Segments, private readonly index: IndexDb, private readonly maxSegmentBytes: number) {}
@@ -27,6 +28,17 @@ export class GroupCommit {
     })
   }
 
+  /**
+   * Starts a new segment between two groups (never while one is being written), so that the one appended to so far
+   * can be compacted.
+   */
+  async roll (): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.rolls.push({ resolve, reject })
+      this.running ??= this.drain()
+    })
+  }
+
   /** Resolves once nothing is queued or being written. */
   async idle (): Promise<void> {
     while (this.running != null) await this.running
@@ -34,7 +46,18 @@ export class GroupCommit {
 
   private async drain (): Promise<void> {
     try {
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 || this.rolls.length > 0) {
+        if (this.rolls.length > 0) {
+          const rolls = this.rolls
+          this.rolls = []
+          try {
+            if (this.segments.current.size > 0) await this.segments.roll()
+            for (const r of rolls) r.resolve()
+          } catch (err) {
+            for (const r of rolls) r.reject(err)
+          }
+          continue
+        }
         const group = await this.take()
         try {
           const refs = await this.commit(group)

@@ -47,6 +47,9 @@ export interface ValueLogStats {
   compactedBytes: number
 }
 
+/** Dead bytes in the segment being appended to before it is rolled and compacted. */
+const MIN_DEAD_CURRENT = 32 * 1024 * 1024
+
 /** How many times a read looks a block up again after finding its segment compacted away. */
 const READ_RETRIES = 3
 
@@ -78,8 +81,9 @@ export class ValueLogBlockstore implements LocalBlockstore {
       log: this.log,
       relocate: async (name, multihash, payload, from) => { await this.relocate(name, multihash, payload, from) },
       syncIndex: async () => { await this.index.write([], undefined, true) },
-      live: id => this.live.get(id) ?? 0
-    }, init.compactBelow ?? DEFAULT_COMPACT_BELOW)
+      live: id => this.live.get(id) ?? 0,
+      roll: async () => { await this.writer.roll() }
+    }, init.compactBelow ?? DEFAULT_COMPACT_BELOW, Math.min(MIN_DEAD_CURRENT, segmentBytes / 4))
   }
 
   async open (): Promise<void> {

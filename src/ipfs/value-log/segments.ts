@@ -2,6 +2,7 @@
 // being appended to, and their deletion once compacted (after the last read using the file ends).
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { insufficientStorage, isNoSpaceError } from '../../storage/disk.js'
 
 const SUFFIX = '.seg'
 
@@ -100,6 +101,18 @@ export class Segments {
     const s = this.require(this.currentId)
     const start = s.size
     const total = buffers.reduce((n, b) => n + b.byteLength, 0)
+    try {
+      await this.write(s, buffers, start, total)
+    } catch (err) {
+      if (isNoSpaceError(err)) throw insufficientStorage(this.init.dir, `${total} bytes of blocks were not stored; what is stored is intact`)
+      throw err
+    }
+    this.init.onSync?.()
+    s.size = start + total
+    return { segment: s.id, start }
+  }
+
+  private async write (s: Segment, buffers: Uint8Array[], start: number, total: number): Promise<void> {
     let written = 0
     while (written < total) {
       // writev may write less than asked: go on from where it stopped
@@ -114,9 +127,6 @@ export class Segments {
       written += bytesWritten
     }
     await s.fh.datasync()
-    this.init.onSync?.()
-    s.size = start + total
-    return { segment: s.id, start }
   }
 
   /** Cuts a segment at `end` (a torn tail) and syncs the cut. */
@@ -133,7 +143,8 @@ export class Segments {
     if (s == null || s.retired != null) return undefined
     s.readers++
     try {
-      const bytes = new Uint8Array(length)
+      // a Buffer, as level gave: callers compare blocks with Buffers; unfilled, as every byte is read into it
+      const bytes = Buffer.allocUnsafe(length)
       let done = 0
       while (done < length) {
         const { bytesRead } = await s.fh.read(bytes, done, length - done, offset + done)

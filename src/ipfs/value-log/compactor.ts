@@ -20,8 +20,8 @@ export interface CompactorComponents {
   syncIndex: () => Promise<void>
   /** Live payload bytes of a segment. */
   live: (id: number) => number
-  /** Starts a new segment between two group commits. */
-  roll: () => Promise<void>
+  /** Resolves once everything appended so far is synced and indexed; with `roll`, after starting a new segment. */
+  barrier: (roll: boolean) => Promise<void>
 }
 
 export class Compactor {
@@ -69,8 +69,10 @@ export class Compactor {
   }
 
   private async compact (id: number): Promise<void> {
-    const { segments, relocate, syncIndex, log, roll } = this.components
-    if (id === segments.current.id) await roll()
+    const { segments, relocate, syncIndex, log, barrier } = this.components
+    // records written to the segment but not indexed yet would not be moved: wait for them (and roll the segment
+    // off when it is the one appended to)
+    await barrier(id === segments.current.id)
     const size = segments.sizes().get(id)
     if (size === undefined) return
     const started = Date.now()

@@ -94,39 +94,39 @@ export class Segments {
   }
 
   /**
-   * Appends buffers to the current segment at its end, then fdatasyncs it: once this resolves, they are on disk.
-   * A failed write advances nothing: the next one writes over whatever part of it landed.
+   * Writes buffers to the current segment at its end (not synced: see sync()). A failed write advances nothing:
+   * the next one writes over whatever part of it landed.
    */
-  async append (buffers: Uint8Array[]): Promise<{ segment: number, start: number }> {
+  async write (buffers: Uint8Array[]): Promise<{ segment: number, start: number }> {
     const s = this.require(this.currentId)
     const start = s.size
     const total = buffers.reduce((n, b) => n + b.byteLength, 0)
     try {
-      await this.write(s, buffers, start, total)
+      let written = 0
+      while (written < total) {
+        // writev may write less than asked: go on from where it stopped
+        let skip = written
+        const rest: Uint8Array[] = []
+        for (const b of buffers) {
+          if (skip >= b.byteLength) { skip -= b.byteLength; continue }
+          rest.push(skip > 0 ? b.subarray(skip) : b)
+          skip = 0
+        }
+        const { bytesWritten } = await s.fh.writev(rest, start + written)
+        written += bytesWritten
+      }
     } catch (err) {
       if (isNoSpaceError(err)) throw insufficientStorage(this.init.dir, `${total} bytes of blocks were not stored; what is stored is intact`)
       throw err
     }
-    this.init.onSync?.()
     s.size = start + total
     return { segment: s.id, start }
   }
 
-  private async write (s: Segment, buffers: Uint8Array[], start: number, total: number): Promise<void> {
-    let written = 0
-    while (written < total) {
-      // writev may write less than asked: go on from where it stopped
-      let skip = written
-      const rest: Uint8Array[] = []
-      for (const b of buffers) {
-        if (skip >= b.byteLength) { skip -= b.byteLength; continue }
-        rest.push(skip > 0 ? b.subarray(skip) : b)
-        skip = 0
-      }
-      const { bytesWritten } = await s.fh.writev(rest, start + written)
-      written += bytesWritten
-    }
-    await s.fh.datasync()
+  /** fdatasyncs a segment: once this resolves, what was written to it before is on disk. */
+  async sync (id: number): Promise<void> {
+    await this.require(id).fh.datasync()
+    this.init.onSync?.()
   }
 
   /** Cuts a segment at `end` (a torn tail) and syncs the cut. */

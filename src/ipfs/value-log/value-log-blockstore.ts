@@ -82,7 +82,7 @@ export class ValueLogBlockstore implements LocalBlockstore {
       relocate: async (name, multihash, payload, from) => { await this.relocate(name, multihash, payload, from) },
       syncIndex: async () => { await this.index.write([], undefined, true) },
       live: id => this.live.get(id) ?? 0,
-      roll: async () => { await this.writer.roll() }
+      barrier: async roll => { await this.writer.barrier(roll) }
     }, init.compactBelow ?? DEFAULT_COMPACT_BELOW, Math.min(MIN_DEAD_CURRENT, segmentBytes / 4))
   }
 

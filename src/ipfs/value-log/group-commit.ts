@@ -81,8 +81,9 @@ export class GroupCommit {
         this.kickSyncer()
         continue
       }
-      const group = await this.take()
+      let group: Queued[] = []
       try {
+        group = await this.take()
         const { segment, start } = await this.segments.write(group.flatMap(q => encodeRecord(q.multihash, q.payload)))
         const refs: Ref[] = []
         let at = start
@@ -93,7 +94,8 @@ export class GroupCommit {
         this.written.push({ group, refs, segment, end: at })
         this.kickSyncer()
       } catch (err) {
-        for (const q of group) q.reject(err)
+        // a failed roll (take) fails what is queued; a failed write, its group
+        for (const q of group.length > 0 ? group : this.queue.splice(0)) q.reject(err)
       }
     }
   }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cp, readdir, rm, stat, truncate } from 'node:fs/promises'
+import { cp, readdir, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -13,6 +13,7 @@ import { CID } from 'multiformats/cid'
 import { ValueLogBlockstore } from '../../src/ipfs/value-log/index.js'
 import { concatChunks } from '../../src/utils/bytes.js'
 import { makeBlocks, silentLog } from './blocks.js'
+import { mountSmallDisk } from '../small-disk.js'
 import { tempDir } from '../util.js'
 
 const log = silentLog
@@ -206,6 +207,54 @@ describe('ValueLogBlockstore', () => {
         await store.close()
       }
     })
+  })
+
+  it('on a full disk: puts fail with InsufficientStorageError naming the disk; after a reopen every acknowledged block is there', async t => {
+    const disk = await mountSmallDisk(8)
+    if (typeof disk === 'string') {
+      t.skip(disk)
+      return
+    }
+    try {
+      const path = join(disk.dir, 'vlog')
+      let store = new ValueLogBlockstore({ path, log, segmentBytes: 1024 * 1024 })
+      await store.open()
+      const fs = await statfs(disk.dir)
+      // room for about ten blocks
+      await writeFile(join(disk.dir, 'filler'), new Uint8Array(Math.max(0, Number(fs.bavail) * Number(fs.bsize) - 700 * 1024)))
+      const blocks = await makeBlocks(30, () => 64 * 1024)
+      const acked: typeof blocks = []
+      const refused: Error[] = []
+      for (const b of blocks) {
+        try {
+          await store.put(b.cid, b.bytes)
+          acked.push(b)
+        } catch (err) {
+          refused.push(err as Error)
+        }
+      }
+      assert.ok(refused.length > 0, 'no put failed on the full disk')
+      assert.ok(acked.length > 0, 'no put succeeded before the disk filled')
+      for (const err of refused) {
+        assert.equal(err.name, 'InsufficientStorageError', err.message)
+        assert.ok(err.message.includes(`mounted at ${disk.dir}`), err.message)
+      }
+      await store.close()
+      await rm(join(disk.dir, 'filler'))
+      store = new ValueLogBlockstore({ path, log, segmentBytes: 1024 * 1024 })
+      await store.open()
+      try {
+        await readBack(store, acked)
+        // and takes writes again: the last block, refused on the full disk
+        const last = blocks[blocks.length - 1]
+        await store.put(last.cid, last.bytes)
+        await readBack(store, [last])
+      } finally {
+        await store.close()
+      }
+    } finally {
+      await disk.remove()
+    }
   })
 
   it('kill -9 while writing, 10 times: every put that had resolved is readable and hashes right', async () => {

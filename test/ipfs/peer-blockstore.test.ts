@@ -2,14 +2,17 @@
 // stays readable at once and is moved to the value log in the background (a stop part-way loses nothing), after
 // which the level folders are gone.
 import assert from 'node:assert/strict'
-import { access, readdir } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { access, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { LevelDatastore } from 'datastore-level'
+import { CID } from 'multiformats/cid'
 import { PeerBlockstore } from '../../src/ipfs/peer-blockstore.js'
 import { SizedBlockstore } from '../../src/ipfs/sized-blockstore.js'
 import { makeBlocks, silentLog as log } from './blocks.js'
-import { tempDir } from '../util.js'
+import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, type TestPeer } from './helpers.js'
+import { tempDir, waitFor } from '../util.js'
 
 const exists = async (path: string): Promise<boolean> => await access(path).then(() => true, () => false)
 
@@ -77,5 +80,47 @@ describe('PeerBlockstore', () => {
         await store.close()
       }
     })
+  })
+
+  it('a peer restarted on a folder of the earlier layout serves its pin at once and ends with the value log only', async () => {
+    let a: TestPeer | undefined
+    try {
+      a = await startPeer('a')
+      const data = randomBytes(2 * 1024 * 1024)
+      const [out] = await collect(a.node.addEntries((async function * () { yield { path: 'f.bin', content: chunked(data) } })(), {}))
+      const root = CID.parse(out.cid)
+      await a.node.pin(root)
+      const { dataDir, privateKey } = a
+      await a.node.stop()
+      // the folder as the earlier version left it: every block in level, no value log
+      const datastore = new LevelDatastore(join(dataDir, 'datastore'))
+      await datastore.open()
+      const store = new PeerBlockstore({ dataDir, datastore, log })
+      await store.open()
+      const level = new SizedBlockstore({ path: join(dataDir, 'blocks'), datastore, log })
+      await level.open()
+      for await (const slice of store.cidSlices(64)) {
+        const blocks = await store.getBlocks(slice)
+        for (const [i, cid] of slice.entries()) await level.put(cid, blocks[i] as Uint8Array)
+      }
+      await level.close()
+      await store.close()
+      await datastore.close()
+      await rm(join(dataDir, 'blocks-vlog'), { recursive: true })
+
+      a = await startPeer('a', { dataDir, privateKey })
+      assert.equal(await a.node.isPinned(root), true)
+      const got = await concatBytes(a.node.cat(root))
+      assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(data).digest('hex'))
+      const node = a.node
+      await waitFor(async () => !(await exists(join(dataDir, 'blocks'))), { message: 'the earlier layout moved and its folders removed' })
+      assert.deepEqual(await concatBytes(node.cat(root)), Buffer.from(data))
+      await a.node.stop()
+      a = await startPeer('a', { dataDir, privateKey })
+      assert.deepEqual(await concatBytes(a.node.cat(root)), Buffer.from(data))
+    } finally {
+      await stopPeers(a)
+      await removeDirs(a)
+    }
   })
 })

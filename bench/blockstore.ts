@@ -1,142 +1,179 @@
-// `blockstore`: the peer's blockstore (src/ipfs/sized-blockstore.ts: blocks under increasing keys, plus an index)
-// against blockstore-level's layout (each block under its multihash), both LevelDB with the same 64 MiB
-// memtable, in the same run. N MB of fresh pseudo-random 256 KiB blocks are written with as many puts in flight as the
-// peer's write-behind allows (src/ipfs/add.ts WriteBehind, used by the add and by fetches: 256 blocks, 32 MiB),
-// each store in a new folder; the figure is MB/s until the last write resolved, then the
-// time until the store is closed, the compactions LevelDB logged, and the CPU time of this process.
-// Why it matters: under random keys LevelDB merges the table files again at each level as the store grows, and a
-// mirror is hundreds of GB.
+// `blockstore`: the layouts a peer could keep blocks in, on the same blocks, in the same run: the value log
+// (src/ipfs/value-log/: segment files + a level index, what new peer folders use), the earlier level layout
+// (src/ipfs/sized-blockstore.ts: blocks in level in the order written, plus an index) and blockstore-fs (one file
+// per block, what a Helia user would pick). Two cases by default: 334 MB of 26 KiB blocks (the `add` tree's size
+// and mean block) and 2 GB of 256 KiB blocks (a big pin's). For each store, in a new folder:
+//   write   fresh pseudo-random blocks, as many puts in flight as the peer's write-behind allows (src/ipfs/add.ts),
+//           timed until the last put resolved, then until `sync` returns: the value log fdatasyncs before each
+//           put resolves, the other two never sync, so "to disk" (write + sync) is the figure that compares
+//           like with like;
+//   read    every block back, in random order, as many reads in flight (from the page cache: the machine is
+//           shared, caches are not dropped);
+//   delete  three of every four blocks, then close (the stores give space back: the value log compacts its
+//           segments, level compacts ranges, blockstore-fs unlinks), and `du` of the folder before and after.
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { LevelBlockstore } from 'blockstore-level'
+import { FsBlockstore } from 'blockstore-fs'
 import { LevelDatastore } from 'datastore-level'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { WRITE_BEHIND_BLOCKS, WRITE_BEHIND_BYTES } from '../src/ipfs/add.js'
-import { DEFAULT_WRITE_BUFFER_SIZE, SizedBlockstore } from '../src/ipfs/sized-blockstore.js'
+import { SizedBlockstore } from '../src/ipfs/sized-blockstore.js'
+import { ValueLogBlockstore } from '../src/ipfs/value-log/index.js'
+import { concatChunks } from '../src/utils/bytes.js'
 import { parseFlags, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport, type Metric } from './lib.js'
 
-const USAGE = `  --mb N            megabytes (10^6 bytes) written to each store (default 2048)
-  --block-size N    bytes per block (default 262144)
-  --keep            keep the stores' folders (path printed under the table)`
-
-interface Result { writeS: number, closeS: number, cpuS: number, compactions: number }
+const USAGE = `  --mb N            megabytes (10^6 bytes) per store, one case (default: two cases, 334 MB of 26 KiB blocks
+                    and 2048 MB of 256 KiB blocks)
+  --block-size N    bytes per block of that one case (default 262144)`
 
 interface Store {
   open: () => Promise<void>
   put: (cid: CID, bytes: Uint8Array) => Promise<unknown>
+  get: (cid: CID) => AsyncIterable<Uint8Array>
+  delete: (cid: CID) => Promise<void>
   close: () => Promise<void>
 }
+
+interface Layout { key: string, label: string, make: (dir: string, datastore: LevelDatastore) => Store }
+
+const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
+
+const LAYOUTS: Layout[] = [
+  { key: 'vlog', label: 'value log', make: dir => new ValueLogBlockstore({ path: dir, log }) },
+  { key: 'level', label: 'level (SizedBlockstore)', make: (dir, datastore) => new SizedBlockstore({ path: join(dir, 'blocks'), datastore, log }) },
+  { key: 'fs', label: 'blockstore-fs', make: dir => new FsBlockstore(dir) }
+]
+
+interface Result { writeS: number, syncS: number, cpuS: number, readS: number, deleteS: number, duBefore: number, duAfter: number }
 
 /** Puts in flight for blocks of this size: as many as the peer's write-behind allows. */
 export const inFlight = (blockSize: number): number => Math.max(1, Math.min(WRITE_BEHIND_BLOCKS, Math.floor(WRITE_BEHIND_BYTES / blockSize)))
 
-/**
- * Writes `count` blocks into an opened store, inFlight() puts in flight at all times (a new one as soon as one
- * lands, as the write-behind does). The blocks are made and hashed in batches with the clock
- * stopped: each batch is made, then written, and the next one made once it has all landed.
- */
-async function fill (store: Store, count: number, blockSize: number, signal: AbortSignal): Promise<{ writeS: number, cpuS: number }> {
-  let cpu = 0
-  let wall = 0
-  const BATCH = 1024
-  for (let done = 0; done < count; done += BATCH) {
-    signal.throwIfAborted()
-    const batch = await Promise.all(Array.from({ length: Math.min(BATCH, count - done) }, async () => {
-      const bytes = randomBytes(blockSize)
-      return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
-    }))
-    const c = process.cpuUsage()
-    const t = performance.now()
-    let next = 0
-    // writers, each taking the next block as soon as its put lands
-    await Promise.all(Array.from({ length: inFlight(blockSize) }, async () => {
-      while (next < batch.length) {
-        const b = batch[next++]
-        await store.put(b.cid, b.bytes)
-      }
-    }))
-    wall += performance.now() - t
-    const d = process.cpuUsage(c)
-    cpu += (d.user + d.system) / 1e6
+async function du (dir: string): Promise<number> {
+  let total = 0
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size
   }
-  return { writeS: wall / 1000, cpuS: cpu }
+  return total
 }
 
-async function measure (name: string, dir: string, make: () => Promise<Store>, count: number, blockSize: number, ctx: BenchContext): Promise<Result> {
-  // neither store pays for the other's writeback
-  execFileSync('sync')
-  const store = await make()
-  await store.open()
-  let filled: { writeS: number, cpuS: number }
-  try {
-    filled = await fill(store, count, blockSize, ctx.signal)
-  } catch (err) {
-    await store.close()
-    throw err
-  }
+/** Runs fn on each item, `n` at a time (a new one as soon as one ends); seconds taken. */
+async function timed<T> (items: T[], n: number, fn: (item: T) => Promise<unknown>): Promise<number> {
   const t = performance.now()
-  await store.close()
-  const closeS = (performance.now() - t) / 1000
-  ctx.log(`${name}: ${filled.writeS.toFixed(2)} s writing, ${closeS.toFixed(2)} s closing`)
-  const compactions = (await readFile(join(dir, 'LOG'), 'utf8')).match(/Compacting /g)?.length ?? 0
-  return { ...filled, closeS, compactions }
+  let next = 0
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (next < items.length) await fn(items[next++])
+  }))
+  return (performance.now() - t) / 1000
+}
+
+async function measure (layout: Layout, dir: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, ctx: BenchContext): Promise<Result> {
+  // no store pays for the writeback of the one before
+  execFileSync('sync')
+  const datastore = new LevelDatastore(join(dir, 'datastore'))
+  await datastore.open()
+  try {
+    let store = layout.make(join(dir, 'store'), datastore)
+    await store.open()
+    const width = inFlight(blocks[0].bytes.byteLength)
+    const c = process.cpuUsage()
+    const writeS = await timed(blocks, width, async b => await store.put(b.cid, b.bytes))
+    const cpu = process.cpuUsage(c)
+    let t = performance.now()
+    execFileSync('sync')
+    const syncS = (performance.now() - t) / 1000
+    ctx.signal.throwIfAborted()
+    const shuffled = [...blocks].sort(() => Math.random() - 0.5)
+    const readS = await timed(shuffled, width, async b => {
+      const bytes = await concatChunks(store.get(b.cid))
+      if (bytes.byteLength !== b.bytes.byteLength) throw new Error(`${layout.label}: block ${b.cid} read back with ${bytes.byteLength} bytes`)
+    })
+    await store.close()
+    const duBefore = await du(dir)
+    store = layout.make(join(dir, 'store'), datastore)
+    await store.open()
+    t = performance.now()
+    await timed(blocks.filter((_, i) => i % 4 !== 0), width, async b => { await store.delete(b.cid) })
+    if (store instanceof ValueLogBlockstore) await store.compacted()
+    await store.close()
+    const deleteS = (performance.now() - t) / 1000
+    const duAfter = await du(dir)
+    ctx.log(`${layout.label}: write ${writeS.toFixed(2)} s + sync ${syncS.toFixed(2)} s, read ${readS.toFixed(2)} s, delete 3/4 ${deleteS.toFixed(2)} s, du ${(duBefore / 1e6).toFixed(0)} -> ${(duAfter / 1e6).toFixed(0)} MB`)
+    return { writeS, syncS, cpuS: (cpu.user + cpu.system) / 1e6, readS, deleteS, duBefore, duAfter }
+  } finally {
+    await datastore.close()
+  }
+}
+
+async function runCase (mb: number, blockSize: number, ctx: BenchContext): Promise<{ metrics: Metric[], note: string }> {
+  const count = Math.ceil(mb * 1e6 / blockSize)
+  const blocks = await Promise.all(Array.from({ length: count }, async () => {
+    const bytes = randomBytes(blockSize)
+    return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+  }))
+  const results = new Map<string, Result>()
+  for (const layout of LAYOUTS) {
+    const root = await tempDir(`cairn-bench-blockstore-${layout.key}-`)
+    try {
+      results.set(layout.key, await measure(layout, root.path, blocks, ctx))
+    } finally {
+      await root.cleanup()
+    }
+  }
+  const tag = `${blockSize >= 1024 ? `${Math.round(blockSize / 1024)}k` : blockSize}`
+  const bytes = count * blockSize / 1e6
+  const metrics: Metric[] = []
+  const vlog = results.get('vlog') as Result
+  for (const layout of LAYOUTS) {
+    const r = results.get(layout.key) as Result
+    const k = `${tag}_${layout.key}`
+    metrics.push(
+      { key: `${k}_write_mbps`, label: `${tag}: ${layout.label}: write rate to disk (write + sync)`, value: bytes / (r.writeS + r.syncS), unit: 'MB/s' },
+      { key: `${k}_write_s`, label: `${tag}: ${layout.label}: write, then sync`, value: r.writeS, unit: `s (+ ${r.syncS.toFixed(2)} s sync)`, digits: 2 },
+      { key: `${k}_cpu`, label: `${tag}: ${layout.label}: CPU while writing`, value: r.cpuS, unit: 's', digits: 2 },
+      { key: `${k}_read_mbps`, label: `${tag}: ${layout.label}: read back, random order`, value: bytes / r.readS, unit: 'MB/s' },
+      { key: `${k}_delete_s`, label: `${tag}: ${layout.label}: delete 3/4 and give the space back (close included)`, value: r.deleteS, unit: 's', digits: 2 },
+      { key: `${k}_du_after`, label: `${tag}: ${layout.label}: folder after the deletes / before`, value: r.duAfter / r.duBefore, unit: 'ratio', digits: 2 }
+    )
+    if (layout.key !== 'vlog') {
+      metrics.push(
+        { key: `${k}_write_ratio`, label: `${tag}: value log / ${layout.label}: write to disk, speed`, value: (r.writeS + r.syncS) / (vlog.writeS + vlog.syncS), unit: 'ratio', digits: 2 },
+        { key: `${k}_read_ratio`, label: `${tag}: value log / ${layout.label}: read, speed`, value: r.readS / vlog.readS, unit: 'ratio', digits: 2 }
+      )
+    }
+  }
+  return { metrics, note: `${tag}: ${count} fresh pseudo-random blocks of ${blockSize} bytes (${bytes.toFixed(0)} MB), ${inFlight(blockSize)} puts and reads in flight` }
 }
 
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
-  const values = parseFlags(argv, { mb: { type: 'string' }, 'block-size': { type: 'string' }, keep: { type: 'boolean' } })
-  const mb = positiveInt('mb', values.mb, 2048)
-  const blockSize = positiveInt('block-size', values['block-size'], 256 * 1024)
-  const count = Math.ceil(mb * 1e6 / blockSize)
-  const root = await tempDir('cairn-bench-blockstore-')
-  const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
-  try {
-    const datastore = new LevelDatastore(join(root.path, 'datastore'))
-    await datastore.open()
-    let ours: Result
-    try {
-      ours = await measure('in the order written', join(root.path, 'ours'), async () =>
-        new SizedBlockstore({ path: join(root.path, 'ours'), datastore, log }), count, blockSize, ctx)
-    } finally {
-      await datastore.close()
-    }
-    const byHash = await measure('by multihash', join(root.path, 'by-hash'), async () =>
-      new LevelBlockstore(join(root.path, 'by-hash'), { writeBufferSize: DEFAULT_WRITE_BUFFER_SIZE }), count, blockSize, ctx)
-    const mbps = (r: Result): number => count * blockSize / 1e6 / r.writeS
-    const metrics: Metric[] = [
-      { key: 'ordered_mbps', label: 'cairn\'s blockstore (blocks in the order written, plus an index): write rate', value: mbps(ours), unit: 'MB/s' },
-      { key: 'by_hash_mbps', label: 'blockstore-level (each block under its multihash): write rate', value: mbps(byHash), unit: 'MB/s' },
-      { key: 'ratio', label: 'cairn\'s / blockstore-level\'s', value: mbps(ours) / mbps(byHash), unit: 'ratio', digits: 2, baseline: `${mbps(byHash).toFixed(0)} MB/s blockstore-level` },
-      { key: 'ordered_compactions', label: 'cairn\'s blockstore: compactions LevelDB logged', value: ours.compactions, unit: '', digits: 0 },
-      { key: 'by_hash_compactions', label: 'blockstore-level: compactions LevelDB logged', value: byHash.compactions, unit: '', digits: 0 },
-      { key: 'ordered_cpu', label: 'cairn\'s blockstore: CPU time of the process while writing', value: ours.cpuS, unit: 's', digits: 2 },
-      { key: 'by_hash_cpu', label: 'blockstore-level: CPU time of the process while writing', value: byHash.cpuS, unit: 's', digits: 2 },
-      { key: 'ordered_close', label: 'cairn\'s blockstore: close (waits for LevelDB\'s work in progress)', value: ours.closeS, unit: 's', digits: 2 },
-      { key: 'by_hash_close', label: 'blockstore-level: close', value: byHash.closeS, unit: 's', digits: 2 }
-    ]
-    const notes = [
-      `${count} fresh pseudo-random blocks of ${blockSize} bytes into each store, ${inFlight(blockSize)} puts in flight at all times, as the peer's write-behind allows (blocks made in batches of 1024 with the clock stopped); memtable ${DEFAULT_WRITE_BUFFER_SIZE / 2 ** 20} MiB for both; ` +
-        'blocks are made and hashed outside the timed part; `sync` before each store; CPU covers all of this process\'s threads (LevelDB\'s included) over the timed part'
-    ]
-    if (values.keep === true) notes.push(`stores kept in ${root.path}`)
-    return {
-      title: `blockstore: ${mb} MB of ${blockSize}-byte blocks written to cairn's blockstore and to blockstore-level's layout`,
-      params: { mb, block_size: blockSize, blocks: count },
-      metrics,
-      notes
-    }
-  } finally {
-    if (values.keep !== true) await root.cleanup()
+  const values = parseFlags(argv, { mb: { type: 'string' }, 'block-size': { type: 'string' } })
+  const cases: Array<[number, number]> = values.mb === undefined && values['block-size'] === undefined
+    ? [[334, 26 * 1024], [2048, 256 * 1024]]
+    : [[positiveInt('mb', values.mb, 2048), positiveInt('block-size', values['block-size'], 256 * 1024)]]
+  const metrics: Metric[] = []
+  const notes: string[] = []
+  for (const [mb, blockSize] of cases) {
+    const r = await runCase(mb, blockSize, ctx)
+    metrics.push(...r.metrics)
+    notes.push(r.note)
+  }
+  notes.push('blocks are made and hashed before the timed part; `sync` before each store; the value log fdatasyncs before each put resolves, the others never: compare "to disk"; reads come from the page cache; ratios above 1 mean the value log is faster')
+  return {
+    title: `blockstore: value log, level (SizedBlockstore) and blockstore-fs on the same blocks: write, read, delete + compact (${cases.map(([mb, b]) => `${mb} MB of ${b}-byte blocks`).join('; ')})`,
+    params: { cases: cases.map(([mb, b]) => `${mb}MBx${b}`).join(',') },
+    metrics,
+    notes
   }
 }
 
 export const blockstore: Benchmark = {
-  description: 'N MB (default 2048) of 256 KiB blocks written to cairn\'s blockstore (blocks in the order written) and to ' +
-    'blockstore-level\'s layout (blocks under their multihash), in the same run: write rate, compactions, CPU.',
+  description: 'The value log, the level layout (SizedBlockstore) and blockstore-fs on the same blocks (334 MB of 26 KiB, ' +
+    '2 GB of 256 KiB): write to disk, read back, delete 3/4 and give the space back.',
   usage: USAGE,
   run
 }

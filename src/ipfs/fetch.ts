@@ -13,7 +13,7 @@ import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from '.
 import { checkQuota } from './quota.js'
 import type { GetBlockOptions } from './index.js'
 import type { Generation, PinBlock, PinRecords } from './pin-records.js'
-import type { SizedBlockstore } from './sized-blockstore.js'
+import type { LocalBlockstore } from './blockstore.js'
 import type { AbortOptions } from '../components.js'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
@@ -34,7 +34,7 @@ export interface BlockFetcherComponents {
   /** Helia's blockstore (networked: fetches with a provider lookup) and codecs. */
   helia: Pick<Helia, 'blockstore' | 'getCodec'>
   /** The level store under Helia's blockstore. */
-  blockstore: SizedBlockstore
+  blockstore: LocalBlockstore
   /** cairn's bitswap sending; undefined: @helia/bitswap's own (not recognised), wants go through Helia. */
   bitswap?: InstalledBitswap
   /** Told of each block getBlock answers (not a pin's walk): from the store, or fetched (the bounded cache). */
@@ -181,7 +181,7 @@ export class BlockFetcher {
 
 export interface FetchDagComponents {
   fetcher: BlockFetcher
-  blockstore: SizedBlockstore
+  blockstore: LocalBlockstore
   records: PinRecords
   /** Reads the local DAG (blocks and pin records). */
   dag: LocalDagInit

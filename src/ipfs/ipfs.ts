@@ -21,7 +21,8 @@ import { pinKey, type PinKey } from '../utils/keys.js'
 import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
-import { SizedBlockstore } from './sized-blockstore.js'
+import { PeerBlockstore } from './peer-blockstore.js'
+import type { LocalBlockstore } from './blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, type LocalDagInit } from './local-dag.js'
 import { countBitswapTraffic, installBitswapSender, type BitswapTraffic, type CountedTraffic, type InstalledBitswap } from './helia-internals.js'
 import { BlockFetcher, fetchDag } from './fetch.js'
@@ -74,7 +75,7 @@ interface PinnedRoot {
 
 interface Running {
   helia: CairnHelia
-  blockstore: SizedBlockstore
+  blockstore: LocalBlockstore
   datastore: LevelDatastore
   /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
   hostDatastore: HostDatastore
@@ -164,7 +165,7 @@ export class IpfsNodeImpl implements IpfsNode {
     // the options datastore-level would give its own Level
     const datastore = new LevelDatastore(guardedLevel<string, Uint8Array>(join(dataDir, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' }))
     await datastore.open()
-    const blockstore = new SizedBlockstore({ path: join(dataDir, 'blocks'), datastore, log: this.log })
+    const blockstore = new PeerBlockstore({ dataDir, datastore, log: this.log })
     const hostDatastore = new HostDatastore(datastore, this.logger.forComponent('cairn:ipfs:host-datastore'))
     let helia: CairnHelia | undefined
     try {

@@ -3,7 +3,7 @@
 import * as dagPb from '@ipld/dag-pb'
 import { QuotaExceededError } from '../errors.js'
 import type { BlockFetcher } from './fetch.js'
-import type { SizedBlockstore } from './sized-blockstore.js'
+import type { LocalBlockstore } from './blockstore.js'
 import type { AbortOptions } from '../components.js'
 import type { CID } from 'multiformats/cid'
 
@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
  * Blocks already held add nothing, so the check is on what the store holds now: a pin whose new blocks push it
  * past the quota stops there (its fetched blocks stay cached; every other pin is untouched).
  */
-export function checkQuota (blockstore: Pick<SizedBlockstore, 'size'>, root: CID, max: number | undefined): void {
+export function checkQuota (blockstore: Pick<LocalBlockstore, 'size'>, root: CID, max: number | undefined): void {
   if (max == null || max <= 0) return
   const used = blockstore.size()
   if (used >= max) {
@@ -20,7 +20,7 @@ export function checkQuota (blockstore: Pick<SizedBlockstore, 'size'>, root: CID
 }
 
 export interface QuotaEstimateComponents {
-  blockstore: Pick<SizedBlockstore, 'size' | 'has'>
+  blockstore: Pick<LocalBlockstore, 'size' | 'has'>
   fetcher: Pick<BlockFetcher, 'localBlock' | 'getBlock'>
 }
 

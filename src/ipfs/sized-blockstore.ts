@@ -32,8 +32,11 @@ import * as Digest from 'multiformats/hashes/digest'
 import { NotFoundError } from '../errors.js'
 import { guardedLevel, type GuardedLevel } from '../storage/guarded-level.js'
 import { concatChunks } from '../utils/bytes.js'
+import { Grouped } from '../utils/grouped.js'
+import { KeyedLock } from '../utils/keyed-lock.js'
 import type { Logger } from '@libp2p/interface'
-import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
+import type { LocalBlockstore } from './blockstore.js'
+import type { InputPair, Pair } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { AbortOptions } from '../components.js'
 
@@ -108,7 +111,7 @@ function decodeRef (value: Uint8Array): Ref {
   return { key: DATA + s.slice(0, SEQ_DIGITS), length: parseInt(s.slice(SEQ_DIGITS), 16) }
 }
 
-export class SizedBlockstore implements Blockstore {
+export class SizedBlockstore implements LocalBlockstore {
   private readonly db: GuardedLevel<string, Uint8Array>
   private readonly index: GuardedLevel<string, Uint8Array>
   private readonly datastore: Datastore
@@ -123,7 +126,7 @@ export class SizedBlockstore implements Blockstore {
   /** Whether blocks of the earlier layout may be held (found at open; never written again). */
   private legacy = false
   /** Puts and deletes in flight, by key: keeps the count exact when the same block is written twice at once. */
-  private readonly inflight = new Map<string, Promise<unknown>>()
+  private readonly inflight = new KeyedLock()
   /** Deleted blocks whose space level has not given back yet: [sequence number, length]. */
   private pending: Array<[number, number]> = []
   /** Bytes deleted since the ranges were last looked at. */
@@ -221,7 +224,7 @@ export class SizedBlockstore implements Blockstore {
       return
     }
     this.opened = false
-    await Promise.allSettled([...this.inflight.values()])
+    await this.inflight.settled()
     await this.compacting
     try {
       if (this.pending.length > 0) await this.datastore.put(PENDING_KEY, encoder.encode(JSON.stringify(this.pending)))
@@ -271,16 +274,7 @@ export class SizedBlockstore implements Blockstore {
   }
 
   private async exclusive<T> (key: string, fn: () => Promise<T>): Promise<T> {
-    for (let prior = this.inflight.get(key); prior != null; prior = this.inflight.get(key)) {
-      await prior.catch(() => {})
-    }
-    const p = fn()
-    this.inflight.set(key, p)
-    try {
-      return await p
-    } finally {
-      this.inflight.delete(key)
-    }
+    return await this.inflight.run(key, fn)
   }
 
   private name (cid: CID): string {
@@ -499,36 +493,4 @@ function batched (db: Level<string, Uint8Array>): Grouped<Op, undefined> {
     await db.batch(ops)
     return ops.map(() => undefined)
   })
-}
-
-/**
- * Calls grouped while one is in flight: a call made with none in flight runs at once; those made meanwhile wait
- * and run together, as the next one, when it returns.
- */
-class Grouped<I, O> {
-  private queue: Array<{ input: I, resolve: (output: O) => void, reject: (err: unknown) => void }> = []
-  private running = false
-
-  constructor (private readonly run: (inputs: I[]) => Promise<O[]>) {}
-
-  async call (input: I): Promise<O> {
-    return await new Promise<O>((resolve, reject) => {
-      this.queue.push({ input, resolve, reject })
-      if (!this.running) this.flush()
-    })
-  }
-
-  private flush (): void {
-    const group = this.queue
-    this.queue = []
-    this.running = true
-    this.run(group.map(q => q.input)).then(outputs => {
-      group.forEach((q, i) => { q.resolve(outputs[i]) })
-    }, err => {
-      for (const q of group) q.reject(err)
-    }).finally(() => {
-      this.running = false
-      if (this.queue.length > 0) this.flush()
-    })
-  }
 }

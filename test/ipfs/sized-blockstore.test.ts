@@ -2,7 +2,6 @@
 // are kept in the order written (no LevelDB compactions as the store grows), deleted space is given back, and a
 // store written by an earlier version (blockstore-level's layout) still reads.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -10,21 +9,12 @@ import { LevelBlockstore } from 'blockstore-level'
 import { LevelDatastore } from 'datastore-level'
 import { Key } from 'interface-datastore'
 import { Level } from 'level'
-import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { SizedBlockstore } from '../../src/ipfs/sized-blockstore.js'
 import { concatChunks } from '../../src/utils/bytes.js'
+import { makeBlocks, silentLog } from './blocks.js'
 import { tempDir, waitFor } from '../util.js'
 
-const log = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false }) as never
-
-async function makeBlocks (n: number, size: (i: number) => number): Promise<Array<{ cid: CID, bytes: Uint8Array }>> {
-  return await Promise.all(Array.from({ length: n }, async (_, i) => {
-    const bytes = randomBytes(size(i))
-    return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
-  }))
-}
+const log = silentLog
 
 /** Bytes of the files in a folder. */
 async function du (dir: string): Promise<number> {

@@ -6,7 +6,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { equals } from 'uint8arrays/equals'
 import type { BlockCache } from './cache.js'
 import type { PinRecords } from './pin-records.js'
-import type { SizedBlockstore } from './sized-blockstore.js'
+import type { LocalBlockstore } from './blockstore.js'
 import type { AbortOptions } from '../components.js'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 
@@ -14,7 +14,7 @@ import type { MultihashHasher } from 'multiformats/hashes/interface'
 const SLICE = 256
 
 export interface RepoAccountComponents {
-  blockstore: Pick<SizedBlockstore, 'cidSlices' | 'getBlocks' | 'hasBlocks'>
+  blockstore: Pick<LocalBlockstore, 'cidSlices' | 'getBlocks' | 'hasBlocks'>
   records: Pick<PinRecords, 'lookup' | 'blocks'>
   cache: Pick<BlockCache, 'has'>
   getHasher: (code: number) => Promise<MultihashHasher>

@@ -10,27 +10,15 @@ import { LevelDatastore } from 'datastore-level'
 import { CID } from 'multiformats/cid'
 import { PeerBlockstore } from '../../src/ipfs/peer-blockstore.js'
 import { SizedBlockstore } from '../../src/ipfs/sized-blockstore.js'
-import { makeBlocks, silentLog as log } from './blocks.js'
+import { makeBlocks, silentLog as log, withDatastoreDir } from './blocks.js'
 import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers, type TestPeer } from './helpers.js'
-import { tempDir, waitFor } from '../util.js'
+import { waitFor } from '../util.js'
 
 const exists = async (path: string): Promise<boolean> => await access(path).then(() => true, () => false)
 
-async function withFolder (fn: (dir: string, datastore: LevelDatastore) => Promise<void>): Promise<void> {
-  const tmp = await tempDir('cairn-peer-blockstore-')
-  const datastore = new LevelDatastore(join(tmp.path, 'datastore'))
-  await datastore.open()
-  try {
-    await fn(tmp.path, datastore)
-  } finally {
-    await datastore.close()
-    await tmp.cleanup()
-  }
-}
-
 describe('PeerBlockstore', () => {
   it('a new peer folder holds its blocks in the value log only', async () => {
-    await withFolder(async (dir, datastore) => {
+    await withDatastoreDir('cairn-peer-blockstore-', async (dir, datastore) => {
       const store = new PeerBlockstore({ dataDir: dir, datastore, log })
       await store.open()
       const [b] = await makeBlocks(1, () => 1000)
@@ -42,7 +30,7 @@ describe('PeerBlockstore', () => {
   })
 
   it('a folder of the earlier layout reads at once, is moved to the value log across a stop part-way, then its level folders go', async () => {
-    await withFolder(async (dir, datastore) => {
+    await withDatastoreDir('cairn-peer-blockstore-', async (dir, datastore) => {
       const blocks = await makeBlocks(600, i => 500 + i * 7)
       const total = blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
       const level = new SizedBlockstore({ path: join(dir, 'blocks'), datastore, log })

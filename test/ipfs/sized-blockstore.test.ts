@@ -6,13 +6,12 @@ import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { LevelBlockstore } from 'blockstore-level'
-import { LevelDatastore } from 'datastore-level'
 import { Key } from 'interface-datastore'
 import { Level } from 'level'
 import { SizedBlockstore } from '../../src/ipfs/sized-blockstore.js'
 import { concatChunks } from '../../src/utils/bytes.js'
-import { makeBlocks, silentLog } from './blocks.js'
-import { tempDir, waitFor } from '../util.js'
+import { makeBlocks, silentLog, withDatastoreDir } from './blocks.js'
+import { waitFor } from '../util.js'
 
 const log = silentLog
 
@@ -23,21 +22,9 @@ async function du (dir: string): Promise<number> {
   return total
 }
 
-async function withStore (fn: (tmp: string, datastore: LevelDatastore) => Promise<void>): Promise<void> {
-  const tmp = await tempDir('cairn-blockstore-')
-  const datastore = new LevelDatastore(join(tmp.path, 'datastore'))
-  await datastore.open()
-  try {
-    await fn(tmp.path, datastore)
-  } finally {
-    await datastore.close()
-    await tmp.cleanup()
-  }
-}
-
 describe('SizedBlockstore', () => {
   it('stores 500 blocks written at once (duplicates too), counts each once, and keeps the count across a restart', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       const blocks = await makeBlocks(500, i => 1 + (i * 997) % 20_000)
       const expected = blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
       let store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
@@ -58,7 +45,7 @@ describe('SizedBlockstore', () => {
   })
 
   it('rebuilds the count from the index after a crash, and goes on numbering blocks after the last one', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       const blocks = await makeBlocks(60, i => 100 + i)
       let store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log })
       await store.open()
@@ -84,7 +71,7 @@ describe('SizedBlockstore', () => {
   })
 
   it('after a crash, deletes the bytes written but never indexed, and keeps them when there are more than a crash leaves', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       const path = join(tmp, 'blocks')
       const blocks = await makeBlocks(30, i => 1000 + i)
       let store = new SizedBlockstore({ path, datastore, log })
@@ -131,7 +118,7 @@ describe('SizedBlockstore', () => {
   })
 
   it('writes 256 KiB blocks without LevelDB compactions (blocks in the order written), where keys by hash are merged', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       // 1 MiB memtables: 40 MB of blocks make ~40 table files
       const blocks = await makeBlocks(160, () => 256 * 1024)
       const store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log, writeBufferSize: 1024 * 1024 })
@@ -152,7 +139,7 @@ describe('SizedBlockstore', () => {
   })
 
   it('gives the space of deleted blocks back', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       const blocks = await makeBlocks(48, () => 1024 * 1024)
       const store = new SizedBlockstore({ path: join(tmp, 'blocks'), datastore, log, writeBufferSize: 4 * 1024 * 1024, reclaimBytes: 8 * 1024 * 1024 })
       await store.open()
@@ -172,7 +159,7 @@ describe('SizedBlockstore', () => {
   })
 
   it('remembers deleted blocks across a restart, and compacts only ranges that are mostly deleted', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       // 12 MiB in blocks 0-11, 300 small blocks, 25 MiB in blocks 312-336, then 8 MiB more (so that the blocks
       // before are in table files: level's size estimate leaves out its memtable)
       const dense = await makeBlocks(12, () => 1024 * 1024)
@@ -215,7 +202,7 @@ describe('SizedBlockstore', () => {
   })
 
   it('reads, counts and deletes blocks a store of the earlier layout (blockstore-level) holds, and adds new ones beside them', async () => {
-    await withStore(async (tmp, datastore) => {
+    await withDatastoreDir('cairn-blockstore-', async (tmp, datastore) => {
       const old = await makeBlocks(30, i => 500 + i)
       const fresh = await makeBlocks(10, i => 700 + i)
       const earlier = new LevelBlockstore(join(tmp, 'blocks'))

@@ -3,10 +3,9 @@
 // copy of the content: it hashes what it gets and reads the links of what it verified.
 import { randomInt } from 'node:crypto'
 import { createUnsafe } from 'multiformats/block'
-import { equals } from 'multiformats/bytes'
 import { CID } from 'multiformats/cid'
 import { blockId } from '../ipfs/local-dag.js'
-import { parseCid } from '../utils/cid.js'
+import { hashesTo, parseCid } from '../utils/cid.js'
 import { MAX_AUDIT_CIDS, type AuditAnswer } from './protocol.js'
 import type { AbortOptions } from '../components.js'
 import type { BlockCodec, MultihashHasher } from 'multiformats'
@@ -55,8 +54,7 @@ export async function walkPin (pin: { cid: string, max_depth: number }, ask: Ask
         if (verified === 0) return { result: 'skip', reason: `cannot verify ${cid}: ${(err as Error).message}` }
         continue
       }
-      const digest = await hasher.digest(answer.bytes)
-      if (!equals(digest.bytes, cid.multihash.bytes)) return { result: 'fail', reason: `block ${cid} (depth ${d}) of ${pin.cid}: the bytes sent do not match the CID` }
+      if (!await hashesTo(hasher, cid, answer.bytes)) return { result: 'fail', reason: `block ${cid} (depth ${d}) of ${pin.cid}: the bytes sent do not match the CID` }
       verified++
       if (d >= depth) continue
       try {

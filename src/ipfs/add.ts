@@ -6,10 +6,10 @@ import { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { pushable } from 'it-pushable'
-import { equals as uint8ArrayEquals } from 'uint8arrays/equals'
 // a file node of 2-4 GiB is written right only with this
 import './protons-uint64.js'
 import { InvalidParameterError } from '../errors.js'
+import { hashesTo } from '../utils/cid.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
 import type { BufferImporter, ImportCandidate, ImporterOptions, ImportResult } from 'ipfs-unixfs-importer'
 import * as varint from 'uint8-varint'
@@ -407,8 +407,7 @@ export async function * importCar (bytes: AsyncIterable<Uint8Array>, components:
       } catch {
         throw new InvalidParameterError(`invalid CAR: block ${cid} uses unsupported hash function 0x${cid.multihash.code.toString(16)}`)
       }
-      const digest = await hasher.digest(block)
-      if (!uint8ArrayEquals(digest.digest, cid.multihash.digest)) {
+      if (!await hashesTo(hasher, cid, block)) {
         throw new InvalidParameterError(`invalid CAR: block ${cid} does not match its hash`)
       }
       await writer.put(cid, block)

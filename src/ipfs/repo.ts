@@ -3,7 +3,7 @@
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
-import { equals } from 'uint8arrays/equals'
+import { hashesTo } from '../utils/cid.js'
 import type { BlockCache } from './cache.js'
 import type { PinRecords } from './pin-records.js'
 import type { LocalBlockstore } from './blockstore.js'
@@ -46,9 +46,7 @@ export async function accountRepo (components: RepoAccountComponents, options: A
       else if (cache.has(cid)) out.cache_bytes += bytes.byteLength
       else out.garbage_bytes += bytes.byteLength
       if (options.verify === true) {
-        const hasher = await components.getHasher(cid.multihash.code)
-        const digest = await hasher.digest(bytes)
-        if (!equals(digest.bytes, cid.multihash.bytes)) out.corrupt.push({ cid, pinned })
+        if (!await hashesTo(await components.getHasher(cid.multihash.code), cid, bytes)) out.corrupt.push({ cid, pinned })
       }
     }
   }

@@ -4,7 +4,9 @@ import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import { InvalidCIDError } from '../errors.js'
 import { PIN_KEY_FORM } from './keys.js'
+import { equals } from 'multiformats/bytes'
 import type { BlockCodec } from 'multiformats/codecs/interface'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 const BASE32_VALUES = (() => {
   const values = new Int8Array(128).fill(-1)
@@ -175,4 +177,9 @@ function explainBytes (bytes: Uint8Array, baseName: string): string | undefined 
   if (left < length) return `it is cut short: its multihash announces a ${length}-byte digest and ${left} bytes follow`
   if (left > length) return `it has ${left - length} bytes too many after its ${length}-byte digest`
   return undefined
+}
+
+/** Whether `bytes` hash to `cid` with `hasher` (the hasher of the CID's multihash code). */
+export async function hashesTo (hasher: MultihashHasher, cid: CID, bytes: Uint8Array): Promise<boolean> {
+  return equals((await hasher.digest(bytes)).bytes, cid.multihash.bytes)
 }

@@ -4,6 +4,7 @@
 // background, a slice of blocks at a time: each is put into the value log (synced) before it is deleted from
 // level, so a crash or a stop part-way loses nothing and the next start goes on. Once level holds nothing, its
 // folders are removed. New blocks always go to the value log.
+import { BaseBlockstore } from 'blockstore-core/base'
 import { access, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KeyedLock } from '../utils/keyed-lock.js'
@@ -12,7 +13,7 @@ import { ValueLogBlockstore, type ValueLogStats } from './value-log/index.js'
 import type { LocalBlockstore } from './blockstore.js'
 import type { AbortOptions } from '../components.js'
 import type { Logger } from '@libp2p/interface'
-import type { InputPair, Pair } from 'interface-blockstore'
+import type { Pair } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { CID } from 'multiformats/cid'
 
@@ -33,7 +34,7 @@ export interface PeerBlockstoreStats extends ValueLogStats {
 
 const LEVEL_FOLDERS = ['blocks', 'blocks-index']
 
-export class PeerBlockstore implements LocalBlockstore {
+export class PeerBlockstore extends BaseBlockstore implements LocalBlockstore {
   private readonly init: PeerBlockstoreInit
   private readonly vlog: ValueLogBlockstore
   /** The earlier layout, while it holds blocks. */
@@ -45,6 +46,7 @@ export class PeerBlockstore implements LocalBlockstore {
   private levelIdle?: () => void
 
   constructor (init: PeerBlockstoreInit) {
+    super()
     this.init = init
     this.vlog = new ValueLogBlockstore({ path: join(init.dataDir, 'blocks-vlog'), log: init.log })
   }
@@ -153,7 +155,7 @@ export class PeerBlockstore implements LocalBlockstore {
     return { ...this.vlog.stats(), unmigratedBytes: this.level?.size() ?? 0 }
   }
 
-  async has (cid: CID, options?: AbortOptions): Promise<boolean> {
+  override async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     return (await this.hasBlocks([cid], options))[0]
   }
 
@@ -176,17 +178,13 @@ export class PeerBlockstore implements LocalBlockstore {
     return await Promise.all(found.map(async (f, i) => f ?? there[next++] ?? (await this.vlog.getBlocks([cids[i]], options))[0]))
   }
 
-  async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+  override async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
     // a block still in the earlier layout is held: the move will bring it over
     if (await this.withLevel(false, async level => await level.has(cid, options))) return cid
     return await this.vlog.put(cid, bytes, options)
   }
 
-  async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const { cid, bytes } of source) yield await this.put(cid, bytes, options)
-  }
-
-  async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+  override async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
     if (this.level == null || await this.vlog.has(cid, options)) {
       yield * this.vlog.get(cid, options)
       return
@@ -195,11 +193,7 @@ export class PeerBlockstore implements LocalBlockstore {
     yield * (bytes === undefined ? this.vlog.get(cid, options) : [bytes])
   }
 
-  async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
-    for await (const cid of source) yield { cid, bytes: this.get(cid, options) }
-  }
-
-  async delete (cid: CID, options?: AbortOptions): Promise<void> {
+  override async delete (cid: CID, options?: AbortOptions): Promise<void> {
     // under the block's lock, so that a move in progress does not bring it back
     await this.locks.run(cid.multihash.toString(), async () => {
       await this.vlog.delete(cid, options)
@@ -207,19 +201,12 @@ export class PeerBlockstore implements LocalBlockstore {
     })
   }
 
-  async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const cid of source) {
-      await this.delete(cid, options)
-      yield cid
-    }
-  }
-
   async * cidSlices (size: number, options?: AbortOptions): AsyncGenerator<CID[]> {
     yield * this.vlog.cidSlices(size, options)
     yield * this.levelSlices(size, options)
   }
 
-  async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+  override async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
     yield * this.vlog.getAll(options)
     for await (const slice of this.levelSlices(256, options)) {
       const blocks = await this.getBlocks(slice, options)

@@ -23,6 +23,7 @@
 // Deleted blocks keep their space until the ranges they were in are compacted: see deleted().
 // The count is persisted in the datastore on a clean close and removed while open: after a crash the key is
 // missing and the count is rebuilt once by reading the index (and any earlier-layout blocks).
+import { BaseBlockstore } from 'blockstore-core/base'
 import { Key } from 'interface-datastore'
 import type { Level } from 'level'
 import { base32upper } from 'multiformats/bases/base32'
@@ -36,7 +37,7 @@ import { Grouped } from '../utils/grouped.js'
 import { KeyedLock } from '../utils/keyed-lock.js'
 import type { Logger } from '@libp2p/interface'
 import type { LocalBlockstore } from './blockstore.js'
-import type { InputPair, Pair } from 'interface-blockstore'
+import type { Pair } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { AbortOptions } from '../components.js'
 
@@ -111,7 +112,7 @@ function decodeRef (value: Uint8Array): Ref {
   return { key: DATA + s.slice(0, SEQ_DIGITS), length: parseInt(s.slice(SEQ_DIGITS), 16) }
 }
 
-export class SizedBlockstore implements LocalBlockstore {
+export class SizedBlockstore extends BaseBlockstore implements LocalBlockstore {
   private readonly db: GuardedLevel<string, Uint8Array>
   private readonly index: GuardedLevel<string, Uint8Array>
   private readonly datastore: Datastore
@@ -149,6 +150,7 @@ export class SizedBlockstore implements LocalBlockstore {
   private readonly indexWrites: Grouped<Op, undefined>
 
   constructor (init: SizedBlockstoreInit) {
+    super()
     this.path = init.path
     this.writeBufferSize = init.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE
     this.reclaimBytes = init.reclaimBytes ?? RECLAIM_BYTES
@@ -300,7 +302,7 @@ export class SizedBlockstore implements LocalBlockstore {
     return refs
   }
 
-  async has (cid: CID, options?: AbortOptions): Promise<boolean> {
+  override async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     options?.signal?.throwIfAborted()
     return (await this.locate([this.name(cid)]))[0] !== undefined
   }
@@ -322,7 +324,7 @@ export class SizedBlockstore implements LocalBlockstore {
     return refs.map(r => r === undefined ? undefined : values[next++])
   }
 
-  async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+  override async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
     const block = value instanceof Uint8Array ? value : await concatChunks(value)
     const name = this.name(cid)
     return this.exclusive(name, async () => {
@@ -347,13 +349,7 @@ export class SizedBlockstore implements LocalBlockstore {
    */
   onStored?: (cid: CID) => void
 
-  async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const { cid, bytes } of source) {
-      yield await this.put(cid, bytes, options)
-    }
-  }
-
-  async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+  override async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
     const [bytes] = await this.getBlocks([cid], options)
     if (bytes === undefined) {
       throw new NotFoundError(`block ${cid} is not held here`)
@@ -361,13 +357,7 @@ export class SizedBlockstore implements LocalBlockstore {
     yield bytes
   }
 
-  async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
-    for await (const cid of source) {
-      yield { cid, bytes: this.get(cid, options) }
-    }
-  }
-
-  async delete (cid: CID, options?: AbortOptions): Promise<void> {
+  override async delete (cid: CID, options?: AbortOptions): Promise<void> {
     const name = this.name(cid)
     await this.exclusive(name, async () => {
       options?.signal?.throwIfAborted()
@@ -435,13 +425,6 @@ export class SizedBlockstore implements LocalBlockstore {
     })
   }
 
-  async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const cid of source) {
-      await this.delete(cid, options)
-      yield cid
-    }
-  }
-
   /**
    * Every block held when called, as raw-codec CIDs, in slices of up to `size`: index keys only (and the keys of
    * earlier-layout blocks), no block is read. Blocks written or deleted meanwhile may be left out or listed.
@@ -464,7 +447,7 @@ export class SizedBlockstore implements LocalBlockstore {
   }
 
   /** Every block, as raw-codec CIDs (a blockstore knows multihashes only), in index order. */
-  async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+  override async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
     const block = (name: string, bytes: Uint8Array): Pair => ({
       cid: CID.createV1(raw.code, Digest.decode(base32upper.decoder.decode(name))),
       bytes: (async function * () { yield bytes })()

@@ -5,6 +5,7 @@
 //
 // Folder: <path>/NNNNNN.seg (segments) and <path>/index (level). Durability: a put resolves once its record is
 // fdatasynced and its index entry written (docs/DESIGN.md, "The value-log blockstore").
+import { BaseBlockstore } from 'blockstore-core/base'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -22,7 +23,7 @@ import { Segments } from './segments.js'
 import type { AbortOptions } from '../../components.js'
 import type { LocalBlockstore } from '../blockstore.js'
 import type { Logger } from '@libp2p/interface'
-import type { InputPair, Pair } from 'interface-blockstore'
+import type { Pair } from 'interface-blockstore'
 
 export interface ValueLogInit {
   /** The store's folder (created if missing). */
@@ -53,7 +54,7 @@ const MIN_DEAD_CURRENT = 32 * 1024 * 1024
 /** How many times a read looks a block up again after finding its segment compacted away. */
 const READ_RETRIES = 3
 
-export class ValueLogBlockstore implements LocalBlockstore {
+export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstore {
   private readonly path: string
   private readonly log: Logger
   private readonly segments: Segments
@@ -70,6 +71,7 @@ export class ValueLogBlockstore implements LocalBlockstore {
   onStored?: (cid: CID) => void
 
   constructor (init: ValueLogInit) {
+    super()
     this.path = init.path
     this.log = init.log
     const segmentBytes = init.segmentBytes ?? DEFAULT_SEGMENT_BYTES
@@ -163,7 +165,7 @@ export class ValueLogBlockstore implements LocalBlockstore {
     return undefined
   }
 
-  async has (cid: CID, options?: AbortOptions): Promise<boolean> {
+  override async has (cid: CID, options?: AbortOptions): Promise<boolean> {
     options?.signal?.throwIfAborted()
     return (await this.index.get(nameOf(cid.multihash.bytes))) !== undefined
   }
@@ -179,7 +181,7 @@ export class ValueLogBlockstore implements LocalBlockstore {
     return await Promise.all(cids.map(async (cid, i) => await this.read(cid, refs[i])))
   }
 
-  async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+  override async put (cid: CID, value: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
     const block = value instanceof Uint8Array ? value : await concatChunks(value)
     const multihash = cid.multihash.bytes
     const name = nameOf(multihash)
@@ -193,25 +195,13 @@ export class ValueLogBlockstore implements LocalBlockstore {
     })
   }
 
-  async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const { cid, bytes } of source) {
-      yield await this.put(cid, bytes, options)
-    }
-  }
-
-  async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+  override async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
     const [bytes] = await this.getBlocks([cid], options)
     if (bytes === undefined) throw new NotFoundError(`block ${cid} is not held here`)
     yield bytes
   }
 
-  async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
-    for await (const cid of source) {
-      yield { cid, bytes: this.get(cid, options) }
-    }
-  }
-
-  async delete (cid: CID, options?: AbortOptions): Promise<void> {
+  override async delete (cid: CID, options?: AbortOptions): Promise<void> {
     const name = nameOf(cid.multihash.bytes)
     await this.locks.run(name, async () => {
       options?.signal?.throwIfAborted()
@@ -221,13 +211,6 @@ export class ValueLogBlockstore implements LocalBlockstore {
       this.addLive(ref, -1)
       this.compactor.consider(ref.segment)
     })
-  }
-
-  async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
-    for await (const cid of source) {
-      await this.delete(cid, options)
-      yield cid
-    }
   }
 
   async * cidSlices (size: number, options?: AbortOptions): AsyncGenerator<CID[]> {
@@ -242,7 +225,7 @@ export class ValueLogBlockstore implements LocalBlockstore {
     if (slice.length > 0) yield slice
   }
 
-  async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+  override async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
     for await (const [name, ref] of this.index.entries(options)) {
       const cid = CID.createV1(raw.code, Digest.decode(multihashOf(name)))
       const bytes = await this.read(cid, ref)

@@ -1,6 +1,7 @@
 // The test kit, shared by test/ and bench/: temp dirs, free ports, polling with a deadline (never a bare sleep),
 // a loopback libp2p host, quiet loggers, running programs, raw HTTP requests.
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
@@ -12,6 +13,7 @@ import { MemoryDatastore } from 'datastore-core'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { libp2pOptions, type CairnServices, type HostInit } from '../src/libp2p/index.js'
 import { createLogger, type CairnLogger } from '../src/logger.js'
+import type { AddEntry } from '../src/components.js'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
@@ -161,3 +163,11 @@ export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   }
   return { ...env, ...extra }
 }
+
+/** One file as the entries of an add (`cluster.add`, `ipfs.addEntries`). */
+export async function * oneFile (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
+  yield { path, content: (async function * () { yield bytes })() }
+}
+
+/** The hex SHA-256 of some bytes: what a test compares served bytes by. */
+export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')

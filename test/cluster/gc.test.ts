@@ -8,7 +8,7 @@ import { CID } from 'multiformats/cid'
 import { runCli } from '../../src/cli/program.js'
 import { createClient, type Client } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { sleep, waitFor } from '../util.js'
+import { sleep, waitFor, oneFile } from '../util.js'
 import type { AddEntry, PinOptions } from '../../src/components.js'
 import type { GlobalRepoGC } from '../../src/types/wire.js'
 import type { IpfsNode } from '../../src/ipfs/index.js'
@@ -22,10 +22,6 @@ async function gcPending (ipfs: IpfsNode): Promise<boolean> {
   void ipfs.holdBlocks().then(release => { got = true; release() })
   await new Promise(resolve => setImmediate(resolve))
   return !got
-}
-
-async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
-  yield { path, content: (async function * () { yield bytes })() }
 }
 
 /** The multihashes (hex) a peer's GC reported deleting. */
@@ -48,7 +44,7 @@ describe('repo gc across the cluster', { timeout: 120_000 }, () => {
 
   async function add (bytes: Uint8Array, options: PinOptions & { no_pin?: boolean } = {}): Promise<string> {
     let root = ''
-    for await (const out of tc.peer(0).cluster.add(one('f.bin', bytes), { ...options, chunk_size: 65_536, raw_leaves: true, cid_version: 1 })) root = out.cid
+    for await (const out of tc.peer(0).cluster.add(oneFile('f.bin', bytes), { ...options, chunk_size: 65_536, raw_leaves: true, cid_version: 1 })) root = out.cid
     return root
   }
   const pinnedOn = async (i: number, cid: string): Promise<boolean> => tc.peers[i] != null && await tc.peer(i).ipfs.isPinned(CID.parse(cid))
@@ -190,7 +186,7 @@ describe('scheduled repo gc', { timeout: 120_000 }, () => {
       const api = createClient({ api: tc.url(0) })
       const bytes = randomBytes(200_000)
       let root = ''
-      for await (const out of peer.cluster.add(one('f.bin', bytes), { chunk_size: 65_536, raw_leaves: true, cid_version: 1 })) root = out.cid
+      for await (const out of peer.cluster.add(oneFile('f.bin', bytes), { chunk_size: 65_536, raw_leaves: true, cid_version: 1 })) root = out.cid
       await waitFor(async () => await peer.ipfs.isPinned(CID.parse(root)), { timeoutMs: 30_000, message: 'the file pinned' })
       const size = await peer.ipfs.repoSize()
       // proves a NOT: the GC ticks in this window delete nothing of the pinned file
@@ -214,7 +210,7 @@ describe('repo gc past the high watermark', { timeout: 120_000 }, () => {
       await waitFor(() => peer.ipfs.gcStats().runs >= 1, { timeoutMs: 10_000, message: 'the first scheduled GC (what the start left)' })
       // an add without a pin changes no pin: only the watermark can make the schedule collect it
       let root = ''
-      for await (const out of peer.cluster.add(one('f.bin', randomBytes(950_000)), { chunk_size: 65_536, raw_leaves: true, cid_version: 1, no_pin: true })) root = out.cid
+      for await (const out of peer.cluster.add(oneFile('f.bin', randomBytes(950_000)), { chunk_size: 65_536, raw_leaves: true, cid_version: 1, no_pin: true })) root = out.cid
       assert.ok(peer.ipfs.overHighWatermark())
       await waitFor(async () => !(await peer.ipfs.hasBlock(CID.parse(root))), { timeoutMs: 30_000, message: 'the scheduled GC collects past the watermark' })
       assert.equal(peer.ipfs.overHighWatermark(), false)

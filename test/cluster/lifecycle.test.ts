@@ -5,16 +5,12 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { removeDirs, startPeer, stopPeers } from '../ipfs/helpers.js'
-import { waitFor } from '../util.js'
-import type { AddEntry, PinOptions } from '../../src/components.js'
+import { waitFor, oneFile } from '../util.js'
+import type { PinOptions } from '../../src/components.js'
 import { pinKey } from '../../src/utils/keys.js'
 
 const KB = 1024
 const QUOTA = 400 * KB
-
-async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
-  yield { path, content: (async function * () { yield bytes })() }
-}
 
 describe('quota, expiry, pin update', () => {
   let tc: TestCluster
@@ -29,7 +25,7 @@ describe('quota, expiry, pin update', () => {
 
   async function add (bytes: Uint8Array, options: PinOptions & { no_pin?: boolean }): Promise<string> {
     let root = ''
-    for await (const out of tc.peer(0).cluster.add(one('f.bin', bytes), { ...options, raw_leaves: true, cid_version: 1 })) root = out.cid
+    for await (const out of tc.peer(0).cluster.add(oneFile('f.bin', bytes), { ...options, raw_leaves: true, cid_version: 1 })) root = out.cid
     return root
   }
 
@@ -107,7 +103,7 @@ describe('quota, expiry, pin update', () => {
     const outside = await startPeer('origin')
     try {
       let cid = ''
-      for await (const out of outside.node.addEntries(one('o.bin', randomBytes(300 * KB)), { cid_version: 1, raw_leaves: true })) cid = out.cid
+      for await (const out of outside.node.addEntries(oneFile('o.bin', randomBytes(300 * KB)), { cid_version: 1, raw_leaves: true })) cid = out.cid
       const addr = `${outside.node.libp2p.getMultiaddrs()[0].toString()}`
       assert.equal(tc.peer(1).ipfs.libp2p.getConnections(outside.node.libp2p.peerId).length, 0)
       const res = await fetch(`${tc.url(0)}/pins/${cid}?replication=1&user-allocations=${ids[1]}&origins=${encodeURIComponent(addr)}`, { method: 'POST' })

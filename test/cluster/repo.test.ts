@@ -3,7 +3,7 @@
 // `cairn repo gc` (Kubo's name) reclaims the garbage and counts the bytes. Then blocks of the pin are corrupted
 // and deleted behind the stopped peer's back, and `cairn repo verify` names them and fetches them again.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
@@ -12,16 +12,10 @@ import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { startPeer, stopPeers } from '../ipfs/helpers.js'
 import { parsePrometheus } from '../metrics/prom-parse.js'
-import { waitFor } from '../util.js'
-import type { AddEntry, PinOptions } from '../../src/components.js'
+import { waitFor, oneFile, sha256Hex } from '../util.js'
+import type { PinOptions } from '../../src/components.js'
 import type { Blockstore } from 'interface-blockstore'
 import type { RepoStat, RepoVerify } from '../../src/types/wire.js'
-
-async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
-  yield { path, content: (async function * () { yield bytes })() }
-}
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 describe('repo accounting and verify', { timeout: 180_000 }, () => {
   let tc: TestCluster
@@ -34,7 +28,7 @@ describe('repo accounting and verify', { timeout: 180_000 }, () => {
 
   async function add (bytes: Uint8Array, options: PinOptions & { no_pin?: boolean } = {}): Promise<string> {
     let root = ''
-    for await (const out of tc.peer(0).cluster.add(one('f.bin', bytes), { ...options, chunk_size: 65_536, cid_version: 1, raw_leaves: true })) root = out.cid
+    for await (const out of tc.peer(0).cluster.add(oneFile('f.bin', bytes), { ...options, chunk_size: 65_536, cid_version: 1, raw_leaves: true })) root = out.cid
     return root
   }
   async function cairn (...args: string[]): Promise<{ code: number, out: string, err: string }> {
@@ -66,7 +60,7 @@ describe('repo accounting and verify', { timeout: 180_000 }, () => {
     await waitFor(async () => !await pinnedOn1(dropped), { timeoutMs: 30_000, message: 'the unpinned file released on peer 1' })
     const cached = randomBytes(200_000)
     const cachedCid = await add(cached, { no_pin: true })
-    assert.equal(sha((await gateway(`/ipfs/${cachedCid}`)).body), sha(cached))
+    assert.equal(sha256Hex((await gateway(`/ipfs/${cachedCid}`)).body), sha256Hex(cached))
 
     const cli = await cairn('--json', 'repo', 'stat')
     assert.equal(cli.code, 0, cli.err)
@@ -130,7 +124,7 @@ describe('repo accounting and verify', { timeout: 180_000 }, () => {
     // the pin reads whole from this peer alone again, and a second verify is clean
     const whole = await gateway(`/ipfs/${pinned}`, { 'cache-control': 'only-if-cached' })
     assert.equal(whole.status, 200)
-    assert.equal(sha(whole.body), sha(pinnedBytes))
+    assert.equal(sha256Hex(whole.body), sha256Hex(pinnedBytes))
     const again = await createClient({ api: tc.url(1) }).repoVerify()
     assert.deepEqual(again.problems, [])
     assert.ok(again.blocks_checked > leaves.length)

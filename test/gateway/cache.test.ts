@@ -3,24 +3,18 @@
 // + cache_max + a small slack, the pinned file stays whole, and the cache's bookkeeping survives a restart (a GC
 // then takes none of it as garbage).
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { createClient } from '../../src/client/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { waitFor } from '../util.js'
-import type { AddEntry, PinOptions } from '../../src/components.js'
+import { waitFor, oneFile, sha256Hex } from '../util.js'
+import type { PinOptions } from '../../src/components.js'
 
 const MiB = 1024 * 1024
 const CACHE_MAX = 2 * MiB
 /** One read-ahead window of 256 KiB blocks arriving while an eviction runs, and the directory-less roots. */
 const SLACK = MiB
-
-async function * one (path: string, bytes: Uint8Array): AsyncIterable<AddEntry> {
-  yield { path, content: (async function * () { yield bytes })() }
-}
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 describe('the bounded cache', { timeout: 180_000 }, () => {
   let tc: TestCluster
@@ -33,7 +27,7 @@ describe('the bounded cache', { timeout: 180_000 }, () => {
 
   async function add (bytes: Uint8Array, options: PinOptions & { no_pin?: boolean } = {}): Promise<string> {
     let root = ''
-    for await (const out of tc.peer(0).cluster.add(one('f.bin', bytes), { ...options, cid_version: 1, raw_leaves: true })) root = out.cid
+    for await (const out of tc.peer(0).cluster.add(oneFile('f.bin', bytes), { ...options, cid_version: 1, raw_leaves: true })) root = out.cid
     return root
   }
 
@@ -69,7 +63,7 @@ describe('the bounded cache', { timeout: 180_000 }, () => {
       for (const f of [...files, files[0], files[1]]) {
         const { status, body } = await get(`/ipfs/${f.cid}`)
         assert.equal(status, 200)
-        assert.equal(sha(body), sha(f.bytes), `${f.cid} read whole`)
+        assert.equal(sha256Hex(body), sha256Hex(f.bytes), `${f.cid} read whole`)
         await waitFor(async () => await ipfs.repoSize() <= base + CACHE_MAX + SLACK, { timeoutMs: 5000, message: `the store back under the bound after ${f.cid}` })
       }
     } finally {
@@ -83,7 +77,7 @@ describe('the bounded cache', { timeout: 180_000 }, () => {
     // the pinned file is still whole here: only-if-cached checks every block is held, before sending anything
     const own = await get(`/ipfs/${pinned}`, { 'cache-control': 'only-if-cached' })
     assert.equal(own.status, 200)
-    assert.equal(sha(own.body), sha(pinnedBytes))
+    assert.equal(sha256Hex(own.body), sha256Hex(pinnedBytes))
     // the last file read is cache, served from this peer alone
     const last = await get(`/ipfs/${files[1].cid}`, { 'cache-control': 'only-if-cached' })
     assert.equal(last.status, 200)

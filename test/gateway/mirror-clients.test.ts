@@ -4,7 +4,7 @@
 // a suite that is a symlink. An npm registry tree built from `npm pack` tarballs (packuments written by
 // `cairn mirror npm-index`) is installed from by the real npm CLI.
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, readFile, readdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -15,7 +15,7 @@ import { createClient, type Client } from '../../src/client/index.js'
 import { MAX_SYMLINK_HOPS } from '../../src/gateway/path.js'
 import { syncMirror } from '../../src/mirror/index.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { rawRequest, runProgram, tempDir, waitFor, type Run } from '../util.js'
+import { rawRequest, runProgram, tempDir, waitFor, type Run, sha256Hex } from '../util.js'
 
 /** Where a program is on PATH, if anywhere. */
 async function which (name: string): Promise<string | undefined> {
@@ -40,8 +40,6 @@ function isolatedEnv (home: string, extra: Record<string, string> = {}): NodeJS.
   }
   return { ...env, HOME: home, LANG: 'C', LC_ALL: 'C', ...extra }
 }
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
   let tc: TestCluster
@@ -185,7 +183,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     await target.arrayBuffer()
     const res = await fetch(url)
     assert.equal(res.status, 200)
-    assert.equal(sha256(new Uint8Array(await res.arrayBuffer())), sha256(db))
+    assert.equal(sha256Hex(new Uint8Array(await res.arrayBuffer())), sha256Hex(db))
     assert.equal(res.headers.get('content-type'), 'application/gzip')
     assert.equal(res.headers.get('etag'), target.headers.get('etag'))
     const head = await fetch(url, { method: 'HEAD' })
@@ -220,7 +218,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     const deb = await readFile(join(poolDir, 'hello-cairn_1.0_all.deb'))
     // the indexes, as a mirror has them: Packages (plain and gzipped) and a Release listing their SHA256
     const packages = Buffer.from(['Package: hello-cairn', 'Version: 1.0', 'Architecture: all', 'Maintainer: cairn tests <tests@example.org>',
-      'Installed-Size: 1', 'Filename: pool/main/h/hello-cairn/hello-cairn_1.0_all.deb', `Size: ${deb.byteLength}`, `SHA256: ${sha256(deb)}`,
+      'Installed-Size: 1', 'Filename: pool/main/h/hello-cairn/hello-cairn_1.0_all.deb', `Size: ${deb.byteLength}`, `SHA256: ${sha256Hex(deb)}`,
       'Description: a package read through a cairn gateway', ''].join('\n') + '\n')
     const suite = join(repo, 'dists', 'bookworm')
     await mkdir(join(suite, 'main', 'binary-amd64'), { recursive: true })
@@ -228,7 +226,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     for (const [path, bytes] of indexes) await writeFile(join(suite, path), bytes)
     await writeFile(join(suite, 'Release'), ['Origin: cairn-test', 'Label: cairn-test', 'Suite: stable', 'Codename: bookworm',
       `Date: ${new Date().toUTCString()}`, 'Architectures: amd64', 'Components: main', 'Description: a repository served by a cairn gateway', 'SHA256:',
-      ...indexes.map(([path, bytes]) => ` ${sha256(bytes)} ${bytes.byteLength} ${path}`), ''].join('\n'))
+      ...indexes.map(([path, bytes]) => ` ${sha256Hex(bytes)} ${bytes.byteLength} ${path}`), ''].join('\n'))
     await symlink('bookworm', join(repo, 'dists', 'stable'))
     await publish(repo, 'debian')
 
@@ -265,7 +263,7 @@ describe('mirrors through the gateway: symlinks, apt, pacman, npm', () => {
     const download = await runProgram(aptGet, ['download', 'hello-cairn'], { cwd: join(apt, 'download'), env })
     assert.equal(download.code, 0, `apt-get download failed:\n${download.stdout}\n${download.stderr}`)
     const got = await readFile(join(apt, 'download', 'hello-cairn_1.0_all.deb'))
-    assert.equal(sha256(got), sha256(deb))
+    assert.equal(sha256Hex(got), sha256Hex(deb))
   })
 
   describe('npm registry mode', () => {

@@ -2,7 +2,7 @@
 // with a plain Helia node in both directions, a block that arrives after it was wanted, and the sender's rules
 // on its own (a fake stream writer, messages decoded here with a protobuf reader of the test's own).
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { noise } from '@chainsafe/libp2p-noise'
 import { withBitswap } from '@helia/bitswap'
@@ -27,12 +27,10 @@ import { defaultLogger } from '@libp2p/logger'
 import { createBitswapSender } from '../../src/ipfs/bitswap-sender.js'
 import { blockPart, wantlistPart } from '../../src/ipfs/bitswap-wire.js'
 import { chunked, collect, concatBytes, removeDirs, startPeer, stopPeers } from './helpers.js'
-import { sleep, waitFor } from '../util.js'
+import { sleep, waitFor, sha256Hex } from '../util.js'
 import type { TestPeer } from './helpers.js'
 import type { OutboundStreams } from '../../src/ipfs/bitswap-streams.js'
 import type { PeerId } from '@libp2p/interface'
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 /** A Helia node with @helia/bitswap as it ships (no cairn code), on 127.0.0.1, blocks in memory. */
 async function plainHelia (): Promise<ReturnType<typeof withBitswap>> {
@@ -65,7 +63,7 @@ describe('bitswap between cairn and plain Helia nodes', () => {
       const entry = await exporter(servedRoot, helia.blockstore, { signal: AbortSignal.timeout(20_000) })
       assert.equal(entry.type, 'file')
       const read = await concatBytes(entry.content({ signal: AbortSignal.timeout(20_000) }))
-      assert.equal(sha(read), sha(served), 'the plain node read the bytes cairn holds')
+      assert.equal(sha256Hex(read), sha256Hex(served), 'the plain node read the bytes cairn holds')
 
       // cairn fetches: its wants go to Helia's sender on cairn's long-lived stream
       const held = randomBytes(4 * 1024 * 1024)
@@ -74,7 +72,7 @@ describe('bitswap between cairn and plain Helia nodes', () => {
       assert.ok(heldRoot != null)
       await a.node.pin(heldRoot, { signal: AbortSignal.timeout(20_000) })
       assert.equal(await a.node.isPinned(heldRoot), true)
-      assert.equal(sha(await concatBytes(a.node.cat(heldRoot))), sha(held), 'cairn pinned the bytes the plain node holds')
+      assert.equal(sha256Hex(await concatBytes(a.node.cat(heldRoot))), sha256Hex(held), 'cairn pinned the bytes the plain node holds')
     } finally {
       await helia?.stop()
       await stopPeers(a)
@@ -102,7 +100,7 @@ describe('bitswap between cairn and plain Helia nodes', () => {
       for await (const _ of a.node.addEntries((async function * () { yield { path: 'x.car', content: carOf(block) } })(), { format: 'car' })) { /* drain */ }
       await pinning
       assert.equal(await b.node.isPinned(block.cid), true)
-      assert.equal(sha(await concatBytes(b.node.cat(block.cid))), sha(data))
+      assert.equal(sha256Hex(await concatBytes(b.node.cat(block.cid))), sha256Hex(data))
     } finally {
       await stopPeers(a, b)
       await removeDirs(a, b)
@@ -176,7 +174,7 @@ describe('bitswap with a forging peer', () => {
       for await (const _ of a.node.addEntries((async function * () { yield { path: 'l.car', content: carOf(leaf) } })(), { format: 'car' })) { /* drain */ }
       await b.node.libp2p.dial(a.node.libp2p.getMultiaddrs()[0])
       await pinning
-      assert.equal(sha(await concatBytes(b.node.cat(leaf.cid))), sha(data))
+      assert.equal(sha256Hex(await concatBytes(b.node.cat(leaf.cid))), sha256Hex(data))
     } finally {
       await forger?.stop()
       await stopPeers(a, b)

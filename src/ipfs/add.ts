@@ -308,9 +308,18 @@ export class WriteBehind {
   private bytes = 0
   private failure: { error: unknown } | undefined
 
-  constructor (sink: BlockSink, signal: AbortSignal) {
+  /**
+   * @param onFailure told of the first failed write at once (a walk that waits for blocks, not for the next put,
+   * stops with it)
+   */
+  constructor (sink: BlockSink, signal: AbortSignal, private readonly onFailure?: (err: unknown) => void) {
     this.sink = sink
     this.signal = signal
+  }
+
+  /** The first write that failed, if one did. */
+  get error (): { error: unknown } | undefined {
+    return this.failure
   }
 
   async put (cid: CID, block: Uint8Array): Promise<void> {
@@ -323,7 +332,11 @@ export class WriteBehind {
     this.bytes += size
     const write: Promise<void> = Promise.resolve()
       .then(async () => { await this.sink.put(cid, block, { signal: this.signal }) })
-      .catch(err => { this.failure ??= { error: err } })
+      .catch(err => {
+        if (this.failure !== undefined) return
+        this.failure = { error: err }
+        this.onFailure?.(err)
+      })
       // always after the assignment: a then-callback never runs synchronously
       .finally(() => {
         this.inflight.delete(write)

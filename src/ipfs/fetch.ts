@@ -203,8 +203,12 @@ export interface FetchDagOptions extends AbortOptions {
 export async function fetchDag (root: CID, depth: number, components: FetchDagComponents, options: FetchDagOptions = {}): Promise<{ blocks: PinBlock[], generation: Generation }> {
   const { fetcher, blockstore, records, dag, shutdown } = components
   const signal = options.signal
-  const fetchSignal = signal != null ? AbortSignal.any([signal, shutdown]) : shutdown
+  // a block that cannot be stored (a full disk) stops the walk at once: its other wants, and a provider lookup
+  // that would find the block only to fail to store it too, would keep the pin pinning
+  const writeFailed = new AbortController()
+  const fetchSignal = AbortSignal.any([...(signal != null ? [signal] : []), shutdown, writeFailed.signal])
   const seen = new Set<string>()
+  let writes: WriteBehind | undefined
   try {
     // the records read by the scan are re-used when no record was written meanwhile
     const generation = records.generation
@@ -214,7 +218,7 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
     options.onProgress?.(blocks.length)
     checkQuota(blockstore, root, options.maxRepoBytes)
     // fetched blocks are stored while the walk goes on; all of them have landed before the pin is recorded
-    const writes = new WriteBehind({ put: async (cid, block) => { await fetcher.storeBlock(cid, block) } }, fetchSignal)
+    writes = new WriteBehind({ put: async (cid, block) => { await fetcher.storeBlock(cid, block) } }, fetchSignal, err => { writeFailed.abort(err) })
     try {
       // The network walk starts from the blocks found missing and leaves out the children it finds held here:
       // those are listed by the local scan, which stops at deep records. A new version of a mirror fetched by a
@@ -249,6 +253,8 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
     if (shutdown.aborted) {
       throw new ShuttingDownError(`stopped while pinning ${root}`)
     }
+    const failed = writes?.error
+    if (failed !== undefined && signal?.aborted !== true) throw failed.error
     if ((err as Error).name === 'QuotaExceededError') throw err
     throw toAbortError(err, signal)
   }

@@ -95,7 +95,8 @@ export class Segments {
 
   /**
    * Writes buffers to the current segment at its end (not synced: see sync()). A failed write advances nothing:
-   * the next one writes over whatever part of it landed.
+   * the next one writes over whatever part of it landed. A write refused for want of space gives back what part of
+   * it landed (the segment is cut at its start), for the pinset's and level's writes on the same disk.
    */
   async write (buffers: Uint8Array[]): Promise<{ segment: number, start: number }> {
     const s = this.require(this.currentId)
@@ -116,7 +117,11 @@ export class Segments {
         written += bytesWritten
       }
     } catch (err) {
-      if (isNoSpaceError(err)) throw insufficientStorage(this.init.dir, `${total} bytes of blocks were not stored; what is stored is intact`)
+      if (isNoSpaceError(err)) {
+        // shrinking a file needs no space; should it fail, the next write still goes over this one
+        await s.fh.truncate(start).catch(() => {})
+        throw insufficientStorage(this.init.dir, `${total} bytes of blocks were not stored; what is stored is intact`)
+      }
       throw err
     }
     s.size = start + total

@@ -50,6 +50,11 @@ export interface IpfsConnector extends Startable {
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Bytes held by the blockstore. */
   repoSize(options?: AbortOptions): Promise<number>
+  /**
+   * Held bytes that count against storage_max when a pin is fetched and for the freespace metric: all but the
+   * cache, which gives way to pins (evicted past 90% of storage_max).
+   */
+  quotaBytes(options?: AbortOptions): Promise<number>
 }
 
 /** IPFS Cluster's Metric and Alert under the monitor's names. */

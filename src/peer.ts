@@ -194,7 +194,15 @@ export function createPeer (init: PeerInit): CairnPeer {
           pinTimeoutMs: t.pin_timeout_ms,
           recoverIntervalMs: t.recover_interval_ms,
           storageMax: config.peer.monitor.storage_max
-        }, { ipfs, pinset, peerId: id, logger, dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) } })
+        }, {
+          ipfs,
+          pinset,
+          peerId: id,
+          logger,
+          dialOrigins: async (origins, options) => { await dialAll(libp2p, origins, options) },
+          // the cluster (made below) keeps the blocks of pins allocated here that are not pinned yet
+          collectGarbage: async options => { if (cluster != null) await cluster.repoGC({ ...options, local: true }) }
+        })
         await tracker.start()
         started.push(tracker)
         monitor = createMonitor({
@@ -208,7 +216,7 @@ export function createPeer (init: PeerInit): CairnPeer {
             pingInformer({ peername: config.peer.peername, addresses: () => libp2p.getMultiaddrs().map(String), ttlMs: config.peer.monitor.metric_ttl_ms }),
             freespaceInformer({
               storageMax: config.peer.monitor.storage_max,
-              used: async o => await ipfs.repoSize(o),
+              used: async o => await ipfs.quotaBytes(o),
               diskFree: async () => { const fs = await statfs(config.path); return Number(fs.bavail) * Number(fs.bsize) },
               ttlMs: config.peer.monitor.metric_ttl_ms
             }),

@@ -10,7 +10,7 @@ import { WriteBehind } from './add.js'
 import { connectedOnly, type InstalledBitswap } from './helia-internals.js'
 import { blockId, scanLocalDag, scanLocalDagFrom, type LocalDagInit } from './local-dag.js'
 import { DEFAULT_WALK_CONCURRENCY, parallelWalker, type ParallelWalker } from './walker.js'
-import { checkQuota } from './quota.js'
+import { checkQuota, type QuotaCount } from './quota.js'
 import type { GetBlockOptions } from './index.js'
 import type { Generation, PinBlock, PinRecords } from './pin-records.js'
 import type { LocalBlockstore } from './blockstore.js'
@@ -187,6 +187,8 @@ export interface FetchDagComponents {
   dag: LocalDagInit
   /** The node's stop: fetches give up with ShuttingDownError. */
   shutdown: AbortSignal
+  /** What counts against maxRepoBytes. */
+  counted: QuotaCount
 }
 
 export interface FetchDagOptions extends AbortOptions {
@@ -201,7 +203,7 @@ export interface FetchDagOptions extends AbortOptions {
  * walk starts from the blocks found missing.
  */
 export async function fetchDag (root: CID, depth: number, components: FetchDagComponents, options: FetchDagOptions = {}): Promise<{ blocks: PinBlock[], generation: Generation }> {
-  const { fetcher, blockstore, records, dag, shutdown } = components
+  const { fetcher, records, dag, shutdown, counted } = components
   const signal = options.signal
   // a block that cannot be stored (a full disk) stops the walk at once: its other wants, and a provider lookup
   // that would find the block only to fail to store it too, would keep the pin pinning
@@ -216,7 +218,7 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
     const local = await scanLocalDag(root, depth, dag, { signal: fetchSignal, seen, stopAtDeep: depth === Infinity })
     const blocks = local.blocks
     options.onProgress?.(blocks.length)
-    checkQuota(blockstore, root, options.maxRepoBytes)
+    checkQuota(counted, root, options.maxRepoBytes)
     // fetched blocks are stored while the walk goes on; all of them have landed before the pin is recorded
     writes = new WriteBehind({ put: async (cid, block) => { await fetcher.storeBlock(cid, block) } }, fetchSignal, err => { writeFailed.abort(err) })
     try {
@@ -234,7 +236,7 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
             seen.add(id)
             blocks.push({ cid: node.block.cid, links: [...node.block.links()].map(([, cid]) => cid) })
           }
-          checkQuota(blockstore, root, options.maxRepoBytes)
+          checkQuota(counted, root, options.maxRepoBytes)
           options.onProgress?.(blocks.length)
         }
         await writes.flush()

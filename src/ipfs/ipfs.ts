@@ -269,11 +269,12 @@ export class IpfsNodeImpl implements IpfsNode {
       if (existing?.depth === depth) {
         return
       }
-      checkQuota(running.blockstore, root, options.maxRepoBytes)
-      await checkQuotaEstimate(root, options.maxRepoBytes, running, { signal: options.signal })
+      const counted = (): number => this.counted(running)
+      checkQuota(counted, root, options.maxRepoBytes)
+      await checkQuotaEstimate(root, options.maxRepoBytes, { ...running, counted }, { signal: options.signal })
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
       const { blocks, generation } = await fetchDag(root, depth, {
-        ...running, dag: this.localDagReader(running), shutdown: running.shutdown.signal
+        ...running, dag: this.localDagReader(running), shutdown: running.shutdown.signal, counted
       }, options)
       // 2. record the pin without the signal (Helia cannot undo a half-recorded pin)
       let written = 0
@@ -614,6 +615,16 @@ export class IpfsNodeImpl implements IpfsNode {
   async repoSize (options: AbortOptions = {}): Promise<number> {
     options.signal?.throwIfAborted()
     return this.require().blockstore.size()
+  }
+
+  async quotaBytes (options: AbortOptions = {}): Promise<number> {
+    options.signal?.throwIfAborted()
+    return this.counted(this.require())
+  }
+
+  /** Held bytes but the cache's (see IpfsConnector.quotaBytes). */
+  private counted (running: Running): number {
+    return Math.max(0, running.blockstore.size() - running.cache.bytes)
   }
 
   /** After a pins.add or pins.rm that failed part-way, Helia's record is the truth again. */

@@ -8,19 +8,26 @@ import type { AbortOptions } from '../components.js'
 import type { CID } from 'multiformats/cid'
 
 /**
+ * Bytes held that count against a pin's quota: all but the cache, which gives way to pins (past 90% of
+ * storage_max it is evicted, least recently used first).
+ */
+export type QuotaCount = () => number
+
+/**
  * Blocks already held add nothing, so the check is on what the store holds now: a pin whose new blocks push it
  * past the quota stops there (its fetched blocks stay cached; every other pin is untouched).
  */
-export function checkQuota (blockstore: Pick<LocalBlockstore, 'size'>, root: CID, max: number | undefined): void {
+export function checkQuota (counted: QuotaCount, root: CID, max: number | undefined): void {
   if (max == null || max <= 0) return
-  const used = blockstore.size()
+  const used = counted()
   if (used >= max) {
     throw new QuotaExceededError(`quota exceeded: pinning ${root} would take this peer past its storage_max of ${max} bytes (it holds ${used} bytes)`)
   }
 }
 
 export interface QuotaEstimateComponents {
-  blockstore: Pick<LocalBlockstore, 'size' | 'has'>
+  blockstore: Pick<LocalBlockstore, 'has'>
+  counted: QuotaCount
   fetcher: Pick<BlockFetcher, 'localBlock' | 'getBlock'>
 }
 
@@ -30,7 +37,7 @@ export interface QuotaEstimateComponents {
  */
 export async function checkQuotaEstimate (root: CID, max: number | undefined, components: QuotaEstimateComponents, options: AbortOptions = {}): Promise<void> {
   if (max == null || max <= 0 || root.code !== dagPb.code) return
-  const { blockstore, fetcher } = components
+  const { blockstore, fetcher, counted } = components
   const signal = options.signal
   const local = await fetcher.localBlock(root, signal)
   // the root itself is fetched with a provider lookup at once, as the pin's walk would
@@ -39,7 +46,7 @@ export async function checkQuotaEstimate (root: CID, max: number | undefined, co
   for (const link of dagPb.decode(bytes).Links) {
     if (link.Tsize != null && !(await blockstore.has(link.Hash))) need += link.Tsize
   }
-  const used = blockstore.size()
+  const used = counted()
   if (used + need > max) {
     throw new QuotaExceededError(`quota exceeded: pinning ${root} needs about ${need} more bytes, this peer holds ${used} of its storage_max of ${max} bytes`)
   }

@@ -8,6 +8,7 @@
 // queue records QueueFullError on the operation (shown in status) instead of throwing. Both libraries remove an
 // aborted or finished job by scanning their array (O(n) each, O(n^2) over a mirror's million pins), and the
 // libp2p Queue counts running jobs in its size, which would change when max_queue_size says "full".
+import { raceSignal } from 'race-signal'
 import { repeatingTask, type RepeatingTask } from '@libp2p/utils'
 import { QueueFullError } from '../errors.js'
 import { asInsufficientStorage } from '../storage/disk.js'
@@ -42,6 +43,11 @@ export interface TrackerComponents {
   peerId: string
   /** Connects to a pin's origins (multiaddrs) before fetching it; failures are logged, not fatal. */
   dialOrigins?: (origins: string[], options?: AbortOptions) => Promise<void>
+  /**
+   * This peer's repo GC (one asked for while one runs joins it): run before a pin is refused for its quota, as
+   * garbage (blocks of removed pins not collected yet) must not count against storage_max.
+   */
+  collectGarbage?: (options?: AbortOptions) => Promise<void>
   logger: ComponentLogger
 }
 
@@ -82,6 +88,12 @@ class StatelessTracker implements PinTracker {
   private active = 0
   private generation = 0
   private started = false
+  /** The repo GC run before refusing pins for their quota, while it runs. */
+  private quotaGc?: Promise<boolean>
+  /** Whether an unpin ran since that GC started (true at start: an earlier run may have left garbage). */
+  private garbage = true
+  /** Aborted at stop (a GC started for one pin outlives that pin's signal). */
+  private stopping = new AbortController()
   private unsubscribe?: () => void
   private recoverTask?: RepeatingTask
   private readonly idleWaiters: Array<() => void> = []
@@ -96,6 +108,7 @@ class StatelessTracker implements PinTracker {
 
   async start (): Promise<void> {
     this.started = true
+    this.stopping = new AbortController()
     this.unsubscribe = this.components.pinset.onChange(change => {
       for (const pin of change.added) {
         const key = heldPinKey(pin.cid)
@@ -113,6 +126,7 @@ class StatelessTracker implements PinTracker {
 
   async stop (): Promise<void> {
     this.started = false
+    this.stopping.abort(new Error('the tracker is stopping'))
     this.unsubscribe?.()
     this.recoverTask?.stop()
     for (const op of this.ops.values()) {
@@ -207,16 +221,27 @@ class StatelessTracker implements PinTracker {
               .catch(err => { this.log('dialling the origins of %s failed: %e', op.cid, err) })
           }
           armIdle()
-          await ipfs.pin(cid, {
-            signal: controller.signal,
-            depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
-            onProgress: armIdle,
-            maxRepoBytes: this.init.storageMax
-          })
+          const pinHere = async (): Promise<void> => {
+            await ipfs.pin(cid, {
+              signal: controller.signal,
+              depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
+              onProgress: armIdle,
+              maxRepoBytes: this.init.storageMax
+            })
+          }
+          try {
+            await pinHere()
+          } catch (err) {
+            if ((err as Error).name !== 'QuotaExceededError' || !(await this.collectForQuota(op.cid, controller.signal))) throw err
+            armIdle()
+            await pinHere()
+          }
         }
       } else {
         if (this.wanted(pinset.get(op.cid))) return this.finish(op)
         await ipfs.unpin(cid, { signal: controller.signal })
+        // its blocks, or those of a pin dropped part-way, are garbage until the next repo GC
+        this.garbage = true
       }
       this.finish(op)
     } catch (err) {
@@ -224,6 +249,26 @@ class StatelessTracker implements PinTracker {
     } finally {
       clearTimeout(idle)
     }
+  }
+
+  /**
+   * Collects garbage before a pin is refused for its quota, when an unpin may have left some since the last such
+   * GC (a peer truly at its quota would otherwise scan its store for every pin it refuses). Whether a GC ran.
+   */
+  private async collectForQuota (cid: PinKey, signal: AbortSignal): Promise<boolean> {
+    const collect = this.components.collectGarbage
+    if (collect == null) return false
+    // pins refused while one runs wait for it, then try again
+    if (this.quotaGc != null) return await raceSignal(this.quotaGc, signal)
+    if (!this.garbage) return false
+    this.garbage = false
+    this.log('pin %s is past storage_max: collecting garbage before refusing it', cid)
+    const run = collect({ signal: this.stopping.signal }).then(() => true, err => {
+      this.log('repo gc before refusing %s for its quota failed: %e', cid, err)
+      return false
+    }).finally(() => { this.quotaGc = undefined })
+    this.quotaGc = run
+    return await raceSignal(run, signal)
   }
 
   private finish (op: Op): void {

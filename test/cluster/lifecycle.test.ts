@@ -57,6 +57,31 @@ describe('quota, expiry, pin update', () => {
     }
   })
 
+  it('garbage does not count against the quota: a pin that fits once removed pins are collected is pinned', async () => {
+    const only2 = { user_allocations: [ids[2]], replication_factor_min: 1, replication_factor_max: 1 }
+    const held = [...tc.peer(2).pinset.list()].filter(p => p.allocations.includes(ids[2])).map(p => CID.parse(p.cid))
+    for (const cid of held) await tc.peer(0).cluster.unpin(cid)
+    await waitFor(async () => {
+      for (const cid of held) if (await tc.peer(2).ipfs.isPinned(cid)) return false
+      return true
+    }, { timeoutMs: 30_000, message: 'peer 2 unpinned what it held' })
+    // no repo GC ran (the next scheduled one is an hour away): the removed pin's blocks are still held
+    const garbage = await tc.peer(2).ipfs.repoSize()
+    assert.ok(garbage > 200 * KB, `the removed pin's blocks are still held (${garbage} bytes)`)
+
+    // 300 KiB: past the quota with the garbage, well within it without
+    const bytes = randomBytes(300 * KB)
+    const third = await add(bytes, only2)
+    await waitFor(async () => {
+      const s = await tc.peer(2).tracker.status(pinKey(third))
+      assert.notEqual(s.status, 'pin_error', s.error)
+      return s.status === 'pinned'
+    }, { timeoutMs: 30_000, message: 'the 300 KiB pin pinned on peer 2' })
+    const size = await tc.peer(2).ipfs.repoSize()
+    assert.ok(size <= QUOTA, `peer 2 holds ${size} bytes, past its ${QUOTA} bytes quota`)
+    assert.ok(size < garbage + bytes.byteLength, 'the garbage was collected')
+  })
+
   it('removes a pin when it expires, on every peer', async () => {
     const cid = await add(randomBytes(4 * KB), { expire_at: new Date(Date.now() + 2500).toISOString() })
     await waitFor(() => tc.peer(1).pinset.has(cid), { message: 'the expiring pin reached peer 1' })

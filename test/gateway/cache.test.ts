@@ -74,6 +74,10 @@ describe('the bounded cache', { timeout: 180_000 }, () => {
     const stats = ipfs.cacheStats()
     assert.ok(stats.bytes <= CACHE_MAX, `the cache holds ${stats.bytes} bytes`)
     assert.ok(stats.evicted_bytes >= 4 * MiB, `it evicted ${stats.evicted_bytes} bytes`)
+    // what counts against storage_max (a pin's quota, the freespace metric) leaves the cache out: it gives way
+    assert.ok(stats.bytes > 0)
+    assert.equal(await ipfs.quotaBytes(), await ipfs.repoSize() - stats.bytes)
+    assert.ok(await ipfs.quotaBytes() <= base, `${await ipfs.quotaBytes()} bytes counted, ${base} pinned`)
     // the pinned file is still whole here: only-if-cached checks every block is held, before sending anything
     const own = await get(`/ipfs/${pinned}`, { 'cache-control': 'only-if-cached' })
     assert.equal(own.status, 200)

@@ -53,6 +53,7 @@ class FakeIpfs implements IpfsConnector {
   async * pinLs (): AsyncIterable<CID> { for (const key of [...this.pinned]) yield CID.parse(key) }
   async hasBlock (): Promise<boolean> { return false }
   async repoSize (): Promise<number> { return 0 }
+  async quotaBytes (): Promise<number> { return 0 }
 }
 
 /** The pinset as the tracker sees it: a map and change listeners. */

@@ -66,14 +66,51 @@ export function errorHandler (body: (status: number, message: string) => unknown
     const { status, message, retryAfter } = toHttpError(err, log)
     // a streaming response already sent its status: cutting the connection is the only signal left
     if (res.headersSent) { res.destroy(); return }
-    try {
-      if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter))
-      sendJson(res, status, body(status, message))
-    } catch (sendErr) {
-      log?.error('could not send the error response: %e', sendErr)
-      res.destroy()
+    const send = (): void => {
+      if (clientGone(req, res) || res.headersSent) return
+      try {
+        if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter))
+        sendJson(res, status, body(status, message))
+      } catch (sendErr) {
+        log?.error('could not send the error response: %e', sendErr)
+        res.destroy()
+      }
     }
+    // An error while the client is still sending (a full disk half-way through an upload): answering at once and
+    // closing would make its next write fail (EPIPE) before it reads the answer, so the rest of the body is read
+    // and dropped first, up to a bound, as Go's net/http server does.
+    if (req.complete || req.readableEnded) send()
+    else void drainBody(req).then(send)
   }
+}
+
+/** Bytes and time an error answer waits for the rest of a request body. */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024
+const DRAIN_MAX_MS = 10_000
+
+/** Reads and drops the rest of a request body; resolves when it ended, the client left, or past the bounds. */
+async function drainBody (req: Request): Promise<void> {
+  await new Promise<void>(resolve => {
+    let bytes = 0
+    const done = (): void => {
+      clearTimeout(timer)
+      req.off('data', onData)
+      req.off('end', done)
+      req.off('close', done)
+      req.off('error', done)
+      resolve()
+    }
+    const onData = (chunk: Buffer): void => {
+      bytes += chunk.byteLength
+      if (bytes > DRAIN_MAX_BYTES) done()
+    }
+    const timer = setTimeout(done, DRAIN_MAX_MS)
+    req.on('data', onData)
+    req.once('end', done)
+    req.once('close', done)
+    req.once('error', done)
+    req.resume()
+  })
 }
 
 /**

@@ -8,7 +8,7 @@ import { listen } from '../../src/api/common.js'
 import { createRestApi, createRestApp } from '../../src/api/rest/index.js'
 import { VERSION } from '../../src/version.js'
 import { FakeCluster, PEER } from './fake-cluster.js'
-import { waitFor } from '../util.js'
+import { sleep, waitFor } from '../util.js'
 import type { Listener } from '../../src/api/common.js'
 
 const V0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
@@ -523,6 +523,30 @@ describe('REST API', () => {
       const res = await get('/add?format=car&stream-channels=false', { method: 'POST', headers: { 'content-type': two.contentType }, body: two.body })
       assert.equal(res.status, 400)
       assert.match((await json(res)).message, /format=car expects exactly one file part/)
+    })
+
+    it('an error found early in a big upload is answered once the body is read: the client gets it, not a broken pipe', async () => {
+      // the second part is refused as soon as its headers arrive, with 4 MiB of it still to send, sent slowly
+      const { body, contentType } = kuboBody([{ path: 'a.car', content: 'A' }, { path: 'b.car', content: Buffer.alloc(4 * 1024 * 1024, 'b') }])
+      const res = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+        const req = request(`${base}/add?format=car&stream-channels=false`, { method: 'POST', headers: { 'content-type': contentType } }, res => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }) })
+          res.on('error', reject)
+        })
+        req.on('error', reject)
+        void (async () => {
+          for (let at = 0; at < body.byteLength; at += 128 * 1024) {
+            if (req.destroyed) return
+            req.write(body.subarray(at, at + 128 * 1024))
+            await sleep(10)
+          }
+          req.end()
+        })()
+      })
+      assert.equal(res.status, 400)
+      assert.match(JSON.parse(res.body).message, /format=car expects exactly one file part/)
     })
 
     it('a client that disconnects mid-upload ends the add, and the server still answers', async () => {

@@ -48,8 +48,12 @@ export interface ValueLogStats {
   compactedBytes: number
 }
 
-/** Dead bytes in the segment being appended to before it is rolled and compacted. */
-const MIN_DEAD_CURRENT = 32 * 1024 * 1024
+/**
+ * Dead bytes in the segment being appended to before it is rolled and compacted (its live share must be below the
+ * threshold too, so the move copies less than it gives back). Small: a store of a few tens of MiB whose pins were
+ * removed must give the space back, and rolling costs only a new file.
+ */
+const MIN_DEAD_CURRENT = 4 * 1024 * 1024
 
 /** How many times a read looks a block up again after finding its segment compacted away. */
 const READ_RETRIES = 3

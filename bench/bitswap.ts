@@ -11,7 +11,6 @@
 // The run is several rounds (a fresh file each), and the figures are medians: on this machine the raw stream
 // alone moved between ~200 and ~450 MB/s from one run to the next. Before the rounds, both are warmed up
 // untimed: a 4 MiB raw stream and a 32 MB bitswap transfer.
-import { createCipheriv, createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -20,6 +19,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { carHeader, carSectionHead } from '../src/utils/car.js'
+import { pseudoRandomBytes } from './random-content.js'
 import { onBitswapMessage } from '../src/ipfs/helia-internals.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
@@ -72,21 +72,11 @@ function parseOptions (argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------------------
 // The peer side: run inside bench/peer-process.ts, asked over IPC
 
-/** `bytes` pseudo-random bytes (AES-128-CTR of zeros keyed by the seed) in 1 MiB chunks. */
-async function * randomBytes (bytes: number, seed: number): AsyncGenerator<Uint8Array> {
-  const key = createHash('sha256').update(`cairn bench bitswap ${seed}`).digest().subarray(0, 16)
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16))
-  const zeros = Buffer.alloc(MiB)
-  for (let left = bytes; left > 0; left -= zeros.length) {
-    yield cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left))
-  }
-}
-
 /** Imports one file of pseudo-random bytes (not pinned); returns its root CID and the ms it took. */
 export async function importRandomFile (ipfs: IpfsNode, bytes: number, seed: number): Promise<Record<string, unknown>> {
   const t = performance.now()
   let cid = ''
-  const entries = (async function * () { yield { path: 'random.bin', content: randomBytes(bytes, seed) } })()
+  const entries = (async function * () { yield { path: 'random.bin', content: pseudoRandomBytes(bytes, seed) } })()
   for await (const out of ipfs.addEntries(entries, {})) cid = out.cid
   return { cid, ms: performance.now() - t }
 }
@@ -100,7 +90,7 @@ export async function importRandomCar (ipfs: IpfsNode, bytes: number, seed: numb
   const sections: Uint8Array[] = []
   let blocks = 0
   let root: CID | undefined
-  for await (const chunk of randomBytes(bytes, seed)) {
+  for await (const chunk of pseudoRandomBytes(bytes, seed)) {
     for (let at = 0; at < chunk.byteLength; at += SEND_CHUNK) {
       const block = chunk.subarray(at, at + SEND_CHUNK)
       const cid = CID.createV1(raw.code, await sha256.digest(block))

@@ -5,7 +5,8 @@
 //     created (an import needs none); the tree imported with @helia/unixfs addAll(globSource(...)).
 //   - `bitswap` (network: true): an FsBlockstore and a LevelDatastore (pins are kept there), started with libp2p on
 //     127.0.0.1 with cairn's own transport stack (tcp + noise + yamux, stock settings), identify, and Helia's
-//     stock @helia/bitswap (createHelia adds it); no discovery, DHT or routers: the fetcher dials the sender.
+//     stock @helia/bitswap (createHelia adds it); no discovery, DHT, delegated routers or gateways (see below): the
+//     fetcher dials the sender.
 import { noise } from '@chainsafe/libp2p-noise'
 import { globSource, unixfs } from '@helia/unixfs'
 import { identify } from '@libp2p/identify'
@@ -73,7 +74,10 @@ const helia = init.network
       streamMuxers: [yamux()],
       peerDiscovery: [],
       services: { identify: identify() }
-    }
+    },
+    // no internet lookups: stock createHelia also asks https://delegated-ipfs.dev and public gateways for every
+    // block it lacks, racing bitswap (a DNS failure per block on a machine without internet)
+    http: { delegatedRouters: [], recursiveGateways: [] }
   })
   : createHelia({ blockstore, datastore })
 const fs = unixfs(helia)

@@ -11,6 +11,13 @@
 // one's writeback; the peer is stopped before the next round, so its compactions do not slow the next cp.
 // Neither side fsyncs (level writes without sync).
 // The peer runs in its own process; the client (walk, read, multipart) runs in this one, as the CLI would.
+//
+// The alternative a JS user would pick, in the same rounds: Helia 7 with @helia/unixfs importing the same tree
+// (globSource, addAll) into blockstore-fs, with the importer options that give the same root CID (checked: the
+// bench fails if it differs), in its own process (bench/helia-process.ts: an in-memory datastore, Helia not
+// started, so no libp2p). Timed as the add: the tree read just before, an untimed `sync`, a fresh folder; its
+// figure is the import until the root (helia.pins.add after it is timed apart). Its folders, one file per block,
+// are kept until the end of the run, as cp -a's copies are (see timeCp).
 import { spawn } from 'node:child_process'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { createCipheriv, createHash } from 'node:crypto'
@@ -25,8 +32,8 @@ import { addAsBlocks, type BlockAddComponents } from '../src/client/add-blocks.j
 import { createClient } from '../src/client/index.js'
 import type { AddedOutput } from '../src/components.js'
 import {
-  BenchUsageError, PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, sampleRss, sleep, spread,
-  startPeerProcesses, stopAll, tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
+  BenchUsageError, PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, formatNumber, httpRequest, median, MiB, positiveInt, preparePeers, procRss, sampleRss, sleep, spread,
+  startHeliaProcess, startPeerProcesses, stopAll, tempDir, waitFor, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric, type PeerProcessOptions
 } from './lib.js'
 
 const USAGE = `  --files N         files in the generated tree (default 10000; sizes scale with it, ~35 KB a file on average)
@@ -41,6 +48,7 @@ const USAGE = `  --files N         files in the generated tree (default 10000; s
                     medians, the baseline is the fastest cp -a
   --settle S        wait until S seconds (default 180) have passed since the last run removed its copies of the
                     tree: on an ext4 without a journal, the inodes freed slow file creation for minutes after
+  --no-helia        skip Helia + @helia/unixfs + blockstore-fs (the same tree imported in each round, after cairn)
   --no-car          skip the peer's part alone (the add's blocks, built as a CAR file before the rounds, sent
                     to another fresh peer in each round)
   --cpu-prof        write a V8 CPU profile of the peer over the first round's add (path printed under the table)
@@ -60,6 +68,7 @@ interface Options extends PeerFlagValues {
   upload: 'files' | 'blocks'
   rounds: number
   car: boolean
+  helia: boolean
   settle: number
 }
 
@@ -73,6 +82,7 @@ function parseOptions (argv: string[]): Options {
     upload: { type: 'string' },
     rounds: { type: 'string' },
     'no-car': { type: 'boolean' },
+    'no-helia': { type: 'boolean' },
     settle: { type: 'string' },
     ...PEER_FLAGS
   })
@@ -87,6 +97,7 @@ function parseOptions (argv: string[]): Options {
     pin: values['no-pin'] !== true,
     rounds: positiveInt('rounds', values.rounds, 5),
     car: values['no-car'] !== true,
+    helia: values['no-helia'] !== true,
     settle: values.settle === '0' ? 0 : positiveInt('settle', values.settle, 180),
     ...peerFlags(values)
   }
@@ -287,6 +298,20 @@ interface Round {
   threads: string
   /** The same blocks as a CAR file into another fresh peer: seconds, and that peer's CPU seconds. */
   car?: { seconds: number, peerCpu: number }
+  helia?: HeliaRound
+}
+
+/** The same tree imported by Helia + @helia/unixfs into blockstore-fs (bench/helia-process.ts). */
+interface HeliaRound {
+  /** Seconds of the import, until the root. */
+  add: number
+  /** Seconds of helia.pins.add of the root, after the import. */
+  pin: number
+  root: string
+  /** CPU seconds of the Helia process over the import. */
+  cpu: number
+  rssPeak: number
+  dirBytes: number
 }
 
 /**
@@ -364,6 +389,30 @@ async function withFreshPeer<T> (dir: string, options: { keep: boolean, output?:
 }
 
 /**
+ * Helia's round: the tree read again, a fresh Helia process on a fresh folder (kept until the end of the run, see
+ * timeCp), `sync`, the import timed, then helia.pins.add of the root timed; the process stopped, `sync`.
+ */
+async function heliaRound (o: Options, tree: string, dir: string, ctx: BenchContext): Promise<HeliaRound> {
+  const { log, signal } = ctx
+  await warm(tree)
+  const helia = await startHeliaProcess('helia', { dir, network: false }, { output: o.verbose ? (name, line) => { log(`${name}: ${line}`) } : undefined, signal })
+  try {
+    await run('sync', [], signal)
+    const before = await helia.stats()
+    const sampler = sampleRss([async () => await procRss(helia.pid)])
+    const added = await helia.request<{ cid: string, ms: number, entries: number }>('add-tree', { tree }, 'import the tree', { timeoutMs: 1_800_000, signal })
+    const cpu = cpuSeconds(before, await helia.stats())
+    const rssPeak = (await sampler.stop())[0]
+    const pinned = await helia.request<{ ms: number, blocks: number }>('pin', { cid: added.cid }, 'pin the root', { timeoutMs: 1_800_000, signal })
+    log(`Helia + blockstore-fs: import ${(added.ms / 1000).toFixed(2)} s (${added.entries} entries, root ${added.cid}), then pins.add ${(pinned.ms / 1000).toFixed(2)} s (${pinned.blocks} blocks)`)
+    return { add: added.ms / 1000, pin: pinned.ms / 1000, root: added.cid, cpu, rssPeak, dirBytes: await duBytes(dir) }
+  } finally {
+    await helia.stop()
+    await run('sync', [], signal)
+  }
+}
+
+/**
  * The tree's blocks as the client sends them (one CAR: the DAG built here with the peer's importer, every block
  * once), written to a file before anything is timed.
  */
@@ -420,6 +469,12 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
       // the CPU profile covers the first round only
       const round = await addRound(o, tree, join(root.path, `round-${r}`), join(copies, `round-${r}`), r === 1 ? profile : undefined, ctx)
       if (o.car) round.car = await carRound(o, carFile, join(root.path, `round-${r}-car`), ctx)
+      if (o.helia) {
+        round.helia = await heliaRound(o, tree, join(copies, `helia-${r}`), ctx)
+        if (round.helia.root !== round.root) {
+          throw new Error(`Helia + @helia/unixfs gave the root ${round.helia.root}, cairn ${round.root}: the importer options differ, the comparison would be meaningless`)
+        }
+      }
       rounds.push(round)
     }
     await rm(carFile, { force: true })
@@ -436,6 +491,7 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
     const ratio = addS / cpS
     const pinnedS = o.pin ? med(r => r.pinned ?? NaN) : undefined
     const carS = o.car ? med(r => r.car?.seconds ?? NaN) : undefined
+    const heliaS = o.helia ? med(r => r.helia?.add ?? NaN) : undefined
     const of = o.rounds > 1 ? ` (median of ${o.rounds} rounds)` : ''
     const range = (f: (r: Round) => number): string => spread(rounds.map(f), 2)
 
@@ -457,6 +513,17 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
             { key: 'car_peer_cpu', label: `CPU time of the peer over the CAR${of}`, value: med(r => r.car?.peerCpu ?? NaN), unit: 's' }
           ]
         : []),
+      ...(heliaS !== undefined
+        ? [
+            { key: 'helia_add_seconds', label: `Helia 7 + @helia/unixfs into blockstore-fs, same tree and root CID: import until the root${of}`, value: heliaS, unit: 's' },
+            { key: 'helia_vs_cp', label: 'Helia + blockstore-fs / cp -a', value: heliaS / cpS, unit: 'ratio', digits: 2, baseline: `cp -a ${cpS.toFixed(2)} s` },
+            { key: 'add_vs_helia', label: 'cairn add / Helia + blockstore-fs', value: addS / heliaS, unit: 'ratio', digits: 2, baseline: `Helia ${heliaS.toFixed(2)} s` },
+            { key: 'helia_pinned_seconds', label: `Helia: import, then helia.pins.add of the root${of}`, value: med(r => (r.helia?.add ?? NaN) + (r.helia?.pin ?? NaN)), unit: 's' },
+            { key: 'helia_cpu', label: `CPU time of the Helia process over the import${of}`, value: med(r => r.helia?.cpu ?? NaN), unit: 's' },
+            { key: 'helia_rss_peak', label: 'RSS of the Helia process, peak over the import (highest round)', value: Math.max(...rounds.map(r => r.helia?.rssPeak ?? NaN)) / MiB, unit: 'MiB', digits: 1 },
+            { key: 'helia_dir_bytes', label: 'Helia\'s blockstore-fs folder after the import (file bytes)', value: (rounds[0].helia?.dirBytes ?? NaN) / 1e6, unit: 'MB' }
+          ]
+        : []),
       { key: 'add_throughput', label: 'add throughput (file bytes)', value: mb / addS, unit: 'MB/s' },
       { key: 'cp_throughput', label: 'cp -a throughput', value: mb / cpS, unit: 'MB/s' },
       { key: 'add_files_rate', label: 'add rate (files)', value: manifest.files / addS, unit: 'files/s' },
@@ -468,11 +535,17 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
     const notes = [
       `tree: ${formatNumber(manifest.files, 0)} files in ${formatNumber(manifest.dirs, 0)} directories, ${(manifest.bytes / 1e6).toFixed(1)} MB, seed ${o.seed}; root ${rootCid} (the same tree gives the same CID)`,
       'each round: a fresh peer; the tree read once (page cache warm); `sync`; cp -a (into a new folder, all removed at the end); `sync`; the add; the peer stopped and its folder removed' +
-        (o.car ? '; then another fresh peer, sent the CAR file (built before the rounds) as the client sends its blocks' : ''),
+        (o.car ? '; then another fresh peer, sent the CAR file (built before the rounds) as the client sends its blocks' : '') +
+        (o.helia ? '; then the tree read again, `sync`, and Helia (its own process, a fresh blockstore-fs folder) importing it' : ''),
       ...rounds.map((r, i) => `round ${i + 1}: cp -a ${r.cp.toFixed(2)} s, add ${r.add.toFixed(2)} s` +
         (r.pinned !== undefined ? `, pinned ${r.pinned.toFixed(2)} s` : '') + (r.car != null ? `, CAR ${r.car.seconds.toFixed(2)} s` : '') +
+        (r.helia != null ? `, Helia ${r.helia.add.toFixed(2)} s (+ pins.add ${r.helia.pin.toFixed(2)} s)` : '') +
         (r.threads !== '' ? `; add's CPU by thread: ${r.threads}` : '')),
-      ...(o.rounds > 1 ? [`range over the rounds: cp -a ${range(r => r.cp)} s, add ${range(r => r.add)} s`] : []),
+      ...(o.rounds > 1 ? [`range over the rounds: cp -a ${range(r => r.cp)} s, add ${range(r => r.add)} s${o.helia ? `, Helia ${range(r => r.helia?.add ?? NaN)} s` : ''}`] : []),
+      ...(o.helia
+        ? ['Helia: createHelia({ blockstore: new FsBlockstore(dir), datastore: new MemoryDatastore() }), not started (no libp2p); unixfs(helia).addAll(globSource(tree, \'**/*\'), ' +
+            '{ profile: \'unixfs-v0-2015\', cidVersion: 0, rawLeaves: false, 256 KiB chunks, balanced 174, wrapWithDirectory: true }; blockstore-fs writes each block to a temp file and renames it, no fsync']
+        : []),
       ...(rounds.some(r => r.cp > 2 * cpS) ? ['some cp -a runs took over twice the fastest: on ext4 without a journal, files removed in the last minutes slow file creation (see --settle)'] : []),
       `the client runs in the benchmark process, the peer in its own (${os.cpus().length} cores shared by both, and by anything else running)`
     ]
@@ -482,7 +555,7 @@ async function benchAdd (argv: string[], ctx: BenchContext): Promise<BenchReport
       title: `add: ${formatNumber(manifest.files, 0)} files, ${(manifest.bytes / 1e6).toFixed(0)} MB, added to one peer over REST (${o.upload === 'blocks' ? 'DAG built by the client, blocks as a CAR, root pinned' : 'multipart POST /add'}${o.pin ? '' : ', no-pin'}) vs cp -a, ${o.rounds} round${o.rounds === 1 ? '' : 's'}`,
       params: { files: manifest.files, bytes: manifest.bytes, seed: o.seed, pin: o.pin, upload: o.upload, rounds: o.rounds, root_cid: rootCid },
       metrics,
-      goals: [{ text: `add <= ${GOAL_RATIO}x cp -a (${ratio.toFixed(2)}x)`, met: ratio <= GOAL_RATIO }],
+      goals: [{ text: `add <= ${GOAL_RATIO}x cp -a (${ratio.toFixed(2)}x${heliaS !== undefined ? `; Helia + blockstore-fs ${(heliaS / cpS).toFixed(2)}x` : ''})`, met: ratio <= GOAL_RATIO }],
       notes
     }
   } finally {

@@ -11,7 +11,14 @@
 // The run is several rounds (a fresh file each), and the figures are medians: on this machine the raw stream
 // alone moved between ~200 and ~450 MB/s from one run to the next. Before the rounds, both are warmed up
 // untimed: a 4 MiB raw stream and a 32 MB bitswap transfer.
-import { createCipheriv, createHash } from 'node:crypto'
+//
+// Helia to Helia, in the same rounds: two stock Helia 7 nodes (createHelia, so Helia's own @helia/bitswap; tcp +
+// noise + yamux on 127.0.0.1, the same transport packages as cairn's host, stock settings; blockstore-fs and a
+// level datastore), each in its own process as the cairn peers are (bench/helia-process.ts). The sender imports the
+// same bytes as the same DAG (@helia/unixfs, CIDv0, 256 KiB chunks: roots checked equal to cairn's); the fetcher,
+// connected to it (no routing), runs helia.pins.add of each round's root, which walks the DAG one block at a time
+// and fetches every block over bitswap. Its figure is MB/s until the last block walked, as cairn's; its ratio is to
+// the same round's raw stream between the cairn peers.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -20,18 +27,20 @@ import * as raw from 'multiformats/codecs/raw'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { carHeader, carSectionHead } from '../src/utils/car.js'
+import { pseudoRandomBytes } from './random-content.js'
 import { onBitswapMessage } from '../src/ipfs/helia-internals.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startPeerProcesses, stopAll, tempDir, waitForClusterPeers,
-  type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type Metric
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startHeliaProcess, startPeerProcesses, stopAll, tempDir,
+  waitForClusterPeers, type BenchChild, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type HeliaChild, type Metric, type PeerStats
 } from './lib.js'
 
 const USAGE = `  --mb N            megabytes (10^6 bytes) moved each way (default 256)
   --seed S          seed of the content (default 1)
   --rounds N        rounds, each a raw stream, the bitswap transfer of a fresh file, a raw stream and the CAR
                     import (default 5); figures are medians
+  --no-helia        skip the Helia-to-Helia transfer (two stock Helia nodes, @helia/bitswap) in each round
   --cpu-prof        write V8 CPU profiles of both peers over the bitswap transfer, and of the fetcher over the CAR
                     import (path printed under the table)
   --keep            keep the peers' folders (path printed under the table)
@@ -52,6 +61,7 @@ interface Options extends PeerFlagValues {
   mb: number
   seed: number
   rounds: number
+  helia: boolean
 }
 
 function parseOptions (argv: string[]): Options {
@@ -59,12 +69,14 @@ function parseOptions (argv: string[]): Options {
     mb: { type: 'string' },
     seed: { type: 'string' },
     rounds: { type: 'string' },
+    'no-helia': { type: 'boolean' },
     ...PEER_FLAGS
   })
   return {
     mb: positiveInt('mb', values.mb, 256),
     seed: positiveInt('seed', values.seed, 1),
     rounds: positiveInt('rounds', values.rounds, 5),
+    helia: values['no-helia'] !== true,
     ...peerFlags(values)
   }
 }
@@ -72,21 +84,11 @@ function parseOptions (argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------------------
 // The peer side: run inside bench/peer-process.ts, asked over IPC
 
-/** `bytes` pseudo-random bytes (AES-128-CTR of zeros keyed by the seed) in 1 MiB chunks. */
-async function * randomBytes (bytes: number, seed: number): AsyncGenerator<Uint8Array> {
-  const key = createHash('sha256').update(`cairn bench bitswap ${seed}`).digest().subarray(0, 16)
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16))
-  const zeros = Buffer.alloc(MiB)
-  for (let left = bytes; left > 0; left -= zeros.length) {
-    yield cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left))
-  }
-}
-
 /** Imports one file of pseudo-random bytes (not pinned); returns its root CID and the ms it took. */
 export async function importRandomFile (ipfs: IpfsNode, bytes: number, seed: number): Promise<Record<string, unknown>> {
   const t = performance.now()
   let cid = ''
-  const entries = (async function * () { yield { path: 'random.bin', content: randomBytes(bytes, seed) } })()
+  const entries = (async function * () { yield { path: 'random.bin', content: pseudoRandomBytes(bytes, seed) } })()
   for await (const out of ipfs.addEntries(entries, {})) cid = out.cid
   return { cid, ms: performance.now() - t }
 }
@@ -100,7 +102,7 @@ export async function importRandomCar (ipfs: IpfsNode, bytes: number, seed: numb
   const sections: Uint8Array[] = []
   let blocks = 0
   let root: CID | undefined
-  for await (const chunk of randomBytes(bytes, seed)) {
+  for await (const chunk of pseudoRandomBytes(bytes, seed)) {
     for (let at = 0; at < chunk.byteLength; at += SEND_CHUNK) {
       const block = chunk.subarray(at, at + SEND_CHUNK)
       const cid = CID.createV1(raw.code, await sha256.digest(block))
@@ -220,7 +222,7 @@ async function openStream (libp2p: Libp2p, peer: string, signal: AbortSignal): P
 // The benchmark
 
 /** Waits (up to 30 s) until `peer` uses under 5% of a core over half a second; returns how long that took. */
-async function waitIdle (peer: ChildPeer, signal: AbortSignal): Promise<number> {
+async function waitIdle (peer: { stats: () => Promise<PeerStats> }, signal: AbortSignal): Promise<number> {
   const started = performance.now()
   let before = await peer.stats()
   while (performance.now() - started < 30_000) {
@@ -256,6 +258,17 @@ interface Round {
   /** Blocks the sender sent and the fetcher received over the transfer (more than the DAG's: duplicates). */
   sent: number
   received: number
+  helia?: HeliaTransfer
+}
+
+/** Helia to Helia: helia.pins.add on the fetcher of the round's root, held by the sender. */
+interface HeliaTransfer {
+  /** ms until the last block walked, and until the pin was recorded. */
+  lastBlockMs: number
+  pinMs: number
+  blocks: number
+  /** CPU seconds of the sender and the fetcher over it. */
+  cpu: number[]
 }
 
 async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
@@ -265,6 +278,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
   const root = await tempDir('cairn-bench-bitswap-')
   const profDir = join(root.path, 'cpu-profiles')
   let peers: ChildPeer[] = []
+  let helias: HeliaChild[] = []
   try {
     log(`creating 2 peers in ${root.path}`)
     const prepared = await preparePeers({ peers: 2, root: root.path })
@@ -277,7 +291,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     await waitForClusterPeers(peers, 2, { timeoutMs: 60_000, signal })
     log(`peers connected: ${peers.map(p => `${p.name} pid ${p.pid}`).join(', ')}`)
 
-    const ask = async <T extends Record<string, unknown>>(p: ChildPeer, type: string, payload: Record<string, unknown>, what: string): Promise<T> =>
+    const ask = async <T extends Record<string, unknown>>(p: { request: BenchChild['request'] }, type: string, payload: Record<string, unknown>, what: string): Promise<T> =>
       await p.request<T>(type, payload, what, { timeoutMs: 600_000, signal })
     // a distinct file for each round (a fetch of content the fetcher already holds would move nothing)
     const contents: Array<{ cid: string, ms: number }> = []
@@ -293,6 +307,22 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     const settledMs = await waitIdle(a, signal)
     log(`${a.name} idle again ${(settledMs / 1000).toFixed(1)} s after the imports`)
     await ask(b, 'raw-stream-serve', {}, 'serve the raw protocol')
+
+    if (o.helia) {
+      helias = await startHelias(root.path, o.verbose ? log : undefined, signal)
+      const [ha, hb] = helias
+      // the same bytes as the same DAG, or the two lines would not measure the same transfer
+      for (const [i, want] of [...contents, warmUp].entries()) {
+        const seed = i < contents.length ? o.seed + i : o.seed + 100_000
+        const size = i < contents.length ? bytes : WARM_UP_BYTES
+        const imported = await ask<{ cid: string, ms: number }>(ha, 'import-random', { bytes: size, seed }, `import ${size / 1e6} MB`)
+        if (imported.cid !== want.cid) throw new Error(`Helia imported the content of seed ${seed} as ${imported.cid}, cairn as ${want.cid}: not the same DAG`)
+        log(`${ha.name} imported ${size / 1e6} MB as ${imported.cid} (the same root as cairn's) in ${(imported.ms / 1000).toFixed(1)} s`)
+      }
+      await ask(hb, 'dial', { addrs: ha.addrs }, `dial ${ha.name}`)
+      const warm = await ask<{ ms: number }>(hb, 'pin', { cid: warmUp.cid }, 'pin the warm-up file')
+      log(`${hb.name} pinned the warm-up file from ${ha.name} in ${(warm.ms / 1000).toFixed(2)} s`)
+    }
 
     let rawRetries = 0
     const stream = async (label: string): Promise<number> => {
@@ -343,6 +373,19 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       const storeCpu = cpuSeconds(storeBefore, await b.stats())
       const storeS = stored.ms / 1000
       log(`${b.name} imported a CAR of ${stored.blocks} blocks (${o.mb} MB) in ${storeS.toFixed(2)} s, ${storeCpu.toFixed(2)} s of CPU`)
+
+      let helia: HeliaTransfer | undefined
+      if (helias.length > 0) {
+        const [ha, hb] = helias
+        await Promise.all(helias.map(async h => await waitIdle(h, signal)))
+        const before = await Promise.all(helias.map(async h => await h.stats()))
+        const hp = await ask<{ ms: number, last_block_ms: number, blocks: number }>(hb, 'pin', { cid: contents[r].cid }, `pin ${contents[r].cid}`)
+        const after = await Promise.all(helias.map(async h => await h.stats()))
+        if (hp.blocks !== pinned.blocks) throw new Error(`Helia walked ${hp.blocks} blocks of ${contents[r].cid}, cairn ${pinned.blocks}`)
+        helia = { lastBlockMs: hp.last_block_ms, pinMs: hp.ms, blocks: hp.blocks, cpu: helias.map((_, i) => cpuSeconds(before[i], after[i])) }
+        log(`Helia to Helia: ${hp.blocks} blocks fetched by ${hb.name} from ${ha.name} in ${(hp.last_block_ms / 1000).toFixed(2)} s ` +
+          `(${(o.mb / (hp.last_block_ms / 1000)).toFixed(1)} MB/s), pinned after ${(hp.ms / 1000).toFixed(2)} s`)
+      }
       rounds.push({
         raw1,
         raw2,
@@ -351,7 +394,8 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
         storeS,
         storeCpu,
         sent,
-        received
+        received,
+        helia
       })
     }
 
@@ -359,6 +403,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
     const rawRate = (r: Round): number => o.mb / ((r.raw1 + r.raw2) / 2)
     const bitswapRate = (r: Round): number => o.mb / (r.pinned.fetch_ms / 1000)
     const storeRate = (r: Round): number => o.mb / r.storeS
+    const heliaRate = (r: Round): number => o.mb / ((r.helia?.lastBlockMs ?? NaN) / 1000)
     const ratio = med(r => bitswapRate(r) / rawRate(r))
     const of = o.rounds > 1 ? ` (median of ${o.rounds} rounds)` : ''
     const range = (f: (r: Round) => number, digits: number): string => spread(rounds.map(f), digits)
@@ -366,6 +411,17 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       { key: 'bitswap_mbps', label: `bitswap: ${o.mb} MB fetched by ${b.name} from ${a.name} (pin, all blocks in)${of}`, value: med(bitswapRate), unit: 'MB/s' },
       { key: 'raw_stream_mbps', label: `one libp2p stream, same peers and connection (each round: mean of one before, one after)${of}`, value: med(rawRate), unit: 'MB/s' },
       { key: 'bitswap_vs_stream', label: `bitswap / raw stream${o.rounds > 1 ? ' (median of the rounds\' ratios)' : ''}`, value: ratio, unit: 'ratio', digits: 2, baseline: `${med(rawRate).toFixed(1)} MB/s raw stream` },
+      ...(helias.length > 0
+        ? [
+            { key: 'helia_bitswap_mbps', label: `Helia to Helia (stock @helia/bitswap, helia.pins.add), same DAG, same sizes, until the last block${of}`, value: med(heliaRate), unit: 'MB/s' },
+            { key: 'helia_vs_stream', label: `Helia to Helia / raw stream${o.rounds > 1 ? ' (median of the rounds\' ratios)' : ''}`, value: med(r => heliaRate(r) / rawRate(r)), unit: 'ratio', digits: 2, baseline: `${med(rawRate).toFixed(1)} MB/s raw stream` },
+            { key: 'bitswap_vs_helia', label: `cairn bitswap / Helia to Helia${o.rounds > 1 ? ' (median of the rounds\' ratios)' : ''}`, value: med(r => bitswapRate(r) / heliaRate(r)), unit: 'ratio', digits: 2, baseline: `${med(heliaRate).toFixed(1)} MB/s Helia` },
+            { key: 'helia_pin_seconds', label: `Helia to Helia: pins.add until the pin is recorded${of}`, value: med(r => (r.helia?.pinMs ?? NaN) / 1000), unit: 's', digits: 2 },
+            ...helias.map((h, i): Metric => ({
+              key: `cpu_${h.name}`, label: `CPU time ${h.name} (Helia ${i === 0 ? 'sender' : 'fetcher'}) over its transfer${of}`, value: med(r => r.helia?.cpu[i] ?? NaN), unit: 's', digits: 2
+            }))
+          ]
+        : []),
       { key: 'bitswap_seconds', label: `bitswap: pin request until the last block is in${of}`, value: med(r => r.pinned.fetch_ms / 1000), unit: 's', digits: 2 },
       { key: 'pin_seconds', label: `bitswap: pin request until the pin is recorded${of}`, value: med(r => r.pinned.pin_ms / 1000), unit: 's', digits: 2 },
       { key: 'blocks', label: 'blocks in the DAG', value: rounds[0].pinned.blocks, unit: 'blocks', digits: 0 },
@@ -388,7 +444,15 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       ...rounds.map((r, i) => `round ${i + 1}: bitswap ${bitswapRate(r).toFixed(1)} MB/s, raw stream ${(o.mb / r.raw1).toFixed(1)} / ${(o.mb / r.raw2).toFixed(1)} MB/s ` +
         `(before / after), ratio ${(bitswapRate(r) / rawRate(r)).toFixed(2)}, CPU ${r.cpu.map(c => c.toFixed(2)).join(' / ')} s (sender / fetcher), ` +
         `${(r.pinned.stalled_ms / 1000).toFixed(2)} s in pauses between blocks, ${r.sent} / ${r.received} blocks sent / received; CAR import ${storeRate(r).toFixed(1)} MB/s (${(storeRate(r) / rawRate(r)).toFixed(2)} of the raw stream), CPU ${r.storeCpu.toFixed(2)} s`),
-      ...(o.rounds > 1 ? [`range over the rounds: bitswap ${range(bitswapRate, 1)} MB/s, raw stream ${range(rawRate, 1)} MB/s, ratio ${range(r => bitswapRate(r) / rawRate(r), 2)}, CAR import / raw stream ${range(r => storeRate(r) / rawRate(r), 2)}`] : [])
+      ...(helias.length > 0
+        ? ['Helia to Helia (after the CAR import, both Helia nodes idle): ' + rounds.map((r, i) => `round ${i + 1} ${heliaRate(r).toFixed(1)} MB/s ` +
+            `(${(heliaRate(r) / rawRate(r)).toFixed(2)} of the raw stream), pinned after ${((r.helia?.pinMs ?? NaN) / 1000).toFixed(2)} s`).join('; ') +
+            '; helia.pins.add walks one block at a time (the stock depth-first walker), so each block waits for a round trip']
+        : []),
+      ...(o.rounds > 1
+        ? [`range over the rounds: bitswap ${range(bitswapRate, 1)} MB/s, raw stream ${range(rawRate, 1)} MB/s, ratio ${range(r => bitswapRate(r) / rawRate(r), 2)}, CAR import / raw stream ${range(r => storeRate(r) / rawRate(r), 2)}` +
+        (helias.length > 0 ? `, Helia to Helia ${range(heliaRate, 1)} MB/s` : '')]
+        : [])
     ]
     if (rawRetries > 0) notes.push(`${rawRetries} raw stream(s) stalled and were sent again (see RAW_STREAM_TIMEOUT_MS)`)
     if (o.cpuProf) notes.push(`CPU profiles over the first round's bitswap transfer and CAR import: ${profDir}`)
@@ -397,19 +461,32 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
       title: `bitswap: ${o.mb} MB between 2 peers on 127.0.0.1 (tcp + noise + yamux), bitswap vs one raw libp2p stream, ${o.rounds} round${o.rounds === 1 ? '' : 's'}`,
       params: { mb: o.mb, seed: o.seed, rounds: o.rounds, root_cids: contents.map(c => c.cid) },
       metrics,
-      goals: [{ text: `bitswap >= ${GOAL_RATIO}x the raw stream (${ratio.toFixed(2)}x)`, met: ratio >= GOAL_RATIO }],
+      goals: [{ text: `bitswap >= ${GOAL_RATIO}x the raw stream (${ratio.toFixed(2)}x${helias.length > 0 ? `; Helia to Helia ${med(r => heliaRate(r) / rawRate(r)).toFixed(2)}x` : ''})`, met: ratio >= GOAL_RATIO }],
       notes
     }
   } finally {
     log('stopping the peers')
-    await stopAll(peers)
+    await stopAll([...peers, ...helias])
     if (!o.keep && !o.cpuProf) await root.cleanup()
   }
 }
 
+/** The two Helia nodes (sender, fetcher), each in its own process with a folder under `root`. */
+async function startHelias (root: string, log: ((line: string) => void) | undefined, signal: AbortSignal): Promise<HeliaChild[]> {
+  const output = log != null ? (name: string, line: string) => { log(`${name}: ${line}`) } : undefined
+  const started = await Promise.allSettled(['helia-a', 'helia-b'].map(async name => await startHeliaProcess(name, { dir: join(root, name), network: true }, { output, signal })))
+  const ok = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed != null) {
+    await stopAll(ok)
+    throw failed.reason
+  }
+  return ok
+}
+
 export const bitswap: Benchmark = {
   description: 'Two peers: one imports N MB (default 256), the other pins it, fetching every block over bitswap; ' +
-    'against one raw libp2p stream of the same size between the same peers in the same run. Prints MB/s of both and the ratio.',
+    'against one raw libp2p stream of the same size between the same peers in the same run, and two stock Helia nodes on the same DAG. Prints MB/s and the ratios.',
   usage: USAGE,
   run
 }

@@ -13,6 +13,7 @@ import { initPeer, loadConfig, parseClusterConfig, type ClusterConfigInput } fro
 import { createLogger } from '../src/logger.js'
 import { createPeer, type CairnPeer } from '../src/peer.js'
 import { freePorts, sleep, tempDir, waitFor } from '../test/util.js'
+import type { HeliaProcessInit, HeliaReady } from './helia-process.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // The contract between bench/run.ts and each bench/<name>.ts
@@ -514,6 +515,43 @@ async function startPeerProcess (peer: PreparedPeer, options: PeerProcessOptions
     async stop (stopOptions) { await child.stop(stopOptions) }
   }
   return handle
+}
+
+/** A stock Helia node in its own process (bench/helia-process.ts), for the benchmarks' Helia lines. */
+export interface HeliaChild {
+  readonly name: string
+  readonly pid: number
+  /** Its peer id and listen addresses (network mode only). */
+  readonly id?: string
+  readonly addrs: string[]
+  stats(options?: { timeoutMs?: number }): Promise<PeerStats>
+  request: BenchChild['request']
+  stop(options?: { timeoutMs?: number }): Promise<void>
+}
+
+const HELIA_PROCESS = fileURLToPath(new URL('./helia-process.js', import.meta.url))
+
+/** Starts a Helia node on folder `dir` in its own process (see bench/helia-process.ts for what `network` means). */
+export async function startHeliaProcess (name: string, init: HeliaProcessInit, options: { output?: ChildOptions['output'], signal?: AbortSignal } = {}): Promise<HeliaChild> {
+  const child = forkChild(HELIA_PROCESS, [JSON.stringify(init)], { name, label: `${name} (Helia, ${init.dir})`, output: options.output })
+  let ready: HeliaReady
+  try {
+    ready = await child.next<HeliaReady>('ready', 'be ready', 60_000, options.signal)
+  } catch (err) {
+    await child.kill()
+    throw err
+  }
+  return {
+    name,
+    pid: child.pid,
+    id: ready.id,
+    addrs: ready.addrs,
+    async stats ({ timeoutMs = 10_000 } = {}) {
+      return (await child.request<{ stats: PeerStats }>('stats', {}, 'report its stats', { timeoutMs })).stats
+    },
+    request: child.request,
+    async stop (stopOptions) { await child.stop(stopOptions) }
+  }
 }
 
 export interface ChildOptions {

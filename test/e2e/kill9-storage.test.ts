@@ -27,7 +27,7 @@ const ROUNDS = 5
 const KINDS = ['add', 'fetch', 'gc', 'compaction'] as const
 type Kind = typeof KINDS[number]
 /** The kill comes this long at most (uniformly drawn) after the heavy writes were seen to start. */
-const KILL_WITHIN_MS: Record<Kind, number> = { add: 700, fetch: 1000, gc: 500, compaction: 80 }
+const KILL_WITHIN_MS: Record<Kind, number> = { add: 400, fetch: 350, gc: 500, compaction: 80 }
 /** Bound on a restarted peer finishing the pins it had in flight. */
 const PINNED_WITHIN_MS = 30_000
 

@@ -9,6 +9,7 @@ import {
   BenchUsageError, MiB, positiveInt, preparePeers, startPeerProcesses, startPeersInProcess, stopAll, tempDir,
   type Benchmark, type BenchReport, type ChildPeer
 } from './lib.js'
+import { seededRandom } from '../test/util.js'
 
 interface Options { files: number, changedPct: number, keep: boolean, inProcess: boolean }
 
@@ -23,18 +24,6 @@ function parse (argv: string[]): Options {
     else throw new BenchUsageError(`unknown flag ${flag}`)
   }
   return o
-}
-
-/** A deterministic generator (mulberry32): the same tree on every run. */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** Package sizes: 70% 1-16 KiB, 25% 16-128 KiB, 5% 128 KiB - 1 MiB (~53 KiB on average). */
@@ -90,7 +79,8 @@ export const mirror: Benchmark = {
     let peers: Array<{ stop: () => Promise<void> }> = []
     try {
       const tree = join(root.path, 'tree')
-      const r = random(42)
+      // deterministic: the same tree on every run
+      const r = seededRandom(42)
       log(`generating ${o.files} files in ${tree}`)
       const { paths, bytes } = await generateTree(tree, o.files, r)
       log(`tree: ${paths.length} files, ${(bytes / MiB).toFixed(1)} MiB`)

@@ -95,7 +95,8 @@ export function createPeer (init: PeerInit): CairnPeer {
       logger
     },
     cacheMaxBytes: config.peer.gateway.cache_max,
-    storageMax: config.peer.monitor.storage_max
+    storageMax: config.peer.monitor.storage_max,
+    segmentBytes: config.peer.disk.segment_bytes
   }, { logger })
 
   const reserve = createDiskReserve({ path: config.path, bytes: config.peer.disk.reserve_bytes }, { logger })

@@ -171,3 +171,15 @@ export async function * oneFile (path: string, bytes: Uint8Array): AsyncIterable
 
 /** The hex SHA-256 of some bytes: what a test compares served bytes by. */
 export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** A deterministic generator of floats in [0, 1) (mulberry32): the same seed gives the same run. */
+export function seededRandom (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

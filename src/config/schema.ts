@@ -16,6 +16,8 @@ export const DEFAULT_DHT_PROTOCOL = '/ipfs/kad/1.0.0'
 export const DEFAULT_PINSVC_LISTEN = '127.0.0.1:9097'
 export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:8080'
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:8888'
+/** disk.segment_bytes at least: smaller segments would make a file of every few blocks. */
+export const MIN_SEGMENT_BYTES = 1024 * 1024
 export const REPROVIDE_STRATEGIES = ['roots', 'entities', 'pinned'] as const
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 
@@ -268,7 +270,12 @@ export const diskConfigSchema = section({
    * A file of this many bytes kept in the peer folder while space allows, deleted at start when the databases
    * need the room to open (LevelDB rewrites its logs then: the block store's can be 64 MiB); 0 = none.
    */
-  reserve_bytes: nonNegativeInt().default(128 * 1024 * 1024)
+  reserve_bytes: nonNegativeInt().default(128 * 1024 * 1024),
+  /**
+   * The block store starts a new segment file past this size (src/ipfs/value-log/); compaction rewrites at most
+   * one segment at a time, so a smaller one gives space back sooner at the cost of more files. Default 256 MiB.
+   */
+  segment_bytes: z.int({ error: got('expected an integer >= 1048576 (1 MiB)') }).min(MIN_SEGMENT_BYTES, { error: got('expected an integer >= 1048576 (1 MiB)') }).default(256 * 1024 * 1024)
 })
 
 /** A listening HTTP service of the peer (pinning API, gateway, metrics); enabled = false turns it off. */

@@ -37,6 +37,8 @@ export interface IpfsInit {
   cacheMaxBytes?: number
   /** Bytes this peer offers (monitor.storage_max; 0: no bound): past 90% of it the cache gives way first. */
   storageMax?: number
+  /** The block store starts a new segment file past this size (disk.segment_bytes). Default 256 MiB. */
+  segmentBytes?: number
 }
 
 export interface IpfsNode extends IpfsConnector {

@@ -165,7 +165,7 @@ export class IpfsNodeImpl implements IpfsNode {
     // the options datastore-level would give its own Level
     const datastore = new LevelDatastore(guardedLevel<string, Uint8Array>(join(dataDir, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' }))
     await datastore.open()
-    const blockstore = new PeerBlockstore({ dataDir, datastore, log: this.log })
+    const blockstore = new PeerBlockstore({ dataDir, datastore, log: this.log, segmentBytes: this.init.segmentBytes })
     const hostDatastore = new HostDatastore(datastore, this.logger.forComponent('cairn:ipfs:host-datastore'))
     let helia: CairnHelia | undefined
     try {

@@ -25,6 +25,8 @@ export interface PeerBlockstoreInit {
   log: Logger
   /** Blocks migrated at once. Default 256. */
   migrateSlice?: number
+  /** The value log starts a new segment file past this size. Default 256 MiB. */
+  segmentBytes?: number
 }
 
 export interface PeerBlockstoreStats extends ValueLogStats {
@@ -48,7 +50,7 @@ export class PeerBlockstore extends BaseBlockstore implements LocalBlockstore {
   constructor (init: PeerBlockstoreInit) {
     super()
     this.init = init
-    this.vlog = new ValueLogBlockstore({ path: join(init.dataDir, 'blocks-vlog'), log: init.log })
+    this.vlog = new ValueLogBlockstore({ path: join(init.dataDir, 'blocks-vlog'), log: init.log, segmentBytes: init.segmentBytes })
   }
 
   get onStored (): ((cid: CID) => void) | undefined {

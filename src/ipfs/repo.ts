@@ -36,9 +36,10 @@ export async function accountRepo (components: RepoAccountComponents, options: A
   const out: RepoAccount = { blocks: 0, pinned_bytes: 0, cache_bytes: 0, garbage_bytes: 0, corrupt: [], missing: [] }
   for await (const slice of blockstore.cidSlices(SLICE, options)) {
     const [recs, blocks] = await Promise.all([records.lookup(slice, options), blockstore.getBlocks(slice, options)])
+    if (options.verify === true) await findUnreadable(blockstore, slice, blocks, recs, out, options)
     for (const [i, cid] of slice.entries()) {
       const bytes = blocks[i]
-      // deleted since the slice was listed (a GC, an eviction)
+      // deleted since the slice was listed (a GC, an eviction), or unreadable (counted corrupt above)
       if (bytes === undefined) continue
       out.blocks++
       const pinned = recs[i] !== undefined
@@ -64,4 +65,21 @@ export async function accountRepo (components: RepoAccountComponents, options: A
     if (batch.length > 0) await check()
   }
   return out
+}
+
+/**
+ * Blocks listed as held whose bytes cannot be read (an index entry left pointing into a segment file that is gone,
+ * by a fault or by hand): still listed once read again, they are corrupt, so that verify deletes the entry and
+ * fetches a pin's block again. A block deleted since the slice was listed (a GC) is no longer held and is skipped.
+ */
+async function findUnreadable (blockstore: RepoAccountComponents['blockstore'], slice: CID[], blocks: Array<Uint8Array | undefined>,
+  recs: unknown[], out: RepoAccount, options: AbortOptions): Promise<void> {
+  const unread = slice.flatMap((cid, i) => blocks[i] === undefined ? [{ cid, pinned: recs[i] !== undefined }] : [])
+  if (unread.length === 0) return
+  const held = await blockstore.hasBlocks(unread.map(u => u.cid), options)
+  const suspects = unread.filter((_, i) => held[i])
+  if (suspects.length === 0) return
+  // read once more: a block deleted and put again between the two looks reads now
+  const again = await blockstore.getBlocks(suspects.map(u => u.cid), options)
+  out.corrupt.push(...suspects.filter((_, i) => again[i] === undefined))
 }

@@ -13,6 +13,12 @@ import type { Logger } from '@libp2p/interface'
 
 /** Records moved at once: enough for group commits of many records. */
 const IN_FLIGHT = 64
+/**
+ * The bound over the whole log is looked at once deletes pause this long (at most MAX_SETTLE_MS after the first):
+ * a repo GC deletes slice by slice, and compacting in between would move records the next slice deletes.
+ */
+const SETTLE_MS = 200
+const MAX_SETTLE_MS = 2000
 
 export interface CompactionPolicy {
   /** A segment whose live share falls below this is compacted. */
@@ -44,6 +50,7 @@ export class Compactor {
   private running: Promise<void> | undefined
   private readonly wanted = new Set<number>()
   private readonly controller = new AbortController()
+  private settle?: { timer: NodeJS.Timeout, since: number }
   /** Segments compacted and bytes given back since open. */
   readonly stats = { segments: 0, bytes: 0 }
 
@@ -61,7 +68,30 @@ export class Compactor {
     // enough of it is dead to be worth a new segment: it is rolled first
     if (size !== undefined && this.components.live(id) < this.policy.segmentBelow * size &&
       (id !== segments.current.id || size - this.components.live(id) >= this.policy.minDeadCurrent)) this.wanted.add(id)
-    if (this.wanted.size > 0 || this.overBound()) this.running ??= this.run().finally(() => { this.running = undefined })
+    if (this.wanted.size > 0) this.start()
+    else if (this.overBound()) this.later()
+  }
+
+  private start (): void {
+    this.running ??= this.run().finally(() => { this.running = undefined })
+  }
+
+  /** Starts compaction once deletes pause. */
+  private later (): void {
+    if (this.settle != null) {
+      if (Date.now() - this.settle.since < MAX_SETTLE_MS) this.settle.timer.refresh()
+      return
+    }
+    const timer = setTimeout(() => { this.flush() }, SETTLE_MS)
+    timer.unref()
+    this.settle = { timer, since: Date.now() }
+  }
+
+  private flush (): void {
+    if (this.settle == null) return
+    clearTimeout(this.settle.timer)
+    this.settle = undefined
+    if (!this.controller.signal.aborted) this.start()
   }
 
   /** The segment files hold more dead bytes than the bound allows. */
@@ -93,11 +123,13 @@ export class Compactor {
 
   /** Resolves once no compaction is running or queued. */
   async idle (): Promise<void> {
+    this.flush()
     while (this.running != null) await this.running
   }
 
   async stop (): Promise<void> {
     this.controller.abort()
+    this.flush()
     await this.running
   }
 

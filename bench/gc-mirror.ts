@@ -43,10 +43,10 @@ export interface MirrorGcResult {
   pins: { gc: number[], quiet: number[] }
 }
 
-/** Bytes of the value log's segment files. */
+/** Bytes of the value log's segment files (one compacted away meanwhile counts 0). */
 async function segmentBytes (dir: string): Promise<number> {
   let total = 0
-  for (const name of await readdir(dir)) if (name.endsWith('.seg')) total += (await stat(join(dir, name))).size
+  for (const name of await readdir(dir)) if (name.endsWith('.seg')) total += await stat(join(dir, name)).then(s => s.size, () => 0)
   return total
 }
 

@@ -33,10 +33,10 @@ async function du (dir: string): Promise<number> {
   return parseInt(stdout, 10)
 }
 
-/** Bytes of the value log's segment files (their length). */
+/** Bytes of the value log's segment files (their length; one compacted away meanwhile counts 0). */
 async function segmentBytes (dir: string): Promise<number> {
   let total = 0
-  for (const name of await readdir(dir)) if (name.endsWith('.seg')) total += (await stat(join(dir, name))).size
+  for (const name of await readdir(dir)) if (name.endsWith('.seg')) total += await stat(join(dir, name)).then(s => s.size, () => 0)
   return total
 }
 

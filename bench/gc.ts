@@ -2,7 +2,9 @@
 // 1,000 links, one recursive pin) and half loose: cairn's GC (index keys and records read in slices of 2,048, the
 // garbage deleted as grouped batches) against Helia's own `helia.gc()` (every block read, one pin check and one
 // delete at a time), each on a fresh node filled with the same blocks, in the same run. Both must delete exactly
-// the loose half. The figure is blocks examined per second; the ratio is Helia's time over cairn's.
+// the loose half. The figure is blocks examined per second; the ratio is Helia's time over cairn's. Then the
+// 10-version mirror scenario of bench/gc-mirror.ts: bytes held after GC over bytes needed, MB/s given back, and
+// gateway read and pin latency while GC runs against a quiet run.
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -12,9 +14,15 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createIpfs, type IpfsNode } from '../src/ipfs/index.js'
 import { quietLogger } from '../test/util.js'
-import { parseFlags, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport } from './lib.js'
+import { mirrorGcMetrics, runMirrorGc } from './gc-mirror.js'
+import { nonNegativeInt, parseFlags, positiveInt, tempDir, type Benchmark, type BenchContext, type BenchReport } from './lib.js'
 
-const USAGE = '  --blocks N        blocks in the store, half pinned (default 100000)'
+const USAGE = [
+  '  --blocks N          blocks in the store, half pinned (default 100000)',
+  '  --mirror-files N    files of the mirror tree, ~53 KiB each on average (default 6000; 0: no mirror scenario)',
+  '  --versions N        mirror versions synced, with --keep 2 (default 10)',
+  '  --changed-pct N     percent of the files rewritten before each re-sync (default 5)'
+].join('\n')
 const LINKS_PER_DIR = 1000
 
 interface Block { cid: CID, bytes: Uint8Array }
@@ -65,8 +73,11 @@ export const gc: Benchmark = {
   description: 'repo GC of N blocks, half pinned: cairn\'s GC against Helia\'s helia.gc(), same blocks, same run',
   usage: USAGE,
   async run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
-    const values = parseFlags(argv, { blocks: { type: 'string' } })
+    const values = parseFlags(argv, { blocks: { type: 'string' }, 'mirror-files': { type: 'string' }, versions: { type: 'string' }, 'changed-pct': { type: 'string' } })
     const total = positiveInt('blocks', values.blocks, 100_000)
+    const mirrorFiles = nonNegativeInt('mirror-files', values['mirror-files'], 6000)
+    const versions = positiveInt('versions', values.versions, 10)
+    const changedPct = positiveInt('changed-pct', values['changed-pct'], 5)
     const pinnedLeaves = await makeBlocks(Math.floor(total / 2))
     const tree = await makeTree(pinnedLeaves)
     const loose = await makeBlocks(total - pinnedLeaves.length - tree.nodes.length)
@@ -94,14 +105,18 @@ export const gc: Benchmark = {
       return s
     })
     const n = blocks.length
+    const mirror = mirrorFiles === 0 ? undefined : mirrorGcMetrics(await runMirrorGc({ files: mirrorFiles, versions, changedPct, signal: ctx.signal, log: ctx.log }))
     return {
-      title: `gc: ${n.toLocaleString('en-US')} blocks of 1 KiB, ${loose.length.toLocaleString('en-US')} of them loose`,
-      params: { blocks: n, loose: loose.length },
+      title: `gc: ${n.toLocaleString('en-US')} blocks of 1 KiB, ${loose.length.toLocaleString('en-US')} of them loose` +
+        (mirror == null ? '' : `; a ${mirrorFiles.toLocaleString('en-US')}-file mirror synced ${versions} times, ${changedPct}% changed each, --keep 2`),
+      params: { blocks: n, loose: loose.length, mirror_files: mirrorFiles, versions, changed_pct: changedPct },
+      goals: mirror == null ? undefined : [mirror.goal],
       metrics: [
         { key: 'cairn_s', label: 'cairn GC', value: ours, unit: 's', digits: 2 },
         { key: 'cairn_blocks_per_s', label: 'cairn GC, blocks examined', value: n / ours, unit: 'blocks/s' },
         { key: 'helia_s', label: 'helia.gc() (baseline)', value: helias, unit: 's', digits: 2 },
-        { key: 'speedup', label: 'helia.gc() time / cairn GC time', value: helias / ours, unit: 'x', digits: 1, baseline: `helia.gc(): ${helias.toFixed(2)} s` }
+        { key: 'speedup', label: 'helia.gc() time / cairn GC time', value: helias / ours, unit: 'x', digits: 1, baseline: `helia.gc(): ${helias.toFixed(2)} s` },
+        ...mirror?.metrics ?? []
       ]
     }
   }

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { initPeer, loadConfig, parseClusterConfig, type ClusterConfigInput } from '../src/config/index.js'
+import { initPeer, loadConfig, parseClusterConfig, type ClusterConfigInput, type LoadedConfig } from '../src/config/index.js'
 import { createLogger } from '../src/logger.js'
 import { createPeer, type CairnPeer } from '../src/peer.js'
 import { freePorts, sleep, tempDir, waitFor } from '../test/util.js'
@@ -717,13 +717,20 @@ export function forkChild (script: string, args: string[], options: ChildOptions
 }
 
 /** In-process peers: one total RSS only, but no process boundary (for pinset- or tracker-level benchmarks). */
-export async function startPeersInProcess (prepared: PreparedPeer[], options: { logLevel?: 'silent' | 'warn' | 'info' } = {}):
-Promise<Array<{ peer: CairnPeer, rest: HttpTarget, stop: () => Promise<void> }>> {
+export async function startPeersInProcess (prepared: PreparedPeer[], options: {
+  logLevel?: 'silent' | 'warn' | 'info'
+  /** How long an add without a pin keeps repo GC off (default 30 s). */
+  noPinHoldMs?: number
+  /** Changes to each peer's loaded config before it starts. */
+  adjust?: (config: LoadedConfig) => void
+} = {}):
+  Promise<Array<{ peer: CairnPeer, rest: HttpTarget, stop: () => Promise<void> }>> {
   const out: Array<{ peer: CairnPeer, rest: HttpTarget, stop: () => Promise<void> }> = []
   try {
     for (const p of prepared) {
       const config = await loadConfig(p.dir, { env: {} })
-      const peer = createPeer({ config, logger: createLogger({ level: options.logLevel ?? 'warn', peer: p.name }) })
+      options.adjust?.(config)
+      const peer = createPeer({ config, logger: createLogger({ level: options.logLevel ?? 'warn', peer: p.name }), noPinHoldMs: options.noPinHoldMs })
       await peer.start()
       out.push({ peer, rest: peer.restAddress(), stop: async () => { await peer.stop() } })
     }

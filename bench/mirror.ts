@@ -27,13 +27,13 @@ function parse (argv: string[]): Options {
 }
 
 /** Package sizes: 70% 1-16 KiB, 25% 16-128 KiB, 5% 128 KiB - 1 MiB (~53 KiB on average). */
-function packageSize (r: () => number): number {
+export function packageSize (r: () => number): number {
   const x = r()
   const [lo, hi] = x < 0.7 ? [1024, 16384] : x < 0.95 ? [16384, 131072] : [131072, 1048576]
   return Math.floor(lo + r() * (hi - lo))
 }
 
-function content (r: () => number, size: number): Buffer {
+export function content (r: () => number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size)
   for (let i = 0; i + 4 <= size; i += 4) buf.writeUInt32LE((r() * 4294967296) >>> 0, i)
   for (let i = size - (size % 4); i < size; i++) buf[i] = (r() * 256) | 0
@@ -41,7 +41,7 @@ function content (r: () => number, size: number): Buffer {
 }
 
 /** pool/main/<letter>/<source>/<source>_<version>_<arch>.deb plus dists/ indexes, as a Debian mirror lays it out. */
-async function generateTree (dir: string, files: number, r: () => number): Promise<{ paths: string[], bytes: number }> {
+export async function generateTree (dir: string, files: number, r: () => number): Promise<{ paths: string[], bytes: number }> {
   const paths: string[] = []
   const letters = 'abcdefghijklmnopqrstuvwxyz'
   let bytes = 0

@@ -31,6 +31,8 @@ export interface TestClusterOptions {
   strangerRetryMs?: number
   /** Storage audit settings of every peer (interval_ms, grace_ms, ...). */
   audit?: Record<string, unknown>
+  /** How long an add without a pin keeps repo GC off (PeerInit.noPinHoldMs; default 5 s). */
+  noPinHoldMs?: number
   /** Disk settings of every peer (default: no reserve file, which would write 128 MiB per peer). */
   disk?: Record<string, unknown>
 }
@@ -128,7 +130,7 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
     url: i => `http://127.0.0.1:${restPorts[i]}`,
     async start (i) {
       if (peers[i] != null) return peers[i]
-      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500, noPinHoldMs: 5000, strangerRetryMs: options.strangerRetryMs })
+      const peer = createPeer({ config: configs[i], logger: quietLogger(`peer-${i}`), syncIntervalMs: 2000, configRefreshMs: 500, expiryIntervalMs: 500, noPinHoldMs: options.noPinHoldMs ?? 5000, strangerRetryMs: options.strangerRetryMs })
       await peer.start()
       peers[i] = peer
       return peer

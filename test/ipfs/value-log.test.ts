@@ -11,6 +11,7 @@ import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { CID } from 'multiformats/cid'
 import { ValueLogBlockstore } from '../../src/ipfs/value-log/index.js'
+import { recordBytes } from '../../src/ipfs/value-log/record.js'
 import { concatChunks } from '../../src/utils/bytes.js'
 import { makeBlocks, silentLog } from './blocks.js'
 import { mountSmallDisk } from '../small-disk.js'
@@ -203,6 +204,34 @@ describe('ValueLogBlockstore', () => {
         const after = await segmentBytes(path)
         assert.ok(after < full * 0.3, `segment files ${full} -> ${after} bytes`)
         await readBack(store, blocks.slice(0, 64))
+      } finally {
+        await store.close()
+      }
+    })
+  })
+
+  it('garbage spread thinly over every segment (each still over half live) is compacted until the files hold <= 1.2x the live blocks', async () => {
+    await withDir(async dir => {
+      const path = join(dir, 'vlog')
+      const store = new ValueLogBlockstore({ path, log, segmentBytes: 2 * 1024 * 1024 })
+      await store.open()
+      try {
+        const blocks = await makeBlocks(640, () => 16 * 1024)
+        await Promise.all(blocks.map(async b => await store.put(b.cid, b.bytes)))
+        assert.ok(store.stats().segments >= 5)
+        // one block in three, everywhere: every segment stays 2/3 live, above the per-segment threshold (1/2)
+        const gone = blocks.filter((_, i) => i % 3 === 0)
+        const kept = blocks.filter((_, i) => i % 3 !== 0)
+        for (const b of gone) await store.delete(b.cid)
+        await store.compacted()
+        const after = await segmentBytes(path)
+        const live = kept.length * 16 * 1024
+        assert.ok(store.stats().compactedSegments > 0)
+        // the bound counts whole records (the framing of each block too)
+        const records = kept.length * recordBytes(blocks[0].cid.multihash.bytes.byteLength, 16 * 1024)
+        assert.ok(after <= 1.2 * records, `segment files hold ${(after / records).toFixed(3)}x the live records (${live} bytes of blocks)`)
+        await readBack(store, kept)
+        assert.equal(store.size(), live)
       } finally {
         await store.close()
       }

@@ -31,6 +31,8 @@ export class Segments {
   private readonly init: SegmentsInit
   private readonly open = new Map<number, Segment>()
   private currentId = 0
+  /** Bytes of every segment file together. */
+  private total = 0
 
   constructor (init: SegmentsInit) {
     this.init = init
@@ -47,7 +49,9 @@ export class Segments {
     const ids = await this.list()
     for (const id of ids) {
       const fh = await open(join(this.init.dir, segmentName(id)), 'r+')
-      this.open.set(id, { id, fh, size: sizes.get(id) ?? (await fh.stat()).size, readers: 0 })
+      const size = sizes.get(id) ?? (await fh.stat()).size
+      this.open.set(id, { id, fh, size, readers: 0 })
+      this.total += size
     }
     if (ids.length === 0) await this.roll()
     else this.currentId = ids[ids.length - 1]
@@ -56,12 +60,18 @@ export class Segments {
   async closeAll (): Promise<void> {
     const all = [...this.open.values()]
     this.open.clear()
+    this.total = 0
     await Promise.allSettled(all.map(async s => { await s.fh.close() }))
   }
 
   get current (): { id: number, size: number } {
     const s = this.require(this.currentId)
     return { id: s.id, size: s.size }
+  }
+
+  /** Bytes of every segment file together. */
+  totalBytes (): number {
+    return this.total
   }
 
   /** Bytes of every segment file, by id. */
@@ -125,6 +135,7 @@ export class Segments {
       throw err
     }
     s.size = start + total
+    this.total += total
     return { segment: s.id, start }
   }
 
@@ -139,6 +150,7 @@ export class Segments {
     const s = this.require(id)
     await s.fh.truncate(end)
     await s.fh.datasync()
+    this.total -= s.size - end
     s.size = end
   }
 
@@ -176,6 +188,7 @@ export class Segments {
       if (s.readers === 0) resolve()
     })
     this.open.delete(id)
+    this.total -= s.size
     await s.fh.close()
     await rm(join(this.init.dir, segmentName(id)), { force: true })
     await this.syncDir()

@@ -17,6 +17,7 @@ import { KeyedLock } from '../../utils/keyed-lock.js'
 import { Compactor } from './compactor.js'
 import { GroupCommit } from './group-commit.js'
 import { IndexDb, multihashOf, nameOf } from './index-db.js'
+import { recordBytes } from './record.js'
 import { recoverSegments } from './recover.js'
 import { sameRef, type Ref } from './ref.js'
 import { Segments } from './segments.js'
@@ -33,10 +34,16 @@ export interface ValueLogInit {
   segmentBytes?: number
   /** A segment is compacted once its live share falls below this. Default 0.5. */
   compactBelow?: number
+  /**
+   * The segment files are compacted, emptiest first, while they exceed their live records by more than this share
+   * of them. Default 0.2: what the store takes on disk stays within ~1.2x what it holds.
+   */
+  maxDead?: number
 }
 
 export const DEFAULT_SEGMENT_BYTES = 256 * 1024 * 1024
 export const DEFAULT_COMPACT_BELOW = 0.5
+export const DEFAULT_MAX_DEAD = 0.2
 
 export interface ValueLogStats {
   /** fdatasyncs of segment files since open. */
@@ -54,6 +61,8 @@ export interface ValueLogStats {
  * removed must give the space back, and rolling costs only a new file.
  */
 const MIN_DEAD_CURRENT = 4 * 1024 * 1024
+/** Dead bytes in all segments before the maxDead bound applies. */
+const MIN_DEAD = 1024 * 1024
 
 /** How many times a read looks a block up again after finding its segment compacted away. */
 const READ_RETRIES = 3
@@ -66,8 +75,10 @@ export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstor
   private readonly writer: GroupCommit
   private readonly compactor: Compactor
   private readonly locks = new KeyedLock()
-  /** Live payload bytes by segment. */
+  /** Bytes of the live records (framing included) by segment, and of all of them. */
   private readonly live = new Map<number, number>()
+  private liveRecords = 0
+  /** Live payload bytes (the store's size). */
   private bytes = 0
   private syncs = 0
   private opened = false
@@ -88,8 +99,14 @@ export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstor
       relocate: async (name, multihash, payload, from) => { await this.relocate(name, multihash, payload, from) },
       syncIndex: async () => { await this.index.write([], undefined, true) },
       live: id => this.live.get(id) ?? 0,
+      liveTotal: () => this.liveRecords,
       barrier: async roll => { await this.writer.barrier(roll) }
-    }, init.compactBelow ?? DEFAULT_COMPACT_BELOW, Math.min(MIN_DEAD_CURRENT, segmentBytes / 4))
+    }, {
+      segmentBelow: init.compactBelow ?? DEFAULT_COMPACT_BELOW,
+      minDeadCurrent: Math.min(MIN_DEAD_CURRENT, segmentBytes / 4),
+      maxDead: init.maxDead ?? DEFAULT_MAX_DEAD,
+      minDead: MIN_DEAD
+    })
   }
 
   async open (): Promise<void> {
@@ -100,8 +117,8 @@ export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstor
       await recoverSegments(this.segments, this.index, this.log)
       const started = Date.now()
       let count = 0
-      for await (const [, ref] of this.index.entries()) {
-        this.addLive(ref, 1)
+      for await (const [name, ref] of this.index.entries()) {
+        this.addLive(name, ref, 1)
         count++
       }
       this.log('value log at %s: %d blocks, %d bytes, %d segments (counted in %d ms)', this.path, count, this.bytes, this.segments.sizes().size, Date.now() - started)
@@ -144,17 +161,21 @@ export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstor
     await this.compactor.idle()
   }
 
-  private addLive (ref: Ref, sign: 1 | -1): void {
+  private addLive (name: string, ref: Ref, sign: 1 | -1): void {
     this.bytes += sign * ref.length
-    this.live.set(ref.segment, (this.live.get(ref.segment) ?? 0) + sign * ref.length)
+    // the multihash's length from its name (a multibase prefix, then unpadded base32): not decoded, as open counts
+    // every entry this way
+    const bytes = sign * recordBytes(Math.floor((name.length - 1) * 5 / 8), ref.length)
+    this.liveRecords += bytes
+    this.live.set(ref.segment, (this.live.get(ref.segment) ?? 0) + bytes)
   }
 
   private async relocate (name: string, multihash: Uint8Array, payload: Uint8Array, from: Ref): Promise<void> {
     await this.locks.run(name, async () => {
       if (!sameRef(await this.index.get(name), from)) return
       const to = await this.writer.append(multihash, payload)
-      this.addLive(from, -1)
-      this.addLive(to, 1)
+      this.addLive(name, from, -1)
+      this.addLive(name, to, 1)
     })
   }
 
@@ -193,7 +214,7 @@ export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstor
       options?.signal?.throwIfAborted()
       if (!this.opened) throw new Error(`the blockstore at ${this.path} is closed`)
       if ((await this.index.get(name)) !== undefined) return cid
-      this.addLive(await this.writer.append(multihash, block), 1)
+      this.addLive(name, await this.writer.append(multihash, block), 1)
       this.onStored?.(cid)
       return cid
     })
@@ -212,7 +233,7 @@ export class ValueLogBlockstore extends BaseBlockstore implements LocalBlockstor
       const ref = await this.index.get(name)
       if (ref === undefined) return
       await this.index.write([{ type: 'del', name }])
-      this.addLive(ref, -1)
+      this.addLive(name, ref, -1)
       this.compactor.consider(ref.segment)
     })
   }

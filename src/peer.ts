@@ -294,7 +294,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         if (config.peer.metrics.enabled) {
           const self = this as { reprovider?: ReprovideAPI }
           metrics = createMetricsServer({ listen: config.peer.metrics.listen, peerId: id, peername: config.peer.peername, cluster: config.cluster.name }, {
-            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), cacheStats: () => ipfs.cacheStats(), repoAccount: () => ipfs.lastRepoAccount(), diskBytes: async () => await diskUsage(config.path), audit: () => need(auditor, 'the auditor').stats(), bitswap: () => ipfs.bitswapStats(), reprovider: () => self.reprovider, logger
+            pinset, tracker, libp2p, repoSize: async o => await ipfs.repoSize(o), gcStats: () => ipfs.gcStats(), cacheStats: () => ipfs.cacheStats(), storeStats: () => ipfs.storeStats(), repoAccount: () => ipfs.lastRepoAccount(), diskBytes: async () => await diskUsage(config.path), audit: () => need(auditor, 'the auditor').stats(), bitswap: () => ipfs.bitswapStats(), reprovider: () => self.reprovider, logger
           })
           await metrics.start()
           started.push(metrics)

@@ -1,4 +1,5 @@
 // The embedded IPFS node: Helia (bitswap) over the peer's libp2p host, blocks and datastore in level.
+import type { PeerBlockstoreStats } from './peer-blockstore.js'
 import { IpfsNodeImpl } from './ipfs.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } from '../components.js'
 import type { CairnServices, HostInit } from '../libp2p/index.js'
@@ -84,6 +85,8 @@ export interface IpfsNode extends IpfsConnector {
   gcStats(): GcStats
   /** The bounded cache: what it holds, and what it evicted since start. */
   cacheStats(): CacheStats
+  /** The value log: segment files, their bytes, compaction and migration (undefined while stopped). */
+  storeStats(): PeerBlockstoreStats | undefined
   /** What the store holds by kind (pinned, cache, garbage) and on disk: reads every block (repo.ts). */
   repoStat(options?: AbortOptions): Promise<RepoStat>
   /** Pinned and garbage bytes as the last repoStat or repoVerify found them; undefined before the first. */

@@ -21,7 +21,7 @@ import { pinKey, type PinKey } from '../utils/keys.js'
 import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
 import { PinRecords, type PinBlock } from './pin-records.js'
-import { PeerBlockstore } from './peer-blockstore.js'
+import { PeerBlockstore, type PeerBlockstoreStats as StoreStats } from './peer-blockstore.js'
 import type { LocalBlockstore } from './blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, type LocalDagInit } from './local-dag.js'
 import { countBitswapTraffic, installBitswapSender, type BitswapTraffic, type CountedTraffic, type InstalledBitswap } from './helia-internals.js'
@@ -76,6 +76,8 @@ interface PinnedRoot {
 interface Running {
   helia: CairnHelia
   blockstore: LocalBlockstore
+  /** The same store, for its value-log figures. */
+  store: PeerBlockstore
   datastore: LevelDatastore
   /** `datastore` as libp2p sees it: closed after libp2p stops and before `datastore` closes. */
   hostDatastore: HostDatastore
@@ -209,7 +211,7 @@ export class IpfsNodeImpl implements IpfsNode {
           used: async cid => { await cache.used(cid) }
         }
       })
-      this.running = { helia, blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, cache, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
+      this.running = { helia, blockstore, store: blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, cache, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -542,7 +544,8 @@ export class IpfsNodeImpl implements IpfsNode {
       cache_max: this.init.cacheMaxBytes ?? DEFAULT_CACHE_MAX,
       gc_runs: this.gcCounters.runs,
       gc_bytes_reclaimed: this.gcCounters.bytes_reclaimed,
-      cache_evicted_bytes: this.cacheCounters.evicted_bytes
+      cache_evicted_bytes: this.cacheCounters.evicted_bytes,
+      ...storeFigures(running.store.stats())
     }
   }
 
@@ -580,6 +583,10 @@ export class IpfsNodeImpl implements IpfsNode {
 
   private accountComponents (running: Running): Parameters<typeof accountRepo>[0] {
     return { blockstore: running.blockstore, records: running.records, cache: running.cache, getHasher: async code => await running.helia.getHasher(code) }
+  }
+
+  storeStats (): StoreStats | undefined {
+    return this.running?.store.stats()
   }
 
   cacheStats (): CacheStats {
@@ -735,4 +742,9 @@ async function * singleCarEntry (entries: AsyncIterable<AddEntry>): AsyncGenerat
 async function raceSignalAsAbortError<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   signal?.throwIfAborted()
   return await raceSignal(promise, signal, { translateError: () => new AbortError('operation aborted') })
+}
+
+/** The value log's figures as RepoStat names them. */
+function storeFigures (s: StoreStats): Pick<RepoStat, 'segments' | 'segment_bytes' | 'compacted_bytes' | 'unmigrated_bytes'> {
+  return { segments: s.segments, segment_bytes: s.segmentBytes, compacted_bytes: s.compactedBytes, unmigrated_bytes: s.unmigratedBytes }
 }

@@ -1,6 +1,7 @@
 // Prometheus /metrics for one peer (DESIGN §10): pins by tracker status, queue, pinset and envelope counters,
 // reprovide progress, bitswap traffic, connections, API latency and process figures. Every value is read from
 // its component when scraped; only API latencies are recorded as they happen.
+import type { PeerBlockstoreStats } from '../ipfs/peer-blockstore.js'
 import { createAppServer, type AppServer } from '../api/server.js'
 import { parseListen } from '../api/rest/index.js'
 import { NotStartedError } from '../errors.js'
@@ -45,6 +46,8 @@ export interface MetricsComponents {
   gcStats?: () => GcStats
   /** The bounded cache of the IPFS node. */
   cacheStats?: () => CacheStats
+  /** The value log's figures. */
+  storeStats?: () => PeerBlockstoreStats | undefined
   /** Pinned and garbage bytes as the last repo stat or verify found them (undefined: none yet). */
   repoAccount?: () => { pinned: number, garbage: number } | undefined
   /** Bytes the peer folder takes on disk. */
@@ -199,6 +202,13 @@ class PeerMetrics implements MetricsServer {
       r.gauge({ name: 'cairn_repo_cache_bytes', help: 'Bytes of blocks held as cache (fetched for reads, not pins).', collect: () => cache().bytes })
       r.gauge({ name: 'cairn_repo_cache_max_bytes', help: 'gateway.cache_max: cache bytes past which the least recently used are evicted.', collect: () => cache().max_bytes })
       r.counter({ name: 'cairn_repo_cache_evicted_bytes_total', help: 'Bytes evicted from the cache.', collect: () => cache().evicted_bytes })
+    }
+    if (c.storeStats != null) {
+      const store = c.storeStats
+      r.gauge({ name: 'cairn_repo_segments', help: 'Segment files of the value log (where block bytes are kept).', collect: () => store()?.segments })
+      r.gauge({ name: 'cairn_repo_segment_bytes', help: 'Bytes of the value log\'s segment files: live blocks and dead ones not compacted yet.', collect: () => store()?.segmentBytes })
+      r.counter({ name: 'cairn_repo_compacted_bytes_total', help: 'Segment bytes compaction gave back to the disk.', collect: () => store()?.compactedBytes ?? 0 })
+      r.gauge({ name: 'cairn_repo_unmigrated_bytes', help: 'Bytes of blocks still in the earlier level layout, being moved to the value log.', collect: () => store()?.unmigratedBytes })
     }
     if (c.repoAccount != null) {
       const account = c.repoAccount

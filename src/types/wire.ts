@@ -185,6 +185,13 @@ export interface RepoStat {
   gc_runs: number
   gc_bytes_reclaimed: number
   cache_evicted_bytes: number
+  /** The value log: segment files and their bytes (live records and dead ones not compacted yet). */
+  segments: number
+  segment_bytes: number
+  /** Segment bytes compaction gave back since start. */
+  compacted_bytes: number
+  /** Bytes still in the earlier level block layout, being moved to the value log. */
+  unmigrated_bytes: number
 }
 
 /** A block `repo verify` found wrong: corrupt (its bytes do not hash to its CID) or missing (a pin's, not held). */

@@ -73,6 +73,11 @@ describe('repo accounting and verify', { timeout: 180_000 }, () => {
     near(stat.garbage_bytes, 300_000, 'garbage')
     assert.equal(stat.held_bytes, await tc.peer(1).ipfs.repoSize(), 'the kinds add up to what the store holds')
     assert.ok(stat.disk_bytes >= stat.held_bytes, `on disk: ${stat.disk_bytes}`)
+    // the value log: its segment files hold every block held, framed, and dead records not compacted yet
+    assert.ok(stat.segments >= 1)
+    assert.ok(stat.segment_bytes >= stat.held_bytes && stat.segment_bytes < stat.held_bytes + 64 * 1024, `segment bytes ${stat.segment_bytes} for ${stat.held_bytes} held`)
+    assert.equal(stat.unmigrated_bytes, 0)
+    assert.match((await cairn('repo', 'stat')).out, /segments: +\d+ files, [\d.]+ KiB/)
     assert.match((await cairn('repo', 'stat')).out, /pinned: +391\.0 KiB \(400,\d{3} B\)[\s\S]*garbage: +293\.\d KiB/)
     const rest = await createClient({ api: tc.url(1) }).repoStat()
     assert.deepEqual({ ...rest, disk_bytes: 0 }, { ...stat, disk_bytes: 0 })
@@ -82,6 +87,9 @@ describe('repo accounting and verify', { timeout: 180_000 }, () => {
     assert.equal(m.get('cairn_repo_garbage_bytes'), stat.garbage_bytes)
     assert.equal(m.get('cairn_repo_cache_bytes'), stat.cache_bytes)
     assert.ok((m.get('cairn_repo_disk_bytes') ?? 0) > stat.held_bytes)
+    assert.equal(m.get('cairn_repo_segment_bytes'), stat.segment_bytes)
+    assert.equal(m.get('cairn_repo_segments'), stat.segments)
+    assert.equal(m.get('cairn_repo_compacted_bytes_total'), stat.compacted_bytes)
     const reclaimedBefore = m.get('cairn_repo_gc_bytes_reclaimed_total') ?? -1
 
     const gc = await cairn('repo', 'gc', '--local')

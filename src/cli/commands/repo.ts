@@ -36,7 +36,9 @@ export function formatRepoStat (r: RepoStat): string {
     `  cache:       ${b(r.cache_bytes)} of ${r.cache_max > 0 ? formatBytes(r.cache_max) : 'none'} (gateway.cache_max)`,
     `  garbage:     ${b(r.garbage_bytes)} (the next repo GC deletes it)`,
     `On disk:       ${b(r.disk_bytes)}`,
-    `Storage max:   ${r.storage_max > 0 ? `${formatBytes(r.storage_max)}, ${formatBytes(r.pinned_bytes + r.cache_bytes)} counted (pinned + cache)` : 'none (monitor.storage_max)'}`,
+    `  segments:    ${r.segments.toLocaleString('en-US')} files, ${b(r.segment_bytes)} (${formatBytes(r.compacted_bytes)} given back by compaction since start)`,
+    ...(r.unmigrated_bytes > 0 ? [`  migrating:   ${b(r.unmigrated_bytes)} still in the earlier level layout`] : []),
+    `Storage max:   ${r.storage_max > 0 ? `${formatBytes(r.storage_max)}, ${formatBytes(r.held_bytes - r.cache_bytes)} counted (all but the cache, which gives way to pins)` : 'none (monitor.storage_max)'}`,
     `GC:            ${r.gc_runs.toLocaleString('en-US')} runs since start, ${formatBytes(r.gc_bytes_reclaimed)} reclaimed; ${formatBytes(r.cache_evicted_bytes)} evicted from the cache`
   ].join('\n')
 }

@@ -178,7 +178,7 @@ export function createPeer (init: PeerInit): CairnPeer {
           secret,
           acceptCheckpoints: init.acceptCheckpoints,
           checkpointThreshold: init.checkpointThreshold,
-          syncIntervalMs: init.syncIntervalMs
+          syncIntervalMs: init.syncIntervalMs ?? config.peer.pinset.sync_interval_ms
         }, { libp2p, privateKey: config.identity.privateKey, logger })
         await pinset.start()
         started.push(pinset)

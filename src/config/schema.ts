@@ -259,6 +259,14 @@ export const auditConfigSchema = section({
 })
 
 /** Repo GC on a schedule (`cairn ipfs gc` runs one at any time). */
+export const pinsetConfigSchema = section({
+  /**
+   * How often this peer catches up with a few connected peers (repairs missed gossip), asking a stranger too when no
+   * trusted peer can give what is missing.
+   */
+  sync_interval_ms: nonNegativeInt().min(100, { error: got('expected an integer >= 100 (ms)') }).default(30_000)
+})
+
 export const gcConfigSchema = section({
   /** How often this peer deletes the blocks none of its pins holds, when the pinset changed since; 0 = never. */
   interval_ms: nonNegativeInt().default(3_600_000)
@@ -314,6 +322,7 @@ export const peerConfigSchema = z.strictObject({
   rest: restConfigSchema.prefault({}),
   tracker: trackerConfigSchema.prefault({}),
   monitor: monitorConfigSchema.prefault({}),
+  pinset: pinsetConfigSchema.prefault({}),
   gc: gcConfigSchema.prefault({}),
   audit: auditConfigSchema.prefault({}),
   disk: diskConfigSchema.prefault({}),
@@ -353,6 +362,7 @@ export const ENV_SECTIONS: Readonly<Record<string, EnvSection>> = {
   REST: { file: 'peer', path: ['rest'], keys: restConfigSchema.shape },
   TRACKER: { file: 'peer', path: ['tracker'], keys: trackerConfigSchema.shape },
   MONITOR: { file: 'peer', path: ['monitor'], keys: monitorConfigSchema.shape },
+  PINSET: { file: 'peer', path: ['pinset'], keys: pinsetConfigSchema.shape },
   GC: { file: 'peer', path: ['gc'], keys: gcConfigSchema.shape },
   AUDIT: { file: 'peer', path: ['audit'], keys: auditConfigSchema.shape },
   DISK: { file: 'peer', path: ['disk'], keys: diskConfigSchema.shape },

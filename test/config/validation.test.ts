@@ -114,6 +114,7 @@ describe('peer.json validation', () => {
     ['swarm announce', { swarm: { announce: [''] } }, 'swarm.announce[0]'],
     ['negative reserve', { disk: { reserve_bytes: -1 } }, 'peer.json: disk.reserve_bytes: expected an integer >= 0'],
     ['tiny segments', { disk: { segment_bytes: 4096 } }, 'peer.json: disk.segment_bytes: expected an integer >= 1048576 (1 MiB), got 4096'],
+    ['catch-up too often', { pinset: { sync_interval_ms: 10 } }, 'peer.json: pinset.sync_interval_ms: expected an integer >= 100 (ms), got 10'],
     ['gateway cache_max', { gateway: { cache_max: '2GB' } }, 'peer.json: gateway.cache_max: expected an integer >= 0'],
     ['fractional cache_max', { gateway: { cache_max: 1.5 } }, 'peer.json: gateway.cache_max: expected an integer >= 0'],
     ['log level', { log: { level: 'verbose' } }, 'log.level: expected one of trace|debug|info|warn|error|fatal|silent'],

@@ -145,7 +145,9 @@ describe('a cairn daemon attacked over the pinset topic and the catch-up protoco
         CAIRN_LOG_LEVEL: process.env.CAIRN_TEST_LOG_LEVEL ?? 'warn',
         CAIRN_PINSVC_LISTEN: '127.0.0.1:0',
         CAIRN_GATEWAY_LISTEN: '127.0.0.1:0',
-        CAIRN_METRICS_LISTEN: `127.0.0.1:${metricsPort}`
+        CAIRN_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+        // catch-up rounds every 2 s (30 s by default): the strangers of the catch-up test are asked in seconds
+        CAIRN_PINSET_SYNC_INTERVAL_MS: '2000'
       }),
       stdio: ['ignore', 'pipe', 'pipe']
     })

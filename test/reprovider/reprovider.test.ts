@@ -176,17 +176,25 @@ describe('reprovider', { timeout: 180_000 }, () => {
     try {
       const peer = cluster.peer(0)
       await addFile(cluster, 0, 200 * 1024, 'size-1024')
-      const before = await peer.reprovider.reprovideNow() as ReprovideStatusDetail
+      let before = await peer.reprovider.reprovideNow() as ReprovideStatusDetail
       const total = before.last_cycle_cids
       assert.ok(total > 200, `200 leaves of 1 KiB and their parents: ${total}`)
-      // among the DHT nodes the cycle stored records on (a lookup on this small DHT can end with only some of
+      // among the DHT nodes the cycles stored records on (a lookup on this small DHT can end with only some of
       // them), three go away and two stop answering; node 19 (the finder's) is spared, and the bootstrap nodes
       // 0 and 1 are taken last (the peer already has its region's peers; the finder is not used in this test)
       const id = peer.ipfs.libp2p.peerId
-      const held = await Promise.all(net.nodes.map(async (_, i) => await net.providerRecords(i, id.toString())))
-      const sent = held.map((n, i) => ({ n, i })).filter(({ n, i }) => i < 19 && n > 0).map(({ i }) => i)
-      const used = [...sent.filter(i => i > 1), ...sent.filter(i => i <= 1)]
-      assert.ok(used.length >= 5, `the cycle reached DHT nodes ${used.join(',')}`)
+      const reached = async (): Promise<number[]> => {
+        const held = await Promise.all(net.nodes.map(async (_, i) => await net.providerRecords(i, id.toString())))
+        const sent = held.map((n, i) => ({ n, i })).filter(({ n, i }) => i < 19 && n > 0).map(({ i }) => i)
+        return [...sent.filter(i => i > 1), ...sent.filter(i => i <= 1)]
+      }
+      let used = await reached()
+      // a lookup that ended with fewer than five: another cycle's lookup reaches others (records add up)
+      for (let k = 0; k < 3 && used.length < 5; k++) {
+        before = await peer.reprovider.reprovideNow() as ReprovideStatusDetail
+        used = await reached()
+      }
+      assert.ok(used.length >= 5, `the cycles reached DHT nodes ${used.join(',')}`)
       await Promise.all(used.slice(0, 3).map(async i => { await net.nodes[i].stop() }))
       await Promise.all(used.slice(3, 5).map(async i => { await net.hang(i) }))
       const after = await peer.reprovider.reprovideNow() as ReprovideStatusDetail
@@ -194,11 +202,11 @@ describe('reprovider', { timeout: 180_000 }, () => {
       const failed = after.failures_total - before.failures_total
       const retried = after.retries_total - before.retries_total
       assert.ok(retried >= 2 && failed >= 2 * retried - 1, `failures ${failed}, retries ${retried}`)
-      assert.equal(after.cycles_total, 2)
+      assert.equal(after.cycles_total, before.cycles_total + 1)
       assert.equal(after.last_cycle_cids, total, 'every CID still reached the DHT peers that answer')
       // the peer keeps serving
       const status = await createClient({ api: cluster.url(0) }).reprovideStatus()
-      assert.equal(status.cycles_total, 2)
+      assert.equal(status.cycles_total, before.cycles_total + 1)
     } finally {
       await cluster.close()
     }

@@ -32,7 +32,7 @@ import { onBitswapMessage } from '../src/ipfs/helia-internals.js'
 import type { IpfsNode } from '../src/ipfs/index.js'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import {
-  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startHeliaProcess, startPeerProcesses, stopAll, tempDir,
+  PEER_FLAGS, parseFlags, peerFlags, type PeerFlagValues, cpuSeconds, median, MiB, spread, positiveInt, preparePeers, startHeliaProcess, startAllOrNone, startPeerProcesses, stopAll, tempDir,
   waitForClusterPeers, type BenchChild, type Benchmark, type BenchContext, type BenchReport, type ChildPeer, type HeliaChild, type Metric, type PeerStats
 } from './lib.js'
 
@@ -474,14 +474,7 @@ async function run (argv: string[], ctx: BenchContext): Promise<BenchReport> {
 /** The two Helia nodes (sender, fetcher), each in its own process with a folder under `root`. */
 async function startHelias (root: string, log: ((line: string) => void) | undefined, signal: AbortSignal): Promise<HeliaChild[]> {
   const output = log != null ? (name: string, line: string) => { log(`${name}: ${line}`) } : undefined
-  const started = await Promise.allSettled(['helia-a', 'helia-b'].map(async name => await startHeliaProcess(name, { dir: join(root, name), network: true }, { output, signal })))
-  const ok = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-  if (failed != null) {
-    await stopAll(ok)
-    throw failed.reason
-  }
-  return ok
+  return await startAllOrNone(['helia-a', 'helia-b'], async name => await startHeliaProcess(name, { dir: join(root, name), network: true }, { output, signal }))
 }
 
 export const bitswap: Benchmark = {

@@ -17,7 +17,7 @@ import { syncMirror } from '../src/mirror/index.js'
 import { diskUsage } from '../src/storage/disk.js'
 import { concatChunks } from '../src/utils/bytes.js'
 import { content, generateTree, packageSize } from './mirror.js'
-import { seededRandom } from '../test/util.js'
+import { distinctBlocks, seededRandom } from '../test/util.js'
 import { MiB, median, preparePeers, quantile, sleep, startPeersInProcess, stopAll, tempDir, type Metric } from './lib.js'
 import type { CairnPeer } from '../src/peer.js'
 
@@ -65,19 +65,7 @@ async function settled (dir: string, signal: AbortSignal, quietMs = 700): Promis
 
 /** The distinct blocks the roots reach, read from the peer's store. */
 async function neededBytes (peer: CairnPeer, roots: string[]): Promise<{ blocks: number, bytes: number }> {
-  const seen = new Set<string>()
-  let bytes = 0
-  const walk = roots.map(r => CID.parse(r))
-  while (walk.length > 0) {
-    const cid = walk.pop() as CID
-    const key = Buffer.from(cid.multihash.bytes).toString('hex')
-    if (seen.has(key)) continue
-    seen.add(key)
-    const block = await concatChunks(peer.ipfs.helia.blockstore.get(cid))
-    bytes += block.byteLength
-    if (cid.code === dagPb.code) walk.push(...dagPb.decode(block).Links.map(l => l.Hash))
-  }
-  return { blocks: seen.size, bytes }
+  return await distinctBlocks(peer.ipfs.helia.blockstore, roots)
 }
 
 /** Raw leaves of a kept version (single-chunk files): what the pin probes pin again. Only dag-pb nodes are read. */

@@ -466,7 +466,12 @@ const POLYFILL = new URL('../src/polyfill.js', import.meta.url).href
 
 /** Starts each prepared peer in its own node process (bench/peer-process.ts); all or none. */
 export async function startPeerProcesses (prepared: PreparedPeer[], options: PeerProcessOptions = {}): Promise<ChildPeer[]> {
-  const started = await Promise.allSettled(prepared.map(async p => await startPeerProcess(p, options)))
+  return await startAllOrNone(prepared, async p => await startPeerProcess(p, options))
+}
+
+/** Starts one child per item at once; when one fails, stops those that started and throws its error. */
+export async function startAllOrNone<I, C extends { stop: () => Promise<void> }> (items: I[], start: (item: I) => Promise<C>): Promise<C[]> {
+  const started = await Promise.allSettled(items.map(start))
   const ok = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed != null) {

@@ -14,6 +14,9 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { libp2pOptions, type CairnServices, type HostInit } from '../src/libp2p/index.js'
 import { createLogger, type CairnLogger } from '../src/logger.js'
 import type { AddEntry } from '../src/components.js'
+import type { Blockstore } from 'interface-blockstore'
+import * as dagPb from '@ipld/dag-pb'
+import { concatChunks } from '../src/utils/bytes.js'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
@@ -182,4 +185,22 @@ export function seededRandom (seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/** The distinct blocks `roots` reach through dag-pb links, and their bytes, read from `blockstore`. */
+export async function distinctBlocks (blockstore: Pick<Blockstore, 'get'>, roots: string[], options: { timeoutMs?: number } = {}): Promise<{ blocks: number, bytes: number }> {
+  const seen = new Set<string>()
+  let bytes = 0
+  const walk = roots.map(r => CID.parse(r))
+  while (walk.length > 0) {
+    const cid = walk.pop() as CID
+    const key = Buffer.from(cid.multihash.bytes).toString('hex')
+    if (seen.has(key)) continue
+    seen.add(key)
+    const signal = options.timeoutMs != null ? AbortSignal.timeout(options.timeoutMs) : undefined
+    const block = await concatChunks(blockstore.get(cid, { signal }))
+    bytes += block.byteLength
+    if (cid.code === dagPb.code) walk.push(...dagPb.decode(block).Links.map(l => l.Hash))
+  }
+  return { blocks: seen.size, bytes }
 }

@@ -11,13 +11,11 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
-import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { runCli } from '../../src/cli/program.js'
 import { createClient, type Client } from '../../src/client/index.js'
-import { concatChunks } from '../../src/utils/bytes.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
-import { oneFile, sleep, tempDir, waitFor } from '../util.js'
+import { distinctBlocks, oneFile, sleep, tempDir, waitFor } from '../util.js'
 import type { MirrorSyncResult } from '../../src/mirror/index.js'
 import type { RepoStat } from '../../src/types/wire.js'
 
@@ -93,19 +91,7 @@ describe('a mirror synced 10 times with --keep 2 stays within 1.25x of its two k
 
   /** The distinct blocks the roots reach, and their bytes, read from the peer's own store. */
   async function needed (roots: string[]): Promise<{ blocks: number, bytes: number }> {
-    const seen = new Set<string>()
-    let bytes = 0
-    const walk = roots.map(r => CID.parse(r))
-    while (walk.length > 0) {
-      const cid = walk.pop() as CID
-      const key = Buffer.from(cid.multihash.bytes).toString('hex')
-      if (seen.has(key)) continue
-      seen.add(key)
-      const block = await concatChunks(tc.peer(0).ipfs.helia.blockstore.get(cid, { signal: AbortSignal.timeout(5000) }))
-      bytes += block.byteLength
-      if (cid.code === dagPb.code) walk.push(...dagPb.decode(block).Links.map(l => l.Hash))
-    }
-    return { blocks: seen.size, bytes }
+    return await distinctBlocks(tc.peer(0).ipfs.helia.blockstore, roots, { timeoutMs: 5000 })
   }
 
   it('holds at most 1.25x the distinct blocks of the two kept versions (du of the block folder, disk_bytes)', async t => {

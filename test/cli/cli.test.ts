@@ -70,7 +70,8 @@ describe('cairn CLI against a fake REST API', () => {
       'GET /health/alerts': (_req, res) => {
         const now = Date.now()
         sendJson(res, 200, [{
-          name: 'ping', peer: 'peerC', value: '{}', expire: (now - 20_000) * 1e6, valid: false, weight: 0, partitionable: false, received_at: 0,
+        // 20.5 s ago: nanoseconds past 2^53 lose ~256 ns to the float, which made an exact 20 s print as 19
+          name: 'ping', peer: 'peerC', value: '{}', expire: (now - 20_500) * 1e6, valid: false, weight: 0, partitionable: false, received_at: 0,
           triggered_at: new Date(now - 3 * 3600_000).toISOString()
         }])
       },

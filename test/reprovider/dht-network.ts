@@ -162,7 +162,7 @@ export async function createDhtNetwork (n: number, init: DhtNetworkInit): Promis
     try {
       return await createDhtNetworkOnce(n, init, attempt < 3 ? 12_000 : 30_000)
     } catch (err) {
-      if (attempt >= 3 || !/did not fill/.test((err as Error).message)) throw err
+      if (attempt >= 3 || !/DHT routing tables fill/.test((err as Error).message)) throw err
     }
   }
 }

@@ -281,7 +281,13 @@ describe('the HTTP gateway', () => {
     const v2 = await addTree(tc, 'v2', { 'dists/Release': enc.encode('version two\n'), 'new.txt': enc.encode('new\n') })
     const meta = (version: number): Record<string, string> => ({ [MIRROR_KEY]: 'debian', [MIRROR_VERSION_KEY]: String(version) })
     await tc.peer(0).cluster.pin(CID.parse(v1.get('v1')!.cid), { name: 'debian@1', metadata: meta(1) })
-    await waitFor(async () => (await fetch(`${gw}/mirror/debian/dists/Release`)).status === 200, { message: 'peer 1 sees version 1' })
+    // what the gateway answered last, for the error (a 404 naming the mirror, or a 504 naming a block not fetched)
+    let answered = 'nothing yet'
+    await waitFor(async () => {
+      const r = await fetch(`${gw}/mirror/debian/dists/Release`, { signal: AbortSignal.timeout(40_000) })
+      answered = `${r.status} ${(await r.text()).trim()}`
+      return r.status === 200
+    }, { message: 'peer 1 sees version 1', describe: () => answered })
     assert.equal(await (await fetch(`${gw}/mirror/debian/dists/Release`)).text(), 'version one\n')
 
     await tc.peer(0).cluster.pin(CID.parse(v2.get('v2')!.cid), { name: 'debian@2', metadata: meta(2) })

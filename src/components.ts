@@ -15,6 +15,12 @@ export * from './types/wire.js'
 
 export interface AbortOptions { signal?: AbortSignal }
 
+/** This peer's share of a spread pin: the pin's partition count and the partitions this peer holds. */
+export interface PinShare {
+  partitions: number
+  mine: number[]
+}
+
 export interface Startable {
   start(): Promise<void>
   stop(): Promise<void>
@@ -32,6 +38,8 @@ export interface PinOptions {
   metadata?: Record<string, string>
   origins?: string[]
   pin_update?: string
+  /** Spread the pin's files across its peers by partition (a UnixFS directory; docs/DESIGN.md §5). */
+  spread?: boolean
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -40,9 +48,10 @@ export interface PinOptions {
 /** Embedded IPFS (Helia over the peer's libp2p host). CIDs are multiformats CIDs here. */
 export interface IpfsConnector extends Startable {
   /** Pin locally, fetching missing blocks over bitswap. depth -1 = recursive, 0 = direct. */
-  pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void, maxRepoBytes?: number }): Promise<void>
+  pin(cid: CID, options?: AbortOptions & { depth?: number, onProgress?: (blocks: number) => void, maxRepoBytes?: number, share?: PinShare }): Promise<void>
   unpin(cid: CID, options?: AbortOptions): Promise<void>
-  isPinned(cid: CID, options?: AbortOptions): Promise<boolean>
+  /** Whether the CID is pinned here: with `share`, as that share of a spread pin; without, as a whole pin. */
+  isPinned(cid: CID, options?: AbortOptions & { share?: PinShare }): Promise<boolean>
   /** Whether the pin with this pinset key (pinKey) is held here, from memory (false while stopped). */
   holdsPin(key: PinKey): boolean
   /** Every CID pinned locally (roots only). */
@@ -117,6 +126,22 @@ export interface Monitor extends Startable {
 export interface Allocator {
   /** The allocations ([] for replication -1: everywhere); NotEnoughPeersError when too few peers qualify. */
   allocate(request: AllocateRequest): string[]
+  /**
+   * Who holds which partition of a spread pin, among the candidates by their freespace metrics
+   * (src/allocator/spread.ts); NotEnoughSpaceError naming what is missing when the shares do not fit.
+   */
+  allocateSpread(request: SpreadRequest): Record<string, number[]>
+}
+
+export interface SpreadRequest {
+  cid: string
+  min: number
+  max: number
+  partitionBytes: number[]
+  skeletonBytes: number
+  candidates: string[]
+  /** The current map (peer -> partitions), kept where it still fits. */
+  current?: Readonly<Record<string, number[]>>
 }
 
 export interface AllocateRequest {

@@ -30,6 +30,8 @@ export class TooManyRequestsError extends defineError('TooManyRequestsError', 't
 export class FollowerModeError extends defineError('FollowerModeError', 'follower mode: write operations are disabled') {}
 export class UnauthorizedError extends defineError('UnauthorizedError', 'unauthorized: access denied') {}
 export class NotEnoughPeersError extends defineError('NotEnoughPeersError', 'not enough peers to allocate CID') {}
+/** A spread pin whose shares do not fit the space its peers offer (the message says how much is missing). */
+export class NotEnoughSpaceError extends defineError('NotEnoughSpaceError', 'not enough space offered by the cluster\'s peers') {}
 export class ConfigError extends defineError('ConfigError', 'invalid configuration') {}
 export class NotStartedError extends defineError('NotStartedError', 'component is not started') {}
 export class PeerUnreachableError extends defineError('PeerUnreachableError', 'peer did not answer') {}

@@ -2,12 +2,15 @@
 // balanced allocator over live metrics, and, with an auditor, only trusted and proven peers count toward min.
 import { allocateBalanced, DEFAULT_ALLOCATE_BY } from './balanced.js'
 import { allocateWithProbation } from './probation.js'
+import { allocateSpread } from './spread.js'
 import type { AllocateRequest, Allocator, Monitor, TrustView } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export { allocateBalanced, DEFAULT_ALLOCATE_BY, DEFAULT_TAG_VALUE } from './balanced.js'
 export type { BalancedAllocateRequest } from './balanced.js'
 export { allocateWithProbation } from './probation.js'
+export { allocateSpread } from './spread.js'
+export type { SpreadAllocateRequest, SpreadAllocation } from './spread.js'
 export type { ProbationAllocateRequest, ProbationAllocation } from './probation.js'
 export type { AllocateRequest, Allocator } from '../components.js'
 
@@ -55,6 +58,18 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
         log('%s: %d trusted or proven peers among its allocations, below replication_factor_min %d: under-replicated until peers on probation prove themselves', cid, chosen.counted.length, min)
       }
       return chosen.allocations
+    },
+
+    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current }) {
+      // a peer that failed an audit takes no share; others by the room their freespace metric says they have
+      const free = new Map<string, number>()
+      for (const m of monitor.latest('freespace')) {
+        if (!candidates.includes(m.peer) || trust?.trustOf(m.peer) === 'failed') continue
+        free.set(m.peer, Math.max(0, m.weight))
+      }
+      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current })
+      log('%s spread over %d peers', cid, Object.keys(shares).length)
+      return shares
     }
   }
 }

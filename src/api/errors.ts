@@ -20,6 +20,7 @@ export const HTTP_STATUS_BY_NAME: Readonly<Record<string, number>> = Object.free
   TooManyRequestsError: 429,
   QuotaExceededError: 507,
   InsufficientStorageError: 507,
+  NotEnoughSpaceError: 507,
   // IPFS Cluster answers "not enough peers to allocate" with a 500, and its clients expect that
   NotEnoughPeersError: 500,
   ShuttingDownError: 503,

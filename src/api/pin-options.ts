@@ -32,6 +32,7 @@ const pinOptionsSchema: z.ZodType<PinOptions> = z.looseObject({
   }),
   metadata: z.record(z.string(), z.string()).optional(),
   origins: z.array(z.string()).optional(),
+  spread: z.boolean().optional(),
   pin_update: z.string().optional().superRefine((cid, ctx) => {
     if (cid == null) return
     try {

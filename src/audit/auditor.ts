@@ -13,6 +13,7 @@ import { auditProtocol } from './protocol.js'
 import { serveAudit } from './server.js'
 import { TrustBook } from './trust.js'
 import { walkPin, type WalkResult } from './walk.js'
+import { shareOf } from '../tracker/index.js'
 import { TRUST_STATES, type AuditorAPI, type AuditorComponents, type AuditorInit, type AuditStats, type PeerTrust, type TrustState } from './index.js'
 import type { AbortOptions } from '../components.js'
 import type { AlertInfo, Pin } from '../types/wire.js'
@@ -269,7 +270,7 @@ export class Auditor implements AuditorAPI {
       const deadline = AbortSignal.timeout(this.config.timeoutMs)
       const signal = AbortSignal.any([shutdown, deadline])
       try {
-        result = await walkPin(pin, async (cids, o) => await askBlocks(this.components.libp2p, askInit, peer, cids, o), verifier, walk, { signal })
+        result = await walkPin(pin, async (cids, o) => await askBlocks(this.components.libp2p, askInit, peer, cids, o), verifier, walk, { signal }, shareOf(pin, peer))
       } catch (err) {
         if (shutdown.aborted) return result
         result = { result: 'fail', reason: deadline.aborted ? `no full answer within ${this.config.timeoutMs} ms for ${pin.cid}` : `${pin.cid}: ${(err as Error).message}` }

@@ -4,10 +4,14 @@
 import { randomInt } from 'node:crypto'
 import { createUnsafe } from 'multiformats/block'
 import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import * as raw from 'multiformats/codecs/raw'
 import { blockId } from '../ipfs/local-dag.js'
+import { partitionOf } from '../spread/layout.js'
 import { hashesTo, parseCid } from '../utils/cid.js'
 import { MAX_AUDIT_CIDS, type AuditAnswer } from './protocol.js'
-import type { AbortOptions } from '../components.js'
+import type { AbortOptions, PinShare } from '../components.js'
 import type { BlockCodec, MultihashHasher } from 'multiformats'
 
 const IDENTITY = 0x00
@@ -32,12 +36,20 @@ export type WalkResult =
   /** Nothing could be checked (an identity root, a hash function this peer does not know). */
   | { result: 'skip', reason: string }
 
-/** Audits one pin; AuditUnansweredError and aborts propagate (the caller decides whether that is a failure). */
-export async function walkPin (pin: { cid: string, max_depth: number }, ask: AskFn, verifier: Verifier, init: WalkInit, options: AbortOptions = {}): Promise<WalkResult> {
+/**
+ * Audits one pin; AuditUnansweredError and aborts propagate (the caller decides whether that is a failure). With
+ * `share` (a spread pin), only what that share holds is asked: the skeleton, and the files of its partitions.
+ */
+export async function walkPin (pin: { cid: string, max_depth: number }, ask: AskFn, verifier: Verifier, init: WalkInit, options: AbortOptions = {}, share?: PinShare): Promise<WalkResult> {
   const root = parseCid(pin.cid)
   if (root.multihash.code === IDENTITY) return { result: 'skip', reason: `${pin.cid} is an identity CID: nothing is stored` }
   const depth = pin.max_depth < 0 ? init.depth : Math.min(pin.max_depth, init.depth)
   const width = Math.max(1, Math.min(init.width, MAX_AUDIT_CIDS))
+  const mine = share != null ? new Set(share.mine) : undefined
+  const held = (cid: CID): boolean => share == null || mine?.has(partitionOf(cid, share.partitions)) === true
+  /** Blocks inside a file of the share: everything below them is held too. */
+  const inUnit = new Set<string>()
+  const maybeElsewhere = new Set<string>()
   let level = [root]
   let verified = 0
   for (let d = 0; level.length > 0; d++) {
@@ -45,6 +57,8 @@ export async function walkPin (pin: { cid: string, max_depth: number }, ask: Ask
     const children: CID[] = []
     for (const [i, cid] of level.entries()) {
       const answer = answers[i]
+      // a dag-pb child of a directory outside the share may be a one-block file of another partition
+      if (answer.status === 'absent' && maybeElsewhere.has(blockId(cid))) continue
       if (answer.status === 'absent') return { result: 'fail', reason: `block ${cid} (depth ${d}) of ${pin.cid} is not held` }
       if (answer.status === 'too_large') return { result: 'fail', reason: `block ${cid} (depth ${d}) of ${pin.cid} was refused as larger than 2 MiB, which bitswap does not carry` }
       let hasher: MultihashHasher
@@ -59,7 +73,21 @@ export async function walkPin (pin: { cid: string, max_depth: number }, ask: Ask
       if (d >= depth) continue
       try {
         const block = createUnsafe({ cid, bytes: answer.bytes, codec: await verifier.getCodec(cid.code) })
-        for (const [, child] of block.links()) if (child.multihash.code !== IDENTITY) children.push(child)
+        const links = [...block.links()].map(([, child]) => child).filter(child => child.multihash.code !== IDENTITY)
+        if (share == null || inUnit.has(blockId(cid))) {
+          for (const child of links) { children.push(child); if (share != null) inUnit.add(blockId(child)) }
+        } else if (isFileNode(cid, answer.bytes)) {
+          // a file's root: what is below it is held only by the peers of its partition
+          if (held(cid)) for (const child of links) { children.push(child); inUnit.add(blockId(child)) }
+        } else {
+          // a directory: its raw children are one-block files, held by their partition's peers; the rest is skeleton
+          for (const child of links) {
+            if (child.code !== raw.code) {
+              children.push(child)
+              if (!held(child)) maybeElsewhere.add(blockId(child))
+            } else if (held(child)) { children.push(child); inUnit.add(blockId(child)) }
+          }
+        }
       } catch {
         // a codec this peer cannot read: the block is verified, what is below it is not asked
       }
@@ -67,6 +95,17 @@ export async function walkPin (pin: { cid: string, max_depth: number }, ask: Ask
     level = pick(dedupe(children), width)
   }
   return { result: 'pass', blocks: verified }
+}
+
+/** Whether a dag-pb block is a UnixFS file node. */
+function isFileNode (cid: CID, bytes: Uint8Array): boolean {
+  if (cid.code !== dagPb.code) return false
+  try {
+    const data = dagPb.decode(bytes).Data
+    return data != null && UnixFS.unmarshal(data).type === 'file'
+  } catch {
+    return false
+  }
 }
 
 function dedupe (cids: CID[]): CID[] {

@@ -206,6 +206,7 @@ function pinQuery (o: ClientPinOptions): URLSearchParams {
   for (const [k, v] of Object.entries(o.metadata ?? {})) set(`meta-${k}`, v)
   if (o.origins != null && o.origins.length > 0) set('origins', o.origins.join(','))
   set('pin-update', o.pin_update)
+  if (o.spread === true) set('spread', 'true')
   return q
 }
 

@@ -68,7 +68,9 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
     for (const pin of pinset.list()) {
       if (pin.type === 'meta-pin' || importer.holdsPin(heldPinKey(pin.cid))) continue
       const held = { pin, cid: parseCid(pin.cid) }
-      if (isAllocated(pin, self)) out.push(root(held))
+      // a spread pin's other shares are kept here like a pin allocated elsewhere (until their peers hold them);
+      // this peer's own share comes back from those peers when it is pinned
+      if (isAllocated(pin, self) && pin.spread !== true) out.push(root(held))
       else elsewhere.push(held)
     }
     const held: Array<{ pin: Pin, cid: CID }> = []
@@ -81,6 +83,8 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
       const status = await components.status.status(cid, { signal }).catch(() => undefined)
       // a peer on probation saying "pinned" proves nothing yet: only copies that count let this one go
       const pinned = pin.allocations.filter(p => copiesCount(components.trust, p) && status?.peer_map[p]?.status === 'pinned').length
+      // a spread pin is on its peers once every other allocated peer holds its share
+      if (pin.spread === true) return pinned < pin.allocations.filter(p => p !== self).length
       return pinned < Math.max(1, pin.replication_factor_min)
     }, { concurrency: GC_STATUS_CONCURRENCY })
     out.push(...held.filter((_, i) => owed[i]).map(root))

@@ -5,6 +5,8 @@ import { FollowerModeError, InvalidParameterError, NotInPinsetError, UnknownPeer
 import { readClusterDag } from '../adder/sharding.js'
 import { checkReadable, parseCid } from '../utils/cid.js'
 import { pinKey } from '../utils/keys.js'
+import { concatChunks } from '../utils/bytes.js'
+import { DEFAULT_PARTITIONS, readLayout } from '../spread/layout.js'
 import { ZERO_TIME } from '../types/wire.js'
 import type { Peerset } from './peerset.js'
 import type { AbortOptions, Allocator, Importer, Pinset, PinOptions } from '../components.js'
@@ -75,9 +77,10 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     for (const p of priority) {
       if (!peers.includes(p)) throw new UnknownPeerError(`unknown peer in user-allocations: ${p} is not a cluster peer`)
     }
+    const mode = options.mode ?? 'recursive'
+    if (options.spread === true) return await buildSpread(cid, options, { min, max, mode, existing, exclude })
     const current = existing != null && existing.replication_factor_max === max ? existing.allocations : []
     const allocations = allocator.allocate({ cid: cidString, min, max, current, priority, candidates: peers, debit })
-    const mode = options.mode ?? 'recursive'
     return {
       cid: cidString,
       type,
@@ -95,6 +98,47 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
       pin_update: options.pin_update ?? null,
       user_allocations: options.user_allocations ?? null,
       timestamp: new Date().toISOString()
+    }
+  }
+
+  /**
+   * A spread pin: its layout read (the skeleton fetched when not held here), its partitions allocated by the
+   * room peers offer, the current map kept where it fits (a re-pin, a pin-update from the previous version).
+   */
+  async function buildSpread (cid: CID, options: PinOptions, s: { min: number, max: number, mode: string, existing?: Pin, exclude?: ReadonlySet<string> }): Promise<Pin> {
+    if (s.mode === 'direct') throw new InvalidParameterError('a spread pin is recursive: --spread cannot be used with mode direct')
+    if (s.max === -1) throw new InvalidParameterError('a spread pin needs a replication factor (for example replication-min=2&replication-max=2): with -1 every peer would hold everything')
+    if ((options.user_allocations ?? []).length > 0) throw new InvalidParameterError('a spread pin is allocated by partition: user-allocations cannot be given')
+    const previous = s.existing?.spread_map
+    const partitions = previous?.partition_bytes.length ?? DEFAULT_PARTITIONS
+    const helia = components.importer.helia
+    const layout = await readLayout(cid, partitions, async (c, o) => await concatChunks(helia.blockstore.get(c, { signal: o?.signal ?? AbortSignal.timeout(60_000) })))
+    const candidates = (await components.peerset.peers()).filter(p => s.exclude?.has(p) !== true)
+    // the current holders that remain allocated keep their partitions first
+    const kept = s.existing?.allocations
+    const current = previous == null ? undefined : Object.fromEntries(Object.entries(previous.shares).filter(([peer]) => kept == null || kept.includes(peer)))
+    const shares = allocator.allocateSpread({
+      cid: cid.toString(), min: s.min, max: s.max, partitionBytes: layout.partitionBytes, skeletonBytes: layout.skeletonBytes, candidates, current
+    })
+    return {
+      cid: cid.toString(),
+      type: 'pin',
+      name: options.name ?? '',
+      mode: 'recursive',
+      replication_factor_min: s.min,
+      replication_factor_max: s.max,
+      allocations: Object.keys(shares).sort(),
+      shard_size: 0,
+      max_depth: -1,
+      reference: null,
+      expire_at: options.expire_at ?? ZERO_TIME,
+      metadata: options.metadata ?? {},
+      origins: options.origins ?? [],
+      pin_update: options.pin_update ?? null,
+      user_allocations: null,
+      timestamp: new Date().toISOString(),
+      spread: true,
+      spread_map: { partition_bytes: layout.partitionBytes, skeleton_bytes: layout.skeletonBytes, shares }
     }
   }
 
@@ -123,6 +167,7 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
         metadata: options.metadata ?? from.metadata ?? undefined,
         expire_at: options.expire_at ?? (from.expire_at !== ZERO_TIME && Date.parse(from.expire_at) > Date.now() ? from.expire_at : undefined),
         user_allocations: options.user_allocations ?? from.user_allocations ?? undefined,
+        spread: options.spread ?? from.spread,
         pin_update: updateFrom.toString()
       }
       existing = { ...from, replication_factor_max: options.replication_factor_max ?? from.replication_factor_max }

@@ -67,7 +67,7 @@ export function createRebalancer (init: RebalanceInit, components: RebalanceComp
           name: pin.name, mode: pin.mode, replication_factor_min: pin.replication_factor_min,
           replication_factor_max: pin.replication_factor_max, shard_size: pin.shard_size,
           expire_at: pin.expire_at, metadata: pin.metadata ?? undefined, origins: pin.origins,
-          pin_update: pin.pin_update ?? undefined
+          pin_update: pin.pin_update ?? undefined, spread: pin.spread
         }, { type: pin.type, existing: { ...pin, allocations: pin.allocations.filter(p => p !== gone) }, exclude })
         changed.push({ ...next, reference: pin.reference, user_allocations: pin.user_allocations?.filter(p => p !== gone) ?? null })
       } catch (err) {

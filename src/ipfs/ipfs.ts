@@ -14,13 +14,15 @@ import { createHeliaLight } from 'helia'
 import { createUnsafe } from 'multiformats/block'
 import * as raw from 'multiformats/codecs/raw'
 import { raceSignal } from 'race-signal'
-import { InvalidParameterError, NotStartedError, ShuttingDownError } from '../errors.js'
+import { InvalidParameterError, NotFoundError, NotStartedError, ShuttingDownError } from '../errors.js'
 import { libp2pOptions } from '../libp2p/index.js'
 import { guardedLevel } from '../storage/guarded-level.js'
 import { pinKey, type PinKey } from '../utils/keys.js'
 import { importCar, importEntries, type BlockSink } from './add.js'
 import { HostDatastore } from './host-datastore.js'
-import { PinRecords, type PinBlock } from './pin-records.js'
+import { PinRecords, type Generation, type PinBlock, type SpreadClaims } from './pin-records.js'
+import { fetchSpread, listSpreadLocal, parseShare, shareString, spreadClaims, type Share } from './spread-pin.js'
+import type { BlockReader } from '../spread/layout.js'
 import { PeerBlockstore, type PeerBlockstoreStats as StoreStats } from './peer-blockstore.js'
 import type { LocalBlockstore } from './blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, type LocalDagInit } from './local-dag.js'
@@ -64,6 +66,8 @@ type PinOptions = AbortOptions & {
   onProgress?: (blocks: number) => void
   /** Quota: refuse to start, or stop fetching, once the blockstore holds more than this many bytes. */
   maxRepoBytes?: number
+  /** A spread pin: only this peer's share of it (spread-pin.ts). */
+  share?: Share
 }
 
 interface PinnedRoot {
@@ -71,6 +75,8 @@ interface PinnedRoot {
   cid: CID
   /** Infinity for a recursive pin. */
   depth: number
+  /** A spread pin's share (shareString), as recorded. */
+  share?: string
 }
 
 interface Running {
@@ -183,7 +189,8 @@ export class IpfsNodeImpl implements IpfsNode {
       await helia.start()
       const pins = new Map<PinKey, PinnedRoot>()
       for await (const pin of helia.pins.ls()) {
-        pins.set(pinKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth })
+        const share = pin.metadata?.spread
+        pins.set(pinKey(pin.cid), { cid: pin.cid.toV1(), depth: pin.depth, ...(typeof share === 'string' ? { share } : {}) })
       }
       const bitswap = installBitswapSender(helia, this.init.bitswap ?? {}, {
         libp2p: helia.libp2p,
@@ -268,26 +275,41 @@ export class IpfsNodeImpl implements IpfsNode {
     // the local scan must stay until the pin is recorded, no repo GC meanwhile
     await this.withLock(key, options.signal, async () => await this.gcLock.shared(async () => {
       const existing = pins.get(key)
-      if (existing?.depth === depth) {
+      const share = options.share != null ? shareString(options.share) : undefined
+      if (existing?.depth === depth && existing.share === share) {
         return
       }
       const counted = (): number => this.counted(running)
       checkQuota(counted, root, options.maxRepoBytes)
-      await checkQuotaEstimate(root, options.maxRepoBytes, { ...running, counted }, { signal: options.signal })
+      const dagComponents = { ...running, dag: this.localDagReader(running), shutdown: running.shutdown.signal, counted }
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
-      const { blocks, generation } = await fetchDag(root, depth, {
-        ...running, dag: this.localDagReader(running), shutdown: running.shutdown.signal, counted
-      }, options)
+      let fetched: { blocks: PinBlock[], generation: Generation, spread?: SpreadClaims }
+      if (options.share != null) {
+        const spreadShare = options.share
+        const got = await fetchSpread(root, spreadShare, async (c, o) => await this.getBlock(c, { signal: o?.signal }), dagComponents, options)
+        fetched = { blocks: got.blocks, generation: got.generation, spread: { claims: got.claims, tops: got.tops, share: share as string } }
+      } else {
+        await checkQuotaEstimate(root, options.maxRepoBytes, { ...running, counted }, { signal: options.signal })
+        fetched = await fetchDag(root, depth, dagComponents, options)
+      }
+      const { blocks, generation } = fetched
       // 2. record the pin without the signal (Helia cannot undo a half-recorded pin)
       let written = 0
       try {
         if (existing != null) {
-          this.log('changing pin depth of %c from %s to %s', root, existing.depth, depth)
-          await running.records.remove(root, async d => await this.localBlocks(running, root, d))
+          this.log('changing pin of %c from depth %s%s to %s%s', root, existing.depth, existing.share != null ? ` share ${existing.share}` : '', depth, share != null ? ` share ${share}` : '')
+          await running.records.remove(root, async (d, md) => await this.claimedBlocks(running, root, d, md))
           pins.delete(key)
         }
-        written = await running.records.add(root, depth, blocks, { generation, rescan: async () => await this.heldBlocks(running, root, depth) })
-        pins.set(key, { cid: root, depth })
+        const spreadShare = options.share
+        written = await running.records.add(root, depth, blocks, {
+          generation,
+          spread: fetched.spread,
+          rescan: spreadShare != null
+            ? async () => (await listSpreadLocal(root, spreadShare, this.localDagReader(running), this.localReader(running))).blocks
+            : async () => await this.heldBlocks(running, root, depth)
+        })
+        pins.set(key, { cid: root, depth, ...(share != null ? { share } : {}) })
         // cached blocks this pin holds are pinned now, no longer cache
         await running.cache.forget(blocks.map(b => b.cid))
       } catch (err) {
@@ -307,6 +329,22 @@ export class IpfsNodeImpl implements IpfsNode {
     const local = await scanLocalDag(root, depth, this.localDagReader(running), { stopAtDeep: true })
     if (local.missing.length > 0) throw new Error(`block ${local.missing[0].cid} of ${root} was removed while the pin was being recorded`)
     return local.blocks
+  }
+
+  /** What a pin claims, for its removal: a spread pin's skeleton and file roots, else its blocks within depth. */
+  private async claimedBlocks (running: Running, root: CID, depth: number, metadata: Record<string, unknown>): Promise<CID[]> {
+    const share = parseShare(metadata.spread)
+    if (share != null) return await spreadClaims(root, share, this.localReader(running))
+    return await this.localBlocks(running, root, depth)
+  }
+
+  /** Reads a block held here (NotFoundError when it is not). */
+  private localReader (running: Running): BlockReader {
+    return async (cid) => {
+      const block = await running.fetcher.localBlock(cid)
+      if (block == null) throw new NotFoundError(`block ${cid.toString()} is not held here`)
+      return block
+    }
   }
 
   /** The distinct blocks of a pin held here (unpinning: a block that is gone has nothing to release). */
@@ -334,7 +372,7 @@ export class IpfsNodeImpl implements IpfsNode {
       }
       // local walk, no signal: stopping half-way would leave block pin counts wrong
       try {
-        await running.records.remove(root, async d => await this.localBlocks(running, root, d))
+        await running.records.remove(root, async (d, md) => await this.claimedBlocks(running, root, d, md))
         running.pins.delete(key)
       } catch (err) {
         await this.reloadPin(running, root)
@@ -360,9 +398,12 @@ export class IpfsNodeImpl implements IpfsNode {
     }
   }
 
-  async isPinned (cid: CID, options: AbortOptions = {}): Promise<boolean> {
+  async isPinned (cid: CID, options: AbortOptions & { share?: Share } = {}): Promise<boolean> {
     options.signal?.throwIfAborted()
-    return this.require().pins.has(pinKey(cid))
+    const pinned = this.require().pins.get(pinKey(cid))
+    if (pinned == null) return false
+    // a spread pin counts only with the share asked for (a changed share is pinned again)
+    return options.share == null ? pinned.share == null : pinned.share === shareString(options.share)
   }
 
   holdsPin (key: PinKey): boolean {

@@ -82,7 +82,17 @@ export interface Generation {
   removes: number
 }
 
+/** A spread pin's claims (spread-pin.ts): skeleton blocks claimed one by one, file roots counted deep. */
+export interface SpreadClaims {
+  claims: CID[]
+  tops: CID[]
+  /** Written in the pin record's metadata: what removing the pin lists again. */
+  share: string
+}
+
 export interface AddOptions extends AbortOptions {
+  /** Records a spread pin: these claims instead of the root's. */
+  spread?: SpreadClaims
   /** The `generation` the blocks' records were read at: they are re-read when records were written since. */
   generation?: Generation
   /**
@@ -232,7 +242,8 @@ export class PinRecords {
           if (updated != null) return updated.record ?? undefined
           return fresh[g] && b.record !== undefined ? b.record ?? undefined : read.get(id)
         })
-        const updates = add.depth === Infinity ? markDeep(add.root, list, records) : claimAll(add.root, list, records)
+        const spread = add.options.spread
+        const updates = spread != null ? markSpread(add.root, spread, list, records) : add.depth === Infinity ? markDeep(add.root, list, records) : claimAll(add.root, list, records)
         for (const u of updates) overlay.set(blockId(u.cid), u)
         pins.push(add)
         counts.push(updates.length)
@@ -245,7 +256,9 @@ export class PinRecords {
       // the pin records in the last batch: a pin whose blocks are not all recorded is never listed
       await this.write([...overlay.values()], {}, pins.map(add => ({
         key: pinRecordKey(add.root),
-        value: cborg.encode(add.depth === Infinity ? { depth: add.depth, metadata: {}, deep: true } : { depth: add.depth, metadata: {} })
+        value: cborg.encode(add.options.spread != null
+          ? { depth: add.depth, metadata: { spread: add.options.spread.share } }
+          : add.depth === Infinity ? { depth: add.depth, metadata: {}, deep: true } : { depth: add.depth, metadata: {} })
       })))
     } catch (err) {
       for (const add of pins) add.reject(err)
@@ -259,7 +272,7 @@ export class PinRecords {
    * its depth, listed by `blocksOf` (depth-limited pins, and pins recorded by an older cairn). A block left with
    * neither claim nor ref loses its record, and a deep one releases its children.
    */
-  async remove (root: CID, blocksOf: (depth: number) => Promise<CID[]>, options: AbortOptions = {}): Promise<void> {
+  async remove (root: CID, blocksOf: (depth: number, metadata: Record<string, unknown>) => Promise<CID[]>, options: AbortOptions = {}): Promise<void> {
     await this.exclusive(async () => {
       let pin: PinRecord
       try {
@@ -268,7 +281,7 @@ export class PinRecords {
         if ((err as Error).name === 'NotFoundError') return
         throw err
       }
-      const claimed = pin.deep === true ? [root] : await blocksOf(pin.depth)
+      const claimed = pin.deep === true ? [root] : await blocksOf(pin.depth, pin.metadata ?? {})
       // the pin record first: from here on the pin is gone, even if a slice below fails
       this.writes++
       this.removes++
@@ -394,17 +407,54 @@ function withLinks (next: PinnedBlock, block: PinBlock, links: CID[] | undefined
  * this, with maps keyed by multihash at every step, cost ~100 ms per 20,000 blocks.
  */
 function markDeep (root: CID, list: PinBlock[], records: Array<PinnedBlock | undefined>): Update[] {
+  return markDeepFrom(root, [root], list, records, positionsOf(list))
+}
+
+function positionsOf (list: PinBlock[]): Map<string, number> {
   const position = new Map<string, number>()
   list.forEach((b, i) => { const id = blockId(b.cid); if (!position.has(id)) position.set(id, i) })
-  const top = position.get(blockId(root))
-  if (top == null) throw new Error(`cannot record the pin of ${root}: its root block was not listed`)
+  return position
+}
+
+/**
+ * A spread pin: its file roots (tops) claimed by `root` and counted deep as a recursive pin's root is, and each
+ * other skeleton block claimed, with its links.
+ */
+function markSpread (root: CID, spread: SpreadClaims, list: PinBlock[], records: Array<PinnedBlock | undefined>): Update[] {
+  const position = positionsOf(list)
+  const updates = spread.tops.length > 0 ? markDeepFrom(root, spread.tops, list, records, position) : []
+  const byId = new Map(updates.map(u => [blockId(u.cid), u]))
+  const extra: Update[] = []
+  for (const cid of spread.claims) {
+    const id = blockId(cid)
+    const i = position.get(id)
+    if (i == null) throw new Error(`cannot record the pin of ${root}: its block ${cid} was not listed`)
+    const u = byId.get(id)
+    const base = u != null ? u.record ?? undefined : records[i]
+    const next = claimed(base, root)
+    if (next == null) continue
+    const record = base?.links != null && base.codec != null ? next : withLinks(next, list[i], list[i].links)
+    if (u != null) u.record = record
+    else extra.push({ cid, record })
+  }
+  return [...updates, ...extra]
+}
+
+/** Marks deep below each of `tops` (claimed by `root`); see markDeep. */
+function markDeepFrom (root: CID, topCids: CID[], list: PinBlock[], records: Array<PinnedBlock | undefined>, position: Map<string, number>): Update[] {
+  const tops = new Set<number>()
+  for (const t of topCids) {
+    const i = position.get(blockId(t))
+    if (i == null) throw new Error(`cannot record the pin of ${root}: its block ${t} was not listed`)
+    tops.add(i)
+  }
   const visited = new Uint8Array(list.length)
   const refs = new Uint32Array(list.length)
   /** The last block that linked each block: a block linking a child twice counts it once. */
   const linkedBy = new Int32Array(list.length).fill(-1)
   const marked: Array<CID[] | undefined> = new Array(list.length)
-  const stack = [top]
-  visited[top] = 1
+  const stack = [...tops]
+  for (const t of tops) visited[t] = 1
   while (stack.length > 0) {
     const i = stack.pop() as number
     const block = list[i]
@@ -429,10 +479,10 @@ function markDeep (root: CID, list: PinBlock[], records: Array<PinnedBlock | und
   const updates: Update[] = []
   for (let i = 0; i < list.length; i++) {
     const links = marked[i]
-    if (i !== top && links == null && refs[i] === 0) continue
+    if (!tops.has(i) && links == null && refs[i] === 0) continue
     const block = list[i]
     const record = records[i]
-    const next: PinnedBlock = (i === top ? claimed(record, root) : undefined) ?? { ...(record ?? { pinCount: 0, pinnedBy: [] }) }
+    const next: PinnedBlock = (tops.has(i) ? claimed(record, root) : undefined) ?? { ...(record ?? { pinCount: 0, pinnedBy: [] }) }
     if (links != null) {
       next.deep = true
       withLinks(next, block, links)

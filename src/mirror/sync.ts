@@ -36,6 +36,8 @@ export interface MirrorSyncOptions extends AbortOptions {
   /** Replication of the new version (default: that of the previous version, else the cluster's). */
   replication_factor_min?: number
   replication_factor_max?: number
+  /** Pin the version spread across the peers (default: as the previous version). */
+  spread?: boolean
   /** Give up waiting for the new version to be pinned after this long (default 10 min). */
   pinTimeoutMs?: number
   /** Status poll interval while waiting (default 1 s). */
@@ -260,6 +262,7 @@ export async function syncMirror (client: Client, params: MirrorSyncParams): Pro
       replication_factor_min: params.replication_factor_min,
       replication_factor_max: params.replication_factor_max,
       pin_update: newest?.pin.cid,
+      spread: params.spread,
       signal
     })
   }

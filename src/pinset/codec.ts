@@ -18,6 +18,8 @@ interface Compact {
   o?: string[]
   u?: string
   ua?: string[]
+  /** spread_map: [skeleton_bytes, partition_bytes, shares] */
+  sp?: [number, number[], Record<string, number[]>]
   t: number
 }
 
@@ -38,6 +40,7 @@ export function encodePin (pin: Pin, key: string): string {
   if (pin.origins.length > 0) v.o = pin.origins
   if (pin.pin_update != null) v.u = pin.pin_update
   if (pin.user_allocations != null) v.ua = pin.user_allocations
+  if (pin.spread === true && pin.spread_map != null) v.sp = [pin.spread_map.skeleton_bytes, pin.spread_map.partition_bytes, pin.spread_map.shares]
   return JSON.stringify(v)
 }
 
@@ -60,6 +63,7 @@ export function decodePin (value: string, key: string): Pin {
     origins: v.o ?? [],
     pin_update: v.u ?? null,
     user_allocations: v.ua ?? null,
-    timestamp: new Date(v.t).toISOString()
+    timestamp: new Date(v.t).toISOString(),
+    ...(v.sp != null ? { spread: true as const, spread_map: { skeleton_bytes: v.sp[0], partition_bytes: v.sp[1], shares: v.sp[2] } } : {})
   }
 }

@@ -15,7 +15,7 @@ import { asInsufficientStorage } from '../storage/disk.js'
 import { parseCid } from '../utils/cid.js'
 import { heldPinKey, pinKey, type PinKey } from '../utils/keys.js'
 import { turnBudget } from '../utils/turns.js'
-import type { AbortOptions, IpfsConnector, Pin, PinInfo, Pinset, PinTracker, TrackerStatus } from '../components.js'
+import type { AbortOptions, IpfsConnector, Pin, PinInfo, PinShare, Pinset, PinTracker, TrackerStatus } from '../components.js'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export interface TrackerInit {
@@ -74,6 +74,13 @@ const STATUS: Record<OpType, Record<Phase, TrackerStatus>> = {
 
 export function isAllocatedTo (pin: Pin, peerId: string): boolean {
   return pin.allocations.length === 0 || pin.allocations.includes(peerId)
+}
+
+/** This peer's share of a spread pin (undefined for a whole pin). */
+export function shareOf (pin: Pin, peerId: string): PinShare | undefined {
+  const map = pin.spread === true ? pin.spread_map : undefined
+  if (map == null) return undefined
+  return { partitions: map.partition_bytes.length, mine: map.shares[peerId] ?? [] }
 }
 
 export function createTracker (init: TrackerInit, components: TrackerComponents): PinTracker {
@@ -215,7 +222,8 @@ class StatelessTracker implements PinTracker {
       if (op.type === 'pin') {
         const pin = pinset.get(op.cid)
         if (!this.wanted(pin)) return this.finish(op)
-        if (!(await ipfs.isPinned(cid, { signal: controller.signal }))) {
+        const share = shareOf(pin!, this.components.peerId)
+        if (!(await ipfs.isPinned(cid, { signal: controller.signal, share }))) {
           if (pin!.origins.length > 0 && this.components.dialOrigins != null) {
             await this.components.dialOrigins(pin!.origins, { signal: controller.signal })
               .catch(err => { this.log('dialling the origins of %s failed: %e', op.cid, err) })
@@ -226,16 +234,33 @@ class StatelessTracker implements PinTracker {
               signal: controller.signal,
               depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
               onProgress: armIdle,
-              maxRepoBytes: this.init.storageMax
+              maxRepoBytes: this.init.storageMax,
+              share
             })
           }
           try {
             await pinHere()
           } catch (err) {
-            if ((err as Error).name !== 'QuotaExceededError' || !(await this.collectForQuota(op.cid, controller.signal))) throw err
+            if ((err as Error).name !== 'QuotaExceededError') throw err
+            // what a spread pin's upload left here is kept until the other peers hold their shares: the next
+            // attempt collects again
+            if (share != null) this.garbage = true
+            if (!(await this.collectForQuota(op.cid, controller.signal))) throw err
             armIdle()
-            await pinHere()
+            try {
+              await pinHere()
+            } catch (again) {
+              if (share != null && (again as Error).name === 'QuotaExceededError') this.garbage = true
+              throw again
+            }
           }
+        }
+        // a spread pin whose share changed while this one was pinned is pinned again, with the new share
+        const now = pinset.get(op.cid)
+        if (share != null && now != null && this.wanted(now) && JSON.stringify(shareOf(now, this.components.peerId)) !== JSON.stringify(share)) {
+          this.finish(op)
+          this.enqueue(op.cid, 'pin')
+          return
         }
       } else {
         if (this.wanted(pinset.get(op.cid))) return this.finish(op)
@@ -317,7 +342,7 @@ class StatelessTracker implements PinTracker {
       status = 'sharded'
     } else if (!isAllocatedTo(pin, peerId)) {
       status = 'remote'
-    } else if (await this.components.ipfs.isPinned(parseCid(cid), options)) {
+    } else if (await this.components.ipfs.isPinned(parseCid(cid), { ...options, share: shareOf(pin, peerId) })) {
       status = 'pinned'
     } else {
       status = 'unexpectedly_unpinned'
@@ -377,9 +402,11 @@ class StatelessTracker implements PinTracker {
       return true
     }
     const pin = this.components.pinset.get(cid)
-    const pinned = await this.components.ipfs.isPinned(parseCid(cid), options)
+    const share = pin != null ? shareOf(pin, this.components.peerId) : undefined
+    const pinned = await this.components.ipfs.isPinned(parseCid(cid), { ...options, share })
     if (this.wanted(pin) && !pinned) { this.enqueue(cid, 'pin'); return true }
-    if (!this.wanted(pin) && pinned) { this.enqueue(cid, 'unpin'); return true }
+    // held in any form (whole, or another share) while not wanted here
+    if (!this.wanted(pin) && this.components.ipfs.holdsPin(cid)) { this.enqueue(cid, 'unpin'); return true }
     return false
   }
 

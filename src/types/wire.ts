@@ -26,6 +26,22 @@ export interface Pin {
   pin_update: string | null
   user_allocations: string[] | null
   timestamp: string
+  /**
+   * A spread pin (cairn's, absent on others): every allocated peer holds the directories and file roots, and
+   * each file's DAG is on the peers of its partition only (docs/DESIGN.md §5). IPFS Cluster clients ignore it.
+   */
+  spread?: true
+  spread_map?: SpreadMap
+}
+
+/** Who holds which partition of a spread pin, and how big each is. */
+export interface SpreadMap {
+  /** Bytes of each partition's files; its length is the partition count. */
+  partition_bytes: number[]
+  /** Bytes of the directories and file roots every allocated peer holds. */
+  skeleton_bytes: number
+  /** Peer id -> the partitions it holds (sorted). Its keys are the pin's allocations. */
+  shares: Record<string, number[]>
 }
 
 export type TrackerStatus =

@@ -23,10 +23,12 @@ describe('sharded add', () => {
   let tc: TestCluster
   let ids: string[]
   before(async () => {
-    // Peers 0-3 hold shards; peer 4 offers (almost) no space, so it is never allocated one.
+    // Peers 0-3 hold shards; peer 4 offers (almost) no space, so it is never allocated one. Peers 0-3 offer 1 GiB
+    // each, not the disk's free space: that moves with whatever else writes to the disk (it failed once in CI with
+    // one peer's metric far below the others', so that its share went to the other three).
     // 8 MiB shards arrive in bursts of 4 MiB frames: 4 s without a block is too short an idle timeout here; and
     // a bitswap fetch can stall for good until a retry cancels its wants (docs/DESIGN.md §10): allow many retries
-    tc = await createTestCluster(5, { monitor: i => ({ storage_max: i === 4 ? 1 : 0, metric_ttl_ms: 10_000 }), tracker: { pin_timeout_ms: 10_000, max_retries: 30 } })
+    tc = await createTestCluster(5, { monitor: i => ({ storage_max: i === 4 ? 1 : 1024 ** 3, metric_ttl_ms: 10_000 }), tracker: { pin_timeout_ms: 10_000, max_retries: 30 } })
     ids = [0, 1, 2, 3, 4].map(i => tc.peer(i).id)
     await waitFor(() => tc.peer(0).monitor.latest('freespace').length === 5, { timeoutMs: 30_000, message: 'freespace of every peer' })
   })

@@ -158,6 +158,9 @@ function readPinOptions (q: URLSearchParams, now: number): PinOptions {
     }
   }
 
+  const spread = parseBool(q, 'spread')
+  if (spread !== undefined) opts.spread = spread
+
   const origins = get(q, 'origins')
   if (origins !== undefined) {
     opts.origins = list(origins).map(o => {
@@ -235,6 +238,10 @@ export function parseAddQuery (q: URLSearchParams, now: number = Date.now()): Ad
   parseBool(q, 'recursive')
   parseBool(q, 'hidden')
 
+  if (params.spread === true) {
+    if (params.format === 'car') throw invalid('spread', 'true', 'cannot be used with format=car: a spread pin is made of a UnixFS directory\'s files, and a CAR is pinned whole')
+    if ((params.shard_size ?? 0) > 0) throw invalid('spread', 'true', 'cannot be used with shard=true: choose one way to split the content')
+  }
   // an add without a pin uploads blocks only: its pin options mean nothing
   if (params.no_pin !== true) validPinOptions(params, now)
   return { params, streamChannels: parseBool(q, 'stream-channels') ?? true, local: parseBool(q, 'local') ?? false }

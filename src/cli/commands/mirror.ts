@@ -16,6 +16,7 @@ interface SyncFlags {
   rmin?: number
   rmax?: number
   waitTimeout?: number
+  spread?: boolean
 }
 
 export function registerMirror (program: Command, io: CliIO): void {
@@ -30,6 +31,7 @@ export function registerMirror (program: Command, io: CliIO): void {
     .option('--replication <n>', 'replication factor, min and max (default: that of the previous version)', parseInteger)
     .option('--rmin <n>', 'minimum replication factor', parseInteger)
     .option('--rmax <n>', 'maximum replication factor', parseInteger)
+    .option('--spread', 'spread the mirror\'s files across the peers, each holding its share; every block on --replication peers (default: as the previous version)')
     .option('--wait-timeout <duration>', 'give up waiting for the new version to be pinned after this long (default: 10m)', parseTimeout)
     .action(async (dir: string, o: SyncFlags, cmd: Command) => {
       const s = new Session(io, cmd)
@@ -55,6 +57,7 @@ export function registerMirror (program: Command, io: CliIO): void {
           metadata: o.metadata,
           replication_factor_min: o.replication ?? o.rmin,
           replication_factor_max: o.replication ?? o.rmax,
+          spread: o.spread,
           pinTimeoutMs: o.waitTimeout,
           env: io.env,
           onProgress: e => {

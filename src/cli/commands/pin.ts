@@ -63,9 +63,10 @@ export function registerPin (program: Command, io: CliIO): void {
     .description('pin a CID in the cluster, then print its status')
     .addOption(new Option('--mode <mode>', 'pin mode').choices(['recursive', 'direct']))
     .option('--origins <multiaddrs>', 'comma-separated multiaddrs (with /p2p/) of peers that have the content', parseList)
-    .action(async (cid: string, o: PinFlags & ShowFlags & { mode?: PinMode, origins?: string[] }, cmd: Command) => {
+    .option('--spread', 'spread the files of a directory across the peers, each holding its share (needs a replication factor)')
+    .action(async (cid: string, o: PinFlags & ShowFlags & { mode?: PinMode, origins?: string[], spread?: boolean }, cmd: Command) => {
       const s = new Session(io, cmd)
-      await show(s, await s.client.pin(cid, { ...pinOptionsOf(o), mode: o.mode, origins: o.origins }), o)
+      await show(s, await s.client.pin(cid, { ...pinOptionsOf(o), mode: o.mode, origins: o.origins, spread: o.spread }), o)
     })
 
   pin.command('rm <cid>')

@@ -1,0 +1,139 @@
+// Issue 20: a mirror spread across peers. Five peers on 127.0.0.1, each offering (storage_max) 70% of a
+// generated mirror; `cairn mirror sync --spread --replication 2` through peer 0. Every file is held by exactly
+// two peers, no peer holds the whole mirror nor passes its storage_max, the cluster holds 2.0-2.3x the mirror,
+// and every file reads back with its bytes through every peer's gateway. Bad input is refused before anything
+// is written.
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import { runCli } from '../../src/cli/program.js'
+import { createClient, type Client } from '../../src/client/index.js'
+import { partitionOf, readLayout } from '../../src/spread/layout.js'
+import { concatChunks } from '../../src/utils/bytes.js'
+import { createTestCluster, type TestCluster } from '../cluster-harness.js'
+import { tempDir, waitFor } from '../util.js'
+import type { MirrorSyncResult } from '../../src/mirror/index.js'
+import type { Pin } from '../../src/types/wire.js'
+
+const PEERS = 5
+const FILES = 150
+/** File sizes of 1 KiB - ~181 KiB (one raw block each, or a few): ~13.6 MB in all, in 15 folders. */
+const sizeOf = (i: number): number => 1024 + (i * 7919) % 180_000
+const TOTAL = Array.from({ length: FILES }, (_, i) => sizeOf(i)).reduce((a, b) => a + b, 0)
+const STORAGE_MAX = Math.floor(TOTAL * 0.7)
+
+describe('a mirror spread over five peers with replication 2', { timeout: 240_000 }, () => {
+  let tc: TestCluster
+  let tmp: { path: string, cleanup: () => Promise<void> }
+  let client: Client
+  let tree: string
+  const files = new Map<string, string>()
+
+  before(async () => {
+    tmp = await tempDir('cairn-spread-')
+    tree = join(tmp.path, 'tree')
+    for (let i = 0; i < FILES; i++) {
+      const path = join('pool', `p${i % 15}`, `pkg${i}.deb`)
+      await mkdir(join(tree, 'pool', `p${i % 15}`), { recursive: true })
+      const bytes = randomBytes(sizeOf(i))
+      await writeFile(join(tree, path), bytes)
+      files.set(path, createHash('sha256').update(bytes).digest('hex'))
+    }
+    await writeFile(join(tree, 'Release'), 'Origin: cairn test\n')
+    files.set('Release', createHash('sha256').update('Origin: cairn test\n').digest('hex'))
+    tc = await createTestCluster(PEERS, {
+      name: 'spread',
+      gc: { interval_ms: 0 },
+      noPinHoldMs: 500,
+      monitor: () => ({ storage_max: STORAGE_MAX, metric_ttl_ms: 2000 })
+    })
+    client = createClient({ api: tc.url(0) })
+    await waitFor(async () => (await tc.peer(0).cluster.peerset()).length === PEERS, { timeoutMs: 30_000, message: 'the peers see each other' })
+  })
+  after(async () => {
+    await tc?.close()
+    await tmp?.cleanup()
+  })
+
+  async function cairn (...args: string[]): Promise<{ code: number, out: string, err: string }> {
+    let out = ''
+    let err = ''
+    const code = await runCli(['--api', tc.url(0), ...args], { out: s => { out += s }, err: s => { err += s }, env: {} })
+    return { code, out, err }
+  }
+
+  let pin: Pin
+
+  it('syncs with --spread: every file on exactly two peers, none holding it all or past storage_max, 2.0-2.3x in all', async t => {
+    const run = await cairn('--json', 'mirror', 'sync', tree, '--name', 'deb', '--spread', '--replication', '2', '--wait-timeout', '60s', '--cache', join(tmp.path, 'cache.json'))
+    assert.equal(run.code, 0, run.err)
+    const result = JSON.parse(run.out) as MirrorSyncResult
+    pin = await client.allocation(result.root)
+    assert.equal(pin.spread, true, 'the pin says it is spread')
+    const map = pin.spread_map
+    assert.ok(map != null)
+    assert.deepEqual(Object.keys(map.shares).sort(), [...pin.allocations].sort(), 'the allocations are the peers with a share')
+    // every partition on exactly two peers
+    const copies = new Array<number>(map.partition_bytes.length).fill(0)
+    for (const parts of Object.values(map.shares)) for (const p of parts) copies[p]++
+    assert.deepEqual(new Set(copies), new Set([2]), `copies per partition: ${copies.join(',')}`)
+
+    // every allocated peer pinned its share
+    await waitFor(async () => {
+      const status = await client.status(result.root)
+      return pin.allocations.every(p => status.peer_map[p]?.status === 'pinned')
+    }, { timeoutMs: 60_000, message: 'every allocated peer pinned its share' })
+
+    // what each peer holds for pins: its share (after a GC drops what the upload left on peer 0)
+    const layout = await readLayout(CID.parse(result.root), map.partition_bytes.length, async c => await concatChunks(tc.peer(0).ipfs.helia.blockstore.get(c)))
+    assert.equal(layout.units.length, FILES + 1, 'each file is one unit')
+    let held = 0
+    for (let i = 0; i < PEERS; i++) {
+      await tc.peer(i).ipfs.gc()
+      const stat = await tc.peer(i).ipfs.repoStat()
+      const id = tc.peer(i).ipfs.libp2p.peerId.toString()
+      const mine = new Set(map.shares[id] ?? [])
+      const expected = layout.units.filter(u => mine.has(partitionOf(u.cid, map.partition_bytes.length))).reduce((a, u) => a + u.bytes, 0)
+      t.diagnostic(`peer ${i}: ${mine.size} partitions, pinned ${stat.pinned_bytes} B (files ${expected} B), storage_max ${STORAGE_MAX}`)
+      assert.ok(stat.pinned_bytes <= STORAGE_MAX, `peer ${i} holds ${stat.pinned_bytes} B, past its storage_max ${STORAGE_MAX}`)
+      assert.ok(stat.pinned_bytes < TOTAL, `peer ${i} holds ${stat.pinned_bytes} B: not the whole mirror (${TOTAL} B)`)
+      if (mine.size > 0) assert.ok(stat.pinned_bytes >= expected, `peer ${i} holds the files of its partitions: ${stat.pinned_bytes} < ${expected}`)
+      held += stat.pinned_bytes
+    }
+    const ratio = held / TOTAL
+    t.diagnostic(`the cluster holds ${held} B for a ${TOTAL} B mirror: ${ratio.toFixed(3)}x`)
+    assert.ok(ratio >= 2.0 && ratio <= 2.3, `the cluster holds ${ratio.toFixed(3)}x the mirror`)
+  })
+
+  it('serves every file with its bytes through every peer\'s gateway', async () => {
+    for (let i = 0; i < PEERS; i++) {
+      const gw = `http://127.0.0.1:${tc.peer(i).gatewayAddress().port}`
+      for (const [path, sha] of files) {
+        const res = await fetch(`${gw}/mirror/deb/${path}`)
+        assert.equal(res.status, 200, `peer ${i}: ${path}`)
+        assert.equal(createHash('sha256').update(new Uint8Array(await res.arrayBuffer())).digest('hex'), sha, `peer ${i}: ${path}`)
+      }
+    }
+  })
+
+  it('refuses a spread the peers have no room for, naming what is missing, and a spread of a CAR or a direct pin', async () => {
+    // three copies of 70% peers minus their room: 5 x 0.7 = 3.5x offered at most, less what they hold
+    const res = await fetch(`${tc.url(0)}/pins/${pin.cid}?spread=true&replication=5`, { method: 'POST' })
+    assert.equal(res.status, 507)
+    const body = await res.json() as { message: string }
+    assert.match(body.message, /cannot spread .* on 5 copies: it needs .* MiB .* missing/)
+    const direct = await fetch(`${tc.url(0)}/pins/${pin.cid}?spread=true&replication=2&mode=direct`, { method: 'POST' })
+    assert.equal(direct.status, 400)
+    assert.match(((await direct.json()) as { message: string }).message, /spread pin is recursive/)
+    const car = await fetch(`${tc.url(0)}/add?spread=true&format=car`, { method: 'POST', body: new FormData() })
+    assert.equal(car.status, 400)
+    assert.match(((await car.json()) as { message: string }).message, /"spread".*format=car/)
+    const everywhere = await fetch(`${tc.url(0)}/pins/${pin.cid}?spread=true&replication=-1`, { method: 'POST' })
+    assert.equal(everywhere.status, 400)
+    // nothing changed
+    assert.deepEqual((await client.allocation(pin.cid)).spread_map, pin.spread_map)
+  })
+})

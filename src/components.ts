@@ -142,6 +142,8 @@ export interface SpreadRequest {
   candidates: string[]
   /** The current map (peer -> partitions), kept where it still fits. */
   current?: Readonly<Record<string, number[]>>
+  /** Even the load across peers (moving partitions); default: only without a current map. */
+  even?: boolean
 }
 
 export interface AllocateRequest {

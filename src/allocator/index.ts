@@ -60,14 +60,21 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
       return chosen.allocations
     },
 
-    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current }) {
+    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current, even }) {
       // a peer that failed an audit takes no share; others by the room their freespace metric says they have
       const free = new Map<string, number>()
       for (const m of monitor.latest('freespace')) {
         if (!candidates.includes(m.peer) || trust?.trustOf(m.peer) === 'failed') continue
         free.set(m.peer, Math.max(0, m.weight))
       }
-      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current })
+      // a live peer holding a share whose freespace metric lapsed meanwhile keeps what it holds and takes nothing
+      // new (its partitions would otherwise move for a late metric)
+      for (const [peer, parts] of Object.entries(current ?? {})) {
+        if (!free.has(peer) && candidates.includes(peer) && trust?.trustOf(peer) !== 'failed') {
+          free.set(peer, skeletonBytes + parts.reduce((a, p) => a + (partitionBytes[p] ?? 0), 0))
+        }
+      }
+      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current, even })
       log('%s spread over %d peers', cid, Object.keys(shares).length)
       return shares
     }

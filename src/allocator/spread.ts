@@ -19,6 +19,11 @@ export interface SpreadAllocateRequest {
   free: ReadonlyMap<string, number>
   /** The current map (peer -> partitions), kept where it still fits. */
   current?: Readonly<Record<string, number[]>>
+  /**
+   * Move partitions from the most to the least loaded peers until even (default: only when there is no current
+   * map). A new version or a peer lost moves only what must move; a rebalance (a peer joined) evens the load.
+   */
+  even?: boolean
 }
 
 export interface SpreadAllocation {
@@ -102,7 +107,7 @@ export function allocateSpread (req: SpreadAllocateRequest): SpreadAllocation {
   const meanRoom = roomy.reduce((a, p) => a + (room.get(p) ?? 0), 0) / Math.max(1, roomy.length)
   // within one partition of even is even: a new version's slightly different sizes move nothing
   const even = Math.max(0, ...req.partitionBytes) / Math.max(1, meanRoom)
-  for (let moves = 0; moves < n * copies; moves++) {
+  for (let moves = 0; (req.even ?? req.current == null) && moves < n * copies; moves++) {
     const ranked = roomy.sort((a, b) => share(b) - share(a))
     const hi = ranked[0]
     const lo = ranked[ranked.length - 1]

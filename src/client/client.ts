@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { apiUrl } from './address.js'
 import { ClientError, Http } from './http.js'
 import { checkPaths, multipartBody, totalBytes, walk } from './multipart.js'
+import type { MirrorStatus } from '../mirror/status.js'
 import type { AddCarOptions, AddOptions, Client, ClientInit, ClientPinOptions, LocalOptions, StatusAllOptions } from './index.js'
 import type { AbortOptions } from '../components.js'
 import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, RepoStat, RepoVerify, MetricInfo, Pin, PinType, ReprovideStatus } from '../types/wire.js'
@@ -162,6 +163,11 @@ export class RestClient implements Client {
 
   async health (options: AbortOptions = {}): Promise<void> {
     await this.http.json({ method: 'GET', path: '/health', signal: options.signal })
+  }
+
+  /** Where the newest version of a mirror is: bytes per peer, copies per part, what is moving. */
+  async mirrorStatus (name: string, options: AbortOptions = {}): Promise<MirrorStatus> {
+    return await this.http.json({ method: 'GET', path: `/mirrors/${encodeURIComponent(name)}/status`, signal: options.signal })
   }
 
   async reprovideStatus (options: AbortOptions = {}): Promise<ReprovideStatus> {

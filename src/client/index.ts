@@ -1,5 +1,6 @@
 // Typed client of cairn's (IPFS-Cluster-compatible) REST API, used by the CLI and the tests.
 import { RestClient } from './client.js'
+import type { MirrorStatus } from '../mirror/status.js'
 import type { AbortOptions, PinOptions } from '../components.js'
 import type { AddedOutput, AlertInfo, ConnectGraph, GlobalPinInfo, GlobalRepoGC, IDInfo, RepoStat, RepoVerify, MetricInfo, Pin, PinType, ReprovideStatus, TrackerStatus } from '../types/wire.js'
 
@@ -113,6 +114,8 @@ export interface Client {
   /** Resolves when GET /health answers 204. */
   health(options?: AbortOptions): Promise<void>
   /** GET /reprovide/status: the peer's DHT reprovider. */
+  /** GET /mirrors/{name}/status: where the newest version of a mirror is (cairn's, not IPFS Cluster's). */
+  mirrorStatus(name: string, options?: AbortOptions): Promise<MirrorStatus>
   reprovideStatus(options?: AbortOptions): Promise<ReprovideStatus>
   /** POST /reprovide/now: runs a reprovide cycle (or joins the running one); onProgress gets each snapshot; resolves with the final status. */
   reprovideNow(options?: AbortOptions & { onProgress?: (status: ReprovideStatus) => void }): Promise<ReprovideStatus>

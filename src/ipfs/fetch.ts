@@ -218,7 +218,8 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
     const local = await scanLocalDag(root, depth, dag, { signal: fetchSignal, seen, stopAtDeep: depth === Infinity })
     const blocks = local.blocks
     options.onProgress?.(blocks.length)
-    checkQuota(counted, root, options.maxRepoBytes)
+    // the quota is for what is fetched: a pin of what is held already takes no more room
+    if (local.missing.length > 0) checkQuota(counted, root, options.maxRepoBytes)
     // fetched blocks are stored while the walk goes on; all of them have landed before the pin is recorded
     writes = new WriteBehind({ put: async (cid, block) => { await fetcher.storeBlock(cid, block) } }, fetchSignal, err => { writeFailed.abort(err) })
     try {

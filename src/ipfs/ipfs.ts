@@ -280,7 +280,9 @@ export class IpfsNodeImpl implements IpfsNode {
         return
       }
       const counted = (): number => this.counted(running)
-      checkQuota(counted, root, options.maxRepoBytes)
+      // a spread share is checked as its files are fetched: the peer a spread mirror was uploaded to holds all
+      // of it (unpinned) until the other peers hold their shares, and needs no more room for its own
+      if (options.share == null) checkQuota(counted, root, options.maxRepoBytes)
       const dagComponents = { ...running, dag: this.localDagReader(running), shutdown: running.shutdown.signal, counted }
       // 1. fetch everything first: an abort here leaves no half-counted pin behind, only cached blocks
       let fetched: { blocks: PinBlock[], generation: Generation, spread?: SpreadClaims }

@@ -21,7 +21,7 @@ describe('error status map', () => {
     const expected: Record<string, number> = {
       InvalidCIDError: 400, InvalidParameterError: 400, InvalidBodyError: 400, UnknownPeerError: 400,
       NotInPinsetError: 404, NotFoundError: 404, UnauthorizedError: 401, FollowerModeError: 403,
-      QueueFullError: 429, TooManyRequestsError: 429, QuotaExceededError: 507, InsufficientStorageError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500,
+      QueueFullError: 429, TooManyRequestsError: 429, QuotaExceededError: 507, InsufficientStorageError: 507, RetrievalTimeoutError: 504, NotEnoughPeersError: 500, NotEnoughSpaceError: 507,
       ShuttingDownError: 503, RepoBusyError: 503, InvalidBlockError: 502, InvalidContentError: 502,
       NotAcceptableError: 406, NotCachedError: 412
     }

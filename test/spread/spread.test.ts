@@ -15,7 +15,7 @@ import { partitionOf, readLayout } from '../../src/spread/layout.js'
 import { concatChunks } from '../../src/utils/bytes.js'
 import { createTestCluster, type TestCluster } from '../cluster-harness.js'
 import { tempDir, waitFor } from '../util.js'
-import type { MirrorSyncResult } from '../../src/mirror/index.js'
+import type { MirrorStatus, MirrorSyncResult } from '../../src/mirror/index.js'
 import type { Pin } from '../../src/types/wire.js'
 
 const PEERS = 5
@@ -119,6 +119,26 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
     }
   })
 
+  it('cairn mirror status shows every partition with two copies, the bytes of each peer\'s share, nothing moving', async () => {
+    const run = await cairn('--json', 'mirror', 'status', 'deb')
+    assert.equal(run.code, 0, run.err)
+    const status = JSON.parse(run.out) as MirrorStatus
+    assert.equal(status.spread, true)
+    assert.equal(status.version, 1)
+    assert.equal(status.parts, pin.spread_map!.partition_bytes.length)
+    assert.deepEqual(status.copies, { 2: status.parts })
+    assert.deepEqual(status.under_replicated, [])
+    assert.deepEqual(status.moving, [])
+    // the peers with a share (the peer the mirror was uploaded to may have had no room left at that moment)
+    assert.deepEqual(status.peers.map(p => p.peer).sort(), [...pin.allocations].sort())
+    assert.ok(status.peers.length >= 4, `${status.peers.length} peers hold a share`)
+    assert.ok(status.peers.every(p => p.status === 'pinned' && p.bytes > 0 && p.bytes < TOTAL), JSON.stringify(status.peers))
+    const text = await cairn('mirror', 'status', 'deb')
+    assert.match(text.out, /deb: version 1 .* spread in 64 partitions/)
+    assert.match(text.out, /partitions: 64 with 2 copies/)
+    assert.equal((await cairn('mirror', 'status', 'nope')).code, 1)
+  })
+
   it('refuses a spread the peers have no room for, naming what is missing, and a spread of a CAR or a direct pin', async () => {
     // three copies of 70% peers minus their room: 5 x 0.7 = 3.5x offered at most, less what they hold
     const res = await fetch(`${tc.url(0)}/pins/${pin.cid}?spread=true&replication=5`, { method: 'POST' })
@@ -135,5 +155,58 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
     assert.equal(everywhere.status, 400)
     // nothing changed
     assert.deepEqual((await client.allocation(pin.cid)).spread_map, pin.spread_map)
+  })
+
+  it('a second version with 5% of the files changed keeps every partition on its peers, and reports the bytes moved', async t => {
+    const received = (): number => tc.peers.reduce((a, p) => a + (p?.ipfs.bitswapStats()?.bytesIn ?? 0), 0)
+    const before = received()
+    t.diagnostic(`before: per peer ${tc.peers.map(p => `${p?.ipfs.bitswapStats()?.bytesIn ?? 0}/${p?.ipfs.bitswapStats()?.blocksIn ?? 0}`).join(' ')}`)
+    let changed = 0
+    const paths = [...files.keys()].filter(p => p.startsWith('pool'))
+    for (let k = 0; k < paths.length / 20; k++) {
+      const path = paths[k * 20]
+      const bytes = randomBytes(sizeOf(k * 20) + 1)
+      await writeFile(join(tree, path), bytes)
+      files.set(path, createHash('sha256').update(bytes).digest('hex'))
+      changed += bytes.byteLength
+    }
+    const run = await cairn('--json', 'mirror', 'sync', tree, '--name', 'deb', '--keep', '1', '--wait-timeout', '60s', '--cache', join(tmp.path, 'cache.json'))
+    assert.equal(run.code, 0, run.err)
+    const result = JSON.parse(run.out) as MirrorSyncResult
+    const v2 = await client.allocation(result.root)
+    assert.equal(v2.spread, true, 'the new version is spread as the previous one')
+    const moves = Object.entries(v2.spread_map?.shares ?? {}).flatMap(([peer, parts]) => parts.filter(p => pin.spread_map?.shares[peer]?.includes(p) !== true).map(p => `${p} to ${peer.slice(-6)}`))
+    // a holder whose freespace metric says it has no room left for one of its partitions loses that one (seen:
+    // one of 64, once in four runs); every other stays
+    t.diagnostic(`partitions moved: ${moves.length > 0 ? moves.join(', ') : 'none'}`)
+    assert.ok(moves.length <= 2, `partitions moved: ${moves.join(', ')} (v1 ${JSON.stringify(Object.fromEntries(Object.entries(pin.spread_map?.shares ?? {}).map(([k, v]) => [k.slice(-6), v.length])))})`)
+    await waitFor(async () => (await client.mirrorStatus('deb')).copies['2'] === v2.spread_map?.partition_bytes.length, { timeoutMs: 60_000, message: 'every partition of version 2 on two peers' })
+    const moved = received() - before
+    t.diagnostic(`changed ${changed} B; moved over bitswap ${moved} B (${(moved / changed).toFixed(2)}x); per peer ${tc.peers.map(p => `${p?.ipfs.bitswapStats()?.bytesIn ?? 0}/${p?.ipfs.bitswapStats()?.blocksIn ?? 0}`).join(' ')}`)
+    // Each changed file reaches its two peers. The bitswap traffic is far more than that today (each peer reads
+    // every small file of the version to tell files from directories, and bitswap sends a wanted block from
+    // every peer that has it): measured and reported here, and the next slice's to fix (docs/DESIGN.md §5)
+    assert.ok(moved >= changed, `moved ${moved} B, less than the ${changed} B changed`)
+    pin = v2
+  })
+
+  it('a lost peer\'s share is back on two live peers within the metrics TTL plus a margin; with a second peer lost every file still reads', async t => {
+    const gone = tc.peer(4).id
+    const t0 = Date.now()
+    await tc.stop(4)
+    await waitFor(async () => {
+      const now = await client.allocation(pin.cid)
+      if (now.allocations.includes(gone)) return false
+      const status = await client.mirrorStatus('deb')
+      return status.copies['2'] === status.parts && status.peers.every(p => p.peer !== gone)
+    }, { timeoutMs: 30_000, intervalMs: 250, message: 'every partition back on two live peers' })
+    t.diagnostic(`re-replicated in ${Date.now() - t0} ms (metrics TTL 2000 ms)`)
+    await tc.stop(3)
+    const gw = `http://127.0.0.1:${tc.peer(1).gatewayAddress().port}`
+    for (const [path, sha] of files) {
+      const res = await fetch(`${gw}/mirror/deb/${path}`)
+      assert.equal(res.status, 200, path)
+      assert.equal(createHash('sha256').update(new Uint8Array(await res.arrayBuffer())).digest('hex'), sha, path)
+    }
   })
 })

@@ -11,6 +11,7 @@ import {
 } from '../common.js'
 import { restErrorBody } from '../errors.js'
 import { parseStatusFilter, parseTypeFilter } from './filters.js'
+import { registerMirrorRoutes } from './mirror.js'
 import { registerReprovideRoutes } from './reprovide.js'
 import { registerRepoRoutes } from './repo.js'
 import { parseMultipart, singleFile } from './multipart.js'
@@ -184,6 +185,7 @@ export function createRestApp (init: RestAppInit, components: RestAppComponents)
   })
 
   registerReprovideRoutes(app, components.reprovider, { signalOf, log })
+  registerMirrorRoutes(app, cluster, { signalOf, heavy })
   registerRepoRoutes(app, components.repo, { signalOf })
 
   app.use(notFound(restErrorBody))

@@ -2,7 +2,7 @@
 // the packuments of an npm mirror tree.
 import { homedir } from 'node:os'
 import type { Command } from 'commander'
-import { DEFAULT_KEEP, formatStatusCounts, isMirrorName, listMirrors, syncMirror, writePackuments, type MirrorSyncResult } from '../../mirror/index.js'
+import { DEFAULT_KEEP, formatStatusCounts, isMirrorName, listMirrors, syncMirror, writePackuments, type MirrorStatus, type MirrorSyncResult } from '../../mirror/index.js'
 import { formatBytes, parseInteger, parseTimeout } from '../parse.js'
 import { Session, type CliIO } from '../session.js'
 import type { Progress } from '../progress.js'
@@ -107,6 +107,14 @@ export function registerMirror (program: Command, io: CliIO): void {
       }
     })
 
+  mirror.command('status <name>')
+    .description('where the newest version of a mirror is: bytes per peer, copies of each part, what is under-replicated or moving')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const s = new Session(io, cmd)
+      if (!isMirrorName(name)) s.usage(`invalid mirror name "${name}"`)
+      s.one(await s.client.mirrorStatus(name), formatMirrorStatus)
+    })
+
   mirror.command('npm-index <dir>')
     .description('write <name>/index.json (the packument npm reads) for every package with tarballs in <dir>/<name>/-/ or <dir>/@scope/<name>/-/')
     .action(async (dir: string, _o: unknown, cmd: Command) => {
@@ -115,6 +123,20 @@ export function registerMirror (program: Command, io: CliIO): void {
       if (!s.json && packages.length === 0) s.note(`no package tarballs in ${dir}: expected <name>/-/*.tgz or @scope/<name>/-/*.tgz`)
       for (const p of packages) s.item(p, x => `${x.name}: ${x.versions.length} version${x.versions.length === 1 ? '' : 's'}, latest ${x.latest}${x.written ? '' : ' (unchanged)'}`)
     })
+}
+
+function formatMirrorStatus (m: MirrorStatus): string {
+  const copies = Object.entries(m.copies).sort(([a], [b]) => Number(b) - Number(a)).map(([k, n]) => `${n} with ${k} ${k === '1' ? 'copy' : 'copies'}`).join(', ')
+  const lines = [
+    `${m.mirror}: version ${m.version} ${m.cid}${m.spread ? `, spread in ${m.parts} partitions (${formatBytes(m.bytes)})` : ', pinned whole'}, replication ${m.replication_factor_min}..${m.replication_factor_max}`,
+    `${m.spread ? 'partitions' : 'copies'}: ${copies}`,
+    m.under_replicated.length > 0 ? `under-replicated: ${m.under_replicated.length} ${m.spread ? `partitions (${m.under_replicated.slice(0, 10).join(', ')}${m.under_replicated.length > 10 ? ', ...' : ''})` : 'part'}` : 'under-replicated: none',
+    `moving: ${m.moving.length > 0 ? `${m.moving.length} peers fetching their share` : 'nothing'}`
+  ]
+  for (const p of m.peers) {
+    lines.push(`  ${(p.peername !== '' ? p.peername : p.peer).padEnd(20)} ${p.status.padEnd(12)}${m.spread ? ` ${String(p.partitions).padStart(3)} partitions  ${formatBytes(p.bytes)}` : ''}${p.error !== '' ? `  ${p.error}` : ''}`)
+  }
+  return lines.join('\n')
 }
 
 function formatSync (r: MirrorSyncResult): string {

@@ -19,6 +19,8 @@ export interface AbortOptions { signal?: AbortSignal }
 export interface PinShare {
   partitions: number
   mine: number[]
+  /** The pin's layout index (spread_map.layout), when it has one. */
+  layout?: string
 }
 
 export interface Startable {

@@ -88,6 +88,11 @@ export function createRepoGc (init: RepoGcInit, components: RepoGcComponents): C
       return pinned < Math.max(1, pin.replication_factor_min)
     }, { concurrency: GC_STATUS_CONCURRENCY })
     out.push(...held.filter((_, i) => owed[i]).map(root))
+    // a spread pin's layout index goes with it
+    for (const [i, h] of held.entries()) {
+      const layout = h.pin.spread_map?.layout
+      if (owed[i] && layout != null) out.push({ cid: parseCid(layout), depth: Infinity })
+    }
     return out
   }
 

@@ -6,7 +6,9 @@ import { readClusterDag } from '../adder/sharding.js'
 import { checkReadable, parseCid } from '../utils/cid.js'
 import { pinKey } from '../utils/keys.js'
 import { concatChunks } from '../utils/bytes.js'
-import { DEFAULT_PARTITIONS, readLayout } from '../spread/layout.js'
+import { DEFAULT_PARTITIONS, layoutKey, readLayout } from '../spread/layout.js'
+import { readLayoutIndex, writeLayoutIndex } from '../spread/index-block.js'
+import type { BlockReader } from '../spread/layout.js'
 import { ZERO_TIME } from '../types/wire.js'
 import type { Peerset } from './peerset.js'
 import type { AbortOptions, Allocator, Importer, Pinset, PinOptions } from '../components.js'
@@ -112,7 +114,30 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     const previous = s.existing?.spread_map
     const partitions = previous?.partition_bytes.length ?? DEFAULT_PARTITIONS
     const helia = components.importer.helia
-    const layout = await readLayout(cid, partitions, async (c, o) => await concatChunks(helia.blockstore.get(c, { signal: o?.signal ?? AbortSignal.timeout(60_000) })))
+    const read: BlockReader = async (c, o) => await concatChunks(helia.blockstore.get(c, { signal: o?.signal ?? AbortSignal.timeout(60_000) }))
+    // a re-pin of the same CID reads the skeleton from its index; a new one reads every dag-pb node once
+    const sameCid = s.existing != null && pinKey(s.existing.cid) === pinKey(cid)
+    const known = sameCid && previous?.layout != null ? (await readLayoutIndex(parseCid(previous.layout), read)).skeleton : undefined
+    // a new version (pin-update from a spread pin) reads only the nodes its previous version did not have as files
+    let hints: { units: Set<string> } | undefined
+    if (!sameCid && s.existing != null && previous?.layout != null) {
+      try {
+        const before = await readLayout(parseCid(s.existing.cid), partitions, read, { skeleton: (await readLayoutIndex(parseCid(previous.layout), read)).skeleton })
+        // one-block files only: a bigger file's root stays skeleton, as when read
+        const roots = new Set(before.skeleton.map(b => layoutKey(b.cid)))
+        hints = { units: new Set(before.units.map(u => layoutKey(u.cid)).filter(k => !roots.has(k))) }
+      } catch (err) {
+        log('reading the layout of %s, the previous version of %s, failed: every node of the new one is read - %e', s.existing.cid, cid, err)
+      }
+    }
+    const layout = await readLayout(cid, partitions, read, { skeleton: known, hints })
+    // the layout index, for the peers to read the skeleton alone (kept from the previous pin of this CID)
+    let layoutCid = sameCid ? previous?.layout : undefined
+    if (layoutCid == null) {
+      const index = await writeLayoutIndex(layout.skeleton.map(b => b.cid))
+      for (const b of index) await helia.blockstore.put(b.cid, b.bytes)
+      layoutCid = index[index.length - 1].cid.toString()
+    }
     const candidates = (await components.peerset.peers()).filter(p => s.exclude?.has(p) !== true)
     // the current holders that remain allocated keep their partitions first
     const kept = s.existing?.allocations
@@ -138,7 +163,7 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
       user_allocations: null,
       timestamp: new Date().toISOString(),
       spread: true,
-      spread_map: { partition_bytes: layout.partitionBytes, skeleton_bytes: layout.skeletonBytes, shares }
+      spread_map: { partition_bytes: layout.partitionBytes, skeleton_bytes: layout.skeletonBytes, shares, layout: layoutCid }
     }
   }
 

@@ -6,24 +6,34 @@ import { partitionOf, readLayout, type BlockReader, type Layout } from '../sprea
 import { blockId, scanLocalDag, type LocalDagInit } from './local-dag.js'
 import { fetchDag, type FetchDagComponents, type FetchDagOptions } from './fetch.js'
 import type { Generation, PinBlock } from './pin-records.js'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import { readLayoutIndex } from '../spread/index-block.js'
+import type { AbortOptions } from '../components.js'
 
 /** This peer's share of a spread pin: the partition count and the partitions it holds. */
 export interface Share {
   partitions: number
   mine: number[]
+  /** The layout index's CID (spread_map.layout). */
+  layout?: string
 }
 
 /** How a share is written in the pin record's metadata (and compared: a changed share is pinned again). */
 export function shareString (share: Share): string {
-  return `${share.partitions}:${[...share.mine].sort((a, b) => a - b).join(',')}`
+  return `${share.partitions}:${[...share.mine].sort((a, b) => a - b).join(',')}${share.layout != null ? `@${share.layout}` : ''}`
 }
 
 export function parseShare (value: unknown): Share | undefined {
   if (typeof value !== 'string') return undefined
-  const m = /^(\d+):([\d,]*)$/.exec(value)
+  const m = /^(\d+):([\d,]*)(?:@([a-z0-9]+))?$/.exec(value)
   if (m == null) return undefined
-  return { partitions: Number(m[1]), mine: m[2] === '' ? [] : m[2].split(',').map(Number) }
+  return { partitions: Number(m[1]), mine: m[2] === '' ? [] : m[2].split(',').map(Number), ...(m[3] != null ? { layout: m[3] } : {}) }
+}
+
+/** The share's layout index, read: the skeleton's keys and the index's own blocks (claimed with the share). */
+async function layoutOf (share: Share, read: BlockReader, options: AbortOptions): Promise<{ skeleton?: Set<string>, blocks: CID[] }> {
+  if (share.layout == null) return { blocks: [] }
+  return await readLayoutIndex(CID.parse(share.layout), read, options)
 }
 
 /** What a spread pin claims: every skeleton block, and the root of each of its files (the tops). */
@@ -35,11 +45,11 @@ export interface SpreadListing {
   tops: CID[]
 }
 
-function select (layout: Layout, share: Share): { claims: CID[], tops: CID[] } {
+function select (layout: Layout, share: Share, indexBlocks: CID[] = []): { claims: CID[], tops: CID[] } {
   const mine = new Set(share.mine)
   const tops = layout.units.filter(u => mine.has(partitionOf(u.cid, share.partitions))).map(u => u.cid)
   const topIds = new Set(tops.map(t => blockId(t)))
-  const claims = layout.skeleton.map(s => s.cid).filter(c => !topIds.has(blockId(c)))
+  const claims = [...layout.skeleton.map(s => s.cid).filter(c => !topIds.has(blockId(c))), ...indexBlocks]
   return { claims, tops }
 }
 
@@ -52,9 +62,10 @@ const UNIT_CONCURRENCY = 8
  */
 export async function fetchSpread (root: CID, share: Share, read: BlockReader, components: FetchDagComponents, options: FetchDagOptions = {}): Promise<SpreadListing & { generation: Generation }> {
   const generation = components.records.generation
-  const layout = await readLayout(root, share.partitions, read, { signal: options.signal })
-  const { claims, tops } = select(layout, share)
-  const blocks: PinBlock[] = layout.skeleton.map(s => ({ cid: s.cid, links: s.links }))
+  const index = await layoutOf(share, read, { signal: options.signal })
+  const layout = await readLayout(root, share.partitions, read, { signal: options.signal, skeleton: index.skeleton })
+  const { claims, tops } = select(layout, share, index.blocks)
+  const blocks: PinBlock[] = [...layout.skeleton.map(s => ({ cid: s.cid, links: s.links })), ...index.blocks.map(cid => ({ cid }))]
   let listed = blocks.length
   const lists = await pMap(tops, async top => {
     const got = await fetchDag(top, Infinity, components, {
@@ -73,9 +84,10 @@ export async function fetchSpread (root: CID, share: Share, read: BlockReader, c
  * to know what a spread pin claims when it is removed.
  */
 export async function listSpreadLocal (root: CID, share: Share, dag: LocalDagInit, readLocal: BlockReader): Promise<SpreadListing> {
-  const layout = await readLayout(root, share.partitions, readLocal)
-  const { claims, tops } = select(layout, share)
-  const blocks: PinBlock[] = layout.skeleton.map(s => ({ cid: s.cid, links: s.links }))
+  const index = await layoutOf(share, readLocal, {})
+  const layout = await readLayout(root, share.partitions, readLocal, { skeleton: index.skeleton })
+  const { claims, tops } = select(layout, share, index.blocks)
+  const blocks: PinBlock[] = [...layout.skeleton.map(s => ({ cid: s.cid, links: s.links })), ...index.blocks.map(cid => ({ cid }))]
   for (const top of tops) {
     const local = await scanLocalDag(top, Infinity, dag, { stopAtDeep: true })
     if (local.missing.length > 0) throw new Error(`block ${local.missing[0].cid.toString()} of ${root.toString()} was removed while the pin was being recorded`)
@@ -86,7 +98,8 @@ export async function listSpreadLocal (root: CID, share: Share, dag: LocalDagIni
 
 /** The blocks a spread pin claims (for its removal), read from the local store. */
 export async function spreadClaims (root: CID, share: Share, readLocal: BlockReader): Promise<CID[]> {
-  const layout = await readLayout(root, share.partitions, readLocal)
-  const { claims, tops } = select(layout, share)
+  const index = await layoutOf(share, readLocal, {})
+  const layout = await readLayout(root, share.partitions, readLocal, { skeleton: index.skeleton })
+  const { claims, tops } = select(layout, share, index.blocks)
   return [...claims, ...tops]
 }

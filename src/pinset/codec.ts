@@ -18,8 +18,8 @@ interface Compact {
   o?: string[]
   u?: string
   ua?: string[]
-  /** spread_map: [skeleton_bytes, partition_bytes, shares] */
-  sp?: [number, number[], Record<string, number[]>]
+  /** spread_map: [skeleton_bytes, partition_bytes, shares, layout] */
+  sp?: [number, number[], Record<string, number[]>, string?]
   t: number
 }
 
@@ -40,7 +40,11 @@ export function encodePin (pin: Pin, key: string): string {
   if (pin.origins.length > 0) v.o = pin.origins
   if (pin.pin_update != null) v.u = pin.pin_update
   if (pin.user_allocations != null) v.ua = pin.user_allocations
-  if (pin.spread === true && pin.spread_map != null) v.sp = [pin.spread_map.skeleton_bytes, pin.spread_map.partition_bytes, pin.spread_map.shares]
+  if (pin.spread === true && pin.spread_map != null) {
+    v.sp = pin.spread_map.layout != null
+      ? [pin.spread_map.skeleton_bytes, pin.spread_map.partition_bytes, pin.spread_map.shares, pin.spread_map.layout]
+      : [pin.spread_map.skeleton_bytes, pin.spread_map.partition_bytes, pin.spread_map.shares]
+  }
   return JSON.stringify(v)
 }
 
@@ -64,6 +68,6 @@ export function decodePin (value: string, key: string): Pin {
     pin_update: v.u ?? null,
     user_allocations: v.ua ?? null,
     timestamp: new Date(v.t).toISOString(),
-    ...(v.sp != null ? { spread: true as const, spread_map: { skeleton_bytes: v.sp[0], partition_bytes: v.sp[1], shares: v.sp[2] } } : {})
+    ...(v.sp != null ? { spread: true as const, spread_map: { skeleton_bytes: v.sp[0], partition_bytes: v.sp[1], shares: v.sp[2], ...(v.sp[3] != null ? { layout: v.sp[3] } : {}) } } : {})
   }
 }

@@ -57,6 +57,22 @@ export type BlockReader = (cid: CID, options?: AbortOptions) => Promise<Uint8Arr
 export interface LayoutOptions extends AbortOptions {
   /** Skeleton blocks read at once. Default 16. */
   concurrency?: number
+  /**
+   * The skeleton's blocks (keys by layoutKey), from the pin's layout index: a dag-pb child of a directory not
+   * among them is a one-block file, partitioned without being read. Without it every dag-pb child is read to
+   * tell a directory from a file (what the peer building the pin does, once).
+   */
+  skeleton?: ReadonlySet<string>
+  /**
+   * What a previous version's layout says (keys by layoutKey): a child among its units is a file, not read; any
+   * other child is read as without `skeleton`. A new version of a mirror then reads only what changed.
+   */
+  hints?: { units: ReadonlySet<string> }
+}
+
+/** The key of a block in a layout index set (its multihash, base64). */
+export function layoutKey (cid: CID): string {
+  return keyOf(cid)
 }
 
 /**
@@ -115,7 +131,9 @@ export async function readLayout (root: CID, partitions: number, read: BlockRead
             const id = keyOf(child)
             if (seen.has(id)) continue
             seen.add(id)
-            if (child.code === dagPb.code) next.push({ cid: child, size: link.Tsize ?? 0 })
+            const known = options.skeleton != null ? !options.skeleton.has(id) : options.hints?.units.has(id) === true
+            if (child.code === dagPb.code && known) addUnit(child, link.Tsize ?? 0)
+            else if (child.code === dagPb.code) next.push({ cid: child, size: link.Tsize ?? 0 })
             // other codecs below a directory are no UnixFS: kept whole with the skeleton's peers is not
             // possible without reading them; they go to a partition like a file
             else addUnit(child, link.Tsize ?? 0)

@@ -80,7 +80,7 @@ export function isAllocatedTo (pin: Pin, peerId: string): boolean {
 export function shareOf (pin: Pin, peerId: string): PinShare | undefined {
   const map = pin.spread === true ? pin.spread_map : undefined
   if (map == null) return undefined
-  return { partitions: map.partition_bytes.length, mine: map.shares[peerId] ?? [] }
+  return { partitions: map.partition_bytes.length, mine: map.shares[peerId] ?? [], ...(map.layout != null ? { layout: map.layout } : {}) }
 }
 
 export function createTracker (init: TrackerInit, components: TrackerComponents): PinTracker {

@@ -42,6 +42,8 @@ export interface SpreadMap {
   skeleton_bytes: number
   /** Peer id -> the partitions it holds (sorted). Its keys are the pin's allocations. */
   shares: Record<string, number[]>
+  /** CID of the layout index (src/spread/index-block.ts): the skeleton's blocks, so peers read no file to find it. */
+  layout?: string
 }
 
 export type TrackerStatus =

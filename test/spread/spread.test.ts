@@ -157,7 +157,7 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
     assert.deepEqual((await client.allocation(pin.cid)).spread_map, pin.spread_map)
   })
 
-  it('a second version with 5% of the files changed keeps every partition on its peers, and reports the bytes moved', async t => {
+  it('a second version with 5% of the files changed keeps every partition on its peers and moves under 4x the changed bytes', async t => {
     const received = (): number => tc.peers.reduce((a, p) => a + (p?.ipfs.bitswapStats()?.bytesIn ?? 0), 0)
     const before = received()
     t.diagnostic(`before: per peer ${tc.peers.map(p => `${p?.ipfs.bitswapStats()?.bytesIn ?? 0}/${p?.ipfs.bitswapStats()?.blocksIn ?? 0}`).join(' ')}`)
@@ -183,10 +183,11 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
     await waitFor(async () => (await client.mirrorStatus('deb')).copies['2'] === v2.spread_map?.partition_bytes.length, { timeoutMs: 60_000, message: 'every partition of version 2 on two peers' })
     const moved = received() - before
     t.diagnostic(`changed ${changed} B; moved over bitswap ${moved} B (${(moved / changed).toFixed(2)}x); per peer ${tc.peers.map(p => `${p?.ipfs.bitswapStats()?.bytesIn ?? 0}/${p?.ipfs.bitswapStats()?.blocksIn ?? 0}`).join(' ')}`)
-    // Each changed file reaches its two peers. The bitswap traffic is far more than that today (each peer reads
-    // every small file of the version to tell files from directories, and bitswap sends a wanted block from
-    // every peer that has it): measured and reported here, and the next slice's to fix (docs/DESIGN.md §5)
+    // each changed file reaches its two peers: 2x, plus what bitswap sends twice (a want goes to every connected
+    // peer, and each that holds the block sends it; measured 3.2x here). Before the layout index every peer read
+    // every small file of the new version to tell files from directories: 140x
     assert.ok(moved >= changed, `moved ${moved} B, less than the ${changed} B changed`)
+    assert.ok(moved <= 4 * changed, `moved ${moved} B for ${changed} B changed: ${(moved / changed).toFixed(2)}x, more than 4x`)
     pin = v2
   })
 

@@ -25,7 +25,11 @@ const BENCHMARKS: Readonly<Record<string, Entry>> = {
   bitswap: { description: '256 MB moved between two peers over bitswap, against one raw libp2p stream', load: async () => (await import('./bitswap.js')).bitswap },
   blockstore: { description: '2 GB of 256 KiB blocks written to cairn\'s blockstore and to blockstore-level\'s layout', load: async () => (await import('./blockstore.js')).blockstore },
   gc: { description: 'repo GC of N blocks, half pinned: cairn\'s GC against Helia\'s helia.gc(), same blocks, same run', load: async () => (await import('./gc.js')).gc },
-  mirror: { description: 'mirror sync of a 10,000-file package tree to one peer, then a re-sync after changing 1% of its files', load: async () => (await import('./mirror.js')).mirror }
+  mirror: { description: 'mirror sync of a 10,000-file package tree to one peer, then a re-sync after changing 1% of its files', load: async () => (await import('./mirror.js')).mirror },
+  spread: {
+    description: 'a package tree spread over 6 peers offering 40% of it each (replication 2) against pinning it whole on one peer; re-sync bytes moved; heal time',
+    load: async () => (await import('./spread.js')).spread
+  }
 }
 
 const USAGE = 'usage: npm run bench -- <name> [--flags] [--json]   (npm run bench -- <name> --help for its flags)'

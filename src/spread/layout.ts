@@ -10,6 +10,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import * as raw from 'multiformats/codecs/raw'
 import { InvalidParameterError } from '../errors.js'
+import { blockId } from '../ipfs/local-dag.js'
 import type { AbortOptions } from '../components.js'
 import type { CID } from 'multiformats/cid'
 
@@ -46,11 +47,6 @@ export interface Layout {
   skeletonBytes: number
 }
 
-/** A map key for a block (its multihash). */
-function keyOf (cid: CID): string {
-  return Buffer.from(cid.multihash.bytes).toString('base64')
-}
-
 /** Reads one block (from the local store, or fetched). */
 export type BlockReader = (cid: CID, options?: AbortOptions) => Promise<Uint8Array>
 
@@ -70,9 +66,9 @@ export interface LayoutOptions extends AbortOptions {
   hints?: { units: ReadonlySet<string> }
 }
 
-/** The key of a block in a layout index set (its multihash, base64). */
+/** The key of a block in a layout index set: blockId, the store's key (its multihash). */
 export function layoutKey (cid: CID): string {
-  return keyOf(cid)
+  return blockId(cid)
 }
 
 /**
@@ -88,7 +84,7 @@ export async function readLayout (root: CID, partitions: number, read: BlockRead
   const partitionBytes = new Array<number>(partitions).fill(0)
   let skeletonBytes = 0
   const addUnit = (cid: CID, bytes: number): void => {
-    const id = keyOf(cid)
+    const id = blockId(cid)
     if (unitSeen.has(id)) return
     unitSeen.add(id)
     const partition = partitionOf(cid, partitions)
@@ -128,7 +124,7 @@ export async function readLayout (root: CID, partitions: number, read: BlockRead
               addUnit(child, link.Tsize ?? 0)
               continue
             }
-            const id = keyOf(child)
+            const id = blockId(child)
             if (seen.has(id)) continue
             seen.add(id)
             const known = options.skeleton != null ? !options.skeleton.has(id) : options.hints?.units.has(id) === true

@@ -21,6 +21,8 @@ export interface PinShare {
   mine: number[]
   /** The pin's layout index (spread_map.layout), when it has one. */
   layout?: string
+  /** The other peers holding each partition (from the pin's map): a file is asked of one of them first. Not part of the share's identity. */
+  holders?: Record<number, string[]>
 }
 
 export interface Startable {
@@ -56,6 +58,8 @@ export interface IpfsConnector extends Startable {
   isPinned(cid: CID, options?: AbortOptions & { share?: PinShare }): Promise<boolean>
   /** Whether the pin with this pinset key (pinKey) is held here, from memory (false while stopped). */
   holdsPin(key: PinKey): boolean
+  /** The share of a spread pin held here now (the whole of it fetched), from memory; undefined for none or a whole pin. */
+  heldShare(key: PinKey): PinShare | undefined
   /** Every CID pinned locally (roots only). */
   pinLs(options?: AbortOptions): AsyncIterable<CID>
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
@@ -146,6 +150,8 @@ export interface SpreadRequest {
   current?: Readonly<Record<string, number[]>>
   /** Even the load across peers (moving partitions); default: only without a current map. */
   even?: boolean
+  /** With even: only when the fullest and emptiest peers' shares (held / room) are further apart than this. */
+  evenFrom?: number
 }
 
 export interface AllocateRequest {

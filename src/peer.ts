@@ -254,7 +254,8 @@ export function createPeer (init: PeerInit): CairnPeer {
           expiryIntervalMs: init.expiryIntervalMs,
           noPinHoldMs: init.noPinHoldMs,
           strangerRetryMs: init.strangerRetryMs,
-          gcIntervalMs: config.peer.gc.interval_ms
+          gcIntervalMs: config.peer.gc.interval_ms,
+          spreadRebalanceIntervalMs: config.cluster.spread_rebalance_interval_ms
         }, { pinset, tracker, monitor, trust: auditor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)
@@ -301,6 +302,11 @@ export function createPeer (init: PeerInit): CairnPeer {
         }
         await reserve.start()
         started.push(reserve)
+        if (config.peer.disk.check_on_start) {
+          const check = selfCheck(ipfs, logger)
+          await check.start()
+          started.push(check)
+        }
         const exposed = exposedWithoutAuth(config)
         if (exposed != null) logger.pino.warn(exposed)
       } catch (err) {
@@ -343,4 +349,34 @@ async function dialAll (libp2p: Libp2p, addrs: string[], options: AbortOptions =
   }))
   const failed = results.find(r => r.status === 'rejected')
   if (failed != null) throw (failed as PromiseRejectedResult).reason
+}
+
+/** Attempts of the start-up self-check while missing blocks cannot be had (no peer holding them connected yet). */
+const SELF_CHECK_ATTEMPTS = 5
+const SELF_CHECK_RETRY_MS = 30_000
+
+/**
+ * The start-up self-check in the background (IpfsNode.repairMissing): what a store lost while the peer was off
+ * is fetched again from the peers that hold it, retried a few times while some of it cannot be had.
+ */
+function selfCheck (ipfs: IpfsNode, logger: CairnLogger): Startable {
+  const stopping = new AbortController()
+  let running: Promise<void> | undefined
+  return {
+    async start () {
+      running = (async () => {
+        for (let attempt = 1; attempt <= SELF_CHECK_ATTEMPTS; attempt++) {
+          const r = await ipfs.repairMissing({ signal: stopping.signal })
+          if (r.missing > 0) logger.pino.warn(`self-check: ${r.missing} of the ${r.checked} blocks the pins hold were missing from the store; ${r.refetched} fetched again${r.failed > 0 ? `, ${r.failed} not found yet` : ''}`)
+          if (r.failed === 0) return
+          await new Promise(resolve => setTimeout(resolve, SELF_CHECK_RETRY_MS * attempt).unref())
+          stopping.signal.throwIfAborted()
+        }
+      })().catch(err => { if (!stopping.signal.aborted) logger.pino.error({ err }, 'the start-up self-check failed') })
+    },
+    async stop () {
+      stopping.abort()
+      await running
+    }
+  }
 }

@@ -35,6 +35,8 @@ export interface TestClusterOptions {
   noPinHoldMs?: number
   /** Disk settings of every peer (default: no reserve file, which would write 128 MiB per peer). */
   disk?: Record<string, unknown>
+  /** Peers created (ids, ports, trusted in the config) but not started: a test starts them later (a peer joining). */
+  deferred?: number[]
 }
 
 export interface TestCluster {
@@ -146,6 +148,6 @@ export async function createTestCluster (n: number, options: TestClusterOptions 
       await root.cleanup()
     }
   }
-  await Promise.all(Array.from({ length: n }, async (_, i) => await cluster.start(i)))
+  await Promise.all(Array.from({ length: n }, async (_, i) => { if (!(options.deferred ?? []).includes(i)) await cluster.start(i) }))
   return cluster
 }

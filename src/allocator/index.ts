@@ -60,7 +60,7 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
       return chosen.allocations
     },
 
-    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current, even }) {
+    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current, even, evenFrom }) {
       // a peer that failed an audit takes no share; others by the room their freespace metric says they have
       const free = new Map<string, number>()
       for (const m of monitor.latest('freespace')) {
@@ -74,7 +74,7 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
           free.set(peer, skeletonBytes + parts.reduce((a, p) => a + (partitionBytes[p] ?? 0), 0))
         }
       }
-      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current, even })
+      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current, even, evenFrom })
       log('%s spread over %d peers', cid, Object.keys(shares).length)
       return shares
     }

@@ -24,6 +24,12 @@ export interface SpreadAllocateRequest {
    * map). A new version or a peer lost moves only what must move; a rebalance (a peer joined) evens the load.
    */
   even?: boolean
+  /**
+   * With `even`: move nothing unless the fullest and the emptiest peer's shares (held / room) are further apart
+   * than this (0.25: 25 points); once moving, even out fully. Keeps a periodic rebalance from moving partitions
+   * for metrics that wobble (default 0).
+   */
+  evenFrom?: number
 }
 
 export interface SpreadAllocation {
@@ -100,30 +106,46 @@ export function allocateSpread (req: SpreadAllocateRequest): SpreadAllocation {
   if (short > 0) {
     throw new NotEnoughSpaceError(`cannot spread ${req.cid}: ${fmt(short)} of its partitions fit on no peer with room for them (${fmt(offered)} offered in all, ${fmt(needed)} needed)`)
   }
-  // 3. even the load: move a partition from the most to the least loaded peer (relative to room) while that
-  // brings both nearer the mean; each move is a partition fetched once and dropped once
+  // 3. even the load: move a partition from a more to a less loaded peer (relative to room) while that brings
+  // both nearer each other, the most loaded and least loaded pair first, the next pair when no partition of the
+  // first fits; each move is a partition fetched once and dropped once
   const share = (peer: string): number => (room.get(peer) ?? 0) > 0 ? (load.get(peer) ?? 0) / (room.get(peer) ?? 1) : Infinity
   const roomy = peers.filter(p => (room.get(p) ?? 0) > 0)
   const meanRoom = roomy.reduce((a, p) => a + (room.get(p) ?? 0), 0) / Math.max(1, roomy.length)
   // within one partition of even is even: a new version's slightly different sizes move nothing
   const even = Math.max(0, ...req.partitionBytes) / Math.max(1, meanRoom)
-  for (let moves = 0; (req.even ?? req.current == null) && moves < n * copies; moves++) {
-    const ranked = roomy.sort((a, b) => share(b) - share(a))
-    const hi = ranked[0]
-    const lo = ranked[ranked.length - 1]
-    if (hi == null || lo == null || hi === lo || share(hi) - share(lo) <= even) break
-    // the partition whose move best evens the two, if any does
+  const gap = (): number => {
+    const s = roomy.map(share)
+    return s.length === 0 ? 0 : Math.max(...s) - Math.min(...s)
+  }
+  /** The partition whose move from hi to lo best evens the two, or -1 when none does. */
+  const bestMove = (hi: string, lo: string): number => {
     let bestP = -1
     let bestGap = Math.abs(share(hi) - share(lo))
     for (const p of order) {
       if (!holders[p].has(hi) || holders[p].has(lo) || left(lo) < req.partitionBytes[p]) continue
       const b = req.partitionBytes[p]
-      const gap = Math.abs(((load.get(hi) ?? 0) - b) / (room.get(hi) ?? 1) - ((load.get(lo) ?? 0) + b) / (room.get(lo) ?? 1))
-      if (gap < bestGap - 1e-9) { bestGap = gap; bestP = p }
+      const after = Math.abs(((load.get(hi) ?? 0) - b) / (room.get(hi) ?? 1) - ((load.get(lo) ?? 0) + b) / (room.get(lo) ?? 1))
+      if (after < bestGap - 1e-9) { bestGap = after; bestP = p }
     }
-    if (bestP < 0) break
-    take(bestP, hi)
-    give(bestP, lo)
+    return bestP
+  }
+  const moveLimit = (req.even ?? req.current == null) && gap() > (req.evenFrom ?? 0) ? n * copies : 0
+  for (let moves = 0; moves < moveLimit; moves++) {
+    const ranked = roomy.sort((a, b) => share(b) - share(a))
+    let moved = false
+    for (let i = 0; i < ranked.length && !moved; i++) {
+      for (let j = ranked.length - 1; j > i && !moved; j--) {
+        const [hi, lo] = [ranked[i], ranked[j]]
+        if (share(hi) - share(lo) <= even) break
+        const p = bestMove(hi, lo)
+        if (p < 0) continue
+        take(p, hi)
+        give(p, lo)
+        moved = true
+      }
+    }
+    if (!moved) break
   }
   const shares: Record<string, number[]> = {}
   holders.forEach((set, p) => { for (const peer of set) (shares[peer] ??= []).push(p) })

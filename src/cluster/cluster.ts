@@ -10,6 +10,7 @@ import { createPeerInfo, type PeerInfo } from './peer-info.js'
 import { createPeerset, type Peerset } from './peerset.js'
 import { createPins, type Pins } from './pins.js'
 import { createRebalancer, type Rebalancer } from './rebalance.js'
+import { createSpreadBalancer, type SpreadBalancer } from './spread-balance.js'
 import { createStatus, type ClusterStatus } from './status.js'
 import { pinKey } from '../utils/keys.js'
 import type { CID } from 'multiformats/cid'
@@ -27,6 +28,7 @@ export class ClusterOrchestrator implements Cluster {
   private readonly statuses: ClusterStatus
   private readonly gc: ClusterGc
   private readonly rebalancer: Rebalancer
+  private readonly spreadBalancer: SpreadBalancer
   private readonly adder: Adder
   /** Started in this order, stopped in the reverse one. */
   private readonly parts: Startable[]
@@ -73,9 +75,10 @@ export class ClusterOrchestrator implements Cluster {
     this.statuses = createStatus({}, { peerset, rpc, pinset, tracker, logger })
     this.gc = createRepoGc({ peername: init.peername, isWriter: init.isWriter, intervalMs: init.gcIntervalMs }, { peerset, pinset, importer, status: this.statuses, rpc, trust, logger })
     this.rebalancer = createRebalancer({ isTrusted: init.isTrusted, isWriter: init.isWriter, repinOnPeerLoss: init.repinOnPeerLoss }, { peerset, pins: this.pins, pinset, monitor, rpc, trust, logger })
+    this.spreadBalancer = createSpreadBalancer({ isTrusted: init.isTrusted, isWriter: init.isWriter, intervalMs: init.spreadRebalanceIntervalMs ?? 600_000 }, { peerset, pinset, monitor, allocator, tracker, rpc, logger })
     this.adder = createAdder({ isWriter: init.isWriter, noPinHoldMs: init.noPinHoldMs }, { self, importer, pins: this.pins, pinset, monitor, status: this.statuses, trust, logger })
     const expiry = createExpiry({ isTrusted: init.isTrusted, isWriter: init.isWriter, intervalMs: init.expiryIntervalMs }, { self, pinset, monitor, logger })
-    this.parts = [this.rpc, this.members, expiry, this.gc, this.rebalancer, this.adder]
+    this.parts = [this.rpc, this.members, expiry, this.gc, this.rebalancer, this.spreadBalancer, this.adder]
   }
 
   async start (): Promise<void> {
@@ -104,6 +107,7 @@ export class ClusterOrchestrator implements Cluster {
   async recover (cid: CID, options?: AbortOptions & { local?: boolean }): Promise<GlobalPinInfo> { return await this.statuses.recover(cid, options) }
   recoverAll (options?: AbortOptions & { local?: boolean }): AsyncIterable<GlobalPinInfo> { return this.statuses.recoverAll(options) }
 
+  async balanceSpread (options?: AbortOptions): Promise<number> { return await this.spreadBalancer.check(options) }
   async vacate (peerId: string, options?: AbortOptions): Promise<number> { return await this.rebalancer.vacate(peerId, options) }
   async repoGC (options?: AbortOptions & { local?: boolean }): Promise<GlobalRepoGC> { return await this.gc.repoGC(options) }
 

@@ -4,7 +4,7 @@
 // src/adder/; ./cluster.ts only wires them.
 import { ClusterOrchestrator } from './cluster.js'
 import type { AuditorAPI } from '../audit/index.js'
-import type { ClusterAPI, Importer, Monitor, Pinset, PinTracker, Startable } from '../components.js'
+import type { AbortOptions, ClusterAPI, Importer, Monitor, Pinset, PinTracker, Startable } from '../components.js'
 import type { ClusterSecret } from '../secret.js'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'
 
@@ -28,6 +28,8 @@ export interface ClusterInit {
   strangerRetryMs?: number
   /** A repo GC this often when the pinset changed since the last one (default 0: none). */
   gcIntervalMs?: number
+  /** How often spread pins are evened out across the peers (default 10 min; 0: never). */
+  spreadRebalanceIntervalMs?: number
   secret?: ClusterSecret
   /**
    * Whether a peer may take part at all (default: anyone). A closed cluster's allow-list: others are neither in
@@ -54,6 +56,11 @@ export interface ClusterComponents {
 export interface Cluster extends ClusterAPI, Startable {
   /** Peers taking part in the cluster now (this one included), by id. */
   peerset(): Promise<string[]>
+  /**
+   * One check of the spread pins this peer writes (what runs every spread_rebalance_interval_ms): moves
+   * partitions to even the peers' shares, make-before-break. Resolves with the pins changed.
+   */
+  balanceSpread(options?: AbortOptions): Promise<number>
 }
 
 export function createCluster (init: ClusterInit, components: ClusterComponents): Cluster {

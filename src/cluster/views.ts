@@ -14,7 +14,8 @@ export function toShort (info: PinInfo): PinInfoShort {
     timestamp: info.timestamp,
     error: info.error,
     attempt_count: info.attempt_count,
-    priority_pin: info.priority_pin
+    priority_pin: info.priority_pin,
+    ...(info.share_held != null ? { share_held: info.share_held } : {})
   }
 }
 

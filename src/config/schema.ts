@@ -170,7 +170,12 @@ const clusterScalars = {
   followers: z.array(peerIdString, { error: got('expected a list of peer IDs') }).default(() => []),
   bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).default(() => []),
   replication_factor_min: replicationFactor().default(-1),
-  replication_factor_max: replicationFactor().default(-1)
+  replication_factor_max: replicationFactor().default(-1),
+  /**
+   * How often the writer of each spread pin checks whether moving whole partitions would even out the peers' shares
+   * (a peer joined, or offers a different storage_max), and moves them make-before-break; 0 = never.
+   */
+  spread_rebalance_interval_ms: nonNegativeInt().default(600_000)
 }
 
 const validRf = (n: unknown): n is number => Number.isInteger(n) && (n === -1 || (n as number) >= 1)
@@ -279,6 +284,11 @@ export const diskConfigSchema = section({
    * need the room to open (LevelDB rewrites its logs then: the block store's can be 64 MiB); 0 = none.
    */
   reserve_bytes: nonNegativeInt().default(128 * 1024 * 1024),
+  /**
+   * At start, look up every block the pins claim in the store's index and fetch again the ones missing (a store
+   * damaged while the peer was off); in the background, retried while some cannot be had yet.
+   */
+  check_on_start: bool().default(true),
   /**
    * The block store starts a new segment file past this size (src/ipfs/value-log/); compaction rewrites at most
    * one segment at a time, so a smaller one gives space back sooner at the cost of more files. Default 256 MiB.

@@ -17,6 +17,15 @@ import type { LocalBlockstore } from './blockstore.js'
 import type { AbortOptions } from '../components.js'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
+import type { PeerId } from '@libp2p/interface'
+
+/**
+ * One DAG fetch's memory of who answers: its next wants go to the peer that sent the last block first (a peer
+ * holding one block of a pin holds its neighbours), to every connected peer when that one lacks it.
+ */
+export interface FetchSession {
+  peer?: PeerId
+}
 
 export const DEFAULT_CHILD_LOOKUP_DELAY = 5_000
 const FETCH_DONE = new Error('fetched')
@@ -66,7 +75,7 @@ export class BlockFetcher {
     }
     if (options.offline === true) throw new NotFoundError(`block ${cid} is not held here`)
     const delay = options.lookupDelayMs ?? this.delay
-    const block = delay <= 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await this.fetchChild(cid, signal ?? NO_SIGNAL, delay)
+    const block = delay <= 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await this.fetchChild(cid, signal ?? NO_SIGNAL, delay, undefined, options.session)
     await reads?.fetched(cid, block)
     return block
   }
@@ -97,7 +106,7 @@ export class BlockFetcher {
    * @param deferred when given, blocks found held here are not loaded but added to it (with their depth), for
    * the caller to list from the local store
    */
-  walker (writes?: WriteBehind, deferred?: Array<{ cid: CID, depth: number }>): ParallelWalker {
+  walker (writes?: WriteBehind, deferred?: Array<{ cid: CID, depth: number }>, session?: FetchSession): ParallelWalker {
     const { helia, blockstore } = this.components
     const delay = this.delay
     // whether a block is held, asked for all children of a block at once (one level lookup for up to 174 links)
@@ -124,7 +133,7 @@ export class BlockFetcher {
           const local = await this.localBlock(cid, signal)
           if (local != null) return local
         }
-        return depth === 0 ? await concatChunks(helia.blockstore.get(cid, { signal })) : await this.fetchChild(cid, signal, delay, writes)
+        return depth === 0 && session?.peer == null ? await concatChunks(helia.blockstore.get(cid, { signal })) : await this.fetchChild(cid, signal, delay, writes, session)
       }
     })
   }
@@ -133,14 +142,14 @@ export class BlockFetcher {
    * Asks connected peers (bitswap broadcasts wants to them) without a DHT provider lookup; Helia would otherwise
    * start one lookup per block. After `delay` ms without the block, a lookup is started as well.
    */
-  private async fetchChild (cid: CID, signal: AbortSignal, delay: number, writes?: WriteBehind): Promise<Uint8Array> {
+  private async fetchChild (cid: CID, signal: AbortSignal, delay: number, writes?: WriteBehind, session?: FetchSession): Promise<Uint8Array> {
     const { helia } = this.components
     const done = new AbortController()
     const both = AbortSignal.any([signal, done.signal])
     setMaxListeners(Infinity, both)
     let timer: ReturnType<typeof setTimeout> | undefined
     const attempts = [
-      this.wantFromConnected(cid, both, writes),
+      this.wantFromConnected(cid, both, writes, session),
       new Promise<Uint8Array>((resolve, reject) => {
         const onAbort = (): void => { clearTimeout(timer); reject(both.reason) }
         both.addEventListener('abort', onAbort, { once: true })
@@ -166,12 +175,13 @@ export class BlockFetcher {
    * straight to the want list (the block is checked against its CID there, not hashed again by Helia's
    * blockstore); otherwise through Helia's blockstore with no provider lookup.
    */
-  private async wantFromConnected (cid: CID, signal: AbortSignal, writes?: WriteBehind): Promise<Uint8Array> {
+  private async wantFromConnected (cid: CID, signal: AbortSignal, writes?: WriteBehind, session?: FetchSession): Promise<Uint8Array> {
     const { helia, bitswap } = this.components
     if (bitswap == null) {
       return await concatChunks(helia.blockstore.get(cid, connectedOnly({ signal })))
     }
-    const block = await bitswap.want(cid, { signal })
+    const { block, sender } = await bitswap.want(cid, { signal, prefer: session?.peer })
+    if (session != null) session.peer = sender
     // a pin's walk goes on to its next wants while the block is written (level writes are the slowest step)
     if (writes != null) await writes.put(cid, block)
     else await this.storeBlock(cid, block)
@@ -192,6 +202,8 @@ export interface FetchDagComponents {
 }
 
 export interface FetchDagOptions extends AbortOptions {
+  /** The caller's fetch session: its peer (one likely to hold the DAG) is asked alone first; it ends as the last sender. */
+  session?: FetchSession
   onProgress?: (blocks: number) => void
   /** Quota: stop fetching once the blockstore holds more than this many bytes. */
   maxRepoBytes?: number
@@ -210,6 +222,7 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
   const writeFailed = new AbortController()
   const fetchSignal = AbortSignal.any([...(signal != null ? [signal] : []), shutdown, writeFailed.signal])
   const seen = new Set<string>()
+  const session: FetchSession = options.session ?? {}
   let writes: WriteBehind | undefined
   try {
     // the records read by the scan are re-used when no record was written meanwhile
@@ -231,7 +244,7 @@ export async function fetchDag (root: CID, depth: number, components: FetchDagCo
         // the scan marked the missing blocks seen; the network walk yields them first
         for (const m of missing) seen.delete(blockId(m.cid))
         const held: Array<{ cid: CID, depth: number }> = []
-        for await (const node of fetcher.walker(writes, held).walkFrom(missing, { depth, signal: fetchSignal })) {
+        for await (const node of fetcher.walker(writes, held, session).walkFrom(missing, { depth, signal: fetchSignal })) {
           const id = blockId(node.block.cid)
           if (!seen.has(id)) {
             seen.add(id)

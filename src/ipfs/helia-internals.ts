@@ -55,7 +55,7 @@ function heliaBitswap (helia: unknown): HeliaBitswap | undefined {
   const bitswap = brokerBitswap(helia)
   const { peerWantLists: lists, network, wantList } = bitswap ?? {}
   if (lists == null || network == null || typeof network.sendMessage !== 'function' || typeof network.addEventListener !== 'function') return undefined
-  if (typeof wantList?.wantBlock !== 'function' || typeof bitswap?.notify !== 'function') return undefined
+  if (typeof wantList?.wantBlock !== 'function' || typeof wantList.addEventListener !== 'function' || typeof bitswap?.notify !== 'function') return undefined
   for (const method of ['receiveMessage', 'receivedBlock', 'peerDisconnected', 'wantListForPeer'] as const) {
     if (typeof lists[method] !== 'function') return undefined
   }
@@ -79,8 +79,15 @@ interface QueuedMessage {
   blockPresences: Map<string, { cid: Uint8Array, type: string | number }>
 }
 
+interface WantListEvent { cid: CID, sender: PeerId, block?: Uint8Array, has?: boolean }
+
 interface HeliaWantList {
   wantBlock(cid: CID, options?: AbortOptions): Promise<{ cid: CID, block: Uint8Array, sender: PeerId }>
+  /** Connected bitswap peers (and the wants sent to each). */
+  peers?: Map<PeerId, unknown>
+  /** 'block' for every block received (wanted or not), 'presence' for every HAVE / DONT_HAVE. */
+  addEventListener(type: 'block' | 'presence', listener: (evt: CustomEvent<WantListEvent>) => void): void
+  removeEventListener(type: 'block' | 'presence', listener: (evt: CustomEvent<WantListEvent>) => void): void
 }
 
 interface HeliaNetwork {
@@ -93,6 +100,11 @@ interface HeliaNetwork {
 
 /** Forged answers to one want before it fails (each forger is disconnected). */
 const MAX_FORGED_ANSWERS = 5
+/**
+ * A want sent to one peer first (`prefer`) goes to every connected peer when that one has neither sent the block
+ * nor said DONT_HAVE within this long.
+ */
+export const PREFERRED_WAIT_MS = 3000
 
 /** Wantlist entries per message: a full wantlist of many thousands goes as several messages under 4 MiB. */
 const WANTS_PER_MESSAGE = 4096
@@ -100,18 +112,21 @@ const WANTS_PER_MESSAGE = 4096
 export interface InstalledBitswap {
   sender: BitswapSender
   /**
-   * Asks connected peers for a block (no provider lookup) and returns its bytes once a peer sent it: the want
+   * Asks connected peers for a block (no provider lookup) and returns its bytes and who sent them: the want
    * list built its CID by hashing the bytes, so a block whose hash function or digest differs is refused here
-   * rather than hashed a second time; its sender is disconnected and the block asked for again.
+   * rather than hashed a second time; its sender is disconnected and the block asked for again. With `prefer`
+   * (a connected peer likely to hold it: the one that sent the block's parent, a holder of its partition), the
+   * want goes to that peer alone first, and to every connected peer only when it says DONT_HAVE or is silent
+   * for PREFERRED_WAIT_MS: a block broadcast is sent by every peer holding it (2-4x the bytes in a cluster).
    */
-  want(cid: CID, options?: AbortOptions): Promise<Uint8Array>
+  want(cid: CID, options?: AbortOptions & { prefer?: PeerId }): Promise<{ block: Uint8Array, sender: PeerId }>
   /** A block just stored: the want list cancels our wants for it. */
   announce(cid: CID, options?: AbortOptions): Promise<void>
   stop(): Promise<void>
 }
 
 export interface InstallComponents {
-  libp2p: Pick<Libp2p, 'dialProtocol' | 'hangUp'>
+  libp2p: Pick<Libp2p, 'dialProtocol' | 'hangUp' | 'getConnections'>
   getBlocks: BitswapSenderComponents['getBlocks']
   logger: ComponentLogger
 }
@@ -153,13 +168,92 @@ export function installBitswapSender (helia: unknown, init: BitswapSenderInit, c
     for (const parts of encodeQueued(message)) await streams.write(peer, parts, options)
   }
   network.addEventListener('peer:disconnected', evt => { streams.close(evt.detail) })
+
+  const same = (cid: CID) => (c: CID): boolean => c.multihash.code === cid.multihash.code && Buffer.from(c.multihash.digest).equals(cid.multihash.digest)
+  const sendWants = async (peer: PeerId, entries: WantEntry[], options: AbortOptions): Promise<void> => {
+    await streams.write(peer, new Uint8ArrayList(...wantlistPart(entries)), options)
+  }
+
+  /**
+   * Waits for the block (from anyone: the want list hashed it, so its CID is its bytes') or for the first
+   * presence `accept` takes, up to `ms`; undefined on timeout.
+   */
+  const await1 = async (cid: CID, ms: number, accept: (e: WantListEvent) => boolean, signal?: AbortSignal, start?: () => Promise<void>): Promise<WantListEvent | undefined> => {
+    const match = same(cid)
+    let onBlock: ((evt: CustomEvent<WantListEvent>) => void) | undefined
+    let onPresence: ((evt: CustomEvent<WantListEvent>) => void) | undefined
+    let onAbort: (() => void) | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      const answer = new Promise<WantListEvent | undefined>((resolve, reject) => {
+        onBlock = evt => { if (evt.detail.block != null && match(evt.detail.cid)) resolve(evt.detail) }
+        onPresence = evt => { if (evt.detail.block == null && match(evt.detail.cid) && accept(evt.detail)) resolve(evt.detail) }
+        onAbort = () => { reject(signal?.reason) }
+        wantList.addEventListener('block', onBlock)
+        wantList.addEventListener('presence', onPresence)
+        signal?.addEventListener('abort', onAbort, { once: true })
+        timer = setTimeout(() => { resolve(undefined) }, ms)
+      })
+      await start?.()
+      return await answer
+    } finally {
+      clearTimeout(timer)
+      if (onBlock != null) wantList.removeEventListener('block', onBlock)
+      if (onPresence != null) wantList.removeEventListener('presence', onPresence)
+      if (onAbort != null) signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /**
+   * A want-block sent to one peer: its block, or undefined once that peer says DONT_HAVE, is silent
+   * PREFERRED_WAIT_MS, or cannot be written to (its want is then cancelled: a peer keeps a want it could not
+   * answer, and would send the block once it has it, after this node got it elsewhere).
+   */
+  const askOne = async (cid: CID, peer: PeerId, options: AbortOptions): Promise<{ block: Uint8Array, sender: PeerId } | undefined> => {
+    try {
+      const got = await await1(cid, PREFERRED_WAIT_MS, e => e.has === false && e.sender.equals(peer), options.signal,
+        async () => { await sendWants(peer, [{ cid, priority: 1, sendDontHave: true }], options) })
+      if (got?.block != null) return { block: got.block, sender: got.sender }
+    } catch (err) {
+      options.signal?.throwIfAborted()
+      log('asking %p alone for %c failed: %e', peer, cid, err)
+    }
+    void sendWants(peer, [{ cid, cancel: true }], {}).catch(() => {})
+    return undefined
+  }
+
+  /**
+   * Who has it: a want-have to every connected bitswap peer but those already asked; the first to say HAVE is
+   * asked for the block. Undefined when nobody says HAVE within PREFERRED_WAIT_MS (the caller broadcasts a
+   * want-block, which also reaches peers connected later).
+   */
+  const findAndAsk = async (cid: CID, skip: PeerId | undefined, options: AbortOptions): Promise<{ block: Uint8Array, sender: PeerId } | undefined> => {
+    const peers = [...(wantList.peers?.keys() ?? [])].filter(p => skip == null || !p.equals(skip))
+    if (peers.length === 0) return undefined
+    let got: WantListEvent | undefined
+    try {
+      got = await await1(cid, PREFERRED_WAIT_MS, e => e.has === true, options.signal, async () => {
+        await Promise.all(peers.map(async p => { await sendWants(p, [{ cid, priority: 1, wantHave: true }], options).catch(() => {}) }))
+      })
+    } finally {
+      // the other peers' want-haves are cancelled (one that has the block would otherwise keep the want)
+      for (const p of peers) if (got == null || !p.equals(got.sender)) void sendWants(p, [{ cid, cancel: true }], {}).catch(() => {})
+    }
+    if (got == null) return undefined
+    if (got.block != null) return { block: got.block, sender: got.sender }
+    return await askOne(cid, got.sender, options)
+  }
+
   return {
     sender,
     async want (cid, options = {}) {
+      const prefer = options.prefer != null && components.libp2p.getConnections(options.prefer).length > 0 ? options.prefer : undefined
+      const found = (prefer != null ? await askOne(cid, prefer, options) : undefined) ?? await findAndAsk(cid, prefer, options)
+      if (found != null) return found
       for (let attempt = 1; ; attempt++) {
         const got = await wantList.wantBlock(cid, options)
         const mh = got.cid.multihash
-        if (mh.code === cid.multihash.code && Buffer.from(mh.digest).equals(cid.multihash.digest)) return got.block
+        if (mh.code === cid.multihash.code && Buffer.from(mh.digest).equals(cid.multihash.digest)) return { block: got.block, sender: got.sender }
         // the want list took the forged block as the answer and dropped the want: cut the forger off, ask again
         log.error('%p sent bytes for %c under hash function 0x%s: closing its connection', got.sender, cid, mh.code.toString(16))
         await components.libp2p.hangUp(got.sender, options).catch(() => {})

@@ -1,4 +1,5 @@
 // The embedded IPFS node: Helia (bitswap) over the peer's libp2p host, blocks and datastore in level.
+import type { FetchSession } from './fetch.js'
 import type { PeerBlockstoreStats } from './peer-blockstore.js'
 import { IpfsNodeImpl } from './ipfs.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput, IpfsConnector } from '../components.js'
@@ -96,6 +97,11 @@ export interface IpfsNode extends IpfsConnector {
    * (corrupt or missing) fetched again from other peers. Returns what it found and did.
    */
   repoVerify(options?: AbortOptions): Promise<RepoVerify>
+  /**
+   * The start-up self-check: each block the pin records claim looked up in the store index, each one missing
+   * fetched again from the peers holding it (`failed`: not found now). No block is read or re-hashed.
+   */
+  repairMissing(options?: AbortOptions): Promise<{ checked: number, missing: number, refetched: number, failed: number }>
   /** Bitswap block traffic since start, for /metrics; undefined when not counted (@helia/bitswap not recognised). */
   bitswapStats(): BitswapTraffic | undefined
   /**
@@ -126,6 +132,8 @@ export interface GetBlockOptions extends AbortOptions {
    * have. Default: IpfsInit.childLookupDelay.
    */
   lookupDelayMs?: number
+  /** A fetch session (fetch.ts): a missing block is asked first of the peer that sent the session's last one. */
+  session?: FetchSession
 }
 
 export interface GcStats {

@@ -1,6 +1,7 @@
 // The IPFS node (IpfsNode): starts Helia with bitswap over the peer's host on level stores, records pins (per CID,
 // in call order, against repo GC), runs repo GC and wires imports; block fetches are fetch.ts's, quota checks
 // quota.ts's, reads cat.ts's, and every reach into Helia's internals is helia-internals.ts'.
+import pMap from 'p-map'
 import { setMaxListeners } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -27,12 +28,12 @@ import { PeerBlockstore, type PeerBlockstoreStats as StoreStats } from './peer-b
 import type { LocalBlockstore } from './blockstore.js'
 import { blockId, RecentLinks, scanLocalDag, type LocalDagInit } from './local-dag.js'
 import { countBitswapTraffic, installBitswapSender, type BitswapTraffic, type CountedTraffic, type InstalledBitswap } from './helia-internals.js'
-import { BlockFetcher, fetchDag } from './fetch.js'
+import { BlockFetcher, fetchDag, type FetchSession } from './fetch.js'
 import { checkQuota, checkQuotaEstimate } from './quota.js'
 import { catFile } from './cat.js'
 import { GcLock } from './gc-lock.js'
 import { BlockCache } from './cache.js'
-import { accountRepo } from './repo.js'
+import { accountRepo, findMissing } from './repo.js'
 import { diskUsage } from '../storage/disk.js'
 import type { CacheStats, GcOptions, GcStats, GetBlockOptions, IpfsComponents, IpfsInit, IpfsNode } from './index.js'
 import type { AbortOptions, AddEntry, AddParams, AddedOutput } from '../components.js'
@@ -60,6 +61,8 @@ export const HIGH_WATERMARK = 0.9
 const EVICT_RETRY_MS = 1000
 /** How long repo verify waits for each pin's block it fetches again. */
 const VERIFY_FETCH_MS = 30_000
+/** Missing blocks fetched at once by the start-up self-check. */
+const REPAIR_CONCURRENCY = 16
 
 type PinOptions = AbortOptions & {
   depth?: number
@@ -89,6 +92,8 @@ interface Running {
   hostDatastore: HostDatastore
   /** Helia's pin records by pinKey, loaded at start and kept by pin/unpin: pin checks read no database. */
   pins: Map<PinKey, PinnedRoot>
+  /** Pins whose records are being rewritten (a changed share): what they held before, still on disk meanwhile. */
+  rewriting: Map<PinKey, PinnedRoot>
   /** Aborted by stop(): network fetches of pins in progress give up. */
   shutdown: AbortController
   /** Pin records in Helia's keys, recursive pins counted by reference (pin-records.ts). */
@@ -218,7 +223,7 @@ export class IpfsNodeImpl implements IpfsNode {
           used: async cid => { await cache.used(cid) }
         }
       })
-      this.running = { helia, blockstore, store: blockstore, datastore, hostDatastore, pins, shutdown, bitswap, traffic, fetcher, cache, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
+      this.running = { helia, blockstore, store: blockstore, datastore, hostDatastore, pins, rewriting: new Map(), shutdown, bitswap, traffic, fetcher, cache, records: new PinRecords(datastore, async keys => await datastore.db.getMany(keys.map(k => k.toString()))), recent: new RecentLinks(RECENT_LINKS_BYTES) }
       this.log('started as %p with %d pins, listening on %a', helia.libp2p.peerId, pins.size, helia.libp2p.getMultiaddrs())
     } catch (err) {
       await helia?.stop().catch(e => { this.log.error('stop after failed start - %e', e) })
@@ -288,7 +293,9 @@ export class IpfsNodeImpl implements IpfsNode {
       let fetched: { blocks: PinBlock[], generation: Generation, spread?: SpreadClaims }
       if (options.share != null) {
         const spreadShare = options.share
-        const got = await fetchSpread(root, spreadShare, async (c, o) => await this.getBlock(c, { signal: o?.signal }), dagComponents, options)
+        // the skeleton is on every allocated peer: asked of one at a time (the one that sent the last block)
+        const session: FetchSession = {}
+        const got = await fetchSpread(root, spreadShare, async (c, o) => await this.getBlock(c, { signal: o?.signal, session }), dagComponents, options)
         fetched = { blocks: got.blocks, generation: got.generation, spread: { claims: got.claims, tops: got.tops, share: share as string } }
       } else {
         await checkQuotaEstimate(root, options.maxRepoBytes, { ...running, counted }, { signal: options.signal })
@@ -300,6 +307,8 @@ export class IpfsNodeImpl implements IpfsNode {
       try {
         if (existing != null) {
           this.log('changing pin of %c from depth %s%s to %s%s', root, existing.depth, existing.share != null ? ` share ${existing.share}` : '', depth, share != null ? ` share ${share}` : '')
+          // the blocks stay on disk meanwhile (no repo GC under the shared lock): heldShare still says so
+          running.rewriting.set(key, existing)
           await running.records.remove(root, async (d, md) => await this.claimedBlocks(running, root, d, md))
           pins.delete(key)
         }
@@ -312,9 +321,11 @@ export class IpfsNodeImpl implements IpfsNode {
             : async () => await this.heldBlocks(running, root, depth)
         })
         pins.set(key, { cid: root, depth, ...(share != null ? { share } : {}) })
+        running.rewriting.delete(key)
         // cached blocks this pin holds are pinned now, no longer cache
         await running.cache.forget(blocks.map(b => b.cid))
       } catch (err) {
+        running.rewriting.delete(key)
         await this.reloadPin(running, root)
         throw err
       }
@@ -406,6 +417,11 @@ export class IpfsNodeImpl implements IpfsNode {
     if (pinned == null) return false
     // a spread pin counts only with the share asked for (a changed share is pinned again)
     return options.share == null ? pinned.share == null : pinned.share === shareString(options.share)
+  }
+
+  heldShare (key: PinKey): Share | undefined {
+    const share = (this.running?.pins.get(key) ?? this.running?.rewriting.get(key))?.share
+    return share != null ? parseShare(share) : undefined
   }
 
   holdsPin (key: PinKey): boolean {
@@ -601,17 +617,7 @@ export class IpfsNodeImpl implements IpfsNode {
     const account = await accountRepo(this.accountComponents(running), { ...options, verify: true })
     this.lastAccount = { pinned: account.pinned_bytes, garbage: account.garbage_bytes }
     const problems: RepoVerifyProblem[] = []
-    const refetch = async (cid: CID): Promise<Pick<RepoVerifyProblem, 'action' | 'error'>> => {
-      try {
-        const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(VERIFY_FETCH_MS)]) : AbortSignal.timeout(VERIFY_FETCH_MS)
-        await running.fetcher.getBlock(cid, { signal, lookupDelayMs: 0 })
-        // a pin's block, not cache
-        await running.cache.forget([cid])
-        return { action: 'refetched' }
-      } catch (err) {
-        return { action: 'none', error: (err as Error).message }
-      }
-    }
+    const refetch = async (cid: CID): Promise<Pick<RepoVerifyProblem, 'action' | 'error'>> => await this.refetch(running, cid, options)
     for (const { cid, pinned } of account.corrupt) {
       // wrong bytes must not be served to anyone: deleted, and a pin's fetched again
       await this.deleteBlock(running, cid)
@@ -622,6 +628,36 @@ export class IpfsNodeImpl implements IpfsNode {
     }
     this.log('repo verify: %d blocks checked, %d corrupt, %d missing', account.blocks, account.corrupt.length, account.missing.length)
     return { peer: running.helia.libp2p.peerId.toString(), blocks_checked: account.blocks, problems }
+  }
+
+  /** A pin's block fetched again (from the peers that hold it): held as the pin's, not as cache. */
+  private async refetch (running: Running, cid: CID, options: AbortOptions): Promise<Pick<RepoVerifyProblem, 'action' | 'error'>> {
+    try {
+      const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(VERIFY_FETCH_MS)]) : AbortSignal.timeout(VERIFY_FETCH_MS)
+      await running.fetcher.getBlock(cid, { signal, lookupDelayMs: 0 })
+      await running.cache.forget([cid])
+      return { action: 'refetched' }
+    } catch (err) {
+      return { action: 'none', error: (err as Error).message }
+    }
+  }
+
+  /**
+   * The start-up self-check: every block the pin records claim is looked up in the store's index (no block is
+   * read), and each one missing (a store damaged while the peer was off, a file deleted by hand) is fetched
+   * again. `repo verify` also re-hashes every block.
+   */
+  async repairMissing (options: AbortOptions & { onMissing?: (n: number) => void } = {}): Promise<{ checked: number, missing: number, refetched: number, failed: number }> {
+    const running = this.require()
+    const { checked, missing } = await findMissing(this.accountComponents(running), options)
+    options.onMissing?.(missing.length)
+    let refetched = 0
+    await pMap(missing, async cid => {
+      if ((await this.refetch(running, cid, options)).action === 'refetched') refetched++
+    }, { concurrency: REPAIR_CONCURRENCY, signal: options.signal })
+    if (missing.length > 0) this.log.error('self-check: %d of %d pinned blocks were missing from the store; %d fetched again', missing.length, checked, refetched)
+    else this.log('self-check: the %d pinned blocks are all in the store', checked)
+    return { checked, missing: missing.length, refetched, failed: missing.length - refetched }
   }
 
   private accountComponents (running: Running): Parameters<typeof accountRepo>[0] {
@@ -760,7 +796,9 @@ export class IpfsNodeImpl implements IpfsNode {
 
   async * cat (cid: CID, options: AbortOptions = {}): AsyncIterable<Uint8Array> {
     this.require()
-    yield * catFile(cid, { stallMs: this.init.catStallMs }, { getBlock: async (c, o) => await this.getBlock(c, o), log: this.log }, options)
+    // one file's blocks are asked first of the peer that sent the previous one
+    const session: FetchSession = {}
+    yield * catFile(cid, { stallMs: this.init.catStallMs }, { getBlock: async (c, o) => await this.getBlock(c, { ...o, session }), log: this.log }, options)
   }
 }
 

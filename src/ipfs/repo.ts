@@ -51,20 +51,28 @@ export async function accountRepo (components: RepoAccountComponents, options: A
       }
     }
   }
-  if (options.verify === true) {
-    let batch: CID[] = []
-    const check = async (): Promise<void> => {
-      const held = await blockstore.hasBlocks(batch, options)
-      out.missing.push(...batch.filter((_, i) => !held[i]))
-      batch = []
-    }
-    for await (const mh of records.blocks(options)) {
-      batch.push(CID.createV1(raw.code, Digest.decode(mh)))
-      if (batch.length >= 2048) await check()
-    }
-    if (batch.length > 0) await check()
-  }
+  if (options.verify === true) out.missing = (await findMissing(components, options)).missing
   return out
+}
+
+/** The blocks pin records claim that the store does not hold (index lookups only: no block is read). */
+export async function findMissing (components: Pick<RepoAccountComponents, 'blockstore' | 'records'>, options: AbortOptions = {}): Promise<{ checked: number, missing: CID[] }> {
+  const { blockstore, records } = components
+  const missing: CID[] = []
+  let checked = 0
+  let batch: CID[] = []
+  const check = async (): Promise<void> => {
+    const held = await blockstore.hasBlocks(batch, options)
+    missing.push(...batch.filter((_, i) => !held[i]))
+    checked += batch.length
+    batch = []
+  }
+  for await (const mh of records.blocks(options)) {
+    batch.push(CID.createV1(raw.code, Digest.decode(mh)))
+    if (batch.length >= 2048) await check()
+  }
+  if (batch.length > 0) await check()
+  return { checked, missing }
 }
 
 /**

@@ -4,19 +4,16 @@
 import pMap from 'p-map'
 import { partitionOf, readLayout, type BlockReader, type Layout } from '../spread/layout.js'
 import { blockId, scanLocalDag, type LocalDagInit } from './local-dag.js'
-import { fetchDag, type FetchDagComponents, type FetchDagOptions } from './fetch.js'
+import { fetchDag, type FetchDagComponents, type FetchDagOptions, type FetchSession } from './fetch.js'
 import type { Generation, PinBlock } from './pin-records.js'
 import { CID } from 'multiformats/cid'
 import { readLayoutIndex } from '../spread/index-block.js'
-import type { AbortOptions } from '../components.js'
+import type { AbortOptions, PinShare } from '../components.js'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
 
-/** This peer's share of a spread pin: the partition count and the partitions it holds. */
-export interface Share {
-  partitions: number
-  mine: number[]
-  /** The layout index's CID (spread_map.layout). */
-  layout?: string
-}
+/** This peer's share of a spread pin: the partition count, the partitions it holds, the layout index. */
+export type Share = PinShare
 
 /** How a share is written in the pin record's metadata (and compared: a changed share is pinned again). */
 export function shareString (share: Share): string {
@@ -53,6 +50,16 @@ function select (layout: Layout, share: Share, indexBlocks: CID[] = []): { claim
   return { claims, tops }
 }
 
+/** One of the peers holding a file's partition (at random: their load is spread), asked for it first. */
+function pick (peers: string[]): PeerId | undefined {
+  if (peers.length === 0) return undefined
+  try {
+    return peerIdFromString(peers[Math.floor(Math.random() * peers.length)])
+  } catch {
+    return undefined
+  }
+}
+
 /** Files whose DAGs are fetched at once. */
 const UNIT_CONCURRENCY = 8
 
@@ -67,12 +74,22 @@ export async function fetchSpread (root: CID, share: Share, read: BlockReader, c
   const { claims, tops } = select(layout, share, index.blocks)
   const blocks: PinBlock[] = [...layout.skeleton.map(s => ({ cid: s.cid, links: s.links })), ...index.blocks.map(cid => ({ cid }))]
   let listed = blocks.length
+  // a peer that sent a file of a partition it is not mapped to holds more than its share (the peer the version
+  // was uploaded to, until its GC): it is asked first for the other files too
+  let wide: PeerId | undefined
   const lists = await pMap(tops, async top => {
+    const holders = share.holders?.[partitionOf(top, share.partitions)] ?? []
+    const asked = wide ?? pick(holders)
+    const session: FetchSession = { peer: asked }
     const got = await fetchDag(top, Infinity, components, {
       ...options,
+      session,
       onProgress: n => { options.onProgress?.(listed + n) }
     })
     listed += got.blocks.length
+    const sender = session.peer
+    if (sender != null && !holders.includes(sender.toString())) wide = sender
+    else if (asked != null && wide != null && asked.equals(wide) && sender != null && !sender.equals(wide)) wide = undefined
     return got.blocks
   }, { concurrency: UNIT_CONCURRENCY, signal: options.signal })
   for (const list of lists) blocks.push(...list)

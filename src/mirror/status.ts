@@ -50,7 +50,12 @@ export function mirrorStatus (v: MirrorVersion, status: GlobalPinInfo): MirrorSt
     const info = status.peer_map[peer]
     const share = map?.shares[peer] ?? (map == null ? [0] : [])
     const state: TrackerStatus = info?.status ?? 'undefined'
-    if (state === 'pinned') for (const p of share) copies[p]++
+    // a copy is a partition held in full now: what the peer says it holds (its previous share while it fetches a
+    // new one, or gives some up), else its share once pinned
+    const held = map != null ? info?.share_held : undefined
+    if (held != null) {
+      for (const p of held) if (p >= 0 && p < parts) copies[p]++
+    } else if (state === 'pinned') for (const p of share) copies[p]++
     peers.push({
       peer,
       peername: info?.peername ?? '',

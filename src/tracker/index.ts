@@ -83,6 +83,16 @@ export function shareOf (pin: Pin, peerId: string): PinShare | undefined {
   return { partitions: map.partition_bytes.length, mine: map.shares[peerId] ?? [], ...(map.layout != null ? { layout: map.layout } : {}) }
 }
 
+/** The other peers holding each partition of a spread pin: its files are asked of one of them first. */
+export function holdersOf (pin: Pin, peerId: string): Record<number, string[]> {
+  const out: Record<number, string[]> = {}
+  for (const [peer, parts] of Object.entries(pin.spread_map?.shares ?? {})) {
+    if (peer === peerId) continue
+    for (const p of parts) (out[p] ??= []).push(peer)
+  }
+  return out
+}
+
 export function createTracker (init: TrackerInit, components: TrackerComponents): PinTracker {
   return new StatelessTracker(init, components)
 }
@@ -235,7 +245,7 @@ class StatelessTracker implements PinTracker {
               depth: pin!.max_depth < 0 ? undefined : pin!.max_depth,
               onProgress: armIdle,
               maxRepoBytes: this.init.storageMax,
-              share
+              share: share != null ? { ...share, holders: holdersOf(pin!, this.components.peerId) } : undefined
             })
           }
           try {
@@ -332,7 +342,12 @@ class StatelessTracker implements PinTracker {
     let status: TrackerStatus
     let error = ''
     let timestamp = pin?.timestamp ?? new Date().toISOString()
-    if (op != null) {
+    if (op != null && op.type === 'pin' && op.phase !== 'error' && pin != null && this.wanted(pin) &&
+        await this.components.ipfs.isPinned(parseCid(cid), { ...options, share: shareOf(pin, peerId) })) {
+      // a pin changed without changing what this peer holds (a new map that keeps its share, new metadata): the
+      // queued op only confirms it, and the copy here counts meanwhile
+      status = 'pinned'
+    } else if (op != null) {
       status = STATUS[op.type][op.phase]
       error = op.error
       timestamp = op.timestamp
@@ -348,6 +363,10 @@ class StatelessTracker implements PinTracker {
       status = 'unexpectedly_unpinned'
       error = 'the item should be pinned but it is not'
     }
+    // of a spread pin: the partitions held now, when the share held is of this pin's map
+    const wantedShare = pin != null ? shareOf(pin, peerId) : undefined
+    const heldShare = wantedShare != null ? this.components.ipfs.heldShare(cid) : undefined
+    const held = heldShare != null && heldShare.partitions === wantedShare?.partitions && heldShare.layout === wantedShare.layout ? heldShare.mine : undefined
     return {
       cid: pin?.cid ?? cid,
       name: pin?.name ?? '',
@@ -362,7 +381,8 @@ class StatelessTracker implements PinTracker {
       timestamp,
       error,
       attempt_count: op?.attempts ?? 0,
-      priority_pin: false
+      priority_pin: false,
+      ...(held != null ? { share_held: held } : {})
     }
   }
 

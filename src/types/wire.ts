@@ -65,6 +65,11 @@ export interface PinInfoShort {
   error: string
   attempt_count: number
   priority_pin: boolean
+  /**
+   * cairn: of a spread pin, the partitions this peer holds now, fetched in full (its previous share while it
+   * fetches a new one); IPFS Cluster clients ignore it.
+   */
+  share_held?: number[]
 }
 
 /** One peer's view of one CID. */

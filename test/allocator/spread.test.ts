@@ -64,6 +64,15 @@ describe('spread allocation', () => {
     const fair = TOTAL * 2 / 7
     assert.ok(Math.abs(gained - fair) <= 3 * MB, `the new peer holds ${gained}, a seventh is ${fair}`)
     assert.ok(moved(first.shares, rebalanced.shares) <= fair + 3 * MB, `moved ${moved(first.shares, rebalanced.shares)} to even out ${fair}`)
+    // the periodic rebalance (evenFrom 0.25) does the same for a joining peer, and nothing for a wobble
+    const periodic = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free: joined, current: first.shares, even: true, evenFrom: 0.25 })
+    assert.deepEqual(periodic.shares, rebalanced.shares)
+    const wobble = new Map([...free.keys()].map((p, i) => [p, TOTAL - (held.get(p) ?? 0) - (i % 2) * 4 * MB]))
+    const still = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free: wobble, current: first.shares, even: true, evenFrom: 0.25 })
+    assert.deepEqual(still.shares, first.shares)
+    // without the threshold, the same wobble moves partitions
+    const moving = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free: wobble, current: first.shares, even: true })
+    assert.notDeepEqual(moving.shares, first.shares)
   })
 })
 

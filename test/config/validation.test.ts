@@ -15,6 +15,7 @@ describe('cluster.config.json validation', () => {
       bootstrap: [],
       replication_factor_min: -1,
       replication_factor_max: -1,
+      spread_rebalance_interval_ms: 600_000,
       dht: { profile: 'public', protocol: '/ipfs/kad/1.0.0', bootstrap: [], client_mode: false, keep_private_addresses: false },
       reprovide: {
         strategy: 'pinned', interval_ms: 22 * 3600_000, validity_ms: 48 * 3600_000, fast_provide: true, concurrency: 32,

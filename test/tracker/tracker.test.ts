@@ -50,6 +50,7 @@ class FakeIpfs implements IpfsConnector {
 
   async isPinned (cid: CID): Promise<boolean> { return this.pinned.has(pinKey(cid.toString())) }
   holdsPin (key: string): boolean { return this.pinned.has(key) }
+  heldShare (): undefined { return undefined }
   async * pinLs (): AsyncIterable<CID> { for (const key of [...this.pinned]) yield CID.parse(key) }
   async hasBlock (): Promise<boolean> { return false }
   async repoSize (): Promise<number> { return 0 }

@@ -1,8 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { raceSignal } from 'race-signal'
-import { multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { reprovideConfigSchema } from '../config/schema.js'
+import { dialBootstrap } from './bootstrap.js'
 import { compareKeys, entryOf, fromHex, sortUnique, toHex, type KeyEntry } from './keys.js'
 import { listPhases } from './source.js'
 import { loadState, saveState, type CycleState, type ReprovideState } from './state.js'
@@ -23,6 +22,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const FAST_SWEEPS = 4
 /** Roots that no DHT peer took in their fast provide are tried once more after this, not after retry_interval_ms. */
 const FAST_RETRY_MS = 15_000
+/** Deadline of one bootstrap dial. */
+const BOOTSTRAP_DIAL_MS = 10_000
 
 type ProgressListener = (done: number, total: number) => void
 
@@ -109,7 +110,7 @@ export class ReproviderImpl implements Reprovider {
     if (this.config.fast_provide && this.components.onPinChange != null) {
       this.running.unsubscribe = this.components.onPinChange((cid, pinned) => { this.onPinChange(cid, pinned) })
     }
-    this.bootstrap().catch(err => { this.log('DHT bootstrap - %e', err) })
+    this.bootstrap({ report: true }).catch(err => { this.log('DHT bootstrap - %e', err) })
     if (state.cycle != null) {
       this.log('resuming the cycle started %s at %d/%d', new Date(state.cycle.started).toISOString(), state.cycle.done, state.cycle.total)
       this.schedule(0)
@@ -396,18 +397,19 @@ export class ReproviderImpl implements Reprovider {
     this.retryTimer.unref?.()
   }
 
-  /** Dials the DHT bootstrap peers we are not connected to (they fill the routing table). */
-  private async bootstrap (): Promise<void> {
-    const { libp2p } = this.components
-    const signal = this.running?.controller.signal
-    await Promise.allSettled((this.init.bootstrap ?? []).map(async addr => {
-      const ma = multiaddr(addr)
-      const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
-      if (id == null) return
-      const peer = peerIdFromString(id)
-      if (peer.equals(libp2p.peerId) || libp2p.getConnections(peer).length > 0) return
-      await libp2p.dial(ma, { signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(signal != null ? [signal] : [])]) })
-    }))
+  /**
+   * Dials the DHT bootstrap peers we are not connected to (they fill the routing table). With `report`, a round in
+   * which none could be dialled is a warning the user sees (offline, or a /dnsaddr that does not resolve).
+   */
+  private async bootstrap (options: { report?: boolean } = {}): Promise<void> {
+    const list = this.init.bootstrap ?? []
+    if (list.length === 0) return
+    const round = await dialBootstrap(this.components.libp2p, list, { signal: this.running?.controller.signal, timeoutMs: BOOTSTRAP_DIAL_MS })
+    for (const { addr, error } of round.failed) this.log('could not dial DHT bootstrap peer %s - %e', addr, error)
+    if (options.report === true && round.dialled > 0 && round.failed.length === round.dialled && this.running?.controller.signal.aborted === false) {
+      const first = round.failed[0]
+      this.warn(`could not reach any of the ${round.dialled} DHT bootstrap peers (dht.bootstrap), e.g. ${first.addr}: ${first.error.message}; they are dialled again whenever the DHT routing table is empty`)
+    }
   }
 
   private emitProgress (): void {

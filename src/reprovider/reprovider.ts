@@ -4,6 +4,7 @@ import { reprovideConfigSchema } from '../config/schema.js'
 import { dialBootstrap } from './bootstrap.js'
 import { compareKeys, entryOf, fromHex, sortUnique, toHex, type KeyEntry } from './keys.js'
 import { listPhases } from './source.js'
+import { createSelfRecords, type SelfRecords } from './self-records.js'
 import { loadState, saveState, type CycleState, type ReprovideState } from './state.js'
 import { Sweeper } from './sweep.js'
 import type { Reprovider, ReprovideComponents, ReprovideInit, ReprovideStatusDetail } from './index.js'
@@ -44,6 +45,7 @@ export class ReproviderImpl implements Reprovider {
   private readonly components: ReprovideComponents
   private readonly log: Logger
   private readonly sweeper: Sweeper
+  private readonly selfRecords: SelfRecords
   private running?: Running
   private timer?: ReturnType<typeof setTimeout>
   private retryTimer?: ReturnType<typeof setTimeout>
@@ -93,6 +95,7 @@ export class ReproviderImpl implements Reprovider {
       bootstrap: async () => { await this.bootstrap() },
       log: this.log.newScope('sweep')
     })
+    this.selfRecords = createSelfRecords({ libp2p: components.libp2p, log: this.log.newScope('self-records') })
   }
 
   async start (): Promise<void> {
@@ -236,6 +239,7 @@ export class ReproviderImpl implements Reprovider {
     const entries = sortUnique([...batch.values()].map(list => list[0].entry))
     let waiting = entries.length
     try {
+      await this.recordSelf(entries, running.controller.signal)
       await this.sweeper.sweep(entries, {
         signal: running.controller.signal,
         lane: 'fast',
@@ -329,6 +333,7 @@ export class ReproviderImpl implements Reprovider {
       this.emitProgress()
       for (let phase = 0; phase < todo.length; phase++) {
         if (todo[phase].length === 0) continue
+        await this.recordSelf(todo[phase], signal)
         await this.sweeper.sweep(todo[phase], {
           signal,
           onBatch: async r => {
@@ -356,7 +361,9 @@ export class ReproviderImpl implements Reprovider {
         this.warn(`reprovide cycle took ${duration} ms, more than its interval of ${this.config.interval_ms} ms: the next one starts now (${total} CIDs; raise reprovide.concurrency or interval_ms)`)
       }
       await saveState(this.components.datastore, state)
-      this.log('cycle done: %d of %d CIDs announced in %d ms, %d to retry', cycle.announced, total, duration, this.retryList.length)
+      // every CID still held was recorded again since the cycle started: older self records are of CIDs let go
+      const pruned = await this.selfRecords.prune(started, { signal })
+      this.log('cycle done: %d of %d CIDs announced in %d ms, %d to retry, %d self records of CIDs no longer held dropped', cycle.announced, total, duration, this.retryList.length, pruned)
       if (this.retryList.length > 0) this.scheduleRetry()
     } catch (err) {
       if (signal.aborted) return
@@ -395,6 +402,22 @@ export class ReproviderImpl implements Reprovider {
       }).catch(err => { if (!running.controller.signal.aborted) this.log.error('retry - %e', err) })
     }, this.config.retry_interval_ms)
     this.retryTimer.unref?.()
+  }
+
+  /**
+   * This peer as a provider of `entries` in its own DHT provider store, before they are announced (a lookup that
+   * ends here then finds it, even when no other DHT peer took the records). A failed write is logged, and the
+   * announcement goes on.
+   */
+  private async recordSelf (entries: KeyEntry[], signal: AbortSignal): Promise<void> {
+    for (let i = 0; i < entries.length; i += this.config.batch_size) {
+      try {
+        await this.selfRecords.add(entries.slice(i, i + this.config.batch_size), { signal })
+      } catch (err) {
+        signal.throwIfAborted()
+        this.log.error('writing %d self provider records - %e', Math.min(this.config.batch_size, entries.length - i), err)
+      }
+    }
   }
 
   /**

@@ -15,7 +15,7 @@ import { createPinningApi, peerAddresses, type PinningApi } from './api/pinsvc/i
 import { createMetricsServer, type MetricsServer } from './metrics/index.js'
 import { createGateway, type Gateway } from './gateway/index.js'
 import type { ReprovideAPI } from './components.js'
-import { createReprovider, type Reprovider } from './reprovider/index.js'
+import { bootstrapNotice, createReprovider, type Reprovider } from './reprovider/index.js'
 import { createAuditor, offlineBlocks, type AuditorAPI } from './audit/index.js'
 import { createDiskReserve } from './storage/reserve.js'
 import { diskUsage } from './storage/disk.js'
@@ -267,6 +267,8 @@ export function createPeer (init: PeerInit): CairnPeer {
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:
         // [slot: reprovider]
         const r = config.cluster.reprovide
+        const lonely = bootstrapNotice({ profile: dht.profile, dhtBootstrap: dht.bootstrap, clusterBootstrap: config.cluster.bootstrap, self: id })
+        if (lonely != null) logger.pino.warn(lonely)
         reprovider = createReprovider({
           strategy: r.strategy, intervalMs: r.interval_ms, validityMs: r.validity_ms, fastProvide: r.fast_provide, concurrency: r.concurrency,
           batchSize: r.batch_size, sendTimeoutMs: r.send_timeout_ms, lookupTimeoutMs: r.lookup_timeout_ms, retries: r.retries,

@@ -157,10 +157,12 @@ export async function rawRequest (port: number, path: string, headers: Record<st
 
 /**
  * The environment of every cairn process: no CAIRN_ variable from the caller's shell (config rejects unknown
- * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs.
+ * ones, and CAIRN_PATH or CAIRN_API would point elsewhere), but the test knobs. And dht.profile "lan" unless
+ * `extra` says otherwise: a peer made by a plain `cairn init` is on the public profile, whose default dht.bootstrap
+ * is the IPFS public bootstrap peers, and tests run without the internet.
  */
 export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
+  const env: NodeJS.ProcessEnv = { CAIRN_DHT_PROFILE: 'lan' }
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('CAIRN_') || k.startsWith('CAIRN_TEST_')) env[k] = v
   }

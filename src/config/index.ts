@@ -149,8 +149,9 @@ export async function initPeer (path: string, options: InitPeerOptions = {}): Pr
     clusterSource = CLUSTER_FILE
     const input = { ...options.cluster, trusted_peers: options.cluster?.trusted_peers ?? [identity.peerId.toString()] }
     const cluster = parseClusterConfig(input, join(dir, CLUSTER_FILE))
-    // left unset, keep_private_addresses follows dht.profile, so CAIRN_DHT_PROFILE=lan still takes effect
-    const dht = { ...cluster.dht, keep_private_addresses: options.cluster?.dht?.keep_private_addresses }
+    // left unset, bootstrap and keep_private_addresses follow dht.profile, so CAIRN_DHT_PROFILE=lan still takes effect
+    const given = options.cluster?.dht
+    const dht = { ...cluster.dht, bootstrap: given?.bootstrap, keep_private_addresses: given?.keep_private_addresses }
     files.push({ file: join(dir, CLUSTER_FILE), json: { ...cluster, dht }, mode: 0o644 })
   }
   const peer = parsePeerConfig({

@@ -13,6 +13,19 @@ export const DEFAULT_REST_LISTEN = '127.0.0.1:9094'
 /** rest.max_heavy_requests: each list costs CPU in proportion to the pinset; this many keep a 2-core peer responsive. */
 export const DEFAULT_MAX_HEAVY_REQUESTS = 8
 export const DEFAULT_DHT_PROTOCOL = '/ipfs/kad/1.0.0'
+/**
+ * dht.bootstrap of the `public` profile when the config names none: the IPFS public bootstrap peers, as Kubo
+ * ships them (config/bootstrap_peers.go). The `lan` profile has none (a closed DHT names its own).
+ */
+export const PUBLIC_DHT_BOOTSTRAP: readonly string[] = [
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN',
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa',
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb',
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt',
+  '/dnsaddr/va1.bootstrap.libp2p.io/p2p/12D3KooWKnDdG3iXw9eTFijk3EWSunZcFi54Zka4wmtqtt6rPxc8',
+  '/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ',
+  '/ip4/104.131.131.82/udp/4001/quic-v1/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ'
+]
 export const DEFAULT_PINSVC_LISTEN = '127.0.0.1:9097'
 export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:8080'
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:8888'
@@ -110,7 +123,8 @@ const dhtFields = section({
   /** `public`: the IPFS DHT, private addresses dropped; `lan`: own bootstrap list, private addresses kept. */
   profile: z.enum(['public', 'lan'], { error: got('expected "public" or "lan"') }).default('public'),
   protocol: stringThat(p => /^\/\S+$/.test(p), 'expected a protocol ID like /ipfs/kad/1.0.0').default(DEFAULT_DHT_PROTOCOL),
-  bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).default(() => []),
+  /** Defaults to PUBLIC_DHT_BOOTSTRAP for the `public` profile and [] for `lan`; an explicit [] stays empty. */
+  bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).optional(),
   client_mode: bool().default(false),
   /** Defaults to true for the `lan` profile and false for `public`. */
   keep_private_addresses: bool().optional()
@@ -118,6 +132,7 @@ const dhtFields = section({
 
 export const dhtConfigSchema = dhtFields.transform(dht => ({
   ...dht,
+  bootstrap: dht.bootstrap ?? (dht.profile === 'public' ? [...PUBLIC_DHT_BOOTSTRAP] : []),
   keep_private_addresses: dht.keep_private_addresses ?? dht.profile === 'lan'
 }))
 
@@ -168,6 +183,10 @@ const clusterScalars = {
    * count once audits prove them). Non-empty: a closed cluster, other peers' metrics and RPC calls are ignored.
    */
   followers: z.array(peerIdString, { error: got('expected a list of peer IDs') }).default(() => []),
+  /**
+   * The cluster's own peers, kept connected. No default under any dht.profile: the public bootstrap nodes are no
+   * cluster's members (they go in dht.bootstrap, which the `public` profile fills).
+   */
   bootstrap: z.array(peerMultiaddr, { error: got('expected a list of multiaddrs') }).default(() => []),
   replication_factor_min: replicationFactor().default(-1),
   replication_factor_max: replicationFactor().default(-1),

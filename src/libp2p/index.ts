@@ -143,7 +143,12 @@ export function libp2pOptions (init: HostInit): Libp2pOptions<CairnServices> {
       dht: kadDHT({
         protocol: init.dht.protocol,
         clientMode: init.dht.clientMode,
-        peerInfoMapper: init.dht.keepPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper
+        peerInfoMapper: init.dht.keepPrivateAddresses ? passthroughMapper : removePrivateAddressesMapper,
+        // cairn's reprovider (src/reprovider/) writes this peer's own provider records and announces them in
+        // batched sweeps; kad-dht's own reprovider would also announce each of them again, one lookup per CID, once
+        // it is a day old (its default threshold). Threshold 0: only a self record that has expired (no cycle
+        // refreshed it for 48 h) is announced by kad-dht. Other peers' expired records are dropped as before.
+        reprovide: { threshold: 0 }
       }),
       bootstrap: (components: BootstrapComponents) => new BootstrapRedialler(components, bootstrapList, interval)
     }

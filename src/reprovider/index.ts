@@ -2,6 +2,7 @@
 // sorted by DHT key, one lookup per keyspace region, records sent in batches over reused streams), fast provide
 // of pin roots, schedule and cycle position persisted for restarts.
 import { ReproviderImpl } from './reprovider.js'
+export { bootstrapNotice, type BootstrapNoticeInit } from './bootstrap.js'
 import type { SourceComponents } from './source.js'
 import type { ReprovideAPI, ReprovideStatus, Startable } from '../components.js'
 import type { ComponentLogger, Libp2p } from '@libp2p/interface'

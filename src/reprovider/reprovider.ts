@@ -1,10 +1,10 @@
 import { setMaxListeners } from 'node:events'
 import { raceSignal } from 'race-signal'
-import { multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { reprovideConfigSchema } from '../config/schema.js'
+import { dialBootstrap } from './bootstrap.js'
 import { compareKeys, entryOf, fromHex, sortUnique, toHex, type KeyEntry } from './keys.js'
 import { listPhases } from './source.js'
+import { createSelfRecords, type SelfRecords } from './self-records.js'
 import { loadState, saveState, type CycleState, type ReprovideState } from './state.js'
 import { Sweeper } from './sweep.js'
 import type { Reprovider, ReprovideComponents, ReprovideInit, ReprovideStatusDetail } from './index.js'
@@ -23,6 +23,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const FAST_SWEEPS = 4
 /** Roots that no DHT peer took in their fast provide are tried once more after this, not after retry_interval_ms. */
 const FAST_RETRY_MS = 15_000
+/** Deadline of one bootstrap dial. */
+const BOOTSTRAP_DIAL_MS = 10_000
 
 type ProgressListener = (done: number, total: number) => void
 
@@ -43,6 +45,7 @@ export class ReproviderImpl implements Reprovider {
   private readonly components: ReprovideComponents
   private readonly log: Logger
   private readonly sweeper: Sweeper
+  private readonly selfRecords: SelfRecords
   private running?: Running
   private timer?: ReturnType<typeof setTimeout>
   private retryTimer?: ReturnType<typeof setTimeout>
@@ -92,6 +95,7 @@ export class ReproviderImpl implements Reprovider {
       bootstrap: async () => { await this.bootstrap() },
       log: this.log.newScope('sweep')
     })
+    this.selfRecords = createSelfRecords({ libp2p: components.libp2p, log: this.log.newScope('self-records') })
   }
 
   async start (): Promise<void> {
@@ -109,7 +113,7 @@ export class ReproviderImpl implements Reprovider {
     if (this.config.fast_provide && this.components.onPinChange != null) {
       this.running.unsubscribe = this.components.onPinChange((cid, pinned) => { this.onPinChange(cid, pinned) })
     }
-    this.bootstrap().catch(err => { this.log('DHT bootstrap - %e', err) })
+    this.bootstrap({ report: true }).catch(err => { this.log('DHT bootstrap - %e', err) })
     if (state.cycle != null) {
       this.log('resuming the cycle started %s at %d/%d', new Date(state.cycle.started).toISOString(), state.cycle.done, state.cycle.total)
       this.schedule(0)
@@ -235,6 +239,7 @@ export class ReproviderImpl implements Reprovider {
     const entries = sortUnique([...batch.values()].map(list => list[0].entry))
     let waiting = entries.length
     try {
+      await this.recordSelf(entries, running.controller.signal)
       await this.sweeper.sweep(entries, {
         signal: running.controller.signal,
         lane: 'fast',
@@ -328,6 +333,7 @@ export class ReproviderImpl implements Reprovider {
       this.emitProgress()
       for (let phase = 0; phase < todo.length; phase++) {
         if (todo[phase].length === 0) continue
+        await this.recordSelf(todo[phase], signal)
         await this.sweeper.sweep(todo[phase], {
           signal,
           onBatch: async r => {
@@ -355,7 +361,9 @@ export class ReproviderImpl implements Reprovider {
         this.warn(`reprovide cycle took ${duration} ms, more than its interval of ${this.config.interval_ms} ms: the next one starts now (${total} CIDs; raise reprovide.concurrency or interval_ms)`)
       }
       await saveState(this.components.datastore, state)
-      this.log('cycle done: %d of %d CIDs announced in %d ms, %d to retry', cycle.announced, total, duration, this.retryList.length)
+      // every CID still held was recorded again since the cycle started: older self records are of CIDs let go
+      const pruned = await this.selfRecords.prune(started, { signal })
+      this.log('cycle done: %d of %d CIDs announced in %d ms, %d to retry, %d self records of CIDs no longer held dropped', cycle.announced, total, duration, this.retryList.length, pruned)
       if (this.retryList.length > 0) this.scheduleRetry()
     } catch (err) {
       if (signal.aborted) return
@@ -396,18 +404,35 @@ export class ReproviderImpl implements Reprovider {
     this.retryTimer.unref?.()
   }
 
-  /** Dials the DHT bootstrap peers we are not connected to (they fill the routing table). */
-  private async bootstrap (): Promise<void> {
-    const { libp2p } = this.components
-    const signal = this.running?.controller.signal
-    await Promise.allSettled((this.init.bootstrap ?? []).map(async addr => {
-      const ma = multiaddr(addr)
-      const id = ma.getComponents().findLast(c => c.name === 'p2p')?.value
-      if (id == null) return
-      const peer = peerIdFromString(id)
-      if (peer.equals(libp2p.peerId) || libp2p.getConnections(peer).length > 0) return
-      await libp2p.dial(ma, { signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(signal != null ? [signal] : [])]) })
-    }))
+  /**
+   * This peer as a provider of `entries` in its own DHT provider store, before they are announced (a lookup that
+   * ends here then finds it, even when no other DHT peer took the records). A failed write is logged, and the
+   * announcement goes on.
+   */
+  private async recordSelf (entries: KeyEntry[], signal: AbortSignal): Promise<void> {
+    for (let i = 0; i < entries.length; i += this.config.batch_size) {
+      try {
+        await this.selfRecords.add(entries.slice(i, i + this.config.batch_size), { signal })
+      } catch (err) {
+        signal.throwIfAborted()
+        this.log.error('writing %d self provider records - %e', Math.min(this.config.batch_size, entries.length - i), err)
+      }
+    }
+  }
+
+  /**
+   * Dials the DHT bootstrap peers we are not connected to (they fill the routing table). With `report`, a round in
+   * which none could be dialled is a warning the user sees (offline, or a /dnsaddr that does not resolve).
+   */
+  private async bootstrap (options: { report?: boolean } = {}): Promise<void> {
+    const list = this.init.bootstrap ?? []
+    if (list.length === 0) return
+    const round = await dialBootstrap(this.components.libp2p, list, { signal: this.running?.controller.signal, timeoutMs: BOOTSTRAP_DIAL_MS })
+    for (const { addr, error } of round.failed) this.log('could not dial DHT bootstrap peer %s - %e', addr, error)
+    if (options.report === true && round.dialled > 0 && round.failed.length === round.dialled && this.running?.controller.signal.aborted === false) {
+      const first = round.failed[0]
+      this.warn(`could not reach any of the ${round.dialled} DHT bootstrap peers (dht.bootstrap), e.g. ${first.addr}: ${first.error.message}; they are dialled again whenever the DHT routing table is empty`)
+    }
   }
 
   private emitProgress (): void {

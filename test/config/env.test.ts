@@ -83,6 +83,8 @@ describe('CAIRN_<SECTION>_<KEY> overrides', () => {
     const loaded = await loadConfig(dir, { env })
     assert.equal(loaded.cluster.name, 'renamed')
     assert.equal(loaded.cluster.dht.keep_private_addresses, true, 'init left keep_private_addresses to follow the profile')
+    assert.deepEqual(loaded.cluster.dht.bootstrap, [], 'init left dht.bootstrap to follow the profile: lan has no public peers')
+    assert.equal(JSON.parse(before).dht.bootstrap, undefined)
     assert.equal(loaded.peer.tracker.concurrent_pins, 4)
     assert.equal(await readFile(join(dir, 'cluster.json'), 'utf8'), before)
     await assertConfigError(async () => await loadConfig(dir, { env: { CAIRN_BOGUS: '1' } }), 'CAIRN_BOGUS')

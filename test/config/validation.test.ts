@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseClusterConfig, parsePeerConfig } from '../../src/config/index.js'
+import { PUBLIC_DHT_BOOTSTRAP } from '../../src/config/schema.js'
 import { assertConfigError } from './helpers.js'
 
 const PEER_ID = '12D3KooWHFrmLWTTDD4NodngtRMEVYgxrsDMp4F9wUtShFzp7sBq'
@@ -16,13 +17,32 @@ describe('cluster.config.json validation', () => {
       replication_factor_min: -1,
       replication_factor_max: -1,
       spread_rebalance_interval_ms: 600_000,
-      dht: { profile: 'public', protocol: '/ipfs/kad/1.0.0', bootstrap: [], client_mode: false, keep_private_addresses: false },
+      dht: { profile: 'public', protocol: '/ipfs/kad/1.0.0', bootstrap: [...PUBLIC_DHT_BOOTSTRAP], client_mode: false, keep_private_addresses: false },
       reprovide: {
         strategy: 'pinned', interval_ms: 22 * 3600_000, validity_ms: 48 * 3600_000, fast_provide: true, concurrency: 32,
         batch_size: 4096, send_timeout_ms: 30_000, lookup_timeout_ms: 60_000, retries: 3, retry_backoff_ms: 1000,
         retry_interval_ms: 5 * 60_000
       }
     })
+  })
+
+  it('gives the public profile the IPFS public bootstrap peers, lan none, and keeps an explicit list, even an empty one', () => {
+    // as Kubo ships them (config/bootstrap_peers.go): the dnsaddr entries and mars.i.ipfs.io over TCP and QUIC
+    assert.equal(PUBLIC_DHT_BOOTSTRAP.length, 7)
+    assert.equal(PUBLIC_DHT_BOOTSTRAP.filter(a => a.startsWith('/dnsaddr/bootstrap.libp2p.io/p2p/Qm')).length, 4)
+    assert.ok(PUBLIC_DHT_BOOTSTRAP.includes('/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ'))
+    assert.ok(PUBLIC_DHT_BOOTSTRAP.includes('/ip4/104.131.131.82/udp/4001/quic-v1/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ'))
+    assert.deepEqual(parseClusterConfig({}).dht.bootstrap, PUBLIC_DHT_BOOTSTRAP, 'the default config (public profile)')
+    assert.deepEqual(parseClusterConfig({ dht: { profile: 'public' } }).dht.bootstrap, PUBLIC_DHT_BOOTSTRAP)
+    assert.deepEqual(parseClusterConfig({ dht: { profile: 'lan' } }).dht.bootstrap, [])
+    // `ipfs bootstrap rm --all`: an empty list stays empty (the peer says so at start, test/reprovider/bootstrap.test.ts)
+    assert.deepEqual(parseClusterConfig({ dht: { bootstrap: [] } }).dht.bootstrap, [])
+    const own = `/ip4/10.0.0.1/tcp/4001/p2p/${PEER_ID}`
+    assert.deepEqual(parseClusterConfig({ dht: { bootstrap: [own] } }).dht.bootstrap, [own])
+    // the cluster's own peers get no default under either profile
+    assert.deepEqual(parseClusterConfig({}).bootstrap, [])
+    // each default entry passes the schema itself (dnsaddr, Qm... peer ids, quic-v1)
+    assert.deepEqual(parseClusterConfig({ dht: { bootstrap: [...PUBLIC_DHT_BOOTSTRAP] } }).dht.bootstrap, PUBLIC_DHT_BOOTSTRAP)
   })
 
   it('accepts a full valid config', () => {

@@ -26,7 +26,7 @@ export function graphView (ctx: Context): View {
           for (const to of tos) if (from < to || !(g.cluster_links[to] ?? []).includes(from)) links.push([from, to])
         }
         render(target, JSON.stringify([ids, links, g.id_to_peername]), () => [
-          svg('svg', { viewBox: `0 0 ${SIZE} ${SIZE}`, role: 'img', 'aria-label': `Connections between ${ids.length} peers; listed below as text`, class: 'graph' },
+          svg('svg', { viewBox: `-60 0 ${SIZE + 120} ${SIZE}`, role: 'img', 'aria-label': `Connections between ${ids.length} peers; listed below as text`, class: 'graph' },
             links.flatMap(([a, b]) => {
               const p = at.get(a)
               const q = at.get(b)

@@ -38,6 +38,7 @@ export function peersView (ctx: Context): View {
         const freeOf = byPeer(free)
         const queueOf = byPeer(queue)
         const pingOf = byPeer(ping)
+        peers.sort((a, b) => a.peername.localeCompare(b.peername) || a.id.localeCompare(b.id))
         const rows: Child[][] = peers.map(p => {
           const s = state(p)
           const f = freeOf.get(p.id)

@@ -29,8 +29,9 @@ const ctx: Context = {
   unauthorized () {
     if (!running) return
     running = false
+    const had = api.signedIn()
     api.signOut()
-    askCredentials(api.signedIn() ? '' : 'This peer\'s API needs a user name and password.')
+    askCredentials(had ? 'The peer no longer accepts this sign-in: sign in again.' : 'This peer\'s API needs a user name and password.')
   }
 }
 

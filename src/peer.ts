@@ -261,7 +261,7 @@ export function createPeer (init: PeerInit): CairnPeer {
         started.push(cluster)
         // one cap on whole-pinset lists for both APIs: they share the event loop and the pinset
         const heavy = heavyRequests(config.peer.rest.max_heavy_requests)
-        rest = createRestApi({ listen: config.peer.rest.listen, basicAuth: config.peer.rest.basic_auth_credentials }, { cluster, logger, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, repo: { stat: async o => await ipfs.repoStat(o), verify: async o => await ipfs.repoVerify(o) }, heavy })
+        rest = createRestApi({ listen: config.peer.rest.listen, basicAuth: config.peer.rest.basic_auth_credentials }, { cluster, logger, observe: (...a) => metrics?.observer('rest')(...a), reprovider: { status: () => need(reprovider, 'the reprovider').status(), reprovideNow: async o => await need(reprovider, 'the reprovider').reprovideNow(o) }, repo: { stat: async o => await ipfs.repoStat(o), verify: async o => await ipfs.repoVerify(o) }, heavy, gateway: () => gateway?.address(), bitswap: () => ipfs.bitswapStats() })
         await rest.start()
         started.push(rest)
         // [slot: services] each HTTP service / reprovider starts here, pushed onto `started`, in this order:

@@ -69,7 +69,7 @@ export class ClusterOrchestrator implements Cluster {
       }
     }, components)
     const { rpc, members: peerset } = this
-    this.info = createPeerInfo({ peername: init.peername, isTrusted: init.isTrusted }, { libp2p, peerset, rpc, pinset, trust, logger })
+    this.info = createPeerInfo({ peername: init.peername, isTrusted: init.isTrusted, isWriter: init.isWriter }, { libp2p, peerset, rpc, pinset, trust, logger })
     const allocator = createAllocator({}, { monitor, trust, logger })
     this.pins = createPins({ replicationFactorMin: init.replicationFactorMin, replicationFactorMax: init.replicationFactorMax, isWriter: init.isWriter }, { peerset, pinset, allocator, importer, logger })
     this.statuses = createStatus({}, { peerset, rpc, pinset, tracker, logger })

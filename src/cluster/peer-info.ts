@@ -15,6 +15,8 @@ export const RPC_PROTOCOL_VERSION = '/cairn/rpc/1.0.0'
 export interface PeerInfoInit {
   peername: string
   isTrusted: (peerId: string) => boolean
+  /** Whether this peer is in trusted_peers (isTrusted is true of itself on every peer, followers too). */
+  isWriter: () => boolean
 }
 
 export interface PeerInfoComponents {
@@ -58,7 +60,7 @@ export function createPeerInfo (init: PeerInfoInit, components: PeerInfoComponen
       error: '',
       ipfs: { id: self, addresses, error: '' },
       peername: init.peername,
-      trusted: init.isTrusted(self)
+      trusted: init.isWriter()
     }
   }
 
@@ -77,11 +79,13 @@ export function createPeerInfo (init: PeerInfoInit, components: PeerInfoComponen
       try {
         const info = await rpc.callOne<IDInfo>(peer, 'id', {}, options)
         peerset.setName(peer, info.peername)
-        return info
+        // whether it is trusted is this peer's config to say, not the peer's own claim
+        return { ...info, trusted: init.isTrusted(peer) }
       } catch (err) {
         return {
           id: peer, addresses: [], cluster_peers: [], cluster_peers_addresses: [], version: '', commit: '',
-          rpc_protocol_version: '', error: (err as Error).message, ipfs: { id: '', addresses: [], error: '' }, peername: peerset.nameOf(peer)
+          rpc_protocol_version: '', error: (err as Error).message, ipfs: { id: '', addresses: [], error: '' }, peername: peerset.nameOf(peer),
+          trusted: init.isTrusted(peer)
         }
       }
     }))
@@ -98,7 +102,7 @@ export function createPeerInfo (init: PeerInfoInit, components: PeerInfoComponen
       yield withTrust({
         id: l.peer, addresses: l.addresses, cluster_peers: [], cluster_peers_addresses: [], version: '', commit: '', rpc_protocol_version: '',
         error: `${lostPeerError(l.since)}; ${n} pin${n === 1 ? '' : 's'} allocated to it`,
-        ipfs: { id: l.peer, addresses: l.addresses, error: '' }, peername: l.peer_name
+        ipfs: { id: l.peer, addresses: l.addresses, error: '' }, peername: l.peer_name, trusted: init.isTrusted(l.peer)
       })
     }
   }

@@ -645,6 +645,57 @@ describe('REST API auth', () => {
   })
 })
 
+describe('REST API dashboard routes', () => {
+  const cluster = new FakeCluster()
+  let server: Listener
+  let base: string
+
+  before(async () => {
+    server = await listen(createRestApp({ basicAuth: { alice: 'secret' } }, {
+      cluster,
+      gateway: () => ({ host: '0.0.0.0', port: 8080 }),
+      bitswap: () => ({ bytesIn: 10, blocksIn: 1, bytesOut: 20, blocksOut: 2 })
+    }), '127.0.0.1', 0)
+    base = `http://127.0.0.1:${server.address.port}`
+  })
+  after(async () => { await server.close() })
+  const auth = { authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` }
+
+  it('serves the page and its assets without credentials, locked down by CSP; the data still needs them', async () => {
+    const page = await fetch(`${base}/?q=%E0%A4%A`)
+    assert.equal(page.status, 200)
+    assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8')
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self';/)
+    assert.match(await page.text(), /<script type="module" src="\/dashboard\/main.js">/)
+    const script = await fetch(`${base}/dashboard/main.js`)
+    assert.equal(script.status, 200)
+    assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8')
+    assert.equal((await fetch(`${base}/dashboard/style.css`)).headers.get('content-type'), 'text/css; charset=utf-8')
+    for (const path of ['/dashboard/nope.js', '/dashboard/..%2F..%2Fpackage.json', '/dashboard/tsconfig.json', '/dashboard/']) {
+      const res = await fetch(base + path, { headers: auth, redirect: 'manual' })
+      assert.ok([404, 307].includes(res.status), `${path}: ${res.status}`)
+    }
+    assert.equal((await fetch(`${base}/id`)).status, 401)
+    assert.equal((await fetch(`${base}/mirrors`)).status, 401)
+  })
+
+  it('GET /mirrors lists the mirrors in the pinset with the gateway URL on the host the client asked', async () => {
+    assert.deepEqual(await (await fetch(`${base}/mirrors`, { headers: auth })).json(), [])
+    await cluster.pin(CID.parse(V1), { name: 'deb@1', metadata: { 'cairn-mirror': 'deb', 'cairn-mirror-version': '1' } })
+    await cluster.pin(CID.parse(OTHER), { name: 'plain' })
+    const list = await (await fetch(`${base}/mirrors`, { headers: auth })).json() as any[]
+    assert.equal(list.length, 1)
+    assert.equal(list[0].mirror, 'deb')
+    assert.equal(list[0].gateway_url, 'http://127.0.0.1:8080/mirror/deb/')
+    assert.deepEqual(list[0].versions.map((v: any) => [v.version, v.cid, v.name, v.spread, v.bytes]), [[1, V1, 'deb@1', false, 0]])
+  })
+
+  it('GET /ipfs/bitswap/stat gives the node\'s bitswap counters', async () => {
+    assert.deepEqual(await (await fetch(`${base}/ipfs/bitswap/stat`, { headers: auth })).json(),
+      { blocks_received: 1, data_received: 10, blocks_sent: 2, data_sent: 20 })
+  })
+})
+
 describe('REST API lifecycle', () => {
   it('start listens on port 0, stop ends streams and resolves with keep-alive sockets open', async () => {
     const cluster = new FakeCluster()

@@ -5,6 +5,7 @@ import express from 'express'
 import { ConfigError, InvalidParameterError } from '../../errors.js'
 import { VERSION } from '../../version.js'
 import { authenticate, tokenHandler } from '../auth.js'
+import { registerDashboard } from '../dashboard/index.js'
 import {
   errorHandler, heavyRequests, jsonContentType, notFound, queryOf, requestSignals, sendJson, sendNdjson,
   strictSlash
@@ -14,10 +15,12 @@ import { parseStatusFilter, parseTypeFilter } from './filters.js'
 import { registerMirrorRoutes } from './mirror.js'
 import { registerReprovideRoutes } from './reprovide.js'
 import { registerRepoRoutes } from './repo.js'
+import { registerBitswapRoutes } from './bitswap.js'
 import { parseMultipart, singleFile } from './multipart.js'
 import { parseAddQuery, parseBool, parsePinOptions } from './pin-options.js'
 import { parseCid } from '../../utils/cid.js'
 import type { ClusterAPI, RepoAPI, ReprovideAPI } from '../../components.js'
+import type { BitswapTraffic } from '../../ipfs/index.js'
 import type { Credentials } from '../auth.js'
 import type { HeavyRequests } from '../common.js'
 import { createAppServer, type AppServer } from '../server.js'
@@ -43,6 +46,10 @@ export interface RestApiComponents {
   repo?: RepoAPI
   /** The peer's cap on heavy requests, shared with the pinning service API (default: a cap of its own). */
   heavy?: HeavyRequests
+  /** The gateway's bound address, for the mirrors' URLs in GET /mirrors (undefined: no gateway running). */
+  gateway?: () => { host: string, port: number } | undefined
+  /** The IPFS node's bitswap counters behind GET /ipfs/bitswap/stat; that route answers 404 without it. */
+  bitswap?: () => BitswapTraffic | undefined
 }
 
 export type RestApi = AppServer
@@ -64,6 +71,10 @@ export interface RestAppComponents {
   repo?: RepoAPI
   /** The cap on requests that walk the whole pinset (default: DEFAULT_MAX_HEAVY_REQUESTS of its own). */
   heavy?: HeavyRequests
+  /** The gateway's bound address, for the mirrors' URLs in GET /mirrors. */
+  gateway?: () => { host: string, port: number } | undefined
+  /** The IPFS node's bitswap counters behind GET /ipfs/bitswap/stat. */
+  bitswap?: () => BitswapTraffic | undefined
 }
 
 /** Splits "host:port" or "[v6]:port"; ConfigError names the bad value. */
@@ -82,6 +93,8 @@ export function createRestApp (init: RestAppInit, components: RestAppComponents)
   app.disable('x-powered-by')
   app.set('case sensitive routing', true)
   if (components.observe != null) app.use(observeRequests(components.observe))
+  // the page and its assets carry no cluster data: they load without credentials, then ask for them (../dashboard/)
+  registerDashboard(app, {}, { log })
   app.use(jsonContentType, strictSlash, authenticate(basicAuth))
 
   const signalOf = requestSignals(stop)
@@ -185,8 +198,9 @@ export function createRestApp (init: RestAppInit, components: RestAppComponents)
   })
 
   registerReprovideRoutes(app, components.reprovider, { signalOf, log })
-  registerMirrorRoutes(app, cluster, { signalOf, heavy })
+  registerMirrorRoutes(app, cluster, { signalOf, heavy, gateway: components.gateway })
   registerRepoRoutes(app, components.repo, { signalOf })
+  registerBitswapRoutes(app, components.bitswap)
 
   app.use(notFound(restErrorBody))
   app.use(errorHandler(restErrorBody, log))
@@ -212,7 +226,7 @@ export function createRestApi (init: RestApiInit, components: RestApiComponents)
   return createAppServer({ host, port, name: 'the REST API' }, {
     log,
     open: async signal => ({
-      app: createRestApp({ basicAuth: init.basicAuth, signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, repo: components.repo, heavy: components.heavy })
+      app: createRestApp({ basicAuth: init.basicAuth, signal }, { cluster: components.cluster, log, observe: components.observe, reprovider: components.reprovider, repo: components.repo, heavy: components.heavy, gateway: components.gateway, bitswap: components.bitswap })
     })
   })
 }

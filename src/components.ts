@@ -152,6 +152,8 @@ export interface SpreadRequest {
   even?: boolean
   /** With even: only when the fullest and emptiest peers' shares (held / room) are further apart than this. */
   evenFrom?: number
+  /** Bytes of this pin a peer holds outside the current map (an upload), counted as its room. */
+  credit?: ReadonlyMap<string, number>
 }
 
 export interface AllocateRequest {
@@ -180,6 +182,8 @@ export interface Importer {
   /** Whether held bytes passed the high watermark (90%) of storage_max: the scheduled GC then runs anyway. */
   overHighWatermark?(): boolean
   hasBlock(cid: CID, options?: AbortOptions): Promise<boolean>
+  /** Held bytes that count against storage_max (IpfsConnector.quotaBytes). */
+  quotaBytes?(options?: AbortOptions): Promise<number>
   /** Whether the pin with this pinset key is held here. */
   holdsPin(key: PinKey): boolean
   /** The local store, for sharded adds. */

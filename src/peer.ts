@@ -6,7 +6,7 @@ import { createCluster, type Cluster } from './cluster/index.js'
 import { createIpfs, type IpfsNode } from './ipfs/index.js'
 import { createLogger, type CairnLogger } from './logger.js'
 import { watchClusterConfig, type ClusterConfigWatch } from './config/watch.js'
-import { createMonitor, freespaceInformer, metricsTopic, pingInformer, pinqueueInformer, tagInformers, type Monitor } from './monitor/index.js'
+import { createMonitor, freespaceInformer, metricsTopic, offerInformer, pingInformer, pinqueueInformer, tagInformers, type Monitor } from './monitor/index.js'
 import { statfs } from 'node:fs/promises'
 import { createPinset, pinsetTopic } from './pinset/index.js'
 import { clusterSecret } from './secret.js'
@@ -221,6 +221,11 @@ export function createPeer (init: PeerInit): CairnPeer {
               diskFree: async () => { const fs = await statfs(config.path); return Number(fs.bavail) * Number(fs.bsize) },
               ttlMs: config.peer.monitor.metric_ttl_ms
             }),
+            offerInformer({
+              storageMax: config.peer.monitor.storage_max,
+              diskSize: async () => { const fs = await statfs(config.path); return Number(fs.blocks) * Number(fs.bsize) },
+              ttlMs: config.peer.monitor.metric_ttl_ms
+            }),
             pinqueueInformer({ queueLength: () => tracker!.queueLength(), ttlMs: config.peer.monitor.metric_ttl_ms }),
             ...tagInformers(config.peer.monitor.tags, config.peer.monitor.metric_ttl_ms)
           ]
@@ -255,7 +260,8 @@ export function createPeer (init: PeerInit): CairnPeer {
           noPinHoldMs: init.noPinHoldMs,
           strangerRetryMs: init.strangerRetryMs,
           gcIntervalMs: config.peer.gc.interval_ms,
-          spreadRebalanceIntervalMs: config.cluster.spread_rebalance_interval_ms
+          spreadRebalanceIntervalMs: config.cluster.spread_rebalance_interval_ms,
+          storageMax: config.peer.monitor.storage_max
         }, { pinset, tracker, monitor, trust: auditor, importer: ipfs, libp2p, logger })
         await cluster.start()
         started.push(cluster)

@@ -60,7 +60,7 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
       return chosen.allocations
     },
 
-    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current, even, evenFrom }) {
+    allocateSpread ({ cid, min, max, partitionBytes, skeletonBytes, candidates, current, even, evenFrom, credit }) {
       // a peer that failed an audit takes no share; others by the room their freespace metric says they have
       const free = new Map<string, number>()
       for (const m of monitor.latest('freespace')) {
@@ -74,7 +74,8 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
           free.set(peer, skeletonBytes + parts.reduce((a, p) => a + (partitionBytes[p] ?? 0), 0))
         }
       }
-      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current, even, evenFrom })
+      const offer = new Map(monitor.latest('offer').map(m => [m.peer, Math.max(0, m.weight)]))
+      const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current, even, evenFrom, credit, offer })
       log('%s spread over %d peers', cid, Object.keys(shares).length)
       return shares
     }

@@ -20,6 +20,13 @@ export interface SpreadAllocateRequest {
   /** The current map (peer -> partitions), kept where it still fits. */
   current?: Readonly<Record<string, number[]>>
   /**
+   * Bytes of this pin a peer holds outside the current map, counted as room (its freespace metric counts them
+   * as used): the version uploaded to that peer, of which it keeps only its share.
+   */
+  credit?: ReadonlyMap<string, number>
+  /** Bytes each peer offers in all (its `offer` metric): its share and skeleton never go past it. */
+  offer?: ReadonlyMap<string, number>
+  /**
    * Move partitions from the most to the least loaded peers until even (default: only when there is no current
    * map). A new version or a peer lost moves only what must move; a rebalance (a peer joined) evens the load.
    */
@@ -60,8 +67,11 @@ export function allocateSpread (req: SpreadAllocateRequest): SpreadAllocation {
   }
   const room = new Map<string, number>()
   for (const peer of peers) {
-    let r = (req.free.get(peer) ?? 0) - req.skeletonBytes
+    let r = (req.free.get(peer) ?? 0) + (req.credit?.get(peer) ?? 0) - req.skeletonBytes
     for (const p of held.get(peer) ?? []) r += req.partitionBytes[p]
+    // never past what it offers in all (its freespace stops at 0 when it lowered storage_max below what it holds)
+    const offer = req.offer?.get(peer)
+    if (offer != null) r = Math.min(r, offer - req.skeletonBytes)
     room.set(peer, r)
   }
   const offered = [...room.values()].reduce((a, b) => a + Math.max(0, b), 0)

@@ -71,7 +71,17 @@ export class ClusterOrchestrator implements Cluster {
     const { rpc, members: peerset } = this
     this.info = createPeerInfo({ peername: init.peername, isTrusted: init.isTrusted, isWriter: init.isWriter }, { libp2p, peerset, rpc, pinset, trust, logger })
     const allocator = createAllocator({}, { monitor, trust, logger })
-    this.pins = createPins({ replicationFactorMin: init.replicationFactorMin, replicationFactorMax: init.replicationFactorMax, isWriter: init.isWriter }, { peerset, pinset, allocator, importer, logger })
+    this.pins = createPins({ replicationFactorMin: init.replicationFactorMin, replicationFactorMax: init.replicationFactorMax, isWriter: init.isWriter }, {
+      peerset, pinset, allocator, importer, uploadRoom: async upload => {
+      // this peer's freespace published now, then what it would be with the upload collected (the metric stops at 0)
+        await monitor.publishNow()
+        const metric = monitor.latest('freespace').find(m => m.peer === self)?.weight ?? 0
+        const max = init.storageMax ?? 0
+        if (max <= 0) return upload
+        const used = await importer.quotaBytes?.() ?? 0
+        return Math.max(0, Math.min(max, max - used + upload) - metric)
+      }, self, logger
+    })
     this.statuses = createStatus({}, { peerset, rpc, pinset, tracker, logger })
     this.gc = createRepoGc({ peername: init.peername, isWriter: init.isWriter, intervalMs: init.gcIntervalMs }, { peerset, pinset, importer, status: this.statuses, rpc, trust, logger })
     this.rebalancer = createRebalancer({ isTrusted: init.isTrusted, isWriter: init.isWriter, repinOnPeerLoss: init.repinOnPeerLoss }, { peerset, pins: this.pins, pinset, monitor, rpc, trust, logger })

@@ -28,6 +28,8 @@ export interface ClusterInit {
   strangerRetryMs?: number
   /** A repo GC this often when the pinset changed since the last one (default 0: none). */
   gcIntervalMs?: number
+  /** This peer's monitor.storage_max (0: the disk's free space), for the room a spread version uploaded here leaves. */
+  storageMax?: number
   /** How often spread pins are evened out across the peers (default 10 min; 0: never). */
   spreadRebalanceIntervalMs?: number
   secret?: ClusterSecret
@@ -40,7 +42,7 @@ export interface ClusterInit {
 
 export interface ClusterComponents {
   /** Peers with a live ping, their names and metrics. */
-  monitor: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts' | 'onAlert' | 'lost' | 'forgetLost'>
+  monitor: Pick<Monitor, 'peerset' | 'peerInfo' | 'names' | 'latest' | 'alerts' | 'onAlert' | 'lost' | 'forgetLost' | 'publishNow'>
   pinset: Pinset
   tracker: PinTracker
   importer: Importer

@@ -6,9 +6,9 @@ import { readClusterDag } from '../adder/sharding.js'
 import { checkReadable, parseCid } from '../utils/cid.js'
 import { pinKey } from '../utils/keys.js'
 import { concatChunks } from '../utils/bytes.js'
-import { DEFAULT_PARTITIONS, layoutKey, readLayout } from '../spread/layout.js'
+import { DEFAULT_PARTITIONS, layoutKey, partitionOf, readLayout } from '../spread/layout.js'
 import { readLayoutIndex, writeLayoutIndex } from '../spread/index-block.js'
-import type { BlockReader } from '../spread/layout.js'
+import type { BlockReader, Layout } from '../spread/layout.js'
 import { ZERO_TIME } from '../types/wire.js'
 import type { Peerset } from './peerset.js'
 import type { AbortOptions, Allocator, Importer, Pinset, PinOptions } from '../components.js'
@@ -27,7 +27,14 @@ export interface PinsComponents {
   peerset: Pick<Peerset, 'peers'>
   pinset: Pick<Pinset, 'get' | 'has' | 'list' | 'put' | 'remove'>
   allocator: Allocator
-  importer: Pick<Importer, 'helia'>
+  importer: Pick<Importer, 'helia' | 'hasBlock'>
+  /**
+   * How much room this peer has beyond what its freespace metric says, if it held `uploadBytes` less: a version
+   * uploaded to it, of which it keeps only its share (its metric counts the upload as used, and stops at 0).
+   */
+  uploadRoom?: (uploadBytes: number) => Promise<number>
+  /** This peer's id. */
+  self?: string
   logger: ComponentLogger
 }
 
@@ -142,8 +149,9 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
     // the current holders that remain allocated keep their partitions first
     const kept = s.existing?.allocations
     const current = previous == null ? undefined : Object.fromEntries(Object.entries(previous.shares).filter(([peer]) => kept == null || kept.includes(peer)))
+    const credit = await uploadCredit(layout, current, s.exclude)
     const shares = allocator.allocateSpread({
-      cid: cid.toString(), min: s.min, max: s.max, partitionBytes: layout.partitionBytes, skeletonBytes: layout.skeletonBytes, candidates, current
+      cid: cid.toString(), min: s.min, max: s.max, partitionBytes: layout.partitionBytes, skeletonBytes: layout.skeletonBytes, candidates, current, credit
     })
     return {
       cid: cid.toString(),
@@ -165,6 +173,24 @@ export function createPins (init: PinsInit, components: PinsComponents): Pins {
       spread: true,
       spread_map: { partition_bytes: layout.partitionBytes, skeleton_bytes: layout.skeletonBytes, shares, layout: layoutCid }
     }
+  }
+
+  /**
+   * The files of a new version this peer holds already, outside its current share (the version was uploaded to
+   * it): room for its own share, as it keeps only that and its repo GC frees the rest once the other peers hold
+   * theirs.
+   */
+  async function uploadCredit (layout: Layout, current: Readonly<Record<string, number[]>> | undefined, exclude?: ReadonlySet<string>): Promise<Map<string, number> | undefined> {
+    const self = components.self
+    if (self == null || exclude?.has(self) === true) return undefined
+    const mine = new Set(current?.[self] ?? [])
+    const units = layout.units.filter(u => !mine.has(partitionOf(u.cid, layout.partitionBytes.length)))
+    if (units.length === 0) return undefined
+    let bytes = 0
+    for (const u of units) if (await components.importer.hasBlock(u.cid)) bytes += u.bytes
+    if (bytes === 0 || components.uploadRoom == null) return undefined
+    const room = await components.uploadRoom(bytes).catch(err => { log('the room an upload leaves here is not known: %e', err); return 0 })
+    return room > 0 ? new Map([[self, room]]) : undefined
   }
 
   async function pin (parsed: CID, options: PinOptions, opts?: AbortOptions): Promise<Pin> {

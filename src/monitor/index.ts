@@ -6,7 +6,7 @@ import type { ClusterSecret } from '../secret.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { ComponentLogger, Libp2p, PrivateKey } from '@libp2p/interface'
 
-export { pingInformer, freespaceInformer, pinqueueInformer, tagInformers } from './informers.js'
+export { pingInformer, freespaceInformer, offerInformer, pinqueueInformer, tagInformers } from './informers.js'
 export type { PingInformerInit, FreespaceInformerInit, PinqueueInformerInit } from './informers.js'
 export { MAX_METRIC_TTL_MS, metricsTopic } from './protocol.js'
 

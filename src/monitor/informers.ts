@@ -51,6 +51,31 @@ export function freespaceInformer (init: FreespaceInformerInit): Informer {
   }
 }
 
+export interface OfferInformerInit {
+  /** Bytes this peer offers; 0: its disk. */
+  storageMax: number
+  /** Bytes of the repo's disk in all. */
+  diskSize: () => Promise<number>
+  /** Default 30 s. */
+  ttlMs?: number
+}
+
+/**
+ * cairn's `offer`: weight = value = the bytes this peer offers in all (storage_max, or its disk's size), held or
+ * free. With freespace it says what a peer holds; a spread pin's share must fit it (src/allocator/spread.ts), so a
+ * peer that lowers its storage_max gives partitions away.
+ */
+export function offerInformer (init: OfferInformerInit): Informer {
+  return {
+    name: 'offer',
+    ttlMs: init.ttlMs ?? DEFAULT_TTL_MS,
+    async get (): Promise<InformerResult> {
+      const offer = Math.max(0, Math.floor(init.storageMax > 0 ? init.storageMax : await init.diskSize()))
+      return { value: String(offer), weight: offer }
+    }
+  }
+}
+
 export interface PinqueueInformerInit {
   queueLength: () => number
   /** Default 30 s. */

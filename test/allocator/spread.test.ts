@@ -42,6 +42,33 @@ describe('spread allocation', () => {
     assert.throws(() => allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 3, max: 3, free: peers(2, TOTAL) }), /replication_factor_min is 3/)
   })
 
+  it('counts a version uploaded to a peer as its room: six peers offering 40% each hold two copies', () => {
+    // peer-0 holds the whole upload: its freespace metric says nothing is left
+    const free = new Map(peers(6, 0.4 * TOTAL)).set('peer-0', 0)
+    assert.throws(() => allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free }), /cannot spread c/)
+    // its room with the upload collected: its 40% (as src/cluster/cluster.ts's uploadRoom works it out)
+    const { shares } = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free, credit: new Map([['peer-0', 0.4 * TOTAL]]) })
+    assert.deepEqual(new Set(copiesOf(shares)), new Set([2]))
+    const loads = loadOf(shares)
+    for (const [peer, load] of loads) assert.ok(load <= 0.4 * TOTAL, `${peer} holds ${load}, past its ${0.4 * TOTAL}`)
+    assert.ok((loads.get('peer-0') ?? 0) > 0.25 * TOTAL, 'the peer the version was uploaded to takes a share')
+  })
+
+  it('moves partitions off a peer that lowered its offer below what it holds, and only those', () => {
+    const free = peers(6, TOTAL)
+    const first = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free })
+    const held = loadOf(first.shares)
+    // peer-2 now offers half of what it holds: its freespace metric is 0
+    const now = new Map([...free.keys()].map(p => [p, TOTAL - (held.get(p) ?? 0)])).set('peer-2', 0)
+    const offer = new Map([...free.keys()].map(p => [p, TOTAL])).set('peer-2', (held.get('peer-2') ?? 0) / 2)
+    const after = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free: now, current: first.shares, offer })
+    assert.deepEqual(new Set(copiesOf(after.shares)), new Set([2]))
+    const kept = loadOf(after.shares).get('peer-2') ?? 0
+    assert.ok(kept <= (held.get('peer-2') ?? 0) / 2, `peer-2 keeps ${kept}, past its new offer`)
+    assert.ok(kept >= (held.get('peer-2') ?? 0) / 2 - 3 * MB, `peer-2 keeps ${kept}: more moved than its offer asks`)
+    assert.ok(moved(first.shares, after.shares) <= (held.get('peer-2') ?? 0) / 2 + 3 * MB, 'only what is past its offer moves')
+  })
+
   it('keeps the current map for a new version; a lost peer moves only its partitions; a joining peer takes about its share on a rebalance', () => {
     const free = peers(6, TOTAL)
     const first = allocateSpread({ cid: 'c', partitionBytes: SIZES, skeletonBytes: 0, min: 2, max: 2, free })

@@ -51,9 +51,9 @@ async function cli (api: string, args: string[]): Promise<string> {
   return out
 }
 
-/** The peers table's rows as text: [peer, role, state]. */
+/** The peers table's rows as text: [peer, role, state, addresses, offered, used, free]. */
 async function peerRows (page: Page): Promise<string[][]> {
-  return await page.locator('#peers-body tbody tr').evaluateAll(trs => trs.map(tr => [...tr.children].slice(0, 3).map(td => td.textContent ?? '')))
+  return await page.locator('#peers-body tbody tr').evaluateAll(trs => trs.map(tr => [...tr.children].slice(0, 7).map(td => td.textContent ?? '')))
 }
 
 function pinRow (page: Page, name: string): ReturnType<Page['locator']> {
@@ -99,6 +99,9 @@ describe('dashboard', { skip: CHROMIUM == null ? NO_CHROMIUM : false, timeout: 1
     const roleOf = (name: string): string | undefined => rows.find(r => r[0].startsWith(name))?.[1]
     assert.deepEqual(['peer-0', 'peer-1', 'peer-2', 'peer-3'].map(roleOf), ['trusted', 'trusted', 'trusted', 'follower'])
     assert.match(rows.find(r => r[0].startsWith('peer-0'))![0], /\(this peer\)/)
+    // each peer's offered, used and free storage (its offer and freespace metrics)
+    await waitFor(async () => (await peerRows(page)).every(r => r.slice(4, 7).every(c => /\d/.test(c))), { message: 'offered, used and free storage of every peer' })
+      .catch(async err => { throw new Error(`${(err as Error).message}: ${JSON.stringify(await peerRows(page))}`) })
   })
 
   it('shows a pin added with the CLI within 2 s, with each peer\'s status', async (t) => {

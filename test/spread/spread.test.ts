@@ -1,8 +1,8 @@
-// Issue 20: a mirror spread across peers. Five peers on 127.0.0.1, each offering (storage_max) 70% of a
+// Issue 20: a mirror spread across peers. Six peers on 127.0.0.1, each offering (storage_max) 40% of a
 // generated mirror; `cairn mirror sync --spread --replication 2` through peer 0. Every file is held by exactly
 // two peers, no peer holds the whole mirror nor passes its storage_max, the cluster holds 2.0-2.3x the mirror,
 // and every file reads back with its bytes through every peer's gateway. Bad input is refused before anything
-// is written.
+// is written. Then a re-sync, a seventh peer joining, and two peers lost.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -18,16 +18,16 @@ import { tempDir, waitFor } from '../util.js'
 import type { MirrorStatus, MirrorSyncResult } from '../../src/mirror/index.js'
 import type { Pin } from '../../src/types/wire.js'
 
-const PEERS = 5
+const PEERS = 6
 /** The peer that joins later (created with the others, started by the join test). */
 const JOINER = PEERS
 const FILES = 150
 /** File sizes of 1 KiB - ~181 KiB (one raw block each, or a few): ~13.6 MB in all, in 15 folders. */
 const sizeOf = (i: number): number => 1024 + (i * 7919) % 180_000
 const TOTAL = Array.from({ length: FILES }, (_, i) => sizeOf(i)).reduce((a, b) => a + b, 0)
-const STORAGE_MAX = Math.floor(TOTAL * 0.7)
+const STORAGE_MAX = Math.floor(TOTAL * 0.4)
 
-describe('a mirror spread over five peers with replication 2', { timeout: 240_000 }, () => {
+describe('a mirror spread over six peers offering 40% each, with replication 2', { timeout: 240_000 }, () => {
   let tc: TestCluster
   let tmp: { path: string, cleanup: () => Promise<void> }
   let client: Client
@@ -145,7 +145,7 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
   })
 
   it('refuses a spread the peers have no room for, naming what is missing, and a spread of a CAR or a direct pin', async () => {
-    // three copies of 70% peers minus their room: 5 x 0.7 = 3.5x offered at most, less what they hold
+    // five copies on peers offering 40%: 6 x 0.4 = 2.4x offered at most, less what they hold
     const res = await fetch(`${tc.url(0)}/pins/${pin.cid}?spread=true&replication=5`, { method: 'POST' })
     assert.equal(res.status, 507)
     const body = await res.json() as { message: string }
@@ -191,15 +191,15 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
     await waitFor(async () => (await client.mirrorStatus('deb')).copies['2'] === v2.spread_map?.partition_bytes.length, { timeoutMs: 60_000, message: 'every partition of version 2 on two peers' })
     const moved = received() - before
     t.diagnostic(`changed ${changed} B; moved over bitswap ${moved} B (${(moved / changed).toFixed(2)}x); per peer ${tc.peers.map(p => `${p?.ipfs.bitswapStats()?.bytesIn ?? 0}/${p?.ipfs.bitswapStats()?.blocksIn ?? 0}`).join(' ')}`)
-    // each changed file reaches its two peers: 2x, plus what bitswap sends twice (a want goes to every connected
-    // peer, and each that holds the block sends it; 3.2-4.1x in runs here), plus the new directories on every
-    // allocated peer. Before the layout index every peer read every small file of the new version to tell files
-    // from directories: 140x. The bound is well under the mirror itself (20x the changed bytes)
+    // each changed file reaches its two peers (less what the uploading peer holds already), plus the new
+    // directories on every allocated peer: 1.88x in runs here. A want went to every connected peer, and each that
+    // held the block sent it, until wants went to one peer first: 3.2-4.1x; before the layout index every peer read
+    // every small file of the new version to tell files from directories: 140x. The mirror is 20x the changed bytes
     assert.ok(moved >= changed, `moved ${moved} B, less than the ${changed} B changed`)
-    assert.ok(moved <= 6 * changed, `moved ${moved} B for ${changed} B changed: ${(moved / changed).toFixed(2)}x, more than 6x`)
+    assert.ok(moved <= 3 * changed, `moved ${moved} B for ${changed} B changed: ${(moved / changed).toFixed(2)}x, more than 3x`)
   })
 
-  it('a sixth peer joins: a rebalance moves it about a sixth of the copies, make-before-break, and the others give up about as much', async t => {
+  it('a seventh peer joins: a rebalance moves it about a seventh of the copies, make-before-break, and the others give up about as much', async t => {
     // what each peer holds before (a GC drops what version 1 and the upload left)
     const heldNow = async (i: number): Promise<number> => {
       await tc.peer(i).ipfs.gc()
@@ -244,9 +244,9 @@ describe('a mirror spread over five peers with replication 2', { timeout: 240_00
     t.diagnostic(`held before ${before.join(' ')}; after ${after.join(' ')}; the new peer holds ${after[JOINER]} B (fair share ${Math.round(fair)} B, ${(after[JOINER] / fair).toFixed(2)}x); peers took ${took} B, the others gave up ${gave} B; moved over bitswap ${moved} B (${(moved / took).toFixed(2)}x)`)
     assert.ok(after[JOINER] >= 0.6 * fair && after[JOINER] <= 1.4 * fair, `the new peer holds ${after[JOINER]} B, a fair share is ${Math.round(fair)} B`)
     assert.ok(gave >= 0.7 * took && gave <= 1.3 * took, `the others gave up ${gave} B for the ${took} B taken`)
-    // what moved is about what was taken, not the mirror: 2.0-3.0x in runs here, as a block comes from every peer
-    // holding it that a want reaches (the mirror is 6x what the new peer took)
-    assert.ok(moved <= 4 * took, `moved ${moved} B for ${took} B taken`)
+    // what moved is what was taken, not the mirror (6x what the new peer took): 1.00x in runs here, as each block
+    // is asked of one peer holding it (1.9-2.9x when a want went to every connected peer)
+    assert.ok(moved <= 1.6 * took, `moved ${moved} B for ${took} B taken`)
     assert.ok(after.every(b => b <= STORAGE_MAX), `a peer holds past its storage_max: ${after.join(' ')}`)
     // a second check finds nothing to move
     for (const p of tc.peers) if (p != null) assert.equal(await p.cluster.balanceSpread(), 0, 'a balanced pin moves no more')

@@ -1,6 +1,6 @@
-// Peers: who is in the cluster, trusted or follower, online or lost since when, addresses, the space each still
-// offers (its freespace metric), its pin queue and when its last metric arrived. GET /peers and
-// GET /monitor/metrics/{freespace,pinqueue,ping}.
+// Peers: who is in the cluster, trusted or follower, online or lost since when, addresses, the space each offers
+// (its offer metric) and uses (offer less freespace), its pin queue and when its last metric arrived. GET /peers
+// and GET /monitor/metrics/{offer,freespace,pinqueue,ping}.
 import { failure, type Context, type View } from './context.js'
 import { byId, h, render, table, type Child } from './dom.js'
 import { bytes, shortId, time, timeNs } from './format.js'
@@ -28,13 +28,15 @@ export function peersView (ctx: Context): View {
     everyMs: () => 2000,
     async refresh () {
       try {
-        const [peers, free, queue, ping] = await Promise.all([
+        const [peers, offers, free, queue, ping] = await Promise.all([
           ctx.api.ndjson<IDInfo>('/peers'),
+          ctx.api.json<MetricInfo[]>('/monitor/metrics/offer'),
           ctx.api.json<MetricInfo[]>('/monitor/metrics/freespace'),
           ctx.api.json<MetricInfo[]>('/monitor/metrics/pinqueue'),
           ctx.api.json<MetricInfo[]>('/monitor/metrics/ping')
         ])
         for (const p of peers) if (p.peername !== '') ctx.names.set(p.id, p.peername)
+        const offerOf = byPeer(offers)
         const freeOf = byPeer(free)
         const queueOf = byPeer(queue)
         const pingOf = byPeer(ping)
@@ -42,6 +44,7 @@ export function peersView (ctx: Context): View {
         const rows: Child[][] = peers.map(p => {
           const s = state(p)
           const f = freeOf.get(p.id)
+          const o = offerOf.get(p.id)
           const q = queueOf.get(p.id)
           const seen = pingOf.get(p.id)
           return [
@@ -53,6 +56,8 @@ export function peersView (ctx: Context): View {
               ? '–'
               : h('details', null, h('summary', null, `${p.addresses.length} address${p.addresses.length === 1 ? '' : 'es'}`),
                 h('ul', { class: 'plain' }, p.addresses.map(a => h('li', null, h('code', null, a))))),
+            o != null ? bytes(Number(o.value)) : '–',
+            o != null && f != null ? bytes(Math.max(0, Number(o.value) - Number(f.value))) : '–',
             f != null ? bytes(Number(f.value)) : '–',
             q != null ? q.value : '–',
             seen != null ? timeNs(seen.received_at) : '–',
@@ -60,7 +65,7 @@ export function peersView (ctx: Context): View {
           ]
         })
         const key = JSON.stringify(rows.map(r => r.map(c => c instanceof Node ? c.textContent : c)))
-        render(target, key, () => table(`${peers.length} peers`, ['Peer', 'Role', 'State', 'Addresses', 'Free to offer', 'Pin queue', 'Last metric', 'Audit'], rows, 'peers'))
+        render(target, key, () => table(`${peers.length} peers`, ['Peer', 'Role', 'State', 'Addresses', 'Offered', 'Used', 'Free', 'Pin queue', 'Last metric', 'Audit'], rows, 'peers'))
         render(errors, '', () => null)
       } catch (err) {
         render(errors, `e${String(err)}`, () => failure(ctx, err))

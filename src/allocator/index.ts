@@ -74,6 +74,11 @@ export function createAllocator (init: AllocatorInit, components: AllocatorCompo
           free.set(peer, skeletonBytes + parts.reduce((a, p) => a + (partitionBytes[p] ?? 0), 0))
         }
       }
+      // a peer given credit measured its room just now (src/cluster/cluster.ts uploadRoom), counting a lapsed
+      // freespace metric as 0: it is a candidate even when that metric is missing (seen under load, 2 s TTL)
+      for (const peer of credit?.keys() ?? []) {
+        if (!free.has(peer) && candidates.includes(peer) && trust?.trustOf(peer) !== 'failed') free.set(peer, 0)
+      }
       const offer = new Map(monitor.latest('offer').map(m => [m.peer, Math.max(0, m.weight)]))
       const { shares } = allocateSpread({ cid, min, max, partitionBytes, skeletonBytes, free, current, even, evenFrom, credit, offer })
       log('%s spread over %d peers', cid, Object.keys(shares).length)

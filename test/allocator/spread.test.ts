@@ -5,6 +5,9 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { allocateSpread } from '../../src/allocator/spread.js'
+import { createAllocator } from '../../src/allocator/index.js'
+import { quietLogger } from '../util.js'
+import type { Metric } from '../../src/components.js'
 import { decodePin, encodePin } from '../../src/pinset/codec.js'
 import { readLayoutIndex, writeLayoutIndex } from '../../src/spread/index-block.js'
 import { layoutKey, partitionOf } from '../../src/spread/layout.js'
@@ -52,6 +55,19 @@ describe('spread allocation', () => {
     const loads = loadOf(shares)
     for (const [peer, load] of loads) assert.ok(load <= 0.4 * TOTAL, `${peer} holds ${load}, past its ${0.4 * TOTAL}`)
     assert.ok((loads.get('peer-0') ?? 0) > 0.25 * TOTAL, 'the peer the version was uploaded to takes a share')
+  })
+
+  it('takes the peer a version was uploaded to as a candidate with its credit even when its freespace metric lapsed', () => {
+    const metric = (peer: string, weight: number): Metric => ({ name: 'freespace', peer, value: String(weight), weight, expire: 0, valid: true, partitionable: false, received_at: 0 })
+    const allocator = createAllocator({}, {
+      monitor: { latest: name => name === 'freespace' ? [1, 2, 3, 4, 5].map(i => metric(`peer-${i}`, 0.4 * TOTAL)) : [] },
+      logger: quietLogger()
+    })
+    const req = { cid: 'c', min: 2, max: 2, partitionBytes: SIZES, skeletonBytes: 0, candidates: [0, 1, 2, 3, 4, 5].map(i => `peer-${i}`) }
+    assert.throws(() => allocator.allocateSpread(req), /cannot spread c/)
+    const shares = allocator.allocateSpread({ ...req, credit: new Map([['peer-0', 0.4 * TOTAL]]) })
+    assert.ok((shares['peer-0'] ?? []).length > 0, 'peer-0 takes a share')
+    assert.deepEqual(new Set(copiesOf(shares)), new Set([2]))
   })
 
   it('moves partitions off a peer that lowered its offer below what it holds, and only those', () => {

@@ -141,6 +141,16 @@ describe('dashboard', { skip: CHROMIUM == null ? NO_CHROMIUM : false, timeout: 1
     assert.equal(url, `http://127.0.0.1:${tc.peer(0).gatewayAddress().port}/mirror/demo/`)
     assert.equal(await (await fetch(`${url ?? ''}index.txt`)).text(), 'two\n')
     assert.match(await mirror.textContent() ?? '', /Pinned whole: 1 part with \d copies/)
+
+    // a spread mirror: how many copies each partition has
+    const spreadTree = join(dir.path, 'spread-tree')
+    await mkdir(join(spreadTree, 'pool'), { recursive: true })
+    for (let i = 0; i < 40; i++) await writeFile(join(spreadTree, 'pool', `p${i}.deb`), `package ${i}\n`.repeat(100 + i))
+    await cli(tc.url(0), ['mirror', 'sync', spreadTree, '--name', 'spreaddemo', '--spread', '--replication', '2', '--cache', join(dir.path, 'spread-cache.json')])
+    const spread = page.locator('#mirrors-body article', { has: page.locator('h3', { hasText: 'spreaddemo' }) })
+    await waitFor(async () => /Spread in 64 partitions: 64 parts with 2 copies\./.test(await spread.textContent() ?? ''),
+      { message: 'the spread mirror with two copies of each of its 64 partitions', describe: () => 'see the page' })
+      .catch(async err => { throw new Error(`${(err as Error).message}: ${await spread.textContent() ?? ''}`) })
   })
 
   it('takes the README\'s screenshot and works at phone width', async () => {

@@ -72,11 +72,12 @@ describe('dashboard', { skip: CHROMIUM == null ? NO_CHROMIUM : false, timeout: 1
 
   before(async () => {
     dir = await tempDir('cairn-dashboard-')
-    ;[tc, locked, browser] = await Promise.all([
-      createTestCluster(4, { untrusted: [3], name: 'dash', monitor: () => ({ metric_ttl_ms: TTL_MS }) }),
-      createTestCluster(1, { name: 'locked', basicAuth: { admin: 'correct horse' } }),
-      chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
-    ])
+    // one cluster after the other: each picks free ports and binds them only when its peers start, so two made
+    // at once could pick the same port (CI: "cannot listen on 127.0.0.1:39935: the address is already in use")
+    const launching = chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
+    tc = await createTestCluster(4, { untrusted: [3], name: 'dash', monitor: () => ({ metric_ttl_ms: TTL_MS }) })
+    locked = await createTestCluster(1, { name: 'locked', basicAuth: { admin: 'correct horse' } })
+    browser = await launching
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
     page = await context.newPage()
     page.on('dialog', d => { dialogs.push(`${d.type()}: ${d.message()}`); void d.dismiss() })

@@ -253,7 +253,7 @@ export function installBitswapSender (helia: unknown, init: BitswapSenderInit, c
       for (let attempt = 1; ; attempt++) {
         const got = await wantList.wantBlock(cid, options)
         const mh = got.cid.multihash
-        if (mh.code === cid.multihash.code && Buffer.from(mh.digest).equals(cid.multihash.digest)) return { block: got.block, sender: got.sender }
+        if (same(cid)(got.cid)) return { block: got.block, sender: got.sender }
         // the want list took the forged block as the answer and dropped the want: cut the forger off, ask again
         log.error('%p sent bytes for %c under hash function 0x%s: closing its connection', got.sender, cid, mh.code.toString(16))
         await components.libp2p.hangUp(got.sender, options).catch(() => {})
